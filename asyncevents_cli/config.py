@@ -1,0 +1,227 @@
+"""`events.toml` and the AE_* environment: event definitions and settings.
+
+Precedence for each setting: environment variable ``AE_<KEY>``, then the
+``[settings]`` table, then the default. The config file is ``--config``, else
+``AE_CONFIG``, else ``./events.toml``. Everything is validated on load so a
+bad file fails before anything is written.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .backoff import RetryPolicy
+from .errors import ConfigError, InputError
+
+EVENT_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+DEFAULT_CONFIG = "events.toml"
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+QUEUE_BACKENDS = ("db", "amqp")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    kind: type
+    default: Any
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("database", str, ".ae/ae.db", "SQLite file, relative to the config file's folder"),
+    Setting("queue", str, "db", "queue backend: db (SQLite table) or amqp (RabbitMQ)"),
+    Setting("amqp_url", str, DEFAULT_AMQP_URL, "RabbitMQ URL when queue = amqp"),
+    Setting("max_deaths", int, 5, "retries after the first attempt before dead-lettering"),
+    Setting("backoff_exponent", float, 2.0, "back-off is min(max, n ** exponent) units"),
+    Setting("backoff_max_seconds", float, 60.0, "cap on one back-off, in units"),
+    Setting("backoff_unit_seconds", float, 1.0, "length of one back-off unit in seconds"),
+    Setting("indexing", bool, True, "keep a search index of the delivery log"),
+    Setting("log_retention_days", int, 30, "`ae logs prune` default age"),
+)
+SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+EVENT_KEYS = {"description", "service"}
+
+
+@dataclass(frozen=True)
+class EventDefinition:
+    name: str
+    description: str = ""
+    service: str | None = None  # "package.module:function"
+
+    def resolve_service(self) -> Callable[..., Any] | None:
+        """Import the payload-building callable, if the event names one."""
+        if not self.service:
+            return None
+        module_name, _, attribute = self.service.partition(":")
+        try:
+            target: Any = importlib.import_module(module_name)
+            for part in attribute.split("."):
+                target = getattr(target, part)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"event {self.name!r}: cannot import service {self.service!r}: {exc}") from None
+        if not callable(target):
+            raise ConfigError(f"event {self.name!r}: service {self.service!r} is not callable")
+        return target
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    events: dict[str, EventDefinition]
+    settings: dict[str, Any]
+    sources: dict[str, str] = field(default_factory=dict)  # setting -> "default" | "file" | "env AE_X"
+
+    @property
+    def database_path(self) -> Path:
+        path = Path(self.settings["database"]).expanduser()
+        return path if path.is_absolute() else self.path.parent / path
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        s = self.settings
+        return RetryPolicy(
+            max_deaths=s["max_deaths"],
+            exponent=s["backoff_exponent"],
+            max_seconds=s["backoff_max_seconds"],
+            unit_seconds=s["backoff_unit_seconds"],
+        )
+
+    def event(self, name: str) -> EventDefinition:
+        if not EVENT_NAME.match(name or ""):
+            raise InputError(f"invalid event name {name!r}: use letters, digits, '.', '_' and '-'")
+        try:
+            return self.events[name]
+        except KeyError:
+            raise InputError(
+                f"event {name!r} is not defined in {self.path}",
+                hint="run `ae events list` to see the defined events",
+            ) from None
+
+
+def _coerce(setting: Setting, value: Any, where: str) -> Any:
+    """Check a value's type; strings (from the environment) are parsed."""
+    kind = setting.kind
+    if isinstance(value, str) and kind is not str:
+        text = value.strip().lower()
+        try:
+            if kind is bool:
+                if text in ("1", "true", "yes", "on"):
+                    return True
+                if text in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return kind(text)
+        except ValueError:
+            raise ConfigError(f"{where}: {setting.name} must be {kind.__name__}, got {value!r}") from None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: {setting.name} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _validate(settings: dict[str, Any], where: Mapping[str, str]) -> None:
+    def bad(name: str, why: str) -> ConfigError:
+        return ConfigError(f"{where[name]}: {name} {why}")
+
+    if settings["queue"] not in QUEUE_BACKENDS:
+        raise bad("queue", f"must be one of {', '.join(QUEUE_BACKENDS)}, got {settings['queue']!r}")
+    if settings["max_deaths"] < 0:
+        raise bad("max_deaths", "must be 0 or more")
+    for name in ("backoff_exponent", "backoff_max_seconds", "backoff_unit_seconds"):
+        if settings[name] < 0:
+            raise bad(name, "must be 0 or more")
+    if settings["log_retention_days"] < 0:
+        raise bad("log_retention_days", "must be 0 or more")
+    if not settings["database"]:
+        raise bad("database", "must not be empty")
+
+
+def _parse_events(raw: Any, path: Path) -> dict[str, EventDefinition]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: [events] must be a table of event tables")
+    events: dict[str, EventDefinition] = {}
+    for name, body in raw.items():
+        if not EVENT_NAME.match(name):
+            raise ConfigError(f"{path}: invalid event name {name!r}: use letters, digits, '.', '_' and '-'")
+        if not isinstance(body, dict):
+            raise ConfigError(f'{path}: [events."{name}"] must be a table')
+        unknown = set(body) - EVENT_KEYS
+        if unknown:
+            raise ConfigError(
+                f'{path}: [events."{name}"] has unknown key(s) {", ".join(sorted(unknown))}; '
+                f"allowed: {', '.join(sorted(EVENT_KEYS))}"
+            )
+        description = body.get("description", "")
+        service = body.get("service")
+        if not isinstance(description, str):
+            raise ConfigError(f'{path}: [events."{name}"] description must be a string')
+        if service is not None and (not isinstance(service, str) or not re.match(r"^[\w.]+:[\w.]+$", service)):
+            raise ConfigError(f'{path}: [events."{name}"] service must look like "package.module:function"')
+        events[name] = EventDefinition(name, description, service)
+    return events
+
+
+def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the config file and the AE_* environment."""
+    env = os.environ if environ is None else environ
+    chosen = path or env.get("AE_CONFIG") or DEFAULT_CONFIG
+    config_path = Path(chosen).expanduser().absolute()
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {config_path} not found",
+            hint="create events.toml, or point --config / AE_CONFIG at one",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {config_path}: {exc}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config_path}: invalid TOML: {exc}") from None
+
+    unknown_tables = set(raw) - {"events", "settings"}
+    if unknown_tables:
+        raise ConfigError(
+            f"{config_path}: unknown top-level key(s) {', '.join(sorted(unknown_tables))}; "
+            "allowed: events, settings"
+        )
+    events = _parse_events(raw.get("events", {}), config_path)
+
+    file_settings = raw.get("settings", {})
+    if not isinstance(file_settings, dict):
+        raise ConfigError(f"{config_path}: [settings] must be a table")
+    unknown = set(file_settings) - set(SETTINGS_BY_NAME)
+    if unknown:
+        raise ConfigError(
+            f"{config_path}: [settings] has unknown key(s) {', '.join(sorted(unknown))}; "
+            f"allowed: {', '.join(SETTINGS_BY_NAME)}"
+        )
+
+    settings: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for setting in SETTINGS:
+        env_name = f"AE_{setting.name.upper()}"
+        if env_name in env:
+            settings[setting.name] = _coerce(setting, env[env_name], f"environment {env_name}")
+            sources[setting.name] = f"env {env_name}"
+        elif setting.name in file_settings:
+            settings[setting.name] = _coerce(setting, file_settings[setting.name], str(config_path))
+            sources[setting.name] = "file"
+        else:
+            settings[setting.name] = setting.default
+            sources[setting.name] = "default"
+    where = {
+        name: (f"environment AE_{name.upper()}" if src.startswith("env") else str(config_path))
+        for name, src in sources.items()
+    }
+    _validate(settings, where)
+    return Config(config_path, events, settings, sources)

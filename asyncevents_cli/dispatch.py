@@ -1,0 +1,208 @@
+"""Handling one received message: resolve, fan out, notify, log, retry.
+
+The dispatcher does not loop and does not know which backend it talks to; the
+`Worker` feeds it envelopes. Its one rule about durability: a message is
+acknowledged only after its attempts are logged and its retries placed, and
+on the SQLite backend all three commit in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid as uuidlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .backoff import RetryPolicy
+from .config import Config
+from .errors import AeError
+from .messages import MalformedMessage, RetryMessage, TriggerMessage
+from .notifiers import Notifiers, NotifyResult
+from .queues.base import RETRY, TRIGGER, Envelope, Queue
+from .store import DEAD_LETTERED, DELIVERED, RETRYING, STOPPED, Attempt, Store, Subscription, utcnow
+
+log = logging.getLogger("asyncevents_cli")
+
+# uuids derive from (message id, subscription) so a message taken twice, after
+# a consumer died mid-way, reuses them: receivers can de-duplicate on the
+# Idempotency-Key header, and the trace keeps one chain.
+UUID_NAMESPACE = uuidlib.UUID("5b0e2f4c-8a51-4c35-9d1b-6f0d3e7a9c21")
+
+
+def delivery_uuid(message_id: str | None, subscription_id: int) -> str:
+    if not message_id:
+        return str(uuidlib.uuid4())
+    return str(uuidlib.uuid5(UUID_NAMESPACE, f"{message_id}:{subscription_id}"))
+
+
+def encode_payload(payload: Any) -> str:
+    """The payload as carried in a retry message's ``content``."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+def serialize_body(payload: Any) -> bytes:
+    """The exact bytes POSTed and logged: ``{"data": payload}``."""
+    return json.dumps({"data": payload}, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class PayloadError(AeError):
+    """An event's service could not build the payload."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    subscription: Subscription
+    uuid: str
+    death_count: int
+    body: bytes
+    content: str
+    result: NotifyResult
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        queue: Queue,
+        notifiers: Notifiers,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.queue = queue
+        self.notifiers = notifiers
+        self.policy: RetryPolicy = config.retry_policy
+        self.now = now
+
+    def handle(self, envelope: Envelope) -> None:
+        if envelope.kind == TRIGGER:
+            self.handle_trigger(envelope)
+        elif envelope.kind == RETRY:
+            self.handle_retry(envelope)
+        else:  # pragma: no cover - backends only deliver the two kinds
+            raise ValueError(f"unknown message kind {envelope.kind!r}")
+
+    # -- trigger ---------------------------------------------------------
+
+    def resolve_payload(self, message: TriggerMessage) -> Any:
+        event = self.config.event(message.event_name)
+        service = event.resolve_service()
+        if service is None:
+            return message.arguments
+        try:
+            payload = service(**message.arguments)
+            json.dumps(payload)
+        except Exception as exc:  # the user's code: any failure parks the message
+            raise PayloadError(f"service {event.service} failed: {exc.__class__.__name__}: {exc}") from None
+        return payload
+
+    def handle_trigger(self, envelope: Envelope) -> None:
+        try:
+            message = TriggerMessage.decode(envelope.body)
+            payload = self.resolve_payload(message)
+        except (MalformedMessage, PayloadError, AeError) as exc:
+            self._park(envelope, TRIGGER, exc.message)
+            return
+        content = encode_payload(payload)
+        body = serialize_body(payload)
+        outcomes = []
+        for subscription in self.store.subscriptions_for(message.event_name, message.store_id):
+            uuid = delivery_uuid(envelope.message_id, subscription.subscription_id)
+            outcomes.append(self._attempt(envelope, subscription, uuid, 0, body, content))
+        self._settle(envelope, outcomes)
+
+    # -- retry -----------------------------------------------------------
+
+    def handle_retry(self, envelope: Envelope) -> None:
+        try:
+            message = RetryMessage.decode(envelope.body)
+            payload = message.payload
+        except (MalformedMessage, ValueError) as exc:
+            self._park(envelope, RETRY, str(exc))
+            return
+        subscription = self.store.find_subscription(message.subscription_id)
+        if subscription is None or not subscription.enabled:
+            # Only still-enabled subscriptions are retried: the chain stops here.
+            def stop() -> None:
+                self.store.set_delivery_state(
+                    message.uuid,
+                    message.subscription_id,
+                    subscription.event_name if subscription else "",
+                    STOPPED,
+                    message.death_count,
+                    attempted=False,
+                )
+
+            self._commit(envelope, stop)
+            return
+        outcome = self._attempt(
+            envelope, subscription, message.uuid, message.death_count, serialize_body(payload), message.content
+        )
+        self._settle(envelope, [outcome])
+
+    # -- shared ----------------------------------------------------------
+
+    def _attempt(
+        self, envelope: Envelope, subscription: Subscription, uuid: str, death_count: int, body: bytes, content: str
+    ) -> Outcome:
+        self.queue.extend(envelope)  # a slow subscriber must not let the lease run out
+        result = self.notifiers.for_subscription(subscription).notify(subscription, body, uuid)
+        return Outcome(subscription, uuid, death_count, body, content, result)
+
+    def _settle(self, envelope: Envelope, outcomes: list[Outcome]) -> None:
+        def write() -> None:
+            for outcome in outcomes:
+                self._record(outcome)
+
+        self._commit(envelope, write)
+
+    def _record(self, outcome: Outcome) -> None:
+        sub, result = outcome.subscription, outcome.result
+        self.store.log_attempt(
+            Attempt(
+                uuid=outcome.uuid,
+                subscription_id=sub.subscription_id,
+                event_name=sub.event_name,
+                success=result.success,
+                status_code=result.status_code,
+                response_data=result.response_data,
+                serialized_data=outcome.body.decode(),
+                death_count=outcome.death_count,
+                duration=result.duration,
+            )
+        )
+        state: dict[str, Any] = {"uuid": outcome.uuid, "subscription_id": sub.subscription_id,
+                                 "event_name": sub.event_name, "death_count": outcome.death_count}
+        if result.success:
+            self.store.set_delivery_state(state=DELIVERED, **state)
+            return
+        next_death = self.policy.next_death_count(outcome.death_count)
+        retry = RetryMessage(sub.subscription_id, next_death or outcome.death_count, outcome.content, outcome.uuid)
+        if next_death is None:
+            self.queue.dead_letter(retry.encode(), f"failed {outcome.death_count + 1} attempt(s)", RETRY)
+            self.store.set_delivery_state(state=DEAD_LETTERED, **state)
+            return
+        delay = self.policy.delay_seconds(next_death)
+        self.queue.publish_retry(retry, delay)
+        self.store.set_delivery_state(
+            state=RETRYING, next_attempt_at=self.now() + timedelta(seconds=delay), **state
+        )
+
+    def _commit(self, envelope: Envelope, write: Callable[[], None]) -> None:
+        """Run `write` and acknowledge the message, in that order, atomically where possible."""
+        if self.queue.shares_store_transaction:
+            with self.store.transaction():
+                write()
+                self.queue.ack(envelope)
+        else:
+            with self.store.transaction():
+                write()
+            self.queue.ack(envelope)
+
+    def _park(self, envelope: Envelope, kind: str, reason: str) -> None:
+        log.warning("dead-lettering %s message %s: %s", kind, envelope.message_id, reason)
+        self._commit(envelope, lambda: self.queue.dead_letter(envelope.body, reason, kind))

@@ -1,0 +1,47 @@
+"""The exceptions `ae` raises, and the exit code each one maps to.
+
+    AeError                      exit 1  operational failure
+    ├── NotFound                 exit 1  unknown subscription id, uuid, ...
+    ├── InputError               exit 2  bad input: arguments, data, files
+    │   └── ConfigError          exit 2  malformed or invalid events.toml / AE_* settings
+    └── QueueUnavailable         exit 3  the queue backend cannot be reached
+
+The core raises these and nothing else for expected failures; the CLI turns
+them into one line on stderr and the exit code (see `cli/app.py`). Library
+exceptions (sqlite3, pika, httpx) are translated where they are caught.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+EXIT_QUEUE_UNAVAILABLE = 3
+
+
+class AeError(Exception):
+    """Base class: an expected failure with a message fit for a user."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        #: a next step to suggest, e.g. "run `ae subscriptions list`"
+        self.hint = hint
+
+
+class NotFound(AeError):
+    exit_code = EXIT_FAILURE
+
+
+class InputError(AeError):
+    exit_code = EXIT_BAD_INPUT
+
+
+class ConfigError(InputError):
+    exit_code = EXIT_BAD_INPUT
+
+
+class QueueUnavailable(AeError):
+    exit_code = EXIT_QUEUE_UNAVAILABLE

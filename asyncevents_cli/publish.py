@@ -1,0 +1,73 @@
+"""Validating and enqueueing events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+from .errors import InputError
+from .messages import TriggerMessage
+from .queues.base import Queue
+from .store import Store
+
+MAX_DATA_BYTES = 1024 * 1024  # one event's published arguments, as JSON
+BATCH_CHUNK = 500
+
+
+def parse_data(text: str, where: str = "--data") -> dict[str, Any]:
+    """Published arguments must be one JSON object under the size limit."""
+    if len(text.encode("utf-8", "replace")) > MAX_DATA_BYTES:
+        raise InputError(f"{where}: data is larger than {MAX_DATA_BYTES // 1024} KiB")
+    try:
+        value = json.loads(text) if text.strip() else {}
+    except ValueError as exc:
+        raise InputError(f"{where}: not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{where}: data must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def check_store_id(store_id: int) -> int:
+    if store_id < 0:
+        raise InputError(f"store id must be 0 or more, got {store_id}")
+    return store_id
+
+
+def publish(config: Config, queue: Queue, event_name: str, data: dict[str, Any], store_id: int = 0) -> str:
+    """Enqueue one trigger message; return its message id."""
+    config.event(event_name)
+    return queue.publish_trigger(TriggerMessage(event_name, data, check_store_id(store_id)))
+
+
+def read_batch(path: Path | str) -> list[dict[str, Any]]:
+    """Every non-blank line of a JSON Lines file, each a JSON object; all or nothing."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read batch file {path}: {exc}") from None
+    return [parse_data(line, f"{path}:{n}") for n, line in enumerate(lines, 1) if line.strip()]
+
+
+def publish_batch(
+    config: Config,
+    store: Store,
+    queue: Queue,
+    event_name: str,
+    items: Iterable[dict[str, Any]],
+    store_id: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> list[str]:
+    """Enqueue many events of one kind. On SQLite they commit in one transaction."""
+    config.event(event_name)
+    messages = [TriggerMessage(event_name, data, check_store_id(store_id)) for data in items]
+    ids: list[str] = []
+    with store.transaction():
+        for start in range(0, len(messages), BATCH_CHUNK):
+            chunk = messages[start : start + BATCH_CHUNK]
+            ids.extend(queue.publish_triggers(chunk))
+            if progress:
+                progress(len(chunk))
+    return ids

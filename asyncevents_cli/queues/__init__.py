@@ -1,0 +1,21 @@
+"""Queue backends behind one interface; `open_queue` picks one from the settings."""
+
+from __future__ import annotations
+
+from ..config import Config
+from ..store import Store
+from .base import KINDS, RETRY, TRIGGER, Envelope, Queue, QueueDepths
+
+
+def open_queue(config: Config, store: Store) -> Queue:
+    """The backend named by ``settings.queue``: "db" (default) or "amqp"."""
+    if config.settings["queue"] == "amqp":
+        from .amqp import AmqpQueue  # pika is only imported when asked for
+
+        return AmqpQueue(config.settings["amqp_url"], config.retry_policy)
+    from .sqlite import SqliteQueue
+
+    return SqliteQueue(store)
+
+
+__all__ = ["open_queue", "Queue", "Envelope", "QueueDepths", "KINDS", "TRIGGER", "RETRY"]

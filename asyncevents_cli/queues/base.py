@@ -1,0 +1,115 @@
+"""The queue interface every backend implements (SQLite table, AMQP).
+
+Three logical queues, named as the module names them on RabbitMQ:
+
+- ``event.trigger``               published events waiting to be fanned out
+- ``event.failover.retry``        failed deliveries waiting for their next attempt
+- ``event.failover.deadletter``   retry chains that ran out of attempts
+
+A consumer `receive`s an `Envelope`, does its work, and only then `ack`s it.
+A consumer that dies before `ack` leaves the message to be taken again
+(SQLite: after its lease expires; AMQP: when the channel closes).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..messages import RetryMessage, TriggerMessage
+
+TRIGGER = "trigger"
+RETRY = "retry"
+KINDS = (TRIGGER, RETRY)
+
+TRIGGER_QUEUE = "event.trigger"
+RETRY_QUEUE = "event.failover.retry"
+DEADLETTER_QUEUE = "event.failover.deadletter"
+
+QUEUE_FOR_KIND = {TRIGGER: TRIGGER_QUEUE, RETRY: RETRY_QUEUE}
+
+
+@dataclass
+class Envelope:
+    """One received message and what the backend needs to settle it."""
+
+    kind: str  # TRIGGER or RETRY
+    body: bytes
+    message_id: str | None
+    headers: dict[str, Any] = field(default_factory=dict)
+    handle: Any = None  # backend-private: row id + lease token, delivery tag, ...
+
+
+@dataclass(frozen=True)
+class QueueDepths:
+    trigger: int  # waiting (ready or in flight) on event.trigger
+    retry_due: int  # retries whose wait is over
+    retry_delayed: int  # retries still waiting out their back-off
+    dead_letters: int
+    in_flight: int = 0  # received but not yet acknowledged (where the backend can tell)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "trigger": self.trigger,
+            "retry_due": self.retry_due,
+            "retry_delayed": self.retry_delayed,
+            "dead_letters": self.dead_letters,
+            "in_flight": self.in_flight,
+        }
+
+
+class Queue(ABC):
+    """A durable queue backend. Implementations translate their own errors
+    into `QueueUnavailable` at this boundary."""
+
+    #: True when `ack` joins the store's open SQLite transaction, so a
+    #: message's logs, its retries and its acknowledgement commit together.
+    shares_store_transaction: bool = False
+
+    @abstractmethod
+    def publish_triggers(self, messages: Sequence[TriggerMessage]) -> list[str]:
+        """Enqueue trigger messages all-or-nothing; return their message ids."""
+
+    def publish_trigger(self, message: TriggerMessage) -> str:
+        return self.publish_triggers([message])[0]
+
+    @abstractmethod
+    def publish_retry(self, message: RetryMessage, delay_seconds: float) -> str:
+        """Place a retry to become due after `delay_seconds`; return its id."""
+
+    @abstractmethod
+    def dead_letter(self, body: bytes, reason: str, kind: str = RETRY) -> str:
+        """Park a message that will not be attempted again, with the reason."""
+
+    @abstractmethod
+    def receive(self, kinds: Iterable[str], timeout: float) -> Envelope | None:
+        """Take the next due message of the given kinds, waiting up to `timeout` s."""
+
+    @abstractmethod
+    def ack(self, envelope: Envelope) -> None:
+        """Settle a message for good: it has been handled."""
+
+    @abstractmethod
+    def release(self, envelope: Envelope) -> None:
+        """Give a message back unhandled, to be taken again at once."""
+
+    def extend(self, envelope: Envelope) -> None:
+        """Tell the backend the message is still being worked on (renew a lease)."""
+
+    @abstractmethod
+    def depths(self) -> QueueDepths: ...
+
+    @abstractmethod
+    def is_empty(self, kinds: Iterable[str]) -> bool:
+        """True when nothing of these kinds is queued, due, delayed or in flight."""
+
+    def close(self) -> None:
+        """Release connections. Safe to call twice."""
+
+    def __enter__(self) -> "Queue":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

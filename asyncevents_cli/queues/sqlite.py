@@ -1,0 +1,219 @@
+"""The default queue: a table in the store's own SQLite file.
+
+A message is a row with ``available_at`` (epoch seconds). Receiving a message
+leases it: ``available_at`` moves to now + lease and a fresh lease token is
+written, the way SQS hides a message for its visibility timeout. ``ack``
+deletes the row only while the token still matches. A consumer that dies
+holding a lease simply lets it run out, and the row becomes due again.
+
+Because the table lives in the store's database, `ack` joins the store's
+open transaction: a message's attempt logs, its retries and its removal
+commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+
+from ..errors import AeError
+from ..messages import RetryMessage, TriggerMessage
+from ..store import Store
+from .base import (
+    DEADLETTER_QUEUE,
+    QUEUE_FOR_KIND,
+    RETRY,
+    RETRY_QUEUE,
+    TRIGGER,
+    TRIGGER_QUEUE,
+    Envelope,
+    Queue,
+    QueueDepths,
+)
+
+DEFAULT_LEASE_SECONDS = 60.0
+NEVER = 9e18  # dead letters are parked, never due
+KIND_FOR_QUEUE = {queue: kind for kind, queue in QUEUE_FOR_KIND.items()}
+
+
+class SqliteQueue(Queue):
+    shares_store_transaction = True
+
+    def __init__(
+        self,
+        store: Store,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        poll_interval: float = 0.05,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        db = self.store.db
+        if "queue_messages" in db.table_names():
+            return
+        db["queue_messages"].create(
+            {
+                "id": int,
+                "queue": str,
+                "message_id": str,
+                "body": bytes,
+                "headers": str,
+                "available_at": float,
+                "lease_token": str,
+                "deliveries": int,
+                "created": float,
+            },
+            pk="id",
+            not_null={"queue", "message_id", "body", "available_at"},
+            defaults={"deliveries": 0},
+        )
+        db["queue_messages"].create_index(["queue", "available_at"])
+
+    def _insert(self, queue: str, body: bytes, available_at: float, headers: dict | None = None) -> str:
+        message_id = uuid.uuid4().hex
+        self.store.conn.execute(
+            "INSERT INTO queue_messages (queue, message_id, body, headers, available_at, deliveries, created)"
+            " VALUES (?, ?, ?, ?, ?, 0, ?)",
+            (queue, message_id, body, json.dumps(headers or {}), available_at, self.clock()),
+        )
+        return message_id
+
+    def publish_triggers(self, messages: Sequence[TriggerMessage]) -> list[str]:
+        now = self.clock()
+        with self.store.transaction():
+            return [self._insert(TRIGGER_QUEUE, m.encode(), now) for m in messages]
+
+    def publish_retry(self, message: RetryMessage, delay_seconds: float) -> str:
+        with self.store.transaction():
+            return self._insert(
+                RETRY_QUEUE,
+                message.encode(),
+                self.clock() + max(0.0, delay_seconds),
+                {"x-retry-count": message.death_count},
+            )
+
+    def dead_letter(self, body: bytes, reason: str, kind: str = RETRY) -> str:
+        with self.store.transaction():
+            return self._insert(DEADLETTER_QUEUE, body, NEVER, {"x-death-reason": reason, "x-origin": kind})
+
+    def _take(self, queues: list[str]) -> Envelope | None:
+        now = self.clock()
+        marks = ",".join("?" * len(queues))
+        with self.store.transaction():
+            row = self.store.conn.execute(
+                f"SELECT id, queue, message_id, body, headers FROM queue_messages"
+                f" WHERE queue IN ({marks}) AND available_at <= ? ORDER BY available_at, id LIMIT 1",
+                (*queues, now),
+            ).fetchone()
+            if row is None:
+                return None
+            token = secrets.token_hex(8)
+            self.store.conn.execute(
+                "UPDATE queue_messages SET available_at = ?, lease_token = ?, deliveries = deliveries + 1"
+                " WHERE id = ?",
+                (now + self.lease_seconds, token, row[0]),
+            )
+        row_id, queue, message_id, body, headers = row
+        return Envelope(
+            kind=KIND_FOR_QUEUE[queue],
+            body=bytes(body),
+            message_id=message_id,
+            headers=json.loads(headers or "{}"),
+            handle=(row_id, token),
+        )
+
+    def receive(self, kinds: Iterable[str], timeout: float) -> Envelope | None:
+        queues = [QUEUE_FOR_KIND[k] for k in kinds]
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            try:
+                envelope = self._take(queues)
+            except sqlite3.OperationalError as exc:  # e.g. locked past busy_timeout
+                raise AeError(f"queue database error: {exc}") from None
+            if envelope is not None:
+                return envelope
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            time.sleep(min(self.poll_interval, remaining))
+
+    def ack(self, envelope: Envelope) -> None:
+        row_id, token = envelope.handle
+        with self.store.transaction():
+            self.store.conn.execute(
+                "DELETE FROM queue_messages WHERE id = ? AND lease_token = ?", (row_id, token)
+            )
+
+    def release(self, envelope: Envelope) -> None:
+        row_id, token = envelope.handle
+        with self.store.transaction():
+            self.store.conn.execute(
+                "UPDATE queue_messages SET available_at = ?, lease_token = NULL WHERE id = ? AND lease_token = ?",
+                (self.clock(), row_id, token),
+            )
+
+    def extend(self, envelope: Envelope) -> None:
+        row_id, token = envelope.handle
+        with self.store.transaction():
+            self.store.conn.execute(
+                "UPDATE queue_messages SET available_at = ? WHERE id = ? AND lease_token = ?",
+                (self.clock() + self.lease_seconds, row_id, token),
+            )
+
+    def depths(self) -> QueueDepths:
+        now = self.clock()
+        counts = dict(
+            self.store.conn.execute(
+                """
+                SELECT 'trigger', COUNT(*) FROM queue_messages WHERE queue = :t
+                UNION ALL SELECT 'retry_due', COUNT(*) FROM queue_messages
+                    WHERE queue = :r AND available_at <= :now
+                UNION ALL SELECT 'retry_delayed', COUNT(*) FROM queue_messages
+                    WHERE queue = :r AND available_at > :now AND lease_token IS NULL
+                UNION ALL SELECT 'dead', COUNT(*) FROM queue_messages WHERE queue = :d
+                UNION ALL SELECT 'in_flight', COUNT(*) FROM queue_messages
+                    WHERE queue IN (:t, :r) AND lease_token IS NOT NULL AND available_at > :now
+                """,
+                {"t": TRIGGER_QUEUE, "r": RETRY_QUEUE, "d": DEADLETTER_QUEUE, "now": now},
+            ).fetchall()
+        )
+        return QueueDepths(
+            trigger=counts["trigger"],
+            retry_due=counts["retry_due"],
+            retry_delayed=counts["retry_delayed"],
+            dead_letters=counts["dead"],
+            in_flight=counts["in_flight"],
+        )
+
+    def is_empty(self, kinds: Iterable[str]) -> bool:
+        queues = [QUEUE_FOR_KIND[k] for k in kinds]
+        marks = ",".join("?" * len(queues))
+        row = self.store.conn.execute(
+            f"SELECT EXISTS (SELECT 1 FROM queue_messages WHERE queue IN ({marks}))", queues
+        ).fetchone()
+        return not row[0]
+
+    def dead_letters(self, limit: int = 100) -> list[dict]:
+        """Parked messages, newest first, for inspection."""
+        rows = self.store.conn.execute(
+            "SELECT message_id, body, headers, created FROM queue_messages WHERE queue = ?"
+            " ORDER BY id DESC LIMIT ?",
+            (DEADLETTER_QUEUE, limit),
+        ).fetchall()
+        return [
+            {"message_id": m, "body": bytes(b).decode("utf-8", "replace"), "headers": json.loads(h or "{}"),
+             "created": c}
+            for m, b, h, c in rows
+        ]
+
+
+__all__ = ["SqliteQueue", "TRIGGER", "RETRY"]

@@ -1,0 +1,77 @@
+"""One place that opens what a command needs: config, store, queue, notifiers.
+
+Everything is opened lazily, so `ae events list` never touches the database
+and `ae subscribe` never connects to RabbitMQ.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .config import Config, load_config
+from .dispatch import Dispatcher
+from .notifiers import Notifiers
+from .queues import Queue, open_queue
+from .queues.base import KINDS
+from .store import Store
+from .worker import Worker
+
+
+class Runtime:
+    def __init__(self, config_path: str | Path | None = None, environ: Mapping[str, str] | None = None,
+                 config: Config | None = None) -> None:
+        self._config_path = config_path
+        self._environ = environ
+        self._config = config
+        self._store: Store | None = None
+        self._queue: Queue | None = None
+        self._notifiers: Notifiers | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self._config_path, self._environ)
+        return self._config
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.config.database_path)
+        return self._store
+
+    @property
+    def queue(self) -> Queue:
+        if self._queue is None:
+            self._queue = open_queue(self.config, self.store)
+        return self._queue
+
+    @property
+    def notifiers(self) -> Notifiers:
+        if self._notifiers is None:
+            self._notifiers = Notifiers()
+        return self._notifiers
+
+    def dispatcher(self) -> Dispatcher:
+        return Dispatcher(self.config, self.store, self.queue, self.notifiers)
+
+    def worker(self, kinds: tuple[str, ...] = KINDS, **options: Any) -> Worker:
+        return Worker(self.dispatcher(), self.queue, kinds, **options)
+
+    def close(self) -> None:
+        for resource in (self._notifiers, self._queue, self._store):
+            if resource is not None:
+                resource.close()
+        self._notifiers = self._queue = self._store = None
+
+    def __enter__(self) -> "Runtime":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("AE_DEBUG", "") not in ("", "0", "false")

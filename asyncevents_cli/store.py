@@ -1,0 +1,367 @@
+"""The embedded SQLite store: subscriptions, the delivery log, delivery states.
+
+Tables
+- ``subscriptions``  the module's columns, plus the (never printed) verification token
+- ``delivery_log``   one row per attempt; a search index follows it by ``log_id``
+- ``deliveries``     one row per uuid: where its retry chain stands now, so a
+                     trace can say "Retrying, next attempt at ..." or "Dead Lettered"
+
+Writes that must happen together run inside `Store.transaction()`, which takes
+SQLite's write lock up front (BEGIN IMMEDIATE) so concurrent consumers wait
+for each other instead of failing half-way.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from .errors import AeError, NotFound
+
+ENABLED, DISABLED = 1, 0
+
+# Delivery states (table `deliveries`)
+DELIVERED = "delivered"
+RETRYING = "retrying"
+DEAD_LETTERED = "dead_lettered"
+STOPPED = "stopped"  # a retry came due for a subscription that is now disabled or gone
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def timestamp(moment: datetime | None = None) -> str:
+    """UTC, second precision plus microseconds, sortable as text."""
+    return (moment or utcnow()).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+@dataclass(frozen=True)
+class Subscription:
+    subscription_id: int
+    event_name: str
+    recipient_url: str
+    status: int
+    subscribed_at: str
+    modified: str
+    notifier: str
+    store_id: int
+    verification_token: str
+
+    @property
+    def enabled(self) -> bool:
+        return self.status == ENABLED
+
+    def public(self) -> dict[str, Any]:
+        """The row as shown to users: everything but the verification token."""
+        row = asdict(self)
+        del row["verification_token"]
+        row["status"] = "enabled" if self.enabled else "disabled"
+        return row
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one delivery attempt produced, ready to be logged."""
+
+    uuid: str
+    subscription_id: int
+    event_name: str
+    success: bool
+    status_code: int | None
+    response_data: str
+    serialized_data: str
+    death_count: int
+    duration: float  # seconds
+
+
+class Store:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+            self.db = sqlite_utils.Database(conn)
+            # WAL lets readers (status, trace) run beside a consumer; FULL sync
+            # because an acknowledged publish must survive a power cut.
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA busy_timeout=30000")
+            self._create_schema()
+        except sqlite3.DatabaseError as exc:
+            raise AeError(f"cannot open database {self.path}: {exc}") from None
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic unit of writes; nested calls join the outer one."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    def _create_schema(self) -> None:
+        db = self.db
+        if "subscriptions" not in db.table_names():
+            db["subscriptions"].create(
+                {
+                    "subscription_id": int,
+                    "event_name": str,
+                    "recipient_url": str,
+                    "verification_token": str,
+                    "status": int,
+                    "subscribed_at": str,
+                    "modified": str,
+                    "notifier": str,
+                    "store_id": int,
+                },
+                pk="subscription_id",
+                not_null={"event_name", "recipient_url", "verification_token", "status", "notifier", "store_id"},
+            )
+            db["subscriptions"].create_index(["event_name", "status"])
+        if "delivery_log" not in db.table_names():
+            db["delivery_log"].create(
+                {
+                    "log_id": int,
+                    "uuid": str,
+                    "subscription_id": int,
+                    "event_name": str,
+                    "success": int,
+                    "status_code": int,
+                    "response_data": str,
+                    "created": str,
+                    "serialized_data": str,
+                    "death_count": int,
+                    "duration": float,
+                },
+                pk="log_id",
+            )
+            db["delivery_log"].create_index(["uuid"])
+            db["delivery_log"].create_index(["created"])
+            db["delivery_log"].create_index(["subscription_id", "success"])
+        if "deliveries" not in db.table_names():
+            db["deliveries"].create(
+                {
+                    "uuid": str,
+                    "subscription_id": int,
+                    "event_name": str,
+                    "state": str,
+                    "attempts": int,
+                    "death_count": int,
+                    "next_attempt_at": str,
+                    "updated": str,
+                },
+                pk="uuid",
+            )
+
+    # -- subscriptions -------------------------------------------------
+
+    def add_subscription(
+        self, event_name: str, recipient_url: str, token: str, notifier: str = "http", store_id: int = 0
+    ) -> Subscription:
+        now = timestamp()
+        with self.transaction():
+            cursor = self.conn.execute(
+                "INSERT INTO subscriptions (event_name, recipient_url, verification_token, status,"
+                " subscribed_at, modified, notifier, store_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (event_name, recipient_url, token, ENABLED, now, now, notifier, store_id),
+            )
+        return self.subscription(int(cursor.lastrowid or 0))
+
+    def subscription(self, subscription_id: int) -> Subscription:
+        rows = list(self.db.query("SELECT * FROM subscriptions WHERE subscription_id = ?", [subscription_id]))
+        if not rows:
+            raise NotFound(
+                f"no subscription with id {subscription_id}", hint="run `ae subscriptions list` to see them"
+            )
+        return Subscription(**rows[0])
+
+    def find_subscription(self, subscription_id: int) -> Subscription | None:
+        try:
+            return self.subscription(subscription_id)
+        except NotFound:
+            return None
+
+    def subscriptions(self, event_name: str | None = None) -> list[Subscription]:
+        where, params = ("WHERE event_name = ?", [event_name]) if event_name else ("", [])
+        sql = f"SELECT * FROM subscriptions {where} ORDER BY subscription_id"
+        return [Subscription(**row) for row in self.db.query(sql, params)]
+
+    def subscriptions_for(self, event_name: str, store_id: int) -> list[Subscription]:
+        """Enabled subscribers of an event in a store: that store's and store 0's (all stores)."""
+        rows = self.db.query(
+            "SELECT * FROM subscriptions WHERE event_name = ? AND status = ? AND store_id IN (?, 0)"
+            " ORDER BY subscription_id",
+            [event_name, ENABLED, store_id],
+        )
+        return [Subscription(**row) for row in rows]
+
+    def set_status(self, subscription_ids: Sequence[int], enabled: bool) -> list[Subscription]:
+        """Enable or disable several subscriptions; all ids must exist or nothing changes."""
+        with self.transaction():
+            for subscription_id in subscription_ids:
+                self.subscription(subscription_id)
+            self.conn.executemany(
+                "UPDATE subscriptions SET status = ?, modified = ? WHERE subscription_id = ?",
+                [(ENABLED if enabled else DISABLED, timestamp(), i) for i in subscription_ids],
+            )
+        return [self.subscription(i) for i in subscription_ids]
+
+    def delete_subscription(self, subscription_id: int) -> Subscription:
+        with self.transaction():
+            subscription = self.subscription(subscription_id)
+            self.conn.execute("DELETE FROM subscriptions WHERE subscription_id = ?", (subscription_id,))
+        return subscription
+
+    # -- delivery log and states --------------------------------------
+
+    def log_attempt(self, attempt: Attempt) -> int:
+        cursor = self.conn.execute(
+            "INSERT INTO delivery_log (uuid, subscription_id, event_name, success, status_code,"
+            " response_data, created, serialized_data, death_count, duration)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                attempt.uuid,
+                attempt.subscription_id,
+                attempt.event_name,
+                1 if attempt.success else 0,
+                attempt.status_code,
+                attempt.response_data,
+                timestamp(),
+                attempt.serialized_data,
+                attempt.death_count,
+                round(attempt.duration, 6),
+            ),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def set_delivery_state(
+        self,
+        uuid: str,
+        subscription_id: int,
+        event_name: str,
+        state: str,
+        death_count: int,
+        next_attempt_at: datetime | None = None,
+        attempted: bool = True,
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO deliveries (uuid, subscription_id, event_name, state, attempts, death_count,"
+            " next_attempt_at, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(uuid) DO UPDATE SET state = excluded.state,"
+            " attempts = deliveries.attempts + excluded.attempts, death_count = excluded.death_count,"
+            " next_attempt_at = excluded.next_attempt_at, updated = excluded.updated",
+            (
+                uuid,
+                subscription_id,
+                event_name,
+                state,
+                1 if attempted else 0,
+                death_count,
+                timestamp(next_attempt_at) if next_attempt_at else None,
+                timestamp(),
+            ),
+        )
+
+    def delivery(self, uuid: str) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM deliveries WHERE uuid = ?", [uuid]))
+        return rows[0] if rows else None
+
+    def attempts(self, uuid: str) -> list[dict[str, Any]]:
+        return list(self.db.query("SELECT * FROM delivery_log WHERE uuid = ? ORDER BY log_id", [uuid]))
+
+    def recent_logs(
+        self, event_name: str | None = None, failed_only: bool = False, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        clauses, params = [], []
+        if event_name:
+            clauses.append("event_name = ?")
+            params.append(event_name)
+        if failed_only:
+            clauses.append("success = 0")
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT * FROM delivery_log {where} ORDER BY log_id DESC LIMIT ?"
+        return list(self.db.query(sql, [*params, limit]))
+
+    def logs_after(self, log_id: int, limit: int = 1000) -> list[dict[str, Any]]:
+        """Log rows past `log_id`, oldest first: how a search index catches up."""
+        return list(
+            self.db.query("SELECT * FROM delivery_log WHERE log_id > ? ORDER BY log_id LIMIT ?", [log_id, limit])
+        )
+
+    def max_log_id(self) -> int:
+        row = next(self.db.query("SELECT COALESCE(MAX(log_id), 0) AS m FROM delivery_log"))
+        return int(row["m"])
+
+    def prune_logs(self, older_than_days: float) -> list[int]:
+        """Delete attempts older than the given age; return the removed log ids."""
+        cutoff = timestamp(utcnow() - timedelta(days=older_than_days))
+        with self.transaction():
+            ids = [r[0] for r in self.conn.execute("SELECT log_id FROM delivery_log WHERE created < ?", (cutoff,))]
+            self.conn.execute("DELETE FROM delivery_log WHERE created < ?", (cutoff,))
+            # A delivery whose every attempt is gone has nothing left to trace.
+            self.conn.execute(
+                "DELETE FROM deliveries WHERE state != ? AND uuid NOT IN (SELECT uuid FROM delivery_log)",
+                (RETRYING,),
+            )
+        return ids
+
+    def delivery_counts(self) -> list[dict[str, Any]]:
+        """Per subscription: attempts, successes, failures, and chains by state."""
+        return list(
+            self.db.query(
+                """
+                SELECT s.subscription_id, s.event_name, s.recipient_url,
+                       CASE s.status WHEN 1 THEN 'enabled' ELSE 'disabled' END AS status,
+                       (SELECT COUNT(*) FROM delivery_log l WHERE l.subscription_id = s.subscription_id) AS attempts,
+                       (SELECT COUNT(*) FROM delivery_log l
+                         WHERE l.subscription_id = s.subscription_id AND l.success = 1) AS succeeded,
+                       (SELECT COUNT(*) FROM delivery_log l
+                         WHERE l.subscription_id = s.subscription_id AND l.success = 0) AS failed,
+                       (SELECT COUNT(*) FROM deliveries d
+                         WHERE d.subscription_id = s.subscription_id AND d.state = 'delivered') AS delivered,
+                       (SELECT COUNT(*) FROM deliveries d
+                         WHERE d.subscription_id = s.subscription_id AND d.state = 'retrying') AS retrying,
+                       (SELECT COUNT(*) FROM deliveries d
+                         WHERE d.subscription_id = s.subscription_id AND d.state = 'dead_lettered') AS dead_lettered
+                FROM subscriptions s ORDER BY s.subscription_id
+                """
+            )
+        )

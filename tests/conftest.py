@@ -1,0 +1,183 @@
+"""Shared fixtures: real SQLite files in temporary folders and a real HTTP receiver.
+
+The receiver is written here, independently of `asyncevents_cli`, so that the
+tests check signatures with their own HMAC code rather than the code under test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def expected_signature(body: bytes, token: str) -> str:
+    """HMAC-SHA256 hex, computed the way a receiver written for the module does."""
+    return hmac.new(token.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+@dataclass
+class Request:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def signed_with(self, token: str) -> bool:
+        given = self.headers.get("x-magento-signature", "")
+        return hmac.compare_digest(given, expected_signature(self.body, token))
+
+
+@dataclass
+class Receiver:
+    """Records every POST; answers each path from a script of status codes.
+
+    A script entry is a status code, or ("sleep", seconds) to stall before a 200.
+    When a path's script runs out, its last entry repeats; unscripted paths get 200.
+    """
+
+    url: str = ""
+    requests: list[Request] = field(default_factory=list)
+    scripts: dict[str, list[Any]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def script(self, path: str, *responses: Any) -> str:
+        self.scripts[path] = list(responses)
+        return self.url + path
+
+    def endpoint(self, path: str) -> str:
+        return self.url + path
+
+    def to(self, path: str) -> list[Request]:
+        return [r for r in self.requests if r.path == path]
+
+    def next_response(self, path: str) -> Any:
+        with self.lock:
+            script = self.scripts.get(path)
+            if not script:
+                return 200
+            return script.pop(0) if len(script) > 1 else script[0]
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Request]:
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return list(self.requests)
+
+
+def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            length = int(self.headers.get("Content-Length", 0))
+            body = self.rfile.read(length)
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            with receiver.lock:
+                receiver.requests.append(Request(self.path, headers, body))
+            response = receiver.next_response(self.path)
+            if isinstance(response, tuple) and response[0] == "sleep":
+                time.sleep(response[1])
+                response = 200
+            if isinstance(response, tuple) and response[0] == "redirect":
+                self.send_response(302)
+                self.send_header("Location", response[1])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            reply = json.dumps({"received": len(body), "status": response}).encode()
+            try:
+                self.send_response(int(response))
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (timeout tests)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    recv = Receiver()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(recv))
+    server.daemon_threads = True
+    recv.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield recv
+    server.shutdown()
+    server.server_close()
+
+
+DEFAULT_EVENTS = {
+    "sales.order.created": {"description": "An order was placed"},
+    "customer.created": {"description": "A customer signed up"},
+}
+
+
+def write_config(folder: Path, events: dict[str, dict] | None = None, **settings: Any) -> Path:
+    """Write an events.toml; settings default to a fast retry chain for tests."""
+    settings.setdefault("backoff_unit_seconds", 0.01)
+    settings.setdefault("max_deaths", 3)
+    lines = []
+    for name, body in (DEFAULT_EVENTS if events is None else events).items():
+        lines.append(f'[events."{name}"]')
+        lines.extend(f"{k} = {json.dumps(v)}" for k, v in body.items())
+        lines.append("")
+    lines.append("[settings]")
+    for key, value in settings.items():
+        lines.append(f"{key} = {json.dumps(value)}")
+    path = folder / "events.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    return write_config(tmp_path)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """No AE_* variables from the developer's shell leak into a test."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("AE_") and key not in ("AE_REQUIRE_AMQP", "AE_TEST_AMQP_URL"):
+            monkeypatch.delenv(key)
+    return lambda: None
+
+
+@pytest.fixture(autouse=True)
+def _isolate_env(clean_env: Callable[[], None]) -> None:
+    pass
+
+
+# -- backends ------------------------------------------------------------
+# Every behavioural test that takes `backend` runs once per queue backend.
+# "db" is the embedded SQLite queue; "amqp" is added by the RabbitMQ suite.
+
+BACKENDS = ["db"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings that select a queue backend, to pass to `write_config`."""
+    return {"queue": request.param}
