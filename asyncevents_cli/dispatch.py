@@ -60,6 +60,7 @@ class Outcome:
     body: bytes
     content: str
     result: NotifyResult
+    message_id: str | None
 
 
 class Dispatcher:
@@ -111,6 +112,8 @@ class Dispatcher:
         body = serialize_body(payload)
         outcomes = []
         for subscription in self.store.subscriptions_for(message.event_name, message.store_id):
+            if self._seen(envelope, subscription):
+                continue
             uuid = delivery_uuid(envelope.message_id, subscription.subscription_id)
             outcomes.append(self._attempt(envelope, subscription, uuid, 0, body, content))
         self._settle(envelope, outcomes)
@@ -139,6 +142,9 @@ class Dispatcher:
 
             self._commit(envelope, stop)
             return
+        if self._seen(envelope, subscription):
+            self._commit(envelope, lambda: None)
+            return
         outcome = self._attempt(
             envelope, subscription, message.uuid, message.death_count, serialize_body(payload), message.content
         )
@@ -146,12 +152,19 @@ class Dispatcher:
 
     # -- shared ----------------------------------------------------------
 
+    def _seen(self, envelope: Envelope, subscription: Subscription) -> bool:
+        """A redelivered message whose attempt for this subscriber is already logged
+        (its ack was lost): do not deliver or log it twice."""
+        return bool(envelope.message_id) and self.store.already_attempted(
+            envelope.message_id or "", subscription.subscription_id
+        )
+
     def _attempt(
         self, envelope: Envelope, subscription: Subscription, uuid: str, death_count: int, body: bytes, content: str
     ) -> Outcome:
         self.queue.extend(envelope)  # a slow subscriber must not let the lease run out
         result = self.notifiers.for_subscription(subscription).notify(subscription, body, uuid)
-        return Outcome(subscription, uuid, death_count, body, content, result)
+        return Outcome(subscription, uuid, death_count, body, content, result, envelope.message_id)
 
     def _settle(self, envelope: Envelope, outcomes: list[Outcome]) -> None:
         def write() -> None:
@@ -173,6 +186,7 @@ class Dispatcher:
                 serialized_data=outcome.body.decode(),
                 death_count=outcome.death_count,
                 duration=result.duration,
+                message_id=outcome.message_id,
             )
         )
         state: dict[str, Any] = {"uuid": outcome.uuid, "subscription_id": sub.subscription_id,

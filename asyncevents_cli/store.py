@@ -81,6 +81,7 @@ class Attempt:
     serialized_data: str
     death_count: int
     duration: float  # seconds
+    message_id: str | None = None  # the queue message that caused it
 
 
 class Store:
@@ -170,9 +171,11 @@ class Store:
                     "serialized_data": str,
                     "death_count": int,
                     "duration": float,
+                    "message_id": str,
                 },
                 pk="log_id",
             )
+            db["delivery_log"].create_index(["message_id", "subscription_id"])
             db["delivery_log"].create_index(["uuid"])
             db["delivery_log"].create_index(["created"])
             db["delivery_log"].create_index(["subscription_id", "success"])
@@ -255,8 +258,8 @@ class Store:
     def log_attempt(self, attempt: Attempt) -> int:
         cursor = self.conn.execute(
             "INSERT INTO delivery_log (uuid, subscription_id, event_name, success, status_code,"
-            " response_data, created, serialized_data, death_count, duration)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " response_data, created, serialized_data, death_count, duration, message_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 attempt.uuid,
                 attempt.subscription_id,
@@ -268,9 +271,19 @@ class Store:
                 attempt.serialized_data,
                 attempt.death_count,
                 round(attempt.duration, 6),
+                attempt.message_id,
             ),
         )
         return int(cursor.lastrowid or 0)
+
+    def already_attempted(self, message_id: str, subscription_id: int) -> bool:
+        """True if this queue message was already delivered to this subscription and
+        logged: the message came back because its acknowledgement was lost."""
+        row = self.conn.execute(
+            "SELECT 1 FROM delivery_log WHERE message_id = ? AND subscription_id = ? LIMIT 1",
+            (message_id, subscription_id),
+        ).fetchone()
+        return row is not None
 
     def set_delivery_state(
         self,
