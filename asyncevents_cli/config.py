@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .backoff import RetryPolicy
 from .errors import ConfigError, InputError
@@ -103,6 +104,15 @@ class Config:
                 f"event {name!r} is not defined in {self.path}",
                 hint="run `ae events list` to see the defined events",
             ) from None
+
+
+def redact_url(url: str) -> str:
+    """A URL safe to print: the password replaced by ***."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _coerce(setting: Setting, value: Any, where: str) -> Any:

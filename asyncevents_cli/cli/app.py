@@ -1,0 +1,95 @@
+"""The `ae` command: wiring of the command groups, and error translation.
+
+Every expected failure (an `AeError`) becomes one line on stderr and its exit
+code: 0 ok, 1 operational failure, 2 bad input or config, 3 queue backend
+unreachable. Anything unexpected is one line too, unless AE_DEBUG=1 asks for
+the traceback.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from .. import __version__
+from ..errors import EXIT_FAILURE, AeError
+from ..runtime import Runtime, debug_enabled
+from . import consume, demo, events, logs, publish, replay, status, subscriptions
+from .output import error_line, note
+
+
+class AeGroup(TyperGroup):
+    """Turns exceptions into one-line messages and exit codes, in one place."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except AeError as exc:
+            if debug_enabled():
+                raise
+            note(error_line(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            note("ae: interrupted")
+            raise typer.Exit(130) from None
+        except sqlite3.Error as exc:
+            if debug_enabled():
+                raise
+            note(f"ae: error: database: {exc}")
+            raise typer.Exit(EXIT_FAILURE) from None
+        except Exception as exc:
+            if debug_enabled():
+                raise
+            note(f"ae: unexpected error: {exc.__class__.__name__}: {exc} (set AE_DEBUG=1 for the traceback)")
+            raise typer.Exit(EXIT_FAILURE) from None
+
+
+app = typer.Typer(
+    cls=AeGroup,
+    help="Reliable asynchronous events: define, subscribe, publish, consume, trace, replay.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ae {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Optional[str] = typer.Option(
+        None, "--config", "-c", help="Path to events.toml (default: $AE_CONFIG or ./events.toml).",
+        show_default=False,
+    ),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    runtime = Runtime(config)
+    ctx.obj = runtime
+    ctx.call_on_close(runtime.close)
+
+
+app.add_typer(events.events_app, name="events")
+app.add_typer(events.config_app, name="config")
+app.command("subscribe")(subscriptions.subscribe)
+app.add_typer(subscriptions.subscriptions_app, name="subscriptions")
+app.command("publish")(publish.publish)
+app.add_typer(consume.consume_app, name="consume")
+app.add_typer(logs.logs_app, name="logs")
+app.command("trace")(logs.trace)
+app.command("replay")(replay.replay)
+app.command("status")(status.status)
+app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    app()

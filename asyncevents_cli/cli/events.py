@@ -1,0 +1,50 @@
+"""`ae events list` and `ae config show`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from ..config import SETTINGS_BY_NAME, redact_url
+from .context import JSON_OPTION, runtime
+from .output import emit, show, table
+
+events_app = typer.Typer(help="Event definitions (from events.toml).", no_args_is_help=True)
+config_app = typer.Typer(help="Effective configuration.", no_args_is_help=True)
+
+
+@events_app.command("list")
+def list_events(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """List the events defined in events.toml."""
+    config = runtime(ctx).config
+    data = [
+        {"name": e.name, "description": e.description, "service": e.service}
+        for e in sorted(config.events.values(), key=lambda e: e.name)
+    ]
+
+    def render(rows: list[dict[str, Any]]) -> None:
+        show(table(["event", "description", "service"], [(r["name"], r["description"], r["service"] or "")
+                                                         for r in rows], title=f"Events in {config.path}"))
+
+    emit(data, as_json, render)
+
+
+@config_app.command("show")
+def show_config(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """Print the effective settings and where each came from (default, file, env)."""
+    config = runtime(ctx).config
+    data = {
+        "config_file": str(config.path),
+        "database_path": str(config.database_path),
+        "settings": [
+            {"name": name, "value": redact_url(value) if name == "amqp_url" else value, "source": config.sources[name], "help": SETTINGS_BY_NAME[name].help}
+            for name, value in config.settings.items()
+        ],
+    }
+
+    def render(d: dict[str, Any]) -> None:
+        rows = [(s["name"], s["value"], s["source"]) for s in d["settings"]]
+        show(table(["setting", "value", "source"], rows, title=f"Settings from {d['config_file']}"))
+
+    emit(data, as_json, render)

@@ -1,0 +1,68 @@
+"""`ae publish`: one event from --data / --data-file / stdin, or many from --batch."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .. import publish as publishing
+from ..errors import InputError
+from .context import runtime
+from .output import note, say, stderr
+
+
+def _read_data(data: Optional[str], data_file: Optional[Path], stdin: Optional[str]) -> dict:
+    given = [x for x in (data, data_file, stdin) if x is not None]
+    if len(given) > 1:
+        raise InputError("give the data once: --data, --data-file or - (stdin)")
+    if stdin is not None:
+        if stdin != "-":
+            raise InputError(f"unexpected argument {stdin!r}; use - to read the data from stdin")
+        return publishing.parse_data(sys.stdin.read(), "stdin")
+    if data_file is not None:
+        try:
+            text = data_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read --data-file {data_file}: {exc}") from None
+        return publishing.parse_data(text, str(data_file))
+    return publishing.parse_data(data or "{}", "--data")
+
+
+def publish(
+    ctx: typer.Context,
+    event: str = typer.Argument(..., help="A defined event name."),
+    stdin: Optional[str] = typer.Argument(None, metavar="[-]", help="Read the JSON data from stdin."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="The event's arguments as a JSON object."),
+    data_file: Optional[Path] = typer.Option(None, "--data-file", help="Read the JSON object from a file."),
+    store_id: int = typer.Option(0, "--store", help="Store the event belongs to (0 = default/all)."),
+    batch: Optional[Path] = typer.Option(
+        None, "--batch", help="A JSON Lines file: one event's data per line, all enqueued in one transaction."
+    ),
+) -> None:
+    """Validate an event and put it on the trigger queue; prints the message id."""
+    rt = runtime(ctx)
+    if batch is not None:
+        if any(x is not None for x in (data, data_file, stdin)):
+            raise InputError("--batch cannot be combined with --data, --data-file or -")
+        rt.config.event(event)
+        items = publishing.read_batch(batch)
+        with Progress(
+            TextColumn("publishing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=stderr, transient=True,
+        ) as progress:
+            task = progress.add_task("publish", total=len(items))
+            ids = publishing.publish_batch(
+                rt.config, rt.store, rt.queue, event, items, store_id,
+                progress=lambda n: progress.advance(task, n),
+            )
+        note(f"published {len(ids)} {event} event(s)")
+        for message_id in ids:
+            say(message_id)
+        return
+    arguments = _read_data(data, data_file, stdin)
+    rt.config.event(event)
+    say(publishing.publish(rt.config, rt.queue, event, arguments, store_id))
