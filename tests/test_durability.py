@@ -1,0 +1,88 @@
+"""What happens when consumers die or are stopped: nothing is lost, nothing is done twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from asyncevents_cli.publish import publish
+from asyncevents_cli.queues.sqlite import SqliteQueue
+from asyncevents_cli.runtime import Runtime
+from asyncevents_cli.subscribe import subscribe
+from asyncevents_cli.worker import Worker
+from conftest import Receiver, write_config
+
+EVENT = "sales.order.created"
+
+
+def test_a_consumer_that_dies_mid_message_leaves_it_to_another(tmp_path: Path, receiver: Receiver) -> None:
+    with Runtime(write_config(tmp_path), environ={}) as rt:
+        subscribe(rt.config, rt.store, EVENT, receiver.endpoint("/hook"), secret="t")
+        queue = SqliteQueue(rt.store, lease_seconds=0.3)
+        publish(rt.config, queue, EVENT, {"n": 1})
+
+        taken = queue.receive(["trigger"], timeout=1)  # this consumer "dies" holding the lease
+        assert taken is not None
+        assert queue.receive(["trigger"], timeout=0.1) is None  # leased: invisible to others
+        assert not queue.is_empty(["trigger"])
+
+        started = time.monotonic()
+        handled = Worker(rt.dispatcher(), queue).run(until_empty=True)
+        assert handled == 1
+        assert time.monotonic() - started >= 0.15  # it waited for the lease to run out
+        assert len(receiver.requests) == 1
+        assert len(rt.store.recent_logs()) == 1
+
+
+def test_a_message_whose_ack_was_lost_is_not_delivered_twice(tmp_path: Path, receiver: Receiver) -> None:
+    with Runtime(write_config(tmp_path), environ={}) as rt:
+        subscribe(rt.config, rt.store, EVENT, receiver.endpoint("/a"), secret="t")
+        subscribe(rt.config, rt.store, EVENT, receiver.endpoint("/b"), secret="t")
+        publish(rt.config, rt.queue, EVENT, {"n": 1})
+        row = rt.store.conn.execute("SELECT queue, message_id, body FROM queue_messages").fetchone()
+        rt.worker().run(until_empty=True)
+        assert len(receiver.requests) == 2
+
+        # The same message comes back, as it would after a broker redelivery.
+        with rt.store.transaction():
+            rt.store.conn.execute(
+                "INSERT INTO queue_messages (queue, message_id, body, headers, available_at, deliveries, created)"
+                " VALUES (?, ?, ?, '{}', 0, 1, 0)",
+                row,
+            )
+        assert rt.worker().run(until_empty=True) == 1
+        assert len(receiver.requests) == 2
+        assert len(rt.store.recent_logs()) == 2
+
+
+def test_sigterm_finishes_the_message_in_hand_then_exits_0(tmp_path: Path, receiver: Receiver) -> None:
+    config = write_config(tmp_path)
+    with Runtime(config, environ={}) as rt:
+        subscribe(rt.config, rt.store, EVENT, receiver.script("/slow", ("sleep", 1.0)), secret="t")
+        for n in range(3):
+            publish(rt.config, rt.queue, EVENT, {"n": n})
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AE_")}
+    consumer = subprocess.Popen(
+        [sys.executable, "-m", "asyncevents_cli", "--config", str(config), "consume", "all"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+    )
+    try:
+        receiver.wait_for(1, timeout=10)
+        assert len(receiver.requests) == 1
+        consumer.send_signal(signal.SIGTERM)  # while the first delivery is in flight
+        _, stderr = consumer.communicate(timeout=10)
+    finally:
+        consumer.kill()
+    assert consumer.returncode == 0, stderr
+    assert "Traceback" not in stderr
+
+    with Runtime(config, environ={}) as rt:
+        logs = rt.store.recent_logs()
+        assert len(logs) == 1 and logs[0]["success"] == 1  # the message in hand was finished and logged
+        assert rt.queue.depths().trigger == 2  # the rest wait for the next consumer
+    assert len(receiver.requests) == 1
