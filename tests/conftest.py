@@ -173,12 +173,147 @@ def _isolate_env(clean_env: Callable[[], None]) -> None:
 
 # -- backends ------------------------------------------------------------
 # Every behavioural test that takes `backend` runs once per queue backend.
-# "db" is the embedded SQLite queue; "amqp" is added by the RabbitMQ suite.
+# "db" is the embedded SQLite queue; "amqp" is RabbitMQ, on a vhost of its own.
+#
+# AMQP isolation: creating a vhost with rabbitmqctl costs about 1.5 s (add,
+# permissions, delete), so each test module gets one vhost and every test
+# starts and ends by deleting the event queues and exchanges in it (~30 ms).
+# Without rabbitmqctl (a remote broker named by AE_TEST_AMQP_URL) the URL's
+# own vhost is used, cleaned the same way.
+# Tests that need a broker skip when none answers, and fail instead when
+# AE_REQUIRE_AMQP=1 (CI), so a missing broker cannot pass silently.
 
-BACKENDS = ["db"]
+import functools
+import os
+import shutil
+import subprocess
+import uuid as uuidlib
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+DEFAULT_TEST_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+# Queues and exchanges the AMQP backend may create; delay queues beyond this
+# range (fractional back-offs) expire on their own within twice their TTL.
+AMQP_QUEUES = (
+    ["event.trigger", "event.failover.retry", "event.failover.deadletter", "event.retry.init"]
+    + [f"event.delay.{n}" for n in range(1, 121)]
+)
+AMQP_EXCHANGES = ("event", "event.failover")
+
+BACKENDS = ["db", pytest.param("amqp", marks=pytest.mark.amqp)]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "amqp: needs a RabbitMQ broker (skipped when none answers)")
+
+
+def amqp_base_url() -> str:
+    return os.environ.get("AE_TEST_AMQP_URL") or DEFAULT_TEST_AMQP_URL
+
+
+def with_vhost(url: str, vhost: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + quote(vhost, safe=""), parts.query, ""))
+
+
+@functools.cache
+def amqp_problem() -> str | None:
+    """Why no AMQP test can run here, or None when a broker answers."""
+    import pika
+
+    params = pika.URLParameters(amqp_base_url())
+    params.connection_attempts = 1
+    params.socket_timeout = 2
+    try:
+        pika.BlockingConnection(params).close()
+    except Exception as exc:  # any failure means: no usable broker
+        return f"no RabbitMQ answers at {urlsplit(amqp_base_url()).hostname}:{params.port} ({exc.__class__.__name__})"
+    return None
+
+
+def require_amqp() -> None:
+    problem = amqp_problem()
+    if problem is None:
+        return
+    if os.environ.get("AE_REQUIRE_AMQP") == "1":
+        pytest.fail(f"AE_REQUIRE_AMQP=1 but {problem}")
+    pytest.skip(problem)
+
+
+def rabbitmqctl(*args: str, check: bool = True) -> str:
+    """Run rabbitmqctl (needs root or the broker's cookie); return its stdout."""
+    done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+@functools.cache
+def rabbitmqctl_works() -> bool:
+    if shutil.which("rabbitmqctl") is None:
+        return False
+    try:
+        return subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True,
+                              timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@dataclass
+class AmqpVhost:
+    name: str
+    base_url: str
+    created: bool  # True: made for this module with rabbitmqctl, deleted afterwards
+
+    @property
+    def url(self) -> str:
+        return with_vhost(self.base_url, self.name)
+
+    def clean(self) -> None:
+        """Delete every queue and exchange the AMQP backend creates in this vhost."""
+        import pika
+
+        connection = pika.BlockingConnection(pika.URLParameters(self.url))
+        try:
+            channel = connection.channel()
+            for queue in AMQP_QUEUES:
+                channel.queue_delete(queue)  # deleting a missing queue is fine
+            for exchange in AMQP_EXCHANGES:
+                channel.exchange_delete(exchange)
+        finally:
+            connection.close()
+
+
+@pytest.fixture(scope="module")
+def amqp_vhost() -> Iterator[AmqpVhost]:
+    """A vhost for this test module: fresh when rabbitmqctl works, else the URL's own."""
+    require_amqp()
+    base = amqp_base_url()
+    if not rabbitmqctl_works():
+        vhost = AmqpVhost(unquote(urlsplit(base).path[1:]) or "/", base, created=False)
+        yield vhost
+        vhost.clean()
+        return
+    name = f"ae-test-{uuidlib.uuid4().hex[:10]}"
+    user = unquote(urlsplit(base).username or "guest")
+    rabbitmqctl("add_vhost", name)
+    try:
+        rabbitmqctl("set_permissions", "-p", name, user, ".*", ".*", ".*")
+        yield AmqpVhost(name, base, created=True)
+    finally:
+        rabbitmqctl("delete_vhost", name, check=False)
+
+
+@pytest.fixture
+def amqp_url(amqp_vhost: AmqpVhost) -> Iterator[str]:
+    """The URL of an empty vhost: no event queues or exchanges, before and after."""
+    amqp_vhost.clean()
+    yield amqp_vhost.url
+    amqp_vhost.clean()
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Settings that select a queue backend, to pass to `write_config`."""
+    if request.param == "amqp":
+        return {"queue": "amqp", "amqp_url": request.getfixturevalue("amqp_url")}
     return {"queue": request.param}

@@ -1,0 +1,455 @@
+"""The RabbitMQ backend (``settings.queue = "amqp"``), speaking the module's formats.
+
+Names and arguments of exchanges and queues are in `amqp_topology`; triggers
+go to the topic exchange ``event`` (this project's choice of name), retries and
+dead letters to ``event.failover``.
+
+Publishing. Every message is persistent and carries a fresh ``message_id``
+(the dispatcher de-duplicates redeliveries by it). A batch of triggers is
+published in one AMQP transaction, so it is all-or-nothing; ``tx.commit-ok``
+comes only once the broker has stored the messages. A channel cannot be in
+transaction and confirm mode at once, so single messages (retries, dead
+letters) go through a second channel with publisher confirms. Both publish
+with ``mandatory``: a delay queue can expire between its declare and the
+publish, and a returned message is re-declared and published again.
+
+Consuming. One channel with a prefetch limit consumes ``event.trigger``
+and/or ``event.failover.retry``; deliveries land in a local buffer that
+`receive` hands out, and they are acknowledged only in `ack`. A lost
+connection is re-opened with back-off on the next call; what was unacknowledged
+is requeued by the broker, and envelopes from the old connection are stale:
+their `ack` is a no-op, the copy that comes back is recognised by the
+dispatcher through its ``message_id``.
+
+Connecting is lazy but fails fast: one attempt, a few seconds of timeout, and
+every pika or socket error leaves this module as `QueueUnavailable`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+
+from ..backoff import RetryPolicy
+from ..errors import AeError, ConfigError, QueueUnavailable
+from ..messages import RetryMessage, TriggerMessage
+from .amqp_topology import (
+    FAILOVER_EXCHANGE,
+    KILL_ROUTING_KEY,
+    RETRY_ROUTING_KEY,
+    STATIC_QUEUES,
+    TRIGGER_EXCHANGE,
+    TRIGGER_ROUTING_KEY,
+    DelayQueue,
+    delay_queue,
+    delay_queues,
+)
+from .base import DEADLETTER_QUEUE, KINDS, QUEUE_FOR_KIND, RETRY, RETRY_QUEUE, TRIGGER_QUEUE, Envelope, Queue, QueueDepths
+
+log = logging.getLogger("asyncevents_cli")
+T = TypeVar("T")
+
+#: Errors that mean the connection is gone (or was never there).
+CONNECTION_ERRORS = (pika.exceptions.AMQPConnectionError, OSError)
+NOT_FOUND = 404
+PRECONDITION_FAILED = 406
+PUBLISH_ATTEMPTS = 3
+
+# Defaults applied unless the URL's query string sets them: fail fast.
+URL_DEFAULTS = {
+    "connection_attempts": 1,
+    "socket_timeout": 3.0,
+    "stack_timeout": 5.0,
+    "blocked_connection_timeout": 10.0,
+}
+
+
+def redact(url: str) -> str:
+    """The URL without its password, fit for error messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line reason for a pika/socket error (pika often wraps the real one)."""
+    inner = exc
+    while inner.args and isinstance(inner.args[0], BaseException):
+        inner = inner.args[0]
+    text = str(inner).strip() or repr(inner)
+    return f"{inner.__class__.__name__}: {text}"
+
+
+def connection_parameters(url: str) -> pika.URLParameters:
+    try:
+        params = pika.URLParameters(url)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"amqp_url {redact(url)!r} is not a valid AMQP URL: {exc}") from None
+    given = parse_qs(urlsplit(url).query)
+    for name, value in URL_DEFAULTS.items():
+        if name not in given:
+            setattr(params, name, value)
+    return params
+
+
+class AmqpQueue(Queue):
+    shares_store_transaction = False
+
+    def __init__(
+        self,
+        url: str,
+        policy: RetryPolicy | None = None,
+        prefetch: int = 10,
+        reconnect_seconds: float = 60.0,
+    ) -> None:
+        self.url = url
+        self.policy = policy or RetryPolicy()
+        self.prefetch = prefetch
+        #: how long to keep re-connecting after an established connection is lost
+        self.reconnect_seconds = reconnect_seconds
+        self._params = connection_parameters(url)
+        self._conn: BlockingConnection | None = None
+        self._consume_ch: BlockingChannel | None = None
+        self._confirm_ch: BlockingChannel | None = None
+        self._tx_ch: BlockingChannel | None = None
+        self._side_ch: BlockingChannel | None = None  # declares that may fail: 404/406 close it
+        self._generation = 0  # bumped per connection; envelope handles carry it
+        self._connected_once = False
+        self._consumers: dict[str, str] = {}  # kind -> consumer tag
+        self._buffer: deque[Envelope] = deque()  # delivered, not yet handed out
+        self._held: dict[tuple[int, int], str] = {}  # handed out, not settled -> kind
+        self._returned: list[Any] = []  # basic.return on the transaction channel
+
+    # -- connection ------------------------------------------------------
+
+    def _unavailable(self, exc: BaseException) -> QueueUnavailable:
+        return QueueUnavailable(
+            f"cannot reach RabbitMQ at {redact(self.url)}: {describe(exc)}",
+            hint="check that the broker runs and amqp_url / AE_AMQP_URL point at it",
+        )
+
+    def _open(self) -> None:
+        """Connect once, open the channels and declare the fixed topology."""
+        conn = BlockingConnection(self._params)
+        try:
+            self._conn = conn
+            self._generation += 1
+            self._consume_ch = conn.channel()
+            self._consume_ch.basic_qos(prefetch_count=self.prefetch)
+            self._confirm_ch = conn.channel()
+            self._confirm_ch.confirm_delivery()
+            self._tx_ch = conn.channel()
+            self._tx_ch.tx_select()
+            self._tx_ch.add_on_return_callback(lambda _ch, _m, props, body: self._returned.append((props, body)))
+            self._declare_topology()
+        except BaseException:
+            self._drop()
+            raise
+        self._connected_once = True
+
+    def _declare_topology(self) -> None:
+        try:
+            ch = self._channel("_confirm_ch")
+            ch.exchange_declare(TRIGGER_EXCHANGE, exchange_type="topic", durable=True)
+            ch.exchange_declare(FAILOVER_EXCHANGE, exchange_type="topic", durable=True)
+            for queue, exchange, routing_key in STATIC_QUEUES:
+                ch.queue_declare(queue, durable=True)
+                ch.queue_bind(queue, exchange, routing_key=routing_key)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            self._drop()
+            raise AeError(
+                f"RabbitMQ at {redact(self.url)} refused the event exchanges/queues: {exc.reply_text}",
+                hint="an exchange or queue of the same name exists with other settings",
+            ) from None
+
+    def _drop(self) -> None:
+        """Forget the connection; the broker requeues whatever was unacknowledged."""
+        conn, self._conn = self._conn, None
+        self._consume_ch = self._confirm_ch = self._tx_ch = self._side_ch = None
+        self._consumers.clear()
+        self._buffer.clear()
+        self._held.clear()
+        if conn is not None and conn.is_open:
+            try:
+                conn.close()
+            except Exception:  # already broken: nothing more to release
+                pass
+
+    def _channel(self, attr: str) -> BlockingChannel:
+        ch = getattr(self, attr)
+        if ch is None or not ch.is_open:
+            raise pika.exceptions.ConnectionWrongStateError(f"channel {attr} is closed")
+        return ch
+
+    def _side(self) -> BlockingChannel:
+        """A channel for declares that may be refused (404, 406) without harm elsewhere."""
+        if self._side_ch is None or not self._side_ch.is_open:
+            assert self._conn is not None
+            self._side_ch = self._conn.channel()
+        return self._side_ch
+
+    def _run(self, operation: Callable[[], T]) -> T:
+        """Run `operation` on an open connection, re-connecting with back-off after a loss.
+
+        The first connection of this object is tried once (fail fast); once one
+        has worked, a lost connection is retried for `reconnect_seconds`.
+        """
+        deadline: float | None = None
+        delay = 0.1
+        while True:
+            try:
+                if self._conn is None or not self._conn.is_open:
+                    self._drop()
+                    self._open()
+                return operation()
+            except (*CONNECTION_ERRORS, pika.exceptions.AMQPChannelError) as exc:
+                lost = isinstance(exc, CONNECTION_ERRORS) or self._conn is None or not self._conn.is_open
+                self._drop()
+                if not lost:  # the broker refused this operation; retrying would not help
+                    raise AeError(f"RabbitMQ at {redact(self.url)} refused an operation: {describe(exc)}") from None
+                if not self._connected_once:
+                    raise self._unavailable(exc) from None
+                now = time.monotonic()
+                deadline = deadline or now + self.reconnect_seconds
+                if now + delay > deadline:
+                    raise self._unavailable(exc) from None
+                log.warning("RabbitMQ connection lost (%s); reconnecting in %.1fs", describe(exc), delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    # -- publishing ------------------------------------------------------
+
+    def _properties(self, message_id: str, headers: dict[str, Any] | None = None) -> pika.BasicProperties:
+        return pika.BasicProperties(
+            message_id=message_id,
+            delivery_mode=pika.DeliveryMode.Persistent,
+            content_type="application/json",
+            timestamp=int(time.time()),
+            app_id="ae",
+            headers=headers,
+        )
+
+    def publish_triggers(self, messages: Sequence[TriggerMessage]) -> list[str]:
+        # Encode everything first: a message that cannot be encoded publishes nothing.
+        bodies = [m.encode() for m in messages]
+        ids = [uuid.uuid4().hex for _ in bodies]
+        if not bodies:
+            return []
+
+        def publish() -> list[str]:
+            pending = list(zip(ids, bodies))
+            for _ in range(PUBLISH_ATTEMPTS):
+                ch = self._channel("_tx_ch")
+                self._returned.clear()
+                for message_id, body in pending:
+                    ch.basic_publish(TRIGGER_EXCHANGE, TRIGGER_ROUTING_KEY, body,
+                                     self._properties(message_id), mandatory=True)
+                ch.tx_commit()
+                # Returns precede commit-ok on the wire; this dispatches them.
+                assert self._conn is not None
+                self._conn.process_data_events(0)
+                returned = {props.message_id for props, _ in self._returned}
+                if not returned:
+                    return ids
+                log.warning("%d trigger(s) unroutable; re-declaring %s", len(returned), TRIGGER_QUEUE)
+                self._declare_topology()
+                pending = [(i, b) for i, b in pending if i in returned]
+            raise AeError(f"RabbitMQ kept returning triggers as unroutable to {TRIGGER_QUEUE}")
+
+        return self._run(publish)
+
+    def _publish_confirmed(self, routing_key: str, body: bytes, headers: dict[str, Any],
+                           prepare: Callable[[], None]) -> str:
+        """Publish one message to event.failover with confirms; `prepare` declares its target."""
+        message_id = uuid.uuid4().hex
+
+        def publish() -> str:
+            for _ in range(PUBLISH_ATTEMPTS):
+                prepare()
+                try:
+                    self._channel("_confirm_ch").basic_publish(
+                        FAILOVER_EXCHANGE, routing_key, body, self._properties(message_id, headers), mandatory=True
+                    )
+                    return message_id
+                except pika.exceptions.UnroutableError:
+                    log.info("message for %s was unroutable (queue expired?); re-declaring", routing_key)
+                except pika.exceptions.NackError:
+                    log.warning("broker refused a message for %s; publishing again", routing_key)
+            raise AeError(f"RabbitMQ could not route a message with key {routing_key!r}")
+
+        return self._run(publish)
+
+    def _declare_delay_queue(self, queue: DelayQueue) -> None:
+        ch = self._side()
+        try:
+            ch.queue_declare(queue.name, durable=True, arguments=queue.arguments)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code != PRECONDITION_FAILED:
+                raise
+            # Same back-off, different unit length (settings changed): replace it if empty.
+            try:
+                self._side().queue_delete(queue.name, if_empty=True)
+            except pika.exceptions.ChannelClosedByBroker:
+                raise AeError(
+                    f"delay queue {queue.name} exists with other arguments and still holds retries",
+                    hint="backoff settings changed; the old retries drain within its TTL, then retry",
+                ) from None
+            self._side().queue_declare(queue.name, durable=True, arguments=queue.arguments)
+        ch = self._side()
+        ch.queue_bind(queue.name, FAILOVER_EXCHANGE, routing_key=queue.routing_key)
+
+    def publish_retry(self, message: RetryMessage, delay_seconds: float) -> str:
+        """Send a retry through the delay queue its death count calls for.
+
+        The delay comes from the policy (the module's queue per back-off value);
+        `delay_seconds` only decides between "after the back-off" and "now" (<= 0).
+        """
+        target = delay_queue(self.policy, message.death_count) if delay_seconds > 0 else None
+        headers = {"x-retry-count": message.death_count}
+        if target is None:
+            return self._publish_confirmed(RETRY_ROUTING_KEY, message.encode(), headers, lambda: None)
+        return self._publish_confirmed(
+            target.routing_key, message.encode(), headers, lambda: self._declare_delay_queue(target)
+        )
+
+    def dead_letter(self, body: bytes, reason: str, kind: str = RETRY) -> str:
+        headers = {"x-death-reason": reason, "x-origin": kind}
+        return self._publish_confirmed(KILL_ROUTING_KEY, body, headers, lambda: None)
+
+    # -- consuming -------------------------------------------------------
+
+    def _on_delivery(self, kind: str, generation: int) -> Callable[..., None]:
+        def deliver(_ch: BlockingChannel, method: Any, props: pika.BasicProperties, body: bytes) -> None:
+            self._buffer.append(
+                Envelope(kind=kind, body=body, message_id=props.message_id or None,
+                         headers=dict(props.headers or {}), handle=(generation, method.delivery_tag))
+            )
+
+        return deliver
+
+    def _consume(self, kinds: tuple[str, ...]) -> None:
+        """Have consumers on exactly the queues of `kinds`."""
+        ch = self._channel("_consume_ch")
+        for kind in [k for k in self._consumers if k not in kinds]:
+            ch.basic_cancel(self._consumers.pop(kind))
+            for envelope in [e for e in self._buffer if e.kind == kind]:
+                self._buffer.remove(envelope)
+                ch.basic_nack(envelope.handle[1], requeue=True)
+        for kind in kinds:
+            if kind not in self._consumers:
+                self._consumers[kind] = ch.basic_consume(
+                    QUEUE_FOR_KIND[kind], self._on_delivery(kind, self._generation)
+                )
+
+    def receive(self, kinds: Iterable[str], timeout: float) -> Envelope | None:
+        wanted = tuple(k for k in KINDS if k in set(kinds))
+        deadline = time.monotonic() + max(0.0, timeout)
+
+        def take() -> Envelope | None:
+            self._consume(wanted)
+            assert self._conn is not None
+            while True:
+                if self._buffer:
+                    envelope = self._buffer.popleft()
+                    self._held[envelope.handle] = envelope.kind
+                    return envelope
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._conn.process_data_events(time_limit=min(remaining, 1.0))
+
+        return self._run(take)
+
+    def _settle(self, envelope: Envelope, settle: Callable[[BlockingChannel, int], None]) -> None:
+        generation, tag = envelope.handle
+        if self._held.pop(envelope.handle, None) is None or generation != self._generation:
+            # From a connection that is gone: the broker has requeued it already.
+            log.info("not settling message %s: its connection was lost", envelope.message_id)
+            return
+        try:
+            settle(self._channel("_consume_ch"), tag)
+        except (*CONNECTION_ERRORS, pika.exceptions.AMQPChannelError) as exc:
+            # Unsettled means redelivered, and the dispatcher skips what it logged.
+            log.warning("could not settle message %s (%s); it will be redelivered",
+                        envelope.message_id, describe(exc))
+            self._drop()
+
+    def ack(self, envelope: Envelope) -> None:
+        self._settle(envelope, lambda ch, tag: ch.basic_ack(tag))
+
+    def release(self, envelope: Envelope) -> None:
+        self._settle(envelope, lambda ch, tag: ch.basic_nack(tag, requeue=True))
+
+    def extend(self, envelope: Envelope) -> None:
+        """No lease to renew; answer heartbeats so a slow subscriber does not cost the connection."""
+        if self._conn is not None and self._conn.is_open:
+            try:
+                self._conn.process_data_events(0)
+            except CONNECTION_ERRORS as exc:
+                log.warning("RabbitMQ connection lost (%s)", describe(exc))
+                self._drop()
+
+    # -- inspection ------------------------------------------------------
+
+    def _count(self, queue: str) -> int:
+        """Ready messages in `queue`; 0 when it does not exist (an expired delay queue)."""
+        try:
+            frame = self._side().queue_declare(queue, passive=True)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code == NOT_FOUND:
+                return 0
+            raise
+        return int(frame.method.message_count)
+
+    def _in_flight(self, kinds: Iterable[str] = KINDS) -> int:
+        kinds = set(kinds)
+        return sum(1 for e in self._buffer if e.kind in kinds) + sum(1 for k in self._held.values() if k in kinds)
+
+    def depths(self) -> QueueDepths:
+        def count() -> QueueDepths:
+            return QueueDepths(
+                trigger=self._count(TRIGGER_QUEUE),
+                retry_due=self._count(RETRY_QUEUE),
+                retry_delayed=sum(self._count(q.name) for q in delay_queues(self.policy)),
+                dead_letters=self._count(DEADLETTER_QUEUE),
+                in_flight=self._in_flight(),
+            )
+
+        return self._run(count)
+
+    def is_empty(self, kinds: Iterable[str]) -> bool:
+        wanted = set(kinds)
+
+        def check() -> bool:
+            assert self._conn is not None
+            self._conn.process_data_events(0)
+            # Delay queues before the retry queue: a message moving from one to
+            # the other is then seen in one of them.
+            if RETRY in wanted and any(self._count(q.name) for q in delay_queues(self.policy)):
+                return False
+            if any(self._count(QUEUE_FOR_KIND[k]) for k in wanted):
+                return False
+            self._conn.process_data_events(0)  # deliveries already on their way to us
+            return self._in_flight(wanted) == 0
+
+        return self._run(check)
+
+    def close(self) -> None:
+        self._drop()
+
+
+__all__ = ["AmqpQueue", "DEADLETTER_QUEUE", "redact"]

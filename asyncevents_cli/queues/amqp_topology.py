@@ -1,0 +1,104 @@
+"""RabbitMQ names and arguments for the AMQP backend, as the Magento module uses them.
+
+Exchanges (both durable topic exchanges):
+
+- ``event``            triggers; ``event.trigger`` routes to queue ``event.trigger``.
+  The module leaves the trigger exchange to Magento's framework, so the name
+  ``event`` is this project's choice. A plain client may also publish to the
+  default exchange with routing key ``event.trigger``: it lands in the same queue.
+- ``event.failover``   retries, delays and dead letters:
+  ``event.retry`` -> ``event.failover.retry`` (retries that are due),
+  ``event.retry.kill`` -> ``event.failover.deadletter`` (chains that gave up),
+  ``event.retry.init`` -> ``event.retry.init`` (the first back-off),
+  ``event.retry.<units>`` -> ``event.delay.<units>`` (later back-offs).
+
+Delay queues have no consumers. Each holds messages for its ``x-message-ttl``
+and then dead-letters them to ``event.failover`` / ``event.retry``, where they
+become due. They are declared on demand and vanish after ``x-expires``
+(twice the TTL) unused, so a changed back-off does not leave queues behind.
+Each publish redeclares its delay queue, which resets that timer; because the
+expiry is twice the TTL, a message always leaves before its queue can expire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..backoff import RetryPolicy
+from .base import DEADLETTER_QUEUE, RETRY_QUEUE, TRIGGER_QUEUE
+
+TRIGGER_EXCHANGE = "event"
+TRIGGER_ROUTING_KEY = "event.trigger"
+FAILOVER_EXCHANGE = "event.failover"
+RETRY_ROUTING_KEY = "event.retry"
+KILL_ROUTING_KEY = "event.retry.kill"
+INIT_QUEUE = "event.retry.init"
+INIT_ROUTING_KEY = "event.retry.init"
+
+#: (queue, exchange, routing key) for the queues that always exist.
+STATIC_QUEUES: tuple[tuple[str, str, str], ...] = (
+    (TRIGGER_QUEUE, TRIGGER_EXCHANGE, TRIGGER_ROUTING_KEY),
+    (RETRY_QUEUE, FAILOVER_EXCHANGE, RETRY_ROUTING_KEY),
+    (DEADLETTER_QUEUE, FAILOVER_EXCHANGE, KILL_ROUTING_KEY),
+)
+
+# A policy with a tiny exponent and a huge max_deaths could name thousands of
+# delay queues; nobody configures that on purpose, so counting stops here.
+MAX_DELAY_QUEUES = 500
+
+
+def format_units(units: float) -> str:
+    """``4.0`` -> ``"4"``; fractional back-offs keep their digits (``"2.83"``)."""
+    if float(units).is_integer():
+        return str(int(units))
+    return format(units, ".6g")
+
+
+@dataclass(frozen=True)
+class DelayQueue:
+    """One back-off queue: where a retry waits out its delay."""
+
+    name: str
+    routing_key: str
+    ttl_ms: int
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "x-message-ttl": self.ttl_ms,
+            "x-dead-letter-exchange": FAILOVER_EXCHANGE,
+            "x-dead-letter-routing-key": RETRY_ROUTING_KEY,
+            "x-expires": 2 * self.ttl_ms,
+        }
+
+
+def ttl_ms(units: float, unit_seconds: float) -> int:
+    """The TTL RabbitMQ wants: whole milliseconds, at least 1 (0 would mean 'now')."""
+    return max(1, int(round(units * unit_seconds * 1000)))
+
+
+def delay_queue(policy: RetryPolicy, death_count: int) -> DelayQueue | None:
+    """The queue a retry with this death count waits in; None when it is due at once."""
+    if death_count < 1:
+        return None
+    units = policy.delay_units(death_count)
+    if units <= 0 or policy.unit_seconds <= 0:
+        return None
+    ttl = ttl_ms(units, policy.unit_seconds)
+    if death_count == 1:
+        # The module sends every first retry through event.retry.init.
+        return DelayQueue(INIT_QUEUE, INIT_ROUTING_KEY, ttl)
+    label = format_units(units)
+    return DelayQueue(f"event.delay.{label}", f"event.retry.{label}", ttl)
+
+
+def delay_queues(policy: RetryPolicy) -> list[DelayQueue]:
+    """Every delay queue this policy can publish to, without duplicates."""
+    found: dict[str, DelayQueue] = {}
+    last = max(1, policy.max_deaths)
+    for death_count in range(1, min(last, MAX_DELAY_QUEUES) + 1):
+        queue = delay_queue(policy, death_count)
+        if queue is not None:
+            found.setdefault(queue.name, queue)
+    return list(found.values())

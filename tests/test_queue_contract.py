@@ -1,0 +1,197 @@
+"""One contract for the `Queue` interface, run against every backend.
+
+SQLite runs on a real database file in tmp_path (with a short lease, so a
+consumer that "dies" hands its message back quickly); AMQP runs on the real
+broker in a vhost of this module, emptied before each test (see conftest).
+Delays come from a policy with 50 ms units so the suite stays fast.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from asyncevents_cli.backoff import RetryPolicy
+from asyncevents_cli.messages import RetryMessage, TriggerMessage
+from asyncevents_cli.queues.base import RETRY, TRIGGER, Queue
+from asyncevents_cli.queues.sqlite import SqliteQueue
+from asyncevents_cli.store import Store
+
+POLICY = RetryPolicy(max_deaths=3, unit_seconds=0.05)  # death count 2 waits 4 units = 200 ms
+LEASE_SECONDS = 0.5
+BOTH = (TRIGGER, RETRY)
+
+
+@pytest.fixture(params=["db", pytest.param("amqp", marks=pytest.mark.amqp)])
+def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Queue]]:
+    """A factory of queue objects on one shared backend (a second one plays another consumer)."""
+    opened: list[Queue] = []
+    store: Store | None = None
+    if request.param == "db":
+        store = Store(tmp_path / "ae.db")
+
+        def make() -> Queue:
+            assert store is not None
+            opened.append(SqliteQueue(store, lease_seconds=LEASE_SECONDS, poll_interval=0.01))
+            return opened[-1]
+    else:
+        from asyncevents_cli.queues.amqp import AmqpQueue
+
+        url = request.getfixturevalue("amqp_url")
+
+        def make() -> Queue:
+            opened.append(AmqpQueue(url, POLICY))
+            return opened[-1]
+
+    yield make
+    for queue in opened:
+        queue.close()
+    if store is not None:
+        store.close()
+
+
+@pytest.fixture
+def queue(make_queue: Callable[[], Queue]) -> Queue:
+    return make_queue()
+
+
+def retry(death_count: int = 2, uuid: str = "u-1") -> RetryMessage:
+    return RetryMessage(subscription_id=7, death_count=death_count, content='{"id":1}', uuid=uuid)
+
+
+def drain(queue: Queue, kinds: tuple[str, ...] = BOTH, timeout: float = 0.3) -> list:
+    """Receive and ack until nothing comes within `timeout`."""
+    taken = []
+    while (envelope := queue.receive(kinds, timeout)) is not None:
+        queue.ack(envelope)
+        taken.append(envelope)
+    return taken
+
+
+def test_publish_receive_ack_round_trip(queue: Queue) -> None:
+    messages = [TriggerMessage("sales.order.created", {"id": n}, store_id=1) for n in range(3)]
+    ids = queue.publish_triggers(messages)
+    assert len(ids) == 3
+
+    received = []
+    for _ in messages:
+        envelope = queue.receive([TRIGGER], timeout=2)
+        assert envelope is not None and envelope.kind == TRIGGER
+        received.append(envelope)
+        queue.ack(envelope)
+
+    assert [e.message_id for e in received] == ids  # FIFO, ids read back from the message
+    assert [TriggerMessage.decode(e.body) for e in received] == messages
+    assert received[0].body == messages[0].encode()  # the module's wire format, byte for byte
+    assert queue.receive([TRIGGER], timeout=0.2) is None
+    assert queue.depths().trigger == 0
+    assert queue.is_empty([TRIGGER])
+
+
+def test_receive_takes_only_the_kinds_asked_for(queue: Queue) -> None:
+    queue.publish_trigger(TriggerMessage("customer.created", {}))
+    assert queue.receive([RETRY], timeout=0.2) is None
+    envelope = queue.receive([TRIGGER], timeout=2)
+    assert envelope is not None and envelope.kind == TRIGGER
+    queue.ack(envelope)
+
+
+def test_batch_is_all_or_nothing(queue: Queue) -> None:
+    batch = [TriggerMessage("a", {"ok": 1}), TriggerMessage("b", {"bad": {1, 2}})]  # a set is not JSON
+    with pytest.raises(TypeError):
+        queue.publish_triggers(batch)
+    assert queue.depths().trigger == 0
+    assert queue.receive(BOTH, timeout=0.2) is None
+    assert queue.publish_triggers([]) == []
+
+
+def test_delayed_retry_is_not_received_before_it_is_due(queue: Queue) -> None:
+    message = retry(death_count=2)
+    delay = POLICY.delay_seconds(2)
+    started = time.monotonic()
+    message_id = queue.publish_retry(message, delay)
+
+    depths = queue.depths()
+    assert (depths.retry_delayed, depths.retry_due) == (1, 0)
+    assert not queue.is_empty([RETRY])  # waiting out a back-off is not empty
+    assert queue.is_empty([TRIGGER])
+    assert queue.receive([RETRY], timeout=delay / 4) is None
+
+    envelope = queue.receive([RETRY], timeout=delay + 3)
+    assert envelope is not None
+    assert time.monotonic() - started >= delay * 0.9
+    assert envelope.kind == RETRY and envelope.message_id == message_id
+    assert RetryMessage.decode(envelope.body) == message
+    assert envelope.headers["x-retry-count"] == 2
+    queue.ack(envelope)
+    assert queue.is_empty([RETRY])
+
+
+def test_retry_without_delay_is_due_at_once(queue: Queue) -> None:
+    message_id = queue.publish_retry(retry(death_count=3), 0)
+    envelope = queue.receive([RETRY], timeout=1)
+    assert envelope is not None and envelope.message_id == message_id
+    queue.ack(envelope)
+
+
+def test_release_makes_a_message_receivable_again(queue: Queue) -> None:
+    message_id = queue.publish_trigger(TriggerMessage("a", {"n": 1}))
+    first = queue.receive([TRIGGER], timeout=2)
+    assert first is not None
+    queue.release(first)
+    again = queue.receive([TRIGGER], timeout=2)
+    assert again is not None and again.message_id == message_id and again.body == first.body
+    queue.ack(again)
+    assert queue.is_empty([TRIGGER])
+
+
+def test_unacknowledged_message_returns_after_its_consumer_goes(make_queue: Callable[[], Queue]) -> None:
+    dying = make_queue()
+    message_id = dying.publish_trigger(TriggerMessage("a", {"n": 1}))
+    taken = dying.receive([TRIGGER], timeout=2)
+    assert taken is not None
+    dying.close()  # never acked: AMQP requeues on close, SQLite once the lease runs out
+
+    survivor = make_queue()
+    envelope = survivor.receive([TRIGGER], timeout=LEASE_SECONDS + 3)
+    assert envelope is not None and envelope.message_id == message_id
+    survivor.ack(envelope)
+    assert survivor.receive([TRIGGER], timeout=0.2) is None
+
+
+def test_dead_letters_are_counted_but_never_received(queue: Queue) -> None:
+    queue.dead_letter(retry(death_count=3).encode(), "failed 4 attempt(s)")
+    queue.dead_letter(b'["broken"', "trigger message is not JSON", TRIGGER)
+    assert queue.depths().dead_letters == 2
+    assert queue.receive(BOTH, timeout=0.2) is None
+    assert queue.is_empty(BOTH)
+
+
+def test_is_empty_counts_queued_and_in_flight_messages(queue: Queue) -> None:
+    assert queue.is_empty(BOTH)
+    queue.publish_trigger(TriggerMessage("a", {}))
+    assert not queue.is_empty([TRIGGER])
+    assert queue.is_empty([RETRY])
+
+    envelope = queue.receive([TRIGGER], timeout=2)
+    assert envelope is not None
+    assert not queue.is_empty([TRIGGER])  # taken but not acknowledged
+    assert queue.depths().in_flight == 1
+    queue.ack(envelope)
+    assert queue.is_empty(BOTH)
+    assert queue.depths().as_dict() == {
+        "trigger": 0, "retry_due": 0, "retry_delayed": 0, "dead_letters": 0, "in_flight": 0,
+    }
+
+
+def test_every_message_gets_a_unique_id(queue: Queue) -> None:
+    ids = queue.publish_triggers([TriggerMessage("a", {"n": n}) for n in range(5)])
+    ids += [queue.publish_retry(retry(death_count=3, uuid=f"u-{n}"), 0) for n in range(3)]
+    ids.append(queue.dead_letter(b"{}", "test"))
+    assert len(set(ids)) == len(ids) == 9
+    assert all(isinstance(i, str) and i for i in ids)
+    received = {e.message_id for e in drain(queue)}
+    assert received == set(ids[:8])
