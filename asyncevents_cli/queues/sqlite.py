@@ -128,7 +128,7 @@ class SqliteQueue(Queue):
             body=bytes(body),
             message_id=message_id,
             headers=json.loads(headers or "{}"),
-            handle=(row_id, token),
+            handle=(row_id, token, now),
         )
 
     def receive(self, kinds: Iterable[str], timeout: float) -> Envelope | None:
@@ -147,14 +147,14 @@ class SqliteQueue(Queue):
             time.sleep(min(self.poll_interval, remaining))
 
     def ack(self, envelope: Envelope) -> None:
-        row_id, token = envelope.handle
+        row_id, token, _ = envelope.handle
         with self.store.transaction():
             self.store.conn.execute(
                 "DELETE FROM queue_messages WHERE id = ? AND lease_token = ?", (row_id, token)
             )
 
     def release(self, envelope: Envelope) -> None:
-        row_id, token = envelope.handle
+        row_id, token, _ = envelope.handle
         with self.store.transaction():
             self.store.conn.execute(
                 "UPDATE queue_messages SET available_at = ?, lease_token = NULL WHERE id = ? AND lease_token = ?",
@@ -162,12 +162,16 @@ class SqliteQueue(Queue):
             )
 
     def extend(self, envelope: Envelope) -> None:
-        row_id, token = envelope.handle
+        row_id, token, leased_at = envelope.handle
+        now = self.clock()
+        if now - leased_at < self.lease_seconds / 2:
+            return  # plenty of lease left: spare the write (and its fsync)
         with self.store.transaction():
             self.store.conn.execute(
                 "UPDATE queue_messages SET available_at = ? WHERE id = ? AND lease_token = ?",
-                (self.clock() + self.lease_seconds, row_id, token),
+                (now + self.lease_seconds, row_id, token),
             )
+        envelope.handle = (row_id, token, now)
 
     def depths(self) -> QueueDepths:
         now = self.clock()
