@@ -31,7 +31,7 @@ def overall_status(state: dict[str, Any] | None, attempts: list[dict[str, Any]])
         when = (state or {}).get("next_attempt_at") or "?"
         return f"Retrying, next attempt at {when[:19]} UTC"
     if current == STOPPED:
-        return f"Stopped with {_retries(retries)}: subscription disabled"
+        return f"Stopped with {_retries(retries)}: subscription disabled or deleted"
     return "Failed"
 
 

@@ -126,7 +126,7 @@ def test_disabled_subscription_gets_nothing_and_its_retries_stop(make_runtime, r
     rt.store.set_status([sid], enabled=False)
     drain(rt)
     assert len(receiver.requests) == 1  # the pending retry was dropped, not attempted
-    assert trace(rt.store, uuid_for(rt, sid))["status"] == "Stopped with 0 retries: subscription disabled"
+    assert trace(rt.store, uuid_for(rt, sid))["status"] == "Stopped with 0 retries: subscription disabled or deleted"
 
     publish(rt.config, rt.queue, EVENT, ORDER)
     drain(rt)
