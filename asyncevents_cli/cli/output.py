@@ -48,8 +48,9 @@ def show(renderable: Any) -> None:
 
 
 def say(message: str) -> None:
-    """A line of data for people (stdout), printed without markup surprises."""
-    stdout.print(message, markup=False, highlight=False, soft_wrap=True)
+    """A line of data (stdout), written as is: no markup, and tabs stay tabs for `cut -f`."""
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
 
 
 def note(message: str) -> None:
