@@ -22,10 +22,15 @@ expiry is twice the TTL, a message always leaves before its queue can expire.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+
 from ..backoff import RetryPolicy
+from ..errors import AeError
 from .base import DEADLETTER_QUEUE, RETRY_QUEUE, TRIGGER_QUEUE
 
 TRIGGER_EXCHANGE = "event"
@@ -42,6 +47,8 @@ STATIC_QUEUES: tuple[tuple[str, str, str], ...] = (
     (RETRY_QUEUE, FAILOVER_EXCHANGE, RETRY_ROUTING_KEY),
     (DEADLETTER_QUEUE, FAILOVER_EXCHANGE, KILL_ROUTING_KEY),
 )
+
+PRECONDITION_FAILED = 406
 
 # A policy with a tiny exponent and a huge max_deaths could name thousands of
 # delay queues; nobody configures that on purpose, so counting stops here.
@@ -102,3 +109,34 @@ def delay_queues(policy: RetryPolicy) -> list[DelayQueue]:
         if queue is not None:
             found.setdefault(queue.name, queue)
     return list(found.values())
+
+
+def declare_static(channel: BlockingChannel) -> None:
+    """Declare both exchanges and the three fixed queues with their bindings (idempotent)."""
+    channel.exchange_declare(TRIGGER_EXCHANGE, exchange_type="topic", durable=True)
+    channel.exchange_declare(FAILOVER_EXCHANGE, exchange_type="topic", durable=True)
+    for queue, exchange, routing_key in STATIC_QUEUES:
+        channel.queue_declare(queue, durable=True)
+        channel.queue_bind(queue, exchange, routing_key=routing_key)
+
+
+def declare_delay_queue(channel: Callable[[], BlockingChannel], queue: DelayQueue) -> None:
+    """Declare and bind a delay queue; `channel` gives an open channel (a refusal closes one).
+
+    A queue of the same name with another TTL means the back-off unit changed:
+    an empty one is replaced, one still holding retries is left to drain.
+    """
+    try:
+        channel().queue_declare(queue.name, durable=True, arguments=queue.arguments)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != PRECONDITION_FAILED:
+            raise
+        try:
+            channel().queue_delete(queue.name, if_empty=True)
+        except pika.exceptions.ChannelClosedByBroker:
+            raise AeError(
+                f"delay queue {queue.name} exists with other arguments and still holds retries",
+                hint="backoff settings changed; the old retries drain within its TTL, then retry",
+            ) from None
+        channel().queue_declare(queue.name, durable=True, arguments=queue.arguments)
+    channel().queue_bind(queue.name, FAILOVER_EXCHANGE, routing_key=queue.routing_key)
