@@ -9,6 +9,7 @@ bad file fails before anything is written.
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import re
 import tomllib
@@ -115,10 +116,12 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _coerce(setting: Setting, value: Any, where: str) -> Any:
-    """Check a value's type; strings (from the environment) are parsed."""
+def _coerce(setting: Setting, value: Any, where: str, parse: bool = False) -> Any:
+    """Check a value's type; with `parse` (values from the environment) strings are parsed.
+
+    TOML values are typed already: `max_deaths = "3"` in the file is an error, not 3."""
     kind = setting.kind
-    if isinstance(value, str) and kind is not str:
+    if parse and isinstance(value, str) and kind is not str:
         text = value.strip().lower()
         try:
             if kind is bool:
@@ -146,6 +149,8 @@ def _validate(settings: dict[str, Any], where: Mapping[str, str]) -> None:
     if settings["max_deaths"] < 0:
         raise bad("max_deaths", "must be 0 or more")
     for name in ("backoff_exponent", "backoff_max_seconds", "backoff_unit_seconds"):
+        if math.isnan(settings[name]):
+            raise bad(name, "must be a number, got nan")
         if settings[name] < 0:
             raise bad(name, "must be 0 or more")
     if settings["log_retention_days"] < 0:
@@ -221,7 +226,7 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str
     for setting in SETTINGS:
         env_name = f"AE_{setting.name.upper()}"
         if env_name in env:
-            settings[setting.name] = _coerce(setting, env[env_name], f"environment {env_name}")
+            settings[setting.name] = _coerce(setting, env[env_name], f"environment {env_name}", parse=True)
             sources[setting.name] = f"env {env_name}"
         elif setting.name in file_settings:
             settings[setting.name] = _coerce(setting, file_settings[setting.name], str(config_path))
