@@ -1,0 +1,335 @@
+"""`load_config`: defaults, file values, AE_* overrides, sources, paths, and validation messages."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from asyncevents_cli.config import DEFAULT_AMQP_URL, SETTINGS, EventDefinition, load_config, redact_url
+from asyncevents_cli.errors import ConfigError, InputError
+from conftest import write_config
+
+DEFAULTS = {
+    "database": ".ae/ae.db",
+    "queue": "db",
+    "amqp_url": DEFAULT_AMQP_URL,
+    "max_deaths": 5,
+    "backoff_exponent": 2.0,
+    "backoff_max_seconds": 60.0,
+    "backoff_unit_seconds": 1.0,
+    "indexing": True,
+    "log_retention_days": 30,
+}
+
+
+def write(folder: Path, text: str, name: str = "events.toml") -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, '[events."sales.order.created"]\n')
+    config = load_config(path, environ={})
+    assert config.settings == DEFAULTS
+    assert set(config.sources.values()) == {"default"}
+    assert list(config.settings) == [s.name for s in SETTINGS]
+    assert config.path == path
+    assert config.database_path == tmp_path / ".ae" / "ae.db"
+    policy = config.retry_policy
+    assert (policy.max_deaths, policy.exponent, policy.max_seconds, policy.unit_seconds) == (5, 2.0, 60.0, 1.0)
+
+
+def test_an_empty_file_is_a_valid_config(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""), environ={})
+    assert config.events == {}
+    assert config.settings == DEFAULTS
+
+
+def test_events(tmp_path: Path) -> None:
+    path = write_config(tmp_path, events={
+        "sales.order.created": {"description": "An order was placed", "service": "json:dumps"},
+        "customer-created_v2": {},
+    })
+    config = load_config(path, environ={})
+    assert config.events == {
+        "sales.order.created": EventDefinition("sales.order.created", "An order was placed", "json:dumps"),
+        "customer-created_v2": EventDefinition("customer-created_v2", "", None),
+    }
+    assert config.event("sales.order.created").resolve_service() is __import__("json").dumps
+    assert config.event("customer-created_v2").resolve_service() is None
+
+
+def test_file_values(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+[settings]
+database = "data/events.db"
+queue = "amqp"
+amqp_url = "amqp://u:p@rabbit:5672/shop"
+max_deaths = 2
+backoff_exponent = 3      # an int is accepted for a float
+backoff_max_seconds = 30.5
+backoff_unit_seconds = 0.5
+indexing = false
+log_retention_days = 7
+""")
+    config = load_config(path, environ={})
+    assert config.settings == {
+        "database": "data/events.db",
+        "queue": "amqp",
+        "amqp_url": "amqp://u:p@rabbit:5672/shop",
+        "max_deaths": 2,
+        "backoff_exponent": 3.0,
+        "backoff_max_seconds": 30.5,
+        "backoff_unit_seconds": 0.5,
+        "indexing": False,
+        "log_retention_days": 7,
+    }
+    assert isinstance(config.settings["backoff_exponent"], float)
+    assert set(config.sources.values()) == {"file"}
+
+
+def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
+    path = write_config(tmp_path, max_deaths=3, backoff_exponent=1.5, indexing=True)
+    env = {
+        "AE_MAX_DEATHS": "7",
+        "AE_BACKOFF_EXPONENT": "2.5",
+        "AE_BACKOFF_MAX_SECONDS": "10",
+        "AE_INDEXING": "false",
+        "AE_LOG_RETENTION_DAYS": " 14 ",
+        "AE_QUEUE": "amqp",
+        "UNRELATED": "x",
+    }
+    config = load_config(path, environ=env)
+    s = config.settings
+    assert (s["max_deaths"], s["backoff_exponent"], s["backoff_max_seconds"]) == (7, 2.5, 10.0)
+    assert type(s["max_deaths"]) is int and type(s["backoff_max_seconds"]) is float
+    assert s["indexing"] is False
+    assert s["log_retention_days"] == 14
+    assert s["queue"] == "amqp"
+    assert config.sources == {
+        "database": "default",
+        "queue": "env AE_QUEUE",
+        "amqp_url": "default",
+        "max_deaths": "env AE_MAX_DEATHS",
+        "backoff_exponent": "env AE_BACKOFF_EXPONENT",
+        "backoff_max_seconds": "env AE_BACKOFF_MAX_SECONDS",
+        "backoff_unit_seconds": "file",
+        "indexing": "env AE_INDEXING",
+        "log_retention_days": "env AE_LOG_RETENTION_DAYS",
+    }
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("true", True), ("1", True), ("TRUE", True), ("yes", True), ("on", True),
+    ("false", False), ("0", False), ("False", False), ("no", False), ("off", False),
+])
+def test_env_booleans(tmp_path: Path, text: str, expected: bool) -> None:
+    config = load_config(write_config(tmp_path, indexing=not expected), environ={"AE_INDEXING": text})
+    assert config.settings["indexing"] is expected
+
+
+@pytest.mark.parametrize("variable, value, kind", [
+    ("AE_MAX_DEATHS", "abc", "int"),
+    ("AE_MAX_DEATHS", "2.5", "int"),
+    ("AE_MAX_DEATHS", "", "int"),
+    ("AE_BACKOFF_EXPONENT", "fast", "float"),
+    ("AE_INDEXING", "maybe", "bool"),
+    ("AE_INDEXING", "2", "bool"),
+    ("AE_LOG_RETENTION_DAYS", "a week", "int"),
+])
+def test_bad_env_values_name_the_variable(tmp_path: Path, variable: str, value: str, kind: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write_config(tmp_path), environ={variable: value})
+    message = str(caught.value)
+    setting = variable.removeprefix("AE_").lower()
+    assert message == f"environment {variable}: {setting} must be {kind}, got {value!r}"
+    assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize("variable, value, fragment", [
+    ("AE_QUEUE", "kafka", "queue must be one of db, amqp, got 'kafka'"),
+    ("AE_MAX_DEATHS", "-1", "max_deaths must be 0 or more"),
+    ("AE_BACKOFF_UNIT_SECONDS", "-0.5", "backoff_unit_seconds must be 0 or more"),
+    ("AE_BACKOFF_EXPONENT", "nan", "backoff_exponent must be a number, got nan"),
+    ("AE_DATABASE", "", "database must not be empty"),
+])
+def test_invalid_env_values_name_the_variable(tmp_path: Path, variable: str, value: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write_config(tmp_path), environ={variable: value})
+    assert str(caught.value) == f"environment {variable}: {fragment}"
+
+
+def test_database_path_is_relative_to_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    path = write_config(project, database="data/ae.db")
+    assert load_config(path, environ={}).database_path == project / "data" / "ae.db"
+    # A relative --config is taken from the working directory, the database from the file's folder.
+    assert load_config("../project/events.toml", environ={}).database_path == (
+        elsewhere / ".." / "project" / "data" / "ae.db"
+    )
+    absolute = tmp_path / "abs.db"
+    assert load_config(path, environ={"AE_DATABASE": str(absolute)}).database_path == absolute
+    home = load_config(path, environ={"AE_DATABASE": "~/ae.db"}).database_path
+    assert home == Path("~/ae.db").expanduser() and home.is_absolute()
+
+
+def test_default_file_is_events_toml_in_the_working_directory(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_config(tmp_path, events={"here.event": {}})
+    config = load_config(None, environ={})
+    assert config.path == tmp_path / "events.toml"
+    assert list(config.events) == ["here.event"]
+
+
+def test_ae_config_chooses_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_config(tmp_path, events={"cwd.event": {}})
+    other = write(tmp_path, '[events."other.event"]\n', name="other.toml")
+    config = load_config(None, environ={"AE_CONFIG": str(other)})
+    assert config.path == other
+    assert list(config.events) == ["other.event"]
+    assert config.sources["max_deaths"] == "default"  # AE_CONFIG is not a setting
+
+
+def test_config_argument_beats_ae_config(tmp_path: Path) -> None:
+    chosen = write(tmp_path, '[events."chosen.event"]\n', name="chosen.toml")
+    other = write(tmp_path, '[events."other.event"]\n', name="other.toml")
+    config = load_config(chosen, environ={"AE_CONFIG": str(other)})
+    assert config.path == chosen
+    assert list(config.events) == ["chosen.event"]
+
+
+def test_ae_config_is_read_from_the_process_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_config(tmp_path, events={"env.event": {}})
+    monkeypatch.setenv("AE_CONFIG", str(path))
+    monkeypatch.setenv("AE_MAX_DEATHS", "9")
+    config = load_config()
+    assert config.path == path
+    assert config.settings["max_deaths"] == 9
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "missing.toml", environ={})
+    assert str(caught.value) == f"config file {tmp_path / 'missing.toml'} not found"
+    assert caught.value.hint and "AE_CONFIG" in caught.value.hint
+
+
+def test_a_directory_is_not_a_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, environ={})
+    assert str(tmp_path) in str(caught.value)
+
+
+# Each case: the file's text and what the message must name (besides the file).
+INVALID = [
+    pytest.param('[events."a"\n', ["invalid TOML", "line 1"], id="malformed-toml"),
+    pytest.param("events = 3\n", ["[events] must be a table"], id="events-not-a-table"),
+    pytest.param('[events]\n"a" = 3\n', ['[events."a"] must be a table'], id="event-not-a-table"),
+    pytest.param('[events."sales order!"]\n', ["invalid event name 'sales order!'"], id="event-name-space"),
+    pytest.param('[events."a/b"]\n', ["invalid event name 'a/b'"], id="event-name-slash"),
+    pytest.param('[events.""]\n', ["invalid event name ''"], id="event-name-empty"),
+    pytest.param('[events."a"]\ndescripton = "x"\n', ['[events."a"]', "descripton", "allowed: description, service"],
+                 id="unknown-event-key"),
+    pytest.param('[events."a"]\ndescription = 3\n', ['[events."a"]', "description must be a string"],
+                 id="description-not-string"),
+    pytest.param('[events."a"]\nservice = "no colon"\n', ['[events."a"]', "service must look like"],
+                 id="service-format"),
+    pytest.param('[events."a"]\nservice = 3\n', ['[events."a"]', "service must look like"], id="service-type"),
+    pytest.param("settings = 3\n", ["[settings] must be a table"], id="settings-not-a-table"),
+    pytest.param("[settings]\nmax_death = 3\n", ["[settings]", "max_death", "allowed:"], id="unknown-setting"),
+    pytest.param("[subscriptions]\n", ["unknown top-level key(s) subscriptions", "allowed: events, settings"],
+                 id="unknown-table"),
+    pytest.param('title = "x"\n', ["unknown top-level key(s) title"], id="unknown-top-level-key"),
+    pytest.param('[settings]\nqueue = "kafka"\n', ["queue must be one of db, amqp, got 'kafka'"], id="queue-kafka"),
+    pytest.param("[settings]\nmax_deaths = -1\n", ["max_deaths must be 0 or more"], id="negative-max-deaths"),
+    pytest.param("[settings]\nmax_deaths = 2.5\n", ["max_deaths must be int, got 2.5"], id="float-for-int"),
+    pytest.param("[settings]\nmax_deaths = true\n", ["max_deaths must be int, got True"], id="bool-for-int"),
+    pytest.param('[settings]\nmax_deaths = "3"\n', ["max_deaths must be int, got '3'"], id="string-for-int"),
+    pytest.param('[settings]\nindexing = "yes"\n', ["indexing must be bool, got 'yes'"], id="string-for-bool"),
+    pytest.param("[settings]\nindexing = 1\n", ["indexing must be bool, got 1"], id="int-for-bool"),
+    pytest.param("[settings]\nbackoff_exponent = -2\n", ["backoff_exponent must be 0 or more"],
+                 id="negative-exponent"),
+    pytest.param("[settings]\nbackoff_max_seconds = nan\n", ["backoff_max_seconds must be a number"], id="nan"),
+    pytest.param("[settings]\nbackoff_unit_seconds = \"fast\"\n", ["backoff_unit_seconds must be float"],
+                 id="string-for-float"),
+    pytest.param("[settings]\nlog_retention_days = -3\n", ["log_retention_days must be 0 or more"],
+                 id="negative-retention"),
+    pytest.param('[settings]\ndatabase = ""\n', ["database must not be empty"], id="empty-database"),
+    pytest.param("[settings]\ndatabase = 3\n", ["database must be str"], id="database-not-string"),
+]
+
+
+@pytest.mark.parametrize("text, fragments", INVALID)
+def test_validation_errors_name_the_file_and_the_key(tmp_path: Path, text: str, fragments: list[str]) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    message = str(caught.value)
+    assert message.startswith(f"{path}: "), message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+    assert "\n" not in message
+    assert caught.value.exit_code == 2
+
+
+def test_an_env_override_does_not_hide_a_bad_file(tmp_path: Path) -> None:
+    """The file is validated whole, even for keys the environment overrides."""
+    path = write(tmp_path, "[settings]\nmax_death = 3\n")
+    with pytest.raises(ConfigError, match="max_death"):
+        load_config(path, environ={"AE_MAX_DEATHS": "3"})
+
+
+def test_an_env_override_replaces_a_bad_file_value_without_reading_it(tmp_path: Path) -> None:
+    path = write(tmp_path, '[settings]\nqueue = "kafka"\n')
+    assert load_config(path, environ={"AE_QUEUE": "db"}).settings["queue"] == "db"
+
+
+def test_event_lookup(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path), environ={})
+    assert config.event("sales.order.created").description == "An order was placed"
+    with pytest.raises(InputError) as caught:
+        config.event("sales.order.deleted")
+    assert str(caught.value) == f"event 'sales.order.deleted' is not defined in {config.path}"
+    assert caught.value.hint and "ae events list" in caught.value.hint
+    with pytest.raises(InputError, match="invalid event name 'sales order!'"):
+        config.event("sales order!")
+    with pytest.raises(InputError, match="invalid event name ''"):
+        config.event("")
+
+
+def test_unimportable_service_is_a_config_error(tmp_path: Path) -> None:
+    path = write_config(tmp_path, events={
+        "a": {"service": "no_such_module_xyz:build"},
+        "b": {"service": "json:no_such_function"},
+        "c": {"service": "json:__name__"},
+    })
+    config = load_config(path, environ={})
+    with pytest.raises(ConfigError, match="event 'a': cannot import service 'no_such_module_xyz:build'"):
+        config.event("a").resolve_service()
+    with pytest.raises(ConfigError, match="event 'b': cannot import service 'json:no_such_function'"):
+        config.event("b").resolve_service()
+    with pytest.raises(ConfigError, match="event 'c': service .* is not callable"):
+        config.event("c").resolve_service()
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("amqp://guest:guest@127.0.0.1:5672/%2F", "amqp://guest:***@127.0.0.1:5672/%2F"),
+    ("amqp://user@host/v", "amqp://user@host/v"),
+    ("amqp://host/v", "amqp://host/v"),
+])
+def test_redact_url(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_float_settings_accept_infinity_as_no_cap(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path), environ={"AE_BACKOFF_MAX_SECONDS": "inf"})
+    assert math.isinf(config.settings["backoff_max_seconds"])
