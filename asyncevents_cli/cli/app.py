@@ -18,6 +18,7 @@ from .. import __version__
 from ..errors import EXIT_FAILURE, AeError
 from ..runtime import Runtime, debug_enabled
 from . import consume, demo, events, logs, publish, replay, status, subscriptions
+from . import search as search_cli
 from .output import error_line, note
 
 
@@ -87,6 +88,8 @@ app.add_typer(consume.consume_app, name="consume")
 app.add_typer(logs.logs_app, name="logs")
 app.command("trace")(logs.trace)
 app.command("replay")(replay.replay)
+app.command("search")(search_cli.search)
+app.add_typer(search_cli.index_app, name="index")
 app.command("status")(status.status)
 app.command("demo")(demo.demo)
 

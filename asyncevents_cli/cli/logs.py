@@ -52,7 +52,11 @@ def prune(
     """Delete attempts older than the retention period (the module's clean-up job)."""
     rt = runtime(ctx)
     days = rt.config.settings["log_retention_days"] if older_than is None else older_than
+    from ..search import remove_pruned  # imported here: whoosh loads only when pruning
+
     removed = rt.store.prune_logs(days)
+    # The search index follows the log: pruned attempts must not be found any more.
+    remove_pruned(rt.config, rt.store, removed)
     say(f"pruned {len(removed)} log entr{'y' if len(removed) == 1 else 'ies'} older than {days:g} day(s)")
 
 

@@ -1,0 +1,110 @@
+"""`ae search QUERY` and `ae index status|rebuild`: Lucene-syntax search over the delivery log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ..errors import InputError
+from ..search import SearchIndex, index_path, search_logs
+from ..search_query import check_syntax
+from .context import JSON_OPTION, runtime
+from .output import emit, note, say, show, stderr, table, yes_no
+
+index_app = typer.Typer(help="The search index kept beside the database (`<database>.index/`).")
+
+# Catching up this many rows takes a few seconds: worth a progress bar.
+PROGRESS_THRESHOLD = 2000
+
+
+@contextmanager
+def progress_bar(label: str, total: int, enabled: bool = True) -> Iterator[Any]:
+    """A Rich progress bar on stderr; yields a callback taking how many items were just done."""
+    if not enabled:
+        yield lambda n: None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=stderr, transient=False) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _index(ctx: typer.Context) -> SearchIndex:
+    rt = runtime(ctx)
+    if not rt.config.settings["indexing"]:
+        raise InputError("search indexing is off (settings.indexing = false)",
+                         hint="set indexing = true in [settings] to keep an index")
+    return SearchIndex(index_path(rt.config), rt.store)
+
+
+def search(
+    ctx: typer.Context,
+    query: str = typer.Argument(..., help="Lucene syntax, e.g. 'data.data.customer_email: roni_cost@example.com'."),
+    limit: int = typer.Option(100, "--limit", min=1, help="How many results, newest first."),
+    offset: int = typer.Option(0, "--offset", min=0, help="Skip this many results (to page past --limit)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Search delivery logs and payloads (see docs/search.md for the syntax)."""
+    rt = runtime(ctx)
+    if rt.config.settings["indexing"]:
+        check_syntax(query)  # a malformed query exits 2 before the index is touched
+        ix = SearchIndex(index_path(rt.config), rt.store)
+        try:
+            behind = ix.behind()
+            with progress_bar("indexing the delivery log", behind, behind >= PROGRESS_THRESHOLD) as advance:
+                ix.catch_up(advance)
+        finally:
+            ix.close()
+    hits = search_logs(rt.config, rt.store, query, limit, offset)
+    data = {"query": query, "mode": hits.mode, "total": hits.total, "offset": offset, "limit": limit,
+            "results": hits.rows}
+
+    def render(data: dict[str, Any]) -> None:
+        rows = data["results"]
+        show(table(["log_id", "uuid", "event", "success", "created (UTC)", "payload"],
+                   [(r["log_id"], r["uuid"], r["event_name"], yes_no(r["success"]), r["created"][:19],
+                     r["excerpt"]) for r in rows]))
+        shown = f"{offset + 1}-{offset + len(rows)}" if rows else "none"
+        more = f"; --offset {offset + len(rows)} for more" if offset + len(rows) < data["total"] else ""
+        via = "" if data["mode"] == "index" else " (substring match: indexing is off)"
+        note(f"{data['total']} match{'es' if data['total'] != 1 else ''}, showing {shown}{more}{via}")
+
+    emit(data, as_json, render)
+
+
+@index_app.command("status")
+def status(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """How far the search index is behind the delivery log."""
+    rt = runtime(ctx)
+    if not rt.config.settings["indexing"]:
+        data: dict[str, Any] = {"indexing": False, "index_path": str(index_path(rt.config))}
+    else:
+        data = {"indexing": True, **SearchIndex(index_path(rt.config), rt.store).status()}
+
+    def render(d: dict[str, Any]) -> None:
+        if not d["indexing"]:
+            say("indexing is off (settings.indexing = false): `ae search` matches substrings of the log")
+            return
+        built = f"{d['documents']} documents in {d['index_path']}" if d["exists"] else \
+            f"no usable index at {d['index_path']} (the next search builds it)"
+        say(f"indexed up to log_id {d['indexed_up_to']}, log at {d['log_at']}, {d['behind']} behind; {built}")
+
+    emit(data, as_json, render)
+
+
+@index_app.command("rebuild")
+def rebuild(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """Rebuild the search index from the whole delivery log."""
+    ix = _index(ctx)
+    try:
+        total = runtime(ctx).store.conn.execute("SELECT COUNT(*) FROM delivery_log").fetchone()[0]
+        with progress_bar("rebuilding the search index", total, not as_json) as advance:
+            count = ix.rebuild(advance)
+    finally:
+        ix.close()
+    emit({"documents": count, "index_path": str(ix.path)}, as_json,
+         lambda d: say(f"indexed {d['documents']} log entries into {d['index_path']}"))

@@ -1,0 +1,300 @@
+"""`ae search` and `ae index`: Lucene-syntax search over the delivery log and payloads.
+
+Known data comes from the real pipeline (publish, consume, deliver to a local
+HTTP receiver) into a real SQLite file; each query's expected result is worked
+out from the logged rows in plain Python, independently of whoosh.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from asyncevents_cli.cli.app import app
+from asyncevents_cli.publish import publish
+from asyncevents_cli.runtime import Runtime
+from asyncevents_cli.search import index_path
+from asyncevents_cli.subscribe import subscribe
+
+from conftest import Receiver, _handler_for, write_config
+
+ORDERS: list[dict[str, Any]] = [
+    {"increment_id": "CK00000101", "customer_email": "roni_cost@example.com", "grand_total": 45.5,
+     "items": [{"sku": "WS12-M-Orange", "qty": 1}], "note": "leave at the back door"},
+    {"increment_id": "CK00000102", "customer_email": "veronica_costello@example.com", "grand_total": 92.0,
+     "items": [{"sku": "MJ01-L-Red", "qty": 2}, {"sku": "24-MB01", "qty": 1}]},
+    {"increment_id": "SO00000103", "customer_email": "roni_cost@example.com", "grand_total": 17.25,
+     "items": [{"sku": "24-MB01", "qty": 1}], "note": "back door is locked"},
+]
+CUSTOMER = {"customer_email": "Roni_Cost@Example.com", "firstname": "Roni", "group_id": 1}
+
+runner = CliRunner()
+
+
+def build(tmp_path: Path, receiver: Any, **settings: Any) -> Path:
+    """Three orders (the first fails once, then is retried) and a customer, delivered for real."""
+    config = write_config(tmp_path, **settings)
+    with Runtime(config, environ={}) as rt:
+        subscribe(rt.config, rt.store, "sales.order.created", receiver.script("/orders", 500, 200))
+        subscribe(rt.config, rt.store, "customer.created", receiver.endpoint("/customers"))
+        for order in ORDERS:
+            publish(rt.config, rt.queue, "sales.order.created", order)
+        publish(rt.config, rt.queue, "customer.created", CUSTOMER)
+        rt.worker(poll_timeout=0.02).run(until_empty=True)
+    return config
+
+
+@pytest.fixture(scope="module")
+def delivered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The pipeline runs once per module (its fsyncs take a few tenths of a second);
+    each test gets a copy of the folder, so no index or change leaks between tests."""
+    recv = Receiver()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(recv))
+    recv.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield build(tmp_path_factory.mktemp("delivered"), recv).parent
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def data(delivered: Path, tmp_path: Path) -> Path:
+    shutil.copytree(delivered, tmp_path / "copy")
+    return tmp_path / "copy" / "events.toml"
+
+
+def rows_of(config: Path) -> list[dict[str, Any]]:
+    with Runtime(config) as rt:
+        rows = list(rt.store.db.query("SELECT * FROM delivery_log ORDER BY log_id"))
+    for row in rows:
+        row["body"] = json.loads(row["serialized_data"])["data"]
+    return rows
+
+
+def ae(config: Path, *args: str) -> Any:
+    return runner.invoke(app, ["--config", str(config), *args])
+
+
+def search_ids(config: Path, query: str, *extra: str) -> list[int]:
+    result = ae(config, "search", query, "--json", *extra)
+    assert result.exit_code == 0, result.stderr
+    return [r["log_id"] for r in json.loads(result.stdout)["results"]]
+
+
+def expected(config: Path, keep: Callable[[dict[str, Any]], bool]) -> list[int]:
+    """Log ids whose row satisfies `keep`, newest first (the order search returns)."""
+    return sorted((r["log_id"] for r in rows_of(config) if keep(r)), reverse=True)
+
+
+def email(r: dict[str, Any]) -> str:
+    return str(r["body"].get("customer_email", "")).lower()
+
+
+def skus(r: dict[str, Any]) -> list[str]:
+    return [i["sku"] for i in r["body"].get("items", [])]
+
+
+def test_the_pipeline_logged_what_the_tests_expect(data: Path) -> None:
+    rows = rows_of(data)
+    assert len(rows) == 5  # 3 orders + 1 retry + 1 customer
+    assert [r["success"] for r in rows if r["event_name"] == "sales.order.created"].count(0) == 1
+
+
+def test_readme_examples_return_exactly_the_matching_events(data: Path) -> None:
+    by_email = search_ids(data, "data.data.customer_email: roni_cost@example.com")
+    # Case-insensitive: the customer's Roni_Cost@Example.com is found too.
+    assert by_email == expected(data, lambda r: email(r) == "roni_cost@example.com")
+    assert len(by_email) == 4  # order 101 twice (failed, retried), order 103, the customer
+
+    by_increment = search_ids(data, "data.data.increment_id: CK* AND success: true")
+    assert by_increment == expected(
+        data, lambda r: str(r["body"].get("increment_id", "")).startswith("CK") and r["success"] == 1)
+    assert len(by_increment) == 2  # 101's successful retry and 102
+
+
+SYNTAX = [
+    ("field:value without a space", "data.data.customer_email:veronica_costello@example.com",
+     lambda r: email(r) == "veronica_costello@example.com"),
+    ("bare term searches all data", "roni", lambda r: r["body"].get("firstname") == "Roni"),
+    ("bare compound part", "orange", lambda r: "WS12-M-Orange" in skus(r)),
+    ("AND", "success:true AND event_name:sales.order.created",
+     lambda r: r["success"] == 1 and r["event_name"] == "sales.order.created"),
+    ("OR", "data.data.increment_id:CK00000102 OR event_name:customer.created",
+     lambda r: r["body"].get("increment_id") == "CK00000102" or r["event_name"] == "customer.created"),
+    ("NOT", "event_name:sales.order.created NOT success:true",
+     lambda r: r["event_name"] == "sales.order.created" and r["success"] == 0),
+    ("+ and -", "+event_name:sales.order.created -data.data.increment_id:SO*",
+     lambda r: r["event_name"] == "sales.order.created" and not r["body"]["increment_id"].startswith("SO")),
+    ("parentheses", "(data.data.increment_id:SO00000103 OR data.data.increment_id:CK00000102) AND success:true",
+     lambda r: r["body"].get("increment_id") in ("SO00000103", "CK00000102")),
+    ("quoted phrase", '"back door"', lambda r: "back door" in r["body"].get("note", "")),
+    ("phrase in order only", '"door back"', lambda r: False),
+    ("* wildcard", "event_name:sales.*", lambda r: r["event_name"].startswith("sales.")),
+    ("? wildcard", "data.data.increment_id:CK0000010?", lambda r: r["body"].get("increment_id", "")[:2] == "CK"),
+    ("success false", "success: false", lambda r: r["success"] == 0),
+    ("uuid is case-insensitive", "", None),  # filled in by the test from the data
+]
+
+
+@pytest.mark.parametrize("name,query,keep", SYNTAX, ids=[s[0] for s in SYNTAX])
+def test_each_syntax_element(data: Path, name: str, query: str, keep: Callable[[dict[str, Any]], bool] | None) -> None:
+    if keep is None:
+        target = rows_of(data)[-1]
+        query, keep = f"uuid:{target['uuid'].upper()}", lambda r: r["uuid"] == target["uuid"]
+    want = expected(data, keep)
+    assert search_ids(data, query) == want
+    assert want or name == "phrase in order only", "a syntax case must select something"
+
+
+def test_dotted_list_and_numeric_fields(data: Path) -> None:
+    assert search_ids(data, "data.data.items.sku:24-MB01") == expected(data, lambda r: "24-MB01" in skus(r))
+    assert search_ids(data, "data.data.items.qty:2") == expected(
+        data, lambda r: 2 in [i["qty"] for i in r["body"].get("items", [])])
+    total = lambda r: r["body"].get("grand_total", -1)  # noqa: E731
+    assert search_ids(data, "data.data.grand_total:[10 TO 50]") == expected(data, lambda r: 10 <= total(r) <= 50)
+    assert search_ids(data, "data.data.grand_total:{* TO 45.5}") == expected(data, lambda r: 0 <= total(r) < 45.5)
+    assert search_ids(data, "data.data.grand_total:[50 TO *]") == expected(data, lambda r: total(r) >= 50)
+    # 92.0 was logged; 92 is the same number.
+    assert search_ids(data, "data.data.grand_total:92") == expected(data, lambda r: total(r) == 92)
+    assert search_ids(data, "data.data.group_id:1") == expected(data, lambda r: r["body"].get("group_id") == 1)
+
+
+def test_ranges_on_log_id_and_created(data: Path) -> None:
+    ids = [r["log_id"] for r in rows_of(data)]
+    low, high = ids[1], ids[3]
+    assert search_ids(data, f"log_id:[{low} TO {high}]") == sorted((i for i in ids if low <= i <= high), reverse=True)
+    assert search_ids(data, f"log_id:{{{low} TO {high}}}") == sorted((i for i in ids if low < i < high), reverse=True)
+    assert search_ids(data, f"log_id:[{high} TO *]") == sorted((i for i in ids if i >= high), reverse=True)
+    assert search_ids(data, f"log_id:{{* TO {low}}}") == sorted((i for i in ids if i < low), reverse=True)
+    day = rows_of(data)[0]["created"][:10]
+    assert search_ids(data, f"created:[{day} TO *]") == sorted(ids, reverse=True)
+    assert search_ids(data, f"created:{day}") == sorted(ids, reverse=True)
+    assert search_ids(data, f"created:[2000-01-01 TO 2000-12-31T23:59:59]") == []
+
+
+def test_limit_offset_and_table(data: Path) -> None:
+    everything = expected(data, lambda r: True)
+    assert search_ids(data, "created:[2000-01-01 TO *]", "--limit", "2") == everything[:2]
+    assert search_ids(data, "created:[2000-01-01 TO *]", "--limit", "2", "--offset", "2") == everything[2:4]
+    result = ae(data, "search", "data.data.customer_email: roni_cost@example.com")
+    assert result.exit_code == 0
+    first = rows_of(data)[0]
+    assert "roni_cost@example.com" in result.stdout and first["uuid"] in result.stdout
+    assert "4 matches" in result.stderr
+
+
+@pytest.mark.parametrize("query,position", [
+    ("(success:true", 1),
+    ("success:true)", 13),
+    ('"back door', 1),
+    ("log_id:[1 TO 5", 8),
+    ("log_id:[1 5]", 8),
+    ("evnt_name:sales.order.created", 1),
+    ("success:true AND", 14),
+    ("OR success:true", 1),
+    ("log_id:abc", 8),
+    ("success:maybe", 9),
+    ("data.data.customer_email:", 1),
+])
+def test_malformed_query_exits_2_with_position(data: Path, query: str, position: int) -> None:
+    shutil.rmtree(index_path_of(data), ignore_errors=True)
+    result = ae(data, "search", query)
+    assert result.exit_code == 2, result.stdout
+    assert f"at position {position}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not index_path_of(data).exists(), "bad input must change nothing"
+
+
+def index_path_of(config: Path) -> Path:
+    with Runtime(config) as rt:
+        return index_path(rt.config)
+
+
+def test_fallback_without_index_is_a_substring_match(tmp_path: Path, receiver: Any) -> None:
+    config = build(tmp_path, receiver, indexing=False)
+    assert search_ids(config, "veronica_costello") == expected(
+        config, lambda r: "veronica_costello" in r["serialized_data"].lower())
+    # field:value pairs: data paths reduce to substrings, columns compare.
+    assert search_ids(config, "data.data.customer_email: ROni_cost@example.com AND success:true") == expected(
+        config, lambda r: "roni_cost@example.com" in r["serialized_data"].lower() and r["success"] == 1)
+    assert search_ids(config, "event_name:sales.* SO*103") == expected(
+        config, lambda r: r["event_name"].startswith("sales.") and "SO00000103" in r["serialized_data"])
+    assert search_ids(config, '"back door"') == expected(config, lambda r: "back door" in r["serialized_data"])
+    result = ae(config, "search", "roni OR veronica")
+    assert result.exit_code == 2 and "indexing = false" in result.stderr
+    assert not index_path_of(config).exists()
+    status = json.loads(ae(config, "index", "status", "--json").stdout)
+    assert status["indexing"] is False
+
+
+def test_index_status_follows_the_log(data: Path) -> None:
+    before = json.loads(ae(data, "index", "status", "--json").stdout)
+    assert before["exists"] is False and before["behind"] == 5 and before["log_at"] == max(search_ids_all(data))
+    after = json.loads(ae(data, "index", "status", "--json").stdout)
+    assert after["exists"] is True and after["behind"] == 0 and after["documents"] == 5
+    assert after["indexed_up_to"] == after["log_at"]
+    text = ae(data, "index", "status").stdout
+    assert f"indexed up to log_id {after['log_at']}, log at {after['log_at']}, 0 behind" in text
+
+
+def search_ids_all(config: Path) -> list[int]:
+    return search_ids(config, "log_id:[0 TO *]")
+
+
+def test_new_log_rows_are_indexed_before_searching(data: Path, receiver: Any) -> None:
+    assert search_ids(data, "SO00000104") == []
+    with Runtime(data) as rt:
+        publish(rt.config, rt.queue, "sales.order.created", {"increment_id": "SO00000104"})
+        rt.worker(poll_timeout=0.02).run(until_empty=True)
+    assert search_ids(data, "SO00000104") == expected(data, lambda r: r["body"].get("increment_id") == "SO00000104")
+    assert json.loads(ae(data, "index", "status", "--json").stdout)["behind"] == 0
+
+
+def test_prune_removes_entries_from_the_index(data: Path) -> None:
+    assert len(search_ids_all(data)) == 5
+    old = [r["log_id"] for r in rows_of(data) if r["body"].get("increment_id") == "CK00000101"]
+    db = index_path_of(data).with_suffix("")
+    with sqlite3.connect(db) as conn:  # age two entries, as if logged 40 days ago
+        conn.execute(f"UPDATE delivery_log SET created = '2000-01-01 00:00:00.000000' WHERE log_id IN "
+                     f"({','.join(map(str, old))})")
+    result = ae(data, "logs", "prune", "--older-than", "30")
+    assert result.exit_code == 0 and "pruned 2" in result.stdout
+    assert search_ids(data, "CK00000101") == []
+    assert sorted(search_ids_all(data)) == sorted(r["log_id"] for r in rows_of(data))
+    assert json.loads(ae(data, "index", "status", "--json").stdout)["documents"] == 3
+
+
+def test_rebuild_after_the_index_folder_is_deleted(data: Path) -> None:
+    want = search_ids(data, "data.data.customer_email: roni_cost@example.com")
+    shutil.rmtree(index_path_of(data))
+    assert search_ids(data, "data.data.customer_email: roni_cost@example.com") == want
+    result = ae(data, "index", "rebuild")
+    assert result.exit_code == 0 and "indexed 5 log entries" in result.stdout
+    assert search_ids(data, "data.data.customer_email: roni_cost@example.com") == want
+
+
+def test_corrupt_index_is_rebuilt(data: Path) -> None:
+    want = search_ids(data, "data.data.items.sku:24-MB01")
+    folder = index_path_of(data)
+    files = [p for p in folder.iterdir() if p.is_file()]
+    assert files
+    for path in files:
+        path.write_bytes(b"\x00garbage\xff" * 50)
+    assert search_ids(data, "data.data.items.sku:24-MB01") == want
+    # Only garbage and no meta file at all: rebuilt too.
+    shutil.rmtree(folder)
+    folder.mkdir()
+    (folder / "_MAIN_1.toc").write_bytes(b"not an index")
+    assert search_ids(data, "data.data.items.sku:24-MB01") == want
