@@ -1,17 +1,87 @@
-"""`ae replay UUID`: start a delivery's retry chain again."""
+"""`ae replay UUID` and `ae replay --query QUERY`: start retry chains again."""
 
 from __future__ import annotations
+
+from typing import Any, Optional
 
 import typer
 
 from .. import trace as tracing
-from .context import runtime
-from .output import say
+from ..errors import EXIT_FAILURE, InputError
+from .context import JSON_OPTION, runtime
+from .output import emit, note, say, show, table, yes_no
+
+# Replaying more than this many deliveries asks first (unless --yes).
+CONFIRM_ABOVE = 10
 
 
-def replay(ctx: typer.Context, uuid: str = typer.Argument(..., help="The delivery uuid to start again.")) -> None:
-    """Start a new retry chain for a delivery, whatever its status (same uuid and retry limit)."""
+def replay(
+    ctx: typer.Context,
+    uuid: Optional[str] = typer.Argument(None, help="The delivery uuid to start again."),
+    query: Optional[str] = typer.Option(
+        None, "--query", "-q", help="Replay every delivery whose latest attempt matches this search query."
+    ),
+    since: Optional[str] = typer.Option(None, "--since", help="With --query: latest attempt at or after (UTC)."),
+    until: Optional[str] = typer.Option(None, "--until", help="With --query: latest attempt before (UTC); "
+                                        "a date alone includes that day."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --query: list what would be replayed, change nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help=f"With --query: do not ask above {CONFIRM_ABOVE} deliveries."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Start a new retry chain for a delivery, whatever its status (same uuid and retry limit),
+    or for every delivery a search query selects."""
+    if (uuid is None) == (query is None):
+        raise InputError("give either a UUID or --query, not both" if uuid else "give a UUID or --query",
+                         hint="`ae replay UUID` or `ae replay --query 'success:false'`")
     rt = runtime(ctx)
-    result = tracing.replay(rt.store, rt.queue, rt.config.retry_policy, uuid)
-    say(f"replaying {result['uuid']} to subscription {result['subscription_id']}; "
-        f"first attempt due at {result['next_attempt_at'][:19]} UTC")
+    if uuid is not None:
+        if since or until or dry_run:
+            raise InputError("--since, --until and --dry-run go with --query")
+        result = tracing.replay(rt.store, rt.queue, rt.config.retry_policy, uuid)
+        emit(result, as_json, lambda r: say(
+            f"replaying {r['uuid']} to subscription {r['subscription_id']}; "
+            f"first attempt due at {r['next_attempt_at'][:19]} UTC"))
+        return
+    bulk_replay(ctx, query or "", since, until, dry_run, yes, as_json)
+
+
+def bulk_replay(ctx: typer.Context, query: str, since: str | None, until: str | None,
+                dry_run: bool, yes: bool, as_json: bool) -> None:
+    from ..search_replay import candidate_row, replay_all, select  # whoosh loads only for --query
+    from .search import progress_bar
+
+    rt = runtime(ctx)
+    candidates = select(rt.config, rt.store, query, since, until)
+    rows = [candidate_row(c) for c in candidates]
+    if dry_run:
+        def render(data: list[dict[str, Any]]) -> None:
+            show(table(["uuid", "event", "sub", "subscription", "last attempt (UTC)", "last ok"],
+                       [(r["uuid"], r["event_name"], r["subscription_id"], r["subscription_status"],
+                         r["last_attempt"][:19], yes_no(r["success"])) for r in data],
+                       title="Would replay (dry run)"))
+            skip = sum(1 for r in data if r["subscription_status"] != "enabled")
+            note(f"{len(data) - skip} would be replayed, {skip} skipped (subscription disabled or deleted); "
+                 "nothing was changed")
+
+        emit(rows, as_json, render)
+        return
+    if not candidates:
+        note("no delivery's latest attempt matches; nothing to replay")
+        emit({"replayed": [], "skipped": [], "failed": []}, as_json, lambda d: None)
+        return
+    if len(candidates) > CONFIRM_ABOVE and not yes:
+        typer.confirm(f"Replay {len(candidates)} deliveries?", abort=True, err=True)
+    with progress_bar("replaying", len(candidates), not as_json) as advance:
+        result = replay_all(rt.store, rt.queue, rt.config.retry_policy, candidates, advance)
+    for uuid, why in result.skipped:
+        note(f"skipped {uuid}: {why}")
+    for uuid, error in result.failed:
+        note(f"failed {uuid}: {error}")
+    data = {"replayed": result.replayed,
+            "skipped": [{"uuid": u, "reason": w} for u, w in result.skipped],
+            "failed": [{"uuid": u, "error": e} for u, e in result.failed]}
+    emit(data, as_json, lambda d: say(
+        f"replayed {len(d['replayed'])} deliver{'y' if len(d['replayed']) == 1 else 'ies'}, "
+        f"skipped {len(d['skipped'])} (subscription disabled or deleted), failed {len(d['failed'])}"))
+    if result.failed:
+        raise typer.Exit(EXIT_FAILURE)

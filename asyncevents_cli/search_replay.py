@@ -1,0 +1,125 @@
+"""Bulk replay: every delivery whose latest attempt matches a search query.
+
+`ae replay --query 'event_name:sales.* AND success:false' --since 2026-03-01`
+replays, for example, all sales events that failed during a receiver outage.
+A uuid is chosen when its LATEST attempt matches the query and was made within
+[since, until): an earlier failure that has since been delivered is not replayed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from .backoff import RetryPolicy
+from .config import Config
+from .errors import AeError, InputError
+from .queues.base import Queue
+from .search import matching_log_ids
+from .search_query import check_syntax
+from .store import Store, timestamp
+from .trace import replay
+
+
+def parse_moment(text: str, option: str, end: bool = False) -> str:
+    """An ISO date or datetime (UTC unless it names an offset) as a log timestamp.
+
+    A date alone given as an end (`--until 2026-03-01`) means the end of that day.
+    """
+    value = text.strip()
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{option}: expected an ISO date or datetime like 2026-03-01 or "
+                         f"2026-03-01T22:00:00, got {text!r}") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    if end and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        moment += timedelta(days=1)
+    return timestamp(moment)
+
+
+@dataclass
+class Candidate:
+    uuid: str
+    log_id: int
+    event_name: str
+    subscription_id: int
+    created: str
+    success: bool
+    subscription_status: str  # enabled, disabled, deleted
+
+
+@dataclass
+class BulkResult:
+    replayed: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (uuid, why)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (uuid, error)
+
+
+def select(config: Config, store: Store, query: str, since: str | None = None,
+           until: str | None = None) -> list[Candidate]:
+    """Deliveries whose latest attempt matches `query` and lies in [since, until), oldest first."""
+    check_syntax(query)  # bad input exits 2 before the index is touched
+    start = parse_moment(since, "--since") if since else None
+    stop = parse_moment(until, "--until", end=True) if until else None
+    if start and stop and start >= stop:
+        raise InputError("--since must be before --until")
+    matched = set(matching_log_ids(config, store, query))
+    if not matched:
+        return []
+    ids = sorted(matched)
+    uuids: set[str] = set()
+    for chunk_start in range(0, len(ids), 500):
+        chunk = ids[chunk_start : chunk_start + 500]
+        marks = ",".join("?" * len(chunk))
+        uuids.update(r[0] for r in store.conn.execute(
+            f"SELECT DISTINCT uuid FROM delivery_log WHERE log_id IN ({marks})", chunk))
+    chosen: list[Candidate] = []
+    names = sorted(uuids)
+    statuses: dict[int, str] = {}
+    for chunk_start in range(0, len(names), 500):
+        chunk = names[chunk_start : chunk_start + 500]
+        marks = ",".join("?" * len(chunk))
+        latest = store.db.query(
+            f"SELECT * FROM delivery_log WHERE log_id IN (SELECT MAX(log_id) FROM delivery_log"
+            f" WHERE uuid IN ({marks}) GROUP BY uuid)", chunk)
+        for row in latest:
+            if row["log_id"] not in matched:
+                continue  # an older attempt matched, but the chain has moved on
+            if (start and row["created"] < start) or (stop and row["created"] >= stop):
+                continue
+            sub_id = row["subscription_id"]
+            if sub_id not in statuses:
+                sub = store.find_subscription(sub_id)
+                statuses[sub_id] = "deleted" if sub is None else "enabled" if sub.enabled else "disabled"
+            chosen.append(Candidate(row["uuid"], row["log_id"], row["event_name"], sub_id, row["created"],
+                                    bool(row["success"]), statuses[sub_id]))
+    return sorted(chosen, key=lambda c: c.log_id)
+
+
+def replay_all(store: Store, queue: Queue, policy: RetryPolicy, candidates: list[Candidate],
+               progress: Callable[[int], None] | None = None) -> BulkResult:
+    """Replay each candidate; skip (and count) those whose subscription is disabled or deleted."""
+    result = BulkResult()
+    for candidate in candidates:
+        if candidate.subscription_status != "enabled":
+            result.skipped.append((candidate.uuid, f"subscription {candidate.subscription_id} is "
+                                                   f"{candidate.subscription_status}"))
+        else:
+            try:
+                replay(store, queue, policy, candidate.uuid)
+                result.replayed.append(candidate.uuid)
+            except AeError as exc:  # e.g. disabled since selection, or a body that is not an event
+                result.failed.append((candidate.uuid, exc.message))
+        if progress:
+            progress(1)
+    return result
+
+
+def candidate_row(c: Candidate) -> dict[str, Any]:
+    return {"uuid": c.uuid, "log_id": c.log_id, "event_name": c.event_name, "subscription_id": c.subscription_id,
+            "last_attempt": c.created, "success": c.success, "subscription_status": c.subscription_status}
