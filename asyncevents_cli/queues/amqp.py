@@ -376,8 +376,8 @@ class AmqpQueue(Queue):
             settle(self._channel("_consume_ch"), tag)
         except (*CONNECTION_ERRORS, pika.exceptions.AMQPChannelError) as exc:
             # Unsettled means redelivered, and the dispatcher skips what it logged.
-            log.warning("could not settle message %s (%s); it will be redelivered",
-                        envelope.message_id, describe(exc))
+            log.warning("RabbitMQ connection lost (%s) before message %s was settled; it will be redelivered",
+                        describe(exc), envelope.message_id)
             self._drop()
 
     def ack(self, envelope: Envelope) -> None:
