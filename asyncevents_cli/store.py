@@ -97,7 +97,7 @@ class Store:
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA busy_timeout=30000")
             self._create_schema()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, OSError) as exc:
             raise AeError(f"cannot open database {self.path}: {exc}") from None
         self._lock = threading.RLock()
         self._depth = 0

@@ -216,8 +216,6 @@ def test_database_path_that_is_a_folder_is_one_line_exit_1(config: Path) -> None
     assert_error(ae(config, "status", env={"AE_DATABASE": str(config.parent)}), 1, "cannot open database")
 
 
-@pytest.mark.xfail(strict=True, reason="store.Store catches only sqlite3 errors: an OSError from creating the "
-                   "database's folder surfaces as 'ae: unexpected error: FileExistsError'")
 def test_database_under_a_file_is_a_clear_error(config: Path) -> None:
     assert_error(ae(config, "status", env={"AE_DATABASE": str(config / "ae.db")}), 1, "cannot open database")
 
@@ -656,3 +654,15 @@ def test_every_command_has_help(path: tuple[str, ...], command: Any) -> None:
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.stdout
     assert command.help.strip().splitlines()[0][:40] in " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["subscriptions", "show", "abc"], "valid integer"),
+    (["publish"], "Missing argument"),
+    (["status", "--bogus"], "No such option"),
+    (["consume", "all", "--max-messages", "0"], "--max-messages"),
+])
+def test_usage_errors_are_one_line_exit_2(config: Path, args: list[str], fragment: str) -> None:
+    result = ae(config, *args)
+    assert_error(result, 2, fragment)
+    assert "--help" in result.stderr

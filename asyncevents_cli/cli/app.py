@@ -9,6 +9,7 @@ the traceback.
 from __future__ import annotations
 
 import sqlite3
+import sys
 from typing import Any, Optional
 
 import typer
@@ -24,6 +25,23 @@ from .output import error_line, note
 
 class AeGroup(TyperGroup):
     """Turns exceptions into one-line messages and exit codes, in one place."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Usage errors (unknown option, bad integer, missing argument) become one
+        line too, instead of typer's usage block and error panel."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.TyperException as exc:  # click's UsageError / BadParameter
+            context = getattr(exc, "ctx", None)
+            where = f" (see `{context.command_path} --help`)" if context is not None else ""
+            note(f"ae: error: {exc.format_message()}{where}")
+            sys.exit(getattr(exc, "exit_code", 2))
+        except typer.Abort:
+            note("ae: aborted")
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx: Any) -> Any:
         try:

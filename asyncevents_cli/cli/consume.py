@@ -33,7 +33,10 @@ class StopFlag:
     def __call__(self) -> bool:
         return self.stopping
 
-    def install(self) -> None:
+    def install(self) -> dict[int, object]:
+        """Take over SIGINT and SIGTERM; return the previous handlers to restore."""
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
         def handler(signum: int, frame: object) -> None:
             if self.stopping and signum == signal.SIGINT:
                 raise KeyboardInterrupt
@@ -42,14 +45,19 @@ class StopFlag:
 
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
+        return previous
 
 
 def _run(ctx: typer.Context, kinds: tuple[str, ...], max_messages: Optional[int], until_empty: bool) -> None:
     logging.basicConfig(format="ae: %(message)s", level=logging.WARNING)
     stop = StopFlag()
-    stop.install()
-    worker = runtime(ctx).worker(kinds)
-    handled = worker.run(max_messages=max_messages, until_empty=until_empty, should_stop=stop)
+    previous = stop.install()
+    try:
+        worker = runtime(ctx).worker(kinds)
+        handled = worker.run(max_messages=max_messages, until_empty=until_empty, should_stop=stop)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
     note(f"handled {handled} message(s)")
 
 
