@@ -90,7 +90,7 @@ def _text_analyzer() -> analysis.Analyzer:
 def build_schema() -> fields.Schema:
     keyword = analysis.IDTokenizer() | analysis.LowercaseFilter()
     schema = fields.Schema(
-        log_id=fields.NUMERIC(int, 64, stored=True, sortable=True),
+        log_id=fields.NUMERIC(int, 64, stored=True, sortable=True, shift_step=8),
         uuid=fields.ID(analyzer=keyword),
         event_name=fields.ID(analyzer=keyword),
         success=fields.BOOLEAN(),
@@ -98,7 +98,12 @@ def build_schema() -> fields.Schema:
         data=fields.TEXT(analyzer=_text_analyzer()),
     )
     schema.add("data.*", fields.TEXT(analyzer=_text_analyzer()), glob=True)
-    schema.add(NUMERIC_PREFIX + "*", fields.NUMERIC(float, 64), glob=True)
+    schema.add(NUMERIC_PREFIX + "*", fields.NUMERIC(float, 64, shift_step=8), glob=True)
+    # whoosh looks up a length column for every posting it writes, and for a field
+    # without one (not scorable) that is a filesystem stat each time, uncached:
+    # recording lengths for every field took 20,000 synthetic rows from 419 to 614 docs/s.
+    for field in [*schema._fields.values(), *(f for _, f in schema._dyn_fields.values())]:
+        field.scorable = True
     return schema
 
 
