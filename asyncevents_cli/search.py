@@ -2,8 +2,9 @@
 
 The index lives in `<database>.index/` and follows `delivery_log` by `log_id`:
 it is never written on the delivery path. Before each search it catches up
-(every row past the last indexed log_id, in one commit: whoosh adds about
-1,600 documents/s in a batch but only ~170 single-document commits/s). A
+(every row past the last indexed log_id, in one commit: batching is what makes
+it affordable, ~600 documents/s with this schema per bench/bench_search.py,
+against ~170 single-document commits/s). A
 missing, unreadable or outdated index is rebuilt from the log, never fatal.
 
 Schema (one document per delivery attempt):
