@@ -48,6 +48,17 @@ def serialize_body(payload: Any) -> bytes:
     return json.dumps({"data": payload}, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+@dataclass(frozen=True)
+class FollowUp:
+    """The decision after one attempt, applied to the queue and the store together."""
+
+    state: str  # DELIVERED, RETRYING or DEAD_LETTERED
+    retry: RetryMessage | None = None  # the message to place, or to park as a dead letter
+    delay: float = 0.0
+    next_attempt_at: datetime | None = None
+    reason: str = ""
+
+
 class PayloadError(AeError):
     """An event's service could not build the payload."""
 
@@ -140,7 +151,7 @@ class Dispatcher:
                     attempted=False,
                 )
 
-            self._commit(envelope, stop)
+            self._commit(envelope, lambda: None, stop)
             return
         if self._seen(envelope, subscription):
             self._commit(envelope, lambda: None)
@@ -167,13 +178,35 @@ class Dispatcher:
         return Outcome(subscription, uuid, death_count, body, content, result, envelope.message_id)
 
     def _settle(self, envelope: Envelope, outcomes: list[Outcome]) -> None:
-        def write() -> None:
-            for outcome in outcomes:
-                self._record(outcome)
+        follow_ups = [self._follow_up(outcome) for outcome in outcomes]
 
-        self._commit(envelope, write)
+        def to_queue() -> None:
+            for follow_up in follow_ups:
+                if follow_up.retry is not None and follow_up.state == RETRYING:
+                    self.queue.publish_retry(follow_up.retry, follow_up.delay)
+                elif follow_up.retry is not None:
+                    self.queue.dead_letter(follow_up.retry.encode(), follow_up.reason, RETRY)
 
-    def _record(self, outcome: Outcome) -> None:
+        def to_store() -> None:
+            for outcome, follow_up in zip(outcomes, follow_ups):
+                self._log(outcome, follow_up)
+
+        self._commit(envelope, to_queue, to_store)
+
+    def _follow_up(self, outcome: Outcome) -> "FollowUp":
+        """What a result calls for next: nothing, a retry after a back-off, or the dead letters."""
+        if outcome.result.success:
+            return FollowUp(DELIVERED)
+        sub = outcome.subscription
+        next_death = self.policy.next_death_count(outcome.death_count)
+        if next_death is None:
+            retry = RetryMessage(sub.subscription_id, outcome.death_count, outcome.content, outcome.uuid)
+            return FollowUp(DEAD_LETTERED, retry, reason=f"failed {outcome.death_count + 1} attempt(s)")
+        delay = self.policy.delay_seconds(next_death)
+        retry = RetryMessage(sub.subscription_id, next_death, outcome.content, outcome.uuid)
+        return FollowUp(RETRYING, retry, delay, next_attempt_at=self.now() + timedelta(seconds=delay))
+
+    def _log(self, outcome: Outcome, follow_up: "FollowUp") -> None:
         sub, result = outcome.subscription, outcome.result
         self.store.log_attempt(
             Attempt(
@@ -189,32 +222,30 @@ class Dispatcher:
                 message_id=outcome.message_id,
             )
         )
-        state: dict[str, Any] = {"uuid": outcome.uuid, "subscription_id": sub.subscription_id,
-                                 "event_name": sub.event_name, "death_count": outcome.death_count}
-        if result.success:
-            self.store.set_delivery_state(state=DELIVERED, **state)
-            return
-        next_death = self.policy.next_death_count(outcome.death_count)
-        retry = RetryMessage(sub.subscription_id, next_death or outcome.death_count, outcome.content, outcome.uuid)
-        if next_death is None:
-            self.queue.dead_letter(retry.encode(), f"failed {outcome.death_count + 1} attempt(s)", RETRY)
-            self.store.set_delivery_state(state=DEAD_LETTERED, **state)
-            return
-        delay = self.policy.delay_seconds(next_death)
-        self.queue.publish_retry(retry, delay)
         self.store.set_delivery_state(
-            state=RETRYING, next_attempt_at=self.now() + timedelta(seconds=delay), **state
+            outcome.uuid, sub.subscription_id, sub.event_name, follow_up.state, outcome.death_count,
+            next_attempt_at=follow_up.next_attempt_at,
         )
 
-    def _commit(self, envelope: Envelope, write: Callable[[], None]) -> None:
-        """Run `write` and acknowledge the message, in that order, atomically where possible."""
+    def _commit(
+        self, envelope: Envelope, to_queue: Callable[[], None], to_store: Callable[[], None] = lambda: None
+    ) -> None:
+        """Place follow-up messages, write the store, then acknowledge.
+
+        On SQLite all three are one transaction. On a broker, follow-ups are
+        published before the log commits and outside the SQLite write lock: a
+        crash in between repeats an attempt (same uuid) rather than losing a
+        retry, and a slow broker never holds up other writers.
+        """
         if self.queue.shares_store_transaction:
             with self.store.transaction():
-                write()
+                to_queue()
+                to_store()
                 self.queue.ack(envelope)
         else:
+            to_queue()
             with self.store.transaction():
-                write()
+                to_store()
             self.queue.ack(envelope)
 
     def _park(self, envelope: Envelope, kind: str, reason: str) -> None:

@@ -11,7 +11,6 @@ from .config import Config
 from .errors import InputError
 from .messages import TriggerMessage
 from .queues.base import Queue
-from .store import Store
 
 MAX_DATA_BYTES = 1024 * 1024  # one event's published arguments, as JSON
 BATCH_CHUNK = 500
@@ -53,7 +52,6 @@ def read_batch(path: Path | str) -> list[dict[str, Any]]:
 
 def publish_batch(
     config: Config,
-    store: Store,
     queue: Queue,
     event_name: str,
     items: Iterable[dict[str, Any]],
@@ -63,8 +61,14 @@ def publish_batch(
     """Enqueue many events of one kind. On SQLite they commit in one transaction."""
     config.event(event_name)
     messages = [TriggerMessage(event_name, data, check_store_id(store_id)) for data in items]
+    if not queue.shares_store_transaction:
+        # A broker takes the whole batch in one transaction of its own.
+        ids = queue.publish_triggers(messages)
+        if progress:
+            progress(len(ids))
+        return ids
     ids: list[str] = []
-    with store.transaction():
+    with queue.atomic():  # the SQLite queue commits the chunks together: all lines or none
         for start in range(0, len(messages), BATCH_CHUNK):
             chunk = messages[start : start + BATCH_CHUNK]
             ids.extend(queue.publish_triggers(chunk))

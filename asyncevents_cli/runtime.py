@@ -45,7 +45,7 @@ class Runtime:
     @property
     def queue(self) -> Queue:
         if self._queue is None:
-            self._queue = open_queue(self.config, self.store)
+            self._queue = open_queue(self.config, lambda: self.store)
         return self._queue
 
     @property

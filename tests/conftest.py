@@ -81,6 +81,7 @@ class Receiver:
 def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out as separate writes
 
         def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
             length = int(self.headers.get("Content-Length", 0))
@@ -114,10 +115,19 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-exchange (timeouts, cut responses) is expected here."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     recv = Receiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(recv))
+    server = QuietServer(("127.0.0.1", 0), _handler_for(recv))
     server.daemon_threads = True
     recv.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)

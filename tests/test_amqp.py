@@ -176,7 +176,7 @@ def test_connection_cut_mid_stream_loses_and_duplicates_nothing(
             subscribe(publisher.config, publisher.store, EVENT, receiver.endpoint(path), secret="tok")[0]
             for path in ("/a", "/b")
         ]
-        ids = publish_batch(publisher.config, publisher.store, publisher.queue, EVENT,
+        ids = publish_batch(publisher.config, publisher.queue, EVENT,
                             [{"n": n} for n in range(count)])
 
     caplog.set_level(logging.WARNING, logger="asyncevents_cli")
@@ -231,7 +231,7 @@ def test_publishing_to_an_unreachable_broker_fails_fast_and_publishes_nothing(tm
         assert str(failure.value).startswith("cannot reach RabbitMQ at amqp://guest@127.0.0.1:1/%2F: ")
         assert "s3cret" not in str(failure.value)
         with pytest.raises(QueueUnavailable):
-            publish_batch(rt.config, rt.store, rt.queue, EVENT, [{"id": 1}, {"id": 2}])
+            publish_batch(rt.config, rt.queue, EVENT, [{"id": 1}, {"id": 2}])
         assert rt.store.recent_logs() == []
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("AE_")}

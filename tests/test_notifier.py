@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from asyncevents_cli.notifiers import HttpNotifier
 from asyncevents_cli.notifiers.base import RESPONSE_LIMIT
 from asyncevents_cli.store import Subscription
-from conftest import Receiver, expected_signature
+from conftest import QuietServer, Receiver, expected_signature
 
 TOKEN = "s3cret-token"
 
@@ -97,7 +97,7 @@ class _BigHandler(BaseHTTPRequestHandler):
 
 
 def test_response_body_is_cut_at_64_kib(notifier: HttpNotifier) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _BigHandler)
+    server = QuietServer(("127.0.0.1", 0), _BigHandler)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     try:
         result = notifier.notify(subscription(f"http://127.0.0.1:{server.server_address[1]}/"), b"{}", "u")

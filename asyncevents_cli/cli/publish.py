@@ -56,13 +56,13 @@ def publish(
         ) as progress:
             task = progress.add_task("publish", total=len(items))
             ids = publishing.publish_batch(
-                rt.config, rt.store, rt.queue, event, items, store_id,
+                rt.config, rt.queue, event, items, store_id,
                 progress=lambda n: progress.advance(task, n),
             )
         note(f"published {len(ids)} {event} event(s)")
         for message_id in ids:
             say(message_id)
         return
-    arguments = _read_data(data, data_file, stdin)
     rt.config.event(event)
+    arguments = _read_data(data, data_file, stdin)
     say(publishing.publish(rt.config, rt.queue, event, arguments, store_id))

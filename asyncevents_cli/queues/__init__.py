@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..config import Config
 from ..store import Store
 from .base import KINDS, RETRY, TRIGGER, Envelope, Queue, QueueDepths
 
 
-def open_queue(config: Config, store: Store) -> Queue:
-    """The backend named by ``settings.queue``: "db" (default) or "amqp"."""
+def open_queue(config: Config, store: Callable[[], Store]) -> Queue:
+    """The backend named by ``settings.queue``: "db" (default) or "amqp".
+
+    `store` is called only for the SQLite backend, so commands on a broker
+    never create a database file they do not need.
+    """
     if config.settings["queue"] == "amqp":
         from .amqp import AmqpQueue  # pika is only imported when asked for
 
         return AmqpQueue(config.settings["amqp_url"], config.retry_policy)
     from .sqlite import SqliteQueue
 
-    return SqliteQueue(store)
+    return SqliteQueue(store())
 
 
 __all__ = ["open_queue", "Queue", "Envelope", "QueueDepths", "KINDS", "TRIGGER", "RETRY"]

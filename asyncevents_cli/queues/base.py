@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +95,11 @@ class Queue(ABC):
     @abstractmethod
     def release(self, envelope: Envelope) -> None:
         """Give a message back unhandled, to be taken again at once."""
+
+    def atomic(self) -> AbstractContextManager[object]:
+        """Group several publishes so they commit together, where the backend can
+        (the SQLite queue joins one store transaction); a no-op elsewhere."""
+        return nullcontext()
 
     def extend(self, envelope: Envelope) -> None:
         """Tell the backend the message is still being worked on (renew a lease)."""

@@ -19,6 +19,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 
 from ..errors import AeError
 from ..messages import RetryMessage, TriggerMessage
@@ -86,6 +87,9 @@ class SqliteQueue(Queue):
             (queue, message_id, body, json.dumps(headers or {}), available_at, self.clock()),
         )
         return message_id
+
+    def atomic(self) -> AbstractContextManager[object]:
+        return self.store.transaction()
 
     def publish_triggers(self, messages: Sequence[TriggerMessage]) -> list[str]:
         now = self.clock()
