@@ -228,7 +228,7 @@ def test_publishing_to_an_unreachable_broker_fails_fast_and_publishes_nothing(tm
         with pytest.raises(QueueUnavailable) as failure:
             publish(rt.config, rt.queue, EVENT, {"id": 1})
         assert time.monotonic() - started < 2
-        assert str(failure.value).startswith("cannot reach RabbitMQ at amqp://guest@127.0.0.1:1/%2F: ")
+        assert str(failure.value).startswith("cannot reach RabbitMQ at amqp://guest:***@127.0.0.1:1/%2F: ")
         assert "s3cret" not in str(failure.value)
         with pytest.raises(QueueUnavailable):
             publish_batch(rt.config, rt.queue, EVENT, [{"id": 1}, {"id": 2}])
@@ -241,5 +241,5 @@ def test_publishing_to_an_unreachable_broker_fails_fast_and_publishes_nothing(tm
     )
     assert done.returncode == EXIT_QUEUE_UNAVAILABLE
     assert done.stdout.strip() == ""  # no message id: nothing was published
-    assert "cannot reach RabbitMQ at amqp://guest@127.0.0.1:1/%2F" in done.stderr
+    assert "cannot reach RabbitMQ at amqp://guest:***@127.0.0.1:1/%2F" in done.stderr
     assert "s3cret" not in done.stderr

@@ -50,6 +50,9 @@ class StopFlag:
 
 def _run(ctx: typer.Context, kinds: tuple[str, ...], max_messages: Optional[int], until_empty: bool) -> None:
     logging.basicConfig(format="ae: %(message)s", level=logging.WARNING)
+    # The AMQP backend reports a lost connection and its reconnects in one line
+    # of its own; pika's internal errors for the same event are noise here.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
     stop = StopFlag()
     previous = stop.install()
     try:

@@ -48,7 +48,7 @@ def search(
     offset: int = typer.Option(0, "--offset", min=0, help="Skip this many results (to page past --limit)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Search delivery logs and payloads (see docs/search.md for the syntax)."""
+    """Search delivery logs and payloads with Lucene syntax (the README's "Searching the delivery log")."""
     rt = runtime(ctx)
     if rt.config.settings["indexing"]:
         check_syntax(query)  # a malformed query exits 2 before the index is touched

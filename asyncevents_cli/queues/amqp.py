@@ -33,13 +33,14 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
 from ..backoff import RetryPolicy
+from ..config import redact_url as redact
 from ..errors import AeError, ConfigError, QueueUnavailable
 from ..messages import RetryMessage, TriggerMessage
 from .amqp_topology import (
@@ -82,18 +83,6 @@ URL_DEFAULTS = {
     "stack_timeout": 5.0,
     "blocked_connection_timeout": 10.0,
 }
-
-
-def redact(url: str) -> str:
-    """The URL without its password, fit for error messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}@" if parts.username else ""
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
 
 
 def describe(exc: BaseException) -> str:
