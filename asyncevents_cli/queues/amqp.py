@@ -8,8 +8,8 @@ Publishing. Every message is persistent and carries a fresh ``message_id``
 (the dispatcher de-duplicates redeliveries by it). A batch of triggers is
 published in one AMQP transaction, so it is all-or-nothing; ``tx.commit-ok``
 comes only once the broker has stored the messages. A channel cannot be in
-transaction and confirm mode at once, so single messages (retries, dead
-letters) go through a second channel with publisher confirms. Both publish
+transaction and confirm mode at once, so single messages (one trigger,
+retries, dead letters) go through a second channel with publisher confirms. Both publish
 with ``mandatory``: a delay queue can expire between its declare and the
 publish, and a returned message is re-declared and published again.
 
@@ -249,6 +249,17 @@ class AmqpQueue(Queue):
         ids = [uuid.uuid4().hex for _ in bodies]
         if not bodies:
             return []
+        if len(bodies) == 1:
+            # One message is all-or-nothing by itself: publisher confirms, as the module.
+            tries: list[None] = []
+
+            def redeclare_on_retry() -> None:  # the topology was declared on connect
+                if tries:
+                    self._declare_topology()
+                tries.append(None)
+
+            return [self._publish_confirmed(TRIGGER_ROUTING_KEY, bodies[0], None, redeclare_on_retry,
+                                            exchange=TRIGGER_EXCHANGE, message_id=ids[0])]
 
         def publish() -> list[str]:
             pending = list(zip(ids, bodies))
@@ -272,17 +283,18 @@ class AmqpQueue(Queue):
 
         return self._run(publish)
 
-    def _publish_confirmed(self, routing_key: str, body: bytes, headers: dict[str, Any],
-                           prepare: Callable[[], None]) -> str:
-        """Publish one message to event.failover with confirms; `prepare` declares its target."""
-        message_id = uuid.uuid4().hex
+    def _publish_confirmed(self, routing_key: str, body: bytes, headers: dict[str, Any] | None,
+                           prepare: Callable[[], None], exchange: str = FAILOVER_EXCHANGE,
+                           message_id: str | None = None) -> str:
+        """Publish one message with confirms (to event.failover unless told); `prepare` declares its target."""
+        message_id = message_id or uuid.uuid4().hex
 
         def publish() -> str:
             for _ in range(PUBLISH_ATTEMPTS):
                 prepare()
                 try:
                     self._channel("_confirm_ch").basic_publish(
-                        FAILOVER_EXCHANGE, routing_key, body, self._properties(message_id, headers), mandatory=True
+                        exchange, routing_key, body, self._properties(message_id, headers), mandatory=True
                     )
                     return message_id
                 except pika.exceptions.UnroutableError:
