@@ -12,6 +12,7 @@ import json
 import logging
 import uuid as uuidlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +31,10 @@ log = logging.getLogger("asyncevents_cli")
 # a consumer died mid-way, reuses them: receivers can de-duplicate on the
 # Idempotency-Key header, and the trace keeps one chain.
 UUID_NAMESPACE = uuidlib.UUID("5b0e2f4c-8a51-4c35-9d1b-6f0d3e7a9c21")
+
+# Subscribers of one event notified at once: bounded so a popular event cannot
+# open hundreds of connections, enough that a slow receiver does not stall the rest.
+FAN_OUT_THREADS = 8
 
 
 def delivery_uuid(message_id: str | None, subscription_id: int) -> str:
@@ -89,6 +94,12 @@ class Dispatcher:
         self.notifiers = notifiers
         self.policy: RetryPolicy = config.retry_policy
         self.now = now
+        self._pool: ThreadPoolExecutor | None = None  # fan-out threads, made on first need
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def handle(self, envelope: Envelope) -> None:
         if envelope.kind == TRIGGER:
@@ -121,13 +132,38 @@ class Dispatcher:
             return
         content = encode_payload(payload)
         body = serialize_body(payload)
-        outcomes = []
-        for subscription in self.store.subscriptions_for(message.event_name, message.store_id):
-            if self._seen(envelope, subscription):
-                continue
+        subscriptions = [
+            s for s in self.store.subscriptions_for(message.event_name, message.store_id)
+            if not self._seen(envelope, s)
+        ]
+        self._settle(envelope, self._fan_out(envelope, subscriptions, body, content))
+
+    def _fan_out(
+        self, envelope: Envelope, subscriptions: list[Subscription], body: bytes, content: str
+    ) -> list[Outcome]:
+        """Notify every subscriber, several at a time, so one slow receiver does not
+        hold up the others. Only this thread touches the queue and the store."""
+        if len(subscriptions) <= 1:
+            return [
+                self._attempt(envelope, s, delivery_uuid(envelope.message_id, s.subscription_id), 0, body, content)
+                for s in subscriptions
+            ]
+        self.queue.extend(envelope)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=FAN_OUT_THREADS, thread_name_prefix="ae-notify")
+        futures = {}
+        for subscription in subscriptions:
             uuid = delivery_uuid(envelope.message_id, subscription.subscription_id)
-            outcomes.append(self._attempt(envelope, subscription, uuid, 0, body, content))
-        self._settle(envelope, outcomes)
+            notifier = self.notifiers.for_subscription(subscription)
+            futures[self._pool.submit(notifier.notify, subscription, body, uuid)] = (subscription, uuid)
+        results: dict[int, Outcome] = {}
+        for future in as_completed(futures):
+            subscription, uuid = futures[future]
+            results[subscription.subscription_id] = Outcome(
+                subscription, uuid, 0, body, content, future.result(), envelope.message_id
+            )
+            self.queue.extend(envelope)  # a long fan-out must not let the lease run out
+        return [results[s.subscription_id] for s in subscriptions]
 
     # -- retry -----------------------------------------------------------
 

@@ -29,6 +29,7 @@ class Runtime:
         self._store: Store | None = None
         self._queue: Queue | None = None
         self._notifiers: Notifiers | None = None
+        self._dispatcher: Dispatcher | None = None
 
     @property
     def config(self) -> Config:
@@ -55,15 +56,18 @@ class Runtime:
         return self._notifiers
 
     def dispatcher(self) -> Dispatcher:
-        return Dispatcher(self.config, self.store, self.queue, self.notifiers)
+        if self._dispatcher is None:
+            self._dispatcher = Dispatcher(self.config, self.store, self.queue, self.notifiers)
+        return self._dispatcher
 
     def worker(self, kinds: tuple[str, ...] = KINDS, **options: Any) -> Worker:
         return Worker(self.dispatcher(), self.queue, kinds, **options)
 
     def close(self) -> None:
-        for resource in (self._notifiers, self._queue, self._store):
+        for resource in (self._dispatcher, self._notifiers, self._queue, self._store):
             if resource is not None:
                 resource.close()
+        self._dispatcher = None
         self._notifiers = self._queue = self._store = None
 
     def __enter__(self) -> "Runtime":
