@@ -86,3 +86,36 @@ def test_sigterm_finishes_the_message_in_hand_then_exits_0(tmp_path: Path, recei
         assert len(logs) == 1 and logs[0]["success"] == 1  # the message in hand was finished and logged
         assert rt.queue.depths().trigger == 2  # the rest wait for the next consumer
     assert len(receiver.requests) == 1
+
+
+def test_two_consumer_processes_share_one_database_and_deliver_each_event_once(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    config = write_config(tmp_path)
+    events = 120
+    with Runtime(config, environ={}) as rt:
+        subscribe(rt.config, rt.store, EVENT, receiver.script("/hook", ("sleep", 0.01)), secret="t")
+        subscribe(rt.config, rt.store, EVENT, receiver.script("/flaky", 500, 200), secret="t")
+        for n in range(events):
+            publish(rt.config, rt.queue, EVENT, {"n": n})
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AE_")}
+    consumers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "asyncevents_cli", "--config", str(config), "consume", "all", "--until-empty"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [c.communicate(timeout=120) for c in consumers]
+    assert [c.returncode for c in consumers] == [0, 0], outputs
+    handled = [int(err.split("handled ")[1].split()[0]) for _, err in outputs]
+    assert all(h > 0 for h in handled), handled  # both took a share of the work
+
+    hook = sorted(r.json["data"]["n"] for r in receiver.to("/hook"))
+    assert hook == list(range(events))  # every event once, none twice
+    flaky = [r.json["data"]["n"] for r in receiver.to("/flaky")]
+    assert sorted(set(flaky)) == list(range(events)) and len(flaky) == events + 1  # one retry, once
+    with Runtime(config, environ={}) as rt:
+        assert rt.store.max_log_id() == 2 * events + 1
+        assert rt.queue.is_empty(["trigger", "retry"])
