@@ -12,6 +12,9 @@ from .dispatch import Dispatcher
 from .queues.base import KINDS, Queue
 
 
+QUICK_LOOK = 0.02  # seconds
+
+
 class Worker:
     def __init__(self, dispatcher: Dispatcher, queue: Queue, kinds: Sequence[str] = KINDS,
                  poll_timeout: float = 0.25) -> None:
@@ -36,10 +39,15 @@ class Worker:
         With `until_empty`, return once nothing of these kinds is queued, due,
         delayed or in flight: delayed retries are waited for.
         """
+        just_worked = False
         while not should_stop():
             if max_messages is not None and self.processed >= max_messages:
                 break
-            envelope = self.queue.receive(self.kinds, self.poll_timeout)
+            # Right after a message, look briefly: with --until-empty the queue is
+            # often empty by now, and a full poll would only delay the exit.
+            timeout = min(QUICK_LOOK, self.poll_timeout) if just_worked else self.poll_timeout
+            envelope = self.queue.receive(self.kinds, timeout)
+            just_worked = envelope is not None
             if envelope is None:
                 if until_empty and self.queue.is_empty(self.kinds):
                     break
