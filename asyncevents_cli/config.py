@@ -73,6 +73,14 @@ class EventDefinition:
         return target
 
 
+def check_event_name(name: str) -> str:
+    """A name that could be an event. (Filters such as `ae logs --event` accept names
+    no longer defined: their logs and subscriptions outlive the definition.)"""
+    if not EVENT_NAME.match(name or ""):
+        raise InputError(f"invalid event name {name!r}: use letters, digits, '.', '_' and '-'")
+    return name
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
@@ -96,8 +104,7 @@ class Config:
         )
 
     def event(self, name: str) -> EventDefinition:
-        if not EVENT_NAME.match(name or ""):
-            raise InputError(f"invalid event name {name!r}: use letters, digits, '.', '_' and '-'")
+        check_event_name(name)
         try:
             return self.events[name]
         except KeyError:

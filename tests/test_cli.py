@@ -666,3 +666,9 @@ def test_usage_errors_are_one_line_exit_2(config: Path, args: list[str], fragmen
     result = ae(config, *args)
     assert_error(result, 2, fragment)
     assert "--help" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["logs"], ["subscriptions", "list"]])
+def test_event_filters_reject_impossible_names_but_accept_undefined_ones(config: Path, command: list[str]) -> None:
+    assert_error(ae(config, *command, "--event", "sales order!"), 2, "invalid event name")
+    assert json.loads(ok(config, *command, "--event", "retired.event", "--json").stdout) == []

@@ -8,6 +8,7 @@ import typer
 from rich.json import JSON
 
 from .. import trace as tracing
+from ..config import check_event_name
 from .context import JSON_OPTION, runtime
 from .output import emit, ms, say, show, table, yes_no
 
@@ -28,6 +29,8 @@ def logs(
     """List recent delivery attempts, newest first."""
     if ctx.invoked_subcommand is not None:
         return
+    if event is not None:
+        check_event_name(event)
     rows = runtime(ctx).store.recent_logs(event, failed, limit)
     for row in rows:
         row["success"] = bool(row["success"])

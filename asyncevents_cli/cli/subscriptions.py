@@ -11,6 +11,7 @@ from typing import Any, Optional
 import typer
 
 from .. import subscribe as subscribing
+from ..config import check_event_name
 from ..store import Subscription
 from .context import JSON_OPTION, runtime
 from .output import emit, note, say, show, table
@@ -52,6 +53,8 @@ def list_subscriptions(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List subscriptions (never their secrets)."""
+    if event is not None:
+        check_event_name(event)
     rows = [s.public() for s in runtime(ctx).store.subscriptions(event)]
     emit(rows, as_json, _render_rows)
 
