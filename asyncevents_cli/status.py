@@ -1,11 +1,12 @@
-"""`ae status`: queue depths and delivery counts, as plain data."""
+"""`ae status` and `ae deadletters`: queue depths, delivery counts and parked messages, as plain data."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from .config import Config
-from .queues.base import Queue
+from .messages import MalformedMessage, RetryMessage, TriggerMessage
+from .queues.base import TRIGGER, Queue
 from .store import Store
 
 
@@ -16,3 +17,23 @@ def status(config: Config, store: Store, queue: Queue) -> dict[str, Any]:
         "queues": queue.depths().as_dict(),
         "subscriptions": store.delivery_counts(),
     }
+
+
+def dead_letters(queue: Queue, limit: int = 50) -> list[dict[str, Any]]:
+    """Parked messages, oldest first, decoded so an operator can act on them:
+    a dead-lettered retry names its uuid (for `ae replay`), a parked trigger its
+    event and arguments (to publish again once the cause is fixed)."""
+    rows = []
+    for letter in queue.peek_dead_letters(limit):
+        row: dict[str, Any] = {"message_id": letter.message_id, "origin": letter.origin, "reason": letter.reason}
+        try:
+            if letter.origin == TRIGGER:
+                trigger = TriggerMessage.decode(letter.body)
+                row.update(event_name=trigger.event_name, store_id=trigger.store_id, arguments=trigger.arguments)
+            else:
+                retry = RetryMessage.decode(letter.body)
+                row.update(uuid=retry.uuid, subscription_id=retry.subscription_id, death_count=retry.death_count)
+        except MalformedMessage:
+            row["body"] = letter.body.decode("utf-8", "replace")[:1000]
+        rows.append(row)
+    return rows

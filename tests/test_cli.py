@@ -505,6 +505,7 @@ def test_status_json_on_an_empty_database(config: Path) -> None:
     assert data["queues"] == {"trigger": 0, "retry_due": 0, "retry_delayed": 0, "dead_letters": 0, "in_flight": 0}
     assert data["subscriptions"] == []
     assert "trigger" in ok(config, "status").stdout
+    assert ok_json(config, "deadletters") == []
 
 
 def test_reading_commands_json_after_a_delivery(delivered: dict[str, Any]) -> None:
@@ -530,6 +531,7 @@ def test_reading_commands_json_after_a_delivery(delivered: dict[str, Any]) -> No
     assert trace["subscription_status"] == "enabled"
     assert trace["payload"] == {"data": ORDER}
     assert len(trace["attempts"]) == 1 and trace["attempts"][0]["success"] is True
+    assert ok_json(config, "deadletters") == []
 
 
 # -- the round trip against a real receiver -----------------------------------------
@@ -672,3 +674,16 @@ def test_usage_errors_are_one_line_exit_2(config: Path, args: list[str], fragmen
 def test_event_filters_reject_impossible_names_but_accept_undefined_ones(config: Path, command: list[str]) -> None:
     assert_error(ae(config, *command, "--event", "sales order!"), 2, "invalid event name")
     assert json.loads(ok(config, *command, "--event", "retired.event", "--json").stdout) == []
+
+
+def test_deadletters_shows_a_parked_trigger_and_why(config: Path) -> None:
+    ok(config, "subscribe", EVENT, "http://127.0.0.1:9/never", "--secret", "s")
+    # A trigger published for an event that is later removed from events.toml is parked.
+    ok(config, "publish", EVENT, "--data", '{"n": 1}')
+    config.write_text(config.read_text().replace(f'[events."{EVENT}"]', '[events."other.event"]'))
+    ok(config, "consume", "trigger", "--until-empty")
+    [row] = ok_json(config, "deadletters")
+    assert (row["origin"], row["event_name"], row["arguments"]) == ("trigger", EVENT, {"n": 1})
+    assert "not defined" in row["reason"]
+    human = ok(config, "deadletters")
+    assert EVENT in human.stdout and "publish it again" in human.stderr

@@ -243,3 +243,25 @@ def test_max_messages_stops_after_n(make_runtime, receiver: Receiver) -> None:
     assert rt.worker().run(max_messages=2) == 2
     assert len(receiver.requests) == 2
     assert drain(rt) == 1
+
+
+def test_dead_letters_can_be_inspected_and_stay_parked(make_runtime, receiver: Receiver) -> None:
+    from asyncevents_cli.status import dead_letters
+
+    rt = make_runtime(max_deaths=1, events={EVENT: {"service": "order_service:load_order"}})
+    sid = sub(rt, receiver.script("/hook", 500))
+    publish(rt.config, rt.queue, EVENT, {"order_id": 404})  # the service raises: the trigger is parked
+    publish(rt.config, rt.queue, EVENT, {"order_id": 7})  # delivered twice, fails twice: dead-lettered
+    drain(rt)
+
+    letters = dead_letters(rt.queue)
+    assert len(letters) == 2
+    parked = next(r for r in letters if r["origin"] == "trigger")
+    assert parked["event_name"] == EVENT and parked["arguments"] == {"order_id": 404}
+    assert "KeyError" in parked["reason"]
+    dead = next(r for r in letters if r["origin"] == "retry")
+    assert dead["uuid"] == uuid_for(rt, sid)
+    assert (dead["subscription_id"], dead["death_count"]) == (sid, 1)
+    # Looking is not taking.
+    assert rt.queue.depths().dead_letters == 2
+    assert len(dead_letters(rt.queue, limit=1)) == 1

@@ -109,6 +109,7 @@ app.command("replay")(replay.replay)
 app.command("search")(search_cli.search)
 app.add_typer(search_cli.index_app, name="index")
 app.command("status")(status.status)
+app.command("deadletters")(status.deadletters)
 app.command("demo")(demo.demo)
 
 

@@ -54,7 +54,18 @@ from .amqp_topology import (
     delay_queue,
     delay_queues,
 )
-from .base import DEADLETTER_QUEUE, KINDS, QUEUE_FOR_KIND, RETRY, RETRY_QUEUE, TRIGGER_QUEUE, Envelope, Queue, QueueDepths
+from .base import (
+    DEADLETTER_QUEUE,
+    KINDS,
+    QUEUE_FOR_KIND,
+    RETRY,
+    RETRY_QUEUE,
+    TRIGGER_QUEUE,
+    DeadLetter,
+    Envelope,
+    Queue,
+    QueueDepths,
+)
 
 log = logging.getLogger("asyncevents_cli")
 T = TypeVar("T")
@@ -423,6 +434,29 @@ class AmqpQueue(Queue):
             )
 
         return self._run(count)
+
+    def peek_dead_letters(self, limit: int) -> list[DeadLetter]:
+        """Read parked messages on a channel of their own, acknowledging none: closing
+        the channel puts every one back where it was."""
+
+        def peek() -> list[DeadLetter]:
+            assert self._conn is not None
+            channel = self._conn.channel()
+            letters: list[DeadLetter] = []
+            try:
+                while len(letters) < limit:
+                    method, props, body = channel.basic_get(DEADLETTER_QUEUE, auto_ack=False)
+                    if method is None:
+                        break
+                    headers = dict(props.headers or {})
+                    letters.append(DeadLetter(props.message_id or None, str(headers.get("x-origin", RETRY)),
+                                              str(headers.get("x-death-reason", "")), body))
+            finally:
+                if channel.is_open:
+                    channel.close()
+            return letters
+
+        return self._run(peek)
 
     def is_empty(self, kinds: Iterable[str]) -> bool:
         wanted = set(kinds)

@@ -61,6 +61,16 @@ class QueueDepths:
         }
 
 
+@dataclass(frozen=True)
+class DeadLetter:
+    """A parked message, as read back for inspection (it stays parked)."""
+
+    message_id: str | None
+    origin: str  # TRIGGER or RETRY: which queue it was parked from
+    reason: str
+    body: bytes
+
+
 class Queue(ABC):
     """A durable queue backend. Implementations translate their own errors
     into `QueueUnavailable` at this boundary."""
@@ -106,6 +116,10 @@ class Queue(ABC):
 
     @abstractmethod
     def depths(self) -> QueueDepths: ...
+
+    @abstractmethod
+    def peek_dead_letters(self, limit: int) -> list[DeadLetter]:
+        """Up to `limit` parked messages, oldest first, without removing them."""
 
     @abstractmethod
     def is_empty(self, kinds: Iterable[str]) -> bool:

@@ -31,6 +31,7 @@ from .base import (
     RETRY_QUEUE,
     TRIGGER,
     TRIGGER_QUEUE,
+    DeadLetter,
     Envelope,
     Queue,
     QueueDepths,
@@ -210,18 +211,17 @@ class SqliteQueue(Queue):
         ).fetchone()
         return not row[0]
 
-    def dead_letters(self, limit: int = 100) -> list[dict]:
-        """Parked messages, newest first, for inspection."""
+    def peek_dead_letters(self, limit: int) -> list[DeadLetter]:
         rows = self.store.conn.execute(
-            "SELECT message_id, body, headers, created FROM queue_messages WHERE queue = ?"
-            " ORDER BY id DESC LIMIT ?",
+            "SELECT message_id, body, headers FROM queue_messages WHERE queue = ? ORDER BY id LIMIT ?",
             (DEADLETTER_QUEUE, limit),
         ).fetchall()
-        return [
-            {"message_id": m, "body": bytes(b).decode("utf-8", "replace"), "headers": json.loads(h or "{}"),
-             "created": c}
-            for m, b, h, c in rows
-        ]
+        letters = []
+        for message_id, body, headers in rows:
+            meta = json.loads(headers or "{}")
+            letters.append(DeadLetter(message_id, meta.get("x-origin", RETRY), meta.get("x-death-reason", ""),
+                                      bytes(body)))
+        return letters
 
 
 __all__ = ["SqliteQueue", "TRIGGER", "RETRY"]
