@@ -127,7 +127,7 @@ class Dispatcher:
         try:
             message = TriggerMessage.decode(envelope.body)
             payload = self.resolve_payload(message)
-        except (MalformedMessage, PayloadError, AeError) as exc:
+        except AeError as exc:  # malformed, undefined event, or the service failed
             self._park(envelope, TRIGGER, exc.message)
             return
         content = encode_payload(payload)

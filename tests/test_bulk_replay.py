@@ -121,7 +121,7 @@ def test_above_the_threshold_it_asks_and_no_means_nothing(outage: dict[str, Any]
 
 
 def test_disabled_subscriptions_are_skipped_and_counted(outage: dict[str, Any]) -> None:
-    config, receiver = outage["config"], outage["receiver"]
+    config = outage["config"]
     assert ae(config, "subscriptions", "disable", str(outage["orders"])).exit_code == 0
     result = ae(config, "replay", "--query", QUERY, "--yes")
     assert result.exit_code == 0, result.stderr
@@ -131,7 +131,7 @@ def test_disabled_subscriptions_are_skipped_and_counted(outage: dict[str, Any]) 
 
 
 def test_time_window_selects_on_the_latest_attempt(outage: dict[str, Any]) -> None:
-    config, receiver = outage["config"], outage["receiver"]
+    config = outage["config"]
     none = ae(config, "replay", "--query", QUERY, "--until", "2000-01-01", "--dry-run", "--json")
     assert json.loads(none.stdout) == []
     with Runtime(config) as rt:
