@@ -286,4 +286,7 @@ class Dispatcher:
 
     def _park(self, envelope: Envelope, kind: str, reason: str) -> None:
         log.warning("dead-lettering %s message %s: %s", kind, envelope.message_id, reason)
-        self._commit(envelope, lambda: self.queue.dead_letter(envelope.body, reason, kind))
+        def to_queue() -> None:
+            self.queue.dead_letter(envelope.body, reason, kind)
+
+        self._commit(envelope, to_queue)

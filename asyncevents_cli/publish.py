@@ -63,10 +63,10 @@ def publish_batch(
     messages = [TriggerMessage(event_name, data, check_store_id(store_id)) for data in items]
     if not queue.shares_store_transaction:
         # A broker takes the whole batch in one transaction of its own.
-        ids = queue.publish_triggers(messages)
+        published = queue.publish_triggers(messages)
         if progress:
-            progress(len(ids))
-        return ids
+            progress(len(published))
+        return published
     ids: list[str] = []
     with queue.atomic():  # the SQLite queue commits the chunks together: all lines or none
         for start in range(0, len(messages), BATCH_CHUNK):

@@ -33,8 +33,8 @@ class WebhookReceiver:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}"
 
     def add(self, path: str, secret: str, fail_first: int = 0) -> str:
         self.endpoints[path] = Endpoint(secret, fail_first)

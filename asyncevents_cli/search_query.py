@@ -110,8 +110,8 @@ def _tokens(text: str) -> list[_Token]:
             if not match:
                 raise malformed("a range needs TO, as in [10 TO 20]", i, text)
             if field:
-                for end in (match["start"], match["end"]):
-                    _check_value(field[0], end.strip().strip("'"), i, text)
+                for bound in (match["start"], match["end"]):
+                    _check_value(field[0], bound.strip().strip("'"), i, text)
             tokens.append(_Token("term", text[i : closing + 1], i))
             i = closing + 1
         elif c in "]}":

@@ -82,11 +82,11 @@ def select(config: Config, store: Store, query: str, since: str | None = None,
     names = sorted(uuids)
     statuses: dict[int, str] = {}
     for chunk_start in range(0, len(names), 500):
-        chunk = names[chunk_start : chunk_start + 500]
-        marks = ",".join("?" * len(chunk))
+        some = names[chunk_start : chunk_start + 500]
+        marks = ",".join("?" * len(some))
         latest = store.db.query(
             f"SELECT * FROM delivery_log WHERE log_id IN (SELECT MAX(log_id) FROM delivery_log"
-            f" WHERE uuid IN ({marks}) GROUP BY uuid)", chunk)
+            f" WHERE uuid IN ({marks}) GROUP BY uuid)", some)
         for row in latest:
             if row["log_id"] not in matched:
                 continue  # an older attempt matched, but the chain has moved on

@@ -141,7 +141,7 @@ class Store:
     def _create_schema(self) -> None:
         db = self.db
         if "subscriptions" not in db.table_names():
-            db["subscriptions"].create(
+            db.table("subscriptions").create(
                 {
                     "subscription_id": int,
                     "event_name": str,
@@ -156,9 +156,9 @@ class Store:
                 pk="subscription_id",
                 not_null={"event_name", "recipient_url", "verification_token", "status", "notifier", "store_id"},
             )
-            db["subscriptions"].create_index(["event_name", "status"])
+            db.table("subscriptions").create_index(["event_name", "status"])
         if "delivery_log" not in db.table_names():
-            db["delivery_log"].create(
+            db.table("delivery_log").create(
                 {
                     "log_id": int,
                     "uuid": str,
@@ -175,12 +175,12 @@ class Store:
                 },
                 pk="log_id",
             )
-            db["delivery_log"].create_index(["message_id", "subscription_id"])
-            db["delivery_log"].create_index(["uuid"])
-            db["delivery_log"].create_index(["created"])
-            db["delivery_log"].create_index(["subscription_id", "success"])
+            db.table("delivery_log").create_index(["message_id", "subscription_id"])
+            db.table("delivery_log").create_index(["uuid"])
+            db.table("delivery_log").create_index(["created"])
+            db.table("delivery_log").create_index(["subscription_id", "success"])
         if "deliveries" not in db.table_names():
-            db["deliveries"].create(
+            db.table("deliveries").create(
                 {
                     "uuid": str,
                     "subscription_id": int,

@@ -26,13 +26,15 @@ from .output import error_line, note
 class AeGroup(TyperGroup):
     """Turns exceptions into one-line messages and exit codes, in one place."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,  # type: ignore[override]
+             standalone_mode: bool = True, **extra: Any) -> Any:
         """Usage errors (unknown option, bad integer, missing argument) become one
         line too, instead of typer's usage block and error panel."""
+        call = {"args": args, "prog_name": prog_name, "complete_var": complete_var, **extra}
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(standalone_mode=False, **call)
         try:
-            result = super().main(*args, standalone_mode=False, **kwargs)
+            result = super().main(standalone_mode=False, **call)
         except typer.TyperException as exc:  # click's UsageError / BadParameter
             context = getattr(exc, "ctx", None)
             where = f" (see `{context.command_path} --help`)" if context is not None else ""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import signal
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -33,7 +33,7 @@ class StopFlag:
     def __call__(self) -> bool:
         return self.stopping
 
-    def install(self) -> dict[int, object]:
+    def install(self) -> dict[signal.Signals, Any]:
         """Take over SIGINT and SIGTERM; return the previous handlers to restore."""
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
@@ -60,7 +60,7 @@ def _run(ctx: typer.Context, kinds: tuple[str, ...], max_messages: Optional[int]
         handled = worker.run(max_messages=max_messages, until_empty=until_empty, should_stop=stop)
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)  # type: ignore[arg-type]
+            signal.signal(sig, old)
     note(f"handled {handled} message(s)")
 
 

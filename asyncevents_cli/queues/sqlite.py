@@ -62,7 +62,7 @@ class SqliteQueue(Queue):
         db = self.store.db
         if "queue_messages" in db.table_names():
             return
-        db["queue_messages"].create(
+        db.table("queue_messages").create(
             {
                 "id": int,
                 "queue": str,
@@ -78,7 +78,7 @@ class SqliteQueue(Queue):
             not_null={"queue", "message_id", "body", "available_at"},
             defaults={"deliveries": 0},
         )
-        db["queue_messages"].create_index(["queue", "available_at"])
+        db.table("queue_messages").create_index(["queue", "available_at"])
 
     def _insert(self, queue: str, body: bytes, available_at: float, headers: dict | None = None) -> str:
         message_id = uuid.uuid4().hex
