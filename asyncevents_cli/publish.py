@@ -13,7 +13,6 @@ from .messages import TriggerMessage
 from .queues.base import Queue
 
 MAX_DATA_BYTES = 1024 * 1024  # one event's published arguments, as JSON
-BATCH_CHUNK = 500
 
 
 def parse_data(text: str, where: str = "--data") -> dict[str, Any]:
@@ -58,20 +57,7 @@ def publish_batch(
     store_id: int = 0,
     progress: Callable[[int], None] | None = None,
 ) -> list[str]:
-    """Enqueue many events of one kind. On SQLite they commit in one transaction."""
+    """Enqueue many events of one kind, all or none (one SQLite or AMQP transaction)."""
     config.event(event_name)
     messages = [TriggerMessage(event_name, data, check_store_id(store_id)) for data in items]
-    if not queue.shares_store_transaction:
-        # A broker takes the whole batch in one transaction of its own.
-        published = queue.publish_triggers(messages)
-        if progress:
-            progress(len(published))
-        return published
-    ids: list[str] = []
-    with queue.atomic():  # the SQLite queue commits the chunks together: all lines or none
-        for start in range(0, len(messages), BATCH_CHUNK):
-            chunk = messages[start : start + BATCH_CHUNK]
-            ids.extend(queue.publish_triggers(chunk))
-            if progress:
-                progress(len(chunk))
-    return ids
+    return queue.publish_triggers(messages, progress)

@@ -254,7 +254,15 @@ class AmqpQueue(Queue):
             headers=headers,
         )
 
-    def publish_triggers(self, messages: Sequence[TriggerMessage]) -> list[str]:
+    def publish_triggers(
+        self, messages: Sequence[TriggerMessage], progress: Callable[[int], None] | None = None
+    ) -> list[str]:
+        ids = self._publish_triggers(messages)
+        if progress:
+            progress(len(ids))  # nothing is published until the broker has them all
+        return ids
+
+    def _publish_triggers(self, messages: Sequence[TriggerMessage]) -> list[str]:
         # Encode everything first: a message that cannot be encoded publishes nothing.
         bodies = [m.encode() for m in messages]
         ids = [uuid.uuid4().hex for _ in bodies]

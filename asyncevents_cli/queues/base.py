@@ -14,8 +14,7 @@ A consumer that dies before `ack` leaves the message to be taken again
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,8 +79,12 @@ class Queue(ABC):
     shares_store_transaction: bool = False
 
     @abstractmethod
-    def publish_triggers(self, messages: Sequence[TriggerMessage]) -> list[str]:
-        """Enqueue trigger messages all-or-nothing; return their message ids."""
+    def publish_triggers(
+        self, messages: Sequence[TriggerMessage], progress: Callable[[int], None] | None = None
+    ) -> list[str]:
+        """Enqueue trigger messages all-or-nothing; return their message ids.
+
+        `progress(n)` is told how many more are written, as the backend goes."""
 
     def publish_trigger(self, message: TriggerMessage) -> str:
         return self.publish_triggers([message])[0]
@@ -105,11 +108,6 @@ class Queue(ABC):
     @abstractmethod
     def release(self, envelope: Envelope) -> None:
         """Give a message back unhandled, to be taken again at once."""
-
-    def atomic(self) -> AbstractContextManager[object]:
-        """Group several publishes so they commit together, where the backend can
-        (the SQLite queue joins one store transaction); a no-op elsewhere."""
-        return nullcontext()
 
     def extend(self, envelope: Envelope) -> None:
         """Tell the backend the message is still being worked on (renew a lease)."""

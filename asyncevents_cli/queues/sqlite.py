@@ -19,7 +19,6 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager
 
 from ..errors import AeError
 from ..messages import RetryMessage, TriggerMessage
@@ -38,6 +37,7 @@ from .base import (
 )
 
 DEFAULT_LEASE_SECONDS = 60.0
+PROGRESS_STEP = 500  # triggers written between progress reports
 NEVER = 9e18  # dead letters are parked, never due
 KIND_FOR_QUEUE = {queue: kind for kind, queue in QUEUE_FOR_KIND.items()}
 
@@ -89,13 +89,19 @@ class SqliteQueue(Queue):
         )
         return message_id
 
-    def atomic(self) -> AbstractContextManager[object]:
-        return self.store.transaction()
-
-    def publish_triggers(self, messages: Sequence[TriggerMessage]) -> list[str]:
+    def publish_triggers(
+        self, messages: Sequence[TriggerMessage], progress: Callable[[int], None] | None = None
+    ) -> list[str]:
         now = self.clock()
-        with self.store.transaction():
-            return [self._insert(TRIGGER_QUEUE, m.encode(), now) for m in messages]
+        ids: list[str] = []
+        with self.store.transaction():  # one transaction: all of them or none
+            for message in messages:
+                ids.append(self._insert(TRIGGER_QUEUE, message.encode(), now))
+                if progress and len(ids) % PROGRESS_STEP == 0:
+                    progress(PROGRESS_STEP)
+        if progress and len(ids) % PROGRESS_STEP:
+            progress(len(ids) % PROGRESS_STEP)
+        return ids
 
     def publish_retry(self, message: RetryMessage, delay_seconds: float) -> str:
         with self.store.transaction():
