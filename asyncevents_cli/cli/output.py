@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..errors import AeError
@@ -19,6 +21,19 @@ from ..errors import AeError
 # Wide enough when piped that tables stay readable in a file or a README.
 stdout = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
 stderr = Console(stderr=True, width=None if sys.stderr.isatty() else 200, highlight=False)
+
+
+@contextmanager
+def progress_bar(label: str, total: int, enabled: bool = True, transient: bool = False) -> Iterator[Any]:
+    """A Rich progress bar on stderr; yields a callback taking how many items were just done.
+    A `transient` bar is cleared when done."""
+    if not enabled:
+        yield lambda n: None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=stderr, transient=transient) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
 
 
 def print_json(data: Any) -> None:

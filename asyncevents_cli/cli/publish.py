@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import publish as publishing
 from ..errors import InputError
 from .context import runtime
-from .output import note, say, stderr
+from .output import note, progress_bar, say
 
 
 def _read_data(data: Optional[str], data_file: Optional[Path], stdin: Optional[str]) -> dict:
@@ -50,15 +49,8 @@ def publish(
             raise InputError("--batch cannot be combined with --data, --data-file or -")
         rt.config.event(event)
         items = publishing.read_batch(batch)
-        with Progress(
-            TextColumn("publishing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=stderr, transient=True,
-        ) as progress:
-            task = progress.add_task("publish", total=len(items))
-            ids = publishing.publish_batch(
-                rt.config, rt.queue, event, items, store_id,
-                progress=lambda n: progress.advance(task, n),
-            )
+        with progress_bar("publishing", len(items), transient=True) as advance:
+            ids = publishing.publish_batch(rt.config, rt.queue, event, items, store_id, progress=advance)
         note(f"published {len(ids)} {event} event(s)")
         for message_id in ids:
             say(message_id)

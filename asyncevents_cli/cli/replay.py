@@ -9,7 +9,7 @@ import typer
 from .. import trace as tracing
 from ..errors import EXIT_FAILURE, InputError
 from .context import JSON_OPTION, runtime
-from .output import emit, note, say, show, table, yes_no
+from .output import emit, note, progress_bar, say, show, table, yes_no
 
 # Replaying more than this many deliveries asks first (unless --yes).
 CONFIRM_ABOVE = 10
@@ -48,7 +48,6 @@ def replay(
 def bulk_replay(ctx: typer.Context, query: str, since: str | None, until: str | None,
                 dry_run: bool, yes: bool, as_json: bool) -> None:
     from ..search_replay import candidate_row, replay_all, select  # whoosh loads only for --query
-    from .search import progress_bar
 
     rt = runtime(ctx)
     candidates = select(rt.config, rt.store, query, since, until)

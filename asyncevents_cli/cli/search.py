@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..errors import InputError
 from ..search import SearchIndex, index_path, search_logs
 from ..search_query import check_syntax
 from .context import JSON_OPTION, runtime
-from .output import emit, note, say, show, stderr, table, yes_no
+from .output import emit, note, progress_bar, say, show, table, yes_no
 
 index_app = typer.Typer(help="The search index kept beside the database (`<database>.index/`).")
 
 # Catching up this many rows takes a few seconds: worth a progress bar.
 PROGRESS_THRESHOLD = 2000
-
-
-@contextmanager
-def progress_bar(label: str, total: int, enabled: bool = True) -> Iterator[Any]:
-    """A Rich progress bar on stderr; yields a callback taking how many items were just done."""
-    if not enabled:
-        yield lambda n: None
-        return
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=stderr, transient=False) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
 
 
 def _index(ctx: typer.Context) -> SearchIndex:
