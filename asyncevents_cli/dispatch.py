@@ -151,19 +151,16 @@ class Dispatcher:
         self.queue.extend(envelope)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=FAN_OUT_THREADS, thread_name_prefix="ae-notify")
-        futures = {}
         for subscription in subscriptions:
-            uuid = delivery_uuid(envelope.message_id, subscription.subscription_id)
-            notifier = self.notifiers.for_subscription(subscription)
-            futures[self._pool.submit(notifier.notify, subscription, body, uuid)] = (subscription, uuid)
-        results: dict[int, Outcome] = {}
-        for future in as_completed(futures):
-            subscription, uuid = futures[future]
-            results[subscription.subscription_id] = Outcome(
-                subscription, uuid, 0, body, content, future.result(), envelope.message_id
-            )
+            self.notifiers.for_subscription(subscription)  # create notifiers here, not racing in threads
+        futures = [
+            self._pool.submit(self._notify, envelope, s, delivery_uuid(envelope.message_id, s.subscription_id),
+                              0, body, content)
+            for s in subscriptions
+        ]
+        for _ in as_completed(futures):
             self.queue.extend(envelope)  # a long fan-out must not let the lease run out
-        return [results[s.subscription_id] for s in subscriptions]
+        return [future.result() for future in futures]
 
     # -- retry -----------------------------------------------------------
 
@@ -210,6 +207,12 @@ class Dispatcher:
         self, envelope: Envelope, subscription: Subscription, uuid: str, death_count: int, body: bytes, content: str
     ) -> Outcome:
         self.queue.extend(envelope)  # a slow subscriber must not let the lease run out
+        return self._notify(envelope, subscription, uuid, death_count, body, content)
+
+    def _notify(
+        self, envelope: Envelope, subscription: Subscription, uuid: str, death_count: int, body: bytes, content: str
+    ) -> Outcome:
+        """One delivery attempt. Safe on a fan-out thread: touches neither queue nor store."""
         result = self.notifiers.for_subscription(subscription).notify(subscription, body, uuid)
         return Outcome(subscription, uuid, death_count, body, content, result, envelope.message_id)
 
@@ -218,9 +221,11 @@ class Dispatcher:
 
         def to_queue() -> None:
             for follow_up in follow_ups:
-                if follow_up.retry is not None and follow_up.state == RETRYING:
+                if follow_up.retry is None:
+                    continue  # delivered
+                if follow_up.state == RETRYING:
                     self.queue.publish_retry(follow_up.retry, follow_up.delay)
-                elif follow_up.retry is not None:
+                else:
                     self.queue.dead_letter(follow_up.retry.encode(), follow_up.reason, RETRY)
 
         def to_store() -> None:
