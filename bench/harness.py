@@ -283,6 +283,20 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def fsync_ms(samples: int = 30) -> float:
+    """Median time to fsync a 4 KiB write in the temporary folder: SQLite's FULL commits
+    wait for this, and other work on a shared disk can make it many times slower."""
+    times = []
+    with tempfile.NamedTemporaryFile() as f:
+        for _ in range(samples):
+            f.write(b"x" * 4096)
+            f.flush()
+            started = time.perf_counter()
+            os.fsync(f.fileno())
+            times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2] * 1000
+
+
 def describe_machine(rabbitmq_version: str) -> dict[str, str]:
     mem_kb = _first_line_with("/proc/meminfo", "MemTotal").split()[0]
     return {
@@ -290,6 +304,7 @@ def describe_machine(rabbitmq_version: str) -> dict[str, str]:
         "cores": f"{os.cpu_count()} ({len(os.sched_getaffinity(0))} usable by this process)",
         "memory": f"{int(mem_kb) / 1024 / 1024:.1f} GiB" if mem_kb.isdigit() else "?",
         "load average at start (1, 5, 15 min)": load_average(),
+        "fsync of 4 KiB at start (median)": f"{fsync_ms():.2f} ms",
         "OS": f"{platform.system()} {platform.release()}",
         "Python": f"{platform.python_implementation()} {platform.python_version()}",
         "SQLite": sqlite3.sqlite_version,

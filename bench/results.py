@@ -16,13 +16,14 @@ class Sizes:
     slow_events: int = 3_000
     slow_seconds: float = 12.0  # the 50 ms run stops after this long, finished or not
     backlog: int = 100_000  # the RSS run; the small backlog is the `single` run
+    backlog_seconds: float = 300.0  # the RSS run stops after this long, drained or not
     trace_logs: int = 100_000
     startup_runs: int = 7
     timeout: float = 600.0  # one drain may take this long before it counts as failed
 
 
 QUICK = Sizes(single=200, fanout=40, paced_rate=200, paced_seconds=0.5, ceiling_requests=300, slow_events=60,
-              slow_seconds=1.5, backlog=600, trace_logs=1_000, startup_runs=1, timeout=120.0)
+              slow_seconds=1.5, backlog=600, backlog_seconds=60.0, trace_logs=1_000, startup_runs=1, timeout=120.0)
 
 
 @dataclass
