@@ -1,7 +1,7 @@
 """Delivery-engine benchmark (issue 13): `ae` against a fast sink, a slow one, raw
 HTTP clients and a Celery worker, in one run, on one machine.
 
-    python bench/engine.py [--quick] [--repeat N] [--out REPORT.md] [--json RESULTS.json]
+    python bench/engine.py [--quick] [--repeat N] [--profile] [--out REPORT.md] [--json RESULTS.json]
 
 Needs the `bench` extra (`pip install -e '.[bench]'`), RabbitMQ on 127.0.0.1:5672
 and `rabbitmqctl` (the run makes a vhost of its own and deletes it after).
@@ -16,7 +16,8 @@ Prints a Markdown report: the machine, then
 
 and the issue's targets, met or missed. `--quick` runs every part at a tiny
 size (for CI: it checks the harness works, its figures mean nothing).
-`--repeat N` repeats the throughput runs and reports medians.
+`--repeat N` repeats the throughput runs and reports medians. `--profile` drains
+the SQLite backlog once more under py-spy and summarises where the time goes.
 """
 
 from __future__ import annotations
@@ -140,11 +141,13 @@ class Publisher(Protocol):
 
 
 def measure(who: str, sink: Sink, publisher: Publisher, start_consumer: Callable[[], Child], events: int,
-            subscriptions: int, sizes: Sizes, pace: bool, cap: float | None = None) -> tuple[Drain, Latency | None]:
+            subscriptions: int, sizes: Sizes, pace: bool, cap: float | None = None,
+            attach: Callable[[Child], None] | None = None) -> tuple[Drain, Latency | None]:
     """Publish a backlog, start one consumer process and time it draining the backlog;
     then, with `pace`, publish at a steady rate to the same running consumer and
     measure publish-to-delivered latency. The consumer is stopped with SIGTERM.
-    With a `cap` (seconds), a backlog not drained by then is measured as far as it got."""
+    With a `cap` (seconds), a backlog not drained by then is measured as far as it got.
+    `attach` is called with the consumer once its first delivery arrived (a profiler)."""
     started = time.perf_counter()
     publisher.publish(list(range(events)))
     publish_rate = events / (time.perf_counter() - started)
@@ -152,6 +155,9 @@ def measure(who: str, sink: Sink, publisher: Publisher, start_consumer: Callable
     expected = events * subscriptions
     child = start_consumer()
     try:
+        if attach is not None:
+            sink.wait_for(1, sizes.timeout, while_alive=child)
+            attach(child)
         stats = sink.wait_for(expected, cap or sizes.timeout, while_alive=child)
         usage = child.usage()
         if stats["count"] != expected and not (cap and child.poll() is None and stats["count"] > 1):
@@ -160,10 +166,13 @@ def measure(who: str, sink: Sink, publisher: Publisher, start_consumer: Callable
         if not pace:
             return drain, None
         sink.reset(record=True)
-        rate = sizes.paced_rate / subscriptions
+        # Offered below what this consumer just showed it can do, so the latency is
+        # the consumer's own and not the time spent behind a growing queue.
+        offered = min(sizes.paced_rate, drain.steady / 2)
+        rate = offered / subscriptions
         published = paced(publisher.publish, max(2, int(rate * sizes.paced_seconds)), rate, first=events)
-        sink.wait_for(len(published) * subscriptions, 60, while_alive=child)
-        return drain, latency_result(who, subscriptions, sizes.paced_rate, sink, published)
+        sink.wait_for(len(published) * subscriptions, 60 + sizes.paced_seconds, while_alive=child)
+        return drain, latency_result(who, subscriptions, offered, sink, published)
     finally:
         exit = child.stop()
         if exit.returncode != 0:
@@ -194,7 +203,8 @@ class AePublisher:
 
 
 def ae_run(sink: Sink, vhost: Vhost, queue: str, events: int, subscriptions: int, sizes: Sizes,
-           pace: bool = True, cap: float | None = None) -> tuple[Drain, Latency | None]:
+           pace: bool = True, cap: float | None = None,
+           attach: Callable[[Child], None] | None = None) -> tuple[Drain, Latency | None]:
     """`ae consume all` on a fresh store (and a fresh set of queues on RabbitMQ)."""
     from asyncevents_cli.runtime import Runtime
 
@@ -205,7 +215,7 @@ def ae_run(sink: Sink, vhost: Vhost, queue: str, events: int, subscriptions: int
         try:
             drain, latency = measure(f"ae {queue}", sink, publisher,
                                      lambda: Child(ae_command() + ["consume", "all"], env=ae_env(config)),
-                                     events, subscriptions, sizes, pace, cap)
+                                     events, subscriptions, sizes, pace, cap, attach)
         finally:
             publisher.close()
         expected = drain.deliveries + (latency.deliveries if latency else 0)
@@ -281,6 +291,26 @@ def celery_run(sink: Sink, vhost: Vhost, events: int, subscriptions: int,
         publisher.close()
 
 
+def ae_profile(sink: Sink, vhost: Vhost, sizes: Sizes) -> dict[str, Any]:
+    """The SQLite x 1 drain again, with py-spy attached from the first delivery to the exit."""
+    import spy
+
+    recorders: list[spy.Recorder] = []
+    with tempfile.TemporaryDirectory(prefix="ae-bench-spy-") as folder:
+        output = Path(folder) / "stacks.txt"
+        try:
+            drain, _ = ae_run(sink, vhost, "db", sizes.single, 1, sizes, pace=False,
+                              attach=lambda child: recorders.append(spy.Recorder(child.pid, output)))
+        except FileNotFoundError as exc:
+            raise BenchError(str(exc)) from None
+        errors = recorders[0].finish() if recorders else "py-spy did not start"
+        if not output.exists():
+            raise BenchError(f"py-spy wrote no profile: {errors[-400:]}")
+        summary = spy.summarise(output.read_text())
+    return {"who": "ae db", "events": sizes.single, "steady": drain.steady, "samples": summary.samples,
+            "self_time": summary.self_time, "inclusive": summary.inclusive}
+
+
 # -- raw clients ---------------------------------------------------------------------
 
 def ceiling(sink: Sink, client: str, requests: int) -> Ceiling:
@@ -336,7 +366,7 @@ def startup(sizes: Sizes) -> dict[str, float]:
 
 # -- the run ---------------------------------------------------------------------
 
-def run(sizes: Sizes, repeat: int, report: Report, log: Callable[[str], None]) -> None:
+def run(sizes: Sizes, repeat: int, report: Report, log: Callable[[str], None], profile: bool = False) -> None:
     vhost = Vhost()
     sink = Sink()
     try:
@@ -378,6 +408,8 @@ def run(sizes: Sizes, repeat: int, report: Report, log: Callable[[str], None]) -
         attempt(f"backlog of {sizes.backlog}",
                 lambda: report.rss.append(ae_run(sink, vhost, "db", sizes.backlog, 1, sizes, pace=False,
                                                  cap=sizes.backlog_seconds)[0]))
+        if profile:
+            attempt("profile (py-spy)", lambda: report.profile.update(ae_profile(sink, vhost, sizes)))
     finally:
         sink.close()
         vhost.close()
@@ -401,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backlog", type=int, help="events in the memory run (default 100,000)")
     parser.add_argument("--backlog-seconds", type=float,
                         help="stop the memory run after this long, drained or not (default 300)")
+    parser.add_argument("--profile", action="store_true",
+                        help="drain the SQLite x 1 backlog once more under py-spy and show where the time goes")
     parser.add_argument("--out", type=Path, help="also write the Markdown report here")
     parser.add_argument("--json", type=Path, help="write the raw figures here")
     args = parser.parse_args(argv)
@@ -415,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
                     args.quick, args.repeat)
     started = time.perf_counter()
     try:
-        run(sizes, max(1, args.repeat), report, lambda line: print(f"bench: {line}", file=sys.stderr, flush=True))
+        run(sizes, max(1, args.repeat), report, lambda line: print(f"bench: {line}", file=sys.stderr, flush=True),
+            profile=args.profile)
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 1

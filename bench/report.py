@@ -117,6 +117,7 @@ def render(report: Report, sizes: Sizes) -> str:
     ]
     out += startup_section(report, sizes)
     out += rss_section(report, sizes)
+    out += profile_section(report)
     out += ["## Targets (issue 13)", "",
             *table(["target", "measured", "goal", "verdict"],
                    [[t.name, fmt(t.measured, 2, t.unit), ("≥ " if t.at_least else "≤ ") + fmt(t.goal, 1, t.unit),
@@ -162,10 +163,11 @@ def throughput_section(report: Report, sizes: Sizes) -> list[str]:
         *table(["consumer", "events x subs", "deliveries", "steady /s", "with start-up /s", "start-up s",
                 "CPU µs/delivery", "peak RSS MB", "publish events/s"], rows),
         "",
-        f"Latency: then, to the same consumer, still running, events are published at a steady "
-        f"{sizes.paced_rate} deliveries/s (in batches every 10 ms) for {sizes.paced_seconds:g} s. Publish time is "
-        "taken by the publisher just before each publish call, delivery time by the sink. Every recorded "
-        "request's HMAC signature is checked.",
+        f"Latency: then, to the same consumer, still running, events are published at a steady rate for "
+        f"{sizes.paced_seconds:g} s (in batches every 10 ms): {sizes.paced_rate} deliveries/s, or half the "
+        "consumer's steady rate above if that is less, so that the figure is the consumer's own latency and "
+        "not time spent behind a growing queue. Publish time is taken by the publisher just before each "
+        "publish call, delivery time by the sink. Every recorded request's HMAC signature is checked.",
         "",
         *table(["consumer", "subs", "offered /s", "deliveries", "p50 ms", "p99 ms", "max ms", "signatures ok"], lat),
         "",
@@ -215,3 +217,18 @@ def rss_section(report: Report, sizes: Sizes) -> list[str]:
             f"1 subscription; the small backlog is the run in part 1. The large one stops after "
             f"{sizes.backlog_seconds:g} s if not drained by then.", "",
             *table(["backlog (events)", "delivered", "peak RSS MB", "steady /s", "CPU µs/delivery"], rows), ""]
+
+
+def profile_section(report: Report) -> list[str]:
+    profile = getattr(report, "profile", None)
+    if not profile:
+        return []
+    share = [[f"`{name}`", f"{fraction:.1%}"] for name, fraction in profile["self_time"]]
+    inclusive = [[f"`{name}`", f"{fraction:.1%}"] for name, fraction in profile["inclusive"]]
+    return ["## Where the time goes: `ae consume all`, SQLite queue, x 1 (py-spy)", "",
+            f"The {profile['events']:,}-event drain of part 1 once more, with `py-spy record --rate 250 --nonblocking "
+            f"--format raw` attached from the first delivery to the exit ({profile['steady']:,.0f} deliveries/s "
+            f"under the profiler). {profile['samples']:,} samples of busy time: py-spy leaves out threads that "
+            "wait (select, sleep), so the shares are of the time the process was working.", "",
+            *table(["function, self time", "share"], share), "",
+            *table(["function, with what it calls", "share"], inclusive), ""]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -10,7 +11,7 @@ class Sizes:
     single: int = 10_000  # events x 1 subscription
     fanout: int = 2_000  # events x FANOUT_SUBS subscriptions
     fanout_subs: int = 5
-    paced_rate: int = 500  # deliveries/s offered in the latency runs
+    paced_rate: int = 500  # deliveries/s offered in the latency runs, at most
     paced_seconds: float = 4.0
     ceiling_requests: int = 20_000
     slow_events: int = 3_000
@@ -78,6 +79,7 @@ class Report:
     slow: dict[str, float] = field(default_factory=dict)
     startup: dict[str, float] = field(default_factory=dict)
     rss: list[Drain] = field(default_factory=list)
+    profile: dict[str, Any] = field(default_factory=dict)  # py-spy's summary, with --profile
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
