@@ -40,7 +40,7 @@ class Runtime:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store(self.config.database_path)
+            self._store = Store(self.config.database_path, None if self._environ is None else dict(self._environ))
         return self._store
 
     @property

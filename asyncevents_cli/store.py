@@ -13,6 +13,8 @@ for each other instead of failing half-way.
 
 from __future__ import annotations
 
+import os
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -25,6 +27,8 @@ from typing import Any
 import sqlite_utils
 
 from .errors import AeError, NotFound
+from .secretbox import PREFIX as SEALED_PREFIX
+from .secretbox import SecretBox
 
 ENABLED, DISABLED = 1, 0
 
@@ -54,7 +58,7 @@ class Subscription:
     modified: str
     notifier: str
     store_id: int
-    verification_token: str
+    verification_token: str | None  # plaintext when read with reveal=True, else None
 
     @property
     def enabled(self) -> bool:
@@ -84,11 +88,36 @@ class Attempt:
     message_id: str | None = None  # the queue message that caused it
 
 
+DELIVERY_LOG_SQL = """
+CREATE TABLE delivery_log (
+    log_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    uuid TEXT, subscription_id INTEGER, event_name TEXT, success INTEGER, status_code INTEGER,
+    response_data TEXT, created TEXT, serialized_data TEXT, death_count INTEGER, duration FLOAT,
+    message_id TEXT
+)"""
+DELIVERY_LOG_INDEXES = (["message_id", "subscription_id"], ["uuid"], ["created"], ["subscription_id", "success"])
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty database file readable by its owner only (SQLite gives its WAL
+    and shared-memory files the same mode)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 class Store:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, environ: dict[str, str] | None = None) -> None:
         self.path = Path(path)
+        self._environ = environ
+        self._box: SecretBox | None = None
+        self._lock = threading.RLock()
+        self._depth = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                _create_private(self.path)
             conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
             self.db = sqlite_utils.Database(conn)
             # WAL lets readers (status, trace) run beside a consumer; FULL sync
@@ -97,10 +126,9 @@ class Store:
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA busy_timeout=30000")
             self._create_schema()
+            self._seal_plaintext_tokens()
         except (sqlite3.DatabaseError, OSError) as exc:
             raise AeError(f"cannot open database {self.path}: {exc}") from None
-        self._lock = threading.RLock()
-        self._depth = 0
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -157,28 +185,16 @@ class Store:
                 not_null={"event_name", "recipient_url", "verification_token", "status", "notifier", "store_id"},
             )
             db.table("subscriptions").create_index(["event_name", "status"])
+        if "store_meta" not in db.table_names():
+            db.execute("CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         if "delivery_log" not in db.table_names():
-            db.table("delivery_log").create(
-                {
-                    "log_id": int,
-                    "uuid": str,
-                    "subscription_id": int,
-                    "event_name": str,
-                    "success": int,
-                    "status_code": int,
-                    "response_data": str,
-                    "created": str,
-                    "serialized_data": str,
-                    "death_count": int,
-                    "duration": float,
-                    "message_id": str,
-                },
-                pk="log_id",
-            )
-            db.table("delivery_log").create_index(["message_id", "subscription_id"])
-            db.table("delivery_log").create_index(["uuid"])
-            db.table("delivery_log").create_index(["created"])
-            db.table("delivery_log").create_index(["subscription_id", "success"])
+            with self.transaction():
+                self.conn.execute(DELIVERY_LOG_SQL)
+                self._new_log_generation()
+            for columns in DELIVERY_LOG_INDEXES:
+                db.table("delivery_log").create_index(columns, if_not_exists=True)
+        elif not self._log_ids_are_never_reused():
+            self._migrate_to_autoincrement()
         if "deliveries" not in db.table_names():
             db.table("deliveries").create(
                 {
@@ -194,6 +210,79 @@ class Store:
                 pk="uuid",
             )
 
+    # -- log ids are never reused ----------------------------------------
+
+    def _log_ids_are_never_reused(self) -> bool:
+        row = self.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'delivery_log'").fetchone()
+        return bool(row) and "AUTOINCREMENT" in row[0].upper()
+
+    def _migrate_to_autoincrement(self) -> None:
+        """Stores made before log ids were AUTOINCREMENT: copy the log into a table
+        that never reuses an id. SQLite reuses the largest rowid once it is deleted,
+        and a search index that remembers it would then skip the new rows; the new
+        log generation makes every index rebuild once."""
+        with self.transaction():
+            self.conn.execute("ALTER TABLE delivery_log RENAME TO delivery_log_before_autoincrement")
+            self.conn.execute(DELIVERY_LOG_SQL)
+            self.conn.execute("INSERT INTO delivery_log SELECT log_id, uuid, subscription_id, event_name, success,"
+                              " status_code, response_data, created, serialized_data, death_count, duration,"
+                              " message_id FROM delivery_log_before_autoincrement")
+            self.conn.execute("DROP TABLE delivery_log_before_autoincrement")
+            self._new_log_generation()
+        for columns in DELIVERY_LOG_INDEXES:
+            self.db.table("delivery_log").create_index(columns, if_not_exists=True)
+
+    def _new_log_generation(self) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('log_generation', ?)",
+                          (secrets.token_hex(8),))
+
+    def log_generation(self) -> str:
+        """Changes whenever log ids may have restarted (a new or migrated log): a
+        search index built for another generation must be rebuilt."""
+        row = self.conn.execute("SELECT value FROM store_meta WHERE key = 'log_generation'").fetchone()
+        return str(row[0]) if row else ""
+
+    def log_id_high_water(self) -> int:
+        """The largest log id ever handed out, even if pruned since."""
+        row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'delivery_log'").fetchone()
+        return max(int(row[0]) if row else 0, self.max_log_id())
+
+    # -- secrets -------------------------------------------------------
+
+    @property
+    def secret_box(self) -> SecretBox:
+        """The key for sealed values: made on first use, unless values sealed with
+        some other key are already here (then the missing key is an error)."""
+        if self._box is None:
+            self._box = SecretBox.for_store(self.path, self._environ, create=not self._holds_sealed_values())
+        return self._box
+
+    def _holds_sealed_values(self) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM subscriptions WHERE verification_token LIKE ? LIMIT 1", (SEALED_PREFIX + "%",)
+        ).fetchone()
+        return row is not None
+
+    def _seal_plaintext_tokens(self) -> None:
+        """Encrypt tokens stored before encryption at rest (done once, on open)."""
+        plain = self.conn.execute(
+            "SELECT subscription_id, verification_token FROM subscriptions WHERE verification_token NOT LIKE ?",
+            (SEALED_PREFIX + "%",),
+        ).fetchall()
+        if not plain:
+            return
+        box = self.secret_box
+        with self.transaction():
+            self.conn.executemany(
+                "UPDATE subscriptions SET verification_token = ? WHERE subscription_id = ?",
+                [(box.seal(token), sid) for sid, token in plain],
+            )
+
+    def _subscription(self, row: dict[str, Any], reveal: bool) -> Subscription:
+        token = row["verification_token"]
+        row["verification_token"] = self.secret_box.open(token) if reveal else None
+        return Subscription(**row)
+
     # -- subscriptions -------------------------------------------------
 
     def add_subscription(
@@ -204,28 +293,31 @@ class Store:
             cursor = self.conn.execute(
                 "INSERT INTO subscriptions (event_name, recipient_url, verification_token, status,"
                 " subscribed_at, modified, notifier, store_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (event_name, recipient_url, token, ENABLED, now, now, notifier, store_id),
+                (event_name, recipient_url, self.secret_box.seal(token), ENABLED, now, now, notifier, store_id),
             )
-        return self.subscription(int(cursor.lastrowid or 0))
+        return self.subscription(int(cursor.lastrowid or 0), reveal=False)
 
-    def subscription(self, subscription_id: int) -> Subscription:
+    # `reveal=False` reads leave `verification_token` None (listings, traces): they
+    # need no key, and a None token cannot sign anything by mistake.
+
+    def subscription(self, subscription_id: int, reveal: bool = True) -> Subscription:
         rows = list(self.db.query("SELECT * FROM subscriptions WHERE subscription_id = ?", [subscription_id]))
         if not rows:
             raise NotFound(
                 f"no subscription with id {subscription_id}", hint="run `ae subscriptions list` to see them"
             )
-        return Subscription(**rows[0])
+        return self._subscription(rows[0], reveal)
 
-    def find_subscription(self, subscription_id: int) -> Subscription | None:
+    def find_subscription(self, subscription_id: int, reveal: bool = True) -> Subscription | None:
         try:
-            return self.subscription(subscription_id)
+            return self.subscription(subscription_id, reveal)
         except NotFound:
             return None
 
-    def subscriptions(self, event_name: str | None = None) -> list[Subscription]:
+    def subscriptions(self, event_name: str | None = None, reveal: bool = True) -> list[Subscription]:
         where, params = ("WHERE event_name = ?", [event_name]) if event_name else ("", [])
         sql = f"SELECT * FROM subscriptions {where} ORDER BY subscription_id"
-        return [Subscription(**row) for row in self.db.query(sql, params)]
+        return [self._subscription(row, reveal) for row in self.db.query(sql, params)]
 
     def subscriptions_for(self, event_name: str, store_id: int) -> list[Subscription]:
         """Enabled subscribers of an event in a store: that store's and store 0's (all stores)."""
@@ -234,22 +326,22 @@ class Store:
             " ORDER BY subscription_id",
             [event_name, ENABLED, store_id],
         )
-        return [Subscription(**row) for row in rows]
+        return [self._subscription(row, True) for row in rows]
 
     def set_status(self, subscription_ids: Sequence[int], enabled: bool) -> list[Subscription]:
         """Enable or disable several subscriptions; all ids must exist or nothing changes."""
         with self.transaction():
             for subscription_id in subscription_ids:
-                self.subscription(subscription_id)
+                self.subscription(subscription_id, reveal=False)
             self.conn.executemany(
                 "UPDATE subscriptions SET status = ?, modified = ? WHERE subscription_id = ?",
                 [(ENABLED if enabled else DISABLED, timestamp(), i) for i in subscription_ids],
             )
-        return [self.subscription(i) for i in subscription_ids]
+        return [self.subscription(i, reveal=False) for i in subscription_ids]
 
     def delete_subscription(self, subscription_id: int) -> Subscription:
         with self.transaction():
-            subscription = self.subscription(subscription_id)
+            subscription = self.subscription(subscription_id, reveal=False)
             self.conn.execute("DELETE FROM subscriptions WHERE subscription_id = ?", (subscription_id,))
         return subscription
 

@@ -42,7 +42,7 @@ def trace(store: Store, uuid: str) -> dict[str, Any]:
         raise NotFound(f"no delivery with uuid {uuid}", hint="run `ae logs` to see recent uuids")
     state = store.delivery(uuid)
     first, last = attempts[0], attempts[-1]
-    subscription = store.find_subscription(last["subscription_id"])
+    subscription = store.find_subscription(last["subscription_id"], reveal=False)
     try:
         payload = json.loads(last["serialized_data"])
     except ValueError:
@@ -83,7 +83,7 @@ def replay(store: Store, queue: Queue, policy: RetryPolicy, uuid: str) -> dict[s
     if not attempts:
         raise NotFound(f"no delivery with uuid {uuid}", hint="run `ae logs` to see recent uuids")
     last = attempts[-1]
-    subscription = store.find_subscription(last["subscription_id"])
+    subscription = store.find_subscription(last["subscription_id"], reveal=False)
     if subscription is None:
         raise AeError(f"subscription {last['subscription_id']} of {uuid} was deleted; nothing to replay to")
     if not subscription.enabled:
