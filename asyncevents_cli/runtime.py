@@ -61,6 +61,7 @@ class Runtime:
         return self._dispatcher
 
     def worker(self, kinds: tuple[str, ...] = KINDS, **options: Any) -> Worker:
+        self.store.check_secret_key()  # a wrong key stops here, before a message is taken
         return Worker(self.dispatcher(), self.queue, kinds, **options)
 
     def close(self) -> None:

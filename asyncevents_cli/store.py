@@ -31,6 +31,7 @@ from .secretbox import PREFIX as SEALED_PREFIX
 from .secretbox import SecretBox
 
 ENABLED, DISABLED = 1, 0
+MAX_ROWID = 2**63 - 1
 
 # Delivery states (table `deliveries`)
 DELIVERED = "delivered"
@@ -263,6 +264,16 @@ class Store:
         ).fetchone()
         return row is not None
 
+    def check_secret_key(self) -> None:
+        """Raise SecretKeyError now, rather than mid-message, if the key does not open
+        this store's secrets (consumers call this before taking any message)."""
+        row = self.conn.execute(
+            "SELECT verification_token FROM subscriptions WHERE verification_token LIKE ? LIMIT 1",
+            (SEALED_PREFIX + "%",),
+        ).fetchone()
+        if row is not None:
+            self.secret_box.open(row[0])
+
     def _seal_plaintext_tokens(self) -> None:
         """Encrypt tokens stored before encryption at rest (done once, on open)."""
         plain = self.conn.execute(
@@ -301,6 +312,8 @@ class Store:
     # need no key, and a None token cannot sign anything by mistake.
 
     def subscription(self, subscription_id: int, reveal: bool = True) -> Subscription:
+        if not 0 < subscription_id <= MAX_ROWID:
+            raise NotFound(f"no subscription with id {subscription_id}")
         rows = list(self.db.query("SELECT * FROM subscriptions WHERE subscription_id = ?", [subscription_id]))
         if not rows:
             raise NotFound(
