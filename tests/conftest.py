@@ -68,9 +68,11 @@ class Receiver:
         return [r for r in self.requests if r.path == path]
 
     def next_response(self, path: str, request: Request | None = None) -> Any:
+        if self.respond is not None and request is not None:
+            with self.lock:
+                earlier = self.requests[: self.requests.index(request)]
+            return self.respond(request, earlier)  # unlocked: it may wait for the test
         with self.lock:
-            if self.respond is not None and request is not None:
-                return self.respond(request, self.requests[:-1])
             script = self.scripts.get(path)
             if not script:
                 return 200

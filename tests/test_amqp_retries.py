@@ -5,16 +5,19 @@ Runs on the real local broker, in a vhost made for this module (conftest).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+import pika
 import pytest
 
 from asyncevents_cli.backoff import RetryPolicy
+from asyncevents_cli.errors import AeError
 from asyncevents_cli.messages import RetryMessage
-from asyncevents_cli.publish import publish_batch
+from asyncevents_cli.publish import publish, publish_batch
 from asyncevents_cli.queues.amqp import AmqpQueue
 from asyncevents_cli.queues.amqp_topology import delay_queues
 from asyncevents_cli.runtime import Runtime
@@ -83,3 +86,59 @@ def test_a_retry_waiting_under_earlier_settings_is_still_counted(tmp_path: Path,
             assert not after.is_empty(["retry"])
     finally:
         store.close()
+
+
+# -- two stores on one broker ---------------------------------------------
+
+
+def test_a_second_store_on_the_same_vhost_refuses_the_first_stores_messages(
+    tmp_path: Path, amqp_url: str, receiver: Receiver
+) -> None:
+    """Stores A and B share a vhost, each with its own subscription 1. A's retry and A's
+    trigger must never reach B's subscriber: B's consumer puts them back and stops with
+    exit 1, and A's consumer then delivers them. A trigger without the header (Magento,
+    any plain client) is still served by whichever store takes it."""
+    receiver.script("/a", 500, 200)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    config_a = write_config(tmp_path / "a", queue="amqp", amqp_url=amqp_url)
+    config_b = write_config(tmp_path / "b", queue="amqp", amqp_url=amqp_url)
+    with Runtime(config_b, environ={}) as b:
+        sub_b, _ = subscribe(b.config, b.store, EVENT, receiver.endpoint("/b"), secret="secret-b")
+    with Runtime(config_a, environ={}) as a:
+        sub_a, _ = subscribe(a.config, a.store, EVENT, receiver.endpoint("/a"), secret="secret-a")
+        assert sub_a.subscription_id == sub_b.subscription_id == 1
+        publish(a.config, a.queue, EVENT, {"order": 1})
+        assert a.worker(("trigger",)).run(max_messages=1) == 1  # /a fails: the retry carries A's identity
+
+    refused = ae(config_b, "consume", "retry", "--max-messages", "1")
+    assert refused.returncode == 1
+    [line] = refused.stderr.strip().splitlines()
+    assert line.startswith("ae: error: message ") and "belongs to another ae store" in line
+    assert "vhost of its own" in line and "PostgreSQL store is future work" in line
+
+    with Runtime(config_a, environ={}) as a:
+        publish(a.config, a.queue, EVENT, {"order": 2})  # A has an identity now: so has its trigger
+    with Runtime(config_b, environ={}) as b:
+        with pytest.raises(AeError, match="belongs to another ae store"):
+            b.worker(("trigger",)).run(until_empty=True)
+        assert b.store.recent_logs() == []
+    assert receiver.to("/b") == []
+
+    with Runtime(config_a, environ={}) as a:
+        a.worker().run(until_empty=True)
+        logged = sorted((r["serialized_data"], r["death_count"], r["success"]) for r in a.store.recent_logs())
+        assert logged == [('{"data":{"order":1}}', 0, 0), ('{"data":{"order":1}}', 1, 1), ('{"data":{"order":2}}', 0, 1)]
+    assert sorted(r.json["data"]["order"] for r in receiver.to("/a")) == [1, 1, 2]
+    assert all(r.signed_with("secret-a") for r in receiver.to("/a"))
+
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:  # exactly what Magento's publisher sends: no headers at all
+        body = json.dumps([EVENT, json.dumps({"order": 3}), 1]).encode()
+        connection.channel().basic_publish("event", "event.trigger", body, pika.BasicProperties(delivery_mode=2))
+    finally:
+        connection.close()
+    with Runtime(config_b, environ={}) as b:
+        assert b.worker().run(until_empty=True) == 1
+    [served] = receiver.to("/b")
+    assert served.json == {"data": {"order": 3}} and served.signed_with("secret-b")

@@ -15,8 +15,8 @@ which is re-declared and published again.
 
 Stores. Messages carry the identity of the store they belong to (header
 ``x-ae-store``): retries and dead letters always, triggers once the store has
-an identity (a consumer has run on it), so a host that only publishes stays
-an anonymous client like Magento. A consumer that receives another store's
+an identity (made when its first consumer starts), so a host that only
+publishes stays an anonymous client like Magento. A consumer that receives another store's
 message puts it back and stops: two stores on one vhost would deliver each
 other's retries to the wrong subscriptions and split each other's triggers.
 Messages without the header are served as before.
@@ -445,6 +445,7 @@ class AmqpQueue(Queue):
     def receive(self, kinds: Iterable[str], timeout: float) -> Envelope | None:
         wanted = tuple(k for k in KINDS if k in set(kinds))
         deadline = time.monotonic() + max(0.0, timeout)
+        self.store_identity(create=True)  # a store that consumes has an identity for its triggers too
 
         def take() -> Envelope | None:
             self._consume(wanted)
