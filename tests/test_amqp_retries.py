@@ -133,12 +133,14 @@ def test_a_second_store_on_the_same_vhost_refuses_the_first_stores_messages(
     assert all(r.signed_with("secret-a") for r in receiver.to("/a"))
 
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:  # exactly what Magento's publisher sends: no headers at all
-        body = json.dumps([EVENT, json.dumps({"order": 3}), 1]).encode()
-        connection.channel().basic_publish("event", "event.trigger", body, pika.BasicProperties(delivery_mode=2))
+    try:  # what Magento's publisher sends: no headers at all; and a header no store made
+        for order, headers in ((3, None), (4, {"x-ae-store": "not-a-store"})):
+            body = json.dumps([EVENT, json.dumps({"order": order}), 1]).encode()
+            connection.channel().basic_publish("event", "event.trigger", body,
+                                               pika.BasicProperties(delivery_mode=2, headers=headers))
     finally:
         connection.close()
     with Runtime(config_b, environ={}) as b:
-        assert b.worker().run(until_empty=True) == 1
-    [served] = receiver.to("/b")
-    assert served.json == {"data": {"order": 3}} and served.signed_with("secret-b")
+        assert b.worker().run(until_empty=True) == 2
+    assert [r.json for r in receiver.to("/b")] == [{"data": {"order": 3}}, {"data": {"order": 4}}]
+    assert all(r.signed_with("secret-b") for r in receiver.to("/b"))

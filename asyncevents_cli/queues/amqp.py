@@ -36,6 +36,7 @@ every pika or socket error leaves this module as `QueueUnavailable`.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections import deque
@@ -91,6 +92,9 @@ class _MissingDelayQueueFilter(logging.Filter):
 
 
 logging.getLogger("pika.channel").addFilter(_MissingDelayQueueFilter())
+
+#: What `Store.identity` makes; any other header value is not a store's and is ignored.
+STORE_IDENTITY = re.compile(r"[0-9a-f]{32}")
 
 #: Errors that mean the connection is gone (or was never there).
 CONNECTION_ERRORS = (pika.exceptions.AMQPConnectionError, OSError)
@@ -290,8 +294,10 @@ class AmqpQueue(Queue):
         owner = envelope.headers.get(STORE_HEADER)
         if isinstance(owner, bytes):
             owner = owner.decode("utf-8", "replace")
-        mine = self.store_identity(create=True) if owner is not None else None
-        if owner is None or mine is None or owner == mine:
+        if not isinstance(owner, str) or not STORE_IDENTITY.fullmatch(owner):
+            return  # no identity (Magento, a plain client), or not one a store made: served as ever
+        mine = self.store_identity(create=True)
+        if mine is None or owner == mine:
             return
         self._channel("_consume_ch").basic_nack(envelope.handle[1], requeue=True)
         self._held.pop(envelope.handle, None)
