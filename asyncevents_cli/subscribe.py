@@ -91,7 +91,8 @@ def rotate_secret(store: Store, subscription_id: int, grace: str | float = DEFAU
     subscription = _signing_subscription(store, subscription_id)
     scheme = subscription.signature_scheme
     new_secret = check_secret(scheme, secret) if secret is not None else generate_secret(scheme)
-    until = utcnow() + timedelta(seconds=seconds) if seconds else None
+    # A magento delivery carries one signature, so the old secret has no use: not kept.
+    until = utcnow() + timedelta(seconds=seconds) if seconds and scheme != MAGENTO else None
     return store.rotate_token(subscription_id, new_secret, until), new_secret
 
 
