@@ -15,7 +15,7 @@ from .errors import InputError
 from .notifiers import find
 from .notifiers.custom_headers import check_headers
 from .notifiers.http import check_url
-from .notifiers.signing import MAGENTO, check_scheme, check_secret, generate_secret
+from .notifiers.signing import MAGENTO, UNSIGNED, check_scheme, check_secret, generate_secret
 from .store import Store, Subscription, utcnow
 
 __all__ = ["subscribe", "rotate_secret", "set_headers", "parse_duration", "check_url", "generate_secret"]
@@ -65,8 +65,9 @@ def subscribe(
     if secret is not None:
         check_secret(scheme, secret)
     generated = None if secret is not None else generate_secret(scheme)
+    stored_scheme = scheme if plugin.signs_requests else UNSIGNED
     subscription = store.add_subscription(
-        event_name, recipient, secret or generated or "", plugin.name, store_id, scheme, custom
+        event_name, recipient, secret or generated or "", plugin.name, store_id, stored_scheme, custom
     )
     return subscription, generated if plugin.signs_requests else None
 

@@ -87,8 +87,8 @@ def test_delivery_puts_one_event_that_a_rule_routes_to_sqs(tmp_path: Path, aws_e
     arn_subscription = ok(config, "subscribe", EVENT, bus.arn, "--notifier", "eventbridge")
     assert arn_subscription.stderr == ""  # no secret to keep: EventBridge deliveries are not signed
     listed = ok_json(config, "subscriptions", "list")
-    assert [(s["notifier"], s["recipient_url"]) for s in listed] == [("eventbridge", bus.name),
-                                                                     ("eventbridge", bus.arn)]
+    assert [(s["notifier"], s["recipient_url"], s["signature_scheme"]) for s in listed] == [
+        ("eventbridge", bus.name, "none"), ("eventbridge", bus.arn, "none")]
 
     ok(config, "publish", EVENT, "--data", json.dumps(ORDER))
     ok(config, "consume", "all", "--until-empty")

@@ -27,6 +27,7 @@ from ..errors import InputError
 MAGENTO = "magento"
 STANDARD_WEBHOOKS = "standard-webhooks"
 SCHEMES = (MAGENTO, STANDARD_WEBHOOKS)
+UNSIGNED = "none"  # stored for notifiers that send no HTTP request to sign (eventbridge)
 
 MAGENTO_HEADER = "x-magento-signature"
 WEBHOOK_ID = "webhook-id"
