@@ -7,6 +7,9 @@ Tables
 - ``delivery_log``   one row per attempt; a search index follows it by ``log_id``
 - ``deliveries``     one row per uuid: where its retry chain stands now, so a
                      trace can say "Retrying, next attempt at ..." or "Dead Lettered"
+- ``store_info``     key/value facts about the store itself, such as its identity
+- ``amqp_delay_queues``  every RabbitMQ delay queue this store's retries were
+                     published to, so status counts them after a settings change
 
 Writes that must happen together run inside `Store.transaction()`, which takes
 SQLite's write lock up front (BEGIN IMMEDIATE) so concurrent consumers wait
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import uuid as uuidlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -160,6 +164,10 @@ class Store:
 
     def _create_schema(self) -> None:
         db = self.db
+        if "store_info" not in db.table_names():
+            db.table("store_info").create({"key": str, "value": str}, pk="key", not_null={"value"})
+        if "amqp_delay_queues" not in db.table_names():
+            db.table("amqp_delay_queues").create({"name": str, "first_used": str}, pk="name")
         if "subscriptions" not in db.table_names():
             db.table("subscriptions").create(
                 {
@@ -241,6 +249,29 @@ class Store:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+    # -- identity and broker bookkeeping -------------------------------
+
+    def identity(self, create: bool = True) -> str | None:
+        """This store's id, made once at random: messages it publishes to a broker
+        carry it, so a consumer can refuse another store's. None if not made yet
+        and `create` is False."""
+        row = self.conn.execute("SELECT value FROM store_info WHERE key = 'identity'").fetchone()
+        if row is None and create:
+            with self.transaction():
+                self.conn.execute("INSERT OR IGNORE INTO store_info (key, value) VALUES ('identity', ?)",
+                                  (uuidlib.uuid4().hex,))
+            row = self.conn.execute("SELECT value FROM store_info WHERE key = 'identity'").fetchone()
+        return str(row[0]) if row else None
+
+    def record_delay_queue(self, name: str) -> None:
+        """Remember a delay queue before a retry is published to it."""
+        with self.transaction():
+            self.conn.execute("INSERT OR IGNORE INTO amqp_delay_queues (name, first_used) VALUES (?, ?)",
+                              (name, timestamp()))
+
+    def delay_queue_names(self) -> list[str]:
+        return [row[0] for row in self.conn.execute("SELECT name FROM amqp_delay_queues ORDER BY name")]
 
     # -- subscriptions -------------------------------------------------
 
