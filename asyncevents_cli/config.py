@@ -48,6 +48,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_retention_days", int, 30, "`ae logs prune` default age"),
     Setting("deny_private_targets", bool, False,
             "refuse recipients on loopback, private and other non-global addresses"),
+    Setting("eventbridge_source", str, "ae", "Source of the events the eventbridge notifier puts"),
 )
 #: Inclusive bounds of the numeric settings: finite, and small enough that
 #: every back-off stays representable (AMQP TTLs, timestamps) and sane.
@@ -182,6 +183,8 @@ def _validate(settings: dict[str, Any], where: Mapping[str, str]) -> None:
         raise bad("database", "must not be empty")
     if "\0" in settings["database"]:
         raise bad("database", "must not contain a NUL character")
+    if not 1 <= len(settings["eventbridge_source"].strip()) <= 256:
+        raise bad("eventbridge_source", "must be 1 to 256 characters")
     why = amqp_url_problem(settings["amqp_url"])
     if why:
         raise bad("amqp_url", f"is not an AMQP URL ({why}): {redact_url(settings['amqp_url'])!r}")

@@ -59,7 +59,7 @@ class Runtime:
     @property
     def notifiers(self) -> Notifiers:
         if self._notifiers is None:
-            self._notifiers = Notifiers()
+            self._notifiers = Notifiers(self.config)
         return self._notifiers
 
     def dispatcher(self) -> Dispatcher:

@@ -1,7 +1,9 @@
 """The embedded SQLite store: subscriptions, the delivery log, delivery states.
 
 Tables
-- ``subscriptions``  the module's columns, plus the (never printed) verification token
+- ``subscriptions``  the module's columns, plus the (never printed) verification token,
+                     the signature scheme, custom headers (JSON) and a rotated-out
+                     token with the end of its grace period
 - ``delivery_log``   one row per attempt; a search index follows it by ``log_id``
 - ``deliveries``     one row per uuid: where its retry chain stands now, so a
                      trace can say "Retrying, next attempt at ..." or "Dead Lettered"
@@ -16,6 +18,7 @@ for each other instead of failing half-way.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sqlite3
@@ -32,7 +35,7 @@ import sqlite_utils
 
 from .errors import AeError, NotFound
 from .secretbox import PREFIX as SEALED_PREFIX
-from .secretbox import SecretBox
+from .secretbox import SecretBox, is_sealed
 
 ENABLED, DISABLED = 1, 0
 MAX_ROWID = 2**63 - 1
@@ -53,6 +56,10 @@ def timestamp(moment: datetime | None = None) -> str:
     return (moment or utcnow()).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def parse_timestamp(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc)
+
+
 @dataclass(frozen=True)
 class Subscription:
     subscription_id: int
@@ -64,16 +71,29 @@ class Subscription:
     notifier: str
     store_id: int
     verification_token: str | None  # plaintext when read with reveal=True, else None
+    signature_scheme: str = "magento"
+    custom_headers: tuple[tuple[str, str], ...] = ()  # (name, value) pairs
+    previous_token: str | None = None  # the token before the last rotation ...
+    previous_token_expires: str | None = None  # ... accepted until then (UTC timestamp)
 
     @property
     def enabled(self) -> bool:
         return self.status == ENABLED
 
-    def public(self) -> dict[str, Any]:
-        """The row as shown to users: everything but the verification token."""
+    @property
+    def previous_token_until(self) -> datetime | None:
+        return parse_timestamp(self.previous_token_expires) if self.previous_token_expires else None
+
+    def public(self, now: datetime | None = None) -> dict[str, Any]:
+        """The row as shown to users: no secret, and custom headers by name only."""
         row = asdict(self)
-        del row["verification_token"]
+        for secret in ("verification_token", "previous_token", "previous_token_expires", "custom_headers"):
+            del row[secret]
         row["status"] = "enabled" if self.enabled else "disabled"
+        row["header_names"] = [name for name, _ in self.custom_headers]
+        until = self.previous_token_until
+        in_grace = self.previous_token and until is not None and (now or utcnow()) < until
+        row["previous_secret_until"] = self.previous_token_expires[:19] if in_grace else None
         return row
 
 
@@ -194,6 +214,7 @@ class Store:
                 not_null={"event_name", "recipient_url", "verification_token", "status", "notifier", "store_id"},
             )
             db.table("subscriptions").create_index(["event_name", "status"])
+        self._migrate_subscriptions()
         if "delivery_log" not in db.table_names():
             with self.transaction():
                 self.conn.execute(DELIVERY_LOG_SQL)
@@ -281,24 +302,71 @@ class Store:
             self.secret_box.open(row[0])
 
     def _seal_plaintext_tokens(self) -> None:
-        """Encrypt tokens stored before encryption at rest (done once, on open)."""
-        plain = self.conn.execute(
-            "SELECT subscription_id, verification_token FROM subscriptions WHERE verification_token NOT LIKE ?",
-            (SEALED_PREFIX + "%",),
+        """Encrypt secrets stored before encryption at rest (done once, on open): tokens,
+        previous tokens and custom header values."""
+        rows = self.conn.execute(
+            "SELECT subscription_id, verification_token, previous_token, custom_headers FROM subscriptions"
+            " WHERE verification_token NOT LIKE :p OR previous_token NOT LIKE :p OR custom_headers IS NOT NULL",
+            {"p": SEALED_PREFIX + "%"},
         ).fetchall()
+        plain = [r for r in rows if not is_sealed(r[1]) or (r[2] and not is_sealed(r[2]))
+                 or any(not is_sealed(value) for _name, value in json.loads(r[3] or "[]"))]
         if not plain:
             return
         box = self.secret_box
         with self.transaction():
             self.conn.executemany(
-                "UPDATE subscriptions SET verification_token = ? WHERE subscription_id = ?",
-                [(box.seal(token), sid) for sid, token in plain],
+                "UPDATE subscriptions SET verification_token = ?, previous_token = ?, custom_headers = ?"
+                " WHERE subscription_id = ?",
+                [(box.seal(box.open(token)), box.seal(box.open(previous)) if previous else None,
+                  self._encode_headers([(n, box.open(v)) for n, v in json.loads(headers or "[]")]), sid)
+                 for sid, token, previous, headers in plain],
             )
 
+    def _encode_headers(self, headers: Sequence[tuple[str, str]]) -> str | None:
+        """Custom headers as stored: names in the clear (listings show them), values sealed."""
+        if not headers:
+            return None
+        return json.dumps([[name, self.secret_box.seal(value)] for name, value in headers])
+
     def _subscription(self, row: dict[str, Any], reveal: bool) -> Subscription:
-        token = row["verification_token"]
-        row["verification_token"] = self.secret_box.open(token) if reveal else None
+        """A row as a Subscription. Unrevealed, the token is None (it cannot sign by
+        mistake), header values are empty and the previous token stays sealed."""
+        box = self.secret_box if reveal else None
+        stored = row.pop("custom_headers", None)
+        pairs = json.loads(stored) if stored else []
+        row["custom_headers"] = tuple((name, box.open(value) if box else "") for name, value in pairs)
+        row["verification_token"] = box.open(row["verification_token"]) if box else None
+        if box and row.get("previous_token"):
+            row["previous_token"] = box.open(row["previous_token"])
         return Subscription(**row)
+
+    # Columns added after the first release: (name, SQL definition). A store
+    # created earlier gains them on open; existing rows get the defaults.
+    ADDED_SUBSCRIPTION_COLUMNS = (
+        ("signature_scheme", "TEXT NOT NULL DEFAULT 'magento'"),
+        ("custom_headers", "TEXT"),
+        ("previous_token", "TEXT"),
+        ("previous_token_expires", "TEXT"),
+    )
+
+    def _missing_subscription_columns(self) -> list[tuple[str, str]]:
+        present = {row[1] for row in self.conn.execute("PRAGMA table_info(subscriptions)")}
+        return [(name, sql) for name, sql in self.ADDED_SUBSCRIPTION_COLUMNS if name not in present]
+
+    def _migrate_subscriptions(self) -> None:
+        if not self._missing_subscription_columns():
+            return
+        # Under the write lock, and checked again inside it: two processes may
+        # open the same old store at once.
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for name, definition in self._missing_subscription_columns():
+                self.conn.execute(f"ALTER TABLE subscriptions ADD COLUMN {name} {definition}")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     # -- identity and broker bookkeeping -------------------------------
 
@@ -326,16 +394,19 @@ class Store:
     # -- subscriptions -------------------------------------------------
 
     def add_subscription(
-        self, event_name: str, recipient_url: str, token: str, notifier: str = "http", store_id: int = 0
+        self, event_name: str, recipient_url: str, token: str, notifier: str = "http", store_id: int = 0,
+        signature_scheme: str = "magento", custom_headers: Sequence[tuple[str, str]] = (),
     ) -> Subscription:
         now = timestamp()
         with self.transaction():
             cursor = self.conn.execute(
                 "INSERT INTO subscriptions (event_name, recipient_url, verification_token, status,"
-                " subscribed_at, modified, notifier, store_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (event_name, recipient_url, self.secret_box.seal(token), ENABLED, now, now, notifier, store_id),
+                " subscribed_at, modified, notifier, store_id, signature_scheme, custom_headers)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (event_name, recipient_url, self.secret_box.seal(token), ENABLED, now, now, notifier, store_id,
+                 signature_scheme, self._encode_headers(custom_headers)),
             )
-        return self.subscription(int(cursor.lastrowid or 0), reveal=False)
+        return self.subscription(int(cursor.lastrowid or 0))
 
     # `reveal=False` reads leave `verification_token` None (listings, traces): they
     # need no key, and a None token cannot sign anything by mistake.
@@ -349,6 +420,29 @@ class Store:
                 f"no subscription with id {subscription_id}", hint="run `ae subscriptions list` to see them"
             )
         return self._subscription(rows[0], reveal)
+
+    def set_custom_headers(self, subscription_id: int, headers: Sequence[tuple[str, str]]) -> Subscription:
+        """Replace a subscription's custom headers (an empty sequence removes them)."""
+        with self.transaction():
+            self.subscription(subscription_id, reveal=False)
+            self.conn.execute(
+                "UPDATE subscriptions SET custom_headers = ?, modified = ? WHERE subscription_id = ?",
+                (self._encode_headers(headers), timestamp(), subscription_id),
+            )
+        return self.subscription(subscription_id)
+
+    def rotate_token(self, subscription_id: int, new_token: str, previous_until: datetime | None) -> Subscription:
+        """Make `new_token` current; the old one stays accepted until `previous_until` (None: not at all)."""
+        with self.transaction():
+            old = self.subscription(subscription_id)
+            self.conn.execute(
+                "UPDATE subscriptions SET verification_token = ?, previous_token = ?, previous_token_expires = ?,"
+                " modified = ? WHERE subscription_id = ?",
+                (self.secret_box.seal(new_token),
+                 self.secret_box.seal(old.verification_token or "") if previous_until else None,
+                 timestamp(previous_until) if previous_until else None, timestamp(), subscription_id),
+            )
+        return self.subscription(subscription_id)
 
     def find_subscription(self, subscription_id: int, reveal: bool = True) -> Subscription | None:
         try:

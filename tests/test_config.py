@@ -21,6 +21,7 @@ DEFAULTS = {
     "indexing": True,
     "log_retention_days": 30,
     "deny_private_targets": False,
+    "eventbridge_source": "ae",
 }
 
 
@@ -75,6 +76,7 @@ backoff_unit_seconds = 0.5
 indexing = false
 log_retention_days = 7
 deny_private_targets = true
+eventbridge_source = "shop.example"
 """)
     config = load_config(path, environ={})
     assert config.settings == {
@@ -88,6 +90,7 @@ deny_private_targets = true
         "indexing": False,
         "log_retention_days": 7,
         "deny_private_targets": True,
+        "eventbridge_source": "shop.example",
     }
     assert isinstance(config.settings["backoff_exponent"], float)
     assert set(config.sources.values()) == {"file"}
@@ -122,6 +125,7 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
         "indexing": "env AE_INDEXING",
         "log_retention_days": "env AE_LOG_RETENTION_DAYS",
         "deny_private_targets": "default",
+        "eventbridge_source": "default",
     }
 
 
@@ -264,6 +268,8 @@ INVALID = [
     pytest.param("[settings]\nbackoff_max_seconds = nan\n", ["backoff_max_seconds must be a finite number"], id="nan"),
     pytest.param("[settings]\nbackoff_unit_seconds = \"fast\"\n", ["backoff_unit_seconds must be float"],
                  id="string-for-float"),
+    pytest.param("[settings]\neventbridge_source = \"\"\n", ["eventbridge_source must be 1 to 256"],
+                 id="empty-eventbridge-source"),
     pytest.param("[settings]\nlog_retention_days = -3\n", ["log_retention_days must be between 0 and 36500"],
                  id="negative-retention"),
     pytest.param('[settings]\ndatabase = ""\n', ["database must not be empty"], id="empty-database"),
