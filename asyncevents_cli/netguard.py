@@ -40,6 +40,7 @@ METADATA_NAMES = frozenset({
 })
 MAX_URL_LENGTH = 2048
 LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
 FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x20\x7f-\x9f\s]")
 
 Resolver = Callable[[str, int], list[str]]
@@ -165,12 +166,17 @@ def check_target(url: str, deny_private: bool = False, resolver: Resolver = syst
         pass  # unresolvable today; the delivery-time check decides
 
 
+def redact_credentials(url: str | None) -> str | None:
+    """A recipient URL fit for a listing: any user and password shown as ***."""
+    return USERINFO.sub(r"\1***@", url) if url else url
+
+
 def describe_refusal(exc: TargetRefused) -> str:
     """What the delivery log keeps for a refused attempt: the refusal, nothing from the target."""
     return f"TargetRefused: {exc.message}"
 
 
 __all__ = [
-    "ALWAYS_DENIED", "TargetRefused", "check_recipient_url", "check_target", "describe_refusal", "parse_ip",
+    "ALWAYS_DENIED", "TargetRefused", "check_recipient_url", "check_target", "describe_refusal", "parse_ip", "redact_credentials",
     "refusal", "resolve_checked", "system_resolver",
 ]

@@ -35,6 +35,7 @@ import sqlite_utils
 
 from .errors import AeError, NotFound
 from .secretbox import PREFIX as SEALED_PREFIX
+from .netguard import redact_credentials
 from .secretbox import SecretBox, is_sealed
 
 ENABLED, DISABLED = 1, 0
@@ -90,6 +91,7 @@ class Subscription:
         for secret in ("verification_token", "previous_token", "previous_token_expires", "custom_headers"):
             del row[secret]
         row["status"] = "enabled" if self.enabled else "disabled"
+        row["recipient_url"] = redact_credentials(self.recipient_url)
         row["header_names"] = [name for name, _ in self.custom_headers]
         until = self.previous_token_until
         in_grace = self.previous_token and until is not None and (now or utcnow()) < until

@@ -10,6 +10,7 @@ from .backoff import RetryPolicy
 from .dispatch import encode_payload
 from .errors import AeError, NotFound
 from .messages import RetryMessage
+from .netguard import redact_credentials
 from .queues.base import Queue
 from .store import DEAD_LETTERED, DELIVERED, RETRYING, STOPPED, Store, utcnow
 
@@ -51,7 +52,7 @@ def trace(store: Store, uuid: str) -> dict[str, Any]:
         "uuid": uuid,
         "event_name": last["event_name"],
         "subscription_id": last["subscription_id"],
-        "recipient_url": subscription.recipient_url if subscription else None,
+        "recipient_url": redact_credentials(subscription.recipient_url) if subscription else None,
         "subscription_status": (
             ("enabled" if subscription.enabled else "disabled") if subscription else "deleted"
         ),
