@@ -20,9 +20,12 @@ Payload paths share one whoosh field: the term of word `w` at path `p` is
 - `#` identifiers, words with a digit that are not numbers (`...increment_id#ck00000042`);
 - `=` numbers as written (`...grand_total=92.0`).
 Splitting them lets a prefix query such as `CK*` read one posting list: every
-identifier also gets its first 1..`MAX_PREFIX` characters as terms of a
-separate prefix field, while a prefix without digits (`comp*`) only walks the
-few `:` words. Numbers also get numeric terms, so ranges compare numbers.
+identifier that starts with a letter (`ck00000042`, `ws12-m-orange`, `mb01`
+inside `24-mb01`) also gets its first 1..`MAX_PREFIX` characters as terms of
+a separate prefix field, while a prefix without digits (`comp*`) only walks
+the few `:` words. A prefix that starts with a digit walks the `#` and `=`
+words (dates, numbers, `24-mb01`). Numbers also get numeric terms, so ranges
+compare numbers.
 """
 
 from __future__ import annotations
@@ -141,7 +144,7 @@ class BodyTerms:
                 data.setdefault(piece, []).append(position)
                 kind = mark(piece)
                 paths.setdefault(path + kind + piece, []).append(position)
-                if kind == IDENTIFIER:
+                if kind == IDENTIFIER and not piece[0].isdigit():
                     for end in range(1, min(len(piece), MAX_PREFIX) + 1):
                         self.prefixes.add(path + WORD + piece[:end])
             position += 1

@@ -48,7 +48,9 @@ from .results import Hits, page_rows
 
 SCHEMA_VERSION = 2
 META_FILE = ".ae-index.json"
-BATCH = 2000
+BATCH = 2000  # rows read from the store at a time
+COMMIT_EVERY = 10_000  # rows per commit: one segment's postings stay in memory until it is written
+POOL_MB = 256  # whoosh spills postings to temporary files past this estimate; COMMIT_EVERY stays below it
 Progress = Callable[[int], None]  # called with how many rows were just indexed
 
 
@@ -95,6 +97,19 @@ class CreatedField(fields.DATETIME):
         import re
 
         return super()._parse_datestring(re.sub(r"[TtZz:]", "", qstring))
+
+
+class LeanCodec(W3Codec):
+    """whoosh's codec without per-posting length statistics (they serve scoring,
+    which search never does: results are ordered by log_id) and without
+    compressing posting blocks (more time than the disk it saves). (Keeping rare
+    terms' postings inline, `inlinelimit`, would save more, but whoosh-reloaded
+    2.7.5 fails on it: `W3TermInfo` has no `set_inline`.)"""
+
+    length_stats = False
+
+    def __init__(self) -> None:
+        super().__init__(compression=0)
 
 
 # The numeric encoding of payload numbers: whoosh's, 4 tiers of 16 bits.
@@ -208,8 +223,7 @@ class SearchIndex:
         shutil.rmtree(fresh, ignore_errors=True)
         fresh.mkdir(parents=True)
         ix = index.create_in(str(fresh), build_schema())
-        count, last = self._add_rows(ix, 0, progress, fresh=True)
-        self._write_meta(last, fresh)
+        count, _ = self._add_rows(ix, 0, progress, folder=fresh)
         ix.close()
         old = self.path.with_name(f"{self.path.name}.old-{os.getpid()}")
         if self.path.exists() or self.path.is_symlink():
@@ -221,32 +235,39 @@ class SearchIndex:
 
     def _writer(self, ix: index.Index) -> Any:
         try:
-            # No compression of posting blocks: it costs more time than the disk it saves.
-            return ix.writer(timeout=30.0, codec=W3Codec(compression=0))
+            return ix.writer(timeout=30.0, codec=LeanCodec(), limitmb=POOL_MB)
         except LockError:
             raise AeError(f"search index {self.path} is locked by another process; try again") from None
 
     def _add_rows(self, ix: index.Index, after: int, progress: Progress | None,
-                  fresh: bool = False) -> tuple[int, int]:
-        """Add every log row past `after` in one commit; return (added, last log_id)."""
-        writer = self._writer(ix)
+                  folder: Path | None = None) -> tuple[int, int]:
+        """Add every log row past `after`, committing every COMMIT_EVERY rows and
+        recording each commit in the meta file; return (added, last log_id)."""
         count, last = 0, after
-        try:
-            if not fresh:
-                # Rows past `after` may be in the index if a crash hit between commit and meta.
-                writer.delete_by_query(query.NumericRange("log_id", after + 1, None))
-            while rows := self.store.logs_after(last, BATCH):
-                for row in rows:
-                    writer.add_document(**log_document(row))
-                count += len(rows)
-                last = int(rows[-1]["log_id"])
-                if progress:
-                    progress(len(rows))
-        except BaseException:
-            writer.cancel()
-            raise
-        writer.commit()
-        return count, last
+        while True:
+            writer = self._writer(ix)
+            added = 0
+            try:
+                if folder is None and count == 0:
+                    # Rows past `after` may be in the index if a crash hit between commit and meta.
+                    writer.delete_by_query(query.NumericRange("log_id", after + 1, None))
+                while added < COMMIT_EVERY and (rows := self.store.logs_after(last, BATCH)):
+                    for row in rows:
+                        writer.add_document(**log_document(row))
+                    added += len(rows)
+                    last = int(rows[-1]["log_id"])
+                    if progress:
+                        progress(len(rows))
+            except BaseException:
+                writer.cancel()
+                raise
+            # Merging segments while building rewrites postings already written: leave it
+            # to the small commits of later catch-ups, whose merge policy joins small segments.
+            writer.commit(merge=folder is None and added < COMMIT_EVERY)
+            count += added
+            self._write_meta(last, folder)
+            if added < COMMIT_EVERY:
+                return count, last
 
     def catch_up(self, progress: Progress | None = None) -> int:
         """Index rows logged since the last catch-up; return how many."""
@@ -254,8 +275,7 @@ class SearchIndex:
         meta = self._read_meta() or {"last_log_id": 0}
         if self.store.max_log_id() <= meta["last_log_id"]:
             return 0
-        count, last = self._add_rows(ix, meta["last_log_id"], progress)
-        self._write_meta(last)
+        count, _ = self._add_rows(ix, meta["last_log_id"], progress)
         return count
 
     def indexed_up_to(self) -> int:

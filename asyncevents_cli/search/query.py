@@ -229,6 +229,11 @@ def _space_end(path: str, space: str) -> str:
 
 def _prefix(path: str, text: str) -> query.Query:
     """`path:text*` over the three key spaces (see `analysis`)."""
+    if not text:
+        return query.Or([query.Prefix("paths", path + space) for space in MARKS])
+    if text[0].isdigit() or text[0] in "+-.":  # identifiers and numbers that start with a digit
+        return query.Or([query.Prefix("paths", path + IDENTIFIER + text),
+                         query.Prefix("paths", path + NUMBER + text)])
     parts: list[query.Query] = []
     if len(text) <= MAX_PREFIX:
         parts.append(query.Term("prefixes", path + WORD + text))  # every identifier, one posting list
@@ -236,8 +241,6 @@ def _prefix(path: str, text: str) -> query.Query:
         parts.append(query.Prefix("paths", path + IDENTIFIER + text))
     if mark(text) == WORD:
         parts.append(query.Prefix("paths", path + WORD + text))
-    if not text or text[0].isdigit() or text[0] in "+-.":
-        parts.append(query.Prefix("paths", path + NUMBER + text))
     return query.Or(parts)
 
 
@@ -269,7 +272,7 @@ def _payload(q: query.Query) -> query.Query:
                                           endexcl=endexcl))
         return query.Or(ranges)
     if isinstance(q, query.Every):
-        return query.Or([query.Prefix("paths", path + space) for space in MARKS])
+        return _prefix(path, "")
     raise InputError(f"malformed query: {q} is not supported on a payload field")
 
 
