@@ -13,10 +13,9 @@ from datetime import timedelta
 from .config import Config
 from .errors import InputError
 from .messages import check_store_id
-from .netguard import check_target
+from .netguard import check_recipient_url, check_target
 from .notifiers import find
 from .notifiers.custom_headers import check_headers
-from .notifiers.http import check_url
 from .notifiers.signing import MAGENTO, UNSIGNED, check_scheme, check_secret, generate_secret
 from .store import Store, Subscription, utcnow
 
@@ -38,6 +37,14 @@ def check_secret_text(secret: str) -> str:
     except UnicodeEncodeError:
         raise InputError("the secret (--secret) is not valid UTF-8") from None
     return secret
+
+
+def check_url(url: str, config: Config | None = None) -> str:
+    """An http notifier's recipient (`HttpNotifier.check_recipient` asks here): a URL
+    both HTTP stacks accept, on a host the SSRF guard allows (see `netguard`)."""
+    check_recipient_url(url)
+    check_target(url, bool(config and config.settings["deny_private_targets"]))
+    return url
 
 
 def parse_duration(text: str) -> float:
@@ -66,9 +73,7 @@ def subscribe(
     HTTP requests; the secret is returned only when it signs deliveries."""
     config.event(event_name)
     plugin = find(notifier)
-    recipient = plugin.check_recipient(url)
-    if recipient.lower().startswith(("http://", "https://")):
-        check_target(recipient, config.settings["deny_private_targets"])  # the SSRF guard
+    recipient = plugin.check_recipient(url, config)
     check_store_id(store_id)
     custom = check_headers(headers)
     if not plugin.signs_requests:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from urllib.parse import urlsplit
 
 import httpx
 
 from .. import __version__
-from ..netguard import check_recipient_url
+from ..config import Config
 from ..store import Subscription, utcnow
 from .base import RESPONSE_LIMIT, Notifier, NotifyResult, clip
 from .signing import MAGENTO_HEADER, magento_signature, secrets_in_use, signature_headers
@@ -22,11 +21,6 @@ from .signing import MAGENTO_HEADER, magento_signature, secrets_in_use, signatur
 SIGNATURE_HEADER = MAGENTO_HEADER
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 sign = magento_signature  # the module's signature, kept under its old name
-
-
-def check_url(url: str) -> str:
-    """Exactly the URLs both HTTP stacks accept (see `netguard`)."""
-    return check_recipient_url(url)
 
 
 def request_headers(subscription: Subscription, body: bytes, uuid: str, now: datetime | None = None) -> dict[str, str]:
@@ -54,8 +48,10 @@ class HttpNotifier(Notifier):
     signs_requests = True
 
     @classmethod
-    def check_recipient(cls, recipient: str) -> str:
-        return check_url(recipient)
+    def check_recipient(cls, recipient: str, config: Config | None = None) -> str:
+        from ..subscribe import check_url  # the URL rules live with the other subscription checks
+
+        return check_url(recipient, config)
 
     def __init__(self, connect_timeout: float = 5.0, total_timeout: float = 15.0) -> None:
         self.total_timeout = total_timeout
