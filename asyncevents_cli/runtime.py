@@ -40,19 +40,26 @@ class Runtime:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store(self.config.database_path)
+            self._store = Store(self.config.database_path, None if self._environ is None else dict(self._environ))
         return self._store
 
     @property
     def queue(self) -> Queue:
         if self._queue is None:
-            self._queue = open_queue(self.config, lambda: self.store)
+            self._queue = open_queue(self.config, lambda: self.store, self._existing_store)
         return self._queue
+
+    def _existing_store(self) -> Store | None:
+        """The store, unless this host has none: one that only publishes to a broker
+        does not need a database, and publishes like any AMQP client."""
+        if self._store is None and not Path(self.config.database_path).exists():
+            return None
+        return self.store
 
     @property
     def notifiers(self) -> Notifiers:
         if self._notifiers is None:
-            self._notifiers = Notifiers()
+            self._notifiers = Notifiers(self.config)
         return self._notifiers
 
     def dispatcher(self) -> Dispatcher:
@@ -61,6 +68,7 @@ class Runtime:
         return self._dispatcher
 
     def worker(self, kinds: tuple[str, ...] = KINDS, **options: Any) -> Worker:
+        self.store.check_secret_key()  # a wrong key stops here, before a message is taken
         return Worker(self.dispatcher(), self.queue, kinds, **options)
 
     def close(self) -> None:
