@@ -26,6 +26,7 @@ EVENT_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 DEFAULT_CONFIG = "events.toml"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 QUEUE_BACKENDS = ("db", "amqp")
+MAX_CONCURRENCY = 10_000  # deliveries in flight in one consumer: beyond this, run more consumers
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("backoff_unit_seconds", float, 1.0, "length of one back-off unit in seconds"),
     Setting("indexing", bool, True, "keep a search index of the delivery log"),
     Setting("log_retention_days", int, 30, "`ae logs prune` default age"),
+    Setting("concurrency", int, 64, "deliveries in flight at once in one consumer"),
+    Setting("subscription_concurrency", int, 16, "deliveries in flight at once to one subscription"),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 EVENT_KEYS = {"description", "service"}
@@ -162,6 +165,9 @@ def _validate(settings: dict[str, Any], where: Mapping[str, str]) -> None:
             raise bad(name, "must be 0 or more")
     if settings["log_retention_days"] < 0:
         raise bad("log_retention_days", "must be 0 or more")
+    for name in ("concurrency", "subscription_concurrency"):
+        if not 1 <= settings[name] <= MAX_CONCURRENCY:
+            raise bad(name, f"must be between 1 and {MAX_CONCURRENCY}")
     if not settings["database"]:
         raise bad("database", "must not be empty")
 

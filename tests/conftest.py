@@ -99,7 +99,8 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            reply = json.dumps({"received": len(body), "status": response}).encode()
+            # A 204 has no content (RFC 9110); a body after it would corrupt the connection.
+            reply = b"" if response == 204 else json.dumps({"received": len(body), "status": response}).encode()
             try:
                 self.send_response(int(response))
                 self.send_header("Content-Type", "application/json")

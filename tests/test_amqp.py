@@ -170,7 +170,7 @@ def test_connection_cut_mid_stream_loses_and_duplicates_nothing(
 ) -> None:
     count = 50
     config = write_config(tmp_path, queue="amqp", amqp_url=amqp_url)
-    receiver.script("/a", ("sleep", 0.02))  # slow enough that the cut lands mid-stream
+    receiver.script("/a", ("sleep", 0.1))  # slow enough (with 2 in flight) that the cut lands mid-stream
     with Runtime(config, environ={}) as publisher:
         subs = [
             subscribe(publisher.config, publisher.store, EVENT, receiver.endpoint(path), secret="tok")[0]
@@ -181,7 +181,7 @@ def test_connection_cut_mid_stream_loses_and_duplicates_nothing(
 
     caplog.set_level(logging.WARNING, logger="asyncevents_cli")
     with Runtime(config, environ={}) as consumer:
-        worker = consumer.worker()
+        worker = consumer.consumer(concurrency=2)
         errors: list[BaseException] = []
 
         def consume() -> None:

@@ -21,6 +21,8 @@ DEFAULTS = {
     "backoff_unit_seconds": 1.0,
     "indexing": True,
     "log_retention_days": 30,
+    "concurrency": 64,
+    "subscription_concurrency": 16,
 }
 
 
@@ -74,6 +76,8 @@ backoff_max_seconds = 30.5
 backoff_unit_seconds = 0.5
 indexing = false
 log_retention_days = 7
+concurrency = 128
+subscription_concurrency = 8
 """)
     config = load_config(path, environ={})
     assert config.settings == {
@@ -86,6 +90,8 @@ log_retention_days = 7
         "backoff_unit_seconds": 0.5,
         "indexing": False,
         "log_retention_days": 7,
+        "concurrency": 128,
+        "subscription_concurrency": 8,
     }
     assert isinstance(config.settings["backoff_exponent"], float)
     assert set(config.sources.values()) == {"file"}
@@ -100,6 +106,7 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
         "AE_INDEXING": "false",
         "AE_LOG_RETENTION_DAYS": " 14 ",
         "AE_QUEUE": "amqp",
+        "AE_CONCURRENCY": "32",
         "UNRELATED": "x",
     }
     config = load_config(path, environ=env)
@@ -109,6 +116,7 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
     assert s["indexing"] is False
     assert s["log_retention_days"] == 14
     assert s["queue"] == "amqp"
+    assert s["concurrency"] == 32
     assert config.sources == {
         "database": "default",
         "queue": "env AE_QUEUE",
@@ -119,6 +127,8 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
         "backoff_unit_seconds": "file",
         "indexing": "env AE_INDEXING",
         "log_retention_days": "env AE_LOG_RETENTION_DAYS",
+        "concurrency": "env AE_CONCURRENCY",
+        "subscription_concurrency": "default",
     }
 
 
@@ -152,6 +162,8 @@ def test_bad_env_values_name_the_variable(tmp_path: Path, variable: str, value: 
 @pytest.mark.parametrize("variable, value, fragment", [
     ("AE_QUEUE", "kafka", "queue must be one of db, amqp, got 'kafka'"),
     ("AE_MAX_DEATHS", "-1", "max_deaths must be 0 or more"),
+    ("AE_CONCURRENCY", "0", "concurrency must be between 1 and 10000"),
+    ("AE_SUBSCRIPTION_CONCURRENCY", "100000", "subscription_concurrency must be between 1 and 10000"),
     ("AE_BACKOFF_UNIT_SECONDS", "-0.5", "backoff_unit_seconds must be 0 or more"),
     ("AE_BACKOFF_EXPONENT", "nan", "backoff_exponent must be a number, got nan"),
     ("AE_DATABASE", "", "database must not be empty"),

@@ -1,15 +1,30 @@
-"""What a notifier is, and the registry that picks one by a subscription's `notifier`."""
+"""What a notifier is, and the registry that picks one by a subscription's `notifier`.
+
+The contract other notifiers rely on:
+
+- ``notify(subscription, body, uuid) -> NotifyResult`` (sync) is all a simple
+  plugin writes. It never raises for delivery failures: it reports them.
+- ``async deliver(...)`` is what the consumer calls. By default it runs
+  `notify` on a small shared thread pool, so a blocking plugin never holds up
+  other deliveries. `HttpNotifier` implements it natively on asyncio.
+- ``close()`` / ``async aclose()`` release pooled connections.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..errors import InputError
 from ..store import Subscription
 
 RESPONSE_LIMIT = 64 * 1024  # bytes of a response (or error) kept in the log
+#: Threads shared by every notifier that only implements the blocking `notify`.
+BLOCKING_THREADS = 16
 
 
 @dataclass(frozen=True)
@@ -25,6 +40,19 @@ def clip(text: str, limit: int = RESPONSE_LIMIT) -> str:
     return text if len(data) <= limit else data[:limit].decode("utf-8", "ignore")
 
 
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def blocking_pool() -> ThreadPoolExecutor:
+    """The bounded pool blocking `notify` calls run on, made on first need."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=BLOCKING_THREADS, thread_name_prefix="ae-notify")
+        return _pool
+
+
 class Notifier(ABC):
     """Delivers one serialized event body to one subscriber."""
 
@@ -32,8 +60,17 @@ class Notifier(ABC):
     def notify(self, subscription: Subscription, body: bytes, uuid: str) -> NotifyResult:
         """Attempt delivery once. Never raises for delivery failures: it reports them."""
 
+    async def deliver(self, subscription: Subscription, body: bytes, uuid: str) -> NotifyResult:
+        """Attempt delivery once without blocking the consumer's event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(blocking_pool(), self.notify, subscription, body, uuid)
+
     def close(self) -> None:
         """Release pooled connections."""
+
+    async def aclose(self) -> None:
+        """Release pooled connections from inside the event loop that used them."""
+        self.close()
 
 
 NotifierFactory = Callable[[], Notifier]
@@ -70,3 +107,7 @@ class Notifiers:
     def close(self) -> None:
         for notifier in self._instances.values():
             notifier.close()
+
+    async def aclose(self) -> None:
+        for notifier in self._instances.values():
+            await notifier.aclose()
