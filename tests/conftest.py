@@ -45,7 +45,8 @@ class Request:
 class Receiver:
     """Records every POST; answers each path from a script of status codes.
 
-    A script entry is a status code, or ("sleep", seconds) to stall before a 200.
+    A script entry is a status code, ("sleep", seconds) to stall before a 200, or
+    ("wait", threading.Event) to answer 200 only once the test sets the event.
     When a path's script runs out, its last entry repeats; unscripted paths get 200.
     """
 
@@ -53,6 +54,10 @@ class Receiver:
     requests: list[Request] = field(default_factory=list)
     scripts: dict[str, list[Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    active: int = 0  # requests being answered right now
+    peak: int = 0  # the most ever answered at once
+    peak_by_path: dict[str, int] = field(default_factory=dict)
+    active_by_path: dict[str, int] = field(default_factory=dict)
 
     def script(self, path: str, *responses: Any) -> str:
         self.scripts[path] = list(responses)
@@ -89,9 +94,24 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             headers = {k.lower(): v for k, v in self.headers.items()}
             with receiver.lock:
                 receiver.requests.append(Request(self.path, headers, body))
+                receiver.active += 1
+                receiver.peak = max(receiver.peak, receiver.active)
+                now = receiver.active_by_path[self.path] = receiver.active_by_path.get(self.path, 0) + 1
+                receiver.peak_by_path[self.path] = max(receiver.peak_by_path.get(self.path, 0), now)
+            try:
+                self._answer(body)
+            finally:
+                with receiver.lock:
+                    receiver.active -= 1
+                    receiver.active_by_path[self.path] -= 1
+
+        def _answer(self, body: bytes) -> None:
             response = receiver.next_response(self.path)
             if isinstance(response, tuple) and response[0] == "sleep":
                 time.sleep(response[1])
+                response = 200
+            if isinstance(response, tuple) and response[0] == "wait":  # ("wait", threading.Event)
+                response[1].wait(timeout=30)
                 response = 200
             if isinstance(response, tuple) and response[0] == "redirect":
                 self.send_response(302)
@@ -120,6 +140,7 @@ class QuietServer(ThreadingHTTPServer):
     """A client that hangs up mid-exchange (timeouts, cut responses) is expected here."""
 
     daemon_threads = True
+    request_queue_size = 256  # a consumer opens many connections at once
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass

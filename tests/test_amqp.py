@@ -170,7 +170,9 @@ def test_connection_cut_mid_stream_loses_and_duplicates_nothing(
 ) -> None:
     count = 50
     config = write_config(tmp_path, queue="amqp", amqp_url=amqp_url)
-    receiver.script("/a", ("sleep", 0.1))  # slow enough (with 2 in flight) that the cut lands mid-stream
+    cut = threading.Event()
+    # Ten answered, then the rest held until the cut is made: it lands mid-stream.
+    receiver.script("/a", *[200] * 10, ("wait", cut))
     with Runtime(config, environ={}) as publisher:
         subs = [
             subscribe(publisher.config, publisher.store, EVENT, receiver.endpoint(path), secret="tok")[0]
@@ -181,7 +183,7 @@ def test_connection_cut_mid_stream_loses_and_duplicates_nothing(
 
     caplog.set_level(logging.WARNING, logger="asyncevents_cli")
     with Runtime(config, environ={}) as consumer:
-        worker = consumer.consumer(concurrency=2)
+        worker = consumer.consumer(concurrency=4)
         errors: list[BaseException] = []
 
         def consume() -> None:
@@ -194,6 +196,7 @@ def test_connection_cut_mid_stream_loses_and_duplicates_nothing(
         thread.start()
         receiver.wait_for(10)
         rabbitmqctl("close_all_connections", "--vhost", amqp_vhost.name, "test: cut the consumer off")
+        cut.set()
         thread.join(timeout=60)
         assert not thread.is_alive() and not errors
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ..errors import InputError
-from ..search import SearchIndex, index_path, search_logs
-from ..search_query import check_syntax
 from .context import JSON_OPTION, runtime
 from .output import emit, note, progress_bar, say, show, table, yes_no
+
+if TYPE_CHECKING:  # whoosh loads when a search runs, not for `ae --help`
+    from ..search import SearchIndex
 
 index_app = typer.Typer(help="The search index kept beside the database (`<database>.index/`).")
 
@@ -18,7 +19,9 @@ index_app = typer.Typer(help="The search index kept beside the database (`<datab
 PROGRESS_THRESHOLD = 2000
 
 
-def _index(ctx: typer.Context) -> SearchIndex:
+def _index(ctx: typer.Context) -> "SearchIndex":
+    from ..search import SearchIndex, index_path
+
     rt = runtime(ctx)
     if not rt.config.settings["indexing"]:
         raise InputError("search indexing is off (settings.indexing = false)",
@@ -34,6 +37,9 @@ def search(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Search delivery logs and payloads with Lucene syntax (the README's "Searching the delivery log")."""
+    from ..search import SearchIndex, index_path, search_logs
+    from ..search_query import check_syntax
+
     rt = runtime(ctx)
     if rt.config.settings["indexing"]:
         check_syntax(query)  # a malformed query exits 2 before the index is touched
@@ -64,6 +70,8 @@ def search(
 @index_app.command("status")
 def status(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """How far the search index is behind the delivery log."""
+    from ..search import SearchIndex, index_path
+
     rt = runtime(ctx)
     if not rt.config.settings["indexing"]:
         data: dict[str, Any] = {"indexing": False, "index_path": str(index_path(rt.config))}

@@ -12,15 +12,17 @@ The contract other notifiers rely on:
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..store import Subscription
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 RESPONSE_LIMIT = 64 * 1024  # bytes of a response (or error) kept in the log
 #: Threads shared by every notifier that only implements the blocking `notify`.
@@ -40,12 +42,14 @@ def clip(text: str, limit: int = RESPONSE_LIMIT) -> str:
     return text if len(data) <= limit else data[:limit].decode("utf-8", "ignore")
 
 
-_pool: ThreadPoolExecutor | None = None
+_pool: "ThreadPoolExecutor | None" = None
 _pool_lock = threading.Lock()
 
 
-def blocking_pool() -> ThreadPoolExecutor:
+def blocking_pool() -> "ThreadPoolExecutor":
     """The bounded pool blocking `notify` calls run on, made on first need."""
+    from concurrent.futures import ThreadPoolExecutor
+
     global _pool
     with _pool_lock:
         if _pool is None:
@@ -62,6 +66,8 @@ class Notifier(ABC):
 
     async def deliver(self, subscription: Subscription, body: bytes, uuid: str) -> NotifyResult:
         """Attempt delivery once without blocking the consumer's event loop."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(blocking_pool(), self.notify, subscription, body, uuid)
 
