@@ -49,6 +49,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_retention_days", int, 30, "`ae logs prune` default age"),
     Setting("concurrency", int, 64, "deliveries in flight at once in one consumer"),
     Setting("subscription_concurrency", int, 16, "deliveries in flight at once to one subscription"),
+    Setting("eventbridge_source", str, "ae", "Source of the events the eventbridge notifier puts"),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 EVENT_KEYS = {"description", "service"}
@@ -170,6 +171,8 @@ def _validate(settings: dict[str, Any], where: Mapping[str, str]) -> None:
             raise bad(name, f"must be between 1 and {MAX_CONCURRENCY}")
     if not settings["database"]:
         raise bad("database", "must not be empty")
+    if not 1 <= len(settings["eventbridge_source"].strip()) <= 256:
+        raise bad("eventbridge_source", "must be 1 to 256 characters")
 
 
 def _parse_events(raw: Any, path: Path) -> dict[str, EventDefinition]:

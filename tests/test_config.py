@@ -23,6 +23,7 @@ DEFAULTS = {
     "log_retention_days": 30,
     "concurrency": 64,
     "subscription_concurrency": 16,
+    "eventbridge_source": "ae",
 }
 
 
@@ -78,6 +79,7 @@ indexing = false
 log_retention_days = 7
 concurrency = 128
 subscription_concurrency = 8
+eventbridge_source = "shop.example"
 """)
     config = load_config(path, environ={})
     assert config.settings == {
@@ -92,6 +94,7 @@ subscription_concurrency = 8
         "log_retention_days": 7,
         "concurrency": 128,
         "subscription_concurrency": 8,
+        "eventbridge_source": "shop.example",
     }
     assert isinstance(config.settings["backoff_exponent"], float)
     assert set(config.sources.values()) == {"file"}
@@ -129,6 +132,7 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
         "log_retention_days": "env AE_LOG_RETENTION_DAYS",
         "concurrency": "env AE_CONCURRENCY",
         "subscription_concurrency": "default",
+        "eventbridge_source": "default",
     }
 
 
@@ -273,6 +277,8 @@ INVALID = [
     pytest.param("[settings]\nbackoff_max_seconds = nan\n", ["backoff_max_seconds must be a number"], id="nan"),
     pytest.param("[settings]\nbackoff_unit_seconds = \"fast\"\n", ["backoff_unit_seconds must be float"],
                  id="string-for-float"),
+    pytest.param("[settings]\neventbridge_source = \"\"\n", ["eventbridge_source must be 1 to 256"],
+                 id="empty-eventbridge-source"),
     pytest.param("[settings]\nlog_retention_days = -3\n", ["log_retention_days must be 0 or more"],
                  id="negative-retention"),
     pytest.param('[settings]\ndatabase = ""\n', ["database must not be empty"], id="empty-database"),

@@ -16,11 +16,10 @@ from typing import Any
 import pika
 import pytest
 
-from asyncevents_cli.notifiers import HttpNotifier, Notifier, NotifyResult, register
+from asyncevents_cli.notifiers import HttpNotifier, Notifier, Notifiers, NotifyResult
 from asyncevents_cli.publish import publish
 from asyncevents_cli.queues.base import RETRY, TRIGGER
 from asyncevents_cli.runtime import Runtime
-from asyncevents_cli.status import dead_letters
 from asyncevents_cli.store import Subscription
 from asyncevents_cli.subscribe import subscribe
 from asyncevents_cli.trace import replay, trace
@@ -112,15 +111,17 @@ class BlockingNotifier(Notifier):
         return NotifyResult(True, None, "sent", 0.5)
 
 
-register("test-raising", RaisingNotifier)
-register("test-blocking", BlockingNotifier)
+def plugin_sub(rt: Runtime, notifier: Notifier, name: str) -> Subscription:
+    """A subscription served by `notifier`, known to this runtime only (the registry stays as it is)."""
+    rt._notifiers = Notifiers(rt.config, overrides={**(rt.notifiers._instances), name: notifier})
+    return rt.store.add_subscription(EVENT, "http://127.0.0.1:9/unused", "tok", notifier=name)
 
 
 def test_a_notifier_that_raises_is_a_failed_attempt_and_the_consumer_goes_on(
     tmp_path: Path, receiver: Receiver
 ) -> None:
     with Runtime(write_config(tmp_path, max_deaths=1), environ={}) as rt:
-        broken = sub(rt, "http://127.0.0.1:9/unused", notifier="test-raising")
+        broken = plugin_sub(rt, RaisingNotifier(), "test-raising")
         sub(rt, receiver.endpoint("/fine"))
         for n in range(3):
             publish(rt.config, rt.queue, EVENT, {"n": n})
@@ -135,7 +136,7 @@ def test_a_notifier_that_raises_is_a_failed_attempt_and_the_consumer_goes_on(
 def test_a_blocking_notifier_runs_off_the_loop(tmp_path: Path, receiver: Receiver) -> None:
     BlockingNotifier.calls.clear()
     with Runtime(write_config(tmp_path), environ={}) as rt:
-        sub(rt, "http://127.0.0.1:9/unused", notifier="test-blocking")
+        plugin_sub(rt, BlockingNotifier(), "test-blocking")
         sub(rt, receiver.endpoint("/fast"))
         for n in range(4):
             publish(rt.config, rt.queue, EVENT, {"n": n})
@@ -211,7 +212,7 @@ def test_a_retry_for_a_uuid_of_another_subscription_is_parked(make_runtime, rece
     receiver.script("/a", 200)
     rt.consumer().run(until_empty=True)
     assert len(receiver.to("/b")) == 1  # only its own trigger delivery: the forged retry was not sent
-    reasons = [d["reason"] for d in dead_letters(rt.queue)]
+    reasons = [letter.reason for letter in rt.queue.peek_dead_letters(10)]
     assert any(f"belongs to subscription {first.subscription_id}, not {second.subscription_id}" in r
                for r in reasons), reasons
 

@@ -1,23 +1,14 @@
-"""Notifiers deliver events to subscribers; `http` (signed webhooks) is the default."""
-
-from __future__ import annotations
+"""Notifiers deliver events to subscribers: `http` (signed webhooks, the default) and
+`eventbridge`, plus any installed package's, found through entry points (see `registry`)."""
 
 from typing import Any
 
-from .base import NotifyResult, Notifier, Notifiers, check_name, names, register
-
-
-def _http_notifier() -> Notifier:
-    from .http import HttpNotifier  # aiohttp loads only when something is delivered
-
-    return HttpNotifier()
-
-
-register("http", _http_notifier)
+from .base import Notifier, NotifyResult
+from .registry import NotifierPlugin, Notifiers, check_name, find, load_errors, names, plugins, register
 
 
 def __getattr__(name: str) -> Any:
-    """`HttpNotifier`, `sign` and `request_headers` on first use, without loading aiohttp early."""
+    """`HttpNotifier`, `sign` and `request_headers` on first use: `ae --help` need not load aiohttp."""
     if name in ("HttpNotifier", "sign", "request_headers"):
         from . import http
 
@@ -25,5 +16,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-__all__ = ["Notifier", "NotifyResult", "Notifiers", "HttpNotifier", "register", "names", "check_name", "sign",
-           "request_headers"]
+__all__ = ["Notifier", "NotifyResult", "Notifiers", "NotifierPlugin", "HttpNotifier", "register", "names",
+           "check_name", "find", "load_errors", "plugins", "sign", "request_headers"]

@@ -1,44 +1,56 @@
 """Signed HTTP webhooks, compatible with receivers written for the Magento module.
 
-The body is sent byte for byte as serialized; ``x-magento-signature`` is the hex
+The body is sent byte for byte as serialized, signed with the subscription's
+scheme (see `signing`): by default ``x-magento-signature``, the hex
 HMAC-SHA256 of those bytes keyed with the subscription's verification token.
 
-Requests go out on aiohttp, many at a time from one event loop, with
-keep-alive connections reused per host (see the README for why aiohttp). The package imports this module only
-when something is delivered, so `ae --help` does not load aiohttp.
+Requests go out on aiohttp, many at a time from the consumer's one event loop,
+with keep-alive connections reused per host (the README says why aiohttp).
+aiohttp is imported when the first request is made, so `ae --help` and
+`ae subscribe` (which checks URLs here) do not load it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import time
-from typing import Any
-
-import aiohttp
+from datetime import datetime
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from .. import __version__
-from ..store import Subscription
+from ..errors import InputError
+from ..store import Subscription, utcnow
 from .base import RESPONSE_LIMIT, Notifier, NotifyResult, clip
+from .signing import MAGENTO_HEADER, magento_signature, secrets_in_use, signature_headers
 
-SIGNATURE_HEADER = "x-magento-signature"
+if TYPE_CHECKING:
+    import aiohttp
+
+SIGNATURE_HEADER = MAGENTO_HEADER
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 USER_AGENT = f"ae/{__version__}"
+sign = magento_signature  # the module's signature, kept under its old name
 
 
-def sign(body: bytes, token: str) -> str:
-    return hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
+def check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(f"recipient URL must be an http(s) URL with a host, got {url!r}")
+    return url
 
 
-def request_headers(subscription: Subscription, body: bytes, uuid: str) -> dict[str, str]:
-    """Every header of one delivery request: the one place they are decided."""
+def request_headers(subscription: Subscription, body: bytes, uuid: str, now: datetime | None = None) -> dict[str, str]:
+    """Every header of one attempt: the subscription's own, then ae's and the signature."""
+    moment = now or utcnow()
+    in_use = secrets_in_use(subscription.verification_token, subscription.previous_token,
+                            subscription.previous_token_until, moment)
     return {
+        **dict(subscription.custom_headers),
         "Content-Type": "application/json",
-        SIGNATURE_HEADER: sign(body, subscription.verification_token),
         IDEMPOTENCY_HEADER: uuid,
         "x-ae-event": subscription.event_name,
-        "User-Agent": USER_AGENT,
+        **signature_headers(subscription.signature_scheme, body, uuid, in_use, moment),
     }
 
 
@@ -56,18 +68,29 @@ class HttpNotifier(Notifier):
     trickling its headers a byte at a time).
     """
 
+    recipient_help = "an http(s) URL"
+    signs_requests = True
+
+    @classmethod
+    def check_recipient(cls, recipient: str) -> str:
+        return check_url(recipient)
+
     def __init__(self, connect_timeout: float = 5.0, total_timeout: float = 15.0) -> None:
         self.connect_timeout = connect_timeout
         self.total_timeout = total_timeout
-        self._session: Any = None  # aiohttp.ClientSession, bound to the loop that made it
+        self._session: "aiohttp.ClientSession | None" = None  # bound to the loop that made it
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _new_session(self) -> Any:
+    def _new_session(self) -> "aiohttp.ClientSession":
+        import aiohttp
+
+        # No connection limit here: the consumer's window bounds what is in flight.
         connector = aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout)
-        return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
+        return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
+                                     headers={"User-Agent": USER_AGENT})
 
-    def _session_for_this_loop(self) -> Any:
+    def _session_for_this_loop(self) -> "aiohttp.ClientSession":
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
             self._session = self._new_session()
@@ -77,7 +100,10 @@ class HttpNotifier(Notifier):
     async def deliver(self, subscription: Subscription, body: bytes, uuid: str) -> NotifyResult:
         return await self._post(self._session_for_this_loop(), subscription, body, uuid)
 
-    async def _post(self, session: Any, subscription: Subscription, body: bytes, uuid: str) -> NotifyResult:
+    async def _post(self, session: "aiohttp.ClientSession", subscription: Subscription, body: bytes,
+                    uuid: str) -> NotifyResult:
+        import aiohttp
+
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.total_timeout):
@@ -116,5 +142,5 @@ class HttpNotifier(Notifier):
             await session.close()
 
     def close(self) -> None:
-        """Sessions are closed by `aclose` in their own loop; one left over is just dropped."""
+        """Sessions are closed by `aclose` in their own loop; one left over is simply dropped."""
         self._session = None
