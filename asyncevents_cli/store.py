@@ -91,6 +91,28 @@ class Subscription:
 
 
 @dataclass(frozen=True)
+class LogCondition:
+    """One condition on delivery_log for `Store.logs_matching`: `column` `kind` `value`.
+
+    kinds: `equals`; `like` (the whole value, `*` and `?` wildcards); `starts`
+    (a prefix); `contains` (a substring, with wildcards; ASCII case is ignored)."""
+
+    column: str
+    kind: str
+    value: Any
+
+
+LOG_COLUMNS = ("log_id", "uuid", "subscription_id", "event_name", "success", "status_code", "response_data",
+               "created", "serialized_data", "death_count", "duration", "message_id")
+
+
+def _like(value: str) -> str:
+    """A LIKE pattern: `*` and `?` are wildcards; `%`, `_` and `\\` are literal."""
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+@dataclass(frozen=True)
 class Attempt:
     """What one delivery attempt produced, ready to be logged."""
 
@@ -485,6 +507,62 @@ class Store:
         return list(
             self.db.query("SELECT * FROM delivery_log WHERE log_id > ? ORDER BY log_id LIMIT ?", [log_id, limit])
         )
+
+    def logs_by_id(self, log_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """The log rows of these ids, in no particular order."""
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(log_ids), 500):
+            chunk = list(log_ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows.extend(self.db.query(f"SELECT * FROM delivery_log WHERE log_id IN ({marks})", chunk))
+        return rows
+
+    def count_logs_after(self, log_id: int) -> int:
+        row = self.conn.execute("SELECT COUNT(*) FROM delivery_log WHERE log_id > ?", (log_id,)).fetchone()
+        return int(row[0])
+
+    def logs_matching(self, conditions: Sequence[LogCondition], limit: int | None = None,
+                      offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+        """(how many rows meet every condition, a page of them newest first)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for c in conditions:
+            if c.column not in LOG_COLUMNS:
+                raise ValueError(f"no delivery_log column {c.column!r}")
+            if c.kind == "equals":
+                clauses.append(f"{c.column} = ?")
+                params.append(c.value)
+            else:
+                pattern = _like(str(c.value))
+                pattern = {"like": pattern, "starts": pattern + "%", "contains": "%" + pattern + "%"}[c.kind]
+                clauses.append(f"{c.column} LIKE ? ESCAPE '\\'")
+                params.append(pattern)
+        where = " AND ".join(clauses) or "1"
+        total = self.conn.execute(f"SELECT COUNT(*) FROM delivery_log WHERE {where}", params).fetchone()[0]
+        page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
+        rows = self.db.query(f"SELECT * FROM delivery_log WHERE {where} ORDER BY log_id DESC{page}", params)
+        return int(total), list(rows)
+
+    def uuids_of(self, log_ids: Sequence[int]) -> set[str]:
+        """The delivery uuids these attempts belong to."""
+        found: set[str] = set()
+        for start in range(0, len(log_ids), 500):
+            chunk = list(log_ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in self.conn.execute(
+                f"SELECT DISTINCT uuid FROM delivery_log WHERE log_id IN ({marks})", chunk))
+        return found
+
+    def latest_attempts(self, uuids: Sequence[str]) -> list[dict[str, Any]]:
+        """The newest attempt of each of these deliveries."""
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(uuids), 500):
+            some = list(uuids[start : start + 500])
+            marks = ",".join("?" * len(some))
+            rows.extend(self.db.query(
+                f"SELECT * FROM delivery_log WHERE log_id IN (SELECT MAX(log_id) FROM delivery_log"
+                f" WHERE uuid IN ({marks}) GROUP BY uuid)", some))
+        return rows
 
     def max_log_id(self) -> int:
         row = next(self.db.query("SELECT COALESCE(MAX(log_id), 0) AS m FROM delivery_log"))

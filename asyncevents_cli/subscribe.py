@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from .config import Config
 from .errors import InputError
 from .notifiers import find
 from .notifiers.custom_headers import check_headers
-from .notifiers.http import check_url
 from .notifiers.signing import MAGENTO, UNSIGNED, check_scheme, check_secret, generate_secret
 from .store import Store, Subscription, utcnow
 
@@ -24,6 +24,14 @@ DEFAULT_GRACE = "24h"
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_GRACE_SECONDS = 365 * 86400
+
+
+def check_url(url: str) -> str:
+    """An http notifier's recipient (`HttpNotifier.check_recipient` asks here)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(f"recipient URL must be an http(s) URL with a host, got {url!r}")
+    return url
 
 
 def parse_duration(text: str) -> float:
@@ -52,7 +60,7 @@ def subscribe(
     HTTP requests; the secret is returned only when it signs deliveries."""
     config.event(event_name)
     plugin = find(notifier)
-    recipient = plugin.check_recipient(url)
+    recipient = plugin.check_recipient(url, config)
     if store_id < 0:
         raise InputError(f"store id must be 0 or more, got {store_id}")
     custom = check_headers(headers)

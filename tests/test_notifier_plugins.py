@@ -39,7 +39,7 @@ class PigeonNotifier(Notifier):
     recipient_help = "loft:PATH"
 
     @classmethod
-    def check_recipient(cls, recipient):
+    def check_recipient(cls, recipient, config=None):
         if not recipient.startswith("loft:"):
             raise InputError(f"a pigeon recipient must look like loft:PATH, got {recipient!r}")
         return recipient

@@ -55,7 +55,7 @@ def prune(
     """Delete attempts older than the retention period (the module's clean-up job)."""
     rt = runtime(ctx)
     days = rt.config.settings["log_retention_days"] if older_than is None else older_than
-    from ..search import remove_pruned  # imported here: whoosh loads only when pruning
+    from ..search import remove_pruned
 
     removed = rt.store.prune_logs(days)
     # The search index follows the log: pruned attempts must not be found any more.

@@ -1,5 +1,10 @@
 """Notifiers deliver events to subscribers: `http` (signed webhooks, the default) and
-`eventbridge`, plus any installed package's, found through entry points (see `registry`)."""
+`eventbridge`, plus any installed package's, found through entry points (see `registry`).
+
+Each notifier module is imported when it is first needed, so naming them does not
+load every notifier's dependencies (the HTTP client, boto3)."""
+
+from __future__ import annotations
 
 from typing import Any
 
@@ -8,7 +13,7 @@ from .registry import NotifierPlugin, Notifiers, check_name, find, load_errors, 
 
 
 def __getattr__(name: str) -> Any:
-    """`HttpNotifier`, `sign` and `request_headers` on first use: `ae --help` need not load aiohttp."""
+    """`HttpNotifier`, `sign` and `request_headers` from `http`, on first use."""
     if name in ("HttpNotifier", "sign", "request_headers"):
         from . import http
 

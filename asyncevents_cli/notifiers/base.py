@@ -80,8 +80,9 @@ class Notifier(ABC):
         return cls()
 
     @classmethod
-    def check_recipient(cls, recipient: str) -> str:
-        """Refuse (InputError) a recipient this notifier cannot deliver to; return it as stored."""
+    def check_recipient(cls, recipient: str, config: Config | None = None) -> str:
+        """Refuse (InputError) a recipient this notifier cannot deliver to; return it as stored.
+        `config` carries the settings a check may depend on."""
         if not recipient or not recipient.strip():
             raise InputError("the recipient must not be empty")
         return recipient

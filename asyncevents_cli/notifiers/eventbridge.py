@@ -48,7 +48,7 @@ class EventBridgeNotifier(Notifier):
         return cls(source=config.settings["eventbridge_source"]) if config is not None else cls()
 
     @classmethod
-    def check_recipient(cls, recipient: str) -> str:
+    def check_recipient(cls, recipient: str, config: Config | None = None) -> str:
         if not BUS.match(recipient or ""):
             raise InputError(f"an eventbridge recipient must be an event bus name or ARN, got {recipient!r}")
         return recipient

@@ -16,10 +16,9 @@ import asyncio
 import time
 from datetime import datetime
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from .. import __version__
-from ..errors import InputError
+from ..config import Config
 from ..store import Subscription, utcnow
 from .base import RESPONSE_LIMIT, Notifier, NotifyResult, clip
 from .signing import MAGENTO_HEADER, magento_signature, secrets_in_use, signature_headers
@@ -31,13 +30,6 @@ SIGNATURE_HEADER = MAGENTO_HEADER
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 USER_AGENT = f"ae/{__version__}"
 sign = magento_signature  # the module's signature, kept under its old name
-
-
-def check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"recipient URL must be an http(s) URL with a host, got {url!r}")
-    return url
 
 
 def request_headers(subscription: Subscription, body: bytes, uuid: str, now: datetime | None = None) -> dict[str, str]:
@@ -72,7 +64,9 @@ class HttpNotifier(Notifier):
     signs_requests = True
 
     @classmethod
-    def check_recipient(cls, recipient: str) -> str:
+    def check_recipient(cls, recipient: str, config: Config | None = None) -> str:
+        from ..subscribe import check_url  # the URL rules live with the other subscription checks
+
         return check_url(recipient)
 
     def __init__(self, connect_timeout: float = 5.0, total_timeout: float = 15.0) -> None:

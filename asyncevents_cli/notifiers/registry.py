@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -34,14 +33,44 @@ BUILT_INS = {
 NotifierFactory = Callable[..., Notifier]
 
 
-@dataclass(frozen=True)
-class NotifierPlugin:
-    """One registered notifier: its name, what makes it, and where it came from."""
+class PluginLoadError(InputError):
+    """An installed notifier whose entry point cannot be imported (exit 2 where it is asked for)."""
 
-    name: str
-    factory: NotifierFactory  # a Notifier subclass, or any callable returning a Notifier
-    source: str  # the distribution providing it ("asyncevents-cli 0.1.0"), or how it was registered
-    target: str  # "module:attribute"
+
+class NotifierPlugin:
+    """One registered notifier: its name, what makes it, and where it came from.
+
+    The factory is imported on first use, so naming the notifiers (or using one)
+    does not import every notifier's dependencies."""
+
+    def __init__(self, name: str, source: str, target: str, load: Callable[[], NotifierFactory]) -> None:
+        self.name = name
+        self.source = source  # the distribution providing it ("asyncevents-cli 0.1.0"), or how it was registered
+        self.target = target  # "module:attribute"
+        self._load = load
+        self._factory: NotifierFactory | None = None
+        self._error: str | None = None
+
+    @property
+    def factory(self) -> NotifierFactory:
+        """A Notifier subclass, or any callable returning a Notifier."""
+        if self._factory is None:
+            if self._error is None:
+                try:
+                    self._factory = self._load()
+                except Exception as exc:  # a broken third-party package must not break `ae`
+                    self._error = f"{exc.__class__.__name__}: {exc}"
+            if self._error is not None:
+                raise PluginLoadError(f"notifier {self.name!r} is installed but failed to load: {self._error}")
+        return self._factory  # type: ignore[return-value]
+
+    @property
+    def load_error(self) -> str | None:
+        try:
+            self.factory
+        except PluginLoadError:
+            return self._error
+        return None
 
     @property
     def aliases(self) -> tuple[str, ...]:
@@ -55,9 +84,9 @@ class NotifierPlugin:
     def recipient_help(self) -> str:
         return str(getattr(self.factory, "recipient_help", "any non-empty string"))
 
-    def check_recipient(self, recipient: str) -> str:
+    def check_recipient(self, recipient: str, config: Config | None = None) -> str:
         check = getattr(self.factory, "check_recipient", None) or Notifier.check_recipient
-        return str(check(recipient))
+        return str(check(recipient, config))
 
     def create(self, config: Config | None) -> Notifier:
         from_config = getattr(self.factory, "from_config", None)
@@ -73,11 +102,10 @@ class _Registry:
         self._lock = threading.Lock()
         self._plugins: dict[str, NotifierPlugin] | None = None
         self._registered: dict[str, NotifierPlugin] = {}
-        self._errors: dict[str, str] = {}
 
     def register(self, name: str, factory: NotifierFactory, source: str | None = None) -> None:
         target = f"{getattr(factory, '__module__', '?')}:{getattr(factory, '__qualname__', repr(factory))}"
-        plugin = NotifierPlugin(name, factory, source or "register()", target)
+        plugin = NotifierPlugin(name, source or "register()", target, lambda: factory)
         with self._lock:
             self._registered[name] = plugin
             if self._plugins is not None:
@@ -89,28 +117,18 @@ class _Registry:
                 self._plugins = self._discover()
             return dict(self._plugins)
 
-    def errors(self) -> dict[str, str]:
-        self.plugins()
-        return dict(self._errors)
-
     def _discover(self) -> dict[str, NotifierPlugin]:
         found: dict[str, NotifierPlugin] = {}
         # Our own entry points first, so an installed package cannot shadow a built-in by accident.
         points = sorted(entry_points(group=GROUP), key=lambda ep: _distribution(ep) != OWN_DISTRIBUTION)
         for point in points:
-            if point.name in found:
-                continue
-            try:
-                factory = point.load()
-            except Exception as exc:  # a broken third-party package must not break `ae`
-                self._errors[point.name] = f"{exc.__class__.__name__}: {exc}"
-                continue
-            dist = point.dist
-            source = f"{dist.name} {dist.version}" if dist is not None else "entry point"
-            found[point.name] = NotifierPlugin(point.name, factory, source, point.value)
+            if point.name not in found:
+                dist = point.dist
+                source = f"{dist.name} {dist.version}" if dist is not None else "entry point"
+                found[point.name] = NotifierPlugin(point.name, source, point.value, point.load)
         for name, target in BUILT_INS.items():
             if name not in found:
-                found[name] = NotifierPlugin(name, EntryPoint(name, target, GROUP).load(), "built-in", target)
+                found[name] = NotifierPlugin(name, "built-in", target, EntryPoint(name, target, GROUP).load)
         found.update(self._registered)
         return found
 
@@ -128,12 +146,13 @@ def register(name: str, factory: NotifierFactory, source: str | None = None) -> 
 
 
 def plugins() -> list[NotifierPlugin]:
-    return [plugin for _, plugin in sorted(_registry.plugins().items())]
+    """Every notifier that loads, by name (see `load_errors` for the others)."""
+    return [plugin for _, plugin in sorted(_registry.plugins().items()) if plugin.load_error is None]
 
 
 def load_errors() -> dict[str, str]:
-    """Entry points that failed to load, by name, with the reason."""
-    return _registry.errors()
+    """Installed notifiers that failed to load, by name, with the reason."""
+    return {name: plugin.load_error for name, plugin in _registry.plugins().items() if plugin.load_error}
 
 
 def names() -> list[str]:
@@ -144,13 +163,11 @@ def find(name: str) -> NotifierPlugin:
     """The notifier called `name` or one of its aliases; InputError (exit 2) if there is none."""
     available = _registry.plugins()
     if name in available:
+        available[name].factory  # noqa: B018 - raises PluginLoadError for a broken package
         return available[name]
-    for plugin in available.values():
-        if name in plugin.aliases:
+    for plugin in available.values():  # aliases are class attributes: this imports them all
+        if plugin.load_error is None and name in plugin.aliases:
             return plugin
-    broken = _registry.errors().get(name)
-    if broken:
-        raise InputError(f"notifier {name!r} is installed but failed to load: {broken}")
     raise InputError(f"unknown notifier {name!r}; available: {', '.join(sorted(available))}",
                      hint="run `ae notifiers list` to see them")
 
