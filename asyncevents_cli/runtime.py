@@ -44,7 +44,7 @@ class Runtime:
         if self._store is None:
             from .store import Store
 
-            self._store = Store(self.config.database_path)
+            self._store = Store(self.config.database_path, None if self._environ is None else dict(self._environ))
         return self._store
 
     @property
@@ -70,6 +70,7 @@ class Runtime:
         """A delivery engine over this runtime's store, queue and notifiers."""
         from .engine import Consumer
 
+        self.store.check_secret_key()  # a wrong key stops here, before a message is taken
         return Consumer(self.config, self.store, self.queue, self.notifiers, kinds, **options)
 
     #: The name callers used before the engine: `rt.worker(kinds).run(until_empty=True)`.
