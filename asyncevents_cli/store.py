@@ -675,6 +675,17 @@ class Store:
             self.conn.execute("DROP TABLE temp.pruned_uuids")
         return ids
 
+    def delivered_uuids(self, uuids: Sequence[str]) -> set[str]:
+        """Those of `uuids` whose latest chain ended delivered."""
+        found: set[str] = set()
+        unique = sorted(set(uuids))
+        for start in range(0, len(unique), 500):
+            some = unique[start:start + 500]
+            marks = ",".join("?" * len(some))
+            found.update(row[0] for row in self.conn.execute(
+                f"SELECT uuid FROM deliveries WHERE state = ? AND uuid IN ({marks})", (DELIVERED, *some)))
+        return found
+
     def delivery_counts(self) -> list[dict[str, Any]]:
         """Per subscription: attempts, successes, failures, and chains by state."""
         return list(
