@@ -76,14 +76,18 @@ class Child:
         Celery worker's pool): for a consumer that is still running."""
         import psutil
 
-        main = psutil.Process(self.pid)
         cpu, peak = 0.0, 0.0
-        for process in [main, *main.children(recursive=True)]:
+        try:
+            main = psutil.Process(self.pid)
+            processes = [main, *main.children(recursive=True)]
+        except psutil.Error:  # exited already (and the run will say why)
+            return cpu, peak
+        for process in processes:
             try:
                 times = process.cpu_times()
                 cpu += times.user + times.system + times.children_user + times.children_system
                 peak = max(peak, peak_rss_mb(process.pid))
-            except psutil.NoSuchProcess:
+            except psutil.Error:
                 pass
         return cpu, peak
 
