@@ -349,18 +349,29 @@ def build_trace_store(config: Path, logs: int) -> str:
         return str(uuidlib.UUID(int=logs // 6 + 1))
 
 
-def startup(sizes: Sizes) -> dict[str, float]:
+def startup(sizes: Sizes, imports: dict[str, Any] | None = None) -> dict[str, float]:
+    """Wall times; with `imports`, also fill it with each `ae` command's slowest imports."""
+    import spy
+
     def median_of(command: list[str], env: dict[str, str] | None = None) -> float:
         timed_command(command, env)  # warm the file cache and bytecode
         return statistics.median(timed_command(command, env) for _ in range(sizes.startup_runs))
 
+    def slowest_imports(name: str, command: list[str], env: dict[str, str] | None = None) -> None:
+        if imports is not None:
+            script = command[1:] if command[0] == sys.executable else command
+            imports[name] = {"with what they import": spy.import_times(script, env),
+                             "own time": spy.import_times(script, env, top_level=False)}
+
     results = {"python -c pass": median_of([sys.executable, "-c", "pass"]),
                "ae --help": median_of(ae_command() + ["--help"])}
+    slowest_imports("ae --help", ae_command() + ["--help"])
     with tempfile.TemporaryDirectory(prefix="ae-bench-") as folder:
         config = Path(folder) / "events.toml"
         config.write_text(f'[events."{EVENT}"]\n')
         uuid = build_trace_store(config, sizes.trace_logs)
         results["ae trace UUID"] = median_of(ae_command() + ["trace", uuid], ae_env(config))
+        slowest_imports("ae trace UUID", ae_command() + ["trace", uuid], ae_env(config))
     return results
 
 
@@ -404,7 +415,10 @@ def run(sizes: Sizes, repeat: int, report: Report, log: Callable[[str], None], p
             attempt(f"celery: {events} events x {subs}",
                     lambda: keep([celery_run(sink, vhost, events, subs, sizes) for _ in range(repeat)]))
         attempt("50 ms receiver", lambda: report.slow.update(ae_slow(sink, vhost, sizes)))
-        attempt("start-up and trace", lambda: report.startup.update(startup(sizes)))
+        imports: dict[str, Any] = {}
+        attempt("start-up and trace", lambda: report.startup.update(startup(sizes, imports if profile else None)))
+        if imports:
+            report.profile["imports"] = imports
         attempt(f"backlog of {sizes.backlog}",
                 lambda: report.rss.append(ae_run(sink, vhost, "db", sizes.backlog, 1, sizes, pace=False,
                                                  cap=sizes.backlog_seconds)[0]))
@@ -435,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop the memory run after this long, drained or not (default 300)")
     parser.add_argument("--profile", action="store_true",
                         help="drain the SQLite x 1 backlog once more under py-spy and show where the time goes")
+    parser.add_argument("--render", type=Path, metavar="JSON",
+                        help="run nothing: print the report of a run saved with --json")
     parser.add_argument("--out", type=Path, help="also write the Markdown report here")
     parser.add_argument("--json", type=Path, help="write the raw figures here")
     args = parser.parse_args(argv)
@@ -443,6 +459,12 @@ def main(argv: list[str] | None = None) -> int:
         sizes = replace(sizes, backlog=args.backlog)
     if args.backlog_seconds:
         sizes = replace(sizes, backlog_seconds=args.backlog_seconds)
+    if args.render:
+        from report import render
+        from results import report_from_json
+
+        print(render(report_from_json(json.loads(args.render.read_text())), sizes))
+        return 0
     signal.signal(signal.SIGTERM, interrupted)
     command = "python bench/engine.py " + " ".join(argv if argv is not None else sys.argv[1:])
     report = Report(command.strip(), datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -220,15 +220,26 @@ def rss_section(report: Report, sizes: Sizes) -> list[str]:
 
 
 def profile_section(report: Report) -> list[str]:
-    profile = getattr(report, "profile", None)
-    if not profile:
-        return []
-    share = [[f"`{name}`", f"{fraction:.1%}"] for name, fraction in profile["self_time"]]
-    inclusive = [[f"`{name}`", f"{fraction:.1%}"] for name, fraction in profile["inclusive"]]
-    return ["## Where the time goes: `ae consume all`, SQLite queue, x 1 (py-spy)", "",
-            f"The {profile['events']:,}-event drain of part 1 once more, with `py-spy record --rate 250 --nonblocking "
-            f"--format raw` attached from the first delivery to the exit ({profile['steady']:,.0f} deliveries/s "
-            f"under the profiler). {profile['samples']:,} samples of busy time: py-spy leaves out threads that "
-            "wait (select, sleep), so the shares are of the time the process was working.", "",
-            *table(["function, self time", "share"], share), "",
-            *table(["function, with what it calls", "share"], inclusive), ""]
+    profile = getattr(report, "profile", None) or {}
+    lines: list[str] = []
+    if "samples" in profile:
+        share = [[f"`{name}`", f"{fraction:.1%}"] for name, fraction in profile["self_time"]]
+        inclusive = [[f"`{name}`", f"{fraction:.1%}"] for name, fraction in profile["inclusive"]]
+        lines += ["## Where the time goes: `ae consume all`, SQLite queue, x 1 (py-spy)", "",
+                  f"The {profile['events']:,}-event drain of part 1 once more, with `py-spy record --rate 250 "
+                  f"--nonblocking --format raw` attached from the first delivery to the exit "
+                  f"({profile['steady']:,.0f} deliveries/s under the profiler). {profile['samples']:,} samples "
+                  "of busy time: py-spy leaves out threads that wait (select, sleep), so the shares are of the "
+                  "time the process was working.", "",
+                  *table(["function, self time", "share"], share), "",
+                  *table(["function, with what it calls", "share"], inclusive), ""]
+    for n, (command, kinds) in enumerate(profile.get("imports", {}).items()):
+        if n == 0:
+            lines += ["## Where start-up goes: slowest imports (`python -X importtime`)", "",
+                      "Modules a bare `python -c pass` does not import, one run each (noisy: read the order, "
+                      "not the figures).", ""]
+        rows = [[f"`{name}`", fmt(ms, 1)] for name, ms in kinds["with what they import"]]
+        own = [[f"`{name}`", fmt(ms, 1)] for name, ms in kinds["own time"]]
+        lines += [f"`{command}`:", "", *table(["top-level import, with what it imports", "ms"], rows), "",
+                  *table(["any import, own time", "ms"], own), ""]
+    return lines

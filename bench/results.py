@@ -90,3 +90,13 @@ class Report:
         return next((c for c in self.ceilings if c.client == client), None)
 
 
+
+
+def report_from_json(data: dict[str, Any]) -> Report:
+    """A saved run (`--json`) back as a Report, to render it again."""
+    data = dict(data)
+    data["drains"] = [Drain(**d) for d in data.get("drains", [])]
+    data["rss"] = [Drain(**d) for d in data.get("rss", [])]
+    data["latencies"] = [Latency(**x) for x in data.get("latencies", [])]
+    data["ceilings"] = [Ceiling(**c) for c in data.get("ceilings", [])]
+    return Report(**data)
