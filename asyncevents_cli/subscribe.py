@@ -42,3 +42,10 @@ def subscribe(
     generated = None if secret is not None else generate_secret()
     subscription = store.add_subscription(event_name, url, secret or generated or "", notifier, store_id)
     return subscription, generated
+
+
+def change(store: Store, subscription_id: int, enabled: bool, notifier: str | None = None) -> Subscription:
+    """The module's save of an existing subscription: a new status, and a new notifier if one is given."""
+    if notifier is not None:
+        check_name(notifier)
+    return store.update_subscription(subscription_id, enabled, notifier)
