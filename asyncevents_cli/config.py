@@ -46,6 +46,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("backoff_unit_seconds", float, 1.0, "length of one back-off unit in seconds"),
     Setting("indexing", bool, True, "keep a search index of the delivery log"),
     Setting("log_retention_days", int, 30, "`ae logs prune` default age"),
+    Setting("eventbridge_source", str, "ae", "Source of the events the eventbridge notifier puts"),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 EVENT_KEYS = {"description", "service"}
@@ -164,6 +165,8 @@ def _validate(settings: dict[str, Any], where: Mapping[str, str]) -> None:
         raise bad("log_retention_days", "must be 0 or more")
     if not settings["database"]:
         raise bad("database", "must not be empty")
+    if not 1 <= len(settings["eventbridge_source"].strip()) <= 256:
+        raise bad("eventbridge_source", "must be 1 to 256 characters")
 
 
 def _parse_events(raw: Any, path: Path) -> dict[str, EventDefinition]:

@@ -46,13 +46,20 @@ class Runtime:
     @property
     def queue(self) -> Queue:
         if self._queue is None:
-            self._queue = open_queue(self.config, lambda: self.store)
+            self._queue = open_queue(self.config, lambda: self.store, self._existing_store)
         return self._queue
+
+    def _existing_store(self) -> Store | None:
+        """The store, unless this host has none: one that only publishes to a broker
+        does not need a database, and publishes like any AMQP client."""
+        if self._store is None and not Path(self.config.database_path).exists():
+            return None
+        return self.store
 
     @property
     def notifiers(self) -> Notifiers:
         if self._notifiers is None:
-            self._notifiers = Notifiers()
+            self._notifiers = Notifiers(self.config)
         return self._notifiers
 
     def dispatcher(self) -> Dispatcher:

@@ -1,10 +1,15 @@
 """The embedded SQLite store: subscriptions, the delivery log, delivery states.
 
 Tables
-- ``subscriptions``  the module's columns, plus the (never printed) verification token
+- ``subscriptions``  the module's columns, plus the (never printed) verification token,
+                     the signature scheme, custom headers (JSON) and a rotated-out
+                     token with the end of its grace period
 - ``delivery_log``   one row per attempt; a search index follows it by ``log_id``
 - ``deliveries``     one row per uuid: where its retry chain stands now, so a
                      trace can say "Retrying, next attempt at ..." or "Dead Lettered"
+- ``store_info``     key/value facts about the store itself, such as its identity
+- ``amqp_delay_queues``  every RabbitMQ delay queue this store's retries were
+                     published to, so status counts them after a settings change
 
 Writes that must happen together run inside `Store.transaction()`, which takes
 SQLite's write lock up front (BEGIN IMMEDIATE) so concurrent consumers wait
@@ -16,6 +21,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import uuid as uuidlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -45,6 +51,10 @@ def timestamp(moment: datetime | None = None) -> str:
     return (moment or utcnow()).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def parse_timestamp(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc)
+
+
 @dataclass(frozen=True)
 class Subscription:
     subscription_id: int
@@ -56,16 +66,29 @@ class Subscription:
     notifier: str
     store_id: int
     verification_token: str
+    signature_scheme: str = "magento"
+    custom_headers: tuple[tuple[str, str], ...] = ()  # (name, value) pairs
+    previous_token: str | None = None  # the token before the last rotation ...
+    previous_token_expires: str | None = None  # ... accepted until then (UTC timestamp)
 
     @property
     def enabled(self) -> bool:
         return self.status == ENABLED
 
-    def public(self) -> dict[str, Any]:
-        """The row as shown to users: everything but the verification token."""
+    @property
+    def previous_token_until(self) -> datetime | None:
+        return parse_timestamp(self.previous_token_expires) if self.previous_token_expires else None
+
+    def public(self, now: datetime | None = None) -> dict[str, Any]:
+        """The row as shown to users: no secret, and custom headers by name only."""
         row = asdict(self)
-        del row["verification_token"]
+        for secret in ("verification_token", "previous_token", "previous_token_expires", "custom_headers"):
+            del row[secret]
         row["status"] = "enabled" if self.enabled else "disabled"
+        row["header_names"] = [name for name, _ in self.custom_headers]
+        until = self.previous_token_until
+        in_grace = self.previous_token and until is not None and (now or utcnow()) < until
+        row["previous_secret_until"] = self.previous_token_expires[:19] if in_grace else None
         return row
 
 
@@ -141,6 +164,10 @@ class Store:
 
     def _create_schema(self) -> None:
         db = self.db
+        if "store_info" not in db.table_names():
+            db.table("store_info").create({"key": str, "value": str}, pk="key", not_null={"value"})
+        if "amqp_delay_queues" not in db.table_names():
+            db.table("amqp_delay_queues").create({"name": str, "first_used": str}, pk="name")
         if "subscriptions" not in db.table_names():
             db.table("subscriptions").create(
                 {
@@ -158,6 +185,7 @@ class Store:
                 not_null={"event_name", "recipient_url", "verification_token", "status", "notifier", "store_id"},
             )
             db.table("subscriptions").create_index(["event_name", "status"])
+        self._migrate_subscriptions()
         if "delivery_log" not in db.table_names():
             db.table("delivery_log").create(
                 {
@@ -195,17 +223,80 @@ class Store:
                 pk="uuid",
             )
 
+    # Columns added after the first release: (name, SQL definition). A store
+    # created earlier gains them on open; existing rows get the defaults.
+    ADDED_SUBSCRIPTION_COLUMNS = (
+        ("signature_scheme", "TEXT NOT NULL DEFAULT 'magento'"),
+        ("custom_headers", "TEXT"),
+        ("previous_token", "TEXT"),
+        ("previous_token_expires", "TEXT"),
+    )
+
+    def _missing_subscription_columns(self) -> list[tuple[str, str]]:
+        present = {row[1] for row in self.conn.execute("PRAGMA table_info(subscriptions)")}
+        return [(name, sql) for name, sql in self.ADDED_SUBSCRIPTION_COLUMNS if name not in present]
+
+    def _migrate_subscriptions(self) -> None:
+        if not self._missing_subscription_columns():
+            return
+        # Under the write lock, and checked again inside it: two processes may
+        # open the same old store at once.
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for name, definition in self._missing_subscription_columns():
+                self.conn.execute(f"ALTER TABLE subscriptions ADD COLUMN {name} {definition}")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- identity and broker bookkeeping -------------------------------
+
+    def identity(self, create: bool = True) -> str | None:
+        """This store's id, made once at random: messages it publishes to a broker
+        carry it, so a consumer can refuse another store's. None if not made yet
+        and `create` is False."""
+        row = self.conn.execute("SELECT value FROM store_info WHERE key = 'identity'").fetchone()
+        if row is None and create:
+            with self.transaction():
+                self.conn.execute("INSERT OR IGNORE INTO store_info (key, value) VALUES ('identity', ?)",
+                                  (uuidlib.uuid4().hex,))
+            row = self.conn.execute("SELECT value FROM store_info WHERE key = 'identity'").fetchone()
+        return str(row[0]) if row else None
+
+    def record_delay_queue(self, name: str) -> None:
+        """Remember a delay queue before a retry is published to it."""
+        with self.transaction():
+            self.conn.execute("INSERT OR IGNORE INTO amqp_delay_queues (name, first_used) VALUES (?, ?)",
+                              (name, timestamp()))
+
+    def delay_queue_names(self) -> list[str]:
+        return [row[0] for row in self.conn.execute("SELECT name FROM amqp_delay_queues ORDER BY name")]
+
     # -- subscriptions -------------------------------------------------
 
+    @staticmethod
+    def _encode_headers(headers: Sequence[tuple[str, str]]) -> str | None:
+        return json.dumps([list(pair) for pair in headers]) if headers else None
+
+    @staticmethod
+    def _subscription(row: dict[str, Any]) -> Subscription:
+        stored = row.pop("custom_headers", None)
+        headers = tuple((name, value) for name, value in json.loads(stored)) if stored else ()
+        return Subscription(**row, custom_headers=headers)
+
     def add_subscription(
-        self, event_name: str, recipient_url: str, token: str, notifier: str = "http", store_id: int = 0
+        self, event_name: str, recipient_url: str, token: str, notifier: str = "http", store_id: int = 0,
+        signature_scheme: str = "magento", custom_headers: Sequence[tuple[str, str]] = (),
     ) -> Subscription:
         now = timestamp()
         with self.transaction():
             cursor = self.conn.execute(
                 "INSERT INTO subscriptions (event_name, recipient_url, verification_token, status,"
-                " subscribed_at, modified, notifier, store_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (event_name, recipient_url, token, ENABLED, now, now, notifier, store_id),
+                " subscribed_at, modified, notifier, store_id, signature_scheme, custom_headers)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (event_name, recipient_url, token, ENABLED, now, now, notifier, store_id, signature_scheme,
+                 self._encode_headers(custom_headers)),
             )
         return self.subscription(int(cursor.lastrowid or 0))
 
@@ -215,7 +306,29 @@ class Store:
             raise NotFound(
                 f"no subscription with id {subscription_id}", hint="run `ae subscriptions list` to see them"
             )
-        return Subscription(**rows[0])
+        return self._subscription(rows[0])
+
+    def set_custom_headers(self, subscription_id: int, headers: Sequence[tuple[str, str]]) -> Subscription:
+        """Replace a subscription's custom headers (an empty sequence removes them)."""
+        with self.transaction():
+            self.subscription(subscription_id)
+            self.conn.execute(
+                "UPDATE subscriptions SET custom_headers = ?, modified = ? WHERE subscription_id = ?",
+                (self._encode_headers(headers), timestamp(), subscription_id),
+            )
+        return self.subscription(subscription_id)
+
+    def rotate_token(self, subscription_id: int, new_token: str, previous_until: datetime | None) -> Subscription:
+        """Make `new_token` current; the old one stays accepted until `previous_until` (None: not at all)."""
+        with self.transaction():
+            old = self.subscription(subscription_id)
+            self.conn.execute(
+                "UPDATE subscriptions SET verification_token = ?, previous_token = ?, previous_token_expires = ?,"
+                " modified = ? WHERE subscription_id = ?",
+                (new_token, old.verification_token if previous_until else None,
+                 timestamp(previous_until) if previous_until else None, timestamp(), subscription_id),
+            )
+        return self.subscription(subscription_id)
 
     def find_subscription(self, subscription_id: int) -> Subscription | None:
         try:
@@ -226,7 +339,7 @@ class Store:
     def subscriptions(self, event_name: str | None = None) -> list[Subscription]:
         where, params = ("WHERE event_name = ?", [event_name]) if event_name else ("", [])
         sql = f"SELECT * FROM subscriptions {where} ORDER BY subscription_id"
-        return [Subscription(**row) for row in self.db.query(sql, params)]
+        return [self._subscription(row) for row in self.db.query(sql, params)]
 
     def subscriptions_for(self, event_name: str, store_id: int) -> list[Subscription]:
         """Enabled subscribers of an event in a store: that store's and store 0's (all stores)."""
@@ -235,7 +348,7 @@ class Store:
             " ORDER BY subscription_id",
             [event_name, ENABLED, store_id],
         )
-        return [Subscription(**row) for row in rows]
+        return [self._subscription(row) for row in rows]
 
     def set_status(self, subscription_ids: Sequence[int], enabled: bool) -> list[Subscription]:
         """Enable or disable several subscriptions; all ids must exist or nothing changes."""

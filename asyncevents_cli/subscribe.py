@@ -1,25 +1,45 @@
-"""Creating subscriptions, with the checks that keep bad ones out."""
+"""Creating and changing subscriptions, with the checks that keep bad ones out.
+
+`ae subscribe` and the REST API both come through here, so a subscription is
+checked the same way whichever door it comes in by.
+"""
 
 from __future__ import annotations
 
-import secrets
+import re
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from .config import Config
 from .errors import InputError
-from .notifiers import check_name
-from .store import Store, Subscription
+from .notifiers import find
+from .notifiers.custom_headers import check_headers
+from .notifiers.signing import MAGENTO, UNSIGNED, check_scheme, check_secret, generate_secret
+from .store import Store, Subscription, utcnow
+
+__all__ = ["subscribe", "change", "rotate_secret", "set_headers", "parse_duration", "check_url", "generate_secret"]
+
+DEFAULT_GRACE = "24h"
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_GRACE_SECONDS = 365 * 86400
 
 
 def check_url(url: str) -> str:
+    """An http notifier's recipient (`HttpNotifier.check_recipient` asks here)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputError(f"recipient URL must be an http(s) URL with a host, got {url!r}")
     return url
 
 
-def generate_secret() -> str:
-    return secrets.token_urlsafe(32)
+def parse_duration(text: str) -> float:
+    """``"90s"``, ``"30m"``, ``"24h"``, ``"7d"`` or plain seconds, into seconds."""
+    match = DURATION.match(text or "")
+    if not match:
+        raise InputError(f"invalid duration {text!r}: use a number with s, m, h or d, e.g. 24h")
+    return float(match.group(1)) * UNIT_SECONDS[match.group(2)]
 
 
 def subscribe(
@@ -30,22 +50,84 @@ def subscribe(
     secret: str | None = None,
     notifier: str = "http",
     store_id: int = 0,
+    signature: str | None = None,
+    headers: Mapping[str, str] | Iterable[str] = (),
 ) -> tuple[Subscription, str | None]:
-    """Subscribe a recipient; return the subscription and the secret if one was generated."""
+    """Subscribe a recipient; return the subscription and the secret if one was generated.
+
+    The notifier checks its own recipient (an http(s) URL, a bus name, ...).
+    Signature schemes and custom headers apply only to notifiers that sign
+    HTTP requests; the secret is returned only when it signs deliveries."""
     config.event(event_name)
-    check_url(url)
-    check_name(notifier)
+    plugin = find(notifier)
+    recipient = plugin.check_recipient(url, config)
     if store_id < 0:
         raise InputError(f"store id must be 0 or more, got {store_id}")
-    if secret is not None and not secret.strip():
-        raise InputError("--secret must not be empty")
-    generated = None if secret is not None else generate_secret()
-    subscription = store.add_subscription(event_name, url, secret or generated or "", notifier, store_id)
-    return subscription, generated
+    custom = check_headers(headers)
+    if not plugin.signs_requests:
+        if signature not in (None, MAGENTO):
+            raise InputError(f"the {plugin.name} notifier does not sign HTTP requests: --signature does not apply")
+        if custom:
+            raise InputError(f"the {plugin.name} notifier sends no HTTP headers: --header does not apply")
+    scheme = check_scheme(signature or MAGENTO)
+    if secret is not None:
+        check_secret(scheme, secret)
+    generated = None if secret is not None else generate_secret(scheme)
+    stored_scheme = scheme if plugin.signs_requests else UNSIGNED
+    subscription = store.add_subscription(
+        event_name, recipient, secret or generated or "", plugin.name, store_id, stored_scheme, custom
+    )
+    return subscription, generated if plugin.signs_requests else None
 
 
-def change(store: Store, subscription_id: int, enabled: bool, notifier: str | None = None) -> Subscription:
-    """The module's save of an existing subscription: a new status, and a new notifier if one is given."""
+def _signing_subscription(store: Store, subscription_id: int) -> Subscription:
+    subscription = store.subscription(subscription_id)
+    plugin = find(subscription.notifier)
+    if not plugin.signs_requests:
+        raise InputError(
+            f"subscription {subscription_id} uses the {plugin.name} notifier, which does not sign HTTP requests"
+        )
+    return subscription
+
+
+def rotate_secret(store: Store, subscription_id: int, grace: str | float = DEFAULT_GRACE,
+                  secret: str | None = None) -> tuple[Subscription, str]:
+    """Give a subscription a new secret; the old one still signs standard-webhooks deliveries
+    (beside the new one) for `grace`. Return the subscription and the new secret."""
+    seconds = parse_duration(grace) if isinstance(grace, str) else float(grace)
+    if not 0 <= seconds <= MAX_GRACE_SECONDS:
+        raise InputError(f"the grace period must be between 0 and 365 days, got {grace!r}")
+    subscription = _signing_subscription(store, subscription_id)
+    scheme = subscription.signature_scheme
+    new_secret = check_secret(scheme, secret) if secret is not None else generate_secret(scheme)
+    # A magento delivery carries one signature, so the old secret has no use: not kept.
+    until = utcnow() + timedelta(seconds=seconds) if seconds and scheme != MAGENTO else None
+    return store.rotate_token(subscription_id, new_secret, until), new_secret
+
+
+def set_headers(store: Store, subscription_id: int, headers: Mapping[str, str] | Iterable[str]) -> Subscription:
+    """Replace a subscription's custom headers; none removes them."""
+    custom = check_headers(headers)
+    _signing_subscription(store, subscription_id)
+    return store.set_custom_headers(subscription_id, custom)
+
+
+def change(config: Config, store: Store, subscription_id: int, enabled: bool,
+           notifier: str | None = None) -> Subscription:
+    """The module's save of an existing subscription (its REST PUT): a new status, and a
+    new notifier (`metadata`) if one is given. The new notifier must accept the
+    subscription's recipient, and sign deliveries if and only if the old one did: the
+    stored secret and signature scheme were chosen for that."""
+    name = None
     if notifier is not None:
-        check_name(notifier)
-    return store.update_subscription(subscription_id, enabled, notifier)
+        current = store.subscription(subscription_id)
+        plugin = find(notifier)
+        if plugin.name != current.notifier:
+            plugin.check_recipient(current.recipient_url, config)
+            if plugin.signs_requests != find(current.notifier).signs_requests:
+                raise InputError(
+                    f"subscription {subscription_id} cannot move from the {current.notifier} notifier to "
+                    f"{plugin.name}: one signs HTTP requests and the other does not; subscribe again instead"
+                )
+        name = plugin.name
+    return store.update_subscription(subscription_id, enabled, name)

@@ -47,12 +47,15 @@ class Receiver:
 
     A script entry is a status code, or ("sleep", seconds) to stall before a 200.
     When a path's script runs out, its last entry repeats; unscripted paths get 200.
+    `respond`, when set, answers every request instead: it sees the request and
+    every earlier one (for rules like "fail each event's first attempt").
     """
 
     url: str = ""
     requests: list[Request] = field(default_factory=list)
     scripts: dict[str, list[Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    respond: Callable[[Request, list[Request]], Any] | None = None
 
     def script(self, path: str, *responses: Any) -> str:
         self.scripts[path] = list(responses)
@@ -64,7 +67,11 @@ class Receiver:
     def to(self, path: str) -> list[Request]:
         return [r for r in self.requests if r.path == path]
 
-    def next_response(self, path: str) -> Any:
+    def next_response(self, path: str, request: Request | None = None) -> Any:
+        if self.respond is not None and request is not None:
+            with self.lock:
+                earlier = self.requests[: self.requests.index(request)]
+            return self.respond(request, earlier)  # unlocked: it may wait for the test
         with self.lock:
             script = self.scripts.get(path)
             if not script:
@@ -87,9 +94,10 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length", 0))
             body = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}
+            request = Request(self.path, headers, body)
             with receiver.lock:
-                receiver.requests.append(Request(self.path, headers, body))
-            response = receiver.next_response(self.path)
+                receiver.requests.append(request)
+            response = receiver.next_response(self.path, request)
             if isinstance(response, tuple) and response[0] == "sleep":
                 time.sleep(response[1])
                 response = 200
@@ -201,8 +209,8 @@ import uuid as uuidlib
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 DEFAULT_TEST_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
-# Queues and exchanges the AMQP backend may create; delay queues beyond this
-# range (fractional back-offs) expire on their own within twice their TTL.
+# Queues and exchanges the AMQP backend may create. Delay queues never expire;
+# fractional back-offs (event.delay.2.82843) are only named in tests, never declared.
 AMQP_QUEUES = (
     ["event.trigger", "event.failover.retry", "event.failover.deadletter", "event.retry.init"]
     + [f"event.delay.{n}" for n in range(1, 121)]

@@ -21,6 +21,7 @@ DEFAULTS = {
     "backoff_unit_seconds": 1.0,
     "indexing": True,
     "log_retention_days": 30,
+    "eventbridge_source": "ae",
 }
 
 
@@ -74,6 +75,7 @@ backoff_max_seconds = 30.5
 backoff_unit_seconds = 0.5
 indexing = false
 log_retention_days = 7
+eventbridge_source = "shop.example"
 """)
     config = load_config(path, environ={})
     assert config.settings == {
@@ -86,6 +88,7 @@ log_retention_days = 7
         "backoff_unit_seconds": 0.5,
         "indexing": False,
         "log_retention_days": 7,
+        "eventbridge_source": "shop.example",
     }
     assert isinstance(config.settings["backoff_exponent"], float)
     assert set(config.sources.values()) == {"file"}
@@ -119,6 +122,7 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
         "backoff_unit_seconds": "file",
         "indexing": "env AE_INDEXING",
         "log_retention_days": "env AE_LOG_RETENTION_DAYS",
+        "eventbridge_source": "default",
     }
 
 
@@ -261,6 +265,8 @@ INVALID = [
     pytest.param("[settings]\nbackoff_max_seconds = nan\n", ["backoff_max_seconds must be a number"], id="nan"),
     pytest.param("[settings]\nbackoff_unit_seconds = \"fast\"\n", ["backoff_unit_seconds must be float"],
                  id="string-for-float"),
+    pytest.param("[settings]\neventbridge_source = \"\"\n", ["eventbridge_source must be 1 to 256"],
+                 id="empty-eventbridge-source"),
     pytest.param("[settings]\nlog_retention_days = -3\n", ["log_retention_days must be 0 or more"],
                  id="negative-retention"),
     pytest.param('[settings]\ndatabase = ""\n', ["database must not be empty"], id="empty-database"),

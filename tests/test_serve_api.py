@@ -213,7 +213,7 @@ BAD_BODIES = [
     (body(recipient_url="not a url"), "recipient URL must be an http(s) URL with a host"),
     (body(metadata="pigeon"), "unknown notifier 'pigeon'"),
     (body(store_id=-1), "store id must be 0 or more"),
-    (body(verification_token=" "), "verification_token must not be empty"),
+    (body(verification_token=" "), "must not be empty"),
     (body(recipient_url=None), "asyncEvent.recipient_url: Field required"),
     (body(event_name=None), "asyncEvent.event_name: Field required"),
     (body(verification_token=None), "asyncEvent.verification_token: Field required"),
@@ -267,12 +267,26 @@ def test_put_changes_status_and_metadata_as_the_module_saves(site: dict[str, Any
     for payload, message in [
         ({"asyncEvent": {"metadata": "http"}}, "asyncEvent.status: Field required"),
         ({"asyncEvent": {"status": False, "metadata": "pigeon"}}, "unknown notifier 'pigeon'"),
+        ({"asyncEvent": {"status": False, "metadata": "event_bridge"}}, "an eventbridge recipient must be"),
         ({"asyncEvent": {"status": "false"}}, "asyncEvent.status: Input should be a valid boolean"),
         ({"asyncEvent": {"status": False, "recipient_url": "https://elsewhere"}}, "Extra inputs are not permitted"),
     ]:
         response = call(site, "PUT", path, json=payload)
         assert response.status_code == 400 and message in response.json()["message"], response.text
     assert call(site, "GET", path).json() == created  # the refused changes wrote nothing
+
+
+def test_put_cannot_move_a_signed_subscription_to_an_unsigned_notifier(site: dict[str, Any]) -> None:
+    """The module's EventBridge body subscribes; moving it to http would need a secret it never had."""
+    bus = call(site, "POST", "/async_event", json=body(
+        recipient_url="arn:aws:events:ap-southeast-2:005158166381:event-bus/orders", metadata="event_bridge"))
+    assert bus.status_code == 200, bus.text
+    assert bus.json()["metadata"] == "eventbridge"
+    moved = call(site, "PUT", f"/async_event/{bus.json()['subscription_id']}",
+                 json={"asyncEvent": {"status": True, "metadata": "http"}})
+    assert moved.status_code == 400
+    assert "recipient URL must be an http(s) URL" in moved.json()["message"]
+    assert call(site, "GET", f"/async_event/{bus.json()['subscription_id']}").json() == bus.json()
 
 
 def test_list_pages_and_filters_with_search_criteria(site: dict[str, Any]) -> None:

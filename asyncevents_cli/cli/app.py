@@ -18,7 +18,7 @@ from typer.core import TyperGroup
 from .. import __version__
 from ..errors import EXIT_FAILURE, AeError
 from ..runtime import Runtime, debug_enabled
-from . import consume, demo, events, logs, publish, replay, serve, status, subscriptions, tokens
+from . import consume, demo, events, logs, notifiers, publish, replay, serve, status, subscriptions, tokens
 from . import search as search_cli
 from .output import error_line, note
 
@@ -103,6 +103,7 @@ app.add_typer(events.events_app, name="events")
 app.add_typer(events.config_app, name="config")
 app.command("subscribe")(subscriptions.subscribe)
 app.add_typer(subscriptions.subscriptions_app, name="subscriptions")
+app.add_typer(notifiers.notifiers_app, name="notifiers")
 app.command("publish")(publish.publish)
 app.add_typer(consume.consume_app, name="consume")
 app.add_typer(logs.logs_app, name="logs")

@@ -1,7 +1,8 @@
-"""`ae subscribe` and `ae subscriptions list|show|enable|disable|delete`.
+"""`ae subscribe` and `ae subscriptions list|show|enable|disable|delete|rotate-secret|set-headers`.
 
-The verification token is shown once, when `ae subscribe` generates it, and
-never again: `Subscription.public()` leaves it out of every listing.
+The verification token is shown once, when `ae subscribe` generates it or
+`rotate-secret` replaces it, and never again: `Subscription.public()` leaves it
+out of every listing, and gives custom headers by name only.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import typer
 
 from .. import subscribe as subscribing
 from ..config import check_event_name
+from ..errors import InputError
 from ..store import Subscription
 from .context import JSON_OPTION, runtime
 from .output import emit, note, say, show, table
@@ -19,31 +21,61 @@ from .output import emit, note, say, show, table
 subscriptions_app = typer.Typer(help="List and manage subscriptions.", no_args_is_help=True)
 
 COLUMNS = ["subscription_id", "event_name", "recipient_url", "status", "subscribed_at", "modified",
-           "notifier", "store_id"]
+           "notifier", "store_id", "signature_scheme", "header_names"]
+DETAIL_COLUMNS = [*COLUMNS, "previous_secret_until"]
+
+
+def _cell(row: dict[str, Any], column: str) -> Any:
+    value = row[column]
+    if column in ("subscribed_at", "modified"):
+        return str(value)[:19]
+    if column == "header_names":
+        return ", ".join(value)
+    return value
 
 
 def _render_rows(rows: list[dict[str, Any]]) -> None:
-    show(table(COLUMNS, [[str(r[c])[:19] if c in ("subscribed_at", "modified") else r[c] for c in COLUMNS]
-                         for r in rows]))
+    show(table(COLUMNS, [[_cell(r, c) for c in COLUMNS] for r in rows]))
+
+
+HEADER_HELP = ("A header sent with every delivery, 'Name: value' (repeatable), e.g. 'Authorization: Bearer ...'. "
+               "Stored like the secret; listings show names only.")
 
 
 def subscribe(
     ctx: typer.Context,
     event: str = typer.Argument(..., help="A defined event name, e.g. sales.order.created."),
-    url: str = typer.Argument(..., help="The recipient's http(s) URL."),
-    secret: Optional[str] = typer.Option(
-        None, "--secret", help="Verification token used to sign deliveries (generated if omitted)."
+    url: str = typer.Argument(
+        ..., help="The recipient: an http(s) URL for http, an event bus name or ARN for eventbridge."
     ),
-    notifier: str = typer.Option("http", "--notifier", help="How to deliver: a registered notifier name."),
+    secret: Optional[str] = typer.Option(
+        None, "--secret",
+        help="Verification token used to sign deliveries (generated if omitted; "
+             "standard-webhooks wants whsec_ + base64).",
+    ),
+    notifier: str = typer.Option(
+        "http", "--notifier", help="How to deliver: http, eventbridge, or another installed notifier."
+    ),
     store_id: int = typer.Option(0, "--store", help="Store scope; 0 means all stores."),
+    signature: Optional[str] = typer.Option(
+        None, "--signature", help="Signature scheme for http: magento (default) or standard-webhooks.",
+        show_default=False,
+    ),
+    headers: Optional[list[str]] = typer.Option(None, "--header", help=HEADER_HELP, show_default=False),
 ) -> None:
-    """Subscribe a recipient URL to an event; prints the new subscription id."""
+    """Subscribe a recipient to an event; prints the new subscription id."""
     rt = runtime(ctx)
-    subscription, generated = subscribing.subscribe(rt.config, rt.store, event, url, secret, notifier, store_id)
+    subscription, generated = subscribing.subscribe(
+        rt.config, rt.store, event, url, secret, notifier, store_id, signature, headers or []
+    )
     say(str(subscription.subscription_id))
     if generated:
         note(f"secret: {generated}")
-        note("Keep it: it signs every delivery (x-magento-signature) and will not be shown again.")
+        note(f"Keep it: it signs every delivery ({_signed_with(subscription)}) and will not be shown again.")
+
+
+def _signed_with(subscription: Subscription) -> str:
+    return "webhook-signature" if subscription.signature_scheme == "standard-webhooks" else "x-magento-signature"
 
 
 @subscriptions_app.command("list")
@@ -65,7 +97,7 @@ def show_subscription(ctx: typer.Context, subscription_id: int, as_json: bool = 
     row = runtime(ctx).store.subscription(subscription_id).public()
 
     def render(r: dict[str, Any]) -> None:
-        show(table(["field", "value"], [(c, r[c]) for c in COLUMNS]))
+        show(table(["field", "value"], [(c, _cell(r, c)) for c in DETAIL_COLUMNS]))
 
     emit(row, as_json, render)
 
@@ -93,3 +125,48 @@ def delete(ctx: typer.Context, subscription_id: int) -> None:
     """Delete a subscription. Its delivery log is kept for tracing."""
     removed = runtime(ctx).store.delete_subscription(subscription_id)
     say(f"deleted {removed.subscription_id}")
+
+
+@subscriptions_app.command("rotate-secret")
+def rotate_secret(
+    ctx: typer.Context,
+    subscription_id: int,
+    grace: str = typer.Option(
+        subscribing.DEFAULT_GRACE, "--grace",
+        help="How long the old secret keeps signing standard-webhooks deliveries, beside the new one "
+             "(e.g. 90s, 30m, 24h, 7d; 0 to drop it at once).",
+    ),
+    secret: Optional[str] = typer.Option(None, "--secret", help="The new secret (generated if omitted)."),
+) -> None:
+    """Give a subscription a new secret and print it, once.
+
+    standard-webhooks deliveries carry signatures with both secrets, space-separated, until the grace
+    period ends (by time: nothing needs to run). magento deliveries have one signature header, so they
+    switch to the new secret at once: update the receiver first.
+    """
+    subscription, new_secret = subscribing.rotate_secret(runtime(ctx).store, subscription_id, grace, secret)
+    if secret is None:
+        say(new_secret)
+    if subscription.signature_scheme == "magento":
+        note("magento signatures use the new secret from now on.")
+    elif subscription.previous_token_expires:
+        note(f"Deliveries are signed with both secrets until {subscription.previous_token_expires[:19]} UTC.")
+    else:
+        note("Deliveries are signed with the new secret only.")
+
+
+@subscriptions_app.command("set-headers")
+def set_headers(
+    ctx: typer.Context,
+    subscription_id: int,
+    headers: Optional[list[str]] = typer.Argument(
+        None, help="Headers as 'Name: value'; they replace all the subscription's custom headers.",
+        show_default=False,
+    ),
+    clear: bool = typer.Option(False, "--clear", help="Remove all custom headers."),
+) -> None:
+    """Replace the custom headers sent with a subscription's deliveries; prints their names."""
+    if bool(headers) == clear:
+        raise InputError("give the headers to set, or --clear to remove them all (not both)")
+    subscription = subscribing.set_headers(runtime(ctx).store, subscription_id, headers or [])
+    say(f"{subscription.subscription_id}\t{', '.join(n for n, _ in subscription.custom_headers) or '(none)'}")

@@ -1,11 +1,12 @@
-"""What a notifier is, and the registry that picks one by a subscription's `notifier`."""
+"""What a notifier is: delivers one event body to one subscriber, and checks its recipients."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
+from ..config import Config
 from ..errors import InputError
 from ..store import Subscription
 
@@ -26,7 +27,34 @@ def clip(text: str, limit: int = RESPONSE_LIMIT) -> str:
 
 
 class Notifier(ABC):
-    """Delivers one serialized event body to one subscriber."""
+    """Delivers one serialized event body to one subscriber.
+
+    A notifier is found by name through the entry-point group
+    ``asyncevents_cli.notifiers`` (see `registry`); the class itself is the
+    factory, so its classmethods are what `ae subscribe` asks before any
+    instance exists.
+    """
+
+    #: other names subscriptions may give, e.g. the Magento module's ``event_bridge``
+    aliases: ClassVar[tuple[str, ...]] = ()
+    #: what a recipient is, for `ae notifiers list`
+    recipient_help: ClassVar[str] = "any non-empty string"
+    #: deliveries are HTTP requests signed with the subscription's secret, so
+    #: signature schemes, custom headers and secret rotation apply to them
+    signs_requests: ClassVar[bool] = False
+
+    @classmethod
+    def from_config(cls, config: Config | None) -> "Notifier":
+        """The instance a consumer uses; settings come from `config` when given."""
+        return cls()
+
+    @classmethod
+    def check_recipient(cls, recipient: str, config: Config | None = None) -> str:
+        """Refuse (InputError) a recipient this notifier cannot deliver to; return it as stored.
+        `config` carries the settings a check may depend on."""
+        if not recipient or not recipient.strip():
+            raise InputError("the recipient must not be empty")
+        return recipient
 
     @abstractmethod
     def notify(self, subscription: Subscription, body: bytes, uuid: str) -> NotifyResult:
@@ -34,39 +62,3 @@ class Notifier(ABC):
 
     def close(self) -> None:
         """Release pooled connections."""
-
-
-NotifierFactory = Callable[[], Notifier]
-_registry: dict[str, NotifierFactory] = {}
-
-
-def register(name: str, factory: NotifierFactory) -> None:
-    """Make a notifier available to subscriptions as ``--notifier NAME``."""
-    _registry[name] = factory
-
-
-def names() -> list[str]:
-    return sorted(_registry)
-
-
-def check_name(name: str) -> str:
-    if name not in _registry:
-        raise InputError(f"unknown notifier {name!r}; available: {', '.join(names())}")
-    return name
-
-
-class Notifiers:
-    """One instance of each notifier in use, created on first need."""
-
-    def __init__(self, overrides: dict[str, Notifier] | None = None) -> None:
-        self._instances: dict[str, Notifier] = dict(overrides or {})
-
-    def for_subscription(self, subscription: Subscription) -> Notifier:
-        name = subscription.notifier
-        if name not in self._instances:
-            self._instances[name] = _registry[check_name(name)]()
-        return self._instances[name]
-
-    def close(self) -> None:
-        for notifier in self._instances.values():
-            notifier.close()

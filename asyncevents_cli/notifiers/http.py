@@ -1,27 +1,40 @@
 """Signed HTTP webhooks, compatible with receivers written for the Magento module.
 
-The body is sent byte for byte as serialized; ``x-magento-signature`` is the hex
+The body is sent byte for byte as serialized, signed with the subscription's
+scheme (see `signing`): by default ``x-magento-signature``, the hex
 HMAC-SHA256 of those bytes keyed with the subscription's verification token.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
+from datetime import datetime
 
 import httpx
 
 from .. import __version__
-from ..store import Subscription
+from ..config import Config
+from ..store import Subscription, utcnow
 from .base import RESPONSE_LIMIT, Notifier, NotifyResult, clip
+from .signing import MAGENTO_HEADER, magento_signature, secrets_in_use, signature_headers
 
-SIGNATURE_HEADER = "x-magento-signature"
+SIGNATURE_HEADER = MAGENTO_HEADER
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+sign = magento_signature  # the module's signature, kept under its old name
 
 
-def sign(body: bytes, token: str) -> str:
-    return hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
+def request_headers(subscription: Subscription, body: bytes, uuid: str, now: datetime | None = None) -> dict[str, str]:
+    """Every header of one attempt: the subscription's own, then ae's and the signature."""
+    moment = now or utcnow()
+    in_use = secrets_in_use(subscription.verification_token, subscription.previous_token,
+                            subscription.previous_token_until, moment)
+    return {
+        **dict(subscription.custom_headers),
+        "Content-Type": "application/json",
+        IDEMPOTENCY_HEADER: uuid,
+        "x-ae-event": subscription.event_name,
+        **signature_headers(subscription.signature_scheme, body, uuid, in_use, moment),
+    }
 
 
 def describe_error(exc: Exception) -> str:
@@ -31,6 +44,15 @@ def describe_error(exc: Exception) -> str:
 
 
 class HttpNotifier(Notifier):
+    recipient_help = "an http(s) URL"
+    signs_requests = True
+
+    @classmethod
+    def check_recipient(cls, recipient: str, config: Config | None = None) -> str:
+        from ..subscribe import check_url  # the URL rules live with the other subscription checks
+
+        return check_url(recipient)
+
     def __init__(self, connect_timeout: float = 5.0, total_timeout: float = 15.0) -> None:
         self.total_timeout = total_timeout
         self.client = httpx.Client(
@@ -40,12 +62,7 @@ class HttpNotifier(Notifier):
         )
 
     def notify(self, subscription: Subscription, body: bytes, uuid: str) -> NotifyResult:
-        headers = {
-            "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(body, subscription.verification_token),
-            IDEMPOTENCY_HEADER: uuid,
-            "x-ae-event": subscription.event_name,
-        }
+        headers = request_headers(subscription, body, uuid)
         started = time.perf_counter()
         deadline = started + self.total_timeout
         try:

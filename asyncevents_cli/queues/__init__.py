@@ -9,16 +9,18 @@ from ..store import Store
 from .base import KINDS, RETRY, TRIGGER, Envelope, Queue, QueueDepths
 
 
-def open_queue(config: Config, store: Callable[[], Store]) -> Queue:
+def open_queue(config: Config, store: Callable[[], Store],
+               existing_store: Callable[[], Store | None] = lambda: None) -> Queue:
     """The backend named by ``settings.queue``: "db" (default) or "amqp".
 
     `store` is called only for the SQLite backend, so commands on a broker
-    never create a database file they do not need.
+    never create a database file they do not need; the broker gets
+    `existing_store`, the store if it exists, for its identity and bookkeeping.
     """
     if config.settings["queue"] == "amqp":
         from .amqp import AmqpQueue  # pika is only imported when asked for
 
-        return AmqpQueue(config.settings["amqp_url"], config.retry_policy)
+        return AmqpQueue(config.settings["amqp_url"], config.retry_policy, store=existing_store)
     from .sqlite import SqliteQueue
 
     return SqliteQueue(store())

@@ -10,8 +10,16 @@ published in one AMQP transaction, so it is all-or-nothing; ``tx.commit-ok``
 comes only once the broker has stored the messages. A channel cannot be in
 transaction and confirm mode at once, so single messages (one trigger,
 retries, dead letters) go through a second channel with publisher confirms. Both publish
-with ``mandatory``: a delay queue can expire between its declare and the
-publish, and a returned message is re-declared and published again.
+with ``mandatory``: a queue deleted since its declare returns the message,
+which is re-declared and published again.
+
+Stores. Messages carry the identity of the store they belong to (header
+``x-ae-store``): retries and dead letters always, triggers once the store has
+an identity (made when its first consumer starts), so a host that only
+publishes stays an anonymous client like Magento. A consumer that receives another store's
+message puts it back and stops: two stores on one vhost would deliver each
+other's retries to the wrong subscriptions and split each other's triggers.
+Messages without the header are served as before.
 
 Consuming. One channel with a prefetch limit consumes ``event.trigger``
 and/or ``event.failover.retry``; deliveries land in a local buffer that
@@ -28,6 +36,7 @@ every pika or socket error leaves this module as `QueueUnavailable`.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections import deque
@@ -43,10 +52,12 @@ from ..backoff import RetryPolicy
 from ..config import redact_url as redact
 from ..errors import AeError, ConfigError, QueueUnavailable
 from ..messages import RetryMessage, TriggerMessage
+from ..store import Store
 from .amqp_topology import (
     FAILOVER_EXCHANGE,
     KILL_ROUTING_KEY,
     RETRY_ROUTING_KEY,
+    STORE_HEADER,
     TRIGGER_EXCHANGE,
     TRIGGER_ROUTING_KEY,
     declare_delay_queue,
@@ -71,8 +82,8 @@ log = logging.getLogger("asyncevents_cli")
 T = TypeVar("T")
 
 
-class _ExpiredDelayQueueFilter(logging.Filter):
-    """Counting does passive declares, and a delay queue that expired answers 404.
+class _MissingDelayQueueFilter(logging.Filter):
+    """Counting does passive declares, and a delay queue not declared yet answers 404.
     That is expected, so pika's warning for it ("NOT_FOUND - no queue 'event.delay.4'")
     is dropped rather than shown on every `ae status` or `--until-empty` check."""
 
@@ -80,7 +91,10 @@ class _ExpiredDelayQueueFilter(logging.Filter):
         return "NOT_FOUND - no queue 'event." not in record.getMessage()
 
 
-logging.getLogger("pika.channel").addFilter(_ExpiredDelayQueueFilter())
+logging.getLogger("pika.channel").addFilter(_MissingDelayQueueFilter())
+
+#: What `Store.identity` makes; any other header value is not a store's and is ignored.
+STORE_IDENTITY = re.compile(r"[0-9a-f]{32}")
 
 #: Errors that mean the connection is gone (or was never there).
 CONNECTION_ERRORS = (pika.exceptions.AMQPConnectionError, OSError)
@@ -131,6 +145,7 @@ class AmqpQueue(Queue):
         policy: RetryPolicy | None = None,
         prefetch: int = 10,
         reconnect_seconds: float = 60.0,
+        store: Callable[[], Store | None] | None = None,
     ) -> None:
         self.url = url
         self.policy = policy or RetryPolicy()
@@ -149,6 +164,11 @@ class AmqpQueue(Queue):
         self._buffer: deque[Envelope] = deque()  # delivered, not yet handed out
         self._held: dict[tuple[int, int], str] = {}  # handed out, not settled -> kind
         self._returned: list[Any] = []  # basic.return on the transaction channel
+        self._declared: set[str] = set()  # delay queues declared on this connection
+        #: the store this queue serves, when there is one (None: a host that only publishes)
+        self._store = store or (lambda: None)
+        self._identity: str | None = None
+        self._recorded: set[str] = set()  # delay queues the store knows about
 
     # -- connection ------------------------------------------------------
 
@@ -191,6 +211,7 @@ class AmqpQueue(Queue):
         """Forget the connection; the broker requeues whatever was unacknowledged."""
         conn, self._conn = self._conn, None
         self._consume_ch = self._confirm_ch = self._tx_ch = self._side_ch = None
+        self._declared.clear()
         self._consumers.clear()
         self._buffer.clear()
         self._held.clear()
@@ -242,9 +263,58 @@ class AmqpQueue(Queue):
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
+    # -- the store behind this queue ------------------------------------
+
+    def store_identity(self, create: bool) -> str | None:
+        """The identity of this queue's store; made on first need when `create`."""
+        if self._identity is None:
+            store = self._store()
+            self._identity = store.identity(create=create) if store is not None else None
+        return self._identity
+
+    def _record_delay_queue(self, name: str) -> None:
+        """Write a delay queue into the store before a retry waits there, so status finds it later."""
+        if name not in self._recorded:
+            store = self._store()
+            if store is not None:
+                store.record_delay_queue(name)
+            self._recorded.add(name)
+
+    def _delay_queue_names(self) -> list[str]:
+        """Where a retry may be waiting: the policy's delay queues, and any used under earlier settings."""
+        names = dict.fromkeys(q.name for q in delay_queues(self.policy))
+        store = self._store()
+        names.update(dict.fromkeys([*self._recorded, *(store.delay_queue_names() if store else [])]))
+        return list(names)
+
+    def check_owner(self, envelope: Envelope) -> None:
+        """Refuse another store's message: back to its queue untouched, and stop.
+
+        Call where a delivery is handed out, before anything acts on it."""
+        owner = envelope.headers.get(STORE_HEADER)
+        if isinstance(owner, bytes):
+            owner = owner.decode("utf-8", "replace")
+        if not isinstance(owner, str) or not STORE_IDENTITY.fullmatch(owner):
+            return  # no identity (Magento, a plain client), or not one a store made: served as ever
+        mine = self.store_identity(create=True)
+        if mine is None or owner == mine:
+            return
+        self._channel("_consume_ch").basic_nack(envelope.handle[1], requeue=True)
+        self._held.pop(envelope.handle, None)
+        raise AeError(
+            f"message {envelope.message_id} on {QUEUE_FOR_KIND[envelope.kind]} belongs to another ae store"
+            f" ({owner}), not to this one ({mine}): two stores share the queues of {redact(self.url)};"
+            " the message was put back for its own store",
+            hint="give each store a vhost of its own in amqp_url, or run every consumer on one shared store"
+            " (a shared PostgreSQL store is future work, issue 8)",
+        )
+
     # -- publishing ------------------------------------------------------
 
-    def _properties(self, message_id: str, headers: dict[str, Any] | None = None) -> pika.BasicProperties:
+    def _properties(self, message_id: str, headers: dict[str, Any] | None = None,
+                    owner: str | None = None) -> pika.BasicProperties:
+        if owner is not None:
+            headers = {**(headers or {}), STORE_HEADER: owner}
         return pika.BasicProperties(
             message_id=message_id,
             delivery_mode=pika.DeliveryMode.Persistent,
@@ -268,6 +338,7 @@ class AmqpQueue(Queue):
         ids = [uuid.uuid4().hex for _ in bodies]
         if not bodies:
             return []
+        owner = self.store_identity(create=False)
         if len(bodies) == 1:
             # One message is all-or-nothing by itself: publisher confirms, as the module.
             tries: list[None] = []
@@ -278,7 +349,7 @@ class AmqpQueue(Queue):
                 tries.append(None)
 
             return [self._publish_confirmed(TRIGGER_ROUTING_KEY, bodies[0], None, redeclare_on_retry,
-                                            exchange=TRIGGER_EXCHANGE, message_id=ids[0])]
+                                            exchange=TRIGGER_EXCHANGE, message_id=ids[0], owner=owner)]
 
         def publish() -> list[str]:
             pending = list(zip(ids, bodies))
@@ -287,7 +358,7 @@ class AmqpQueue(Queue):
                 self._returned.clear()
                 for message_id, body in pending:
                     ch.basic_publish(TRIGGER_EXCHANGE, TRIGGER_ROUTING_KEY, body,
-                                     self._properties(message_id), mandatory=True)
+                                     self._properties(message_id, owner=owner), mandatory=True)
                 ch.tx_commit()
                 # Returns precede commit-ok on the wire; this dispatches them.
                 assert self._conn is not None
@@ -304,20 +375,25 @@ class AmqpQueue(Queue):
 
     def _publish_confirmed(self, routing_key: str, body: bytes, headers: dict[str, Any] | None,
                            prepare: Callable[[], None], exchange: str = FAILOVER_EXCHANGE,
-                           message_id: str | None = None) -> str:
-        """Publish one message with confirms (to event.failover unless told); `prepare` declares its target."""
+                           message_id: str | None = None, owner: str | None = None) -> str:
+        """Publish one message with confirms (to event.failover unless told); `prepare` declares its target.
+
+        Without `exchange`, the message is a retry or dead letter of this store and carries its identity."""
         message_id = message_id or uuid.uuid4().hex
+        if exchange == FAILOVER_EXCHANGE:
+            owner = self.store_identity(create=True)
 
         def publish() -> str:
             for _ in range(PUBLISH_ATTEMPTS):
                 prepare()
                 try:
                     self._channel("_confirm_ch").basic_publish(
-                        exchange, routing_key, body, self._properties(message_id, headers), mandatory=True
+                        exchange, routing_key, body, self._properties(message_id, headers, owner), mandatory=True
                     )
                     return message_id
                 except pika.exceptions.UnroutableError:
-                    log.info("message for %s was unroutable (queue expired?); re-declaring", routing_key)
+                    log.info("message for %s was unroutable (queue deleted?); re-declaring", routing_key)
+                    self._declared.clear()
                 except pika.exceptions.NackError:
                     log.warning("broker refused a message for %s; publishing again", routing_key)
             raise AeError(f"RabbitMQ could not route a message with key {routing_key!r}")
@@ -334,9 +410,14 @@ class AmqpQueue(Queue):
         headers = {"x-retry-count": message.death_count}
         if target is None:
             return self._publish_confirmed(RETRY_ROUTING_KEY, message.encode(), headers, lambda: None)
-        return self._publish_confirmed(
-            target.routing_key, message.encode(), headers, lambda: declare_delay_queue(self._side, target)
-        )
+        self._record_delay_queue(target.name)
+
+        def declare() -> None:  # once per connection: delay queues do not expire
+            if target.name not in self._declared:
+                declare_delay_queue(self._side, target)
+                self._declared.add(target.name)
+
+        return self._publish_confirmed(target.routing_key, message.encode(), headers, declare)
 
     def dead_letter(self, body: bytes, reason: str, kind: str = RETRY) -> str:
         headers = {"x-death-reason": reason, "x-origin": kind}
@@ -370,6 +451,7 @@ class AmqpQueue(Queue):
     def receive(self, kinds: Iterable[str], timeout: float) -> Envelope | None:
         wanted = tuple(k for k in KINDS if k in set(kinds))
         deadline = time.monotonic() + max(0.0, timeout)
+        self.store_identity(create=True)  # a store that consumes has an identity for its triggers too
 
         def take() -> Envelope | None:
             self._consume(wanted)
@@ -378,6 +460,7 @@ class AmqpQueue(Queue):
                 if self._buffer:
                     envelope = self._buffer.popleft()
                     self._held[envelope.handle] = envelope.kind
+                    self.check_owner(envelope)
                     return envelope
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -418,7 +501,7 @@ class AmqpQueue(Queue):
     # -- inspection ------------------------------------------------------
 
     def _count(self, queue: str) -> int:
-        """Ready messages in `queue`; 0 when it does not exist (an expired delay queue)."""
+        """Ready messages in `queue`; 0 when it does not exist (a delay queue not used yet)."""
         try:
             frame = self._side().queue_declare(queue, passive=True)
         except pika.exceptions.ChannelClosedByBroker as exc:
@@ -436,7 +519,7 @@ class AmqpQueue(Queue):
             return QueueDepths(
                 trigger=self._count(TRIGGER_QUEUE),
                 retry_due=self._count(RETRY_QUEUE),
-                retry_delayed=sum(self._count(q.name) for q in delay_queues(self.policy)),
+                retry_delayed=sum(self._count(name) for name in self._delay_queue_names()),
                 dead_letters=self._count(DEADLETTER_QUEUE),
                 in_flight=self._in_flight(),
             )
@@ -474,7 +557,7 @@ class AmqpQueue(Queue):
             self._conn.process_data_events(0)
             # Delay queues before the retry queue: a message moving from one to
             # the other is then seen in one of them.
-            if RETRY in wanted and any(self._count(q.name) for q in delay_queues(self.policy)):
+            if RETRY in wanted and any(self._count(name) for name in self._delay_queue_names()):
                 return False
             if any(self._count(QUEUE_FOR_KIND[k]) for k in wanted):
                 return False

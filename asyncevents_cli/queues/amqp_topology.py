@@ -14,10 +14,19 @@ Exchanges (both durable topic exchanges):
 
 Delay queues have no consumers. Each holds messages for its ``x-message-ttl``
 and then dead-letters them to ``event.failover`` / ``event.retry``, where they
-become due. They are declared on demand and vanish after ``x-expires``
-(twice the TTL) unused, so a changed back-off does not leave queues behind.
-Each publish redeclares its delay queue, which resets that timer; because the
-expiry is twice the TTL, a message always leaves before its queue can expire.
+become due. They are declared on first use and never expire: RabbitMQ's
+``x-expires`` counts only declares, consumers and gets as use, not messages
+waiting in the queue, so an expiring delay queue can vanish with retries still
+in it (the module's own 2 x TTL expiry loses them when the publish comes late
+after the declare). Without it nothing deletes a queue that holds messages;
+the only deletion here is `declare_delay_queue` replacing a queue whose
+arguments changed, and that one runs with ``if-empty``. The set stays small:
+one queue per distinct back-off value, and back-offs are capped at
+``backoff_max_seconds`` units, so a policy names at most ``max_deaths`` of them.
+
+Every message ``ae`` publishes carries the header ``x-ae-store``, the identity
+of the store whose subscriptions and log it belongs to; RabbitMQ keeps headers
+when it dead-letters a message out of a delay queue.
 """
 
 from __future__ import annotations
@@ -40,6 +49,8 @@ RETRY_ROUTING_KEY = "event.retry"
 KILL_ROUTING_KEY = "event.retry.kill"
 INIT_QUEUE = "event.retry.init"
 INIT_ROUTING_KEY = "event.retry.init"
+#: The identity of the store a message belongs to (see `Store.identity`).
+STORE_HEADER = "x-ae-store"
 
 #: (queue, exchange, routing key) for the queues that always exist.
 STATIC_QUEUES: tuple[tuple[str, str, str], ...] = (
@@ -76,7 +87,6 @@ class DelayQueue:
             "x-message-ttl": self.ttl_ms,
             "x-dead-letter-exchange": FAILOVER_EXCHANGE,
             "x-dead-letter-routing-key": RETRY_ROUTING_KEY,
-            "x-expires": 2 * self.ttl_ms,
         }
 
 

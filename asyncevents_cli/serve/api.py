@@ -206,8 +206,6 @@ def list_subscriptions(
 def create_subscription(request: Request, body: CreateBody, token: Token) -> AsyncEvent:
     new = body.asyncEvent
     require_event(token, new.event_name)
-    if not new.verification_token.strip():
-        raise ApiError(400, "verification_token must not be empty")
     with backend(request).use() as rt:
         subscription, _ = subscribing.subscribe(
             rt.config, rt.store, new.event_name, new.recipient_url, new.verification_token, new.metadata,
@@ -226,7 +224,7 @@ def change_subscription(request: Request, subscription_id: SubscriptionId, body:
         if current is None:
             raise _not_found(subscription_id)
         require_event(token, current.event_name)
-        subscription = subscribing.change(rt.store, subscription_id, change.status, change.metadata)
+        subscription = subscribing.change(rt.config, rt.store, subscription_id, change.status, change.metadata)
     return display(subscription)
 
 

@@ -1,0 +1,28 @@
+"""`ae notifiers list`: the notifiers subscriptions can use, and where each comes from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from .. import notifiers
+from .context import JSON_OPTION
+from .output import emit, note, show, table
+
+notifiers_app = typer.Typer(help="Notifiers: how deliveries reach subscribers.", no_args_is_help=True)
+
+COLUMNS = ["name", "aliases", "source", "target", "recipient"]
+
+
+@notifiers_app.command("list")
+def list_notifiers(as_json: bool = JSON_OPTION) -> None:
+    """List installed notifiers (entry-point group asyncevents_cli.notifiers) and their sources."""
+    rows = [plugin.describe() for plugin in notifiers.plugins()]
+    for name, reason in sorted(notifiers.load_errors().items()):
+        note(f"ae: warning: notifier {name!r} failed to load: {reason}")
+
+    def render(data: list[dict[str, Any]]) -> None:
+        show(table(COLUMNS, [[", ".join(r[c]) if c == "aliases" else r[c] for c in COLUMNS] for r in data]))
+
+    emit(rows, as_json, render)
