@@ -437,3 +437,21 @@ def test_the_api_keeps_to_its_openapi_document(site: dict[str, Any], label: str,
         case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
 
     check()
+
+
+@pytest.mark.amqp
+def test_publish_over_http_with_the_rabbitmq_queue(tmp_path: Path, amqp_url: str, receiver: Receiver) -> None:
+    config = write_config(tmp_path, queue="amqp", amqp_url=amqp_url)
+    token = new_token(config, "publisher")
+    assert ae(config, "subscribe", EVENT, receiver.endpoint("/amqp"), "--secret", "s").exit_code == 0
+    server = start_server(config, tmp_path / "serve.log")
+    try:
+        published = httpx.post(server.url + API + "/async_event/publish", headers={"Authorization": f"Bearer {token}"},
+                               json={"event_name": EVENT, "arguments": {"increment_id": "CK1"}}, timeout=30)
+    finally:
+        assert server.stop() == 0, server.log()
+    assert published.status_code == 200, published.text
+    consumed = ae(config, "consume", "trigger", "--until-empty")
+    assert consumed.exit_code == 0, consumed.stderr
+    [delivery] = receiver.to("/amqp")
+    assert delivery.json == {"data": {"increment_id": "CK1"}} and delivery.signed_with("s")
