@@ -18,8 +18,7 @@ from .backoff import RetryPolicy
 from .config import Config
 from .errors import AeError, InputError
 from .queues.base import Queue
-from .search import matching_log_ids
-from .search_query import check_syntax
+from .search import check_syntax, matching_log_ids
 from .store import Store, timestamp
 from .trace import replay
 
@@ -71,33 +70,20 @@ def select(config: Config, store: Store, query: str, since: str | None = None,
     matched = set(matching_log_ids(config, store, query))
     if not matched:
         return []
-    ids = sorted(matched)
-    uuids: set[str] = set()
-    for chunk_start in range(0, len(ids), 500):
-        chunk = ids[chunk_start : chunk_start + 500]
-        marks = ",".join("?" * len(chunk))
-        uuids.update(r[0] for r in store.conn.execute(
-            f"SELECT DISTINCT uuid FROM delivery_log WHERE log_id IN ({marks})", chunk))
     chosen: list[Candidate] = []
-    names = sorted(uuids)
     statuses: dict[int, str] = {}
-    for chunk_start in range(0, len(names), 500):
-        some = names[chunk_start : chunk_start + 500]
-        marks = ",".join("?" * len(some))
-        latest = store.db.query(
-            f"SELECT * FROM delivery_log WHERE log_id IN (SELECT MAX(log_id) FROM delivery_log"
-            f" WHERE uuid IN ({marks}) GROUP BY uuid)", some)
-        for row in latest:
-            if row["log_id"] not in matched:
-                continue  # an older attempt matched, but the chain has moved on
-            if (start and row["created"] < start) or (stop and row["created"] >= stop):
-                continue
-            sub_id = row["subscription_id"]
-            if sub_id not in statuses:
-                sub = store.find_subscription(sub_id)
-                statuses[sub_id] = "deleted" if sub is None else "enabled" if sub.enabled else "disabled"
-            chosen.append(Candidate(row["uuid"], row["log_id"], row["event_name"], sub_id, row["created"],
-                                    bool(row["success"]), statuses[sub_id]))
+    latest = store.latest_attempts(sorted(store.uuids_of(sorted(matched))))
+    for row in latest:
+        if row["log_id"] not in matched:
+            continue  # an older attempt matched, but the chain has moved on
+        if (start and row["created"] < start) or (stop and row["created"] >= stop):
+            continue
+        sub_id = row["subscription_id"]
+        if sub_id not in statuses:
+            sub = store.find_subscription(sub_id, reveal=False)
+            statuses[sub_id] = "deleted" if sub is None else "enabled" if sub.enabled else "disabled"
+        chosen.append(Candidate(row["uuid"], row["log_id"], row["event_name"], sub_id, row["created"],
+                                bool(row["success"]), statuses[sub_id]))
     return sorted(chosen, key=lambda c: c.log_id)
 
 

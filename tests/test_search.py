@@ -22,16 +22,19 @@ from typer.testing import CliRunner
 from asyncevents_cli.cli.app import app
 from asyncevents_cli.publish import publish
 from asyncevents_cli.runtime import Runtime
-from asyncevents_cli.search import index_path
+from asyncevents_cli.search import index_path, matching_log_ids
 from asyncevents_cli.subscribe import subscribe
 
 from conftest import Receiver, _handler_for, write_config
 
 ORDERS: list[dict[str, Any]] = [
     {"increment_id": "CK00000101", "customer_email": "roni_cost@example.com", "grand_total": 45.5,
-     "items": [{"sku": "WS12-M-Orange", "qty": 1}], "note": "leave at the back door"},
+     "items": [{"sku": "WS12-M-Orange", "qty": 1}], "note": "leave at the back door",
+     "placed_on": "2026-04-09"},
     {"increment_id": "CK00000102", "customer_email": "veronica_costello@example.com", "grand_total": 92.0,
-     "items": [{"sku": "MJ01-L-Red", "qty": 2}, {"sku": "24-MB01", "qty": 1}]},
+     "items": [{"sku": "MJ01-L-Red", "name": "Beaumont Summit Kit", "qty": 2},
+               {"sku": "24-MB01", "name": "Electra Bra Top", "qty": 1}],
+     "placed_on": "2026-05-01T10:30:00Z"},
     {"increment_id": "SO00000103", "customer_email": "roni_cost@example.com", "grand_total": 17.25,
      "items": [{"sku": "24-MB01", "qty": 1}], "note": "back door is locked"},
 ]
@@ -298,3 +301,89 @@ def test_corrupt_index_is_rebuilt(data: Path) -> None:
     folder.mkdir()
     (folder / "_MAIN_1.toc").write_bytes(b"not an index")
     assert search_ids(data, "data.data.items.sku:24-MB01") == want
+
+
+# -- regression tests for defects found against a Lucene oracle -------------------------
+
+
+def test_a_minus_b_excludes_every_document_matching_b(data: Path) -> None:
+    """whoosh's AndNotMatcher checked only the first positive match against the negative side:
+    `log_id:[31 TO *] -success:true` returned log 31 although it succeeded."""
+    rows = rows_of(data)
+    for row in rows:
+        first = row["log_id"]
+        want = expected(data, lambda r: r["log_id"] >= first and r["success"] == 0)
+        assert search_ids(data, f"log_id:[{first} TO *] -success:true") == want
+        assert search_ids(data, f"+log_id:[{first} TO *] -success:true") == want
+        assert search_ids(data, f"log_id:[{first} TO *] NOT success:true") == want
+    # Bulk replay selects through the same matching.
+    with Runtime(data) as rt:
+        assert matching_log_ids(rt.config, rt.store, "event_name:sales.* -success:true") == expected(
+            data, lambda r: r["event_name"].startswith("sales.") and r["success"] == 0)
+
+
+@pytest.mark.parametrize("query,keep", [
+    ("data.data.placed_on:2026", lambda r: str(r["body"].get("placed_on", "")).startswith("2026")),
+    ("data.data.placed_on:2026-04", lambda r: str(r["body"].get("placed_on", "")).startswith("2026-04")),
+    ("data.data.placed_on:2026-04-09", lambda r: r["body"].get("placed_on") == "2026-04-09"),
+    ("data.data.placed_on:2026-05-01", lambda r: str(r["body"].get("placed_on", "")).startswith("2026-05-01")),
+    ("2026-05", lambda r: str(r["body"].get("placed_on", "")).startswith("2026-05")),
+    ("data.data.placed_on:[2026-04-01 TO 2026-04-30]", lambda r: r["body"].get("placed_on") == "2026-04-09"),
+])
+def test_parts_of_dates_are_found(data: Path, query: str, keep: Callable[[dict[str, Any]], bool]) -> None:
+    want = expected(data, keep)
+    assert want
+    assert search_ids(data, query) == want
+
+
+def test_decimals_stay_whole(data: Path) -> None:
+    assert search_ids(data, "data.data.grand_total:45") == []
+    assert search_ids(data, "data.data.grand_total:45.5") == expected(
+        data, lambda r: r["body"].get("grand_total") == 45.5)
+
+
+def test_a_phrase_never_spans_two_values(data: Path) -> None:
+    names = lambda r: [i.get("name", "") for i in r["body"].get("items", [])]  # noqa: E731
+    assert search_ids(data, 'data.data.items.name:"Summit Kit"') == expected(
+        data, lambda r: "Beaumont Summit Kit" in names(r))
+    # The last word of one item and the first of the next are not a phrase ...
+    assert search_ids(data, 'data.data.items.name:"Kit Electra"') == []
+    assert search_ids(data, 'data.data.items.sku:"red 24"') == []
+    assert search_ids(data, '"Kit Electra"') == []
+    # ... nor the last word of one field and the first of the next.
+    assert search_ids(data, '"example.com ck00000101"') == []
+    assert search_ids(data, '"Electra Bra Top"') == expected(data, lambda r: "Electra Bra Top" in names(r))
+
+
+def test_json_hits_carry_the_full_payload(data: Path) -> None:
+    result = ae(data, "search", "data.data.customer_email: roni_cost@example.com", "--json")
+    assert result.exit_code == 0
+    hits = json.loads(result.stdout)["results"]
+    by_id = {r["log_id"]: r for r in rows_of(data)}
+    assert len(hits) == 4
+    for hit in hits:
+        assert hit["payload"] == json.loads(by_id[hit["log_id"]]["serialized_data"])
+        assert hit["payload"]["data"]["customer_email"].lower() == "roni_cost@example.com"
+
+
+def test_json_hits_carry_the_payload_without_an_index(tmp_path: Path, receiver: Any) -> None:
+    config = build(tmp_path, receiver, indexing=False)
+    hits = json.loads(ae(config, "search", "veronica_costello", "--json").stdout)["results"]
+    assert hits and all(h["payload"]["data"]["customer_email"] == "veronica_costello@example.com" for h in hits)
+
+
+def test_prefix_queries_on_every_kind_of_word(data: Path) -> None:
+    """`CK*` reads the identifier prefixes; other prefixes walk words and numbers."""
+    increment = lambda r: str(r["body"].get("increment_id", ""))  # noqa: E731
+    for prefix in ("C", "CK", "CK0000010", "CK00000101", "SO0"):
+        assert search_ids(data, f"data.data.increment_id:{prefix}*") == expected(
+            data, lambda r: increment(r).lower().startswith(prefix.lower())), prefix
+    assert search_ids(data, "data.data.items.sku:mb*") == expected(data, lambda r: "24-MB01" in skus(r))
+    assert search_ids(data, "data.data.items.sku:24*") == expected(data, lambda r: "24-MB01" in skus(r))
+    assert search_ids(data, "data.data.customer_email:veron*") == expected(
+        data, lambda r: email(r).startswith("veron"))
+    assert search_ids(data, "data.data.grand_total:9*") == expected(
+        data, lambda r: str(r["body"].get("grand_total", "")).startswith("9"))
+    assert search_ids(data, "data.data.increment_id:*") == expected(data, lambda r: "increment_id" in r["body"])
+    assert search_ids(data, "data.data.increment_id:[CK00000102 TO *]") == expected(
+        data, lambda r: increment(r).lower() >= "ck00000102")

@@ -49,13 +49,13 @@ def logs(
 def prune(
     ctx: typer.Context,
     older_than: Optional[float] = typer.Option(
-        None, "--older-than", min=0, help="Age in days (default: settings.log_retention_days)."
+        None, "--older-than", min=0, max=36500, help="Age in days (default: settings.log_retention_days)."
     ),
 ) -> None:
     """Delete attempts older than the retention period (the module's clean-up job)."""
     rt = runtime(ctx)
     days = rt.config.settings["log_retention_days"] if older_than is None else older_than
-    from ..search import remove_pruned  # imported here: whoosh loads only when pruning
+    from ..search import remove_pruned
 
     removed = rt.store.prune_logs(days)
     # The search index follows the log: pruned attempts must not be found any more.

@@ -7,8 +7,7 @@ from typing import Any
 import typer
 
 from ..errors import InputError
-from ..search import SearchIndex, index_path, search_logs
-from ..search_query import check_syntax
+from ..search import check_syntax, index_path, open_index, search_logs
 from .context import JSON_OPTION, runtime
 from .output import emit, note, progress_bar, say, show, table, yes_no
 
@@ -18,12 +17,13 @@ index_app = typer.Typer(help="The search index kept beside the database (`<datab
 PROGRESS_THRESHOLD = 2000
 
 
-def _index(ctx: typer.Context) -> SearchIndex:
+def _index(ctx: typer.Context) -> Any:
     rt = runtime(ctx)
-    if not rt.config.settings["indexing"]:
+    ix = open_index(rt.config, rt.store)
+    if ix is None:
         raise InputError("search indexing is off (settings.indexing = false)",
                          hint="set indexing = true in [settings] to keep an index")
-    return SearchIndex(index_path(rt.config), rt.store)
+    return ix
 
 
 def search(
@@ -37,7 +37,7 @@ def search(
     rt = runtime(ctx)
     if rt.config.settings["indexing"]:
         check_syntax(query)  # a malformed query exits 2 before the index is touched
-        ix = SearchIndex(index_path(rt.config), rt.store)
+        ix = _index(ctx)
         try:
             behind = ix.behind()
             with progress_bar("indexing the delivery log", behind, behind >= PROGRESS_THRESHOLD) as advance:
@@ -68,7 +68,7 @@ def status(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     if not rt.config.settings["indexing"]:
         data: dict[str, Any] = {"indexing": False, "index_path": str(index_path(rt.config))}
     else:
-        data = {"indexing": True, **SearchIndex(index_path(rt.config), rt.store).status()}
+        data = {"indexing": True, **_index(ctx).status()}
 
     def render(d: dict[str, Any]) -> None:
         if not d["indexing"]:
@@ -86,7 +86,7 @@ def rebuild(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Rebuild the search index from the whole delivery log."""
     ix = _index(ctx)
     try:
-        total = runtime(ctx).store.conn.execute("SELECT COUNT(*) FROM delivery_log").fetchone()[0]
+        total = runtime(ctx).store.count_logs_after(0)
         with progress_bar("rebuilding the search index", total, not as_json) as advance:
             count = ix.rebuild(advance)
     finally:

@@ -11,12 +11,14 @@ steps here:
 2. `parse` runs a whoosh `QueryParser` configured for Lucene habits (dotted
    field names, an optional space after the colon, +/- only at the start of a
    term, `*` as an open range end);
-3. numeric comparisons on payload fields are rewritten to the hidden numeric
-   twin fields (`num.data...`), so `data.data.grand_total:[10 TO 50]` is a
-   numeric range, not a string range.
+3. `rewrite` maps the parsed query onto the index's lean schema (payload
+   fields become terms of the shared `paths`, `prefixes` and `numbers` fields,
+   see `analysis`), so `data.data.grand_total:[10 TO 50]` is a numeric range
+   and `data.data.increment_id:CK*` reads one posting list; and it turns
+   `a -b` (whoosh's AndNot, whose matcher lets some documents through that
+   match both) into `a AND NOT b`.
 
-`fallback_where` is the much smaller language used when `indexing = false`:
-every term is a case-insensitive substring of the logged data (see its docstring).
+The smaller language used when `indexing = false` is in `fallback`.
 """
 
 from __future__ import annotations
@@ -30,17 +32,16 @@ from whoosh import query
 from whoosh.fields import Schema
 from whoosh.qparser import FieldsPlugin, PlusMinusPlugin, QueryParser
 
-from .errors import InputError
+from ..errors import InputError
+from .analysis import IDENTIFIER, MARKS, MAX_PREFIX, NUMBER, NUMBER_RE, WORD, mark, path_term
 
 TOP_FIELDS = ("log_id", "uuid", "event_name", "success", "created", "data")
-NUMERIC_PREFIX = "num."  # hidden twin of every payload field holding a number
 BOOLEAN_WORDS = {"true": 1, "false": 0, "yes": 1, "no": 0, "1": 1, "0": 0, "t": 1, "f": 0}
 
 # A field name is letters, digits, `_` and dots, not starting with a digit; the
 # colon may be followed by spaces (`success: true`), as people type it.
 FIELD_RE = re.compile(r"(?P<text>[A-Za-z_][\w.]*):\s*")
 WORD_RE = re.compile(r"[^\s()\"\[\]{}]+")
-NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 DATE_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2}([T ]\d{2}(:\d{2}(:\d{2}(\.\d{1,6})?)?)?)?)?)?Z?$", re.IGNORECASE)
 RANGE_TO = re.compile(r"^(?P<start>.*?)\s*(?:^|\s)TO(?:\s|$)\s*(?P<end>.*)$", re.IGNORECASE | re.DOTALL)
 BINARY_OPS = {"AND", "OR", "ANDNOT", "ANDMAYBE"}
@@ -199,40 +200,113 @@ def _number(text: Any) -> float | None:
     return float(text) if NUMBER_RE.match(str(text)) else None
 
 
-def _rewrite_numbers(q: query.Query) -> query.Query:
-    """Send numeric comparisons on payload fields to their numeric twins."""
-    if isinstance(q, query.TermRange) and is_payload_field(q.fieldname):
+def _numbers(path: str, start: float | None, end: float | None, startexcl: bool = False,
+             endexcl: bool = False) -> query.Query:
+    """Numbers at `path` within [start, end]: whoosh's tiered numeric ranges, on path-keyed terms."""
+    from whoosh.util.numeric import tiered_ranges
+
+    from .index import NUMBER_CODEC
+
+    codec = NUMBER_CODEC
+    prefix = (path + NUMBER).encode()
+    low = None if start is None else codec.prepare_number(start)
+    high = None if end is None else codec.prepare_number(end)
+    parts: list[query.Query] = []
+    for low_n, high_n, shift in tiered_ranges(codec.numtype, codec.bits, codec.signed, low, high,
+                                              codec.shift_step, startexcl, endexcl):
+        first = prefix + codec.sortable_to_bytes(low_n, shift)
+        if low_n == high_n:
+            parts.append(query.Term("numbers", first))
+        else:
+            parts.append(query.TermRange("numbers", first, prefix + codec.sortable_to_bytes(high_n, shift)))
+    return query.Or(parts) if parts else query.NullQuery
+
+
+def _space_end(path: str, space: str) -> str:
+    """A bound after every term of one key space of a path (exclusive)."""
+    return path + chr(ord(space) + 1)
+
+
+def _prefix(path: str, text: str) -> query.Query:
+    """`path:text*` over the three key spaces (see `analysis`)."""
+    if not text:
+        return query.Or([query.Prefix("paths", path + space) for space in MARKS])
+    if text[0].isdigit() or text[0] in "+-.":  # identifiers and numbers that start with a digit
+        return query.Or([query.Prefix("paths", path + IDENTIFIER + text),
+                         query.Prefix("paths", path + NUMBER + text)])
+    parts: list[query.Query] = []
+    if len(text) <= MAX_PREFIX:
+        parts.append(query.Term("prefixes", path + WORD + text))  # every identifier, one posting list
+    else:
+        parts.append(query.Prefix("paths", path + IDENTIFIER + text))
+    if mark(text) == WORD:
+        parts.append(query.Prefix("paths", path + WORD + text))
+    return query.Or(parts)
+
+
+def _payload(q: query.Query) -> query.Query:
+    """A leaf on a payload field (`data.<path>`), on the index's shared fields."""
+    path = q.fieldname
+    if isinstance(q, query.Term):
+        text = str(q.text)
+        term = query.Term("paths", path_term(path, text), boost=q.boost)
+        number = _number(text)
+        return query.Or([term, _numbers(path, number, number)]) if number is not None else term
+    if isinstance(q, query.Phrase):
+        return query.Phrase("paths", [path_term(path, w) for w in q.words], slop=q.slop, boost=q.boost)
+    if isinstance(q, query.Prefix):
+        return _prefix(path, str(q.text))
+    if isinstance(q, query.Wildcard):
+        return query.Or([query.Wildcard("paths", path + space + str(q.text)) for space in MARKS])
+    if isinstance(q, query.TermRange):
         start, end = _number(q.start), _number(q.end)
         start_ok = start is not None or q.start in (None, "")
         end_ok = end is not None or q.end in (None, "")
         if start_ok and end_ok and (start is not None or end is not None):
-            return query.NumericRange(
-                NUMERIC_PREFIX + q.fieldname, start, end, startexcl=q.startexcl, endexcl=q.endexcl, boost=q.boost
-            )
-        return q
-    if isinstance(q, query.Term) and is_payload_field(q.fieldname):
-        value = _number(q.text)
-        if value is not None:
-            # Either the text as written (`92.0`) or the same number (`92`).
-            return query.Or([q, query.NumericRange(NUMERIC_PREFIX + q.fieldname, value, value)])
-        return q
-    return q.apply(_rewrite_numbers)
+            return _numbers(path, start, end, q.startexcl, q.endexcl)
+        ranges = []
+        for space in MARKS:
+            low = path + space + (str(q.start) if q.start else "")
+            high, endexcl = (path + space + str(q.end), q.endexcl) if q.end else (_space_end(path, space), True)
+            ranges.append(query.TermRange("paths", low, high, startexcl=q.startexcl and bool(q.start),
+                                          endexcl=endexcl))
+        return query.Or(ranges)
+    if isinstance(q, query.Every):
+        return _prefix(path, "")
+    raise InputError(f"malformed query: {q} is not supported on a payload field")
+
+
+def rewrite(q: query.Query) -> query.Query:
+    """The parsed query, on the index's lean schema, with `a -b` made `a AND NOT b`."""
+    if isinstance(q, query.AndNot):
+        return query.And([rewrite(q.a), query.Not(rewrite(q.b))])
+    if getattr(q, "fieldname", None) and is_payload_field(q.fieldname) and q.is_leaf():
+        return _payload(q)
+    return q.apply(rewrite)
 
 
 def _errors(q: query.Query) -> Iterable[str]:
     if getattr(q, "error", None):
         yield str(q.error)
+    if isinstance(q, query.Every) and not getattr(q, "fieldname", None):
+        yield "'*:*' matches everything; search for a term or a field (see `ae search --help`)"
     for child in q.children():
         yield from _errors(child)
 
 
 def parse(text: str, schema: Schema) -> query.Query:
-    """Check and parse a user's query into a whoosh query over `schema`."""
+    """Check and parse a user's query into a whoosh query over `schema`, as written."""
     checked = check_syntax(text)
     q = make_parser(schema).parse(checked)
     for error in _errors(q):
         raise InputError(f"malformed query: {error}: {text}")
-    return _rewrite_numbers(q)
+    return q
+
+
+def parse_for_index(text: str, schema: Schema) -> tuple[query.Query, list[str]]:
+    """The query to run on the index, and the payload words to centre excerpts on."""
+    q = parse(text, schema)
+    return rewrite(q), needles(q)
 
 
 def needles(q: query.Query) -> list[str]:
@@ -251,68 +325,3 @@ def needles(q: query.Query) -> list[str]:
     return found
 
 
-def excerpt(serialized: str, wanted: Iterable[str], width: int = 80) -> str:
-    """About `width` characters of the logged body around the first match."""
-    lowered = serialized.lower()
-    hits = [p for p in (lowered.find(w.lower()) for w in wanted) if p >= 0]
-    start = max(0, min(hits) - width // 3) if hits else 0
-    piece = serialized[start : start + width]
-    return ("…" if start else "") + piece + ("…" if start + width < len(serialized) else "")
-
-
-# -- the fallback without an index ----------------------------------------
-
-FALLBACK_UNSUPPORTED = re.compile(r"(^|\s)(OR|NOT|ANDNOT|ANDMAYBE)(\s|$)|(^|[\s(])-|[()\[\]{}]")
-
-
-def _like(value: str) -> str:
-    """A LIKE pattern: `*` and `?` are wildcards; `%`, `_` and `\\` are literal."""
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
-
-
-def fallback_where(text: str) -> tuple[str, list[Any], list[str]]:
-    """The SQL condition for a query when `indexing = false`: (where, params, needles).
-
-    The module falls back to a substring match on the logged data; so does ae:
-    - the query is split into terms at spaces; a "quoted phrase" is one term;
-      `AND` and a leading `+` are accepted and change nothing (all terms must match);
-    - a bare term, `data:value` or `data.any.path:value` must appear in the logged
-      JSON body (case-insensitive for ASCII); the path is not checked;
-    - `uuid:`, `event_name:`, `log_id:` and `success:` compare with that column;
-      `created:2026-01-31` matches entries created on that day (a prefix);
-    - `*` and `?` inside a term are wildcards;
-    - OR, NOT, `-`, parentheses and ranges need the index and are rejected (exit 2).
-    """
-    checked = check_syntax(text)  # the same positions for the same mistakes
-    bad = FALLBACK_UNSUPPORTED.search(checked)
-    if bad:
-        raise InputError(
-            f"query needs the search index: {bad.group(0).strip()!r} at position {bad.start() + 1} is not "
-            "supported when settings.indexing = false (only terms, field:value pairs and AND)"
-        )
-    clauses: list[str] = []
-    params: list[Any] = []
-    wanted: list[str] = []
-    for match in re.finditer(r'(?:(?P<field>[A-Za-z_][\w.]*):\s*)?(?:"(?P<phrase>[^"]*)"|(?P<word>\S+))', checked):
-        field, value = match["field"], match["phrase"] if match["phrase"] is not None else match["word"]
-        if field is None and value in ("AND", "+"):
-            continue
-        value = value.lstrip("+") if field is None and match["phrase"] is None else value
-        if field == "log_id":
-            clauses.append("log_id = ?")
-            params.append(int(value))
-        elif field == "success":
-            clauses.append("success = ?")
-            params.append(BOOLEAN_WORDS[value.lower()])
-        elif field in ("uuid", "event_name"):
-            clauses.append(f"{field} LIKE ? ESCAPE '\\'")
-            params.append(_like(value))
-        elif field == "created":
-            clauses.append("created LIKE ? ESCAPE '\\'")
-            params.append(_like(value.replace("T", " ").rstrip("Z")) + "%")
-        else:
-            clauses.append("serialized_data LIKE ? ESCAPE '\\'")
-            params.append("%" + _like(value) + "%")
-            wanted.append(re.split(r"[*?]", value)[0])
-    return " AND ".join(clauses) or "1", params, wanted
