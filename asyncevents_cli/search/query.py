@@ -297,7 +297,12 @@ def _errors(q: query.Query) -> Iterable[str]:
 def parse(text: str, schema: Schema) -> query.Query:
     """Check and parse a user's query into a whoosh query over `schema`, as written."""
     checked = check_syntax(text)
-    q = make_parser(schema).parse(checked)
+    try:
+        q = make_parser(schema).parse(checked)
+    except Exception:  # noqa: BLE001 - parsing is pure: any failure is the query's
+        # whoosh's parser raises on a few inputs the syntax check lets by, such as
+        # a phrase on a boolean field (`success:""`) or `NOT NOT x`.
+        raise InputError(f"malformed query: whoosh cannot parse it: {text}") from None
     for error in _errors(q):
         raise InputError(f"malformed query: {error}: {text}")
     return q
