@@ -457,3 +457,16 @@ def test_publish_over_http_with_the_rabbitmq_queue(tmp_path: Path, amqp_url: str
     assert consumed.exit_code == 0, consumed.stderr
     [delivery] = receiver.to("/amqp")
     assert delivery.json == {"data": {"increment_id": "CK1"}} and delivery.signed_with("s")
+
+
+def test_publish_answers_503_when_the_queue_is_unreachable(tmp_path: Path) -> None:
+    config = write_config(tmp_path, queue="amqp", amqp_url=f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F")
+    token = new_token(config, "publisher")
+    server = start_server(config, tmp_path / "serve.log")
+    try:
+        response = httpx.post(server.url + API + "/async_event/publish", headers={"Authorization": f"Bearer {token}"},
+                              json={"event_name": EVENT, "arguments": {}}, timeout=30)
+    finally:
+        assert server.stop() == 0, server.log()
+    assert response.status_code == 503, response.text
+    assert set(response.json()) == {"message"} and "RabbitMQ" in response.json()["message"]
