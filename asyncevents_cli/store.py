@@ -652,17 +652,39 @@ class Store:
         return int(row["m"])
 
     def prune_logs(self, older_than_days: float) -> list[int]:
-        """Delete attempts older than the given age; return the removed log ids."""
+        """Delete whole delivery chains that have finished (delivered, dead-lettered or
+        stopped) and whose last attempt is older than the given age; return the removed
+        log ids. A chain still retrying keeps every attempt, and a finished chain is
+        kept whole until all of it is old, so no trace loses its earlier attempts."""
         cutoff = timestamp(utcnow() - timedelta(days=older_than_days))
         with self.transaction():
-            ids = [r[0] for r in self.conn.execute("SELECT log_id FROM delivery_log WHERE created < ?", (cutoff,))]
-            self.conn.execute("DELETE FROM delivery_log WHERE created < ?", (cutoff,))
-            # A delivery whose every attempt is gone has nothing left to trace.
+            self.conn.execute("DROP TABLE IF EXISTS temp.pruned_uuids")
             self.conn.execute(
-                "DELETE FROM deliveries WHERE state != ? AND uuid NOT IN (SELECT uuid FROM delivery_log)",
+                "CREATE TEMP TABLE pruned_uuids AS SELECT l.uuid FROM delivery_log l"
+                " LEFT JOIN deliveries d ON d.uuid = l.uuid GROUP BY l.uuid"
+                " HAVING MAX(l.created) < ? AND COALESCE(MAX(d.state), '') != ?",
+                (cutoff, RETRYING),
+            )
+            ids = [r[0] for r in self.conn.execute(
+                "SELECT log_id FROM delivery_log WHERE uuid IN (SELECT uuid FROM temp.pruned_uuids)")]
+            self.conn.execute("DELETE FROM delivery_log WHERE uuid IN (SELECT uuid FROM temp.pruned_uuids)")
+            self.conn.execute(
+                "DELETE FROM deliveries WHERE state != ? AND uuid IN (SELECT uuid FROM temp.pruned_uuids)",
                 (RETRYING,),
             )
+            self.conn.execute("DROP TABLE temp.pruned_uuids")
         return ids
+
+    def delivered_uuids(self, uuids: Sequence[str]) -> set[str]:
+        """Those of `uuids` whose latest chain ended delivered."""
+        found: set[str] = set()
+        unique = sorted(set(uuids))
+        for start in range(0, len(unique), 500):
+            some = unique[start:start + 500]
+            marks = ",".join("?" * len(some))
+            found.update(row[0] for row in self.conn.execute(
+                f"SELECT uuid FROM deliveries WHERE state = ? AND uuid IN ({marks})", (DELIVERED, *some)))
+        return found
 
     def delivery_counts(self) -> list[dict[str, Any]]:
         """Per subscription: attempts, successes, failures, and chains by state."""

@@ -71,6 +71,7 @@ from .base import (
     QUEUE_FOR_KIND,
     RETRY,
     RETRY_QUEUE,
+    TRIGGER,
     TRIGGER_QUEUE,
     DeadLetter,
     Envelope,
@@ -541,13 +542,57 @@ class AmqpQueue(Queue):
                         break
                     headers = dict(props.headers or {})
                     letters.append(DeadLetter(props.message_id or None, str(headers.get("x-origin", RETRY)),
-                                              str(headers.get("x-death-reason", "")), body))
+                                              str(headers.get("x-death-reason", "")), body,
+                                              float(props.timestamp) if props.timestamp else None))
             finally:
                 if channel.is_open:
                     channel.close()
             return letters
 
         return self._run(peek)
+
+    def _sweep_dead_letters(self, take: Callable[[Any, bytes], bool]) -> int:
+        """Read every parked message on a channel of its own; acknowledge (remove) those
+        `take(props, body)` accepts. Closing the channel puts the others back."""
+
+        def sweep() -> int:
+            assert self._conn is not None
+            channel = self._conn.channel()
+            taken = 0
+            try:
+                while True:
+                    method, props, body = channel.basic_get(DEADLETTER_QUEUE, auto_ack=False)
+                    if method is None:
+                        return taken
+                    if take(props, body):
+                        channel.basic_ack(method.delivery_tag)
+                        taken += 1
+            finally:
+                if channel.is_open:
+                    channel.close()
+
+        return self._run(sweep)
+
+    def purge_dead_letters(self, before: float | None = None) -> int:
+        if before is None:
+            return self._run(lambda: int(self._side().queue_purge(DEADLETTER_QUEUE).method.message_count))
+        return self._sweep_dead_letters(lambda props, _body: bool(props.timestamp) and props.timestamp < before)
+
+    def requeue_dead_triggers(self) -> list[str]:
+        """Each parked trigger is published again (confirmed) before its parked copy is
+        removed: a crash in between leaves both, never neither."""
+        ids: list[str] = []
+        owner = self.store_identity(create=False)
+
+        def requeue(props: Any, body: bytes) -> bool:
+            if str(dict(props.headers or {}).get("x-origin", RETRY)) != TRIGGER:
+                return False
+            ids.append(self._publish_confirmed(TRIGGER_ROUTING_KEY, body, None, lambda: None,
+                                               exchange=TRIGGER_EXCHANGE, owner=owner))
+            return True
+
+        self._sweep_dead_letters(requeue)
+        return ids
 
     def is_empty(self, kinds: Iterable[str]) -> bool:
         wanted = set(kinds)

@@ -68,6 +68,7 @@ class DeadLetter:
     origin: str  # TRIGGER or RETRY: which queue it was parked from
     reason: str
     body: bytes
+    parked_at: float | None = None  # epoch seconds, where the backend knows it
 
 
 class Queue(ABC):
@@ -118,6 +119,16 @@ class Queue(ABC):
     @abstractmethod
     def peek_dead_letters(self, limit: int) -> list[DeadLetter]:
         """Up to `limit` parked messages, oldest first, without removing them."""
+
+    @abstractmethod
+    def purge_dead_letters(self, before: float | None = None) -> int:
+        """Delete parked messages (only those parked before `before`, epoch seconds,
+        if given; a message of unknown age is kept then). Return how many."""
+
+    @abstractmethod
+    def requeue_dead_triggers(self) -> list[str]:
+        """Put every parked trigger back on the trigger queue, as it was published;
+        return the new message ids. Parked retries stay (`ae replay` restarts them)."""
 
     @abstractmethod
     def is_empty(self, kinds: Iterable[str]) -> bool:

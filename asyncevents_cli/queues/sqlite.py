@@ -219,15 +219,37 @@ class SqliteQueue(Queue):
 
     def peek_dead_letters(self, limit: int) -> list[DeadLetter]:
         rows = self.store.conn.execute(
-            "SELECT message_id, body, headers FROM queue_messages WHERE queue = ? ORDER BY id LIMIT ?",
+            "SELECT message_id, body, headers, created FROM queue_messages WHERE queue = ? ORDER BY id LIMIT ?",
             (DEADLETTER_QUEUE, limit),
         ).fetchall()
         letters = []
-        for message_id, body, headers in rows:
+        for message_id, body, headers, created in rows:
             meta = json.loads(headers or "{}")
             letters.append(DeadLetter(message_id, meta.get("x-origin", RETRY), meta.get("x-death-reason", ""),
-                                      bytes(body)))
+                                      bytes(body), created))
         return letters
+
+    def purge_dead_letters(self, before: float | None = None) -> int:
+        with self.store.transaction():
+            cursor = self.store.conn.execute(
+                "DELETE FROM queue_messages WHERE queue = ? AND (? IS NULL OR created < ?)",
+                (DEADLETTER_QUEUE, before, before),
+            )
+        return cursor.rowcount
+
+    def requeue_dead_triggers(self) -> list[str]:
+        with self.store.transaction():
+            rows = self.store.conn.execute(
+                "SELECT id, message_id, headers FROM queue_messages WHERE queue = ? ORDER BY id", (DEADLETTER_QUEUE,)
+            ).fetchall()
+            parked = [(row_id, message_id) for row_id, message_id, headers in rows
+                      if json.loads(headers or "{}").get("x-origin") == TRIGGER]
+            self.store.conn.executemany(
+                "UPDATE queue_messages SET queue = ?, available_at = ?, headers = '{}', lease_token = NULL,"
+                " deliveries = 0 WHERE id = ?",
+                [(TRIGGER_QUEUE, self.clock(), row_id) for row_id, _ in parked],
+            )
+        return [message_id for _, message_id in parked]
 
 
 __all__ = ["SqliteQueue", "TRIGGER", "RETRY"]
