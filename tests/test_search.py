@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -387,3 +391,34 @@ def test_prefix_queries_on_every_kind_of_word(data: Path) -> None:
     assert search_ids(data, "data.data.increment_id:*") == expected(data, lambda r: "increment_id" in r["body"])
     assert search_ids(data, "data.data.increment_id:[CK00000102 TO *]") == expected(
         data, lambda r: increment(r).lower() >= "ck00000102")
+
+
+def test_index_follow_keeps_the_index_current_in_its_own_process(data: Path, receiver: Any) -> None:
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "asyncevents_cli", "--config", str(data), "index", "follow", "--interval", "0.1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with Runtime(data) as rt:
+            publish(rt.config, rt.queue, "sales.order.created", {"increment_id": "SO00000105"})
+            rt.worker(poll_timeout=0.02).run(until_empty=True)
+            last = rt.store.max_log_id()
+        deadline = time.monotonic() + 60
+        while json.loads(ae(data, "index", "status", "--json").stdout)["indexed_up_to"] < last:
+            assert follower.poll() is None, follower.stderr.read() if follower.stderr else ""
+            assert time.monotonic() < deadline, "the follower did not catch up"
+            time.sleep(0.1)
+    finally:
+        follower.send_signal(signal.SIGTERM)
+        _, stderr = follower.communicate(timeout=30)
+    assert follower.returncode == 0, stderr
+    assert f"up to log_id {last}" in stderr
+    assert search_ids(data, "SO00000105") == expected(data, lambda r: r["body"].get("increment_id") == "SO00000105")
+
+
+def test_index_follow_once_and_without_indexing(tmp_path: Path, receiver: Any, data: Path) -> None:
+    result = ae(data, "index", "follow", "--once")
+    assert result.exit_code == 0 and "index follow: stopped, up to log_id" in result.stderr
+    assert json.loads(ae(data, "index", "status", "--json").stdout)["behind"] == 0
+    config = build(tmp_path, receiver, indexing=False)
+    result = ae(config, "index", "follow", "--once")
+    assert result.exit_code == 2 and "indexing is off" in result.stderr
