@@ -151,6 +151,9 @@ SYNTAX = [
     ("* wildcard", "event_name:sales.*", lambda r: r["event_name"].startswith("sales.")),
     ("? wildcard", "data.data.increment_id:CK0000010?", lambda r: r["body"].get("increment_id", "")[:2] == "CK"),
     ("success false", "success: false", lambda r: r["success"] == 0),
+    ("a lone NOT", "NOT success:true", lambda r: r["success"] == 0),
+    ("OR with NOT", "data.data.grand_total:[90 TO *] OR NOT event_name:sales.order.created",
+     lambda r: r["body"].get("grand_total", 0) >= 90 or r["event_name"] != "sales.order.created"),
     ("uuid is case-insensitive", "", None),  # filled in by the test from the data
 ]
 
@@ -279,6 +282,9 @@ def test_prune_removes_entries_from_the_index(data: Path) -> None:
     result = ae(data, "logs", "prune", "--older-than", "30")
     assert result.exit_code == 0 and "pruned 2" in result.stdout
     assert search_ids(data, "CK00000101") == []
+    assert search_ids(data, "data.data.increment_id:CK*") == expected(
+        data, lambda r: str(r["body"].get("increment_id", "")).startswith("CK"))
+    assert search_ids(data, "NOT success:false") == expected(data, lambda r: r["success"] == 1)
     assert sorted(search_ids_all(data)) == sorted(r["log_id"] for r in rows_of(data))
     assert json.loads(ae(data, "index", "status", "--json").stdout)["documents"] == 3
 

@@ -26,6 +26,7 @@ added again, so a crash between the two cannot duplicate documents.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -43,6 +44,7 @@ from whoosh.system import emptybytes
 from ..errors import AeError, InputError
 from ..store import Store
 from .analysis import WORD_RE, BodyTerms, body_terms, plain_text_terms
+from .matching import SegmentMatcher, log_id_column
 from .query import parse_for_index
 from .results import Hits, page_rows
 
@@ -144,6 +146,13 @@ def build_schema() -> fields.Schema:
     return schema
 
 
+@functools.lru_cache(maxsize=1)
+def parser_schema() -> fields.Schema:
+    """The schema queries are parsed with: the index's, built once per process
+    (reading it from the index would read the table of contents again)."""
+    return build_schema()
+
+
 def log_document(row: dict[str, Any]) -> dict[str, Any]:
     """The index document of one delivery_log row."""
     serialized = row["serialized_data"] or ""
@@ -235,7 +244,9 @@ class SearchIndex:
 
     def _writer(self, ix: index.Index) -> Any:
         try:
-            return ix.writer(timeout=30.0, codec=LeanCodec(), limitmb=POOL_MB)
+            # Separate files per segment, not whoosh's compound file: opening a file
+            # inside a compound file copies it into memory, on every search.
+            return ix.writer(timeout=30.0, codec=LeanCodec(), limitmb=POOL_MB, compound=False)
         except LockError:
             raise AeError(f"search index {self.path} is locked by another process; try again") from None
 
@@ -319,14 +330,14 @@ class SearchIndex:
     def _matching(self, text: str) -> tuple[list[int], list[str]]:
         """Every matching log id, newest first, and the words to centre excerpts on."""
         ix = self._open()
-        q, wanted = parse_for_index(text, ix.schema)
+        q, wanted = parse_for_index(text, parser_schema())
         log_ids: list[int] = []
         with ix.searcher() as searcher:
-            # Without scoring or whoosh's sorting collector: the matching document
-            # numbers of each segment, mapped to log ids through the sortable column.
+            # Without scoring or whoosh's sorting collector: the matching documents
+            # of each segment (see `matching`), mapped to log ids through the column.
             for sub, _ in searcher.leaf_searchers():
-                column = sub.reader().column_reader("log_id")
-                log_ids.extend(column[docnum] for docnum in q.docs(sub))
+                log_id = log_id_column(sub.reader())
+                log_ids.extend(map(log_id, SegmentMatcher(sub).docs(q)))
         log_ids.sort(reverse=True)
         return log_ids, wanted
 

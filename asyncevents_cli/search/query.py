@@ -292,10 +292,21 @@ def _errors(q: query.Query) -> Iterable[str]:
         yield from _errors(child)
 
 
+_parsers: dict[int, tuple[Schema, QueryParser]] = {}
+
+
+def _parser(schema: Schema) -> QueryParser:
+    """One parser per schema object: building one costs more than parsing."""
+    kept = _parsers.get(id(schema))
+    if kept is None or kept[0] is not schema:
+        kept = _parsers[id(schema)] = (schema, make_parser(schema))
+    return kept[1]
+
+
 def parse(text: str, schema: Schema) -> query.Query:
     """Check and parse a user's query into a whoosh query over `schema`, as written."""
     checked = check_syntax(text)
-    q = make_parser(schema).parse(checked)
+    q = _parser(schema).parse(checked)
     for error in _errors(q):
         raise InputError(f"malformed query: {error}: {text}")
     return q
