@@ -43,9 +43,11 @@ def search(
             behind = ix.behind()
             with progress_bar("indexing the delivery log", behind, behind >= PROGRESS_THRESHOLD) as advance:
                 ix.catch_up(advance)
+            hits = ix.search(query, limit, offset)
         finally:
             ix.close()
-    hits = search_logs(rt.config, rt.store, query, limit, offset)
+    else:
+        hits = search_logs(rt.config, rt.store, query, limit, offset)
     data = {"query": query, "mode": hits.mode, "total": hits.total, "offset": offset, "limit": limit,
             "results": hits.rows}
 
