@@ -336,6 +336,8 @@ class SearchIndex:
             # Without scoring or whoosh's sorting collector: the matching documents
             # of each segment (see `matching`), mapped to log ids through the column.
             for sub, _ in searcher.leaf_searchers():
+                if not sub.reader().doc_count_all():
+                    continue  # an empty index has no log_id column at all
                 log_id = log_id_column(sub.reader())
                 log_ids.extend(map(log_id, SegmentMatcher(sub).docs(q)))
         log_ids.sort(reverse=True)
