@@ -12,7 +12,10 @@ def backoff_units(death_count: int, exponent: float = 2, max_units: float = 60) 
     """
     if death_count < 1:
         raise ValueError("death_count starts at 1")
-    return min(float(max_units), float(death_count) ** exponent)
+    try:
+        return min(float(max_units), float(death_count) ** exponent)
+    except OverflowError:  # a huge death count: the cap applies
+        return float(max_units)
 
 
 @dataclass(frozen=True)

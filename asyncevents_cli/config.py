@@ -46,8 +46,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("backoff_unit_seconds", float, 1.0, "length of one back-off unit in seconds"),
     Setting("indexing", bool, True, "keep a search index of the delivery log"),
     Setting("log_retention_days", int, 30, "`ae logs prune` default age"),
+    Setting("deny_private_targets", bool, False,
+            "refuse recipients on loopback, private and other non-global addresses"),
     Setting("eventbridge_source", str, "ae", "Source of the events the eventbridge notifier puts"),
 )
+#: Inclusive bounds of the numeric settings: finite, and small enough that
+#: every back-off stays representable (AMQP TTLs, timestamps) and sane.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "max_deaths": (0, 1000),
+    "backoff_exponent": (0, 10),
+    "backoff_max_seconds": (0, 1_000_000),
+    "backoff_unit_seconds": (0, 3600),
+    "log_retention_days": (0, 36500),
+}
+#: The longest single back-off (backoff_max_seconds units of backoff_unit_seconds).
+MAX_BACKOFF_SECONDS = 30 * 24 * 3600
+AMQP_SCHEMES = ("amqp", "amqps")
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 EVENT_KEYS = {"description", "service"}
 
@@ -154,19 +168,44 @@ def _validate(settings: dict[str, Any], where: Mapping[str, str]) -> None:
 
     if settings["queue"] not in QUEUE_BACKENDS:
         raise bad("queue", f"must be one of {', '.join(QUEUE_BACKENDS)}, got {settings['queue']!r}")
-    if settings["max_deaths"] < 0:
-        raise bad("max_deaths", "must be 0 or more")
-    for name in ("backoff_exponent", "backoff_max_seconds", "backoff_unit_seconds"):
-        if math.isnan(settings[name]):
-            raise bad(name, "must be a number, got nan")
-        if settings[name] < 0:
-            raise bad(name, "must be 0 or more")
-    if settings["log_retention_days"] < 0:
-        raise bad("log_retention_days", "must be 0 or more")
+    for name, (low, high) in BOUNDS.items():
+        value = settings[name]
+        if not math.isfinite(value):
+            raise bad(name, f"must be a finite number, got {value}")
+        if not low <= value <= high:
+            shown = f"{value:g}" if isinstance(value, float) else str(value)
+            raise bad(name, f"must be between {low:g} and {high:g}, got {shown}")
+    longest = settings["backoff_max_seconds"] * settings["backoff_unit_seconds"]
+    if longest > MAX_BACKOFF_SECONDS:
+        raise bad("backoff_unit_seconds", f"x backoff_max_seconds gives a longest back-off of {longest:g} s;"
+                                          f" at most {MAX_BACKOFF_SECONDS} s (30 days)")
     if not settings["database"]:
         raise bad("database", "must not be empty")
+    if "\0" in settings["database"]:
+        raise bad("database", "must not contain a NUL character")
     if not 1 <= len(settings["eventbridge_source"].strip()) <= 256:
         raise bad("eventbridge_source", "must be 1 to 256 characters")
+    why = amqp_url_problem(settings["amqp_url"])
+    if why:
+        raise bad("amqp_url", f"is not an AMQP URL ({why}): {redact_url(settings['amqp_url'])!r}")
+
+
+def amqp_url_problem(url: str) -> str | None:
+    """Why `url` is not an amqp(s)://[user[:password]@]host[:port][/vhost] URL, or None."""
+    if any(ord(c) < 0x21 or c == "\x7f" for c in url):
+        return "it contains whitespace or a control character"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in AMQP_SCHEMES:
+        return "the scheme must be amqp or amqps"
+    if not parts.hostname:
+        return "it names no host"
+    if port is not None and not 0 < port < 65536:
+        return f"port {port} is out of range"
+    return None
 
 
 def _parse_events(raw: Any, path: Path) -> dict[str, EventDefinition]:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from .config import Config
 from .errors import InputError
-from .messages import TriggerMessage
+from .messages import TriggerMessage, check_store_id
 from .queues.base import Queue
+from .strict_json import JsonRejected, loads
 
 MAX_DATA_BYTES = 1024 * 1024  # one event's published arguments, as JSON
 
@@ -20,18 +20,12 @@ def parse_data(text: str, where: str = "--data") -> dict[str, Any]:
     if len(text.encode("utf-8", "replace")) > MAX_DATA_BYTES:
         raise InputError(f"{where}: data is larger than {MAX_DATA_BYTES // 1024} KiB")
     try:
-        value = json.loads(text) if text.strip() else {}
-    except ValueError as exc:
-        raise InputError(f"{where}: not valid JSON: {exc}") from None
+        value = loads(text) if text.strip() else {}
+    except JsonRejected as exc:
+        raise InputError(f"{where}: {exc}") from None
     if not isinstance(value, dict):
         raise InputError(f"{where}: data must be a JSON object, got {type(value).__name__}")
     return value
-
-
-def check_store_id(store_id: int) -> int:
-    if store_id < 0:
-        raise InputError(f"store id must be 0 or more, got {store_id}")
-    return store_id
 
 
 def publish(config: Config, queue: Queue, event_name: str, data: dict[str, Any], store_id: int = 0) -> str:

@@ -40,7 +40,7 @@ class Runtime:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store(self.config.database_path)
+            self._store = Store(self.config.database_path, None if self._environ is None else dict(self._environ))
         return self._store
 
     @property
@@ -68,6 +68,7 @@ class Runtime:
         return self._dispatcher
 
     def worker(self, kinds: tuple[str, ...] = KINDS, **options: Any) -> Worker:
+        self.store.check_secret_key()  # a wrong key stops here, before a message is taken
         return Worker(self.dispatcher(), self.queue, kinds, **options)
 
     def close(self) -> None:

@@ -80,7 +80,7 @@ def select(config: Config, store: Store, query: str, since: str | None = None,
             continue
         sub_id = row["subscription_id"]
         if sub_id not in statuses:
-            sub = store.find_subscription(sub_id)
+            sub = store.find_subscription(sub_id, reveal=False)
             statuses[sub_id] = "deleted" if sub is None else "enabled" if sub.enabled else "disabled"
         chosen.append(Candidate(row["uuid"], row["log_id"], row["event_name"], sub_id, row["created"],
                                 bool(row["success"]), statuses[sub_id]))

@@ -6,6 +6,7 @@ from typing import Any
 
 from .config import Config
 from .messages import MalformedMessage, RetryMessage, TriggerMessage
+from .netguard import redact_credentials
 from .queues.base import TRIGGER, Queue
 from .store import Store
 
@@ -15,7 +16,8 @@ def status(config: Config, store: Store, queue: Queue) -> dict[str, Any]:
         "backend": config.settings["queue"],
         "database": str(config.database_path),
         "queues": queue.depths().as_dict(),
-        "subscriptions": store.delivery_counts(),
+        "subscriptions": [{**row, "recipient_url": redact_credentials(row["recipient_url"])}
+                          for row in store.delivery_counts()],
     }
 
 

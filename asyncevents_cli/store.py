@@ -19,6 +19,8 @@ for each other instead of failing half-way.
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import sqlite3
 import threading
 import uuid as uuidlib
@@ -32,8 +34,12 @@ from typing import Any
 import sqlite_utils
 
 from .errors import AeError, NotFound
+from .secretbox import PREFIX as SEALED_PREFIX
+from .netguard import redact_credentials
+from .secretbox import SecretBox, is_sealed
 
 ENABLED, DISABLED = 1, 0
+MAX_ROWID = 2**63 - 1
 
 # Delivery states (table `deliveries`)
 DELIVERED = "delivered"
@@ -65,7 +71,7 @@ class Subscription:
     modified: str
     notifier: str
     store_id: int
-    verification_token: str
+    verification_token: str | None  # plaintext when read with reveal=True, else None
     signature_scheme: str = "magento"
     custom_headers: tuple[tuple[str, str], ...] = ()  # (name, value) pairs
     previous_token: str | None = None  # the token before the last rotation ...
@@ -85,6 +91,7 @@ class Subscription:
         for secret in ("verification_token", "previous_token", "previous_token_expires", "custom_headers"):
             del row[secret]
         row["status"] = "enabled" if self.enabled else "disabled"
+        row["recipient_url"] = redact_credentials(self.recipient_url)
         row["header_names"] = [name for name, _ in self.custom_headers]
         until = self.previous_token_until
         in_grace = self.previous_token and until is not None and (now or utcnow()) < until
@@ -130,11 +137,36 @@ class Attempt:
     message_id: str | None = None  # the queue message that caused it
 
 
+DELIVERY_LOG_SQL = """
+CREATE TABLE delivery_log (
+    log_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    uuid TEXT, subscription_id INTEGER, event_name TEXT, success INTEGER, status_code INTEGER,
+    response_data TEXT, created TEXT, serialized_data TEXT, death_count INTEGER, duration FLOAT,
+    message_id TEXT
+)"""
+DELIVERY_LOG_INDEXES = (["message_id", "subscription_id"], ["uuid"], ["created"], ["subscription_id", "success"])
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty database file readable by its owner only (SQLite gives its WAL
+    and shared-memory files the same mode)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 class Store:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, environ: dict[str, str] | None = None) -> None:
         self.path = Path(path)
+        self._environ = environ
+        self._box: SecretBox | None = None
+        self._lock = threading.RLock()
+        self._depth = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                _create_private(self.path)
             conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
             self.db = sqlite_utils.Database(conn)
             # WAL lets readers (status, trace) run beside a consumer; FULL sync
@@ -143,10 +175,9 @@ class Store:
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA busy_timeout=30000")
             self._create_schema()
+            self._seal_plaintext_tokens()
         except (sqlite3.DatabaseError, OSError) as exc:
             raise AeError(f"cannot open database {self.path}: {exc}") from None
-        self._lock = threading.RLock()
-        self._depth = 0
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -209,27 +240,13 @@ class Store:
             db.table("subscriptions").create_index(["event_name", "status"])
         self._migrate_subscriptions()
         if "delivery_log" not in db.table_names():
-            db.table("delivery_log").create(
-                {
-                    "log_id": int,
-                    "uuid": str,
-                    "subscription_id": int,
-                    "event_name": str,
-                    "success": int,
-                    "status_code": int,
-                    "response_data": str,
-                    "created": str,
-                    "serialized_data": str,
-                    "death_count": int,
-                    "duration": float,
-                    "message_id": str,
-                },
-                pk="log_id",
-            )
-            db.table("delivery_log").create_index(["message_id", "subscription_id"])
-            db.table("delivery_log").create_index(["uuid"])
-            db.table("delivery_log").create_index(["created"])
-            db.table("delivery_log").create_index(["subscription_id", "success"])
+            with self.transaction():
+                self.conn.execute(DELIVERY_LOG_SQL)
+                self._new_log_generation()
+            for columns in DELIVERY_LOG_INDEXES:
+                db.table("delivery_log").create_index(columns, if_not_exists=True)
+        elif not self._log_ids_are_never_reused():
+            self._migrate_to_autoincrement()
         if "deliveries" not in db.table_names():
             db.table("deliveries").create(
                 {
@@ -244,6 +261,109 @@ class Store:
                 },
                 pk="uuid",
             )
+
+    # -- log ids are never reused ----------------------------------------
+
+    def _log_ids_are_never_reused(self) -> bool:
+        row = self.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'delivery_log'").fetchone()
+        return bool(row) and "AUTOINCREMENT" in row[0].upper()
+
+    def _migrate_to_autoincrement(self) -> None:
+        """Stores made before log ids were AUTOINCREMENT: copy the log into a table
+        that never reuses an id. SQLite reuses the largest rowid once it is deleted,
+        and a search index that remembers it would then skip the new rows; the new
+        log generation makes every index rebuild once."""
+        with self.transaction():
+            self.conn.execute("ALTER TABLE delivery_log RENAME TO delivery_log_before_autoincrement")
+            self.conn.execute(DELIVERY_LOG_SQL)
+            self.conn.execute("INSERT INTO delivery_log SELECT log_id, uuid, subscription_id, event_name, success,"
+                              " status_code, response_data, created, serialized_data, death_count, duration,"
+                              " message_id FROM delivery_log_before_autoincrement")
+            self.conn.execute("DROP TABLE delivery_log_before_autoincrement")
+            self._new_log_generation()
+        for columns in DELIVERY_LOG_INDEXES:
+            self.db.table("delivery_log").create_index(columns, if_not_exists=True)
+
+    def _new_log_generation(self) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO store_info (key, value) VALUES ('log_generation', ?)",
+                          (secrets.token_hex(8),))
+
+    def log_generation(self) -> str:
+        """Changes whenever log ids may have restarted (a new or migrated log): a
+        search index built for another generation must be rebuilt."""
+        row = self.conn.execute("SELECT value FROM store_info WHERE key = 'log_generation'").fetchone()
+        return str(row[0]) if row else ""
+
+    def log_id_high_water(self) -> int:
+        """The largest log id ever handed out, even if pruned since."""
+        row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'delivery_log'").fetchone()
+        return max(int(row[0]) if row else 0, self.max_log_id())
+
+    # -- secrets -------------------------------------------------------
+
+    @property
+    def secret_box(self) -> SecretBox:
+        """The key for sealed values: made on first use, unless values sealed with
+        some other key are already here (then the missing key is an error)."""
+        if self._box is None:
+            self._box = SecretBox.for_store(self.path, self._environ, create=not self._holds_sealed_values())
+        return self._box
+
+    def _holds_sealed_values(self) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM subscriptions WHERE verification_token LIKE ? LIMIT 1", (SEALED_PREFIX + "%",)
+        ).fetchone()
+        return row is not None
+
+    def check_secret_key(self) -> None:
+        """Raise SecretKeyError now, rather than mid-message, if the key does not open
+        this store's secrets (consumers call this before taking any message)."""
+        row = self.conn.execute(
+            "SELECT verification_token FROM subscriptions WHERE verification_token LIKE ? LIMIT 1",
+            (SEALED_PREFIX + "%",),
+        ).fetchone()
+        if row is not None:
+            self.secret_box.open(row[0])
+
+    def _seal_plaintext_tokens(self) -> None:
+        """Encrypt secrets stored before encryption at rest (done once, on open): tokens,
+        previous tokens and custom header values."""
+        rows = self.conn.execute(
+            "SELECT subscription_id, verification_token, previous_token, custom_headers FROM subscriptions"
+            " WHERE verification_token NOT LIKE :p OR previous_token NOT LIKE :p OR custom_headers IS NOT NULL",
+            {"p": SEALED_PREFIX + "%"},
+        ).fetchall()
+        plain = [r for r in rows if not is_sealed(r[1]) or (r[2] and not is_sealed(r[2]))
+                 or any(not is_sealed(value) for _name, value in json.loads(r[3] or "[]"))]
+        if not plain:
+            return
+        box = self.secret_box
+        with self.transaction():
+            self.conn.executemany(
+                "UPDATE subscriptions SET verification_token = ?, previous_token = ?, custom_headers = ?"
+                " WHERE subscription_id = ?",
+                [(box.seal(box.open(token)), box.seal(box.open(previous)) if previous else None,
+                  self._encode_headers([(n, box.open(v)) for n, v in json.loads(headers or "[]")]), sid)
+                 for sid, token, previous, headers in plain],
+            )
+
+    def _encode_headers(self, headers: Sequence[tuple[str, str]]) -> str | None:
+        """Custom headers as stored: names in the clear (listings show them), values sealed."""
+        if not headers:
+            return None
+        return json.dumps([[name, self.secret_box.seal(value)] for name, value in headers])
+
+    def _subscription(self, row: dict[str, Any], reveal: bool) -> Subscription:
+        """A row as a Subscription. Unrevealed, the token is None (it cannot sign by
+        mistake), header values are empty and the previous token stays sealed."""
+        box = self.secret_box if reveal else None
+        stored = row.pop("custom_headers", None)
+        pairs = json.loads(stored) if stored else []
+        row["custom_headers"] = tuple((name, box.open(value) if box else "") for name, value in pairs)
+        row["verification_token"] = box.open(row["verification_token"]) if box else None
+        if box and row.get("previous_token"):
+            row["previous_token"] = box.open(row["previous_token"])
+        return Subscription(**row)
 
     # Columns added after the first release: (name, SQL definition). A store
     # created earlier gains them on open; existing rows get the defaults.
@@ -297,16 +417,6 @@ class Store:
 
     # -- subscriptions -------------------------------------------------
 
-    @staticmethod
-    def _encode_headers(headers: Sequence[tuple[str, str]]) -> str | None:
-        return json.dumps([list(pair) for pair in headers]) if headers else None
-
-    @staticmethod
-    def _subscription(row: dict[str, Any]) -> Subscription:
-        stored = row.pop("custom_headers", None)
-        headers = tuple((name, value) for name, value in json.loads(stored)) if stored else ()
-        return Subscription(**row, custom_headers=headers)
-
     def add_subscription(
         self, event_name: str, recipient_url: str, token: str, notifier: str = "http", store_id: int = 0,
         signature_scheme: str = "magento", custom_headers: Sequence[tuple[str, str]] = (),
@@ -317,23 +427,28 @@ class Store:
                 "INSERT INTO subscriptions (event_name, recipient_url, verification_token, status,"
                 " subscribed_at, modified, notifier, store_id, signature_scheme, custom_headers)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (event_name, recipient_url, token, ENABLED, now, now, notifier, store_id, signature_scheme,
-                 self._encode_headers(custom_headers)),
+                (event_name, recipient_url, self.secret_box.seal(token), ENABLED, now, now, notifier, store_id,
+                 signature_scheme, self._encode_headers(custom_headers)),
             )
         return self.subscription(int(cursor.lastrowid or 0))
 
-    def subscription(self, subscription_id: int) -> Subscription:
+    # `reveal=False` reads leave `verification_token` None (listings, traces): they
+    # need no key, and a None token cannot sign anything by mistake.
+
+    def subscription(self, subscription_id: int, reveal: bool = True) -> Subscription:
+        if not 0 < subscription_id <= MAX_ROWID:
+            raise NotFound(f"no subscription with id {subscription_id}")
         rows = list(self.db.query("SELECT * FROM subscriptions WHERE subscription_id = ?", [subscription_id]))
         if not rows:
             raise NotFound(
                 f"no subscription with id {subscription_id}", hint="run `ae subscriptions list` to see them"
             )
-        return self._subscription(rows[0])
+        return self._subscription(rows[0], reveal)
 
     def set_custom_headers(self, subscription_id: int, headers: Sequence[tuple[str, str]]) -> Subscription:
         """Replace a subscription's custom headers (an empty sequence removes them)."""
         with self.transaction():
-            self.subscription(subscription_id)
+            self.subscription(subscription_id, reveal=False)
             self.conn.execute(
                 "UPDATE subscriptions SET custom_headers = ?, modified = ? WHERE subscription_id = ?",
                 (self._encode_headers(headers), timestamp(), subscription_id),
@@ -347,21 +462,22 @@ class Store:
             self.conn.execute(
                 "UPDATE subscriptions SET verification_token = ?, previous_token = ?, previous_token_expires = ?,"
                 " modified = ? WHERE subscription_id = ?",
-                (new_token, old.verification_token if previous_until else None,
+                (self.secret_box.seal(new_token),
+                 self.secret_box.seal(old.verification_token or "") if previous_until else None,
                  timestamp(previous_until) if previous_until else None, timestamp(), subscription_id),
             )
         return self.subscription(subscription_id)
 
-    def find_subscription(self, subscription_id: int) -> Subscription | None:
+    def find_subscription(self, subscription_id: int, reveal: bool = True) -> Subscription | None:
         try:
-            return self.subscription(subscription_id)
+            return self.subscription(subscription_id, reveal)
         except NotFound:
             return None
 
-    def subscriptions(self, event_name: str | None = None) -> list[Subscription]:
+    def subscriptions(self, event_name: str | None = None, reveal: bool = True) -> list[Subscription]:
         where, params = ("WHERE event_name = ?", [event_name]) if event_name else ("", [])
         sql = f"SELECT * FROM subscriptions {where} ORDER BY subscription_id"
-        return [self._subscription(row) for row in self.db.query(sql, params)]
+        return [self._subscription(row, reveal) for row in self.db.query(sql, params)]
 
     def subscriptions_for(self, event_name: str, store_id: int) -> list[Subscription]:
         """Enabled subscribers of an event in a store: that store's and store 0's (all stores)."""
@@ -370,22 +486,22 @@ class Store:
             " ORDER BY subscription_id",
             [event_name, ENABLED, store_id],
         )
-        return [self._subscription(row) for row in rows]
+        return [self._subscription(row, True) for row in rows]
 
     def set_status(self, subscription_ids: Sequence[int], enabled: bool) -> list[Subscription]:
         """Enable or disable several subscriptions; all ids must exist or nothing changes."""
         with self.transaction():
             for subscription_id in subscription_ids:
-                self.subscription(subscription_id)
+                self.subscription(subscription_id, reveal=False)
             self.conn.executemany(
                 "UPDATE subscriptions SET status = ?, modified = ? WHERE subscription_id = ?",
                 [(ENABLED if enabled else DISABLED, timestamp(), i) for i in subscription_ids],
             )
-        return [self.subscription(i) for i in subscription_ids]
+        return [self.subscription(i, reveal=False) for i in subscription_ids]
 
     def delete_subscription(self, subscription_id: int) -> Subscription:
         with self.transaction():
-            subscription = self.subscription(subscription_id)
+            subscription = self.subscription(subscription_id, reveal=False)
             self.conn.execute("DELETE FROM subscriptions WHERE subscription_id = ?", (subscription_id,))
         return subscription
 

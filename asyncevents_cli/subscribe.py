@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from .config import Config
 from .errors import InputError
+from .messages import check_store_id
+from .netguard import check_recipient_url, check_target
 from .notifiers import find
 from .notifiers.custom_headers import check_headers
 from .notifiers.signing import MAGENTO, UNSIGNED, check_scheme, check_secret, generate_secret
@@ -24,13 +25,25 @@ DEFAULT_GRACE = "24h"
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_GRACE_SECONDS = 365 * 86400
+MAX_SECRET_LENGTH = 4096
 
 
-def check_url(url: str) -> str:
-    """An http notifier's recipient (`HttpNotifier.check_recipient` asks here)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"recipient URL must be an http(s) URL with a host, got {url!r}")
+def check_secret_text(secret: str) -> str:
+    """Whatever the scheme: printable, of sane length, valid UTF-8 (it is HMAC key bytes)."""
+    if len(secret) > MAX_SECRET_LENGTH or any(ord(c) < 0x20 or c == "\x7f" for c in secret):
+        raise InputError(f"the secret (--secret) must be at most {MAX_SECRET_LENGTH} printable characters")
+    try:
+        secret.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError("the secret (--secret) is not valid UTF-8") from None
+    return secret
+
+
+def check_url(url: str, config: Config | None = None) -> str:
+    """An http notifier's recipient (`HttpNotifier.check_recipient` asks here): a URL
+    both HTTP stacks accept, on a host the SSRF guard allows (see `netguard`)."""
+    check_recipient_url(url)
+    check_target(url, bool(config and config.settings["deny_private_targets"]))
     return url
 
 
@@ -61,8 +74,7 @@ def subscribe(
     config.event(event_name)
     plugin = find(notifier)
     recipient = plugin.check_recipient(url, config)
-    if store_id < 0:
-        raise InputError(f"store id must be 0 or more, got {store_id}")
+    check_store_id(store_id)
     custom = check_headers(headers)
     if not plugin.signs_requests:
         if signature not in (None, MAGENTO):
@@ -71,7 +83,7 @@ def subscribe(
             raise InputError(f"the {plugin.name} notifier sends no HTTP headers: --header does not apply")
     scheme = check_scheme(signature or MAGENTO)
     if secret is not None:
-        check_secret(scheme, secret)
+        check_secret(scheme, check_secret_text(secret))
     generated = None if secret is not None else generate_secret(scheme)
     stored_scheme = scheme if plugin.signs_requests else UNSIGNED
     subscription = store.add_subscription(
@@ -99,7 +111,7 @@ def rotate_secret(store: Store, subscription_id: int, grace: str | float = DEFAU
         raise InputError(f"the grace period must be between 0 and 365 days, got {grace!r}")
     subscription = _signing_subscription(store, subscription_id)
     scheme = subscription.signature_scheme
-    new_secret = check_secret(scheme, secret) if secret is not None else generate_secret(scheme)
+    new_secret = check_secret(scheme, check_secret_text(secret)) if secret is not None else generate_secret(scheme)
     # A magento delivery carries one signature, so the old secret has no use: not kept.
     until = utcnow() + timedelta(seconds=seconds) if seconds and scheme != MAGENTO else None
     return store.rotate_token(subscription_id, new_secret, until), new_secret

@@ -10,6 +10,7 @@ from .backoff import RetryPolicy
 from .dispatch import encode_payload
 from .errors import AeError, NotFound
 from .messages import RetryMessage
+from .netguard import redact_credentials
 from .queues.base import Queue
 from .store import DEAD_LETTERED, DELIVERED, RETRYING, STOPPED, Store, utcnow
 
@@ -42,7 +43,7 @@ def trace(store: Store, uuid: str) -> dict[str, Any]:
         raise NotFound(f"no delivery with uuid {uuid}", hint="run `ae logs` to see recent uuids")
     state = store.delivery(uuid)
     first, last = attempts[0], attempts[-1]
-    subscription = store.find_subscription(last["subscription_id"])
+    subscription = store.find_subscription(last["subscription_id"], reveal=False)
     try:
         payload = json.loads(last["serialized_data"])
     except ValueError:
@@ -51,7 +52,7 @@ def trace(store: Store, uuid: str) -> dict[str, Any]:
         "uuid": uuid,
         "event_name": last["event_name"],
         "subscription_id": last["subscription_id"],
-        "recipient_url": subscription.recipient_url if subscription else None,
+        "recipient_url": redact_credentials(subscription.recipient_url) if subscription else None,
         "subscription_status": (
             ("enabled" if subscription.enabled else "disabled") if subscription else "deleted"
         ),
@@ -83,7 +84,7 @@ def replay(store: Store, queue: Queue, policy: RetryPolicy, uuid: str) -> dict[s
     if not attempts:
         raise NotFound(f"no delivery with uuid {uuid}", hint="run `ae logs` to see recent uuids")
     last = attempts[-1]
-    subscription = store.find_subscription(last["subscription_id"])
+    subscription = store.find_subscription(last["subscription_id"], reveal=False)
     if subscription is None:
         raise AeError(f"subscription {last['subscription_id']} of {uuid} was deleted; nothing to replay to")
     if not subscription.enabled:

@@ -142,7 +142,7 @@ BAD_CONFIGS = [
                  id="invalid-event-name"),
     pytest.param('[events."sales.order.created"]\n[settings]\nqueue = "kafka"\n', ["queue", "kafka"],
                  id="queue-kafka"),
-    pytest.param('[events."sales.order.created"]\n[settings]\nmax_deaths = -1\n', ["max_deaths", "0 or more"],
+    pytest.param('[events."sales.order.created"]\n[settings]\nmax_deaths = -1\n', ["max_deaths", "between 0 and 1000"],
                  id="negative-max-deaths"),
 ]
 
@@ -282,7 +282,7 @@ def test_batch_with_one_bad_line_enqueues_nothing(populated: Path) -> None:
 @pytest.mark.parametrize("url", ["ftp://example.com/hook", "not a url", "http://", "http:///path", "mailto:a@b"])
 def test_subscribe_non_http_url_exits_2(populated: Path, url: str) -> None:
     before = row_counts(populated)
-    assert_error(ae(populated, "subscribe", EVENT, url), 2, "http(s) URL", repr(url))
+    assert_error(ae(populated, "subscribe", EVENT, url), 2, "recipient URL", repr(url))
     assert row_counts(populated) == before
 
 

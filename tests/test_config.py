@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ DEFAULTS = {
     "backoff_unit_seconds": 1.0,
     "indexing": True,
     "log_retention_days": 30,
+    "deny_private_targets": False,
     "eventbridge_source": "ae",
 }
 
@@ -75,6 +75,7 @@ backoff_max_seconds = 30.5
 backoff_unit_seconds = 0.5
 indexing = false
 log_retention_days = 7
+deny_private_targets = true
 eventbridge_source = "shop.example"
 """)
     config = load_config(path, environ={})
@@ -88,6 +89,7 @@ eventbridge_source = "shop.example"
         "backoff_unit_seconds": 0.5,
         "indexing": False,
         "log_retention_days": 7,
+        "deny_private_targets": True,
         "eventbridge_source": "shop.example",
     }
     assert isinstance(config.settings["backoff_exponent"], float)
@@ -122,6 +124,7 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
         "backoff_unit_seconds": "file",
         "indexing": "env AE_INDEXING",
         "log_retention_days": "env AE_LOG_RETENTION_DAYS",
+        "deny_private_targets": "default",
         "eventbridge_source": "default",
     }
 
@@ -155,9 +158,9 @@ def test_bad_env_values_name_the_variable(tmp_path: Path, variable: str, value: 
 
 @pytest.mark.parametrize("variable, value, fragment", [
     ("AE_QUEUE", "kafka", "queue must be one of db, amqp, got 'kafka'"),
-    ("AE_MAX_DEATHS", "-1", "max_deaths must be 0 or more"),
-    ("AE_BACKOFF_UNIT_SECONDS", "-0.5", "backoff_unit_seconds must be 0 or more"),
-    ("AE_BACKOFF_EXPONENT", "nan", "backoff_exponent must be a number, got nan"),
+    ("AE_MAX_DEATHS", "-1", "max_deaths must be between 0 and 1000, got -1"),
+    ("AE_BACKOFF_UNIT_SECONDS", "-0.5", "backoff_unit_seconds must be between 0 and 3600, got -0.5"),
+    ("AE_BACKOFF_EXPONENT", "nan", "backoff_exponent must be a finite number, got nan"),
     ("AE_DATABASE", "", "database must not be empty"),
 ])
 def test_invalid_env_values_name_the_variable(tmp_path: Path, variable: str, value: str, fragment: str) -> None:
@@ -254,20 +257,20 @@ INVALID = [
                  id="unknown-table"),
     pytest.param('title = "x"\n', ["unknown top-level key(s) title"], id="unknown-top-level-key"),
     pytest.param('[settings]\nqueue = "kafka"\n', ["queue must be one of db, amqp, got 'kafka'"], id="queue-kafka"),
-    pytest.param("[settings]\nmax_deaths = -1\n", ["max_deaths must be 0 or more"], id="negative-max-deaths"),
+    pytest.param("[settings]\nmax_deaths = -1\n", ["max_deaths must be between 0 and 1000, got -1"], id="negative-max-deaths"),
     pytest.param("[settings]\nmax_deaths = 2.5\n", ["max_deaths must be int, got 2.5"], id="float-for-int"),
     pytest.param("[settings]\nmax_deaths = true\n", ["max_deaths must be int, got True"], id="bool-for-int"),
     pytest.param('[settings]\nmax_deaths = "3"\n', ["max_deaths must be int, got '3'"], id="string-for-int"),
     pytest.param('[settings]\nindexing = "yes"\n', ["indexing must be bool, got 'yes'"], id="string-for-bool"),
     pytest.param("[settings]\nindexing = 1\n", ["indexing must be bool, got 1"], id="int-for-bool"),
-    pytest.param("[settings]\nbackoff_exponent = -2\n", ["backoff_exponent must be 0 or more"],
+    pytest.param("[settings]\nbackoff_exponent = -2\n", ["backoff_exponent must be between 0 and 10"],
                  id="negative-exponent"),
-    pytest.param("[settings]\nbackoff_max_seconds = nan\n", ["backoff_max_seconds must be a number"], id="nan"),
+    pytest.param("[settings]\nbackoff_max_seconds = nan\n", ["backoff_max_seconds must be a finite number"], id="nan"),
     pytest.param("[settings]\nbackoff_unit_seconds = \"fast\"\n", ["backoff_unit_seconds must be float"],
                  id="string-for-float"),
     pytest.param("[settings]\neventbridge_source = \"\"\n", ["eventbridge_source must be 1 to 256"],
                  id="empty-eventbridge-source"),
-    pytest.param("[settings]\nlog_retention_days = -3\n", ["log_retention_days must be 0 or more"],
+    pytest.param("[settings]\nlog_retention_days = -3\n", ["log_retention_days must be between 0 and 36500"],
                  id="negative-retention"),
     pytest.param('[settings]\ndatabase = ""\n', ["database must not be empty"], id="empty-database"),
     pytest.param("[settings]\ndatabase = 3\n", ["database must be str"], id="database-not-string"),
@@ -336,6 +339,11 @@ def test_redact_url(url: str, shown: str) -> None:
     assert redact_url(url) == shown
 
 
-def test_float_settings_accept_infinity_as_no_cap(tmp_path: Path) -> None:
-    config = load_config(write_config(tmp_path), environ={"AE_BACKOFF_MAX_SECONDS": "inf"})
-    assert math.isinf(config.settings["backoff_max_seconds"])
+@pytest.mark.parametrize("name, value", [
+    ("AE_BACKOFF_MAX_SECONDS", "inf"), ("AE_BACKOFF_UNIT_SECONDS", "inf"), ("AE_BACKOFF_EXPONENT", "1e308"),
+    ("AE_BACKOFF_EXPONENT", "-inf"),
+])
+def test_float_settings_must_be_finite_and_bounded(tmp_path: Path, name: str, value: str) -> None:
+    """Infinity once meant "no cap" and overflowed later, in the consumer (issue 7)."""
+    with pytest.raises(ConfigError, match=name.removeprefix("AE_").lower()):
+        load_config(write_config(tmp_path), environ={name: value})

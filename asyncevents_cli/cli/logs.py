@@ -49,7 +49,7 @@ def logs(
 def prune(
     ctx: typer.Context,
     older_than: Optional[float] = typer.Option(
-        None, "--older-than", min=0, help="Age in days (default: settings.log_retention_days)."
+        None, "--older-than", min=0, max=36500, help="Age in days (default: settings.log_retention_days)."
     ),
 ) -> None:
     """Delete attempts older than the retention period (the module's clean-up job)."""

@@ -7,6 +7,8 @@ out of every listing, and gives custom headers by name only.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any, Optional
 
 import typer
@@ -42,6 +44,20 @@ HEADER_HELP = ("A header sent with every delivery, 'Name: value' (repeatable), e
                "Stored like the secret; listings show names only.")
 
 
+def _read_secret(secret: Optional[str], secret_file: Optional[Path]) -> Optional[str]:
+    """The secret from --secret, --secret - (stdin) or --secret-file, without its line end."""
+    if secret is not None and secret_file is not None:
+        raise InputError("give the secret once: --secret or --secret-file")
+    if secret_file is not None:
+        try:
+            return secret_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read --secret-file {secret_file}: {exc}") from None
+    if secret == "-":
+        return sys.stdin.readline().rstrip("\r\n")
+    return secret
+
+
 def subscribe(
     ctx: typer.Context,
     event: str = typer.Argument(..., help="A defined event name, e.g. sales.order.created."),
@@ -51,7 +67,11 @@ def subscribe(
     secret: Optional[str] = typer.Option(
         None, "--secret",
         help="Verification token used to sign deliveries (generated if omitted; "
-             "standard-webhooks wants whsec_ + base64).",
+             "standard-webhooks wants whsec_ + base64); - reads it from stdin, so it shows neither in `ps`"
+             " nor in the shell history.",
+    ),
+    secret_file: Optional[Path] = typer.Option(
+        None, "--secret-file", help="Read the verification token from this file (one line).",
     ),
     notifier: str = typer.Option(
         "http", "--notifier", help="How to deliver: http, eventbridge, or another installed notifier."
@@ -65,6 +85,7 @@ def subscribe(
 ) -> None:
     """Subscribe a recipient to an event; prints the new subscription id."""
     rt = runtime(ctx)
+    secret = _read_secret(secret, secret_file)
     subscription, generated = subscribing.subscribe(
         rt.config, rt.store, event, url, secret, notifier, store_id, signature, headers or []
     )
@@ -87,14 +108,14 @@ def list_subscriptions(
     """List subscriptions (never their secrets)."""
     if event is not None:
         check_event_name(event)
-    rows = [s.public() for s in runtime(ctx).store.subscriptions(event)]
+    rows = [s.public() for s in runtime(ctx).store.subscriptions(event, reveal=False)]
     emit(rows, as_json, _render_rows)
 
 
 @subscriptions_app.command("show")
 def show_subscription(ctx: typer.Context, subscription_id: int, as_json: bool = JSON_OPTION) -> None:
     """Show one subscription."""
-    row = runtime(ctx).store.subscription(subscription_id).public()
+    row = runtime(ctx).store.subscription(subscription_id, reveal=False).public()
 
     def render(r: dict[str, Any]) -> None:
         show(table(["field", "value"], [(c, _cell(r, c)) for c in DETAIL_COLUMNS]))

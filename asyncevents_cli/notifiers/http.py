@@ -51,7 +51,7 @@ class HttpNotifier(Notifier):
     def check_recipient(cls, recipient: str, config: Config | None = None) -> str:
         from ..subscribe import check_url  # the URL rules live with the other subscription checks
 
-        return check_url(recipient)
+        return check_url(recipient, config)
 
     def __init__(self, connect_timeout: float = 5.0, total_timeout: float = 15.0) -> None:
         self.total_timeout = total_timeout

@@ -199,12 +199,20 @@ class SearchIndex:
             return None
         if not isinstance(meta, dict) or meta.get("schema") != SCHEMA_VERSION:
             return None
-        return meta if isinstance(meta.get("last_log_id"), int) else None
+        if not isinstance(meta.get("last_log_id"), int):
+            return None
+        # Built for another log (new or migrated store), or log ids went backwards:
+        # treat it as outdated, so it is rebuilt rather than silently missing rows.
+        if meta.get("log_generation") != self.store.log_generation() or \
+                meta["last_log_id"] > self.store.log_id_high_water():
+            return None
+        return meta
 
     def _write_meta(self, last_log_id: int, folder: Path | None = None) -> None:
         target = (folder or self.path) / META_FILE
         temporary = target.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"schema": SCHEMA_VERSION, "last_log_id": last_log_id}))
+        temporary.write_text(json.dumps({"schema": SCHEMA_VERSION, "last_log_id": last_log_id,
+                                         "log_generation": self.store.log_generation()}))
         os.replace(temporary, target)
 
     # -- opening, building -----------------------------------------------

@@ -288,6 +288,8 @@ def rewrite(q: query.Query) -> query.Query:
 def _errors(q: query.Query) -> Iterable[str]:
     if getattr(q, "error", None):
         yield str(q.error)
+    if isinstance(q, query.Every) and not getattr(q, "fieldname", None):
+        yield "'*:*' matches everything; search for a term or a field (see `ae search --help`)"
     for child in q.children():
         yield from _errors(child)
 

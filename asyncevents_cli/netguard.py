@@ -1,0 +1,182 @@
+"""Where `ae` may send a webhook: recipient URL syntax and the SSRF guard.
+
+Two checks, both pure apart from DNS:
+
+- `check_recipient_url(url)` at subscribe time: the URL is accepted exactly
+  when both HTTP stacks `ae` delivers with would accept it (httpx, and yarl,
+  which aiohttp parses with), with no whitespace or control characters, a
+  valid IDNA host and a port in 1..65535. A URL that the client refuses later
+  would fail every delivery to it.
+- `refusal(address, deny_private)` says why an address is off limits, and
+  `resolve_checked(host, port, deny_private)` resolves a host and refuses it
+  if *any* address it resolves to is: link-local and cloud-metadata addresses
+  always (169.254.0.0/16, fe80::/10, fd00:ec2::254), and with the setting
+  `deny_private_targets` loopback, private and every other non-global range.
+  Subscribe time checks the URL's host; delivery time must check again after
+  resolving, because DNS can change.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Callable
+
+from .errors import InputError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+#: Refused whatever the settings: the instance-metadata services of the big
+#: clouds live here, and no legitimate webhook receiver does.
+ALWAYS_DENIED = (
+    ipaddress.ip_network("169.254.0.0/16"),
+    ipaddress.ip_network("fe80::/10"),
+    ipaddress.ip_network("fd00:ec2::254/128"),
+)
+#: Metadata hostnames that resolve to the addresses above only inside a cloud.
+METADATA_NAMES = frozenset({
+    "metadata", "metadata.google.internal", "metadata.goog", "instance-data", "instance-data.ec2.internal",
+})
+MAX_URL_LENGTH = 2048
+LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x20\x7f-\x9f\s]")
+
+Resolver = Callable[[str, int], list[str]]
+
+
+class TargetRefused(InputError):
+    """A recipient the SSRF guard will not send to."""
+
+
+def _bad(url: str, why: str) -> InputError:
+    shown = url if len(url) <= 80 else url[:77] + "..."
+    return InputError(f"invalid recipient URL {shown!r}: {why}")
+
+
+def _check_dns_name(url: str, host: str) -> None:
+    """The host as it goes on the wire (IDNA, lower case) must be a valid DNS name.
+    Underscores are allowed in ASCII names: internal service names use them."""
+    import idna
+
+    ascii_host = host.lower()
+    try:
+        if not ascii_host.isascii():
+            ascii_host = idna.encode(host, uts46=True).decode("ascii")
+        for label in ascii_host.split("."):
+            if label.startswith("xn--"):
+                idna.decode(label)  # an A-label must decode and round-trip
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise _bad(url, f"host is not a valid internationalised domain name ({exc})") from None
+    labels = ascii_host.rstrip(".").split(".")
+    if len(ascii_host) > 253 or not all(LABEL.match(label) for label in labels):
+        raise _bad(url, "host is not a valid domain name")
+
+
+def check_recipient_url(url: str) -> str:
+    """Raise InputError unless httpx and yarl (aiohttp) both accept `url` as an http(s)
+    URL with a host; return it unchanged."""
+    import httpx
+    import yarl
+
+    if not isinstance(url, str) or not url:
+        raise InputError("recipient URL must not be empty")
+    if len(url) > MAX_URL_LENGTH:
+        raise _bad(url, f"longer than {MAX_URL_LENGTH} characters")
+    if FORBIDDEN_CHARACTERS.search(url):
+        raise _bad(url, "contains whitespace or a control character (percent-encode it)")
+    try:
+        parsed = httpx.URL(url)
+        httpx.Request("POST", parsed)
+        other = yarl.URL(url)
+    except Exception as exc:  # noqa: BLE001 - both libraries raise several kinds for bad URLs
+        raise _bad(url, str(exc) or exc.__class__.__name__) from None
+    if parsed.scheme not in ("http", "https") or other.scheme not in ("http", "https"):
+        raise _bad(url, "must be an http or https URL")
+    if not parsed.host or not other.host:
+        raise _bad(url, "must name a host")
+    port = parsed.port
+    if port is not None and not 0 < port < 65536:
+        raise _bad(url, f"port {port} is out of range 1-65535")
+    if parse_ip(parsed.host) is None:
+        _check_dns_name(url, parsed.host)
+    return url
+
+
+def parse_ip(host: str) -> IPAddress | None:
+    """The address a host names literally (IPv6 without brackets or zone), or None."""
+    text = host.strip("[]").split("%", 1)[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped  # ::ffff:169.254.169.254 is 169.254.169.254
+    return address
+
+
+def refusal(address: IPAddress | str, deny_private: bool = False) -> str | None:
+    """Why `address` may not receive webhooks (a phrase such as "a link-local or
+    cloud-metadata address"), or None if it may."""
+    ip = parse_ip(address) if isinstance(address, str) else address
+    if ip is None:
+        return f"{address!r} is not an IP address"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if any(ip in network for network in ALWAYS_DENIED if network.version == ip.version):
+        return "a link-local or cloud-metadata address"
+    if deny_private and not ip.is_global:
+        return "a loopback, private or otherwise non-global address (deny_private_targets is on)"
+    return None
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to, as the HTTP client would connect to it."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def resolve_checked(host: str, port: int, deny_private: bool = False,
+                    resolver: Resolver = system_resolver) -> list[str]:
+    """Resolve `host` and return its addresses, or raise TargetRefused if the name or
+    any of its addresses is refused. DNS failures (OSError) propagate to the caller,
+    which reports them as a failed attempt."""
+    name = host.strip("[]").rstrip(".").lower()
+    if name in METADATA_NAMES:
+        raise TargetRefused(f"refused by the SSRF guard: {name} is a cloud-metadata host")
+    literal = parse_ip(name)
+    addresses = [str(literal)] if literal is not None else resolver(name, port)
+    for address in addresses:
+        why = refusal(address, deny_private)
+        if why is not None:
+            where = f"{address} is" if literal is not None else f"{name} resolves to {address},"
+            raise TargetRefused(f"refused by the SSRF guard: {where} {why}")
+    return addresses
+
+
+def check_target(url: str, deny_private: bool = False, resolver: Resolver = system_resolver) -> None:
+    """Subscribe-time guard: refuse a recipient whose host is (or now resolves to) a
+    refused address. A name that does not resolve yet is allowed: delivery checks again."""
+    parsed = __import__("httpx").URL(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        resolve_checked(parsed.host, port, deny_private, resolver)
+    except OSError:
+        pass  # unresolvable today; the delivery-time check decides
+
+
+def redact_credentials(url: str | None) -> str | None:
+    """A recipient URL fit for a listing: any user and password shown as ***."""
+    return USERINFO.sub(r"\1***@", url) if url else url
+
+
+def describe_refusal(exc: TargetRefused) -> str:
+    """What the delivery log keeps for a refused attempt: the refusal, nothing from the target."""
+    return f"TargetRefused: {exc.message}"
+
+
+__all__ = [
+    "ALWAYS_DENIED", "TargetRefused", "check_recipient_url", "check_target", "describe_refusal", "parse_ip", "redact_credentials",
+    "refusal", "resolve_checked", "system_resolver",
+]

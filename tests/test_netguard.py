@@ -1,0 +1,67 @@
+"""The SSRF guard: which addresses may receive webhooks, at subscribe time and after
+resolving at delivery time (`resolve_checked`), and the `deny_private_targets` setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from asyncevents_cli.netguard import TargetRefused, refusal, resolve_checked
+from conftest import write_config
+from test_cli import EVENT, ae, assert_error, ok, ok_json
+
+
+@pytest.mark.parametrize("address, private, refused", [
+    ("169.254.169.254", False, "cloud-metadata"),
+    ("169.254.0.1", False, "link-local"),
+    ("fe80::1", False, "link-local"),
+    ("fd00:ec2::254", False, "cloud-metadata"),
+    ("::ffff:169.254.169.254", False, "cloud-metadata"),
+    ("127.0.0.1", False, None),
+    ("10.1.2.3", False, None),
+    ("::1", False, None),
+    ("93.184.216.34", False, None),
+    ("127.0.0.1", True, "non-global"),
+    ("10.1.2.3", True, "non-global"),
+    ("192.168.0.10", True, "non-global"),
+    ("172.16.5.4", True, "non-global"),
+    ("100.64.0.1", True, "non-global"),
+    ("::1", True, "non-global"),
+    ("fc00::1", True, "non-global"),
+    ("0.0.0.0", True, "non-global"),
+    ("93.184.216.34", True, None),
+    ("2606:4700::1111", True, None),
+])
+def test_refusal(address: str, private: bool, refused: str | None) -> None:
+    why = refusal(address, private)
+    assert (why is None) if refused is None else (refused in (why or ""))
+
+
+def test_a_name_is_refused_if_any_address_it_resolves_to_is() -> None:
+    """DNS can change between subscribe and delivery: delivery resolves and checks again."""
+    def rebinding(_host: str, _port: int) -> list[str]:
+        return ["93.184.216.34", "169.254.169.254"]
+
+    with pytest.raises(TargetRefused, match="hooks.example resolves to 169.254.169.254"):
+        resolve_checked("hooks.example", 443, resolver=rebinding)
+    assert resolve_checked("hooks.example", 443, resolver=lambda _h, _p: ["93.184.216.34"]) == ["93.184.216.34"]
+
+
+def test_the_system_resolver_is_checked_too() -> None:
+    assert resolve_checked("localhost", 80) and "127.0.0.1" in resolve_checked("localhost", 80)
+    with pytest.raises(TargetRefused, match="localhost resolves to"):
+        resolve_checked("localhost", 80, deny_private=True)
+    with pytest.raises(TargetRefused, match="169.254.169.254"):
+        resolve_checked("2852039166", 80)  # the decimal form of the metadata address
+
+
+def test_deny_private_targets_refuses_loopback_at_subscribe(tmp_path: Path) -> None:
+    config = write_config(tmp_path, deny_private_targets=True)
+    for url in ("http://127.0.0.1:8080/hook", "http://localhost/hook", "http://[::1]/hook", "http://10.0.0.5/h"):
+        assert_error(ae(config, "subscribe", EVENT, url, "--secret", "s"), 2, "SSRF guard", "deny_private_targets")
+    assert ok_json(config, "subscriptions", "list") == []
+    # Off by default: an operator's loopback receiver is legitimate.
+    (tmp_path / "default").mkdir()
+    default = write_config(tmp_path / "default")
+    ok(default, "subscribe", EVENT, "http://127.0.0.1:8080/hook", "--secret", "s")
