@@ -26,6 +26,7 @@ EVENT_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 DEFAULT_CONFIG = "events.toml"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 QUEUE_BACKENDS = ("db", "amqp")
+MAX_CONCURRENCY = 10_000  # deliveries in flight in one consumer: beyond this, run more consumers
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_retention_days", int, 30, "`ae logs prune` default age"),
     Setting("deny_private_targets", bool, False,
             "refuse recipients on loopback, private and other non-global addresses"),
+    Setting("concurrency", int, 64, "deliveries in flight at once in one consumer"),
+    Setting("subscription_concurrency", int, 16, "deliveries in flight at once to one subscription"),
     Setting("eventbridge_source", str, "ae", "Source of the events the eventbridge notifier puts"),
 )
 #: Inclusive bounds of the numeric settings: finite, and small enough that
@@ -58,6 +61,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "backoff_max_seconds": (0, 1_000_000),
     "backoff_unit_seconds": (0, 3600),
     "log_retention_days": (0, 36500),
+    "concurrency": (1, MAX_CONCURRENCY),
+    "subscription_concurrency": (1, MAX_CONCURRENCY),
 }
 #: The longest single back-off (backoff_max_seconds units of backoff_unit_seconds).
 MAX_BACKOFF_SECONDS = 30 * 24 * 3600

@@ -8,7 +8,7 @@
 
 The core raises these and nothing else for expected failures; the CLI turns
 them into one line on stderr and the exit code (see `cli/app.py`). Library
-exceptions (sqlite3, pika, httpx) are translated where they are caught.
+exceptions (sqlite3, pika, aiohttp) are translated where they are caught.
 """
 
 from __future__ import annotations

@@ -11,13 +11,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from .config import Config, load_config
-from .dispatch import Dispatcher
 from .notifiers import Notifiers
 from .queues import Queue, open_queue
 from .queues.base import KINDS
-from .store import Store
-from .worker import Worker
+
+if TYPE_CHECKING:  # imported where used, so `ae --help` loads neither
+    from .engine import Consumer
+    from .store import Store
 
 
 class Runtime:
@@ -29,7 +32,6 @@ class Runtime:
         self._store: Store | None = None
         self._queue: Queue | None = None
         self._notifiers: Notifiers | None = None
-        self._dispatcher: Dispatcher | None = None
 
     @property
     def config(self) -> Config:
@@ -38,8 +40,10 @@ class Runtime:
         return self._config
 
     @property
-    def store(self) -> Store:
+    def store(self) -> "Store":
         if self._store is None:
+            from .store import Store
+
             self._store = Store(self.config.database_path, None if self._environ is None else dict(self._environ))
         return self._store
 
@@ -62,20 +66,20 @@ class Runtime:
             self._notifiers = Notifiers(self.config)
         return self._notifiers
 
-    def dispatcher(self) -> Dispatcher:
-        if self._dispatcher is None:
-            self._dispatcher = Dispatcher(self.config, self.store, self.queue, self.notifiers)
-        return self._dispatcher
+    def consumer(self, kinds: tuple[str, ...] = KINDS, **options: Any) -> "Consumer":
+        """A delivery engine over this runtime's store, queue and notifiers."""
+        from .engine import Consumer
 
-    def worker(self, kinds: tuple[str, ...] = KINDS, **options: Any) -> Worker:
         self.store.check_secret_key()  # a wrong key stops here, before a message is taken
-        return Worker(self.dispatcher(), self.queue, kinds, **options)
+        return Consumer(self.config, self.store, self.queue, self.notifiers, kinds, **options)
+
+    #: The name callers used before the engine: `rt.worker(kinds).run(until_empty=True)`.
+    worker = consumer
 
     def close(self) -> None:
-        for resource in (self._dispatcher, self._notifiers, self._queue, self._store):
+        for resource in (self._notifiers, self._queue, self._store):
             if resource is not None:
                 resource.close()
-        self._dispatcher = None
         self._notifiers = self._queue = self._store = None
 
     def __enter__(self) -> "Runtime":

@@ -31,8 +31,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from .errors import AeError, NotFound
 from .secretbox import PREFIX as SEALED_PREFIX
 from .netguard import redact_credentials
@@ -137,6 +135,20 @@ class Attempt:
     message_id: str | None = None  # the queue message that caused it
 
 
+@dataclass(frozen=True)
+class ChainState:
+    """Where one delivery's retry chain stands after an attempt (a row of `deliveries`)."""
+
+    uuid: str
+    subscription_id: int
+    event_name: str
+    state: str
+    death_count: int
+    next_attempt_at: datetime | None = None
+    attempted: bool = True  # False: the state changed without an attempt (stopped, replayed)
+    generation: int = 0  # bumped by each replay; a write from an older generation is ignored
+
+
 DELIVERY_LOG_SQL = """
 CREATE TABLE delivery_log (
     log_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -158,6 +170,8 @@ def _create_private(path: Path) -> None:
 
 class Store:
     def __init__(self, path: str | Path, environ: dict[str, str] | None = None) -> None:
+        import sqlite_utils  # here, not at the top: `ae --help` need not load it
+
         self.path = Path(path)
         self._environ = environ
         self._box: SecretBox | None = None
@@ -258,9 +272,15 @@ class Store:
                     "death_count": int,
                     "next_attempt_at": str,
                     "updated": str,
+                    "generation": int,
                 },
                 pk="uuid",
+                not_null={"generation"},
+                defaults={"generation": 0},
             )
+        elif "generation" not in db.table("deliveries").columns_dict:
+            # Stores made before replays had generations: every chain starts at 0.
+            db.execute("ALTER TABLE deliveries ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
 
     # -- log ids are never reused ----------------------------------------
 
@@ -537,6 +557,17 @@ class Store:
         ).fetchone()
         return row is not None
 
+    def log_attempts(self, attempts: Sequence[Attempt]) -> None:
+        """Log many attempts at once (the consumer settles in batches)."""
+        now = timestamp()
+        self.conn.executemany(
+            "INSERT INTO delivery_log (uuid, subscription_id, event_name, success, status_code,"
+            " response_data, created, serialized_data, death_count, duration, message_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(a.uuid, a.subscription_id, a.event_name, 1 if a.success else 0, a.status_code, a.response_data,
+              now, a.serialized_data, a.death_count, round(a.duration, 6), a.message_id) for a in attempts],
+        )
+
     def set_delivery_state(
         self,
         uuid: str,
@@ -546,23 +577,25 @@ class Store:
         death_count: int,
         next_attempt_at: datetime | None = None,
         attempted: bool = True,
+        generation: int = 0,
     ) -> None:
-        self.conn.execute(
+        self.set_delivery_states([ChainState(uuid, subscription_id, event_name, state, death_count,
+                                             next_attempt_at, attempted, generation)])
+
+    def set_delivery_states(self, states: Sequence[ChainState]) -> None:
+        """Record where chains stand. A state from a generation older than the chain's
+        (an attempt that was under way when the chain was replayed) changes nothing."""
+        now = timestamp()
+        self.conn.executemany(
             "INSERT INTO deliveries (uuid, subscription_id, event_name, state, attempts, death_count,"
-            " next_attempt_at, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " next_attempt_at, updated, generation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(uuid) DO UPDATE SET state = excluded.state,"
             " attempts = deliveries.attempts + excluded.attempts, death_count = excluded.death_count,"
-            " next_attempt_at = excluded.next_attempt_at, updated = excluded.updated",
-            (
-                uuid,
-                subscription_id,
-                event_name,
-                state,
-                1 if attempted else 0,
-                death_count,
-                timestamp(next_attempt_at) if next_attempt_at else None,
-                timestamp(),
-            ),
+            " next_attempt_at = excluded.next_attempt_at, updated = excluded.updated,"
+            " generation = excluded.generation"
+            " WHERE excluded.generation >= deliveries.generation",
+            [(c.uuid, c.subscription_id, c.event_name, c.state, 1 if c.attempted else 0, c.death_count,
+              timestamp(c.next_attempt_at) if c.next_attempt_at else None, now, c.generation) for c in states],
         )
 
     def delivery(self, uuid: str) -> dict[str, Any] | None:
@@ -652,17 +685,39 @@ class Store:
         return int(row["m"])
 
     def prune_logs(self, older_than_days: float) -> list[int]:
-        """Delete attempts older than the given age; return the removed log ids."""
+        """Delete whole delivery chains that have finished (delivered, dead-lettered or
+        stopped) and whose last attempt is older than the given age; return the removed
+        log ids. A chain still retrying keeps every attempt, and a finished chain is
+        kept whole until all of it is old, so no trace loses its earlier attempts."""
         cutoff = timestamp(utcnow() - timedelta(days=older_than_days))
         with self.transaction():
-            ids = [r[0] for r in self.conn.execute("SELECT log_id FROM delivery_log WHERE created < ?", (cutoff,))]
-            self.conn.execute("DELETE FROM delivery_log WHERE created < ?", (cutoff,))
-            # A delivery whose every attempt is gone has nothing left to trace.
+            self.conn.execute("DROP TABLE IF EXISTS temp.pruned_uuids")
             self.conn.execute(
-                "DELETE FROM deliveries WHERE state != ? AND uuid NOT IN (SELECT uuid FROM delivery_log)",
+                "CREATE TEMP TABLE pruned_uuids AS SELECT l.uuid FROM delivery_log l"
+                " LEFT JOIN deliveries d ON d.uuid = l.uuid GROUP BY l.uuid"
+                " HAVING MAX(l.created) < ? AND COALESCE(MAX(d.state), '') != ?",
+                (cutoff, RETRYING),
+            )
+            ids = [r[0] for r in self.conn.execute(
+                "SELECT log_id FROM delivery_log WHERE uuid IN (SELECT uuid FROM temp.pruned_uuids)")]
+            self.conn.execute("DELETE FROM delivery_log WHERE uuid IN (SELECT uuid FROM temp.pruned_uuids)")
+            self.conn.execute(
+                "DELETE FROM deliveries WHERE state != ? AND uuid IN (SELECT uuid FROM temp.pruned_uuids)",
                 (RETRYING,),
             )
+            self.conn.execute("DROP TABLE temp.pruned_uuids")
         return ids
+
+    def delivered_uuids(self, uuids: Sequence[str]) -> set[str]:
+        """Those of `uuids` whose latest chain ended delivered."""
+        found: set[str] = set()
+        unique = sorted(set(uuids))
+        for start in range(0, len(unique), 500):
+            some = unique[start:start + 500]
+            marks = ",".join("?" * len(some))
+            found.update(row[0] for row in self.conn.execute(
+                f"SELECT uuid FROM deliveries WHERE state = ? AND uuid IN ({marks})", (DELIVERED, *some)))
+        return found
 
     def delivery_counts(self) -> list[dict[str, Any]]:
         """Per subscription: attempts, successes, failures, and chains by state."""

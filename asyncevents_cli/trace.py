@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from .backoff import RetryPolicy
-from .dispatch import encode_payload
+from .engine.decisions import encode_payload
 from .errors import AeError, NotFound
 from .messages import RetryMessage
 from .netguard import redact_credentials
@@ -99,10 +99,28 @@ def replay(store: Store, queue: Queue, policy: RetryPolicy, uuid: str) -> dict[s
     delay = policy.delay_seconds(1)
     message = RetryMessage(subscription.subscription_id, 1, encode_payload(payload), uuid)
     due = utcnow() + timedelta(seconds=delay)
-    with store.transaction():
-        queue.publish_retry(message, delay)
+    # A new generation supersedes the chain's pending retry: the consumer drops
+    # a retry whose generation is older than the chain's, so one delivery follows.
+    chain = store.delivery(uuid)
+    generation = int(chain["generation"]) + 1 if chain else 1
+
+    def place() -> None:
+        queue.publish_retry(message, delay, generation=generation)
+
+    def record() -> None:
         store.set_delivery_state(
             uuid, subscription.subscription_id, subscription.event_name, RETRYING, 1,
-            next_attempt_at=due, attempted=False,
+            next_attempt_at=due, attempted=False, generation=generation,
         )
+
+    # The consumer's commit rule: one transaction with a queue in the store;
+    # on a broker, publish first and outside the SQLite write lock.
+    if queue.shares_store_transaction:
+        with store.transaction():
+            place()
+            record()
+    else:
+        place()
+        with store.transaction():
+            record()
     return {"uuid": uuid, "subscription_id": subscription.subscription_id, "next_attempt_at": str(due)}

@@ -45,7 +45,8 @@ class Request:
 class Receiver:
     """Records every POST; answers each path from a script of status codes.
 
-    A script entry is a status code, or ("sleep", seconds) to stall before a 200.
+    A script entry is a status code, ("sleep", seconds) to stall before a 200, or
+    ("wait", threading.Event) to answer 200 only once the test sets the event.
     When a path's script runs out, its last entry repeats; unscripted paths get 200.
     `respond`, when set, answers every request instead: it sees the request and
     every earlier one (for rules like "fail each event's first attempt").
@@ -56,6 +57,10 @@ class Receiver:
     scripts: dict[str, list[Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     respond: Callable[[Request, list[Request]], Any] | None = None
+    active: int = 0  # requests being answered right now
+    peak: int = 0  # the most ever answered at once
+    peak_by_path: dict[str, int] = field(default_factory=dict)
+    active_by_path: dict[str, int] = field(default_factory=dict)
 
     def script(self, path: str, *responses: Any) -> str:
         self.scripts[path] = list(responses)
@@ -97,9 +102,24 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             request = Request(self.path, headers, body)
             with receiver.lock:
                 receiver.requests.append(request)
+                receiver.active += 1
+                receiver.peak = max(receiver.peak, receiver.active)
+                now = receiver.active_by_path[self.path] = receiver.active_by_path.get(self.path, 0) + 1
+                receiver.peak_by_path[self.path] = max(receiver.peak_by_path.get(self.path, 0), now)
+            try:
+                self._answer(body, request)
+            finally:
+                with receiver.lock:
+                    receiver.active -= 1
+                    receiver.active_by_path[self.path] -= 1
+
+        def _answer(self, body: bytes, request: Request) -> None:
             response = receiver.next_response(self.path, request)
             if isinstance(response, tuple) and response[0] == "sleep":
                 time.sleep(response[1])
+                response = 200
+            if isinstance(response, tuple) and response[0] == "wait":  # ("wait", threading.Event)
+                response[1].wait(timeout=30)
                 response = 200
             if isinstance(response, tuple) and response[0] == "redirect":
                 self.send_response(302)
@@ -107,7 +127,8 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            reply = json.dumps({"received": len(body), "status": response}).encode()
+            # A 204 has no content (RFC 9110); a body after it would corrupt the connection.
+            reply = b"" if response == 204 else json.dumps({"received": len(body), "status": response}).encode()
             try:
                 self.send_response(int(response))
                 self.send_header("Content-Type", "application/json")
@@ -127,6 +148,7 @@ class QuietServer(ThreadingHTTPServer):
     """A client that hangs up mid-exchange (timeouts, cut responses) is expected here."""
 
     daemon_threads = True
+    request_queue_size = 256  # a consumer opens many connections at once
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass

@@ -189,7 +189,7 @@ def test_connection_cut_mid_stream_loses_and_duplicates_nothing(
 
     caplog.set_level(logging.WARNING, logger="asyncevents_cli")
     with Runtime(config, environ={}) as consumer:
-        worker = consumer.worker()
+        worker = consumer.consumer(concurrency=4)
         errors: list[BaseException] = []
 
         def consume() -> None:

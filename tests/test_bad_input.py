@@ -173,6 +173,8 @@ COMMANDS = [
     (["search", "increment_id", "--offset", "-1"], 2, "--offset"),
     # inspection
     (["deadletters", "--limit", "0"], 2, "--limit"),
+    (["deadletters", "purge", "--before", "nope", "--yes"], 2, "--before"),
+    (["deadletters", "purge", "--before", "2026-13-45", "--yes"], 2, "--before"),
     (["consume", "all", "--max-messages", "0"], 2, "--max-messages"),
     (["consume", "nothing"], 2, "nothing"),
 ]

@@ -686,4 +686,4 @@ def test_deadletters_shows_a_parked_trigger_and_why(config: Path) -> None:
     assert (row["origin"], row["event_name"], row["arguments"]) == ("trigger", EVENT, {"n": 1})
     assert "not defined" in row["reason"]
     human = ok(config, "deadletters")
-    assert EVENT in human.stdout and "publish it again" in human.stderr
+    assert EVENT in human.stdout and "ae deadletters requeue" in human.stderr

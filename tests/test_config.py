@@ -21,6 +21,8 @@ DEFAULTS = {
     "indexing": True,
     "log_retention_days": 30,
     "deny_private_targets": False,
+    "concurrency": 64,
+    "subscription_concurrency": 16,
     "eventbridge_source": "ae",
 }
 
@@ -76,6 +78,8 @@ backoff_unit_seconds = 0.5
 indexing = false
 log_retention_days = 7
 deny_private_targets = true
+concurrency = 128
+subscription_concurrency = 8
 eventbridge_source = "shop.example"
 """)
     config = load_config(path, environ={})
@@ -90,6 +94,8 @@ eventbridge_source = "shop.example"
         "indexing": False,
         "log_retention_days": 7,
         "deny_private_targets": True,
+        "concurrency": 128,
+        "subscription_concurrency": 8,
         "eventbridge_source": "shop.example",
     }
     assert isinstance(config.settings["backoff_exponent"], float)
@@ -105,6 +111,7 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
         "AE_INDEXING": "false",
         "AE_LOG_RETENTION_DAYS": " 14 ",
         "AE_QUEUE": "amqp",
+        "AE_CONCURRENCY": "32",
         "UNRELATED": "x",
     }
     config = load_config(path, environ=env)
@@ -114,6 +121,7 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
     assert s["indexing"] is False
     assert s["log_retention_days"] == 14
     assert s["queue"] == "amqp"
+    assert s["concurrency"] == 32
     assert config.sources == {
         "database": "default",
         "queue": "env AE_QUEUE",
@@ -125,6 +133,8 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
         "indexing": "env AE_INDEXING",
         "log_retention_days": "env AE_LOG_RETENTION_DAYS",
         "deny_private_targets": "default",
+        "concurrency": "env AE_CONCURRENCY",
+        "subscription_concurrency": "default",
         "eventbridge_source": "default",
     }
 
@@ -161,6 +171,8 @@ def test_bad_env_values_name_the_variable(tmp_path: Path, variable: str, value: 
     ("AE_MAX_DEATHS", "-1", "max_deaths must be between 0 and 1000, got -1"),
     ("AE_BACKOFF_UNIT_SECONDS", "-0.5", "backoff_unit_seconds must be between 0 and 3600, got -0.5"),
     ("AE_BACKOFF_EXPONENT", "nan", "backoff_exponent must be a finite number, got nan"),
+    ("AE_CONCURRENCY", "0", "concurrency must be between 1 and 10000, got 0"),
+    ("AE_SUBSCRIPTION_CONCURRENCY", "100000", "subscription_concurrency must be between 1 and 10000, got 100000"),
     ("AE_DATABASE", "", "database must not be empty"),
 ])
 def test_invalid_env_values_name_the_variable(tmp_path: Path, variable: str, value: str, fragment: str) -> None:

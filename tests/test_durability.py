@@ -13,7 +13,7 @@ from asyncevents_cli.publish import publish
 from asyncevents_cli.queues.sqlite import SqliteQueue
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.subscribe import subscribe
-from asyncevents_cli.worker import Worker
+from asyncevents_cli.engine import Consumer
 from conftest import Receiver, write_config
 
 EVENT = "sales.order.created"
@@ -31,7 +31,7 @@ def test_a_consumer_that_dies_mid_message_leaves_it_to_another(tmp_path: Path, r
         assert not queue.is_empty(["trigger"])
 
         started = time.monotonic()
-        handled = Worker(rt.dispatcher(), queue).run(until_empty=True)
+        handled = Consumer(rt.config, rt.store, queue, rt.notifiers).run(until_empty=True)
         assert handled == 1
         assert time.monotonic() - started >= 0.15  # it waited for the lease to run out
         assert len(receiver.requests) == 1
@@ -59,33 +59,72 @@ def test_a_message_whose_ack_was_lost_is_not_delivered_twice(tmp_path: Path, rec
         assert len(rt.store.recent_logs()) == 2
 
 
-def test_sigterm_finishes_the_message_in_hand_then_exits_0(tmp_path: Path, receiver: Receiver) -> None:
+def consumer_process(config: Path, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AE_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "asyncevents_cli", "--config", str(config), "consume", "all", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+    )
+
+
+def test_sigterm_finishes_the_window_in_flight_then_exits_0(tmp_path: Path, receiver: Receiver) -> None:
     config = write_config(tmp_path)
     with Runtime(config, environ={}) as rt:
         subscribe(rt.config, rt.store, EVENT, receiver.script("/slow", ("sleep", 1.0)), secret="t")
-        for n in range(3):
+        for n in range(6):
             publish(rt.config, rt.queue, EVENT, {"n": n})
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AE_")}
-    consumer = subprocess.Popen(
-        [sys.executable, "-m", "asyncevents_cli", "--config", str(config), "consume", "all"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
-    )
+    consumer = consumer_process(config, "--concurrency", "2")
     try:
-        receiver.wait_for(1, timeout=10)
-        assert len(receiver.requests) == 1
-        consumer.send_signal(signal.SIGTERM)  # while the first delivery is in flight
+        receiver.wait_for(2, timeout=10)
+        assert len(receiver.requests) == 2  # the window is full: two in flight
+        consumer.send_signal(signal.SIGTERM)  # while both are in flight
         _, stderr = consumer.communicate(timeout=10)
     finally:
         consumer.kill()
     assert consumer.returncode == 0, stderr
     assert "Traceback" not in stderr
+    assert "handled 2 message(s)" in stderr
 
     with Runtime(config, environ={}) as rt:
         logs = rt.store.recent_logs()
-        assert len(logs) == 1 and logs[0]["success"] == 1  # the message in hand was finished and logged
-        assert rt.queue.depths().trigger == 2  # the rest wait for the next consumer
-    assert len(receiver.requests) == 1
+        assert len(logs) == 2 and all(r["success"] == 1 for r in logs)  # the window was finished and logged
+        depths = rt.queue.depths()
+        assert (depths.trigger, depths.in_flight) == (4, 0)  # the rest (taken or not) wait, none leased
+    assert len(receiver.requests) == 2
+
+
+def test_a_second_ctrl_c_aborts_the_deliveries_in_flight_and_they_come_back(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    config = write_config(tmp_path)
+    with Runtime(config, environ={}) as rt:
+        subscribe(rt.config, rt.store, EVENT,
+                  receiver.script("/hang", ("sleep", 60), ("sleep", 60), ("sleep", 60), 200), secret="t")
+        for n in range(3):
+            publish(rt.config, rt.queue, EVENT, {"n": n})
+
+    consumer = consumer_process(config)
+    try:
+        receiver.wait_for(3, timeout=10)
+        assert len(receiver.requests) == 3
+        consumer.send_signal(signal.SIGINT)  # stop taking; the three would be finished...
+        time.sleep(0.3)
+        assert consumer.poll() is None  # ...so it waits for them
+        consumer.send_signal(signal.SIGINT)  # ...unless told again
+        _, stderr = consumer.communicate(timeout=10)  # far sooner than the receiver's 60 s
+    finally:
+        consumer.kill()
+    assert consumer.returncode == 130, stderr
+    assert "aborting the deliveries in flight" in stderr and "Traceback" not in stderr
+
+    with Runtime(config, environ={}) as rt:
+        assert rt.store.recent_logs() == []  # nothing was settled
+        assert rt.queue.depths().in_flight == 0  # given back at once, not left to a lease
+    again = consumer_process(config, "--until-empty")
+    _, stderr = again.communicate(timeout=30)
+    assert again.returncode == 0 and "handled 3 message(s)" in stderr, stderr
+    assert sorted(r.json["data"]["n"] for r in receiver.requests[3:]) == [0, 1, 2]
 
 
 def test_two_consumer_processes_share_one_database_and_deliver_each_event_once(
@@ -99,14 +138,8 @@ def test_two_consumer_processes_share_one_database_and_deliver_each_event_once(
         for n in range(events):
             publish(rt.config, rt.queue, EVENT, {"n": n})
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AE_")}
-    consumers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "asyncevents_cli", "--config", str(config), "consume", "all", "--until-empty"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
-        )
-        for _ in range(2)
-    ]
+    # A small window each, so that neither can lease the whole backlog at once.
+    consumers = [consumer_process(config, "--until-empty", "--concurrency", "4") for _ in range(2)]
     outputs = [c.communicate(timeout=120) for c in consumers]
     assert [c.returncode for c in consumers] == [0, 0], outputs
     handled = [int(err.split("handled ")[1].split()[0]) for _, err in outputs]

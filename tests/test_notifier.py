@@ -66,7 +66,7 @@ def test_connection_refused_is_a_failure_with_the_error_logged(notifier: HttpNot
         port = s.getsockname()[1]
     result = notifier.notify(subscription(f"http://127.0.0.1:{port}/hook"), b"{}", "u")
     assert result.success is False and result.status_code is None
-    assert "ConnectError" in result.response_data
+    assert "Cannot connect to host 127.0.0.1" in result.response_data
 
 
 def test_unknown_host_is_a_failure(notifier: HttpNotifier) -> None:

@@ -112,7 +112,7 @@ app.command("replay")(replay.replay)
 app.command("search")(search_cli.search)
 app.add_typer(search_cli.index_app, name="index")
 app.command("status")(status.status)
-app.command("deadletters")(status.deadletters)
+app.add_typer(status.deadletters_app, name="deadletters")
 app.command("demo")(demo.demo)
 
 

@@ -1,14 +1,16 @@
 """`ae consume trigger|retry|all`: run consumers.
 
-SIGINT / SIGTERM set a flag the worker checks between messages, so the
-message in hand is finished, logged and acknowledged before the process exits 0.
+SIGINT / SIGTERM stop the taking of new messages: attempts in flight finish,
+are logged and acknowledged, and the process exits 0. A second Ctrl-C aborts
+the attempts in flight at once (exit 130); their messages come back on the
+next start.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 
@@ -22,13 +24,18 @@ MAX_OPTION = typer.Option(None, "--max-messages", min=1, help="Stop after handli
 UNTIL_EMPTY_OPTION = typer.Option(
     False, "--until-empty", help="Exit once nothing is queued, due or delayed (for scripts and tests)."
 )
+CONCURRENCY_OPTION = typer.Option(
+    None, "--concurrency", min=1, max=10_000,
+    help="Deliveries in flight at once (default: the `concurrency` setting, 64).",
+)
 
 
 class StopFlag:
-    """Set by SIGINT/SIGTERM; a second Ctrl-C interrupts at once."""
+    """Set by SIGINT/SIGTERM; a second Ctrl-C calls `abort`."""
 
     def __init__(self) -> None:
         self.stopping = False
+        self.abort: Callable[[], None] | None = None
 
     def __call__(self) -> bool:
         return self.stopping
@@ -39,16 +46,24 @@ class StopFlag:
 
         def handler(signum: int, frame: object) -> None:
             if self.stopping and signum == signal.SIGINT:
-                raise KeyboardInterrupt
+                note("ae: aborting the deliveries in flight; their messages come back on the next start")
+                if self.abort is None:
+                    raise KeyboardInterrupt
+                self.abort()
+                return
+            if not self.stopping:
+                note("ae: stopping: finishing the deliveries in flight (Ctrl-C again to abort them)")
             self.stopping = True
-            note("ae: stopping after the message in hand (Ctrl-C again to abort)")
 
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
         return previous
 
 
-def _run(ctx: typer.Context, kinds: tuple[str, ...], max_messages: Optional[int], until_empty: bool) -> None:
+def _run(ctx: typer.Context, kinds: tuple[str, ...], max_messages: Optional[int], until_empty: bool,
+         concurrency: Optional[int]) -> None:
+    from ..engine import Aborted
+
     logging.basicConfig(format="ae: %(message)s", level=logging.WARNING)
     # The AMQP backend reports a lost connection and its reconnects in one line
     # of its own; pika's internal errors for the same event are noise here.
@@ -56,8 +71,11 @@ def _run(ctx: typer.Context, kinds: tuple[str, ...], max_messages: Optional[int]
     stop = StopFlag()
     previous = stop.install()
     try:
-        worker = runtime(ctx).worker(kinds)
-        handled = worker.run(max_messages=max_messages, until_empty=until_empty, should_stop=stop)
+        consumer = runtime(ctx).consumer(kinds, concurrency=concurrency)
+        stop.abort = consumer.abort
+        handled = consumer.run(max_messages=max_messages, until_empty=until_empty, should_stop=stop)
+    except Aborted:
+        raise KeyboardInterrupt from None
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
@@ -66,20 +84,20 @@ def _run(ctx: typer.Context, kinds: tuple[str, ...], max_messages: Optional[int]
 
 @consume_app.command("trigger")
 def consume_trigger(ctx: typer.Context, max_messages: Optional[int] = MAX_OPTION,
-                    until_empty: bool = UNTIL_EMPTY_OPTION) -> None:
+                    until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: Optional[int] = CONCURRENCY_OPTION) -> None:
     """Fan published events out to their subscribers."""
-    _run(ctx, (TRIGGER,), max_messages, until_empty)
+    _run(ctx, (TRIGGER,), max_messages, until_empty, concurrency)
 
 
 @consume_app.command("retry")
 def consume_retry(ctx: typer.Context, max_messages: Optional[int] = MAX_OPTION,
-                  until_empty: bool = UNTIL_EMPTY_OPTION) -> None:
+                  until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: Optional[int] = CONCURRENCY_OPTION) -> None:
     """Attempt failed deliveries again as their back-off comes due."""
-    _run(ctx, (RETRY,), max_messages, until_empty)
+    _run(ctx, (RETRY,), max_messages, until_empty, concurrency)
 
 
 @consume_app.command("all")
 def consume_all(ctx: typer.Context, max_messages: Optional[int] = MAX_OPTION,
-                until_empty: bool = UNTIL_EMPTY_OPTION) -> None:
+                until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: Optional[int] = CONCURRENCY_OPTION) -> None:
     """Run the trigger and retry consumers in one process."""
-    _run(ctx, KINDS, max_messages, until_empty)
+    _run(ctx, KINDS, max_messages, until_empty, concurrency)

@@ -1,16 +1,32 @@
-"""What a notifier is: delivers one event body to one subscriber, and checks its recipients."""
+"""What a notifier is: delivers one event body to one subscriber, and checks its recipients.
+
+The delivery contract the consumer relies on:
+
+- ``notify(subscription, body, uuid) -> NotifyResult`` (sync) is all a simple
+  plugin writes. It never raises for delivery failures: it reports them.
+- ``async deliver(...)`` is what the consumer calls. By default it runs
+  `notify` on a small shared thread pool, so a blocking plugin (boto3, say)
+  never holds up other deliveries. `HttpNotifier` implements it natively.
+- ``close()`` / ``async aclose()`` release pooled connections.
+"""
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ..config import Config
 from ..errors import InputError
 from ..store import Subscription
 
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
 RESPONSE_LIMIT = 64 * 1024  # bytes of a response (or error) kept in the log
+#: Threads shared by every notifier that only implements the blocking `notify`.
+BLOCKING_THREADS = 16
 
 
 @dataclass(frozen=True)
@@ -24,6 +40,21 @@ class NotifyResult:
 def clip(text: str, limit: int = RESPONSE_LIMIT) -> str:
     data = text.encode("utf-8", "replace")
     return text if len(data) <= limit else data[:limit].decode("utf-8", "ignore")
+
+
+_pool: "ThreadPoolExecutor | None" = None
+_pool_lock = threading.Lock()
+
+
+def blocking_pool() -> "ThreadPoolExecutor":
+    """The bounded pool blocking `notify` calls run on, made on first need."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=BLOCKING_THREADS, thread_name_prefix="ae-notify")
+        return _pool
 
 
 class Notifier(ABC):
@@ -60,5 +91,16 @@ class Notifier(ABC):
     def notify(self, subscription: Subscription, body: bytes, uuid: str) -> NotifyResult:
         """Attempt delivery once. Never raises for delivery failures: it reports them."""
 
+    async def deliver(self, subscription: Subscription, body: bytes, uuid: str) -> NotifyResult:
+        """Attempt delivery once without blocking the consumer's event loop."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(blocking_pool(), self.notify, subscription, body, uuid)
+
     def close(self) -> None:
         """Release pooled connections."""
+
+    async def aclose(self) -> None:
+        """Release pooled connections from inside the event loop that used them."""
+        self.close()

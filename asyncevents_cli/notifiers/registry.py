@@ -196,3 +196,8 @@ class Notifiers:
     def close(self) -> None:
         for notifier in {id(n): n for n in self._instances.values()}.values():
             notifier.close()
+
+    async def aclose(self) -> None:
+        """Close from inside the consumer's event loop (aiohttp sessions belong to it)."""
+        for notifier in {id(n): n for n in self._instances.values()}.values():
+            await notifier.aclose()

@@ -71,6 +71,7 @@ from .base import (
     QUEUE_FOR_KIND,
     RETRY,
     RETRY_QUEUE,
+    TRIGGER,
     TRIGGER_QUEUE,
     DeadLetter,
     Envelope,
@@ -400,14 +401,14 @@ class AmqpQueue(Queue):
 
         return self._run(publish)
 
-    def publish_retry(self, message: RetryMessage, delay_seconds: float) -> str:
+    def publish_retry(self, message: RetryMessage, delay_seconds: float, generation: int = 0) -> str:
         """Send a retry through the delay queue its death count calls for.
 
         The delay comes from the policy (the module's queue per back-off value);
         `delay_seconds` only decides between "after the back-off" and "now" (<= 0).
         """
         target = delay_queue(self.policy, message.death_count) if delay_seconds > 0 else None
-        headers = {"x-retry-count": message.death_count}
+        headers = {"x-retry-count": message.death_count, "x-ae-generation": generation}
         if target is None:
             return self._publish_confirmed(RETRY_ROUTING_KEY, message.encode(), headers, lambda: None)
         self._record_delay_queue(target.name)
@@ -429,7 +430,8 @@ class AmqpQueue(Queue):
         def deliver(_ch: BlockingChannel, method: Any, props: pika.BasicProperties, body: bytes) -> None:
             self._buffer.append(
                 Envelope(kind=kind, body=body, message_id=props.message_id or None,
-                         headers=dict(props.headers or {}), handle=(generation, method.delivery_tag))
+                         headers=dict(props.headers or {}), handle=(generation, method.delivery_tag),
+                         first_delivery=not method.redelivered)
             )
 
         return deliver
@@ -468,6 +470,27 @@ class AmqpQueue(Queue):
                 self._conn.process_data_events(time_limit=min(remaining, 1.0))
 
         return self._run(take)
+
+    def receive_many(self, kinds: Iterable[str], limit: int, timeout: float) -> list[Envelope]:
+        """What the prefetch buffer holds, up to `limit` (waiting up to `timeout` s for one)."""
+        first = self.receive(kinds, timeout)
+        if first is None:
+            return []
+        taken = [first]
+        wanted = {first.kind} | set(kinds)
+        while len(taken) < limit and self._buffer and self._buffer[0].kind in wanted:
+            envelope = self._buffer.popleft()
+            self._held[envelope.handle] = envelope.kind
+            taken.append(envelope)
+        return taken
+
+    def reserve(self, count: int) -> None:
+        """Prefetch at least what the consumer holds, so its window never waits on the broker."""
+        if count <= self.prefetch:
+            return
+        self.prefetch = count
+        if self._consume_ch is not None and self._consume_ch.is_open:
+            self._run(lambda: self._channel("_consume_ch").basic_qos(prefetch_count=count))
 
     def _settle(self, envelope: Envelope, settle: Callable[[BlockingChannel, int], None]) -> None:
         generation, tag = envelope.handle
@@ -541,13 +564,57 @@ class AmqpQueue(Queue):
                         break
                     headers = dict(props.headers or {})
                     letters.append(DeadLetter(props.message_id or None, str(headers.get("x-origin", RETRY)),
-                                              str(headers.get("x-death-reason", "")), body))
+                                              str(headers.get("x-death-reason", "")), body,
+                                              float(props.timestamp) if props.timestamp else None))
             finally:
                 if channel.is_open:
                     channel.close()
             return letters
 
         return self._run(peek)
+
+    def _sweep_dead_letters(self, take: Callable[[Any, bytes], bool]) -> int:
+        """Read every parked message on a channel of its own; acknowledge (remove) those
+        `take(props, body)` accepts. Closing the channel puts the others back."""
+
+        def sweep() -> int:
+            assert self._conn is not None
+            channel = self._conn.channel()
+            taken = 0
+            try:
+                while True:
+                    method, props, body = channel.basic_get(DEADLETTER_QUEUE, auto_ack=False)
+                    if method is None:
+                        return taken
+                    if take(props, body):
+                        channel.basic_ack(method.delivery_tag)
+                        taken += 1
+            finally:
+                if channel.is_open:
+                    channel.close()
+
+        return self._run(sweep)
+
+    def purge_dead_letters(self, before: float | None = None) -> int:
+        if before is None:
+            return self._run(lambda: int(self._side().queue_purge(DEADLETTER_QUEUE).method.message_count))
+        return self._sweep_dead_letters(lambda props, _body: bool(props.timestamp) and props.timestamp < before)
+
+    def requeue_dead_triggers(self) -> list[str]:
+        """Each parked trigger is published again (confirmed) before its parked copy is
+        removed: a crash in between leaves both, never neither."""
+        ids: list[str] = []
+        owner = self.store_identity(create=False)
+
+        def requeue(props: Any, body: bytes) -> bool:
+            if str(dict(props.headers or {}).get("x-origin", RETRY)) != TRIGGER:
+                return False
+            ids.append(self._publish_confirmed(TRIGGER_ROUTING_KEY, body, None, lambda: None,
+                                               exchange=TRIGGER_EXCHANGE, owner=owner))
+            return True
+
+        self._sweep_dead_letters(requeue)
+        return ids
 
     def is_empty(self, kinds: Iterable[str]) -> bool:
         wanted = set(kinds)

@@ -40,6 +40,9 @@ class Envelope:
     message_id: str | None
     headers: dict[str, Any] = field(default_factory=dict)
     handle: Any = None  # backend-private: row id + lease token, delivery tag, ...
+    #: True when the backend knows this is the message's first delivery, so no
+    #: attempt of it can have been logged yet (the consumer skips that lookup).
+    first_delivery: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class DeadLetter:
     origin: str  # TRIGGER or RETRY: which queue it was parked from
     reason: str
     body: bytes
+    parked_at: float | None = None  # epoch seconds, where the backend knows it
 
 
 class Queue(ABC):
@@ -90,8 +94,10 @@ class Queue(ABC):
         return self.publish_triggers([message])[0]
 
     @abstractmethod
-    def publish_retry(self, message: RetryMessage, delay_seconds: float) -> str:
-        """Place a retry to become due after `delay_seconds`; return its id."""
+    def publish_retry(self, message: RetryMessage, delay_seconds: float, generation: int = 0) -> str:
+        """Place a retry to become due after `delay_seconds`; return its id.
+
+        `generation` (header ``x-ae-generation``) is its chain's replay generation."""
 
     @abstractmethod
     def dead_letter(self, body: bytes, reason: str, kind: str = RETRY) -> str:
@@ -101,9 +107,37 @@ class Queue(ABC):
     def receive(self, kinds: Iterable[str], timeout: float) -> Envelope | None:
         """Take the next due message of the given kinds, waiting up to `timeout` s."""
 
+    def receive_many(self, kinds: Iterable[str], limit: int, timeout: float) -> list[Envelope]:
+        """Take up to `limit` due messages, waiting up to `timeout` s for the first."""
+        first = self.receive(kinds, timeout)
+        if first is None:
+            return []
+        taken = [first]
+        while len(taken) < limit:
+            envelope = self.receive(kinds, 0)
+            if envelope is None:
+                break
+            taken.append(envelope)
+        return taken
+
+    def reserve(self, count: int) -> None:
+        """Hint how many messages the consumer will hold unsettled at once (a broker's prefetch)."""
+
     @abstractmethod
     def ack(self, envelope: Envelope) -> None:
         """Settle a message for good: it has been handled."""
+
+    def ack_many(self, envelopes: Sequence[Envelope]) -> None:
+        for envelope in envelopes:
+            self.ack(envelope)
+
+    def release_many(self, envelopes: Sequence[Envelope]) -> None:
+        for envelope in envelopes:
+            self.release(envelope)
+
+    def extend_many(self, envelopes: Sequence[Envelope]) -> None:
+        for envelope in envelopes:
+            self.extend(envelope)
 
     @abstractmethod
     def release(self, envelope: Envelope) -> None:
@@ -118,6 +152,16 @@ class Queue(ABC):
     @abstractmethod
     def peek_dead_letters(self, limit: int) -> list[DeadLetter]:
         """Up to `limit` parked messages, oldest first, without removing them."""
+
+    @abstractmethod
+    def purge_dead_letters(self, before: float | None = None) -> int:
+        """Delete parked messages (only those parked before `before`, epoch seconds,
+        if given; a message of unknown age is kept then). Return how many."""
+
+    @abstractmethod
+    def requeue_dead_triggers(self) -> list[str]:
+        """Put every parked trigger back on the trigger queue, as it was published;
+        return the new message ids. Parked retries stay (`ae replay` restarts them)."""
 
     @abstractmethod
     def is_empty(self, kinds: Iterable[str]) -> bool:

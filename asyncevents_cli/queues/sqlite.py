@@ -103,58 +103,73 @@ class SqliteQueue(Queue):
             progress(len(ids) % PROGRESS_STEP)
         return ids
 
-    def publish_retry(self, message: RetryMessage, delay_seconds: float) -> str:
+    def publish_retry(self, message: RetryMessage, delay_seconds: float, generation: int = 0) -> str:
         with self.store.transaction():
             return self._insert(
                 RETRY_QUEUE,
                 message.encode(),
                 self.clock() + max(0.0, delay_seconds),
-                {"x-retry-count": message.death_count},
+                {"x-retry-count": message.death_count, "x-ae-generation": generation},
             )
 
     def dead_letter(self, body: bytes, reason: str, kind: str = RETRY) -> str:
         with self.store.transaction():
             return self._insert(DEADLETTER_QUEUE, body, NEVER, {"x-death-reason": reason, "x-origin": kind})
 
-    def _take(self, queues: list[str]) -> Envelope | None:
+    def _take(self, queues: list[str], limit: int) -> list[Envelope]:
+        """Lease up to `limit` due messages in one transaction, oldest first.
+
+        Each queue is read on its own (queue, available_at) index, then merged:
+        one query over both would sort every due row of a long backlog."""
         now = self.clock()
-        marks = ",".join("?" * len(queues))
         with self.store.transaction():
-            row = self.store.conn.execute(
-                f"SELECT id, queue, message_id, body, headers FROM queue_messages"
-                f" WHERE queue IN ({marks}) AND available_at <= ? ORDER BY available_at, id LIMIT 1",
-                (*queues, now),
-            ).fetchone()
-            if row is None:
-                return None
-            token = secrets.token_hex(8)
-            self.store.conn.execute(
+            rows: list[tuple] = []
+            for queue in queues:
+                rows.extend(self.store.conn.execute(
+                    "SELECT id, queue, message_id, body, headers, deliveries, available_at FROM queue_messages"
+                    " WHERE queue = ? AND available_at <= ? ORDER BY available_at, id LIMIT ?",
+                    (queue, now, limit),
+                ).fetchall())
+            if len(queues) > 1:
+                rows.sort(key=lambda r: (r[6], r[0]))
+                del rows[limit:]
+            if not rows:
+                return []
+            tokens = [secrets.token_hex(8) for _ in rows]
+            self.store.conn.executemany(
                 "UPDATE queue_messages SET available_at = ?, lease_token = ?, deliveries = deliveries + 1"
                 " WHERE id = ?",
-                (now + self.lease_seconds, token, row[0]),
+                [(now + self.lease_seconds, token, row[0]) for token, row in zip(tokens, rows)],
             )
-        row_id, queue, message_id, body, headers = row
-        return Envelope(
-            kind=KIND_FOR_QUEUE[queue],
-            body=bytes(body),
-            message_id=message_id,
-            headers=json.loads(headers or "{}"),
-            handle=(row_id, token, now),
-        )
+        return [
+            Envelope(
+                kind=KIND_FOR_QUEUE[queue],
+                body=bytes(body),
+                message_id=message_id,
+                headers=json.loads(headers or "{}"),
+                handle=(row_id, token, now),
+                first_delivery=not deliveries,
+            )
+            for token, (row_id, queue, message_id, body, headers, deliveries, _) in zip(tokens, rows)
+        ]
 
     def receive(self, kinds: Iterable[str], timeout: float) -> Envelope | None:
+        taken = self.receive_many(kinds, 1, timeout)
+        return taken[0] if taken else None
+
+    def receive_many(self, kinds: Iterable[str], limit: int, timeout: float) -> list[Envelope]:
         queues = [QUEUE_FOR_KIND[k] for k in kinds]
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
             try:
-                envelope = self._take(queues)
+                taken = self._take(queues, max(1, limit))
             except sqlite3.OperationalError as exc:  # e.g. locked past busy_timeout
                 raise AeError(f"queue database error: {exc}") from None
-            if envelope is not None:
-                return envelope
+            if taken:
+                return taken
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return None
+                return []
             time.sleep(min(self.poll_interval, remaining))
 
     def ack(self, envelope: Envelope) -> None:
@@ -163,6 +178,34 @@ class SqliteQueue(Queue):
             self.store.conn.execute(
                 "DELETE FROM queue_messages WHERE id = ? AND lease_token = ?", (row_id, token)
             )
+
+    def ack_many(self, envelopes: Sequence[Envelope]) -> None:
+        with self.store.transaction():
+            self.store.conn.executemany(
+                "DELETE FROM queue_messages WHERE id = ? AND lease_token = ?",
+                [e.handle[:2] for e in envelopes],
+            )
+
+    def release_many(self, envelopes: Sequence[Envelope]) -> None:
+        now = self.clock()
+        with self.store.transaction():
+            self.store.conn.executemany(
+                "UPDATE queue_messages SET available_at = ?, lease_token = NULL WHERE id = ? AND lease_token = ?",
+                [(now, *e.handle[:2]) for e in envelopes],
+            )
+
+    def extend_many(self, envelopes: Sequence[Envelope]) -> None:
+        now = self.clock()
+        due = [e for e in envelopes if now - e.handle[2] >= self.lease_seconds / 2]
+        if not due:
+            return  # plenty of lease left: spare the write (and its fsync)
+        with self.store.transaction():
+            self.store.conn.executemany(
+                "UPDATE queue_messages SET available_at = ? WHERE id = ? AND lease_token = ?",
+                [(now + self.lease_seconds, *e.handle[:2]) for e in due],
+            )
+        for envelope in due:
+            envelope.handle = (*envelope.handle[:2], now)
 
     def release(self, envelope: Envelope) -> None:
         row_id, token, _ = envelope.handle
@@ -219,15 +262,37 @@ class SqliteQueue(Queue):
 
     def peek_dead_letters(self, limit: int) -> list[DeadLetter]:
         rows = self.store.conn.execute(
-            "SELECT message_id, body, headers FROM queue_messages WHERE queue = ? ORDER BY id LIMIT ?",
+            "SELECT message_id, body, headers, created FROM queue_messages WHERE queue = ? ORDER BY id LIMIT ?",
             (DEADLETTER_QUEUE, limit),
         ).fetchall()
         letters = []
-        for message_id, body, headers in rows:
+        for message_id, body, headers, created in rows:
             meta = json.loads(headers or "{}")
             letters.append(DeadLetter(message_id, meta.get("x-origin", RETRY), meta.get("x-death-reason", ""),
-                                      bytes(body)))
+                                      bytes(body), created))
         return letters
+
+    def purge_dead_letters(self, before: float | None = None) -> int:
+        with self.store.transaction():
+            cursor = self.store.conn.execute(
+                "DELETE FROM queue_messages WHERE queue = ? AND (? IS NULL OR created < ?)",
+                (DEADLETTER_QUEUE, before, before),
+            )
+        return cursor.rowcount
+
+    def requeue_dead_triggers(self) -> list[str]:
+        with self.store.transaction():
+            rows = self.store.conn.execute(
+                "SELECT id, message_id, headers FROM queue_messages WHERE queue = ? ORDER BY id", (DEADLETTER_QUEUE,)
+            ).fetchall()
+            parked = [(row_id, message_id) for row_id, message_id, headers in rows
+                      if json.loads(headers or "{}").get("x-origin") == TRIGGER]
+            self.store.conn.executemany(
+                "UPDATE queue_messages SET queue = ?, available_at = ?, headers = '{}', lease_token = NULL,"
+                " deliveries = 0 WHERE id = ?",
+                [(TRIGGER_QUEUE, self.clock(), row_id) for row_id, _ in parked],
+            )
+        return [message_id for _, message_id in parked]
 
 
 __all__ = ["SqliteQueue", "TRIGGER", "RETRY"]

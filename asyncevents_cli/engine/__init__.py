@@ -1,0 +1,14 @@
+"""The delivery engine: `Consumer` leases messages in batches, keeps a bounded
+window of attempts in flight on one asyncio loop, and settles in batches.
+
+- `decisions`      pure functions: uuids, bodies, follow-ups, retry checks, settlements
+- `handling`       one message to its settlement (decode, fan out, attempt)
+- `settle`         settlements to the queue and the store, many per transaction
+- `subscriptions`  the short-lived subscription cache
+- `consumer`       the loop: lease, window, settle, stop
+"""
+
+from .consumer import Aborted, Consumer
+from .decisions import delivery_uuid, encode_payload, serialize_body
+
+__all__ = ["Consumer", "Aborted", "delivery_uuid", "encode_payload", "serialize_body"]

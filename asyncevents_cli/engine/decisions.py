@@ -1,0 +1,131 @@
+"""The consumer's decisions, as pure functions: no queue, no store, no clock of their own.
+
+What a message becomes (delivered, retried, dead-lettered, parked, dropped) is
+decided here from plain values, and applied by `settle` at the I/O edge.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..backoff import RetryPolicy
+from ..messages import RetryMessage
+from ..notifiers import NotifyResult
+from ..queues.base import Envelope
+from ..store import DEAD_LETTERED, DELIVERED, RETRYING, Subscription
+
+# uuids derive from (message id, subscription) so a message taken twice, after
+# a consumer died mid-way, reuses them: receivers can de-duplicate on the
+# Idempotency-Key header, and the trace keeps one chain.
+UUID_NAMESPACE = uuidlib.UUID("5b0e2f4c-8a51-4c35-9d1b-6f0d3e7a9c21")
+
+#: The header a retry carries its chain's generation in; a replay starts a new one.
+GENERATION_HEADER = "x-ae-generation"
+#: Largest id or count a message may carry: what SQLite stores as an integer.
+MAX_INTEGER = 2**63 - 1
+
+
+def delivery_uuid(message_id: str | None, subscription_id: int) -> str:
+    if not message_id:
+        return str(uuidlib.uuid4())
+    return str(uuidlib.uuid5(UUID_NAMESPACE, f"{message_id}:{subscription_id}"))
+
+
+def encode_payload(payload: Any) -> str:
+    """The payload as carried in a retry message's ``content`` (strict JSON: no NaN)."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def serialize_body(payload: Any) -> bytes:
+    """The exact bytes POSTed and logged: ``{"data": payload}``."""
+    return json.dumps({"data": payload}, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def message_generation(envelope: Envelope) -> int:
+    """The chain generation a retry was placed in; 0 when it carries none (or nonsense)."""
+    value = envelope.headers.get(GENERATION_HEADER, 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INTEGER else 0
+
+
+def retry_problem(message: RetryMessage) -> str | None:
+    """Why a decoded retry cannot be attempted at all, or None."""
+    if not 1 <= message.subscription_id <= MAX_INTEGER:
+        return f"retry subscription_id {message.subscription_id} is out of range"
+    if not 1 <= message.death_count <= MAX_INTEGER:
+        return f"retry death_count {message.death_count} is out of range (a retry's starts at 1)"
+    return None
+
+
+def ownership_problem(message: RetryMessage, chain: dict[str, Any] | None) -> str | None:
+    """A retry must continue a chain this store started, for that same subscription."""
+    if chain is None:
+        return f"retry uuid {message.uuid} is not a delivery in this store"
+    if chain["subscription_id"] != message.subscription_id:
+        return (f"retry uuid {message.uuid} belongs to subscription {chain['subscription_id']}, "
+                f"not {message.subscription_id}")
+    return None
+
+
+def is_superseded(message_generation: int, chain: dict[str, Any]) -> bool:
+    """A retry from before the chain's latest replay: the replay's own retry replaces it."""
+    return message_generation < int(chain.get("generation") or 0)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One finished attempt, with what is needed to log it and to decide what follows."""
+
+    subscription: Subscription
+    uuid: str
+    death_count: int
+    body: bytes
+    content: str
+    result: NotifyResult
+    message_id: str | None
+    generation: int = 0
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """The decision after one attempt, applied to the queue and the store together."""
+
+    state: str  # DELIVERED, RETRYING or DEAD_LETTERED
+    retry: RetryMessage | None = None  # the message to place, or to park as a dead letter
+    delay: float = 0.0
+    next_attempt_at: datetime | None = None
+    reason: str = ""
+
+
+def follow_up(policy: RetryPolicy, outcome: Outcome, now: datetime) -> FollowUp:
+    """What a result calls for next: nothing, a retry after a back-off, or the dead letters."""
+    if outcome.result.success:
+        return FollowUp(DELIVERED)
+    sub_id = outcome.subscription.subscription_id
+    next_death = policy.next_death_count(outcome.death_count)
+    if next_death is None:
+        retry = RetryMessage(sub_id, outcome.death_count, outcome.content, outcome.uuid)
+        return FollowUp(DEAD_LETTERED, retry, reason=f"failed {outcome.death_count + 1} attempt(s)")
+    delay = policy.delay_seconds(next_death)
+    retry = RetryMessage(sub_id, next_death, outcome.content, outcome.uuid)
+    return FollowUp(RETRYING, retry, delay, next_attempt_at=now + timedelta(seconds=delay))
+
+
+@dataclass
+class Settlement:
+    """What to do with one received message once its work is done.
+
+    Exactly one of: `attempts` made (log them, place their follow-ups), `park`
+    the message itself with a reason, mark a chain `stopped`, or nothing (drop:
+    ack only). `release` gives the message back untouched instead of acking it.
+    """
+
+    envelope: Envelope
+    attempts: list[tuple[Outcome, FollowUp]] = field(default_factory=list)
+    park: str | None = None  # the reason, when the message itself is dead-lettered
+    stopped: tuple[str, int, str, int, int] | None = None  # uuid, subscription, event, death count, generation
+    release: bool = False
+    queued: bool = False  # its follow-ups are on the broker already (a retried settle must not repeat them)

@@ -1,0 +1,117 @@
+"""Applying settlements to the queue and the store, many messages per transaction.
+
+The durability rule: a message is acknowledged only after its attempts are
+logged and its follow-up retries placed. On SQLite the three commit in one
+transaction. On a broker, follow-ups are published before the log commits and
+outside the SQLite write lock: a crash in between repeats an attempt (same
+uuid) rather than losing a retry, and a slow broker never holds up other
+writers; acknowledgements go out once the batch has committed.
+
+A batch that fails for one message's sake (a value SQLite cannot store, say)
+is settled again message by message, and the message that still fails is
+parked with the reason. Failures of the store or the broker themselves
+propagate and stop the consumer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from ..errors import AeError
+from ..queues.base import RETRY, Queue
+from ..store import RETRYING, STOPPED, Attempt, ChainState, Store
+from .decisions import Settlement
+from .handling import INFRASTRUCTURE, describe
+
+log = logging.getLogger("asyncevents_cli")
+
+
+def settle(store: Store, queue: Queue, settlements: Sequence[Settlement]) -> None:
+    """Release, log, place follow-ups and acknowledge; one transaction for the lot where possible."""
+    released = [s.envelope for s in settlements if s.release]
+    if released:
+        queue.release_many(released)
+    done = [s for s in settlements if not s.release]
+    if not done:
+        return
+    try:
+        _apply(store, queue, done)
+    except (*INFRASTRUCTURE, AeError):
+        raise
+    except Exception:
+        if len(done) == 1:
+            _settle_alone(store, queue, done[0])
+            return
+        for settlement in done:
+            _settle_alone(store, queue, settlement)
+
+
+def _settle_alone(store: Store, queue: Queue, settlement: Settlement) -> None:
+    try:
+        _apply(store, queue, [settlement])
+    except (*INFRASTRUCTURE, AeError):
+        raise
+    except Exception as exc:
+        envelope = settlement.envelope
+        reason = f"unexpected error while settling: {describe(exc)}"
+        log.warning("dead-lettering %s message %s: %s", envelope.kind, envelope.message_id, reason)
+        # If even parking fails, the store or broker is broken: that stops the consumer.
+        _apply(store, queue, [Settlement(envelope, park=reason)])
+
+
+def _place(queue: Queue, settlements: Sequence[Settlement]) -> None:
+    """Publish each message's follow-ups (retries, dead letters) or park it."""
+    for settlement in settlements:
+        if settlement.queued:
+            continue
+        envelope = settlement.envelope
+        if settlement.park is not None:
+            queue.dead_letter(envelope.body, settlement.park, envelope.kind)
+        for outcome, follow in settlement.attempts:
+            if follow.retry is None:
+                continue  # delivered
+            if follow.state == RETRYING:
+                queue.publish_retry(follow.retry, follow.delay, generation=outcome.generation)
+            else:
+                queue.dead_letter(follow.retry.encode(), follow.reason, RETRY)
+        if not queue.shares_store_transaction:
+            settlement.queued = True  # on the broker now, whatever happens to the store write
+
+
+def _record(store: Store, settlements: Sequence[Settlement]) -> None:
+    attempts: list[Attempt] = []
+    states: list[ChainState] = []
+    for settlement in settlements:
+        for outcome, follow in settlement.attempts:
+            sub, result = outcome.subscription, outcome.result
+            attempts.append(Attempt(
+                uuid=outcome.uuid, subscription_id=sub.subscription_id, event_name=sub.event_name,
+                success=result.success, status_code=result.status_code, response_data=result.response_data,
+                serialized_data=outcome.body.decode(), death_count=outcome.death_count,
+                duration=result.duration, message_id=outcome.message_id,
+            ))
+            states.append(ChainState(outcome.uuid, sub.subscription_id, sub.event_name, follow.state,
+                                     outcome.death_count, follow.next_attempt_at, True, outcome.generation))
+        if settlement.stopped is not None:
+            uuid, subscription_id, event_name, death_count, generation = settlement.stopped
+            states.append(ChainState(uuid, subscription_id, event_name, STOPPED, death_count, None, False,
+                                     generation))
+    if attempts:
+        store.log_attempts(attempts)
+    if states:
+        store.set_delivery_states(states)
+
+
+def _apply(store: Store, queue: Queue, settlements: Sequence[Settlement]) -> None:
+    envelopes = [s.envelope for s in settlements]
+    if queue.shares_store_transaction:
+        with store.transaction():
+            _place(queue, settlements)
+            _record(store, settlements)
+            queue.ack_many(envelopes)
+    else:
+        _place(queue, settlements)
+        with store.transaction():
+            _record(store, settlements)
+        queue.ack_many(envelopes)
