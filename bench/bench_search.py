@@ -221,6 +221,7 @@ def main() -> None:
     config = folder / "events.toml"
     if args.reuse:
         queries_and_end_to_end(db, config, args.runs)
+        keeping_up(db, max(1, args.rows // 50))
         return
     for stale in folder.glob("ae.db*"):
         subprocess.run(["rm", "-rf", str(stale)], check=True)
@@ -238,7 +239,13 @@ def main() -> None:
           f"second), peak RSS {build['peak_rss_mb']:.0f} MB, "
           f"index {size / 1e6:.0f} MB", flush=True)
     queries_and_end_to_end(db, config, args.runs)
-    # Keeping up: 2% more rows arrive, one catch-up indexes them.
+    keeping_up(db, extra)
+    if not args.keep:
+        subprocess.run(["rm", "-rf", str(folder)], check=True)
+
+
+def keeping_up(db: Path, extra: int) -> None:
+    """2% more rows arrive; one catch-up (what `ae index follow` does each pass) indexes them."""
     from asyncevents_cli.store import Store
 
     store = Store(db)
@@ -248,8 +255,6 @@ def main() -> None:
     follow = run_child("--child-follow", str(db), str(extra))
     print(f"catch-up: {follow['docs']:,} new docs in {follow['seconds']:.2f} s = "
           f"{follow['docs'] / follow['seconds']:,.0f} docs/s", flush=True)
-    if not args.keep:
-        subprocess.run(["rm", "-rf", str(folder)], check=True)
 
 
 def queries_and_end_to_end(db: Path, config: Path, runs: int) -> None:
