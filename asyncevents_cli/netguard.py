@@ -137,22 +137,34 @@ def system_resolver(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
+def check_name(host: str) -> str:
+    """The host as DNS sees it; TargetRefused if it is a cloud-metadata name."""
+    name = host.strip("[]").rstrip(".").lower()
+    if name in METADATA_NAMES:
+        raise TargetRefused(f"refused by the SSRF guard: {name} is a cloud-metadata host")
+    return name
+
+
+def check_addresses(host: str, addresses: list[str], deny_private: bool = False) -> list[str]:
+    """`addresses` (what `host` resolved to) unless one of them is refused: TargetRefused."""
+    literal = parse_ip(host) is not None
+    for address in addresses:
+        why = refusal(address, deny_private)
+        if why is not None:
+            where = f"{address} is" if literal else f"{check_name(host)} resolves to {address},"
+            raise TargetRefused(f"refused by the SSRF guard: {where} {why}")
+    return addresses
+
+
 def resolve_checked(host: str, port: int, deny_private: bool = False,
                     resolver: Resolver = system_resolver) -> list[str]:
     """Resolve `host` and return its addresses, or raise TargetRefused if the name or
     any of its addresses is refused. DNS failures (OSError) propagate to the caller,
     which reports them as a failed attempt."""
-    name = host.strip("[]").rstrip(".").lower()
-    if name in METADATA_NAMES:
-        raise TargetRefused(f"refused by the SSRF guard: {name} is a cloud-metadata host")
+    name = check_name(host)
     literal = parse_ip(name)
     addresses = [str(literal)] if literal is not None else resolver(name, port)
-    for address in addresses:
-        why = refusal(address, deny_private)
-        if why is not None:
-            where = f"{address} is" if literal is not None else f"{name} resolves to {address},"
-            raise TargetRefused(f"refused by the SSRF guard: {where} {why}")
-    return addresses
+    return check_addresses(name, addresses, deny_private)
 
 
 def check_target(url: str, deny_private: bool = False, resolver: Resolver = system_resolver) -> None:
@@ -177,6 +189,6 @@ def describe_refusal(exc: TargetRefused) -> str:
 
 
 __all__ = [
-    "ALWAYS_DENIED", "TargetRefused", "check_recipient_url", "check_target", "describe_refusal", "parse_ip", "redact_credentials",
+    "ALWAYS_DENIED", "TargetRefused", "check_addresses", "check_name", "check_recipient_url", "check_target", "describe_refusal", "parse_ip", "redact_credentials",
     "refusal", "resolve_checked", "system_resolver",
 ]

@@ -177,7 +177,14 @@ class Store:
         self._box: SecretBox | None = None
         self._lock = threading.RLock()
         self._depth = 0
+        #: True on a read-only file or folder: reads work, every write says why it cannot
+        self.read_only = self.path.exists() and not (
+            os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK))
         try:
+            if self.read_only:
+                self.db = sqlite_utils.Database(self._connect_read_only())
+                self.db.execute("PRAGMA busy_timeout=30000")
+                return  # no schema changes, migrations or sealing: they wait for a writable store
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if not self.path.exists():
                 _create_private(self.path)
@@ -192,6 +199,26 @@ class Store:
             self._seal_plaintext_tokens()
         except (sqlite3.DatabaseError, OSError) as exc:
             raise AeError(f"cannot open database {self.path}: {exc}") from None
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """Open for reading only. A WAL database normally needs its -shm file, which a
+        read-only folder may not have; then it is opened as immutable (nothing can
+        change it there anyway)."""
+        uri = self.path.absolute().as_uri()
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30, check_same_thread=False)
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+        return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+
+    def _refuse_writes(self) -> None:
+        if self.read_only:
+            raise AeError(
+                f"the database {self.path} is read-only: this command writes, so it cannot run"
+                " (read commands such as status, logs and trace still work)"
+            )
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -217,6 +244,7 @@ class Store:
                 finally:
                     self._depth -= 1
                 return
+            self._refuse_writes()
             self.conn.execute("BEGIN IMMEDIATE")
             self._depth = 1
             try:

@@ -3,12 +3,13 @@ resolving at delivery time (`resolve_checked`), and the `deny_private_targets` s
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from asyncevents_cli.netguard import TargetRefused, refusal, resolve_checked
-from conftest import write_config
+from conftest import Receiver, write_config
 from test_cli import EVENT, ae, assert_error, ok, ok_json
 
 
@@ -65,3 +66,39 @@ def test_deny_private_targets_refuses_loopback_at_subscribe(tmp_path: Path) -> N
     (tmp_path / "default").mkdir()
     default = write_config(tmp_path / "default")
     ok(default, "subscribe", EVENT, "http://127.0.0.1:8080/hook", "--secret", "s")
+
+
+def test_delivery_refuses_a_metadata_target_whatever_the_store_holds(tmp_path: Path, receiver: Receiver) -> None:
+    """A recipient written before the guard existed (or behind its back) is refused when
+    delivering: the attempt fails with the refusal, and nothing is sent."""
+    config = write_config(tmp_path, max_deaths=0)
+    ok(config, "subscribe", EVENT, receiver.endpoint("/hook"), "--secret", "s")
+    conn = sqlite3.connect(tmp_path / ".ae" / "ae.db")
+    conn.execute("UPDATE subscriptions SET recipient_url = 'http://169.254.169.254/latest/meta-data/'")
+    conn.commit()
+    conn.close()
+    ok(config, "publish", EVENT, "--data", "{}")
+    ok(config, "consume", "all", "--until-empty")
+    [attempt] = ok_json(config, "logs")
+    uuid = attempt["uuid"]
+    [logged] = ok_json(config, "trace", uuid)["attempts"]
+    assert logged["success"] is False and logged["status_code"] is None
+    assert logged["response_data"].startswith("TargetRefused: refused by the SSRF guard: 169.254.169.254")
+    assert receiver.requests == []
+
+
+def test_deny_private_targets_is_checked_again_at_delivery(tmp_path: Path, receiver: Receiver) -> None:
+    config = write_config(tmp_path, max_deaths=0)
+    ok(config, "subscribe", EVENT, receiver.endpoint("/by-ip"), "--secret", "s")
+    ok(config, "subscribe", EVENT, receiver.endpoint("/by-name").replace("127.0.0.1", "localhost"), "--secret", "s")
+    ok(config, "publish", EVENT, "--data", "{}")
+    ok(config, "consume", "all", "--until-empty", env={"AE_DENY_PRIVATE_TARGETS": "true"})
+    responses = sorted(a["response_data"] for a in
+                       (ok_json(config, "trace", row["uuid"])["attempts"][0] for row in ok_json(config, "logs")))
+    assert receiver.requests == []
+    assert "127.0.0.1 is a loopback" in responses[0] or "127.0.0.1 is a loopback" in responses[1]
+    assert any("localhost resolves to 127.0.0.1" in r for r in responses), responses
+    # With the setting off (the default) both are delivered.
+    ok(config, "publish", EVENT, "--data", "{}")
+    ok(config, "consume", "all", "--until-empty")
+    assert len(receiver.requests) == 2

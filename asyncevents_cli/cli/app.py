@@ -63,6 +63,12 @@ class AeGroup(TyperGroup):
                 raise
             note(f"ae: error: database: {exc}")
             raise typer.Exit(EXIT_FAILURE) from None
+        except OSError as exc:  # a full disk or a read-only folder, e.g. under the search index
+            if debug_enabled():
+                raise
+            where = f" {exc.filename}" if exc.filename else ""
+            note(f"ae: error: cannot write{where}: {exc.strerror or exc} (errno {exc.errno})")
+            raise typer.Exit(EXIT_FAILURE) from None
         except Exception as exc:
             if debug_enabled():
                 raise

@@ -36,7 +36,7 @@ def search(
 ) -> None:
     """Search delivery logs and payloads with Lucene syntax (the README's "Searching the delivery log")."""
     rt = runtime(ctx)
-    if rt.config.settings["indexing"]:
+    if rt.config.settings["indexing"] and not rt.store.read_only:
         check_syntax(query)  # a malformed query exits 2 before the index is touched
         ix = _index(ctx)
         try:

@@ -26,6 +26,7 @@ from ..messages import RetryMessage, TriggerMessage
 from ..notifiers import Notifiers, NotifyResult
 from ..notifiers.base import clip
 from ..queues.base import RETRY, TRIGGER, Envelope, Queue
+from ..secretbox import SecretKeyError
 from ..store import Store, Subscription
 from .decisions import (
     Outcome,
@@ -45,7 +46,8 @@ log = logging.getLogger("asyncevents_cli")
 
 #: Failures that are not one message's fault: they stop the consumer, and what it
 #: holds comes back (lease expiry, broker requeue).
-INFRASTRUCTURE = (QueueUnavailable, sqlite3.OperationalError)
+#: SecretKeyError too: a wrong key is the operator's to fix, not a reason to park every message.
+INFRASTRUCTURE = (QueueUnavailable, sqlite3.OperationalError, SecretKeyError)
 #: A notifier that never answers is given up on after this long (HTTP ends at its own total timeout).
 ATTEMPT_DEADLINE = 120.0
 #: On a broker, a retry may arrive a moment before the store write that placed it

@@ -13,12 +13,14 @@ aiohttp is imported when the first request is made, so `ae --help` and
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..config import Config
+from ..netguard import TargetRefused, check_addresses, check_name, describe_refusal, parse_ip
 from ..store import Subscription, utcnow
 from .base import RESPONSE_LIMIT, Notifier, NotifyResult, clip
 from .signing import MAGENTO_HEADER, magento_signature, secrets_in_use, signature_headers
@@ -52,6 +54,40 @@ def describe_error(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {detail}"
 
 
+def check_literal_target(url: str, deny_private: bool) -> None:
+    """TargetRefused if the URL names a refused IP address literally (aiohttp does not
+    ask the resolver about those)."""
+    import yarl
+
+    host = yarl.URL(url).raw_host or ""
+    address = parse_ip(host)
+    if address is not None:
+        check_addresses(host, [str(address)], deny_private)
+
+
+def guarded_resolver(deny_private: bool) -> Any:
+    """aiohttp's resolver, refusing what the SSRF guard refuses. The connector connects
+    only to the addresses checked here, so a name cannot resolve differently between
+    the check and the connection."""
+    import aiohttp
+    from aiohttp.abc import AbstractResolver
+
+    class GuardedResolver(AbstractResolver):
+        def __init__(self) -> None:
+            self._inner = aiohttp.ThreadedResolver()
+
+        async def resolve(self, host: str, port: int = 0, family: Any = socket.AF_INET) -> list[Any]:
+            check_name(host)
+            results = await self._inner.resolve(host, port, family)
+            check_addresses(host, [str(r["host"]) for r in results], deny_private)
+            return results
+
+        async def close(self) -> None:
+            await self._inner.close()
+
+    return GuardedResolver()
+
+
 class HttpNotifier(Notifier):
     """POSTs signed bodies. `deliver` is native asyncio; `notify` wraps it for plain callers.
 
@@ -64,14 +100,21 @@ class HttpNotifier(Notifier):
     signs_requests = True
 
     @classmethod
+    def from_config(cls, config: Config | None) -> "HttpNotifier":
+        return cls(deny_private_targets=bool(config and config.settings["deny_private_targets"]))
+
+    @classmethod
     def check_recipient(cls, recipient: str, config: Config | None = None) -> str:
         from ..subscribe import check_url  # the URL rules live with the other subscription checks
 
         return check_url(recipient, config)
 
-    def __init__(self, connect_timeout: float = 5.0, total_timeout: float = 15.0) -> None:
+    def __init__(self, connect_timeout: float = 5.0, total_timeout: float = 15.0,
+                 deny_private_targets: bool = False) -> None:
         self.connect_timeout = connect_timeout
         self.total_timeout = total_timeout
+        #: the SSRF guard's setting; link-local and metadata targets are refused regardless
+        self.deny_private_targets = deny_private_targets
         self._session: "aiohttp.ClientSession | None" = None  # bound to the loop that made it
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -79,7 +122,8 @@ class HttpNotifier(Notifier):
         import aiohttp
 
         # No connection limit here: the consumer's window bounds what is in flight.
-        connector = aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True)
+        connector = aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True,
+                                         resolver=guarded_resolver(self.deny_private_targets))
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout)
         return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
                                      headers={"User-Agent": USER_AGENT})
@@ -100,6 +144,8 @@ class HttpNotifier(Notifier):
 
         started = time.perf_counter()
         try:
+            # An IP in the URL skips the resolver: check it here (names are checked as resolved).
+            check_literal_target(subscription.recipient_url, self.deny_private_targets)
             async with asyncio.timeout(self.total_timeout):
                 async with session.post(subscription.recipient_url, data=body,
                                         headers=request_headers(subscription, body, uuid),
@@ -115,6 +161,8 @@ class HttpNotifier(Notifier):
                     text = b"".join(chunks).decode("utf-8", "replace")
                     success = 200 <= response.status < 300
                     return NotifyResult(success, response.status, clip(text), time.perf_counter() - started)
+        except TargetRefused as exc:  # log the refusal, never anything from the target
+            return NotifyResult(False, None, describe_refusal(exc), time.perf_counter() - started)
         except TimeoutError:
             why = f"Timeout: no complete response within {self.total_timeout:g} s (connect to last byte)"
             return NotifyResult(False, None, why, time.perf_counter() - started)

@@ -64,7 +64,8 @@ def search_logs(config: Config, store: Store, text: str, limit: int = 100, offse
     """Search the delivery log: through the index, or by substring when indexing is off."""
     if limit < 1 or offset < 0:
         raise InputError("--limit must be 1 or more and --offset 0 or more")
-    ix = open_index(config, store)
+    # A read-only store's index cannot follow the log: read the log itself.
+    ix = None if store.read_only else open_index(config, store)
     if ix is None:
         from .fallback import substring_search
 
@@ -77,7 +78,7 @@ def search_logs(config: Config, store: Store, text: str, limit: int = 100, offse
 
 def matching_log_ids(config: Config, store: Store, text: str) -> list[int]:
     """Every log id the query matches, newest first, whichever way search runs."""
-    ix = open_index(config, store)
+    ix = None if store.read_only else open_index(config, store)
     if ix is None:
         from .fallback import substring_search
 

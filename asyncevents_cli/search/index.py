@@ -240,10 +240,14 @@ class SearchIndex:
         self.close()
         fresh = self.path.with_name(f"{self.path.name}.new-{os.getpid()}")
         shutil.rmtree(fresh, ignore_errors=True)
-        fresh.mkdir(parents=True)
-        ix = index.create_in(str(fresh), build_schema())
-        count, _ = self._add_rows(ix, 0, progress, folder=fresh)
-        ix.close()
+        try:
+            fresh.mkdir(parents=True)
+            ix = index.create_in(str(fresh), build_schema())
+            count, _ = self._add_rows(ix, 0, progress, folder=fresh)
+            ix.close()
+        except OSError as exc:  # a full disk: leave no half-built folder to fill it further
+            shutil.rmtree(fresh, ignore_errors=True)
+            raise self._cannot_write(exc) from None
         old = self.path.with_name(f"{self.path.name}.old-{os.getpid()}")
         if self.path.exists() or self.path.is_symlink():
             os.replace(self.path, old) if self.path.is_dir() else self.path.unlink()
@@ -296,8 +300,15 @@ class SearchIndex:
         meta = self._read_meta() or {"last_log_id": 0}
         if self.store.max_log_id() <= meta["last_log_id"]:
             return 0
-        count, _ = self._add_rows(ix, meta["last_log_id"], progress)
+        try:
+            count, _ = self._add_rows(ix, meta["last_log_id"], progress)
+        except OSError as exc:
+            raise self._cannot_write(exc) from None
         return count
+
+    def _cannot_write(self, exc: OSError) -> AeError:
+        return AeError(f"cannot write the search index {self.path}: {exc.strerror or exc}",
+                       hint="free some disk space, then run `ae index rebuild`")
 
     def indexed_up_to(self) -> int:
         meta = self._read_meta()
