@@ -446,7 +446,10 @@ class Store:
         """This store's id, made once at random: messages it publishes to a broker
         carry it, so a consumer can refuse another store's. None if not made yet
         and `create` is False."""
-        row = self.conn.execute("SELECT value FROM store_info WHERE key = 'identity'").fetchone()
+        try:
+            row = self.conn.execute("SELECT value FROM store_info WHERE key = 'identity'").fetchone()
+        except sqlite3.OperationalError:  # an older store opened read-only: no table, so no identity yet
+            row = None
         if row is None and create:
             with self.transaction():
                 self.conn.execute("INSERT OR IGNORE INTO store_info (key, value) VALUES ('identity', ?)",
@@ -461,7 +464,10 @@ class Store:
                               (name, timestamp()))
 
     def delay_queue_names(self) -> list[str]:
-        return [row[0] for row in self.conn.execute("SELECT name FROM amqp_delay_queues ORDER BY name")]
+        try:
+            return [row[0] for row in self.conn.execute("SELECT name FROM amqp_delay_queues ORDER BY name")]
+        except sqlite3.OperationalError:  # an older store opened read-only: it recorded none
+            return []
 
     # -- subscriptions -------------------------------------------------
 

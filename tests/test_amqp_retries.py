@@ -16,7 +16,7 @@ import pytest
 
 from asyncevents_cli.backoff import RetryPolicy
 from asyncevents_cli.errors import AeError
-from asyncevents_cli.messages import RetryMessage
+from asyncevents_cli.messages import RetryMessage, TriggerMessage
 from asyncevents_cli.publish import publish, publish_batch
 from asyncevents_cli.queues.amqp import AmqpQueue
 from asyncevents_cli.queues.amqp_topology import delay_queues
@@ -144,3 +144,38 @@ def test_a_second_store_on_the_same_vhost_refuses_the_first_stores_messages(
         assert b.worker().run(until_empty=True) == 2
     assert [r.json for r in receiver.to("/b")] == [{"data": {"order": 3}}, {"data": {"order": 4}}]
     assert all(r.signed_with("secret-b") for r in receiver.to("/b"))
+
+
+def test_a_refused_message_goes_back_untouched_with_those_taken_before_it(tmp_path: Path, amqp_url: str) -> None:
+    """At the queue level: behind a header-less trigger sits another store's; the consumer
+    refuses, and both are back in the queue, the refused one byte for byte as published."""
+    theirs, mine = Store(tmp_path / "theirs.db"), Store(tmp_path / "mine.db")
+    try:
+        with AmqpQueue(amqp_url, store=lambda: theirs) as publisher:
+            publisher.store_identity(create=True)
+            publisher.depths()  # connects: declares the exchanges and queues
+            connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+            try:
+                connection.channel().basic_publish("event", "event.trigger", b'["sales.order.created","{}",0]',
+                                                   pika.BasicProperties(delivery_mode=2))
+            finally:
+                connection.close()
+            publisher.publish_trigger(TriggerMessage(EVENT, {"order": 1}))
+        with AmqpQueue(amqp_url, store=lambda: mine) as consumer:
+            with pytest.raises(AeError, match="belongs to another ae store"):
+                for _ in range(50):  # the first call may see only the first message
+                    consumer.receive_many(["trigger"], 10, timeout=0.2)
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        try:
+            channel = connection.channel()
+            got = [channel.basic_get("event.trigger", auto_ack=True) for _ in range(3)]
+        finally:
+            connection.close()
+        assert got[2] == (None, None, None), "nothing more, nothing lost"
+        bodies = sorted(json.loads(body) for _method, _props, body in got[:2])
+        assert bodies == [[EVENT, '{"order":1}', 0], [EVENT, "{}", 0]]
+        stamped = next(props for _method, props, body in got[:2] if b"{}" not in body)
+        assert stamped.headers == {"x-ae-store": theirs.identity()}
+    finally:
+        theirs.close()
+        mine.close()

@@ -300,7 +300,10 @@ class AmqpQueue(Queue):
         mine = self.store_identity(create=True)
         if mine is None or owner == mine:
             return
-        self._channel("_consume_ch").basic_nack(envelope.handle[1], requeue=True)
+        try:
+            self._channel("_consume_ch").basic_nack(envelope.handle[1], requeue=True)
+        except (*CONNECTION_ERRORS, pika.exceptions.AMQPChannelError):
+            pass  # the connection is gone, and with it the broker requeued the message
         self._held.pop(envelope.handle, None)
         raise AeError(
             f"message {envelope.message_id} on {QUEUE_FOR_KIND[envelope.kind]} belongs to another ae store"
@@ -481,6 +484,7 @@ class AmqpQueue(Queue):
         while len(taken) < limit and self._buffer and self._buffer[0].kind in wanted:
             envelope = self._buffer.popleft()
             self._held[envelope.handle] = envelope.kind
+            self.check_owner(envelope)  # raising, it leaves those taken unsettled: the broker requeues them
             taken.append(envelope)
         return taken
 
