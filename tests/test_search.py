@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -147,6 +151,9 @@ SYNTAX = [
     ("* wildcard", "event_name:sales.*", lambda r: r["event_name"].startswith("sales.")),
     ("? wildcard", "data.data.increment_id:CK0000010?", lambda r: r["body"].get("increment_id", "")[:2] == "CK"),
     ("success false", "success: false", lambda r: r["success"] == 0),
+    ("a lone NOT", "NOT success:true", lambda r: r["success"] == 0),
+    ("OR with NOT", "data.data.grand_total:[90 TO *] OR NOT event_name:sales.order.created",
+     lambda r: r["body"].get("grand_total", 0) >= 90 or r["event_name"] != "sales.order.created"),
     ("uuid is case-insensitive", "", None),  # filled in by the test from the data
 ]
 
@@ -275,6 +282,9 @@ def test_prune_removes_entries_from_the_index(data: Path) -> None:
     result = ae(data, "logs", "prune", "--older-than", "30")
     assert result.exit_code == 0 and "pruned 2" in result.stdout
     assert search_ids(data, "CK00000101") == []
+    assert search_ids(data, "data.data.increment_id:CK*") == expected(
+        data, lambda r: str(r["body"].get("increment_id", "")).startswith("CK"))
+    assert search_ids(data, "NOT success:false") == expected(data, lambda r: r["success"] == 1)
     assert sorted(search_ids_all(data)) == sorted(r["log_id"] for r in rows_of(data))
     assert json.loads(ae(data, "index", "status", "--json").stdout)["documents"] == 3
 
@@ -387,3 +397,34 @@ def test_prefix_queries_on_every_kind_of_word(data: Path) -> None:
     assert search_ids(data, "data.data.increment_id:*") == expected(data, lambda r: "increment_id" in r["body"])
     assert search_ids(data, "data.data.increment_id:[CK00000102 TO *]") == expected(
         data, lambda r: increment(r).lower() >= "ck00000102")
+
+
+def test_index_follow_keeps_the_index_current_in_its_own_process(data: Path, receiver: Any) -> None:
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "asyncevents_cli", "--config", str(data), "index", "follow", "--interval", "0.1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with Runtime(data) as rt:
+            publish(rt.config, rt.queue, "sales.order.created", {"increment_id": "SO00000105"})
+            rt.worker(poll_timeout=0.02).run(until_empty=True)
+            last = rt.store.max_log_id()
+        deadline = time.monotonic() + 60
+        while json.loads(ae(data, "index", "status", "--json").stdout)["indexed_up_to"] < last:
+            assert follower.poll() is None, follower.stderr.read() if follower.stderr else ""
+            assert time.monotonic() < deadline, "the follower did not catch up"
+            time.sleep(0.1)
+    finally:
+        follower.send_signal(signal.SIGTERM)
+        _, stderr = follower.communicate(timeout=30)
+    assert follower.returncode == 0, stderr
+    assert f"up to log_id {last}" in stderr
+    assert search_ids(data, "SO00000105") == expected(data, lambda r: r["body"].get("increment_id") == "SO00000105")
+
+
+def test_index_follow_once_and_without_indexing(tmp_path: Path, receiver: Any, data: Path) -> None:
+    result = ae(data, "index", "follow", "--once")
+    assert result.exit_code == 0 and "index follow: stopped, up to log_id" in result.stderr
+    assert json.loads(ae(data, "index", "status", "--json").stdout)["behind"] == 0
+    config = build(tmp_path, receiver, indexing=False)
+    result = ae(config, "index", "follow", "--once")
+    assert result.exit_code == 2 and "indexing is off" in result.stderr

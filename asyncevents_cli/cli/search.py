@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import typer
@@ -42,9 +43,11 @@ def search(
             behind = ix.behind()
             with progress_bar("indexing the delivery log", behind, behind >= PROGRESS_THRESHOLD) as advance:
                 ix.catch_up(advance)
+            hits = ix.search(query, limit, offset)
         finally:
             ix.close()
-    hits = search_logs(rt.config, rt.store, query, limit, offset)
+    else:
+        hits = search_logs(rt.config, rt.store, query, limit, offset)
     data = {"query": query, "mode": hits.mode, "total": hits.total, "offset": offset, "limit": limit,
             "results": hits.rows}
 
@@ -93,3 +96,39 @@ def rebuild(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
         ix.close()
     emit({"documents": count, "index_path": str(ix.path)}, as_json,
          lambda d: say(f"indexed {d['documents']} log entries into {d['index_path']}"))
+
+
+@index_app.command("follow")
+def follow(
+    ctx: typer.Context,
+    interval: float = typer.Option(1.0, "--interval", min=0.05, help="Seconds between catch-ups."),
+    once: bool = typer.Option(False, "--once", help="Catch up once and exit (for cron and scripts)."),
+) -> None:
+    """Keep the search index current in the background (run one beside your consumers).
+
+    Never on the delivery path: it reads the delivery log and indexes what is new
+    every --interval seconds. Ctrl-C or SIGTERM finish the pass in hand, then exit 0."""
+    from ..search.follow import follow as follow_log
+
+    ix = _index(ctx)
+    stopping: list[bool] = []
+
+    def stop(signum: int, frame: object) -> None:
+        if stopping and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stopping.append(True)
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, stop)
+    try:
+        behind = ix.behind()
+        with progress_bar("indexing the delivery log", behind, behind >= PROGRESS_THRESHOLD) as advance:
+            total = ix.catch_up(advance)
+        total += follow_log(ix, interval, lambda: bool(stopping), once=once,
+                           on_indexed=lambda n, up_to: note(f"indexed {n} log entries, up to log_id {up_to}"))
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        ix.close()
+    note(f"index follow: stopped, up to log_id {ix.indexed_up_to()} ({total} indexed)")

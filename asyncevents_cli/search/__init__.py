@@ -7,8 +7,10 @@
 - `remove_pruned`, `index_path`, `open_index` for the index's life cycle.
 
 Modules: `analysis` (body -> terms, plain Python), `query` (checking, parsing,
-rewriting), `index` (the whoosh index), `fallback` (substring search when
-`indexing = false`), `results` (shaping hits), `follow` (`ae index follow`).
+rewriting), `matching` (which documents match, by set operations), `index`
+(the whoosh index), `follow` (`ae index follow`), `fallback` (substring search
+when `indexing = false`), `results` (shaping hits). The query language is
+documented in docs/search.md.
 whoosh is imported only when an index is used, so commands that never search
 do not pay for it.
 """

@@ -26,6 +26,7 @@ added again, so a crash between the two cannot duplicate documents.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -43,13 +44,16 @@ from whoosh.system import emptybytes
 from ..errors import AeError, InputError
 from ..store import Store
 from .analysis import WORD_RE, BodyTerms, body_terms, plain_text_terms
+from .matching import SegmentMatcher, log_id_column
 from .query import parse_for_index
 from .results import Hits, page_rows
 
 SCHEMA_VERSION = 2
 META_FILE = ".ae-index.json"
 BATCH = 2000  # rows read from the store at a time
-COMMIT_EVERY = 10_000  # rows per commit: one segment's postings stay in memory until it is written
+# Rows per commit: a segment's postings stay in memory until it is written, about
+# 11 MB per 1,000 rows of bench_search's orders, so this keeps a build under 200 MB.
+COMMIT_EVERY = 5_000
 POOL_MB = 256  # whoosh spills postings to temporary files past this estimate; COMMIT_EVERY stays below it
 Progress = Callable[[int], None]  # called with how many rows were just indexed
 
@@ -142,6 +146,13 @@ def build_schema() -> fields.Schema:
     for name in ("log_id", "uuid", "event_name", "success"):
         schema[name].scorable = True  # see TermsField
     return schema
+
+
+@functools.lru_cache(maxsize=1)
+def parser_schema() -> fields.Schema:
+    """The schema queries are parsed with: the index's, built once per process
+    (reading it from the index would read the table of contents again)."""
+    return build_schema()
 
 
 def log_document(row: dict[str, Any]) -> dict[str, Any]:
@@ -247,7 +258,9 @@ class SearchIndex:
 
     def _writer(self, ix: index.Index) -> Any:
         try:
-            return ix.writer(timeout=30.0, codec=LeanCodec(), limitmb=POOL_MB)
+            # Separate files per segment, not whoosh's compound file: opening a file
+            # inside a compound file copies it into memory, on every search.
+            return ix.writer(timeout=30.0, codec=LeanCodec(), limitmb=POOL_MB, compound=False)
         except LockError:
             raise AeError(f"search index {self.path} is locked by another process; try again") from None
 
@@ -338,14 +351,16 @@ class SearchIndex:
     def _matching(self, text: str) -> tuple[list[int], list[str]]:
         """Every matching log id, newest first, and the words to centre excerpts on."""
         ix = self._open()
-        q, wanted = parse_for_index(text, ix.schema)
+        q, wanted = parse_for_index(text, parser_schema())
         log_ids: list[int] = []
         with ix.searcher() as searcher:
-            # Without scoring or whoosh's sorting collector: the matching document
-            # numbers of each segment, mapped to log ids through the sortable column.
+            # Without scoring or whoosh's sorting collector: the matching documents
+            # of each segment (see `matching`), mapped to log ids through the column.
             for sub, _ in searcher.leaf_searchers():
-                column = sub.reader().column_reader("log_id")
-                log_ids.extend(column[docnum] for docnum in q.docs(sub))
+                if not sub.reader().doc_count_all():
+                    continue  # an empty index has no log_id column at all
+                log_id = log_id_column(sub.reader())
+                log_ids.extend(map(log_id, SegmentMatcher(sub).docs(q)))
         log_ids.sort(reverse=True)
         return log_ids, wanted
 

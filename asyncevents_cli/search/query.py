@@ -299,11 +299,22 @@ def _errors(q: query.Query) -> Iterable[str]:
         yield from _errors(child)
 
 
+_parsers: dict[int, tuple[Schema, QueryParser]] = {}
+
+
+def _parser(schema: Schema) -> QueryParser:
+    """One parser per schema object: building one costs more than parsing."""
+    kept = _parsers.get(id(schema))
+    if kept is None or kept[0] is not schema:
+        kept = _parsers[id(schema)] = (schema, make_parser(schema))
+    return kept[1]
+
+
 def parse(text: str, schema: Schema) -> query.Query:
     """Check and parse a user's query into a whoosh query over `schema`, as written."""
     checked = check_syntax(text)
     try:
-        q = make_parser(schema).parse(checked)
+        q = _parser(schema).parse(checked)
     except Exception:  # noqa: BLE001 - parsing is pure: any failure is the query's
         # whoosh's parser raises on a few inputs the syntax check lets by, such as
         # a phrase on a boolean field (`success:""`) or `NOT NOT x`.
