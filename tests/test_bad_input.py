@@ -169,6 +169,7 @@ COMMANDS = [
     (["search", "*:*"], 2, "*:*"),
     (["search", "(("], 2, "malformed query"),
     (["search", "data:"], 2, "malformed query"),
+    (["search", 'success:""'], 2, "malformed query"),
     (["search", "increment_id", "--limit", "0"], 2, "--limit"),
     (["search", "increment_id", "--offset", "-1"], 2, "--offset"),
     # inspection

@@ -297,7 +297,10 @@ def _errors(q: query.Query) -> Iterable[str]:
 def parse(text: str, schema: Schema) -> query.Query:
     """Check and parse a user's query into a whoosh query over `schema`, as written."""
     checked = check_syntax(text)
-    q = make_parser(schema).parse(checked)
+    try:
+        q = make_parser(schema).parse(checked)
+    except Exception as exc:  # whoosh raises a bare Exception for e.g. `success:""` (no analyzer)
+        raise InputError(f"malformed query: {exc}: {text}") from None
     for error in _errors(q):
         raise InputError(f"malformed query: {error}: {text}")
     return q
