@@ -12,6 +12,7 @@ import socket
 import threading
 import uuid as uuidlib
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,13 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from asyncevents_cli.notifiers.eventbridge import EventBridgeNotifier
+from asyncevents_cli.publish import publish
+from asyncevents_cli.queues.base import TRIGGER
+from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.store import Subscription
+from asyncevents_cli.subscribe import subscribe
+from conftest import QuietServer, Receiver, write_config
 from test_cli import ae, ok, ok_json
-from conftest import write_config
 
 EVENT = "sales.order.created"
 ORDER = {"increment_id": "CK00000101", "customer_email": "roni_cost@example.com", "grand_total": 45.5}
@@ -178,3 +183,62 @@ def test_http_only_options_are_refused_for_eventbridge(tmp_path: Path, option: l
     config = write_config(tmp_path)
     result = ae(config, "subscribe", EVENT, "orders", "--notifier", "eventbridge", *option)
     assert result.exit_code == 2 and "eventbridge notifier" in result.stderr, result.stderr
+
+
+class StalledEndpoint:
+    """An AWS endpoint that holds every request until released, then answers with an error."""
+
+    def __init__(self) -> None:
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                endpoint.arrived.set()
+                endpoint.release.wait(30)
+                reply = json.dumps({"__type": "ResourceNotFoundException", "message": "released"}).encode()
+                self.send_response(400)
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_stalled_put_events_does_not_hold_up_other_deliveries(
+    tmp_path: Path, aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, receiver: Receiver
+) -> None:
+    stalled = StalledEndpoint()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", stalled.url)
+    try:
+        with Runtime(write_config(tmp_path), environ={}) as rt:
+            # EventBridge first: delivered one after the other, the webhook would wait behind it.
+            subscribe(rt.config, rt.store, EVENT, "orders", notifier="eventbridge")
+            subscribe(rt.config, rt.store, EVENT, receiver.endpoint("/hook"))
+            publish(rt.config, rt.queue, EVENT, ORDER)
+            consumer = threading.Thread(target=lambda: rt.consumer(kinds=(TRIGGER,)).run(until_empty=True))
+            consumer.start()
+            assert stalled.arrived.wait(30)
+            # The webhook is delivered while PutEvents is still waiting for its answer.
+            assert len(receiver.wait_for(1, timeout=30)) == 1 and not stalled.release.is_set()
+            stalled.release.set()
+            consumer.join(60)
+            assert not consumer.is_alive()
+            logs = {log["subscription_id"]: log for log in rt.store.recent_logs()}
+        assert (logs[1]["success"], logs[1]["response_data"]) == (0, "ResourceNotFoundException: released")
+        assert logs[2]["success"] == 1
+    finally:
+        stalled.close()
