@@ -769,3 +769,78 @@ class Store:
                 """
             )
         )
+
+    # -- API tokens and the server's queries (`ae tokens`, `ae serve`) --
+    # Kept together so the server's SQL has one home. Tokens are stored as the
+    # SHA-256 of a random 256-bit secret: enough for a high-entropy secret (no
+    # salt or slow hash needed), and the secret itself is never kept.
+
+    def _token_table(self) -> None:
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS api_tokens (name TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE,"
+            " events TEXT NOT NULL, created TEXT NOT NULL, last_used TEXT)"
+        )
+
+    def add_token(self, name: str, token_hash: str, events: Sequence[str]) -> dict[str, Any]:
+        self._token_table()
+        with self.transaction():
+            if self.conn.execute("SELECT 1 FROM api_tokens WHERE name = ?", (name,)).fetchone():
+                raise AeError(f"a token named {name!r} already exists",
+                              hint=f"run `ae tokens revoke {name}` first, or pick another name")
+            self.conn.execute(
+                "INSERT INTO api_tokens (name, token_hash, events, created) VALUES (?, ?, ?, ?)",
+                (name, token_hash, json.dumps(list(events)), timestamp()),
+            )
+        return self.tokens(name)[0]
+
+    def tokens(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Token rows without their hashes, oldest first."""
+        self._token_table()
+        where, params = ("WHERE name = ?", [name]) if name is not None else ("", [])
+        rows = self.db.query(f"SELECT name, events, created, last_used FROM api_tokens {where} ORDER BY created",
+                             params)
+        return [{**row, "events": json.loads(row["events"])} for row in rows]
+
+    def token_by_hash(self, token_hash: str) -> dict[str, Any] | None:
+        self._token_table()
+        rows = list(self.db.query("SELECT name, events, created, last_used FROM api_tokens WHERE token_hash = ?",
+                                  [token_hash]))
+        return {**rows[0], "events": json.loads(rows[0]["events"])} if rows else None
+
+    def touch_token(self, name: str, moment: datetime | None = None) -> None:
+        with self.transaction():
+            self.conn.execute("UPDATE api_tokens SET last_used = ? WHERE name = ?", (timestamp(moment), name))
+
+    def revoke_token(self, name: str) -> None:
+        self._token_table()
+        with self.transaction():
+            if not self.conn.execute("DELETE FROM api_tokens WHERE name = ?", (name,)).rowcount:
+                raise NotFound(f"no token named {name!r}", hint="run `ae tokens list` to see them")
+
+    def update_subscription(self, subscription_id: int, enabled: bool, notifier: str | None = None) -> Subscription:
+        """The module's save of an existing subscription: a new status, and a new notifier if given."""
+        with self.transaction():
+            current = self.subscription(subscription_id)
+            self.conn.execute(
+                "UPDATE subscriptions SET status = ?, notifier = ?, modified = ? WHERE subscription_id = ?",
+                (ENABLED if enabled else DISABLED, notifier or current.notifier, timestamp(), subscription_id),
+            )
+        return self.subscription(subscription_id)
+
+    def last_uuid(self, subscription_id: int) -> str | None:
+        """The uuid of a subscription's latest attempt: what "replay last" replays."""
+        row = self.conn.execute(
+            "SELECT uuid FROM delivery_log WHERE subscription_id = ? ORDER BY log_id DESC LIMIT 1",
+            (subscription_id,),
+        ).fetchone()
+        return row[0] if row else None
+
+    def log_page(self, limit: int, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+        """The admin logs grid: how many attempts there are, and one page of them, newest first."""
+        total = int(self.conn.execute("SELECT COUNT(*) FROM delivery_log").fetchone()[0])
+        rows = self.db.query(
+            "SELECT log_id, uuid, subscription_id, event_name, success, status_code, created, death_count, duration"
+            " FROM delivery_log ORDER BY log_id DESC LIMIT ? OFFSET ?",
+            [limit, offset],
+        )
+        return total, list(rows)

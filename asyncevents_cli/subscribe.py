@@ -19,7 +19,7 @@ from .notifiers.custom_headers import check_headers
 from .notifiers.signing import MAGENTO, UNSIGNED, check_scheme, check_secret, generate_secret
 from .store import Store, Subscription, utcnow
 
-__all__ = ["subscribe", "rotate_secret", "set_headers", "parse_duration", "check_url", "generate_secret"]
+__all__ = ["subscribe", "change", "rotate_secret", "set_headers", "parse_duration", "check_url", "generate_secret"]
 
 DEFAULT_GRACE = "24h"
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -122,3 +122,24 @@ def set_headers(store: Store, subscription_id: int, headers: Mapping[str, str] |
     custom = check_headers(headers)
     _signing_subscription(store, subscription_id)
     return store.set_custom_headers(subscription_id, custom)
+
+
+def change(config: Config, store: Store, subscription_id: int, enabled: bool,
+           notifier: str | None = None) -> Subscription:
+    """The module's save of an existing subscription (its REST PUT): a new status, and a
+    new notifier (`metadata`) if one is given. The new notifier must accept the
+    subscription's recipient, and sign deliveries if and only if the old one did: the
+    stored secret and signature scheme were chosen for that."""
+    name = None
+    if notifier is not None:
+        current = store.subscription(subscription_id)
+        plugin = find(notifier)
+        if plugin.name != current.notifier:
+            plugin.check_recipient(current.recipient_url, config)
+            if plugin.signs_requests != find(current.notifier).signs_requests:
+                raise InputError(
+                    f"subscription {subscription_id} cannot move from the {current.notifier} notifier to "
+                    f"{plugin.name}: one signs HTTP requests and the other does not; subscribe again instead"
+                )
+        name = plugin.name
+    return store.update_subscription(subscription_id, enabled, name)

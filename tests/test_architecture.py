@@ -35,6 +35,15 @@ def test_only_the_cli_package_imports_typer_or_rich(path: Path) -> None:
         assert not imports & {"typer", "rich"}, f"{path.name} is core code and imports {imports & {'typer', 'rich'}}"
 
 
+WEB = {"fastapi", "starlette", "uvicorn", "jinja2", "itsdangerous", "multipart", "python_multipart"}
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_only_the_serve_package_imports_the_web_framework(path: Path) -> None:
+    if "serve" not in path.relative_to(PACKAGE).parts[:1]:
+        assert not imported_modules(path) & WEB, f"{path.name} imports {imported_modules(path) & WEB}"
+
+
 def test_importing_the_core_does_not_load_typer() -> None:
     # (click and rich may still load: sqlite-utils and httpx import them for their own CLIs.)
     import subprocess

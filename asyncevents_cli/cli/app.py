@@ -18,7 +18,7 @@ from typer.core import TyperGroup
 from .. import __version__
 from ..errors import EXIT_FAILURE, AeError
 from ..runtime import Runtime, debug_enabled
-from . import consume, demo, events, logs, notifiers, publish, replay, status, subscriptions
+from . import consume, demo, events, logs, notifiers, publish, replay, serve, status, subscriptions, tokens
 from . import search as search_cli
 from .output import error_line, note
 
@@ -120,6 +120,8 @@ app.add_typer(search_cli.index_app, name="index")
 app.command("status")(status.status)
 app.add_typer(status.deadletters_app, name="deadletters")
 app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
+app.add_typer(tokens.tokens_app, name="tokens")
 
 
 def main() -> None:

@@ -47,8 +47,13 @@ RANGE_TO = re.compile(r"^(?P<start>.*?)\s*(?:^|\s)TO(?:\s|$)\s*(?P<end>.*)$", re
 BINARY_OPS = {"AND", "OR", "ANDNOT", "ANDMAYBE"}
 
 
+def one_line(text: str) -> str:
+    """The query as an error shows it: on one line, whatever line breaks it holds."""
+    return " ".join(text.splitlines())
+
+
 def malformed(what: str, position: int, text: str) -> InputError:
-    return InputError(f"malformed query: {what} at position {position + 1}: {text}")
+    return InputError(f"malformed query: {what} at position {position + 1}: {one_line(text)}")
 
 
 def is_payload_field(name: str) -> bool:
@@ -299,10 +304,12 @@ def parse(text: str, schema: Schema) -> query.Query:
     checked = check_syntax(text)
     try:
         q = make_parser(schema).parse(checked)
-    except Exception as exc:  # whoosh raises a bare Exception for e.g. `success:""` (no analyzer)
-        raise InputError(f"malformed query: {exc}: {text}") from None
+    except Exception:  # noqa: BLE001 - parsing is pure: any failure is the query's
+        # whoosh's parser raises on a few inputs the syntax check lets by, such as
+        # a phrase on a boolean field (`success:""`) or `NOT NOT x`.
+        raise InputError(f"malformed query: whoosh cannot parse it: {one_line(text)}") from None
     for error in _errors(q):
-        raise InputError(f"malformed query: {error}: {text}")
+        raise InputError(f"malformed query: {error}: {one_line(text)}")
     return q
 
 

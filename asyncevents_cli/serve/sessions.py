@@ -1,0 +1,106 @@
+"""Signed sessions for the admin pages: the signing key, who is signed in, CSRF.
+
+The session cookie (Starlette's SessionMiddleware: itsdangerous-signed, HttpOnly,
+SameSite=strict) holds the token's name and creation time and a CSRF secret.
+Each page looks the token up again, so revoking it signs its sessions out, and
+a new token of the same name does not inherit them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+from fastapi import Request
+
+from ..config import Config
+from ..errors import AeError
+from ..tokens import ApiToken, authenticate
+from .backend import Backend
+
+COOKIE = "ae_session"
+MAX_AGE = 8 * 60 * 60  # a working day; then sign in again
+
+
+class SignInRequired(Exception):
+    """Raised by a page without a session: answered with a redirect to /login and no data."""
+
+    def __init__(self, request: Request) -> None:
+        super().__init__(request.url.path)
+        self.request = request
+
+
+class CsrfFailed(Exception):
+    """A POST from a page without the session's CSRF secret: refused, nothing changed."""
+
+
+def key_path(config: Config) -> Path:
+    database = config.database_path
+    return database.with_name(database.name + ".session-key")
+
+
+def signing_key(config: Config) -> str:
+    """The session-signing key, kept in a 0600 file beside the store and created on first use."""
+    path = key_path(config)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            key = path.read_text(encoding="ascii").strip()
+            if len(key) < 32:
+                raise AeError(f"session key file {path} is damaged", hint="delete it; a new one is made") from None
+            return key
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            key = secrets.token_urlsafe(48)
+            handle.write(key + "\n")
+        return key
+    except OSError as exc:
+        raise AeError(f"cannot read or create the session key {path}: {exc.strerror or exc}") from None
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path on this site: never an open redirect to another host."""
+    if not target:
+        return "/subscriptions"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/subscriptions"
+    return target
+
+
+def login_url(request: Request) -> str:
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return f"/login?next={quote(path, safe='')}"
+
+
+def sign_in(request: Request, backend: Backend, secret: str) -> ApiToken | None:
+    """Check an API token typed into the login form; start a session if it may sign in."""
+    with backend.use() as rt:
+        token = authenticate(rt.store, secret.strip())
+        rows = rt.store.tokens(token.name) if token else []
+    if token is None or not rows or not token.unscoped:
+        return token
+    request.session.clear()
+    request.session.update({"token": token.name, "since": rows[0]["created"], "csrf": secrets.token_urlsafe(32)})
+    return token
+
+
+def current_user(request: Request, backend: Backend) -> ApiToken | None:
+    name, since = request.session.get("token"), request.session.get("since")
+    if not name:
+        return None
+    with backend.use() as rt:
+        rows = rt.store.tokens(name)
+    if not rows or rows[0]["created"] != since or rows[0]["events"]:
+        request.session.clear()  # revoked, replaced, or rescoped since signing in
+        return None
+    return ApiToken(name, ())
+
+
+def check_csrf(request: Request, given: str | None) -> None:
+    expected = request.session.get("csrf")
+    if not expected or not given or not secrets.compare_digest(str(expected), given):
+        raise CsrfFailed()

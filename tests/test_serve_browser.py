@@ -1,0 +1,125 @@
+"""The admin pages in a real headless browser: Debian's chromium driven by Selenium
+through chromium-driver. Skips without them, unless AE_REQUIRE_BROWSER=1 (CI), where
+a missing browser fails instead of passing silently."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from asyncevents_cli.cli import app
+from conftest import QuietServer, Receiver, _handler_for, write_config
+from serving import start_server
+
+runner = CliRunner()
+EVENT = "sales.order.created"
+ORDER = {"increment_id": "CK00000101", "customer_email": "roni_cost@example.com", "grand_total": 45.5}
+
+
+def _browser_problem() -> str | None:
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed"
+    for name in ("chromium", "chromedriver"):
+        if not shutil.which(name):
+            return f"{name} is not on PATH (apt-get install chromium chromium-driver)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def chrome() -> Iterator[Any]:
+    problem = _browser_problem()
+    if problem:
+        if os.environ.get("AE_REQUIRE_BROWSER", "") not in ("", "0"):
+            pytest.fail(f"AE_REQUIRE_BROWSER is set but {problem}")
+        pytest.skip(problem)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or ""
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--window-size=1280,1000", "--disable-extensions", "--no-first-run"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or ""), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def ae(config: Path, *args: str) -> Any:
+    result = runner.invoke(app, ["--config", str(config), *args])
+    assert result.exit_code == 0, (args, result.stdout, result.stderr)
+    return result
+
+
+@pytest.fixture(scope="module")
+def delivered_after_a_retry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    folder = tmp_path_factory.mktemp("browser")
+    config = write_config(folder)
+    receiver = Receiver()
+    http = QuietServer(("127.0.0.1", 0), _handler_for(receiver))
+    receiver.url = f"http://127.0.0.1:{http.server_address[1]}"
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    receiver.script("/orders", 500, 200)
+    ae(config, "subscribe", EVENT, receiver.endpoint("/orders"), "--secret", "orders-secret")
+    ae(config, "publish", EVENT, "--data", json.dumps(ORDER))
+    ae(config, "consume", "all", "--until-empty")
+    [uuid] = {row["uuid"] for row in json.loads(ae(config, "logs", "--json").stdout)}
+    token = ae(config, "tokens", "create", "admin").stdout.splitlines()[-1]
+    server = start_server(config, folder / "serve.log")
+    yield {"url": server.url, "uuid": uuid, "token": token, "config": config}
+    assert server.stop() == 0
+    http.shutdown()
+
+
+def test_sign_in_through_the_form_and_read_a_trace(chrome: Any, delivered_after_a_retry: dict[str, Any],
+                                                   tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    site = delivered_after_a_retry
+    trace_url = f"{site['url']}/trace/{site['uuid']}"
+    chrome.delete_all_cookies()
+    chrome.get(trace_url)
+    assert chrome.current_url.startswith(f"{site['url']}/login?next=")
+    chrome.find_element(By.NAME, "token").send_keys(site["token"])
+    chrome.find_element(By.CSS_SELECTOR, "form[action='/login'] button[type=submit]").click()
+
+    assert chrome.current_url == trace_url  # back where `next` pointed
+    expected = json.loads(ae(site["config"], "trace", site["uuid"], "--json").stdout)["status"]
+    assert expected == "Delivered with 1 retry"
+    assert chrome.find_element(By.ID, "status").text == expected
+    payload = json.loads(chrome.find_element(By.ID, "payload").text)
+    assert payload == {"data": ORDER}
+    cells = [[td.text for td in row.find_elements(By.TAG_NAME, "td")]
+             for row in chrome.find_elements(By.CSS_SELECTOR, "#attempts tbody tr")]
+    assert [(c[0], c[2], c[3]) for c in cells] == [("1", "no", "500"), ("2", "yes", "200")]
+    assert "orders-secret" not in chrome.page_source and site["token"] not in chrome.page_source
+    shot = tmp_path / "trace.png"
+    assert chrome.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+
+    cookie = chrome.get_cookie("ae_session")
+    assert cookie and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert chrome.execute_script("return document.cookie") == ""  # HttpOnly: scripts cannot read it
+
+
+def test_signed_out_the_trace_page_shows_nothing(chrome: Any, delivered_after_a_retry: dict[str, Any]) -> None:
+    from selenium.webdriver.common.by import By
+
+    site = delivered_after_a_retry
+    chrome.delete_all_cookies()
+    chrome.get(f"{site['url']}/trace/{site['uuid']}")
+    assert "/login" in chrome.current_url
+    assert chrome.find_elements(By.ID, "status") == [] and chrome.find_elements(By.ID, "payload") == []
+    text = chrome.find_element(By.TAG_NAME, "body").text
+    for secret in ("Delivered", "roni_cost", "CK00000101", "orders"):
+        assert secret not in text
