@@ -1,5 +1,7 @@
-"""`ae deadletters`, `purge` and `requeue` (issue 7, item 10), on both queue backends:
-dead letters resolved by a later success are neither listed nor counted."""
+"""Parked messages, on both queue backends (one module, so one RabbitMQ vhost):
+poison messages at the head of the queues are parked and the rest delivered
+(issue 7, item 1), and `ae deadletters`, `purge` and `requeue` (item 10): dead
+letters resolved by a later success are neither listed nor counted."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import Receiver, write_config
+from test_bad_input import RAW_RETRIES, RAW_TRIGGERS, _raw
 from test_cli import EVENT, ae, ok, ok_json
 
 
@@ -71,3 +74,50 @@ def test_purge_asks_first_and_honours_before(tmp_path: Path, backend: dict[str, 
         "purged 2 dead letter(s)\n"
     assert parked(config, "--all") == []
     assert ok_json(config, "status")["queues"]["dead_letters"] == 0
+
+
+def _enqueue_raw(config: Path, messages: list[tuple[str, bytes]]) -> None:
+    """What a foreign publisher could put on the queues: bytes `ae` did not write."""
+    from asyncevents_cli.runtime import Runtime
+
+    with Runtime(config) as rt:
+        if rt.config.settings["queue"] == "amqp":
+            import pika
+
+            ok(config, "status")  # declares the topology
+            connection = pika.BlockingConnection(pika.URLParameters(rt.config.settings["amqp_url"]))
+            channel = connection.channel()
+            channel.confirm_delivery()
+            for kind, body in messages:
+                exchange, key = ("event", "event.trigger") if kind == "trigger" else ("event.failover", "event.retry")
+                channel.basic_publish(exchange, key, body, pika.BasicProperties(delivery_mode=2))
+            connection.close()
+            return
+        with rt.store.transaction():
+            for kind, body in messages:
+                queue = {"trigger": "event.trigger", "retry": "event.failover.retry"}[kind]
+                rt.queue._insert(queue, body, 0.0)  # type: ignore[attr-defined]
+
+
+def test_poison_messages_are_parked_and_the_messages_behind_them_delivered(
+        tmp_path: Path, receiver: Receiver, backend: dict[str, Any]) -> None:
+    """Every raw body above at the head of the queues, five good events behind them:
+    one consumer run parks each bad one with its reason and delivers all five."""
+    config = write_config(tmp_path, **backend)
+    ok(config, "subscribe", EVENT, receiver.endpoint("/hook"), "--secret", "s")
+    bad = [("trigger", b) for b, _r in RAW_TRIGGERS] + [("retry", _raw(b)) for b, _r in RAW_RETRIES]
+    reasons = {(k, b): r for (k, b), (_b, r) in zip(bad, RAW_TRIGGERS + RAW_RETRIES)}
+    _enqueue_raw(config, bad)
+    for n in range(5):
+        ok(config, "publish", EVENT, "--data", json.dumps({"n": n}))
+    result = ok(config, "consume", "all", "--until-empty")
+    assert f"handled {len(bad) + 5} message(s)" in result.stderr
+    assert sorted(r.json["data"]["n"] for r in receiver.to("/hook")) == [0, 1, 2, 3, 4]
+    from asyncevents_cli.runtime import Runtime
+
+    with Runtime(config) as rt:
+        parked = {(letter.origin, letter.body): letter.reason for letter in rt.queue.peek_dead_letters(1000)}
+    assert set(parked) == set(reasons)
+    for key, reason in parked.items():
+        assert reasons[key].lower() in reason.lower() and "\n" not in reason, (key, reason)
+    assert all(log["success"] for log in ok_json(config, "logs", "--limit", "100"))
