@@ -50,7 +50,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("deny_private_targets", bool, False,
             "refuse recipients on loopback, private and other non-global addresses"),
     Setting("concurrency", int, 64, "deliveries in flight at once in one consumer"),
-    Setting("subscription_concurrency", int, 16, "deliveries in flight at once to one subscription"),
+    Setting("subscription_concurrency", int, 32, "deliveries in flight at once to one subscription"),
     Setting("eventbridge_source", str, "ae", "Source of the events the eventbridge notifier puts"),
 )
 #: Inclusive bounds of the numeric settings: finite, and small enough that

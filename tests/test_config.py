@@ -22,7 +22,7 @@ DEFAULTS = {
     "log_retention_days": 30,
     "deny_private_targets": False,
     "concurrency": 64,
-    "subscription_concurrency": 16,
+    "subscription_concurrency": 32,
     "eventbridge_source": "ae",
 }
 
