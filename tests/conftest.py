@@ -106,9 +106,17 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 receiver.peak = max(receiver.peak, receiver.active)
                 now = receiver.active_by_path[self.path] = receiver.active_by_path.get(self.path, 0) + 1
                 receiver.peak_by_path[self.path] = max(receiver.peak_by_path.get(self.path, 0), now)
+            self.counted = True
             try:
                 self._answer(body, request)
             finally:
+                self._stop_counting()
+
+        def _stop_counting(self) -> None:
+            # Called before the answer goes out: once the client has it, it may send its
+            # next request, which must not overlap this one in the peak counts.
+            if getattr(self, "counted", False):
+                self.counted = False
                 with receiver.lock:
                     receiver.active -= 1
                     receiver.active_by_path[self.path] -= 1
@@ -121,6 +129,7 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             if isinstance(response, tuple) and response[0] == "wait":  # ("wait", threading.Event)
                 response[1].wait(timeout=30)
                 response = 200
+            self._stop_counting()
             if isinstance(response, tuple) and response[0] == "redirect":
                 self.send_response(302)
                 self.send_header("Location", response[1])
