@@ -85,6 +85,8 @@ def delivered_after_a_retry(tmp_path_factory: pytest.TempPathFactory) -> Iterato
 def test_sign_in_through_the_form_and_read_a_trace(chrome: Any, delivered_after_a_retry: dict[str, Any],
                                                    tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
 
     site = delivered_after_a_retry
     trace_url = f"{site['url']}/trace/{site['uuid']}"
@@ -94,7 +96,10 @@ def test_sign_in_through_the_form_and_read_a_trace(chrome: Any, delivered_after_
     chrome.find_element(By.NAME, "token").send_keys(site["token"])
     chrome.find_element(By.CSS_SELECTOR, "form[action='/login'] button[type=submit]").click()
 
-    assert chrome.current_url == trace_url  # back where `next` pointed
+    # click() returns before the form's POST and redirect finish: wait for the page
+    # `next` pointed at (a TimeoutException fails the test if it never comes).
+    WebDriverWait(chrome, 15).until(expected_conditions.url_to_be(trace_url))
+    assert chrome.current_url == trace_url
     expected = json.loads(ae(site["config"], "trace", site["uuid"], "--json").stdout)["status"]
     assert expected == "Delivered with 1 retry"
     assert chrome.find_element(By.ID, "status").text == expected
