@@ -12,6 +12,7 @@ import importlib
 import math
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -76,11 +77,18 @@ class EventDefinition:
     name: str
     description: str = ""
     service: str | None = None  # "package.module:function"
+    folder: Path | None = field(default=None, compare=False, repr=False)  # where a service module may sit
 
     def resolve_service(self) -> Callable[..., Any] | None:
-        """Import the payload-building callable, if the event names one."""
+        """Import the payload-building callable, if the event names one.
+
+        The config file's folder is on the import path (after the installed packages,
+        so a file there cannot shadow one of them): `service = "mysvc:fn"` finds
+        `mysvc.py` beside events.toml without PYTHONPATH."""
         if not self.service:
             return None
+        if self.folder is not None and str(self.folder) not in sys.path:
+            sys.path.append(str(self.folder))
         module_name, _, attribute = self.service.partition(":")
         try:
             target: Any = importlib.import_module(module_name)
@@ -234,7 +242,7 @@ def _parse_events(raw: Any, path: Path) -> dict[str, EventDefinition]:
             raise ConfigError(f'{path}: [events."{name}"] description must be a string')
         if service is not None and (not isinstance(service, str) or not re.match(r"^[\w.]+:[\w.]+$", service)):
             raise ConfigError(f'{path}: [events."{name}"] service must look like "package.module:function"')
-        events[name] = EventDefinition(name, description, service)
+        events[name] = EventDefinition(name, description, service, path.parent)
     return events
 
 

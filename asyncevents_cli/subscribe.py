@@ -19,7 +19,7 @@ from .notifiers.custom_headers import check_headers
 from .notifiers.signing import MAGENTO, UNSIGNED, check_scheme, check_secret, generate_secret
 from .store import Store, Subscription, utcnow
 
-__all__ = ["subscribe", "change", "rotate_secret", "set_headers", "parse_duration", "check_url", "generate_secret"]
+__all__ = ["subscribe", "same_recipient", "change", "rotate_secret", "set_headers", "parse_duration", "check_url", "generate_secret"]
 
 DEFAULT_GRACE = "24h"
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -65,12 +65,15 @@ def subscribe(
     store_id: int = 0,
     signature: str | None = None,
     headers: Mapping[str, str] | Iterable[str] = (),
+    refuse_duplicate: bool = False,
 ) -> tuple[Subscription, str | None]:
     """Subscribe a recipient; return the subscription and the secret if one was generated.
 
     The notifier checks its own recipient (an http(s) URL, a bus name, ...).
     Signature schemes and custom headers apply only to notifiers that sign
-    HTTP requests; the secret is returned only when it signs deliveries."""
+    HTTP requests; the secret is returned only when it signs deliveries. With
+    `refuse_duplicate`, a second subscription of the event to the same recipient
+    (which would get every event twice) is refused."""
     config.event(event_name)
     plugin = find(notifier)
     recipient = plugin.check_recipient(url, config)
@@ -86,10 +89,21 @@ def subscribe(
         check_secret(scheme, check_secret_text(secret))
     generated = None if secret is not None else generate_secret(scheme)
     stored_scheme = scheme if plugin.signs_requests else UNSIGNED
+    twins = same_recipient(store, event_name, recipient) if refuse_duplicate else []
+    if twins:
+        ids = ", ".join(str(s.subscription_id) for s in twins)
+        raise InputError(f"{event_name} already has subscription {ids} to this recipient; nothing changed",
+                         hint="add --force to subscribe it again anyway")
     subscription = store.add_subscription(
         event_name, recipient, secret or generated or "", plugin.name, store_id, stored_scheme, custom
     )
     return subscription, generated if plugin.signs_requests else None
+
+
+def same_recipient(store: Store, event_name: str, url: str) -> list[Subscription]:
+    """The event's subscriptions (enabled or not) to `url`: a second one would deliver every event twice."""
+    wanted = url.strip()
+    return [s for s in store.subscriptions(event_name, reveal=False) if s.recipient_url == wanted]
 
 
 def _signing_subscription(store: Store, subscription_id: int) -> Subscription:

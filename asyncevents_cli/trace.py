@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from .backoff import RetryPolicy
@@ -12,16 +12,17 @@ from .errors import AeError, NotFound
 from .messages import RetryMessage
 from .netguard import redact_credentials
 from .queues.base import Queue
-from .store import DEAD_LETTERED, DELIVERED, RETRYING, STOPPED, Store, utcnow
+from .store import DEAD_LETTERED, DELIVERED, RETRYING, STOPPED, Store, parse_timestamp, utcnow
 
 
 def _retries(n: int) -> str:
     return f"{n} retry" if n == 1 else f"{n} retries"
 
 
-def overall_status(state: dict[str, Any] | None, attempts: list[dict[str, Any]]) -> str:
+def overall_status(state: dict[str, Any] | None, attempts: list[dict[str, Any]],
+                   now: datetime | None = None) -> str:
     """The module's wording: Delivered, Delivered with N retries, Dead Lettered with N retries,
-    or Retrying, next attempt at ..."""
+    or Retrying, next attempt at ... (or overdue since ..., once that time has passed)."""
     retries = max(0, len(attempts) - 1)
     current = state["state"] if state else (DELIVERED if attempts and attempts[-1]["success"] else None)
     if current == DELIVERED:
@@ -29,16 +30,32 @@ def overall_status(state: dict[str, Any] | None, attempts: list[dict[str, Any]])
     if current == DEAD_LETTERED:
         return f"Dead Lettered with {_retries(retries)}"
     if current == RETRYING:
-        when = (state or {}).get("next_attempt_at") or "?"
+        when = (state or {}).get("next_attempt_at")
+        if not when:
+            return "Retrying"
+        if parse_timestamp(when) <= (now or utcnow()):
+            # Due but not yet taken: no retry consumer is running, or it is behind.
+            return f"Retrying, overdue since {when[:19]} UTC (waiting for `ae consume retry`)"
         return f"Retrying, next attempt at {when[:19]} UTC"
     if current == STOPPED:
         return f"Stopped with {_retries(retries)}: subscription disabled or deleted"
     return "Failed"
 
 
+def find_attempts(store: Store, uuid: str) -> tuple[str, list[dict[str, Any]]]:
+    """A delivery's uuid as stored, and its attempts. uuids are written in lower case;
+    one given in upper case (copied from a ticket, say) finds the same delivery."""
+    given = uuid.strip()
+    attempts = store.attempts(given)
+    if not attempts and given.lower() != given:
+        given = given.lower()
+        attempts = store.attempts(given)
+    return given, attempts
+
+
 def trace(store: Store, uuid: str) -> dict[str, Any]:
     """Everything the module's trace page shows, as plain data."""
-    attempts = store.attempts(uuid)
+    uuid, attempts = find_attempts(store, uuid)
     if not attempts:
         raise NotFound(f"no delivery with uuid {uuid}", hint="run `ae logs` to see recent uuids")
     state = store.delivery(uuid)
@@ -80,7 +97,7 @@ def trace(store: Store, uuid: str) -> dict[str, Any]:
 def replay(store: Store, queue: Queue, policy: RetryPolicy, uuid: str) -> dict[str, Any]:
     """Start a new retry chain for `uuid`, whatever its status: same uuid, death count
     back to 1, same retry limit. Returns when the first replayed attempt is due."""
-    attempts = store.attempts(uuid)
+    uuid, attempts = find_attempts(store, uuid)
     if not attempts:
         raise NotFound(f"no delivery with uuid {uuid}", hint="run `ae logs` to see recent uuids")
     last = attempts[-1]

@@ -107,11 +107,11 @@ def test_replay_delivers_after_the_receiver_recovers(outage: dict[str, Any]) -> 
     assert json.loads(again.stdout) == []
 
 
-def test_above_the_threshold_it_asks_and_no_means_nothing(outage: dict[str, Any]) -> None:
+def test_above_the_threshold_it_needs_yes_without_a_terminal(outage: dict[str, Any]) -> None:
     config, receiver = outage["config"], outage["receiver"]
-    result = ae(config, "replay", "--query", QUERY, input="n\n")
-    assert result.exit_code == 1
-    assert f"Replay {ORDERS} deliveries?" in result.stderr
+    result = ae(config, "replay", "--query", QUERY, input="y\n")  # no terminal to ask on: refused
+    assert result.exit_code == 2
+    assert f"Replay {ORDERS} deliveries: refusing without --yes" in result.stderr
     before = len(receiver.requests)
     consume(config)
     assert len(receiver.requests) == before

@@ -202,7 +202,7 @@ def test_unreachable_amqp_broker_exits_3_and_publishes_nothing(config: Path) -> 
     # Reading commands on the same backend fail the same way, and no password is printed.
     env["AE_AMQP_URL"] = "amqp://guest:hunter2@127.0.0.1:1/%2F"
     assert "hunter2" not in assert_error(ae(config, "status", env=env), 3)
-    assert "hunter2" not in assert_error(ae(config, "publish", EVENT, env=env), 3)
+    assert "hunter2" not in assert_error(ae(config, "publish", EVENT, "-d", "{}", env=env), 3)
 
 
 def test_corrupt_database_is_one_line_exit_1(config: Path) -> None:
@@ -347,8 +347,8 @@ def test_subscriptions_enable_disable_several_and_delete(config: Path) -> None:
     statuses = {s["subscription_id"]: s["status"] for s in ok_json(config, "subscriptions", "list")}
     assert statuses == {1: "enabled", 2: "enabled", 3: "enabled"}
 
-    result = ok(config, "subscriptions", "delete", "2")
-    assert result.stdout == "deleted 2\n"
+    result = ok(config, "subscriptions", "delete", "2", "--yes")
+    assert result.stdout == "2\tdeleted\n"
     assert [s["subscription_id"] for s in ok_json(config, "subscriptions", "list")] == [1, 3]
     assert_error(ae(config, "subscriptions", "show", "2"), 1, "no subscription with id 2")
     assert row_counts(config)["subscriptions"] == 2
@@ -426,9 +426,38 @@ def test_publish_prints_a_message_id(config: Path) -> None:
     assert ok_json(config, "status")["queues"]["trigger"] == 2
 
 
-def test_publish_without_data_sends_an_empty_object(config: Path) -> None:
-    ok(config, "publish", EVENT)
+def test_publish_without_data_refuses_unless_asked_for_an_empty_object(config: Path) -> None:
+    # CliRunner's stdin is not a terminal and is empty here: nothing to publish.
+    assert_error(ae(config, "publish", EVENT), 2, "no data to publish", "stdin was empty", "--data '{}'")
+    assert ok_json(config, "status")["queues"]["trigger"] == 0
+    ok(config, "publish", EVENT, "--data", "{}")
     assert ok_json(config, "status")["queues"]["trigger"] == 1
+
+
+def test_publish_on_a_terminal_without_data_refuses(config: Path) -> None:
+    """With a terminal on stdin there is nothing to read: one line, exit 2, nothing queued."""
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-m", "asyncevents_cli", "--config", str(config), "publish", EVENT],
+                              stdin=follower, capture_output=True, text=True, timeout=60,
+                              env={k: v for k, v in os.environ.items() if not k.startswith("AE_")})
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert done.returncode == 2, done
+    assert done.stderr.splitlines() == [
+        "ae: error: no data to publish: give --data JSON, --data-file PATH, or pipe it in "
+        "(--data '{}' publishes an empty object)"]
+    assert ok_json(config, "status")["queues"]["trigger"] == 0
+
+
+def test_publish_reads_piped_data_without_a_dash(config: Path, receiver: Receiver) -> None:
+    subscribe(config, receiver.endpoint("/hook"), "--secret", "s")
+    ok(config, "publish", EVENT, input=json.dumps({"increment_id": "X"}))
+    ok(config, "consume", "all", "--until-empty")
+    assert [r.json["data"] for r in receiver.to("/hook")] == [{"increment_id": "X"}]
 
 
 def test_publish_reads_stdin_and_data_file(config: Path, receiver: Receiver) -> None:
@@ -600,8 +629,8 @@ def test_replay_to_a_disabled_subscription_exits_1(delivered: dict[str, Any]) ->
 
 def test_logs_prune(delivered: dict[str, Any]) -> None:
     config = delivered["config"]
-    assert ok(config, "logs", "prune").stdout == "pruned 0 log entries older than 30 day(s)\n"
-    assert ok(config, "logs", "prune", "--older-than", "0").stdout == "pruned 1 log entry older than 0 day(s)\n"
+    assert ok(config, "logs", "prune", "--yes").stdout == "pruned 0 log entries older than 30 day(s)\n"
+    assert ok(config, "logs", "prune", "--older-than", "0", "-y").stdout == "pruned 1 log entry older than 0 day(s)\n"
     assert ok_json(config, "logs") == []
 
 
@@ -650,11 +679,12 @@ def test_command_tree_is_complete() -> None:
 def test_every_command_has_help(path: tuple[str, ...], command: Any) -> None:
     assert (command.help or "").strip(), f"`ae {' '.join(path)}` has no help text"
     for param in command.params:
-        if param.param_type_name == "option":
-            assert (param.help or "").strip(), f"`ae {' '.join(path)}` option {param.opts} has no help"
-    result = runner.invoke(app, [*path, "--help"])
+        assert (getattr(param, "help", None) or "").strip(), \
+            f"`ae {' '.join(path)}` {param.param_type_name} {param.name} has no help"
+    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "100"})
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.stdout
+    assert "<bool>" not in result.stdout, "a flag is shown as taking a value"
     assert command.help.strip().splitlines()[0][:40] in " ".join(result.stdout.split())
 
 

@@ -70,7 +70,7 @@ def test_read_commands_work_on_a_read_only_store_and_writes_fail_clearly(
     reads = [["subscriptions", "list"], ["status"], ["logs"], ["trace", uuid], ["deadletters"],
              ["search", "RO1", "--json"], ["logs", "--json"]]
     writes = [["publish", EVENT, "--data", "{}"], ["subscribe", EVENT, "http://127.0.0.1:9/x", "--secret", "s"],
-              ["subscriptions", "disable", "1"], ["logs", "prune", "--older-than", "0"], ["replay", uuid],
+              ["subscriptions", "disable", "1"], ["logs", "prune", "--older-than", "0", "--yes"], ["replay", uuid],
               ["consume", "all", "--until-empty"], ["deadletters", "purge", "--yes"]]
     results = in_namespace(f"mount --bind -o ro {folder} {folder}", folder, *reads, *writes)
     for result in results[:len(reads)]:

@@ -31,7 +31,7 @@ def test_log_ids_are_not_reused_after_the_log_was_pruned_empty(tmp_path: Path, r
     ok(config, "subscribe", EVENT, receiver.endpoint("/hook"), "--secret", "s")
     deliver(config, "A1", "A2")
     assert found(config, "A2") == [2]
-    assert ok(config, "logs", "prune", "--older-than", "0").stdout.startswith("pruned 2 ")
+    assert ok(config, "logs", "prune", "--older-than", "0", "--yes").stdout.startswith("pruned 2 ")
     deliver(config, "B1")
     assert [row["log_id"] for row in ok_json(config, "logs")] == [3]
     assert found(config, "B1") == [3]
@@ -61,7 +61,7 @@ def test_a_store_with_reused_ids_is_migrated_and_its_index_rebuilt(tmp_path: Pat
     ok(config, "subscribe", EVENT, receiver.endpoint("/hook"), "--secret", "s")
     deliver(config, "A1", "A2", "A3")
     assert found(config, "A3") == [3]  # the index is at log id 3
-    ok(config, "logs", "prune", "--older-than", "0")
+    ok(config, "logs", "prune", "--older-than", "0", "--yes")
     _downgrade_to_reusable_ids(database(config))
     # What the old schema did: the next attempt reused log id 1.
     conn = sqlite3.connect(database(config))
@@ -104,7 +104,7 @@ def test_prune_keeps_chains_that_are_still_retrying(tmp_path: Path, receiver: Re
     ok(config, "subscribe", EVENT, receiver.endpoint("/ok"), "--secret", "s")
     deliver(config, "A1")
     retrying = next(r["uuid"] for r in ok_json(config, "logs") if not r["success"])
-    assert ok(config, "logs", "prune", "--older-than", "0").stdout.startswith("pruned 1 ")
+    assert ok(config, "logs", "prune", "--older-than", "0", "--yes").stdout.startswith("pruned 1 ")
     assert [r["uuid"] for r in ok_json(config, "logs")] == [retrying]
     assert ok_json(config, "trace", retrying)["status"].startswith("Retrying")
 
@@ -120,6 +120,6 @@ def test_prune_keeps_a_finished_chain_whole_until_all_of_it_is_old(tmp_path: Pat
     conn.execute("UPDATE delivery_log SET created = '2000-01-01 00:00:00.000000' WHERE death_count = 0")
     conn.commit()
     conn.close()
-    assert ok(config, "logs", "prune", "--older-than", "30").stdout.startswith("pruned 0 ")
+    assert ok(config, "logs", "prune", "--older-than", "30", "--yes").stdout.startswith("pruned 0 ")
     assert ok_json(config, "trace", uuid)["status"] == "Delivered with 1 retry"
-    assert ok(config, "logs", "prune", "--older-than", "0").stdout.startswith("pruned 2 ")
+    assert ok(config, "logs", "prune", "--older-than", "0", "--yes").stdout.startswith("pruned 2 ")

@@ -66,8 +66,8 @@ def test_purge_asks_first_and_honours_before(tmp_path: Path, backend: dict[str, 
     ok(config, "consume", "all", "--until-empty")
     assert len(parked(config)) == 2
 
-    refused = ae(config, "deadletters", "purge", input="n\n")
-    assert refused.exit_code == 1 and len(parked(config)) == 2
+    refused = ae(config, "deadletters", "purge", input="y\n")  # stdin is not a terminal: no question, no purge
+    assert refused.exit_code == 2 and "refusing without --yes" in refused.stderr and len(parked(config)) == 2
     assert ok(config, "deadletters", "purge", "--before", "2000-01-01", "--yes").stdout == "purged 0 dead letter(s)\n"
     assert len(parked(config)) == 2
     assert ok(config, "deadletters", "purge", "--before", "2999-01-01T00:00Z", "--yes").stdout == \

@@ -279,7 +279,7 @@ def test_prune_removes_entries_from_the_index(data: Path) -> None:
     with sqlite3.connect(db) as conn:  # age two entries, as if logged 40 days ago
         conn.execute(f"UPDATE delivery_log SET created = '2000-01-01 00:00:00.000000' WHERE log_id IN "
                      f"({','.join(map(str, old))})")
-    result = ae(data, "logs", "prune", "--older-than", "30")
+    result = ae(data, "logs", "prune", "--older-than", "30", "--yes")
     assert result.exit_code == 0 and "pruned 2" in result.stdout
     assert search_ids(data, "CK00000101") == []
     assert search_ids(data, "data.data.increment_id:CK*") == expected(

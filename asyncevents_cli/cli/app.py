@@ -13,7 +13,7 @@ import sys
 from typing import Any, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from .. import __version__
 from ..errors import EXIT_FAILURE, AeError
@@ -21,6 +21,18 @@ from ..runtime import Runtime, debug_enabled
 from . import consume, demo, events, logs, notifiers, publish, replay, serve, status, subscriptions, tokens
 from . import search as search_cli
 from .output import error_line, note
+
+
+def _flag_type_hidden(display: Any) -> Any:
+    """typer 0.29 labels flags `<bool>` in help, as if they took a value; a flag shows no type."""
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else display(self, ctx)
+
+    return display_type_rich
+
+
+TyperOption.display_type_rich = _flag_type_hidden(TyperOption.display_type_rich)  # type: ignore[method-assign]
 
 
 class AeGroup(TyperGroup):
@@ -81,7 +93,6 @@ app = typer.Typer(
     help="Reliable asynchronous events: define, subscribe, publish, consume, trace, replay.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
 
 

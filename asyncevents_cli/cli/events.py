@@ -8,7 +8,7 @@ import typer
 
 from ..config import SETTINGS_BY_NAME, redact_url
 from .context import JSON_OPTION, runtime
-from .output import emit, show, table
+from .output import Col, emit, table
 
 events_app = typer.Typer(help="Event definitions (from events.toml).", no_args_is_help=True)
 config_app = typer.Typer(help="Effective configuration.", no_args_is_help=True)
@@ -24,8 +24,9 @@ def list_events(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     ]
 
     def render(rows: list[dict[str, Any]]) -> None:
-        show(table(["event", "description", "service"], [(r["name"], r["description"], r["service"] or "")
-                                                         for r in rows], title=f"Events in {config.path}"))
+        table([Col("event"), Col("description"), Col("service", drop=1)],
+              [(r["name"], r["description"], r["service"] or "") for r in rows], title=f"Events in {config.path}",
+              empty=f"No events defined in {config.path}: add an [events.\"NAME\"] table.")
 
     emit(data, as_json, render)
 
@@ -45,6 +46,7 @@ def show_config(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 
     def render(d: dict[str, Any]) -> None:
         rows = [(s["name"], s["value"], s["source"]) for s in d["settings"]]
-        show(table(["setting", "value", "source"], rows, title=f"Settings from {d['config_file']}"))
+        table([Col("setting", whole=True), Col("value"), Col("source", whole=True)], rows,
+              title=f"Settings from {d['config_file']}")
 
     emit(data, as_json, render)

@@ -9,13 +9,33 @@ from rich.json import JSON
 
 from .. import trace as tracing
 from ..config import check_event_name
-from .context import JSON_OPTION, runtime
-from .output import emit, ms, say, show, table, yes_no
+from .context import JSON_OPTION, YES_OPTION, confirm, runtime
+from .output import Col, emit, fields, ms, say, show, table, time_utc, yes_no
 
 logs_app = typer.Typer(help="The delivery log: recent attempts, and pruning old ones.")
 
+
+def outcome(success: Any, status_code: Any) -> str:
+    """An attempt's result in one cell: ok or failed, with the receiver's status code if it answered."""
+    word = "ok" if success else "failed"
+    return f"{word} {status_code}" if status_code else word
+
+
 LOG_COLUMNS = ["log_id", "uuid", "event_name", "subscription_id", "success", "status_code", "death_count",
                "created", "duration"]
+
+#: The attempts table of `ae logs` (and `ae logs --follow`): at 80 columns, uuid, event,
+#: subscription, ok and time are shown; the rest goes first.
+ATTEMPT_COLUMNS = [
+    Col("uuid", whole=True), Col("event", min_width=19), Col("sub", whole=True, justify="right"), Col("ok", whole=True),
+    Col("time (UTC)"), Col("code", whole=True, drop=1, justify="right"), Col("try", whole=True, drop=2, justify="right"),
+    Col("took", whole=True, drop=2, justify="right"), Col("log id", whole=True, drop=3, justify="right"),
+]
+
+
+def attempt_cells(r: dict[str, Any]) -> tuple[Any, ...]:
+    return (r["uuid"], r["event_name"], r["subscription_id"], yes_no(r["success"]), time_utc(r["created"]),
+            r["status_code"] or "-", r["death_count"], ms(r["duration"]), r["log_id"])
 
 
 @logs_app.callback(invoke_without_command=True)
@@ -36,11 +56,7 @@ def logs(
         row["success"] = bool(row["success"])
 
     def render(data: list[dict[str, Any]]) -> None:
-        show(table(
-            ["log_id", "uuid", "event", "sub", "ok", "code", "death", "created (UTC)", "duration"],
-            [(r["log_id"], r["uuid"], r["event_name"], r["subscription_id"], yes_no(r["success"]),
-              r["status_code"], r["death_count"], r["created"][:19], ms(r["duration"])) for r in data],
-        ))
+        table(ATTEMPT_COLUMNS, [attempt_cells(r) for r in data], empty="No delivery attempts match.")
 
     emit([{k: r[k] for k in LOG_COLUMNS} for r in rows], as_json, render)
 
@@ -51,10 +67,17 @@ def prune(
     older_than: Optional[float] = typer.Option(
         None, "--older-than", min=0, max=36500, help="Age in days (default: settings.log_retention_days)."
     ),
+    yes: bool = YES_OPTION,
 ) -> None:
-    """Delete attempts older than the retention period (the module's clean-up job)."""
+    """Delete attempts older than the retention period (the module's clean-up job), after asking.
+
+    Without --yes it asks on a terminal, and refuses (exit 2) when stdin is not one: from cron, add --yes.
+
+    Example: ae logs prune --older-than 7 --yes
+    """
     rt = runtime(ctx)
     days = rt.config.settings["log_retention_days"] if older_than is None else older_than
+    confirm(f"Delete delivery log entries older than {days:g} day(s)?", yes)
     from ..search import remove_pruned
 
     removed = rt.store.prune_logs(days)
@@ -63,30 +86,34 @@ def prune(
     say(f"pruned {len(removed)} log entr{'y' if len(removed) == 1 else 'ies'} older than {days:g} day(s)")
 
 
-def trace(ctx: typer.Context, uuid: str = typer.Argument(..., help="The delivery uuid (see `ae logs`)."),
+def trace(ctx: typer.Context, uuid: str = typer.Argument(..., help="The delivery uuid (see `ae logs`), in any case."),
           as_json: bool = JSON_OPTION) -> None:
-    """Show every attempt of one delivery, its status and its payload."""
+    """Show every attempt of one delivery, its status and its payload.
+
+    Example: ae trace da7ea04e-e218-574b-9eb5-24c511cfff4c
+    """
     data = tracing.trace(runtime(ctx).store, uuid)
     emit(data, as_json, render_trace)
 
 
 def render_trace(data: dict[str, Any]) -> None:
-    summary = table(["", ""], [
+    fields([
         ("Event", data["event_name"]),
         ("UUID", data["uuid"]),
         ("Subscription", f"{data['subscription_id']}  {data['recipient_url'] or ''}"),
         ("Subscription status", data["subscription_status"]),
         ("Status", data["status"]),
-        ("First attempt", f"{data['first_attempt'][:19]} UTC"),
-        ("Last attempt", f"{data['last_attempt'][:19]} UTC"),
+        ("First attempt", f"{time_utc(data['first_attempt'])} UTC"),
+        ("Last attempt", f"{time_utc(data['last_attempt'])} UTC"),
     ])
-    summary.show_header = False
-    show(summary)
-    show(table(
-        ["#", "log_id", "time (UTC)", "death count", "success", "status", "duration", "response"],
-        [(n, a["log_id"], a["created"][:23], a["death_count"], yes_no(a["success"]), a["status_code"] or "-",
-          ms(a["duration"]), (a["response_data"] or "")[:60]) for n, a in enumerate(data["attempts"], 1)],
+    say("")
+    table(
+        [Col("#", whole=True, justify="right"), Col("time (UTC)"), Col("result", whole=True),
+         Col("took", whole=True, justify="right"), Col("response"), Col("log id", whole=True, drop=1, justify="right")],
+        [(n, time_utc(a["created"], 23), outcome(a["success"], a["status_code"]), ms(a["duration"]),
+          (a["response_data"] or "")[:60], a["log_id"]) for n, a in enumerate(data["attempts"], 1)],
         title="Attempts",
-    ))
+    )
+    say("")
     say("Payload")
     show(JSON.from_data(data["payload"]))

@@ -8,7 +8,7 @@ import typer
 
 from .. import notifiers
 from .context import JSON_OPTION
-from .output import emit, note, show, table
+from .output import emit, note, table
 
 notifiers_app = typer.Typer(help="Notifiers: how deliveries reach subscribers.", no_args_is_help=True)
 
@@ -23,6 +23,7 @@ def list_notifiers(as_json: bool = JSON_OPTION) -> None:
         note(f"ae: warning: notifier {name!r} failed to load: {reason}")
 
     def render(data: list[dict[str, Any]]) -> None:
-        show(table(COLUMNS, [[", ".join(r[c]) if c == "aliases" else r[c] for c in COLUMNS] for r in data]))
+        table(COLUMNS, [[", ".join(r[c]) if c == "aliases" else r[c] for c in COLUMNS] for r in data],
+              empty="No notifiers are installed.")
 
     emit(rows, as_json, render)

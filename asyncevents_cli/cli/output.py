@@ -2,25 +2,60 @@
 
 Commands build plain data (dicts and lists) and hand it here. Data goes to
 stdout; diagnostics and progress go to stderr.
+
+Tables fit the terminal: columns marked `whole` (uuids, ids) are never split,
+and when the table is wider than the terminal the least important columns
+(highest `drop` rank) are left out, with a note on stderr naming them. An empty
+result is a sentence, not an empty table. `--json` times are ISO 8601 in UTC
+with an explicit offset.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TextIO
 
+from rich import box
 from rich.console import Console
+from rich.cells import cell_len
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..errors import AeError
 
-# Wide enough when piped that tables stay readable in a file or a README.
-stdout = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
-stderr = Console(stderr=True, width=None if sys.stderr.isatty() else 200, highlight=False)
+#: Width when the output is not a terminal and COLUMNS is unset: wide enough that
+#: tables stay whole in a file or a pipe.
+PIPED_WIDTH = 200
+
+
+def _console(stream: TextIO, stderr: bool = False) -> Console:
+    """A console for `stream`, sized now: COLUMNS wins, then the terminal, then PIPED_WIDTH."""
+    columns = os.environ.get("COLUMNS", "")
+    width = int(columns) if columns.isdigit() and int(columns) > 0 else None
+    if width is None and not stream.isatty():
+        width = PIPED_WIDTH
+    return Console(file=stream, width=width, highlight=False, stderr=stderr)
+
+
+def stdout_console() -> Console:
+    return _console(sys.stdout)
+
+
+def stderr_console() -> Console:
+    return _console(sys.stderr, stderr=True)
+
+
+def is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 @contextmanager
@@ -31,13 +66,45 @@ def progress_bar(label: str, total: int, enabled: bool = True, transient: bool =
         yield lambda n: None
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=stderr, transient=transient) as bar:
+                  console=stderr_console(), transient=transient) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
 
 
+# ---------------------------------------------------------------- JSON
+
+#: Keys whose values are times stored as "YYYY-MM-DD HH:MM:SS[.ffffff]" in UTC.
+TIME_KEYS = frozenset({
+    "created", "modified", "subscribed_at", "updated", "next_attempt_at", "first_attempt", "last_attempt",
+    "last_used", "previous_token_expires", "previous_secret_until", "parked_at", "due_at", "time",
+})
+#: Keys holding user data, which is printed exactly as it was given.
+OPAQUE_KEYS = frozenset({"payload", "arguments", "data", "response_data", "serialized_data", "body", "response"})
+STORED_TIME = re.compile(r"^(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d(?:\.\d+)?)(?:Z|[+-]00:?00)?$")
+
+
+def iso_utc(value: Any) -> Any:
+    """A stored UTC time as ISO 8601 with its offset, e.g. 2026-11-26T09:29:00.123456+00:00."""
+    if isinstance(value, str):
+        match = STORED_TIME.match(value)
+        if match:
+            return f"{match.group(1)}T{match.group(2)}+00:00"
+    elif hasattr(value, "isoformat") and getattr(value, "tzinfo", None) is not None:
+        return value.isoformat()
+    return value
+
+
+def _json_ready(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: (v if k in OPAQUE_KEYS else iso_utc(v) if k in TIME_KEYS else _json_ready(v))
+                for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_json_ready(v) for v in data]
+    return data
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.write(json.dumps(_json_ready(data), indent=2, ensure_ascii=False, default=str) + "\n")
     sys.stdout.flush()
 
 
@@ -49,17 +116,75 @@ def emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
         render(data)
 
 
-def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> Table:
-    grid = Table(title=title, title_justify="left", header_style="bold")
+# ---------------------------------------------------------------- tables
+
+@dataclass(frozen=True)
+class Col:
+    """A table column. `whole`: never wrapped (uuids, ids, codes). `drop`: 0 is always
+    shown; higher ranks are left out first when the terminal is too narrow."""
+
+    header: str
+    whole: bool = False
+    drop: int = 0
+    justify: str = "left"
+    min_width: int | None = None  # a wrapping column is not squeezed below this
+
+
+def _grid(columns: Sequence[Col], rows: list[list[str]], title: str | None, header: bool) -> Table:
+    grid = Table(title=title, title_justify="left", title_style="bold", header_style="bold", box=box.SIMPLE_HEAD,
+                 show_edge=False, pad_edge=False, collapse_padding=True, show_header=header)
     for column in columns:
-        grid.add_column(column, overflow="fold")
+        grid.add_column(column.header, no_wrap=column.whole, overflow="ignore" if column.whole else "fold",
+                        justify=column.justify, min_width=column.min_width)  # type: ignore[arg-type]
     for row in rows:
-        grid.add_row(*("" if v is None else str(v) for v in row))
+        grid.add_row(*row)
     return grid
 
 
+#: A wrapping column narrower than its content is still comfortable at this width.
+COMFORT = 24
+
+
+def _comfortable_width(column: Col, values: list[str]) -> int:
+    """How wide `column` wants to be: its longest line if kept whole, else at most COMFORT."""
+    longest = max((cell_len(line) for v in [column.header, *values] for line in v.splitlines() or [""]), default=0)
+    return longest if column.whole else min(longest, COMFORT)
+
+
+def _cells(row: Sequence[Any]) -> list[str]:
+    return ["" if v is None else str(v) for v in row]
+
+
+def table(columns: Sequence[str | Col], rows: Iterable[Sequence[Any]], title: str | None = None,
+          empty: str | None = None, header: bool = True) -> None:
+    """Print a table on stdout, fitted to the width; `empty` is printed instead when there are no rows."""
+    cols = [c if isinstance(c, Col) else Col(c) for c in columns]
+    body = [_cells(r) for r in rows]
+    console = stdout_console()
+    if not body and empty is not None:
+        say(empty)
+        return
+    widths = [_comfortable_width(col, [r[i] for r in body]) for i, col in enumerate(cols)]
+    shown = list(range(len(cols)))
+    hidden: list[str] = []
+    while sum(widths[i] for i in shown) + 2 * (len(shown) - 1) > console.width:
+        rank = max(cols[i].drop for i in shown)
+        if rank == 0:
+            break
+        hidden += [cols[i].header for i in shown if cols[i].drop == rank]
+        shown = [i for i in shown if cols[i].drop != rank]
+    console.print(_grid([cols[i] for i in shown], [[r[i] for i in shown] for r in body], title, header))
+    if hidden:
+        note(f"(not shown at this width: {', '.join(hidden)}; widen the terminal or use --json)")
+
+
+def fields(rows: Iterable[tuple[str, Any]], title: str | None = None) -> None:
+    """Print name/value pairs (one record) as two aligned columns."""
+    table([Col("field", whole=True), Col("value")], rows, title, header=False)
+
+
 def show(renderable: Any) -> None:
-    stdout.print(renderable)
+    stdout_console().print(renderable)
 
 
 def say(message: str) -> None:
@@ -70,7 +195,7 @@ def say(message: str) -> None:
 
 def note(message: str) -> None:
     """A diagnostic for people (stderr)."""
-    stderr.print(message, markup=False, highlight=False, soft_wrap=True)
+    stderr_console().print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 def error_line(exc: AeError) -> str:
@@ -87,3 +212,12 @@ def yes_no(value: Any) -> str:
 
 def ms(seconds: float | None) -> str:
     return "" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def time_utc(value: Any, precision: int = 19) -> str:
+    """A stored UTC time for a table: 'YYYY-MM-DD HH:MM:SS' (the header says UTC)."""
+    return "" if value is None else str(value)[:precision]
+
+
+def plural(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else (many or one + 's')}"

@@ -8,8 +8,8 @@ import typer
 
 from .. import trace as tracing
 from ..errors import EXIT_FAILURE, InputError
-from .context import JSON_OPTION, runtime
-from .output import emit, note, progress_bar, say, show, table, yes_no
+from .context import JSON_OPTION, confirm, runtime
+from .output import Col, emit, note, progress_bar, say, table, time_utc, yes_no
 
 # Replaying more than this many deliveries asks first (unless --yes).
 CONFIRM_ABOVE = 10
@@ -17,7 +17,8 @@ CONFIRM_ABOVE = 10
 
 def replay(
     ctx: typer.Context,
-    uuid: Optional[str] = typer.Argument(None, help="The delivery uuid to start again."),
+    uuid: Optional[str] = typer.Argument(None, help="The delivery uuid to start again (any case).",
+                                         show_default=False),
     query: Optional[str] = typer.Option(
         None, "--query", "-q", help="Replay every delivery whose latest attempt matches this search query."
     ),
@@ -25,11 +26,20 @@ def replay(
     until: Optional[str] = typer.Option(None, "--until", help="With --query: latest attempt before (UTC); "
                                         "a date alone includes that day."),
     dry_run: bool = typer.Option(False, "--dry-run", help="With --query: list what would be replayed, change nothing."),
-    yes: bool = typer.Option(False, "--yes", "-y", help=f"With --query: do not ask above {CONFIRM_ABOVE} deliveries."),
+    yes: bool = typer.Option(False, "--yes", "-y", help=f"With --query: do not ask above {CONFIRM_ABOVE} deliveries (needed when stdin is not a terminal)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Start a new retry chain for a delivery, whatever its status (same uuid and retry limit),
-    or for every delivery a search query selects."""
+    """Start a delivery again (same uuid and retry limit), or every delivery a search query selects.
+
+    A replay starts a new retry chain whatever the delivery's status; deliveries to disabled or deleted
+    subscriptions are skipped.
+
+    Examples:
+
+      ae replay da7ea04e-e218-574b-9eb5-24c511cfff4c
+
+      ae replay --query 'event_name:sales.* AND success:false' --since 2026-03-01 --dry-run
+    """
     if (uuid is None) == (query is None):
         raise InputError("give either a UUID or --query, not both" if uuid else "give a UUID or --query",
                          hint="`ae replay UUID` or `ae replay --query 'success:false'`")
@@ -54,10 +64,11 @@ def bulk_replay(ctx: typer.Context, query: str, since: str | None, until: str | 
     rows = [candidate_row(c) for c in candidates]
     if dry_run:
         def render(data: list[dict[str, Any]]) -> None:
-            show(table(["uuid", "event", "sub", "subscription", "last attempt (UTC)", "last ok"],
-                       [(r["uuid"], r["event_name"], r["subscription_id"], r["subscription_status"],
-                         r["last_attempt"][:19], yes_no(r["success"])) for r in data],
-                       title="Would replay (dry run)"))
+            table([Col("uuid", whole=True), Col("event"), Col("sub", whole=True, justify="right"),
+                   Col("subscription", whole=True), Col("last attempt (UTC)"), Col("last ok", whole=True)],
+                  [(r["uuid"], r["event_name"], r["subscription_id"], r["subscription_status"],
+                    time_utc(r["last_attempt"]), yes_no(r["success"])) for r in data],
+                  title="Would replay (dry run)", empty="No delivery's latest attempt matches.")
             skip = sum(1 for r in data if r["subscription_status"] != "enabled")
             note(f"{len(data) - skip} would be replayed, {skip} skipped (subscription disabled or deleted); "
                  "nothing was changed")
@@ -68,8 +79,8 @@ def bulk_replay(ctx: typer.Context, query: str, since: str | None, until: str | 
         note("no delivery's latest attempt matches; nothing to replay")
         emit({"replayed": [], "skipped": [], "failed": []}, as_json, lambda d: None)
         return
-    if len(candidates) > CONFIRM_ABOVE and not yes:
-        typer.confirm(f"Replay {len(candidates)} deliveries?", abort=True, err=True)
+    if len(candidates) > CONFIRM_ABOVE:
+        confirm(f"Replay {len(candidates)} deliveries?", yes)
     with progress_bar("replaying", len(candidates), not as_json) as advance:
         result = replay_all(rt.store, rt.queue, rt.config.retry_policy, candidates, advance)
     for uuid, why in result.skipped:

@@ -10,7 +10,7 @@ import typer
 from ..errors import InputError
 from ..search import check_syntax, index_path, open_index, search_logs
 from .context import JSON_OPTION, runtime
-from .output import emit, note, progress_bar, say, show, table, yes_no
+from .output import Col, emit, note, progress_bar, say, table, time_utc, yes_no
 
 index_app = typer.Typer(help="The search index kept beside the database (`<database>.index/`).")
 
@@ -34,7 +34,26 @@ def search(
     offset: int = typer.Option(0, "--offset", min=0, help="Skip this many results (to page past --limit)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Search delivery logs and payloads with Lucene syntax (the README's "Searching the delivery log")."""
+    """Search delivery logs and payloads with Lucene syntax; newest first.
+
+    \b
+    Fields:
+      log_id       the attempt's id: log_id:42, log_id:[10 TO 20]
+      uuid         the delivery uuid, any case
+      event_name   the event: event_name:sales.*
+      success      true or false: success:false
+      created      when logged, UTC: created:[2026-03-01T22:00 TO *]
+      data         every value of the logged body (a bare term searches it)
+      data.<path>  a JSON path: data.data.customer_email:roni@example.com
+
+    AND, OR, NOT, "phrases", wildcards (* ?) and ranges work as in Lucene; docs/search.md has the details.
+
+    Examples:
+
+      ae search 'data.data.increment_id: CK* AND success: true'
+
+      ae search 'event_name:sales.* AND success:false' --limit 20 --json
+    """
     rt = runtime(ctx)
     if rt.config.settings["indexing"] and not rt.store.read_only:
         check_syntax(query)  # a malformed query exits 2 before the index is touched
@@ -53,9 +72,10 @@ def search(
 
     def render(data: dict[str, Any]) -> None:
         rows = data["results"]
-        show(table(["log_id", "uuid", "event", "success", "created (UTC)", "payload"],
-                   [(r["log_id"], r["uuid"], r["event_name"], yes_no(r["success"]), r["created"][:19],
-                     r["excerpt"]) for r in rows]))
+        table([Col("uuid", whole=True), Col("event"), Col("ok", whole=True), Col("time (UTC)"), Col("payload", drop=1),
+               Col("log id", whole=True, drop=2, justify="right")],
+              [(r["uuid"], r["event_name"], yes_no(r["success"]), time_utc(r["created"]), r["excerpt"], r["log_id"])
+               for r in rows], empty="No delivery attempts match.")
         shown = f"{offset + 1}-{offset + len(rows)}" if rows else "none"
         more = f"; --offset {offset + len(rows)} for more" if offset + len(rows) < data["total"] else ""
         via = "" if data["mode"] == "index" else " (substring match: indexing is off)"

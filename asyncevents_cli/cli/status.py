@@ -8,8 +8,8 @@ from typing import Any, Optional
 import typer
 
 from .. import status as statuses
-from .context import JSON_OPTION, runtime
-from .output import emit, note, say, show, table
+from .context import JSON_OPTION, YES_OPTION, confirm, runtime
+from .output import Col, emit, note, say, table
 
 
 def status(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
@@ -21,19 +21,24 @@ def status(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 
 def render(data: dict[str, Any]) -> None:
     q = data["queues"]
-    show(table(["queue", "messages"], [
+    table([Col("queue"), Col("messages", whole=True, justify="right")], [
         ("trigger", q["trigger"]),
         ("retry due", q["retry_due"]),
         ("retry delayed", q["retry_delayed"]),
         ("dead letters", q["dead_letters"]),
         ("in flight", q["in_flight"]),
-    ], title=f"Queues ({data['backend']})"))
-    show(table(
-        ["id", "event", "recipient", "status", "attempts", "ok", "failed", "delivered", "retrying", "dead"],
+    ], title=f"Queues ({data['backend']})")
+    say("")
+    number = {"whole": True, "justify": "right"}
+    table(
+        [Col("id", **number), Col("event"), Col("recipient", drop=1), Col("status", whole=True, drop=1),
+         Col("attempts", **number, drop=2), Col("ok", **number), Col("failed", **number),
+         Col("delivered", **number), Col("retrying", **number), Col("dead", **number)],
         [(s["subscription_id"], s["event_name"], s["recipient_url"], s["status"], s["attempts"], s["succeeded"],
           s["failed"], s["delivered"], s["retrying"], s["dead_lettered"]) for s in data["subscriptions"]],
         title="Deliveries by subscription",
-    ))
+        empty="No subscriptions yet: `ae subscribe EVENT URL` adds one.",
+    )
 
 
 deadletters_app = typer.Typer(help="Parked messages: list, purge, requeue parked triggers.")
@@ -55,10 +60,12 @@ def deadletters(
     rows = statuses.dead_letters(rt.queue, rt.store, limit, include_resolved)
 
     def render(data: list[dict[str, Any]]) -> None:
-        show(table(["message id", "origin", "what", "reason"], [
-            (r["message_id"], r["origin"] + (" (resolved)" if r["resolved"] else ""), _what(r), r["reason"])
-            for r in data
-        ], title="Dead letters"))
+        table([Col("origin", whole=True), Col("uuid", whole=True), Col("what"), Col("reason"),
+               Col("message id", whole=True, drop=1)], [
+            (r["origin"] + (" (resolved)" if r["resolved"] else ""), r.get("uuid", ""), _what(r), r["reason"],
+             r["message_id"]) for r in data
+        ], title="Dead letters", empty="No dead letters." + ("" if include_resolved else
+                                                              " (--all also lists resolved ones)"))
         if data:
             note("A retry: `ae replay UUID` starts it again. A trigger: `ae deadletters requeue` once its cause"
                  " is fixed.")
@@ -73,14 +80,18 @@ def purge(
         None, "--before", help="Only messages parked before this UTC date or date-time (e.g. 2026-01-31).",
         show_default=False,
     ),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    yes: bool = YES_OPTION,
 ) -> None:
-    """Delete parked messages for good (all of them, or those parked before --before)."""
+    """Delete parked messages for good (all of them, or those parked before --before), after asking.
+
+    Without --yes it asks on a terminal, and refuses (exit 2) when stdin is not one.
+
+    Example: ae deadletters purge --before 2026-01-31 --yes
+    """
     moment = statuses.parse_moment(before) if before is not None else None
     rt = runtime(ctx)
-    if not yes:
-        what = f"parked before {before}" if before else "all parked messages"
-        typer.confirm(f"Delete {what} for good?", abort=True, err=True)
+    what = f"messages parked before {before}" if before else "all parked messages"
+    confirm(f"Delete {what} for good?", yes)
     say(f"purged {rt.queue.purge_dead_letters(moment)} dead letter(s)")
 
 
@@ -95,7 +106,7 @@ def requeue(ctx: typer.Context) -> None:
 
 def _what(row: dict[str, Any]) -> str:
     if "uuid" in row:
-        return f"uuid {row['uuid']} (subscription {row['subscription_id']}, death count {row['death_count']})"
+        return f"subscription {row['subscription_id']}, death count {row['death_count']}"
     if "event_name" in row:
         return f"{row['event_name']} {json.dumps(row['arguments'], ensure_ascii=False)[:80]}"
     return row.get("body", "")[:80]

@@ -17,27 +17,46 @@ from .. import subscribe as subscribing
 from ..config import check_event_name
 from ..errors import InputError
 from ..store import Subscription
-from .context import JSON_OPTION, runtime
-from .output import emit, note, say, show, table
+from .context import JSON_OPTION, YES_OPTION, confirm, runtime
+from .output import Col, emit, fields, note, say, table, time_utc
 
 subscriptions_app = typer.Typer(help="List and manage subscriptions.", no_args_is_help=True)
 
-COLUMNS = ["subscription_id", "event_name", "recipient_url", "status", "subscribed_at", "modified",
-           "notifier", "store_id", "signature_scheme", "header_names"]
-DETAIL_COLUMNS = [*COLUMNS, "previous_secret_until"]
+ID_ARGUMENT = typer.Argument(..., help="The subscription id (see `ae subscriptions list`).", show_default=False)
+IDS_ARGUMENT = typer.Argument(..., help="One or more subscription ids.", show_default=False)
+
+#: (key, header, column) of the listing; the header is also the label in `show`.
+LISTING = [
+    ("subscription_id", "id", Col("id", whole=True, justify="right")),
+    ("event_name", "event", Col("event")),
+    ("recipient_url", "recipient", Col("recipient")),
+    ("status", "status", Col("status", whole=True)),
+    ("notifier", "notifier", Col("notifier", drop=2)),
+    ("store_id", "store", Col("store", whole=True, drop=2, justify="right")),
+    ("signature_scheme", "signature", Col("signature", drop=2)),
+    ("header_names", "headers", Col("headers", drop=3)),
+    ("subscribed_at", "subscribed (UTC)", Col("subscribed (UTC)", drop=1)),
+    ("modified", "modified (UTC)", Col("modified (UTC)", drop=3)),
+]
+DETAIL = [*((key, header) for key, header, _ in LISTING), ("previous_secret_until", "previous secret until (UTC)")]
 
 
-def _cell(row: dict[str, Any], column: str) -> Any:
-    value = row[column]
-    if column in ("subscribed_at", "modified"):
-        return str(value)[:19]
-    if column == "header_names":
+def _cell(row: dict[str, Any], key: str) -> Any:
+    value = row[key]
+    if key in ("subscribed_at", "modified", "previous_secret_until"):
+        return time_utc(value)
+    if key == "header_names":
         return ", ".join(value)
     return value
 
 
 def _render_rows(rows: list[dict[str, Any]]) -> None:
-    show(table(COLUMNS, [[_cell(r, c) for c in COLUMNS] for r in rows]))
+    table([col for _, _, col in LISTING], [[_cell(r, key) for key, _, _ in LISTING] for r in rows],
+          empty="No subscriptions. `ae subscribe EVENT URL` adds one.")
+
+
+def render_subscription(row: dict[str, Any]) -> None:
+    fields([(header, _cell(row, key)) for key, header in DETAIL])
 
 
 HEADER_HELP = ("A header sent with every delivery, 'Name: value' (repeatable), e.g. 'Authorization: Bearer ...'. "
@@ -82,16 +101,37 @@ def subscribe(
         show_default=False,
     ),
     headers: Optional[list[str]] = typer.Option(None, "--header", help=HEADER_HELP, show_default=False),
+    force: bool = typer.Option(
+        False, "--force", help="Subscribe even if the event already has a subscription to this recipient."
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the new subscription as JSON (with the generated secret, if any)."
+    ),
 ) -> None:
-    """Subscribe a recipient to an event; prints the new subscription id."""
+    """Subscribe a recipient to an event; prints the new subscription id.
+
+    A second subscription of one event to the same recipient would deliver every event twice, so it is
+    refused (exit 2) unless --force.
+
+    Examples:
+
+      ae subscribe sales.order.created https://erp.example.com/hooks/orders
+
+      ae subscribe customer.created https://crm.example.com/hooks --signature standard-webhooks --secret - < secret.txt
+    """
     rt = runtime(ctx)
     secret = _read_secret(secret, secret_file)
     subscription, generated = subscribing.subscribe(
-        rt.config, rt.store, event, url, secret, notifier, store_id, signature, headers or []
+        rt.config, rt.store, event, url, secret, notifier, store_id, signature, headers or [],
+        refuse_duplicate=not force,
     )
-    say(str(subscription.subscription_id))
+    if as_json:
+        emit({**subscription.public(), "secret": generated}, True, lambda d: None)
+    else:
+        say(str(subscription.subscription_id))
     if generated:
-        note(f"secret: {generated}")
+        if not as_json:
+            note(f"secret: {generated}")
         note(f"Keep it: it signs every delivery ({_signed_with(subscription)}) and will not be shown again.")
 
 
@@ -113,45 +153,61 @@ def list_subscriptions(
 
 
 @subscriptions_app.command("show")
-def show_subscription(ctx: typer.Context, subscription_id: int, as_json: bool = JSON_OPTION) -> None:
-    """Show one subscription."""
+def show_subscription(ctx: typer.Context, subscription_id: int = ID_ARGUMENT, as_json: bool = JSON_OPTION) -> None:
+    """Show one subscription (never its secret)."""
     row = runtime(ctx).store.subscription(subscription_id, reveal=False).public()
+    emit(row, as_json, render_subscription)
 
-    def render(r: dict[str, Any]) -> None:
-        show(table(["field", "value"], [(c, _cell(r, c)) for c in DETAIL_COLUMNS]))
 
-    emit(row, as_json, render)
+def changed(subscription_id: int, what: str) -> None:
+    """The one line every write command prints per subscription: id, tab, what happened."""
+    say(f"{subscription_id}\t{what}")
 
 
 def _set_status(ctx: typer.Context, ids: list[int], enabled: bool) -> None:
-    changed: list[Subscription] = runtime(ctx).store.set_status(ids, enabled)
-    for s in changed:
-        say(f"{s.subscription_id}\t{'enabled' if s.enabled else 'disabled'}")
+    updated: list[Subscription] = runtime(ctx).store.set_status(ids, enabled)
+    for s in updated:
+        changed(s.subscription_id, "enabled" if s.enabled else "disabled")
 
 
 @subscriptions_app.command("enable")
-def enable(ctx: typer.Context, subscription_ids: list[int] = typer.Argument(..., help="One or more ids.")) -> None:
-    """Enable subscriptions (all ids must exist, or nothing changes)."""
+def enable(ctx: typer.Context, subscription_ids: list[int] = IDS_ARGUMENT) -> None:
+    """Enable subscriptions (all ids must exist, or nothing changes); prints `ID<tab>enabled` for each.
+
+    Example: ae subscriptions enable 1 2 3
+    """
     _set_status(ctx, subscription_ids, True)
 
 
 @subscriptions_app.command("disable")
-def disable(ctx: typer.Context, subscription_ids: list[int] = typer.Argument(..., help="One or more ids.")) -> None:
-    """Disable subscriptions: they get no new events and their pending retries stop."""
+def disable(ctx: typer.Context, subscription_ids: list[int] = IDS_ARGUMENT) -> None:
+    """Disable subscriptions: they get no new events and their pending retries stop; prints `ID<tab>disabled`.
+
+    Example: ae subscriptions disable 2
+    """
     _set_status(ctx, subscription_ids, False)
 
 
 @subscriptions_app.command("delete")
-def delete(ctx: typer.Context, subscription_id: int) -> None:
-    """Delete a subscription. Its delivery log is kept for tracing."""
-    removed = runtime(ctx).store.delete_subscription(subscription_id)
-    say(f"deleted {removed.subscription_id}")
+def delete(ctx: typer.Context, subscription_id: int = ID_ARGUMENT, yes: bool = YES_OPTION) -> None:
+    """Delete a subscription, after asking; prints `ID<tab>deleted`. Its delivery log is kept for tracing.
+
+    Without --yes it asks on a terminal, and refuses (exit 2) when stdin is not one.
+
+    Example: ae subscriptions delete 2 --yes
+    """
+    store = runtime(ctx).store
+    subscription = store.subscription(subscription_id, reveal=False)  # an unknown id fails before asking
+    confirm(f"Delete subscription {subscription_id} ({subscription.event_name} to "
+            f"{subscription.public()['recipient_url']})?", yes)
+    removed = store.delete_subscription(subscription_id)
+    changed(removed.subscription_id, "deleted")
 
 
 @subscriptions_app.command("rotate-secret")
 def rotate_secret(
     ctx: typer.Context,
-    subscription_id: int,
+    subscription_id: int = ID_ARGUMENT,
     grace: str = typer.Option(
         subscribing.DEFAULT_GRACE, "--grace",
         help="How long the old secret keeps signing standard-webhooks deliveries, beside the new one "
@@ -179,7 +235,7 @@ def rotate_secret(
 @subscriptions_app.command("set-headers")
 def set_headers(
     ctx: typer.Context,
-    subscription_id: int,
+    subscription_id: int = ID_ARGUMENT,
     headers: Optional[list[str]] = typer.Argument(
         None, help="Headers as 'Name: value'; they replace all the subscription's custom headers.",
         show_default=False,

@@ -11,7 +11,7 @@ import typer
 
 from .. import tokens as api_tokens
 from .context import JSON_OPTION, runtime
-from .output import emit, note, say, show, table
+from .output import Col, emit, note, say, table, time_utc
 
 tokens_app = typer.Typer(help="API tokens for `ae serve` (REST API and admin pages).", no_args_is_help=True)
 
@@ -38,9 +38,9 @@ def list_tokens(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     rows = api_tokens.list_tokens(runtime(ctx).store)
 
     def render(data: list[dict[str, Any]]) -> None:
-        show(table(["name", "events", "created (UTC)", "last used (UTC)"],
-                   [(r["name"], ", ".join(r["events"]) or "all", r["created"][:19], (r["last_used"] or "never")[:19])
-                    for r in data]))
+        table([Col("name"), Col("events"), Col("created (UTC)"), Col("last used (UTC)")],
+              [(r["name"], ", ".join(r["events"]) or "all", time_utc(r["created"]), time_utc(r["last_used"]) or "never")
+               for r in data], empty="No API tokens. `ae tokens create NAME` makes one.")
 
     emit(rows, as_json, render)
 

@@ -1,0 +1,241 @@
+"""Everyday use of the CLI (issue 12): what an operator hits in the first hour.
+
+Shell completion, services beside events.toml, uuids in any case, overdue
+retries, duplicate subscriptions, confirmation before destructive commands,
+sentences for empty results, and time zones in `--json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Receiver, write_config
+from test_cli import EVENT, ORDER, ae, assert_error, ok, ok_json, subscribe
+
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AE_")}
+    env.update(extra)
+    return env
+
+
+def ae_process(config: Path, *args: str, answer: str | None = None, **env: str) -> subprocess.CompletedProcess:
+    """`ae` in a child process. With `answer`, stdin is a terminal (a pty) and `answer` is typed into it."""
+    command = [sys.executable, "-m", "asyncevents_cli", "--config", str(config), *args]
+    if answer is None:
+        return subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                              env=clean_env(**env))
+    leader, follower = pty.openpty()
+    try:
+        os.write(leader, answer.encode())
+        return subprocess.run(command, stdin=follower, capture_output=True, text=True, timeout=60,
+                              env=clean_env(**env))
+    finally:
+        os.close(follower)
+        os.close(leader)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return write_config(tmp_path)
+
+
+# -- shell completion -------------------------------------------------------------------
+
+
+def test_install_completion_writes_a_script_that_completes_commands(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    ae_script = Path(sys.executable).with_name("ae")  # the console script, as a user runs it
+    done = subprocess.run([str(ae_script), "--install-completion", "bash"],
+                          capture_output=True, text=True, timeout=60, env=clean_env(HOME=str(home)))
+    assert done.returncode == 0, done.stderr
+    script = home / ".bash_completions" / "ae.sh"
+    assert "_AE_COMPLETE=complete_bash" in script.read_text()
+    assert str(script) in (home / ".bashrc").read_text()
+    # What the script asks `ae` for when Tab is pressed after `ae subscriptions de`:
+    asked = subprocess.run([str(ae_script)], capture_output=True, text=True, timeout=60,
+                           env=clean_env(_AE_COMPLETE="complete_bash", COMP_WORDS="ae subscriptions de",
+                                         COMP_CWORD="2"))
+    assert asked.stdout.split() == ["delete"]
+
+
+# -- a service module beside events.toml ------------------------------------------------------
+
+
+def test_a_service_module_beside_events_toml_is_imported_without_pythonpath(tmp_path: Path,
+                                                                             receiver: Receiver) -> None:
+    (tmp_path / "shop_service_12.py").write_text(
+        "def load(order_id):\n    return {'order_id': order_id, 'sku': 'MB01'}\n")
+    config = write_config(tmp_path, events={EVENT: {"service": "shop_service_12:load"}})
+    assert ae_process(config, "subscribe", EVENT, receiver.endpoint("/hook"), "--secret", "s").returncode == 0
+    assert ae_process(config, "publish", EVENT, "--data", '{"order_id": 7}').returncode == 0
+    done = ae_process(config, "consume", "all", "--until-empty", PYTHONPATH="")
+    assert done.returncode == 0, done.stderr
+    assert [r.json for r in receiver.to("/hook")] == [{"data": {"order_id": 7, "sku": "MB01"}}]
+
+
+# -- trace: uuids in any case, overdue retries -------------------------------------------------
+
+
+def test_trace_and_replay_accept_an_upper_case_uuid(config: Path, receiver: Receiver) -> None:
+    subscribe(config, receiver.script("/flaky", 500, 200), "--secret", "s")
+    ok(config, "publish", EVENT, "--data", json.dumps(ORDER))
+    ok(config, "consume", "all", "--until-empty")
+    uuid = ok_json(config, "logs")[0]["uuid"]
+    traced = ok_json(config, "trace", uuid.upper())
+    assert traced["uuid"] == uuid and len(traced["attempts"]) == 2
+    assert uuid in ok(config, "trace", f"  {uuid.upper()} ").stdout
+    assert ok_json(config, "replay", uuid.upper())["uuid"] == uuid
+
+
+def test_a_retry_past_its_time_shows_as_overdue(config: Path, receiver: Receiver) -> None:
+    subscribe(config, receiver.script("/down", 500), "--secret", "s")
+    ok(config, "publish", EVENT, "--data", "{}")
+    ok(config, "consume", "trigger", "--until-empty")  # first attempt fails; nobody runs the retry consumer
+    uuid = ok_json(config, "logs")[0]["uuid"]
+    time.sleep(0.2)  # backoff_unit_seconds is 0.01 here: the retry is due
+    status = ok_json(config, "trace", uuid)["status"]
+    assert status.startswith("Retrying, overdue since ") and status.endswith("UTC (waiting for `ae consume retry`)")
+
+
+def test_a_retry_not_yet_due_shows_its_time(tmp_path: Path, receiver: Receiver) -> None:
+    config = write_config(tmp_path, backoff_unit_seconds=3600)
+    subscribe(config, receiver.script("/down", 500), "--secret", "s")
+    ok(config, "publish", EVENT, "--data", "{}")
+    ok(config, "consume", "trigger", "--until-empty")
+    uuid = ok_json(config, "logs")[0]["uuid"]
+    assert re.fullmatch(r"Retrying, next attempt at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC",
+                        ok_json(config, "trace", uuid)["status"])
+
+
+# -- duplicate subscriptions --------------------------------------------------------------------
+
+
+def test_a_second_subscription_of_an_event_to_the_same_url_is_refused_without_force(config: Path) -> None:
+    url = "http://127.0.0.1:9/hook"
+    assert subscribe(config, url, "--secret", "s") == 1
+    assert_error(ae(config, "subscribe", EVENT, url, "--secret", "s"), 2,
+                 "sales.order.created already has subscription 1 to this recipient; nothing changed", "--force")
+    ok(config, "subscriptions", "disable", "1")  # a disabled twin counts too: enable it instead
+    assert_error(ae(config, "subscribe", EVENT, url, "--secret", "s"), 2, "subscription 1")
+    assert len(ok_json(config, "subscriptions", "list")) == 1
+    assert subscribe(config, url, "--secret", "s", event="customer.created") == 2  # another event is fine
+    assert subscribe(config, url, "--secret", "s", "--force") == 3
+
+
+# -- confirmation before destructive commands ----------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [
+    ["subscriptions", "delete", "1"],
+    ["logs", "prune", "--older-than", "0"],
+    ["deadletters", "purge"],
+])
+def test_destructive_commands_refuse_without_yes_when_stdin_is_not_a_terminal(config: Path,
+                                                                            command: list[str]) -> None:
+    subscribe(config, "http://127.0.0.1:9/hook", "--secret", "s")
+    before = ok_json(config, "subscriptions", "list")
+    line = assert_error(ae(config, *command, input="y\n"), 2, "refusing without --yes", "(add --yes)")
+    assert "stdin is not a terminal" in line
+    assert ok_json(config, "subscriptions", "list") == before
+
+
+def test_delete_asks_on_a_terminal(config: Path) -> None:
+    subscribe(config, "http://127.0.0.1:9/hook", "--secret", "s")
+    declined = ae_process(config, "subscriptions", "delete", "1", answer="n\n")
+    assert declined.returncode == 1 and declined.stdout == ""
+    assert "Delete subscription 1 (sales.order.created to http://127.0.0.1:9/hook)? [y/N]" in declined.stderr
+    assert "ae: aborted" in declined.stderr
+    assert len(ok_json(config, "subscriptions", "list")) == 1
+    accepted = ae_process(config, "subscriptions", "delete", "1", answer="y\n")
+    assert accepted.returncode == 0 and accepted.stdout == "1\tdeleted\n"
+    assert ok_json(config, "subscriptions", "list") == []
+
+
+def test_yes_skips_the_question(config: Path) -> None:
+    subscribe(config, "http://127.0.0.1:9/hook", "--secret", "s")
+    assert ok(config, "subscriptions", "delete", "1", "--yes").stdout == "1\tdeleted\n"
+    assert ok(config, "deadletters", "purge", "-y").stdout == "purged 0 dead letter(s)\n"
+
+
+def test_an_unknown_id_fails_before_any_question(config: Path) -> None:
+    assert_error(ae(config, "subscriptions", "delete", "7"), 1, "no subscription with id 7")
+
+
+# -- write commands: one shape of output, and --json --------------------------------------------
+
+
+def test_enable_disable_delete_print_id_tab_what_happened(config: Path) -> None:
+    subscribe(config, "http://127.0.0.1:9/a", "--secret", "s")
+    assert ok(config, "subscriptions", "disable", "1").stdout == "1\tdisabled\n"
+    assert ok(config, "subscriptions", "enable", "1").stdout == "1\tenabled\n"
+    assert ok(config, "subscriptions", "delete", "1", "--yes").stdout == "1\tdeleted\n"
+
+
+def test_subscribe_publish_and_replay_speak_json(config: Path, receiver: Receiver) -> None:
+    made = ok(config, "subscribe", EVENT, receiver.endpoint("/hook"), "--json")
+    subscription = json.loads(made.stdout)
+    assert subscription["subscription_id"] == 1 and subscription["status"] == "enabled"
+    assert subscription["secret"] and subscription["secret"] not in made.stderr
+    assert ISO_UTC.match(subscription["subscribed_at"])
+    published = ok_json(config, "publish", EVENT, "--data", json.dumps(ORDER))
+    assert published["event_name"] == EVENT and re.fullmatch(r"[0-9a-f]{32}", published["message_id"])
+    batch = config.parent / "orders.jsonl"
+    batch.write_text('{"n": 1}\n{"n": 2}\n')
+    assert len(json.loads(ok(config, "publish", EVENT, "--batch", str(batch), "--json").stdout)["message_ids"]) == 2
+    ok(config, "consume", "all", "--until-empty")
+    uuid = ok_json(config, "logs")[0]["uuid"]
+    replayed = ok_json(config, "replay", uuid)
+    assert replayed["uuid"] == uuid and ISO_UTC.match(replayed["next_attempt_at"])
+
+
+# -- empty results and time zones ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command, sentence", [
+    (["subscriptions", "list"], "No subscriptions. `ae subscribe EVENT URL` adds one.\n"),
+    (["logs"], "No delivery attempts match.\n"),
+    (["deadletters"], "No dead letters. (--all also lists resolved ones)\n"),
+    (["tokens", "list"], "No API tokens. `ae tokens create NAME` makes one.\n"),
+])
+def test_an_empty_result_is_a_sentence(config: Path, command: list[str], sentence: str) -> None:
+    assert ok(config, *command).stdout == sentence
+
+
+def test_json_times_carry_their_time_zone(config: Path, receiver: Receiver) -> None:
+    subscribe(config, receiver.endpoint("/hook"), "--secret", "s")
+    ok(config, "publish", EVENT, "--data", json.dumps({"created": "2026-01-01 00:00:00"}))
+    ok(config, "consume", "all", "--until-empty")
+    listed = ok_json(config, "subscriptions", "list")[0]
+    assert ISO_UTC.match(listed["subscribed_at"]) and ISO_UTC.match(listed["modified"])
+    log = ok_json(config, "logs")[0]
+    assert ISO_UTC.match(log["created"])
+    traced = ok_json(config, "trace", log["uuid"])
+    assert all(ISO_UTC.match(traced[k]) for k in ("first_attempt", "last_attempt"))
+    assert all(ISO_UTC.match(a["created"]) for a in traced["attempts"])
+    # The payload is the user's data: printed exactly as published.
+    assert traced["payload"] == {"data": {"created": "2026-01-01 00:00:00"}}
+
+
+def test_help_shows_examples(config: Path) -> None:
+    for command in (["publish"], ["subscribe"], ["replay"], ["search"], ["trace"], ["subscriptions", "delete"]):
+        assert "Example" in ok(config, *command, "--help", env={"COLUMNS": "100"}).stdout, command
+
+
+def test_search_help_lists_the_fields(config: Path) -> None:
+    text = ok(config, "search", "--help", env={"COLUMNS": "100"}).stdout
+    for field in ("log_id", "uuid", "event_name", "success", "created", "data.<path>"):
+        assert f"  {field} " in text, field
