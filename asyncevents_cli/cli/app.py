@@ -31,11 +31,9 @@ COMMANDS: dict[str, LazyCommand] = {
     "publish": LazyCommand("publish", "publish",
                            "Validate an event and put it on the trigger queue; prints the message id."),
     "trace": LazyCommand("logs", "trace", "Show every attempt of one delivery, its status and its payload."),
-    "replay": LazyCommand("replay", "replay",
-                          "Start a new retry chain for a delivery, whatever its status (same uuid and retry limit),\n"
-                          "or for every delivery a search query selects."),
-    "search": LazyCommand("search", "search", "Search delivery logs and payloads with Lucene syntax "
-                          "(the README's \"Searching the delivery log\")."),
+    "replay": LazyCommand("replay", "replay", "Start a delivery again (same uuid and retry limit), "
+                          "or every delivery a search query selects."),
+    "search": LazyCommand("search", "search", "Search delivery logs and payloads with Lucene syntax; newest first."),
     "status": LazyCommand("status", "status",
                           "Show queue depths (trigger, retry due, retry delayed, dead letters) and deliveries."),
     "demo": LazyCommand("demo", "demo",
