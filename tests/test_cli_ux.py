@@ -239,3 +239,122 @@ def test_search_help_lists_the_fields(config: Path) -> None:
     text = ok(config, "search", "--help", env={"COLUMNS": "100"}).stdout
     for field in ("log_id", "uuid", "event_name", "success", "created", "data.<path>"):
         assert f"  {field} " in text, field
+
+
+# -- ae init and the repository's events.toml ----------------------------------------------------
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def test_init_writes_a_commented_config_with_every_setting_at_its_default(tmp_path: Path) -> None:
+    from asyncevents_cli.config import SETTINGS, load_config
+    from asyncevents_cli.starter import render
+
+    target = tmp_path / "project" / "events.toml"
+    result = ae(target, "init")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"{target}\n"
+    assert target.read_text() == render()
+    config = load_config(target, environ={})
+    assert sorted(config.events) == ["sales.order.created"]
+    assert config.settings == {s.name: s.default for s in SETTINGS}
+    for setting in SETTINGS:  # each one is there, commented out, with its help above it
+        assert f"# {setting.help}\n# {setting.name} = " in target.read_text()
+    assert '# service = "' in target.read_text()
+    # A second init leaves the file alone.
+    target.write_text("# mine\n")
+    assert_error(ae(target, "init"), 2, "already exists", "--force")
+    assert target.read_text() == "# mine\n"
+    assert ok(target, "init", "--force").stdout == f"{target}\n" and target.read_text() == render()
+
+
+def test_init_takes_a_path(tmp_path: Path) -> None:
+    from asyncevents_cli.starter import render
+
+    done = ae_process(tmp_path / "unused.toml", "init", str(tmp_path / "elsewhere.toml"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "elsewhere.toml").read_text() == render() and not (tmp_path / "unused.toml").exists()
+
+
+def test_the_repositorys_events_toml_is_what_init_writes_with_the_modules_two_events() -> None:
+    from asyncevents_cli.config import SETTINGS, load_config
+    from asyncevents_cli.starter import EXAMPLE_EVENTS, render
+
+    path = REPOSITORY / "events.toml"
+    assert path.read_text() == render(EXAMPLE_EVENTS), (
+        "events.toml is stale: run `python -m asyncevents_cli.starter > events.toml`")
+    # Same settings section as `ae init` writes; only the second example event is added.
+    assert render().split("[settings]")[1] == path.read_text().split("[settings]")[1]
+    config = load_config(path, environ={})
+    assert {name: e.description for name, e in config.events.items()} == dict(EXAMPLE_EVENTS)
+    assert config.settings == {s.name: s.default for s in SETTINGS}
+    assert set(config.sources.values()) == {"default"}
+
+
+def test_ae_works_from_the_repository_root(tmp_path: Path) -> None:
+    """From a fresh clone's root, `ae` finds ./events.toml (its database goes to the ignored .ae/)."""
+    done = subprocess.run([sys.executable, "-m", "asyncevents_cli", "events", "list", "--json"], cwd=REPOSITORY,
+                          capture_output=True, text=True, timeout=60, env=clean_env(), stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert [e["name"] for e in json.loads(done.stdout)] == ["customer.created", "sales.order.created"]
+    assert ".ae/" in (REPOSITORY / ".gitignore").read_text().split()
+
+
+def test_the_demo_ignores_the_repositorys_events_toml(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    done = subprocess.run([sys.executable, "-m", "asyncevents_cli", "demo"], cwd=REPOSITORY, capture_output=True,
+                          text=True, timeout=60, env=clean_env(TMPDIR=str(scratch)), stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert "Delivered with 1 retry" in done.stdout
+    assert list(scratch.glob("ae-demo-*")) == []
+
+
+# -- watching work happen -------------------------------------------------------------------------
+
+ATTEMPT_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}  sales\.order\.created  sub 1  "
+                          r"(ok 200|failed 500)  \d+ ms  [0-9a-f-]{36}$")
+
+
+def test_consume_verbose_prints_one_line_per_attempt(config: Path, receiver: Receiver) -> None:
+    subscribe(config, receiver.script("/flaky", 500, 200), "--secret", "s")
+    for n in range(2):
+        ok(config, "publish", EVENT, "--data", json.dumps({"n": n}))
+    quiet = ok(config, "consume", "trigger", "--until-empty")
+    assert quiet.stdout == "" and quiet.stderr == "handled 2 message(s)\n"  # first attempts: 500 then 200
+    loud = ok(config, "consume", "retry", "--until-empty", "-v")
+    lines = loud.stdout.splitlines()
+    assert len(lines) == 1 and ATTEMPT_LINE.match(lines[0]), lines
+    logged = ok_json(config, "logs")[0]
+    assert lines[0].endswith(f"  sub 1  ok 200  {round(logged['duration'] * 1000)} ms  {logged['uuid']}")
+
+
+def test_until_empty_shows_the_backlog_on_a_terminal_only(config: Path, receiver: Receiver) -> None:
+    subscribe(config, receiver.endpoint("/hook"), "--secret", "s")
+    for n in range(3):
+        ok(config, "publish", EVENT, "--data", json.dumps({"n": n}))
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-m", "asyncevents_cli", "--config", str(config), "consume", "all",
+                               "--until-empty"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=follower,
+                              timeout=60, env=clean_env(COLUMNS="80"))
+        os.close(follower)
+        follower = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        if follower >= 0:
+            os.close(follower)
+        os.close(leader)
+    assert done.returncode == 0 and done.stdout == b""
+    text = shown.decode()
+    assert "consuming" in text and "3 left" in text and "handled 3 message(s)" in text
+    # Not a terminal: no progress display, only the summary.
+    assert ok(config, "consume", "all", "--until-empty").stderr == "handled 0 message(s)\n"
