@@ -358,3 +358,144 @@ def test_until_empty_shows_the_backlog_on_a_terminal_only(config: Path, receiver
     assert "consuming" in text and "3 left" in text and "handled 3 message(s)" in text
     # Not a terminal: no progress display, only the summary.
     assert ok(config, "consume", "all", "--until-empty").stderr == "handled 0 message(s)\n"
+
+
+# -- ae logs: filters, --with-response, --follow --------------------------------------------------
+
+
+@pytest.fixture
+def history(config: Path, receiver: Receiver) -> dict[str, Any]:
+    """Two subscriptions; three orders; /flaky fails each delivery's first attempt."""
+    subscribe(config, receiver.endpoint("/ok"), "--secret", "s")
+    subscribe(config, receiver.script("/flaky", 500, 200, 500, 200, 500, 200), "--secret", "s")
+    for n in range(3):
+        ok(config, "publish", EVENT, "--data", json.dumps({"n": n}))
+    ok(config, "consume", "all", "--until-empty")
+    return {"config": config, "all": ok_json(config, "logs")}
+
+
+def test_logs_filters_combine(history: dict[str, Any]) -> None:
+    config, every = history["config"], history["all"]
+    assert len(every) == 9  # 3 to /ok, 3 failed + 3 delivered to /flaky
+
+    def ids(*args: str) -> list[int]:
+        return [r["log_id"] for r in ok_json(config, "logs", *args)]
+
+    assert ids("--subscription", "2") == [r["log_id"] for r in every if r["subscription_id"] == 2]
+    assert ids("--status", "failed") == [r["log_id"] for r in every if not r["success"]] == ids("--failed")
+    assert ids("--status", "ok", "--subscription", "2") == [
+        r["log_id"] for r in every if r["success"] and r["subscription_id"] == 2]
+    uuid = every[0]["uuid"]
+    assert ids("--uuid", uuid.upper()) == [r["log_id"] for r in every if r["uuid"] == uuid]
+    today = every[0]["created"][:10]
+    assert ids("--since", today) == ids() == ids("--until", today)  # a date alone as --until includes the day
+    assert ids("--until", f"{today}T00:00") == [] and ids("--since", "2999-01-01") == []
+    newest = every[0]["created"]
+    assert ids("--since", newest) == [r["log_id"] for r in every if r["created"] >= newest]
+    assert ids("--limit", "2", "--status", "ok") == [r["log_id"] for r in every if r["success"]][:2]
+    assert ok(config, "logs", "--subscription", "99").stdout == "No delivery attempts match.\n"
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--status", "maybe"], "--status"),
+    (["--since", "yesterday"], "--since"),
+    (["--since", "2026-03-02", "--until", "2026-03-01"], "--since must be before --until"),
+    (["--failed", "--status", "ok"], "contradict"),
+    (["--with-response"], "--with-response goes with --json"),
+])
+def test_logs_bad_filters_exit_2(config: Path, args: list[str], fragment: str) -> None:
+    assert_error(ae(config, "logs", *args), 2, fragment)
+
+
+def test_logs_json_with_response(history: dict[str, Any]) -> None:
+    config = history["config"]
+    plain = ok_json(config, "logs", "--subscription", "2")
+    assert all("response_data" not in r for r in plain)
+    full = ok_json(config, "logs", "--subscription", "2", "--with-response")
+    assert [r["log_id"] for r in full] == [r["log_id"] for r in plain]
+    assert {json.loads(r["response_data"])["status"] for r in full} == {200, 500}
+
+
+def test_logs_follow_prints_new_attempts_as_they_are_logged(config: Path, receiver: Receiver) -> None:
+    import signal
+    import threading
+
+    subscribe(config, receiver.endpoint("/hook"), "--secret", "s")
+    ok(config, "publish", EVENT, "--data", '{"n": 0}')
+    ok(config, "consume", "all", "--until-empty")
+    follower = subprocess.Popen([sys.executable, "-m", "asyncevents_cli", "--config", str(config), "logs", "--follow",
+                                 "--interval", "0.1", "--json"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=clean_env())
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(follower.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not lines and time.monotonic() < deadline:  # the backlog first: the one earlier attempt
+            time.sleep(0.05)
+        ok(config, "publish", EVENT, "--data", '{"n": 1}')
+        ok(config, "consume", "all", "--until-empty")
+        while len(lines) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        follower.send_signal(signal.SIGINT)
+        follower.wait(timeout=60)
+        reader.join(timeout=10)
+    assert follower.returncode == 0, follower.stderr.read()
+    rows = [json.loads(line) for line in lines]
+    assert [r["log_id"] for r in rows] == [1, 2]
+    assert rows[1]["success"] is True and rows[0]["uuid"] != rows[1]["uuid"]
+    assert ISO_UTC.match(rows[1]["created"])
+
+
+# -- subscriptions update and ping -----------------------------------------------------------------
+
+
+def test_update_changes_the_recipient_and_store_and_keeps_the_rest(config: Path, receiver: Receiver) -> None:
+    subscribe(config, "http://127.0.0.1:9/old", "--secret", "s", "--header", "X-Tenant: shop-1")
+    assert ok(config, "subscriptions", "update", "1", "--url", receiver.endpoint("/new")).stdout == "1\tupdated\n"
+    updated = ok_json(config, "subscriptions", "update", "1", "--store", "0")
+    assert updated["recipient_url"] == receiver.endpoint("/new") and updated["header_names"] == ["X-Tenant"]
+    ok(config, "publish", EVENT, "--data", '{"n": 1}')
+    ok(config, "consume", "all", "--until-empty")
+    [request] = receiver.to("/new")
+    assert request.signed_with("s") and request.headers["x-tenant"] == "shop-1"
+
+
+@pytest.mark.parametrize("args, code, fragment", [
+    (["1"], 2, "nothing to change"),
+    (["1", "--url", "ftp://x"], 2, "recipient URL"),
+    (["1", "--store", "-1"], 2, "store id"),
+    (["7", "--url", "http://127.0.0.1:9/x"], 1, "no subscription with id 7"),
+])
+def test_update_bad_input_changes_nothing(config: Path, args: list[str], code: int, fragment: str) -> None:
+    subscribe(config, "http://127.0.0.1:9/old", "--secret", "s")
+    before = ok_json(config, "subscriptions", "list")
+    assert_error(ae(config, "subscriptions", "update", *args), code, fragment)
+    assert ok_json(config, "subscriptions", "list") == before
+
+
+def test_ping_sends_one_signed_delivery_and_logs_it(config: Path, receiver: Receiver) -> None:
+    subscribe(config, receiver.endpoint("/hook"), "--secret", "s")
+    result = ok(config, "subscriptions", "ping", "1")
+    [request] = receiver.to("/hook")
+    assert request.signed_with("s")
+    body = request.json["data"]
+    assert body["event"] == "ae.ping" and body["subscription_id"] == 1
+    logged = ok_json(config, "logs", "--event", "ae.ping", "--with-response")
+    assert len(logged) == 1 and logged[0]["success"] and logged[0]["status_code"] == 200
+    first, second = result.stdout.splitlines()
+    assert first.startswith("ok 200 in ") and first.endswith(f" ms from {receiver.endpoint('/hook')} "
+                                                             f"(uuid {logged[0]['uuid']})")
+    assert json.loads(second) == {"received": len(request.body), "status": 200}
+    assert ok_json(config, "status")["queues"]["trigger"] == 0  # nothing queued, nothing to retry
+
+
+def test_a_failed_ping_exits_1_with_the_receivers_answer(config: Path, receiver: Receiver) -> None:
+    subscribe(config, receiver.script("/down", 503), "--secret", "s")
+    result = ae(config, "subscriptions", "ping", "1", "--json")
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert data["success"] is False and data["status_code"] == 503 and json.loads(data["response"])["status"] == 503
+    queues = ok_json(config, "status")["queues"]
+    assert queues["retry_due"] + queues["retry_delayed"] == 0

@@ -135,6 +135,11 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def json_line(data: Any) -> str:
+    """One JSON object on one line (JSON Lines), times as in print_json."""
+    return json.dumps(_json_ready(data), ensure_ascii=False, default=str)
+
+
 def emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
     """Show `data` as JSON when asked, else through its human renderer."""
     if as_json:
