@@ -8,10 +8,8 @@ A uuid is chosen when its LATEST attempt matches the query and was made within
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .backoff import RetryPolicy
@@ -19,26 +17,9 @@ from .config import Config
 from .errors import AeError, InputError
 from .queues.base import Queue
 from .search import check_syntax, matching_log_ids
-from .store import Store, timestamp
+from .moments import parse_moment
+from .store import Store
 from .trace import replay
-
-
-def parse_moment(text: str, option: str, end: bool = False) -> str:
-    """An ISO date or datetime (UTC unless it names an offset) as a log timestamp.
-
-    A date alone given as an end (`--until 2026-03-01`) means the end of that day.
-    """
-    value = text.strip()
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"{option}: expected an ISO date or datetime like 2026-03-01 or "
-                         f"2026-03-01T22:00:00, got {text!r}") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
-    if end and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        moment += timedelta(days=1)
-    return timestamp(moment)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from .notifiers.custom_headers import check_headers
 from .notifiers.signing import MAGENTO, UNSIGNED, check_scheme, check_secret, generate_secret
 from .store import Store, Subscription, utcnow
 
-__all__ = ["subscribe", "same_recipient", "change", "rotate_secret", "set_headers", "parse_duration", "check_url", "generate_secret"]
+__all__ = ["subscribe", "same_recipient", "update", "change", "rotate_secret", "set_headers", "parse_duration", "check_url", "generate_secret"]
 
 DEFAULT_GRACE = "24h"
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -104,6 +104,19 @@ def same_recipient(store: Store, event_name: str, url: str) -> list[Subscription
     """The event's subscriptions (enabled or not) to `url`: a second one would deliver every event twice."""
     wanted = url.strip()
     return [s for s in store.subscriptions(event_name, reveal=False) if s.recipient_url == wanted]
+
+
+def update(config: Config, store: Store, subscription_id: int, url: str | None = None,
+           store_id: int | None = None) -> Subscription:
+    """Point a subscription at a new recipient and/or store scope, checked as `subscribe` checks them.
+    Its secret, notifier, headers and delivery log stay."""
+    if url is None and store_id is None:
+        raise InputError("nothing to change: give --url and/or --store")
+    current = store.subscription(subscription_id, reveal=False)
+    recipient = find(current.notifier).check_recipient(url, config) if url is not None else None
+    if store_id is not None:
+        check_store_id(store_id)
+    return store.set_recipient(subscription_id, recipient, store_id)
 
 
 def _signing_subscription(store: Store, subscription_id: int) -> Subscription:

@@ -239,3 +239,263 @@ def test_search_help_lists_the_fields(config: Path) -> None:
     text = ok(config, "search", "--help", env={"COLUMNS": "100"}).stdout
     for field in ("log_id", "uuid", "event_name", "success", "created", "data.<path>"):
         assert f"  {field} " in text, field
+
+
+# -- ae init and the repository's events.toml ----------------------------------------------------
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def test_init_writes_a_commented_config_with_every_setting_at_its_default(tmp_path: Path) -> None:
+    from asyncevents_cli.config import SETTINGS, load_config
+    from asyncevents_cli.starter import render
+
+    target = tmp_path / "project" / "events.toml"
+    result = ae(target, "init")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"{target}\n"
+    assert target.read_text() == render()
+    config = load_config(target, environ={})
+    assert sorted(config.events) == ["sales.order.created"]
+    assert config.settings == {s.name: s.default for s in SETTINGS}
+    for setting in SETTINGS:  # each one is there, commented out, with its help above it
+        assert f"# {setting.help}\n# {setting.name} = " in target.read_text()
+    assert '# service = "' in target.read_text()
+    # A second init leaves the file alone.
+    target.write_text("# mine\n")
+    assert_error(ae(target, "init"), 2, "already exists", "--force")
+    assert target.read_text() == "# mine\n"
+    assert ok(target, "init", "--force").stdout == f"{target}\n" and target.read_text() == render()
+
+
+def test_init_takes_a_path(tmp_path: Path) -> None:
+    from asyncevents_cli.starter import render
+
+    done = ae_process(tmp_path / "unused.toml", "init", str(tmp_path / "elsewhere.toml"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "elsewhere.toml").read_text() == render() and not (tmp_path / "unused.toml").exists()
+
+
+def test_the_repositorys_events_toml_is_what_init_writes_with_the_modules_two_events() -> None:
+    from asyncevents_cli.config import SETTINGS, load_config
+    from asyncevents_cli.starter import EXAMPLE_EVENTS, render
+
+    path = REPOSITORY / "events.toml"
+    assert path.read_text() == render(EXAMPLE_EVENTS), (
+        "events.toml is stale: run `python -m asyncevents_cli.starter > events.toml`")
+    # Same settings section as `ae init` writes; only the second example event is added.
+    assert render().split("[settings]")[1] == path.read_text().split("[settings]")[1]
+    config = load_config(path, environ={})
+    assert {name: e.description for name, e in config.events.items()} == dict(EXAMPLE_EVENTS)
+    assert config.settings == {s.name: s.default for s in SETTINGS}
+    assert set(config.sources.values()) == {"default"}
+
+
+def test_ae_works_from_the_repository_root(tmp_path: Path) -> None:
+    """From a fresh clone's root, `ae` finds ./events.toml (its database goes to the ignored .ae/)."""
+    done = subprocess.run([sys.executable, "-m", "asyncevents_cli", "events", "list", "--json"], cwd=REPOSITORY,
+                          capture_output=True, text=True, timeout=60, env=clean_env(), stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert [e["name"] for e in json.loads(done.stdout)] == ["customer.created", "sales.order.created"]
+    assert ".ae/" in (REPOSITORY / ".gitignore").read_text().split()
+
+
+def test_the_demo_ignores_the_repositorys_events_toml(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    done = subprocess.run([sys.executable, "-m", "asyncevents_cli", "demo"], cwd=REPOSITORY, capture_output=True,
+                          text=True, timeout=60, env=clean_env(TMPDIR=str(scratch)), stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert "Delivered with 1 retry" in done.stdout
+    assert list(scratch.glob("ae-demo-*")) == []
+
+
+# -- watching work happen -------------------------------------------------------------------------
+
+ATTEMPT_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}  sales\.order\.created  sub 1  "
+                          r"(ok 200|failed 500)  \d+ ms  [0-9a-f-]{36}$")
+
+
+def test_consume_verbose_prints_one_line_per_attempt(config: Path, receiver: Receiver) -> None:
+    subscribe(config, receiver.script("/flaky", 500, 200), "--secret", "s")
+    for n in range(2):
+        ok(config, "publish", EVENT, "--data", json.dumps({"n": n}))
+    quiet = ok(config, "consume", "trigger", "--until-empty")
+    assert quiet.stdout == "" and quiet.stderr == "handled 2 message(s)\n"  # first attempts: 500 then 200
+    loud = ok(config, "consume", "retry", "--until-empty", "-v")
+    lines = loud.stdout.splitlines()
+    assert len(lines) == 1 and ATTEMPT_LINE.match(lines[0]), lines
+    logged = ok_json(config, "logs")[0]
+    assert lines[0].endswith(f"  sub 1  ok 200  {round(logged['duration'] * 1000)} ms  {logged['uuid']}")
+
+
+def test_until_empty_shows_the_backlog_on_a_terminal_only(config: Path, receiver: Receiver) -> None:
+    subscribe(config, receiver.endpoint("/hook"), "--secret", "s")
+    for n in range(3):
+        ok(config, "publish", EVENT, "--data", json.dumps({"n": n}))
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-m", "asyncevents_cli", "--config", str(config), "consume", "all",
+                               "--until-empty"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=follower,
+                              timeout=60, env=clean_env(COLUMNS="80"))
+        os.close(follower)
+        follower = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        if follower >= 0:
+            os.close(follower)
+        os.close(leader)
+    assert done.returncode == 0 and done.stdout == b""
+    text = shown.decode()
+    assert "consuming" in text and "3 left" in text and "handled 3 message(s)" in text
+    # Not a terminal: no progress display, only the summary.
+    assert ok(config, "consume", "all", "--until-empty").stderr == "handled 0 message(s)\n"
+
+
+# -- ae logs: filters, --with-response, --follow --------------------------------------------------
+
+
+@pytest.fixture
+def history(config: Path, receiver: Receiver) -> dict[str, Any]:
+    """Two subscriptions; three orders; /flaky fails each delivery's first attempt."""
+    subscribe(config, receiver.endpoint("/ok"), "--secret", "s")
+    subscribe(config, receiver.script("/flaky", 500, 200, 500, 200, 500, 200), "--secret", "s")
+    for n in range(3):
+        ok(config, "publish", EVENT, "--data", json.dumps({"n": n}))
+    ok(config, "consume", "all", "--until-empty")
+    return {"config": config, "all": ok_json(config, "logs")}
+
+
+def test_logs_filters_combine(history: dict[str, Any]) -> None:
+    config, every = history["config"], history["all"]
+    assert len(every) == 9  # 3 to /ok, 3 failed + 3 delivered to /flaky
+
+    def ids(*args: str) -> list[int]:
+        return [r["log_id"] for r in ok_json(config, "logs", *args)]
+
+    assert ids("--subscription", "2") == [r["log_id"] for r in every if r["subscription_id"] == 2]
+    assert ids("--status", "failed") == [r["log_id"] for r in every if not r["success"]] == ids("--failed")
+    assert ids("--status", "ok", "--subscription", "2") == [
+        r["log_id"] for r in every if r["success"] and r["subscription_id"] == 2]
+    uuid = every[0]["uuid"]
+    assert ids("--uuid", uuid.upper()) == [r["log_id"] for r in every if r["uuid"] == uuid]
+    today = every[0]["created"][:10]
+    assert ids("--since", today) == ids() == ids("--until", today)  # a date alone as --until includes the day
+    assert ids("--until", f"{today}T00:00") == [] and ids("--since", "2999-01-01") == []
+    newest = every[0]["created"]
+    assert ids("--since", newest) == [r["log_id"] for r in every if r["created"] >= newest]
+    assert ids("--limit", "2", "--status", "ok") == [r["log_id"] for r in every if r["success"]][:2]
+    assert ok(config, "logs", "--subscription", "99").stdout == "No delivery attempts match.\n"
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--status", "maybe"], "--status"),
+    (["--since", "yesterday"], "--since"),
+    (["--since", "2026-03-02", "--until", "2026-03-01"], "--since must be before --until"),
+    (["--failed", "--status", "ok"], "contradict"),
+    (["--with-response"], "--with-response goes with --json"),
+])
+def test_logs_bad_filters_exit_2(config: Path, args: list[str], fragment: str) -> None:
+    assert_error(ae(config, "logs", *args), 2, fragment)
+
+
+def test_logs_json_with_response(history: dict[str, Any]) -> None:
+    config = history["config"]
+    plain = ok_json(config, "logs", "--subscription", "2")
+    assert all("response_data" not in r for r in plain)
+    full = ok_json(config, "logs", "--subscription", "2", "--with-response")
+    assert [r["log_id"] for r in full] == [r["log_id"] for r in plain]
+    assert {json.loads(r["response_data"])["status"] for r in full} == {200, 500}
+
+
+def test_logs_follow_prints_new_attempts_as_they_are_logged(config: Path, receiver: Receiver) -> None:
+    import signal
+    import threading
+
+    subscribe(config, receiver.endpoint("/hook"), "--secret", "s")
+    ok(config, "publish", EVENT, "--data", '{"n": 0}')
+    ok(config, "consume", "all", "--until-empty")
+    follower = subprocess.Popen([sys.executable, "-m", "asyncevents_cli", "--config", str(config), "logs", "--follow",
+                                 "--interval", "0.1", "--json"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=clean_env())
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(follower.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not lines and time.monotonic() < deadline:  # the backlog first: the one earlier attempt
+            time.sleep(0.05)
+        ok(config, "publish", EVENT, "--data", '{"n": 1}')
+        ok(config, "consume", "all", "--until-empty")
+        while len(lines) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        follower.send_signal(signal.SIGINT)
+        follower.wait(timeout=60)
+        reader.join(timeout=10)
+    assert follower.returncode == 0, follower.stderr.read()
+    rows = [json.loads(line) for line in lines]
+    assert [r["log_id"] for r in rows] == [1, 2]
+    assert rows[1]["success"] is True and rows[0]["uuid"] != rows[1]["uuid"]
+    assert ISO_UTC.match(rows[1]["created"])
+
+
+# -- subscriptions update and ping -----------------------------------------------------------------
+
+
+def test_update_changes_the_recipient_and_store_and_keeps_the_rest(config: Path, receiver: Receiver) -> None:
+    subscribe(config, "http://127.0.0.1:9/old", "--secret", "s", "--header", "X-Tenant: shop-1")
+    assert ok(config, "subscriptions", "update", "1", "--url", receiver.endpoint("/new")).stdout == "1\tupdated\n"
+    updated = ok_json(config, "subscriptions", "update", "1", "--store", "0")
+    assert updated["recipient_url"] == receiver.endpoint("/new") and updated["header_names"] == ["X-Tenant"]
+    ok(config, "publish", EVENT, "--data", '{"n": 1}')
+    ok(config, "consume", "all", "--until-empty")
+    [request] = receiver.to("/new")
+    assert request.signed_with("s") and request.headers["x-tenant"] == "shop-1"
+
+
+@pytest.mark.parametrize("args, code, fragment", [
+    (["1"], 2, "nothing to change"),
+    (["1", "--url", "ftp://x"], 2, "recipient URL"),
+    (["1", "--store", "-1"], 2, "store id"),
+    (["7", "--url", "http://127.0.0.1:9/x"], 1, "no subscription with id 7"),
+])
+def test_update_bad_input_changes_nothing(config: Path, args: list[str], code: int, fragment: str) -> None:
+    subscribe(config, "http://127.0.0.1:9/old", "--secret", "s")
+    before = ok_json(config, "subscriptions", "list")
+    assert_error(ae(config, "subscriptions", "update", *args), code, fragment)
+    assert ok_json(config, "subscriptions", "list") == before
+
+
+def test_ping_sends_one_signed_delivery_and_logs_it(config: Path, receiver: Receiver) -> None:
+    subscribe(config, receiver.endpoint("/hook"), "--secret", "s")
+    result = ok(config, "subscriptions", "ping", "1")
+    [request] = receiver.to("/hook")
+    assert request.signed_with("s")
+    body = request.json["data"]
+    assert body["event"] == "ae.ping" and body["subscription_id"] == 1
+    logged = ok_json(config, "logs", "--event", "ae.ping", "--with-response")
+    assert len(logged) == 1 and logged[0]["success"] and logged[0]["status_code"] == 200
+    first, second = result.stdout.splitlines()
+    assert first.startswith("ok 200 in ") and first.endswith(f" ms from {receiver.endpoint('/hook')} "
+                                                             f"(uuid {logged[0]['uuid']})")
+    assert json.loads(second) == {"received": len(request.body), "status": 200}
+    assert ok_json(config, "status")["queues"]["trigger"] == 0  # nothing queued, nothing to retry
+
+
+def test_a_failed_ping_exits_1_with_the_receivers_answer(config: Path, receiver: Receiver) -> None:
+    subscribe(config, receiver.script("/down", 503), "--secret", "s")
+    result = ae(config, "subscriptions", "ping", "1", "--json")
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert data["success"] is False and data["status_code"] == 503 and json.loads(data["response"])["status"] == 503
+    queues = ok_json(config, "status")["queues"]
+    assert queues["retry_due"] + queues["retry_delayed"] == 0

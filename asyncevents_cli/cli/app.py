@@ -36,6 +36,8 @@ COMMANDS: dict[str, LazyCommand] = {
     "search": LazyCommand("search", "search", "Search delivery logs and payloads with Lucene syntax; newest first."),
     "status": LazyCommand("status", "status",
                           "Show queue depths (trigger, retry due, retry delayed, dead letters) and deliveries."),
+    "init": LazyCommand("init", "init",
+                        "Write a commented events.toml: one example event, and every setting at its default."),
     "demo": LazyCommand("demo", "demo",
                         "Run the whole pipeline locally in a temporary folder and show a retried delivery's trace."),
     "serve": LazyCommand("serve", "serve",

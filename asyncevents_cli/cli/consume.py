@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
+from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
 import typer
 
 from ..queues.base import KINDS, RETRY, TRIGGER
 from .context import runtime
-from .output import note
+from .output import attempt_line, backlog_display, is_terminal, note, say
 
 consume_app = typer.Typer(help="Run consumers that deliver queued events.", no_args_is_help=True)
 
 MAX_OPTION = typer.Option(None, "--max-messages", min=1, help="Stop after handling N messages.")
 UNTIL_EMPTY_OPTION = typer.Option(
     False, "--until-empty", help="Exit once nothing is queued, due or delayed (for scripts and tests)."
+)
+VERBOSE_OPTION = typer.Option(
+    False, "--verbose", "-v",
+    help="Print one line per attempt on stdout: time, event, subscription, result, duration, uuid.",
 )
 CONCURRENCY_OPTION = typer.Option(
     None, "--concurrency", min=1, max=10_000,
@@ -60,44 +66,86 @@ class StopFlag:
         return previous
 
 
+class AttemptLines(logging.Handler):
+    """`-v`: the engine's record of each logged attempt, as one line on stdout."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        attempt = getattr(record, "attempt", None)
+        if attempt is not None:
+            say(attempt_line(attempt, datetime.fromtimestamp(record.created, timezone.utc)))
+
+
+def _backlog(ctx: typer.Context, kinds: tuple[str, ...]) -> int:
+    depths = runtime(ctx).queue.depths()
+    waiting = {TRIGGER: depths.trigger, RETRY: depths.retry_due + depths.retry_delayed}
+    return sum(waiting[kind] for kind in kinds)
+
+
 def _run(ctx: typer.Context, kinds: tuple[str, ...], max_messages: Optional[int], until_empty: bool,
-         concurrency: Optional[int]) -> None:
+         concurrency: Optional[int], verbose: bool = False) -> None:
     from ..engine import Aborted
 
     logging.basicConfig(format="ae: %(message)s", level=logging.WARNING)
     # The AMQP backend reports a lost connection and its reconnects in one line
     # of its own; pika's internal errors for the same event are noise here.
     logging.getLogger("pika").setLevel(logging.CRITICAL)
+    attempts = logging.getLogger("asyncevents_cli.attempts")
+    lines = AttemptLines()
+    if verbose:
+        attempts.addHandler(lines)
+        attempts.setLevel(logging.INFO)
+        attempts.propagate = False
     stop = StopFlag()
     previous = stop.install()
+    # The remaining backlog, on a terminal only, and not mixed with -v's lines.
+    show_progress = until_empty and not verbose and is_terminal(sys.stderr)
     try:
         consumer = runtime(ctx).consumer(kinds, concurrency=concurrency)
         stop.abort = consumer.abort
-        handled = consumer.run(max_messages=max_messages, until_empty=until_empty, should_stop=stop)
+        with backlog_display(_backlog(ctx, kinds) if show_progress else 0, show_progress) as advance:
+            handled = consumer.run(max_messages=max_messages, until_empty=until_empty, should_stop=stop,
+                                   on_message=advance)
     except Aborted:
         raise KeyboardInterrupt from None
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+        if verbose:
+            attempts.removeHandler(lines)
+            attempts.setLevel(logging.NOTSET)
+            attempts.propagate = True
     note(f"handled {handled} message(s)")
 
 
 @consume_app.command("trigger")
 def consume_trigger(ctx: typer.Context, max_messages: Optional[int] = MAX_OPTION,
-                    until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: Optional[int] = CONCURRENCY_OPTION) -> None:
+                    until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: Optional[int] = CONCURRENCY_OPTION,
+                    verbose: bool = VERBOSE_OPTION) -> None:
     """Fan published events out to their subscribers."""
-    _run(ctx, (TRIGGER,), max_messages, until_empty, concurrency)
+    _run(ctx, (TRIGGER,), max_messages, until_empty, concurrency, verbose)
 
 
 @consume_app.command("retry")
 def consume_retry(ctx: typer.Context, max_messages: Optional[int] = MAX_OPTION,
-                  until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: Optional[int] = CONCURRENCY_OPTION) -> None:
+                  until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: Optional[int] = CONCURRENCY_OPTION,
+                  verbose: bool = VERBOSE_OPTION) -> None:
     """Attempt failed deliveries again as their back-off comes due."""
-    _run(ctx, (RETRY,), max_messages, until_empty, concurrency)
+    _run(ctx, (RETRY,), max_messages, until_empty, concurrency, verbose)
 
 
 @consume_app.command("all")
 def consume_all(ctx: typer.Context, max_messages: Optional[int] = MAX_OPTION,
-                until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: Optional[int] = CONCURRENCY_OPTION) -> None:
-    """Run the trigger and retry consumers in one process."""
-    _run(ctx, KINDS, max_messages, until_empty, concurrency)
+                until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: Optional[int] = CONCURRENCY_OPTION,
+                verbose: bool = VERBOSE_OPTION) -> None:
+    """Run the trigger and retry consumers in one process.
+
+    Quiet but for warnings; -v prints each attempt. With --until-empty on a terminal, a progress display shows
+    the backlog left.
+
+    Examples:
+
+      ae consume all
+
+      ae consume all --until-empty -v
+    """
+    _run(ctx, KINDS, max_messages, until_empty, concurrency, verbose)

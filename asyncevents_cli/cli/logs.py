@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any, Optional
 
 import typer
@@ -9,8 +10,9 @@ from rich.json import JSON
 
 from .. import trace as tracing
 from ..config import check_event_name
+from ..errors import InputError
 from .context import JSON_OPTION, YES_OPTION, confirm, runtime
-from .output import Col, emit, fields, ms, say, show, table, time_utc, yes_no
+from .output import Col, attempt_line, emit, fields, json_line, ms, say, show, table, time_utc, yes_no
 
 logs_app = typer.Typer(help="The delivery log: recent attempts, and pruning old ones.")
 
@@ -38,27 +40,98 @@ def attempt_cells(r: dict[str, Any]) -> tuple[Any, ...]:
             r["status_code"] or "-", r["death_count"], ms(r["duration"]), r["log_id"])
 
 
+class Outcome(str, Enum):
+    ok = "ok"
+    failed = "failed"
+
+
 @logs_app.callback(invoke_without_command=True)
 def logs(
     ctx: typer.Context,
     event: Optional[str] = typer.Option(None, "--event", help="Only this event."),
-    failed: bool = typer.Option(False, "--failed", help="Only failed attempts."),
+    subscription: Optional[int] = typer.Option(None, "--subscription", help="Only this subscription id."),
+    uuid: Optional[str] = typer.Option(None, "--uuid", help="Only this delivery (any case)."),
+    since: Optional[str] = typer.Option(None, "--since", help="Only attempts at or after this UTC date or time "
+                                        "(e.g. 2026-03-01 or 2026-03-01T22:00)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Only attempts before this UTC date or time; "
+                                        "a date alone includes that day."),
+    status: Optional[Outcome] = typer.Option(None, "--status", help="Only successful or only failed attempts."),
+    failed: bool = typer.Option(False, "--failed", help="Only failed attempts (same as --status failed)."),
     limit: int = typer.Option(50, "--limit", min=1, help="How many attempts, newest first."),
+    with_response: bool = typer.Option(False, "--with-response",
+                                       help="With --json: include each attempt's response (or error)."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Print the last --limit attempts, then each new one as "
+                                "it is logged, one line each, until Ctrl-C (like tail -f)."),
+    interval: float = typer.Option(1.0, "--interval", min=0.05, max=3600,
+                                   help="With --follow: seconds between looks at the log."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """List recent delivery attempts, newest first."""
+    """List recent delivery attempts, newest first; filters combine.
+
+    Examples:
+
+      ae logs --status failed --since 2026-03-01
+
+      ae logs --subscription 2 --json --with-response
+
+      ae logs --follow
+    """
     if ctx.invoked_subcommand is not None:
         return
     if event is not None:
         check_event_name(event)
-    rows = runtime(ctx).store.recent_logs(event, failed, limit)
-    for row in rows:
-        row["success"] = bool(row["success"])
+    if failed and status == Outcome.ok:
+        raise InputError("--failed and --status ok contradict each other")
+    if with_response and not as_json:
+        raise InputError("--with-response goes with --json (tables show no response bodies)")
+    from ..moments import parse_moment
+
+    filters: dict[str, Any] = {
+        "event_name": event, "subscription_id": subscription, "uuid": uuid.strip().lower() if uuid else None,
+        "success": False if failed else None if status is None else status == Outcome.ok,
+        "since": parse_moment(since, "--since") if since else None,
+        "until": parse_moment(until, "--until", end=True) if until else None,
+    }
+    if filters["since"] and filters["until"] and filters["since"] >= filters["until"]:
+        raise InputError("--since must be before --until")
+    columns = [*LOG_COLUMNS, "response_data"] if with_response else LOG_COLUMNS
+    store = runtime(ctx).store
+
+    def shape(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: bool(r[k]) if k == "success" else r[k] for k in columns} for r in rows]
+
+    rows = shape(store.find_logs(**filters, limit=limit))
+    if follow:
+        _follow(store, filters, list(reversed(rows)), interval, as_json)
+        return
 
     def render(data: list[dict[str, Any]]) -> None:
         table(ATTEMPT_COLUMNS, [attempt_cells(r) for r in data], empty="No delivery attempts match.")
 
-    emit([{k: r[k] for k in LOG_COLUMNS} for r in rows], as_json, render)
+    emit(rows, as_json, render)
+
+
+def _follow(store: Any, filters: dict[str, Any], backlog: list[dict[str, Any]], interval: float,
+            as_json: bool) -> None:
+    """`ae logs --follow`: lines (or JSON Lines) as attempts are logged, oldest first, until Ctrl-C."""
+    import time
+
+    def out(rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            say(json_line(row) if as_json else attempt_line(row))
+
+    out(backlog)
+    last = backlog[-1]["log_id"] if backlog else store.max_log_id()
+    try:
+        while True:
+            time.sleep(interval)
+            rows = [{**r, "success": bool(r["success"])}
+                    for r in store.find_logs(**filters, after_log_id=last, limit=1000)]
+            out(rows)
+            if rows:
+                last = rows[-1]["log_id"]
+    except KeyboardInterrupt:
+        return  # Ctrl-C is how a follow ends: exit 0, like `tail -f` in a script's eyes
 
 
 @logs_app.command("prune")

@@ -71,6 +71,33 @@ def progress_bar(label: str, total: int, enabled: bool = True, transient: bool =
         yield lambda n: bar.advance(task, n)
 
 
+@contextmanager
+def backlog_display(backlog: int, enabled: bool) -> Iterator[Callable[[int], None] | None]:
+    """`ae consume --until-empty` on a terminal: messages handled against the backlog found at the start
+    (which grows when retries are scheduled). Yields the consumer's `on_message(handled)` callback."""
+    if not enabled:
+        yield None
+        return
+    with Progress(TextColumn("consuming"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[left]}"),
+                  console=stderr_console(), transient=True) as bar:
+        task = bar.add_task("consuming", total=max(backlog, 1), left=f"{backlog} left")
+
+        def handled(count: int) -> None:
+            total = max(backlog, count)
+            bar.update(task, completed=count, total=total, left=f"{total - count} left")
+
+        yield handled
+
+
+def attempt_line(attempt: dict[str, Any], at: Any = None) -> str:
+    """One delivery attempt on one line (`ae consume -v`, `ae logs --follow`):
+    time (UTC), event, subscription, result, duration, uuid."""
+    when = at.strftime("%Y-%m-%d %H:%M:%S.%f")[:23] if at is not None else str(attempt["created"])[:23]
+    result = ("ok" if attempt["success"] else "failed") + (f" {attempt['status_code']}" if attempt["status_code"] else "")
+    return (f"{when}  {attempt['event_name']}  sub {attempt['subscription_id']}  {result}  "
+            f"{ms(attempt['duration'])}  {attempt['uuid']}")
+
+
 # ---------------------------------------------------------------- JSON
 
 #: Keys whose values are times stored as "YYYY-MM-DD HH:MM:SS[.ffffff]" in UTC.
@@ -106,6 +133,11 @@ def _json_ready(data: Any) -> Any:
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(_json_ready(data), indent=2, ensure_ascii=False, default=str) + "\n")
     sys.stdout.flush()
+
+
+def json_line(data: Any) -> str:
+    """One JSON object on one line (JSON Lines), times as in print_json."""
+    return json.dumps(_json_ready(data), ensure_ascii=False, default=str)
 
 
 def emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:

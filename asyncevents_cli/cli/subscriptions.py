@@ -15,7 +15,7 @@ import typer
 
 from .. import subscribe as subscribing
 from ..config import check_event_name
-from ..errors import InputError
+from ..errors import EXIT_FAILURE, InputError
 from ..store import Subscription
 from .context import JSON_OPTION, YES_OPTION, confirm, runtime
 from .output import Col, emit, fields, note, say, table, time_utc
@@ -202,6 +202,55 @@ def delete(ctx: typer.Context, subscription_id: int = ID_ARGUMENT, yes: bool = Y
             f"{subscription.public()['recipient_url']})?", yes)
     removed = store.delete_subscription(subscription_id)
     changed(removed.subscription_id, "deleted")
+
+
+@subscriptions_app.command("update")
+def update(
+    ctx: typer.Context,
+    subscription_id: int = ID_ARGUMENT,
+    url: Optional[str] = typer.Option(None, "--url", help="The new recipient (checked as `ae subscribe` checks it).",
+                                      show_default=False),
+    store_id: Optional[int] = typer.Option(None, "--store", help="The new store scope; 0 means all stores.",
+                                           show_default=False),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Change a subscription's recipient or store scope; prints `ID<tab>updated`.
+
+    Its secret, notifier, headers and delivery log stay. A running consumer sees the change within a second.
+
+    Example: ae subscriptions update 2 --url https://crm.example.com/hooks/orders
+    """
+    rt = runtime(ctx)
+    subscription = subscribing.update(rt.config, rt.store, subscription_id, url, store_id)
+    if as_json:
+        emit(subscription.public(), True, lambda d: None)
+    else:
+        changed(subscription.subscription_id, "updated")
+
+
+@subscriptions_app.command("ping")
+def ping(ctx: typer.Context, subscription_id: int = ID_ARGUMENT, as_json: bool = JSON_OPTION) -> None:
+    """Send one signed test delivery (event ae.ping) now; prints the receiver's status and body.
+
+    The attempt is logged like any other (`ae logs --event ae.ping`) and not retried. Exit 1 if it failed.
+
+    Example: ae subscriptions ping 2
+    """
+    from ..ping import ping as send_ping
+
+    rt = runtime(ctx)
+    result = send_ping(rt.store, rt.notifiers, subscription_id)
+
+    def render(r: dict[str, Any]) -> None:
+        outcome = "ok" if r["success"] else "failed"
+        code = f" {r['status_code']}" if r["status_code"] else ""
+        say(f"{outcome}{code} in {r['duration'] * 1000:.0f} ms from {r['recipient_url']} (uuid {r['uuid']})")
+        if r["response"]:
+            say(r["response"])
+
+    emit(result, as_json, render)
+    if not result["success"]:
+        raise typer.Exit(EXIT_FAILURE)
 
 
 @subscriptions_app.command("rotate-secret")

@@ -25,6 +25,8 @@ from .decisions import Settlement
 from .handling import INFRASTRUCTURE, describe
 
 log = logging.getLogger("asyncevents_cli")
+#: One INFO record per logged attempt, carrying it as a dict in `record.attempt`: what `ae consume -v` prints.
+attempt_log = logging.getLogger("asyncevents_cli.attempts")
 
 
 def settle(store: Store, queue: Queue, settlements: Sequence[Settlement]) -> None:
@@ -79,6 +81,18 @@ def _place(queue: Queue, settlements: Sequence[Settlement]) -> None:
             settlement.queued = True  # on the broker now, whatever happens to the store write
 
 
+def _report(settlements: Sequence[Settlement]) -> None:
+    """Once committed, each attempt as one INFO record (for `ae consume -v`)."""
+    if attempt_log.isEnabledFor(logging.INFO):
+        for settlement in settlements:
+            for outcome, _ in settlement.attempts:
+                sub, result = outcome.subscription, outcome.result
+                attempt_log.info("attempt %s", outcome.uuid, extra={"attempt": {
+                    "uuid": outcome.uuid, "event_name": sub.event_name, "subscription_id": sub.subscription_id,
+                    "success": result.success, "status_code": result.status_code, "duration": result.duration,
+                    "death_count": outcome.death_count}})
+
+
 def _record(store: Store, settlements: Sequence[Settlement]) -> None:
     attempts: list[Attempt] = []
     states: list[ChainState] = []
@@ -115,3 +129,4 @@ def _apply(store: Store, queue: Queue, settlements: Sequence[Settlement]) -> Non
         with store.transaction():
             _record(store, settlements)
         queue.ack_many(envelopes)
+    _report(settlements)

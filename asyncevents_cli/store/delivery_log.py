@@ -117,14 +117,34 @@ class DeliveryLogTable(StoreBase):
     def recent_logs(
         self, event_name: str | None = None, failed_only: bool = False, limit: int = 50
     ) -> list[dict[str, Any]]:
-        clauses, params = [], []
-        if event_name:
-            clauses.append("event_name = ?")
-            params.append(event_name)
-        if failed_only:
-            clauses.append("success = 0")
+        return self.find_logs(event_name=event_name, success=False if failed_only else None, limit=limit)
+
+    def find_logs(
+        self,
+        *,
+        event_name: str | None = None,
+        subscription_id: int | None = None,
+        uuid: str | None = None,
+        success: bool | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        after_log_id: int | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Attempts meeting every filter given (`since` inclusive, `until` exclusive, as
+        stored timestamps), newest first; with `after_log_id`, only those logged after
+        it, oldest first (how `ae logs --follow` tails the log)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for sql, value in (("event_name = ?", event_name), ("subscription_id = ?", subscription_id),
+                           ("uuid = ?", uuid), ("success = ?", None if success is None else int(success)),
+                           ("created >= ?", since), ("created < ?", until), ("log_id > ?", after_log_id)):
+            if value is not None:
+                clauses.append(sql)
+                params.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        return self._rows(f"SELECT * FROM delivery_log {where} ORDER BY log_id DESC LIMIT ?", [*params, limit])
+        order = "ASC" if after_log_id is not None else "DESC"
+        return self._rows(f"SELECT * FROM delivery_log {where} ORDER BY log_id {order} LIMIT ?", [*params, limit])
 
     def logs_after(self, log_id: int, limit: int = 1000) -> list[dict[str, Any]]:
         """Log rows past `log_id`, oldest first: how a search index catches up."""

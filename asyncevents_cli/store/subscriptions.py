@@ -168,6 +168,18 @@ class SubscriptionTable(StoreBase):
             )
         return self.subscription(subscription_id)
 
+    def set_recipient(self, subscription_id: int, recipient_url: str | None = None,
+                      store_id: int | None = None) -> Subscription:
+        """A new recipient and/or store scope for a subscription (None keeps the current one)."""
+        with self.transaction():
+            current = self.subscription(subscription_id, reveal=False)
+            self._run(
+                "UPDATE subscriptions SET recipient_url = ?, store_id = ?, modified = ? WHERE subscription_id = ?",
+                (current.recipient_url if recipient_url is None else recipient_url,
+                 current.store_id if store_id is None else store_id, timestamp(), subscription_id),
+            )
+        return self.subscription(subscription_id, reveal=False)
+
     def delete_subscription(self, subscription_id: int) -> Subscription:
         with self.transaction():
             subscription = self.subscription(subscription_id, reveal=False)
