@@ -29,8 +29,8 @@ LOG_COLUMNS = ["log_id", "uuid", "event_name", "subscription_id", "success", "st
 #: The attempts table of `ae logs` (and `ae logs --follow`): at 80 columns, uuid, event,
 #: subscription, ok and time are shown; the rest goes first.
 ATTEMPT_COLUMNS = [
-    Col("uuid", whole=True), Col("event", min_width=19), Col("sub", whole=True, justify="right"), Col("ok", whole=True),
-    Col("time (UTC)"), Col("code", whole=True, drop=1, justify="right"), Col("try", whole=True, drop=2, justify="right"),
+    Col("uuid", whole=True), Col("event"), Col("sub", whole=True, justify="right"), Col("ok", whole=True),
+    Col("time (UTC)", comfort=10), Col("code", whole=True, drop=1, justify="right"), Col("try", whole=True, drop=2, justify="right"),
     Col("took", whole=True, drop=2, justify="right"), Col("log id", whole=True, drop=3, justify="right"),
 ]
 

@@ -159,28 +159,26 @@ class Col:
     whole: bool = False
     drop: int = 0
     justify: str = "left"
-    min_width: int | None = None  # a wrapping column is not squeezed below this
+    comfort: int = 24  # a wrapping column is kept at least this wide (or as wide as its content) if it fits
 
 
-def _grid(columns: Sequence[Col], rows: list[list[str]], title: str | None, header: bool) -> Table:
+def _grid(columns: Sequence[Col], rows: list[list[str]], title: str | None, header: bool,
+          widths: Sequence[int | None]) -> Table:
     grid = Table(title=title, title_justify="left", title_style="bold", header_style="bold", box=box.SIMPLE_HEAD,
                  show_edge=False, pad_edge=False, collapse_padding=True, show_header=header)
-    for column in columns:
-        grid.add_column(column.header, no_wrap=column.whole, overflow="ignore" if column.whole else "fold",
-                        justify=column.justify, min_width=column.min_width)  # type: ignore[arg-type]
+    for column, width in zip(columns, widths):
+        # A whole column is as wide as its widest cell, so it is never cut; others wrap, but not below comfort.
+        grid.add_column(column.header, no_wrap=column.whole, overflow="fold", justify=column.justify,  # type: ignore[arg-type]
+                        min_width=width)
     for row in rows:
         grid.add_row(*row)
     return grid
 
 
-#: A wrapping column narrower than its content is still comfortable at this width.
-COMFORT = 24
-
-
 def _comfortable_width(column: Col, values: list[str]) -> int:
-    """How wide `column` wants to be: its longest line if kept whole, else at most COMFORT."""
+    """How wide `column` wants to be: its longest line if kept whole, else at most its `comfort`."""
     longest = max((cell_len(line) for v in [column.header, *values] for line in v.splitlines() or [""]), default=0)
-    return longest if column.whole else min(longest, COMFORT)
+    return longest if column.whole else min(longest, column.comfort)
 
 
 def _cells(row: Sequence[Any]) -> list[str]:
@@ -205,7 +203,10 @@ def table(columns: Sequence[str | Col], rows: Iterable[Sequence[Any]], title: st
             break
         hidden += [cols[i].header for i in shown if cols[i].drop == rank]
         shown = [i for i in shown if cols[i].drop != rank]
-    console.print(_grid([cols[i] for i in shown], [[r[i] for i in shown] for r in body], title, header))
+    fits = sum(widths[i] for i in shown) + 2 * (len(shown) - 1) <= console.width
+    # Minimum widths only when they fit: beyond that Rich would cut text rather than wrap it.
+    minimums = [widths[i] if fits or cols[i].whole else None for i in shown]
+    console.print(_grid([cols[i] for i in shown], [[r[i] for i in shown] for r in body], title, header, minimums))
     if hidden:
         note(f"(not shown at this width: {', '.join(hidden)}; widen the terminal or use --json)")
 

@@ -65,9 +65,9 @@ def bulk_replay(ctx: typer.Context, query: str, since: str | None, until: str | 
     if dry_run:
         def render(data: list[dict[str, Any]]) -> None:
             table([Col("uuid", whole=True), Col("event"), Col("sub", whole=True, justify="right"),
-                   Col("subscription", whole=True), Col("last attempt (UTC)"), Col("last ok", whole=True)],
+                   Col("status", whole=True), Col("ok", whole=True), Col("last attempt (UTC)", drop=1)],
                   [(r["uuid"], r["event_name"], r["subscription_id"], r["subscription_status"],
-                    time_utc(r["last_attempt"]), yes_no(r["success"])) for r in data],
+                    yes_no(r["success"]), time_utc(r["last_attempt"])) for r in data],
                   title="Would replay (dry run)", empty="No delivery's latest attempt matches.")
             skip = sum(1 for r in data if r["subscription_status"] != "enabled")
             note(f"{len(data) - skip} would be replayed, {skip} skipped (subscription disabled or deleted); "

@@ -29,7 +29,7 @@ IDS_ARGUMENT = typer.Argument(..., help="One or more subscription ids.", show_de
 LISTING = [
     ("subscription_id", "id", Col("id", whole=True, justify="right")),
     ("event_name", "event", Col("event")),
-    ("recipient_url", "recipient", Col("recipient")),
+    ("recipient_url", "recipient", Col("recipient", comfort=48)),
     ("status", "status", Col("status", whole=True)),
     ("notifier", "notifier", Col("notifier", drop=2)),
     ("store_id", "store", Col("store", whole=True, drop=2, justify="right")),

@@ -1,0 +1,197 @@
+"""The human tables, pinned whole at 80 columns, as sqlite-utils tests its CLI.
+
+A store is filled through its own API with fixed uuids, then its times are set
+to fixed values, so every character of `ae status`, `ae logs`, `ae trace`,
+`ae deadletters` and `ae replay --dry-run` is known. Swapping two columns, a
+renamed header, a uuid split over two lines or a lost column all fail here.
+Trailing spaces (Rich pads cells) are not part of what is pinned.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from asyncevents_cli.messages import RetryMessage
+from asyncevents_cli.queues.base import RETRY
+from asyncevents_cli.runtime import Runtime
+from asyncevents_cli.store import DEAD_LETTERED, DELIVERED, RETRYING, Attempt, parse_timestamp
+from conftest import write_config
+from test_cli import EVENT, ae
+
+WIDTH = {"COLUMNS": "80"}
+UUID_DELIVERED = "0f6d7c1e-5b1a-5d3e-9c1e-0a1b2c3d4e5f"
+UUID_RETRYING = "7a3e9f00-1c2d-5e4f-8a9b-c0d1e2f3a4b5"
+UUID_DEAD = "c4f94511-b972-52f1-a571-5985d268d703"
+ORDER = {"increment_id": "CK00000101", "grand_total": 45.5}
+
+
+def lines(text: str) -> list[str]:
+    return [line.rstrip() for line in text.splitlines()]
+
+
+def shown(config: Path, *args: str) -> list[str]:
+    result = ae(config, *args, env=WIDTH)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return lines(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build(tmp_path_factory.mktemp("shop"))
+
+
+def build(folder: Path) -> Path:
+    """Two subscriptions, a delivered delivery, one retrying, one dead-lettered, at fixed times."""
+    config = write_config(folder, max_deaths=2)
+    body = json.dumps({"data": ORDER}, separators=(",", ":"))
+    with Runtime(config) as rt:
+        store = rt.store
+        orders = store.add_subscription(EVENT, "https://erp.example.com/hooks/orders", "s")
+        crm = store.add_subscription(EVENT, "https://crm.example.com/hooks/orders", "s")
+        with store.transaction():
+            for uuid, sub, success, code, response, deaths in [
+                (UUID_DELIVERED, orders, True, 200, '{"ok": true}', 0),
+                (UUID_RETRYING, crm, False, 503, "warming up", 0),
+                (UUID_DEAD, crm, False, 500, "boom", 0),
+                (UUID_DEAD, crm, False, 500, "boom", 1),
+                (UUID_DEAD, crm, False, None, "ClientConnectorError: Cannot connect to host", 2),
+            ]:
+                store.log_attempt(Attempt(uuid, sub.subscription_id, EVENT, success, code, response, body, deaths,
+                                          0.012))
+            store.set_delivery_state(UUID_DELIVERED, orders.subscription_id, EVENT, DELIVERED, 0)
+            store.set_delivery_state(UUID_RETRYING, crm.subscription_id, EVENT, RETRYING, 1,
+                                     next_attempt_at=parse_timestamp("2999-01-01 00:00:00.000000"))
+            store.set_delivery_state(UUID_DEAD, crm.subscription_id, EVENT, DEAD_LETTERED, 2)
+        rt.queue.dead_letter(RetryMessage(crm.subscription_id, 2, json.dumps(ORDER), UUID_DEAD).encode(),
+                             "failed 3 attempt(s)", RETRY)
+    with sqlite3.connect(folder / ".ae" / "ae.db") as db:  # fixed times, so the tables are known exactly
+        db.execute("UPDATE delivery_log SET created = '2026-03-01 10:00:0' || log_id || '.250000'")
+        db.execute("UPDATE subscriptions SET subscribed_at = '2026-02-27 09:00:00.000000',"
+                   " modified = '2026-02-28 09:00:00.000000'")
+    return config
+
+
+def test_status(shop: Path) -> None:
+    result = ae(shop, "status", env=WIDTH)
+    assert result.stderr == "(not shown at this width: attempts, recipient, status; widen the terminal or use --json)\n"
+    assert lines(result.stdout) == [
+        "Queues (db)",
+        "queue          messages",
+        "───────────────────────",
+        "trigger               0",
+        "retry due             0",
+        "retry delayed         0",
+        "dead letters          1",
+        "in flight             0",
+        "",
+        "Deliveries by subscription",
+        "id  event                ok  failed  delivered  retrying  dead",
+        "──────────────────────────────────────────────────────────────",
+        " 1  sales.order.created   1       0          1         0     0",
+        " 2  sales.order.created   0       4          0         1     1",
+    ]
+
+
+def test_logs(shop: Path) -> None:
+    result = ae(shop, "logs", env=WIDTH)
+    assert lines(result.stdout) == [
+        "uuid                                  event                sub  ok   time (UTC)",
+        "─" * 80,
+        f"{UUID_DEAD}  sales.order.created    2  no   2026-03-01",
+        "                                                                     10:00:05",
+        f"{UUID_DEAD}  sales.order.created    2  no   2026-03-01",
+        "                                                                     10:00:04",
+        f"{UUID_DEAD}  sales.order.created    2  no   2026-03-01",
+        "                                                                     10:00:03",
+        f"{UUID_RETRYING}  sales.order.created    2  no   2026-03-01",
+        "                                                                     10:00:02",
+        f"{UUID_DELIVERED}  sales.order.created    1  yes  2026-03-01",
+        "                                                                     10:00:01",
+    ]
+    assert result.stderr == "(not shown at this width: log id, try, took, code; widen the terminal or use --json)\n"
+
+
+def test_trace(shop: Path) -> None:
+    assert shown(shop, "trace", UUID_DEAD) == [
+        "Event                sales.order.created",
+        f"UUID                 {UUID_DEAD}",
+        "Subscription         2  https://crm.example.com/hooks/orders",
+        "Subscription status  enabled",
+        "Status               Dead Lettered with 2 retries",
+        "First attempt        2026-03-01 10:00:03 UTC",
+        "Last attempt         2026-03-01 10:00:05 UTC",
+        "",
+        "Attempts",
+        "#  time (UTC)               result       took  response                   log id",
+        "─" * 80,
+        "1  2026-03-01 10:00:03.250  failed 500  12 ms  boom                            3",
+        "2  2026-03-01 10:00:04.250  failed 500  12 ms  boom                            4",
+        "3  2026-03-01 10:00:05.250  failed      12 ms  ClientConnectorError:           5",
+        "                                               Cannot connect to host",
+        "",
+        "Payload",
+        "{",
+        '  "data": {',
+        '    "increment_id": "CK00000101",',
+        '    "grand_total": 45.5',
+        "  }",
+        "}",
+    ]
+
+
+def test_deadletters(shop: Path) -> None:
+    result = ae(shop, "deadletters", env=WIDTH)
+    assert lines(result.stdout) == [
+        "Dead letters",
+        "origin  uuid                                  what              reason",
+        "─" * 80,
+        f"retry   {UUID_DEAD}  subscription 2,   failed 3",
+        "                                              death count 2     attempt(s)",
+    ]
+    assert lines(result.stderr) == [
+        "(not shown at this width: message id; widen the terminal or use --json)",
+        "A retry: `ae replay UUID` starts it again. A trigger: `ae deadletters requeue` once its cause is fixed.",
+    ]
+
+
+def test_replay_dry_run(shop: Path) -> None:
+    result = ae(shop, "replay", "--query", "success:false", "--dry-run", env=WIDTH)
+    assert result.exit_code == 0, result.stderr
+    assert lines(result.stdout) == [
+        "Would replay (dry run)",
+        "uuid                                  event                sub  status   ok",
+        "─" * 75,
+        f"{UUID_RETRYING}  sales.order.created    2  enabled  no",
+        f"{UUID_DEAD}  sales.order.created    2  enabled  no",
+    ]
+    assert lines(result.stderr) == [
+        "(not shown at this width: last attempt (UTC); widen the terminal or use --json)",
+        "2 would be replayed, 0 skipped (subscription disabled or deleted); nothing was changed",
+    ]
+
+
+def test_a_wide_terminal_shows_every_column(shop: Path) -> None:
+    result = ae(shop, "logs", "--limit", "1", env={"COLUMNS": "120"})
+    assert lines(result.stdout) == [
+        "uuid                                  event                sub  ok  time (UTC)           code  try   took  "
+        "log id",
+        "─" * 113,
+        f"{UUID_DEAD}  sales.order.created    2  no  2026-03-01 10:00:05     -    2  12 ms       5",
+    ]
+    assert result.stderr == ""
+
+
+def test_subscriptions_list(shop: Path) -> None:
+    result = ae(shop, "subscriptions", "list", env=WIDTH)
+    assert lines(result.stdout) == [
+        "id  event                recipient                             status",
+        "─" * 70,
+        " 1  sales.order.created  https://erp.example.com/hooks/orders  enabled",
+        " 2  sales.order.created  https://crm.example.com/hooks/orders  enabled",
+    ]
+    assert result.stderr == ("(not shown at this width: headers, modified (UTC), notifier, store, signature, "
+                             "subscribed (UTC); widen the terminal or use --json)\n")
