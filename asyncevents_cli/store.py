@@ -25,15 +25,15 @@ import sqlite3
 import threading
 import uuid as uuidlib
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from .errors import AeError, NotFound
-from .secretbox import PREFIX as SEALED_PREFIX
 from .netguard import redact_credentials
+from .secretbox import PREFIX as SEALED_PREFIX
 from .secretbox import SecretBox, is_sealed
 
 ENABLED, DISABLED = 1, 0
@@ -47,7 +47,7 @@ STOPPED = "stopped"  # a retry came due for a subscription that is now disabled 
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def timestamp(moment: datetime | None = None) -> str:
@@ -56,7 +56,7 @@ def timestamp(moment: datetime | None = None) -> str:
 
 
 def parse_timestamp(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,8 @@ class Subscription:
         row["header_names"] = [name for name, _ in self.custom_headers]
         until = self.previous_token_until
         in_grace = self.previous_token and until is not None and (now or utcnow()) < until
-        row["previous_secret_until"] = self.previous_token_expires[:19] if in_grace else None
+        expires = self.previous_token_expires
+        row["previous_secret_until"] = expires[:19] if in_grace and expires else None
         return row
 
 
@@ -162,10 +163,8 @@ DELIVERY_LOG_INDEXES = (["message_id", "subscription_id"], ["uuid"], ["created"]
 def _create_private(path: Path) -> None:
     """Create an empty database file readable by its owner only (SQLite gives its WAL
     and shared-memory files the same mode)."""
-    try:
+    with suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
 
 
 class Store:
@@ -227,7 +226,7 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:

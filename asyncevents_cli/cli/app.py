@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
@@ -94,7 +94,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    config: Optional[str] = typer.Option(
+    config: str | None = typer.Option(
         None, "--config", "-c", help="Path to events.toml (default: $AE_CONFIG or ./events.toml).",
         show_default=False,
     ),
