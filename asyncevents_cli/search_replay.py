@@ -15,9 +15,9 @@ from typing import Any
 from .backoff import RetryPolicy
 from .config import Config
 from .errors import AeError, InputError
+from .moments import parse_moment
 from .queues.base import Queue
 from .search import check_syntax, matching_log_ids
-from .moments import parse_moment
 from .store import Store
 from .trace import replay
 

@@ -19,7 +19,8 @@ from .notifiers.custom_headers import check_headers
 from .notifiers.signing import MAGENTO, UNSIGNED, check_scheme, check_secret, generate_secret
 from .store import Store, Subscription, utcnow
 
-__all__ = ["subscribe", "same_recipient", "update", "change", "rotate_secret", "set_headers", "parse_duration", "check_url", "generate_secret"]
+__all__ = ["subscribe", "same_recipient", "update", "change", "rotate_secret", "set_headers", "parse_duration",
+           "check_url", "generate_secret"]
 
 DEFAULT_GRACE = "24h"
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")

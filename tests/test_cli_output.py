@@ -14,13 +14,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import write_config
+from test_cli import EVENT, ae
 
 from asyncevents_cli.messages import RetryMessage
 from asyncevents_cli.queues.base import RETRY
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.store import DEAD_LETTERED, DELIVERED, RETRYING, Attempt, parse_timestamp
-from conftest import write_config
-from test_cli import EVENT, ae
 
 WIDTH = {"COLUMNS": "80"}
 UUID_DELIVERED = "0f6d7c1e-5b1a-5d3e-9c1e-0a1b2c3d4e5f"

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import Receiver, write_config
 from test_cli import EVENT, ORDER, ae, assert_error, ok, ok_json, subscribe
 

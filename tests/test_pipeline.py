@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Receiver, write_config
 
 from asyncevents_cli.publish import publish
 from asyncevents_cli.queues.base import TRIGGER
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.subscribe import subscribe
 from asyncevents_cli.trace import replay, trace
-from conftest import Receiver, write_config
 
 EVENT = "sales.order.created"
 ORDER = {"increment_id": "CK00000001", "customer_email": "roni_cost@example.com", "grand_total": 45.5}
@@ -121,7 +121,8 @@ def test_disabled_subscription_gets_nothing_and_its_retries_stop(make_runtime, r
     publish(rt.config, rt.queue, EVENT, ORDER)
     drain(rt, (TRIGGER,))
     assert len(receiver.requests) == 1
-    assert trace(rt.store, uuid_for(rt, sid))["status"].startswith("Retrying, ")  # due at once here: "overdue since" soon after
+    # due at once here, so "overdue since" soon after
+    assert trace(rt.store, uuid_for(rt, sid))["status"].startswith("Retrying, ")
 
     rt.store.set_status([sid], enabled=False)
     drain(rt)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import typer
 
@@ -72,7 +73,7 @@ class AttemptLines(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         attempt = getattr(record, "attempt", None)
         if attempt is not None:
-            say(attempt_line(attempt, datetime.fromtimestamp(record.created, timezone.utc)))
+            say(attempt_line(attempt, datetime.fromtimestamp(record.created, UTC)))
 
 
 def _backlog(ctx: typer.Context, kinds: tuple[str, ...]) -> int:
@@ -81,8 +82,8 @@ def _backlog(ctx: typer.Context, kinds: tuple[str, ...]) -> int:
     return sum(waiting[kind] for kind in kinds)
 
 
-def _run(ctx: typer.Context, kinds: tuple[str, ...], max_messages: Optional[int], until_empty: bool,
-         concurrency: Optional[int], verbose: bool = False) -> None:
+def _run(ctx: typer.Context, kinds: tuple[str, ...], max_messages: int | None, until_empty: bool,
+         concurrency: int | None, verbose: bool = False) -> None:
     from ..engine import Aborted
 
     logging.basicConfig(format="ae: %(message)s", level=logging.WARNING)
@@ -118,24 +119,24 @@ def _run(ctx: typer.Context, kinds: tuple[str, ...], max_messages: Optional[int]
 
 
 @consume_app.command("trigger")
-def consume_trigger(ctx: typer.Context, max_messages: Optional[int] = MAX_OPTION,
-                    until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: Optional[int] = CONCURRENCY_OPTION,
+def consume_trigger(ctx: typer.Context, max_messages: int | None = MAX_OPTION,
+                    until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: int | None = CONCURRENCY_OPTION,
                     verbose: bool = VERBOSE_OPTION) -> None:
     """Fan published events out to their subscribers."""
     _run(ctx, (TRIGGER,), max_messages, until_empty, concurrency, verbose)
 
 
 @consume_app.command("retry")
-def consume_retry(ctx: typer.Context, max_messages: Optional[int] = MAX_OPTION,
-                  until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: Optional[int] = CONCURRENCY_OPTION,
+def consume_retry(ctx: typer.Context, max_messages: int | None = MAX_OPTION,
+                  until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: int | None = CONCURRENCY_OPTION,
                   verbose: bool = VERBOSE_OPTION) -> None:
     """Attempt failed deliveries again as their back-off comes due."""
     _run(ctx, (RETRY,), max_messages, until_empty, concurrency, verbose)
 
 
 @consume_app.command("all")
-def consume_all(ctx: typer.Context, max_messages: Optional[int] = MAX_OPTION,
-                until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: Optional[int] = CONCURRENCY_OPTION,
+def consume_all(ctx: typer.Context, max_messages: int | None = MAX_OPTION,
+                until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: int | None = CONCURRENCY_OPTION,
                 verbose: bool = VERBOSE_OPTION) -> None:
     """Run the trigger and retry consumers in one process.
 

@@ -12,7 +12,9 @@ from ..runtime import Runtime
 from .output import is_terminal
 
 JSON_OPTION = typer.Option(False, "--json", help="Print plain JSON on stdout.")
-YES_OPTION = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (needed when stdin is not a terminal).")
+YES_OPTION = typer.Option(
+    False, "--yes", "-y", help="Do not ask for confirmation (needed when stdin is not a terminal)."
+)
 
 
 def runtime(ctx: typer.Context) -> Runtime:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,7 +15,7 @@ from .output import note, say
 
 def init(
     ctx: typer.Context,
-    path: Optional[Path] = typer.Argument(
+    path: Path | None = typer.Argument(
         None, help="Where to write it (default: --config, $AE_CONFIG, or ./events.toml).", show_default=False,
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from enum import Enum
-from typing import Any, Optional
+from enum import StrEnum
+from typing import Any
 
 import typer
 from rich.json import JSON
@@ -30,7 +30,8 @@ LOG_COLUMNS = ["log_id", "uuid", "event_name", "subscription_id", "success", "st
 #: subscription, ok and time are shown; the rest goes first.
 ATTEMPT_COLUMNS = [
     Col("uuid", whole=True), Col("event"), Col("sub", whole=True, justify="right"), Col("ok", whole=True),
-    Col("time (UTC)", comfort=10), Col("code", whole=True, drop=1, justify="right"), Col("try", whole=True, drop=2, justify="right"),
+    Col("time (UTC)", comfort=10), Col("code", whole=True, drop=1, justify="right"),
+    Col("try", whole=True, drop=2, justify="right"),
     Col("took", whole=True, drop=2, justify="right"), Col("log id", whole=True, drop=3, justify="right"),
 ]
 
@@ -40,7 +41,7 @@ def attempt_cells(r: dict[str, Any]) -> tuple[Any, ...]:
             r["status_code"] or "-", r["death_count"], ms(r["duration"]), r["log_id"])
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     ok = "ok"
     failed = "failed"
 
@@ -48,14 +49,14 @@ class Outcome(str, Enum):
 @logs_app.callback(invoke_without_command=True)
 def logs(
     ctx: typer.Context,
-    event: Optional[str] = typer.Option(None, "--event", help="Only this event."),
-    subscription: Optional[int] = typer.Option(None, "--subscription", help="Only this subscription id."),
-    uuid: Optional[str] = typer.Option(None, "--uuid", help="Only this delivery (any case)."),
-    since: Optional[str] = typer.Option(None, "--since", help="Only attempts at or after this UTC date or time "
+    event: str | None = typer.Option(None, "--event", help="Only this event."),
+    subscription: int | None = typer.Option(None, "--subscription", help="Only this subscription id."),
+    uuid: str | None = typer.Option(None, "--uuid", help="Only this delivery (any case)."),
+    since: str | None = typer.Option(None, "--since", help="Only attempts at or after this UTC date or time "
                                         "(e.g. 2026-03-01 or 2026-03-01T22:00)."),
-    until: Optional[str] = typer.Option(None, "--until", help="Only attempts before this UTC date or time; "
+    until: str | None = typer.Option(None, "--until", help="Only attempts before this UTC date or time; "
                                         "a date alone includes that day."),
-    status: Optional[Outcome] = typer.Option(None, "--status", help="Only successful or only failed attempts."),
+    status: Outcome | None = typer.Option(None, "--status", help="Only successful or only failed attempts."),
     failed: bool = typer.Option(False, "--failed", help="Only failed attempts (same as --status failed)."),
     limit: int = typer.Option(50, "--limit", min=1, help="How many attempts, newest first."),
     with_response: bool = typer.Option(False, "--with-response",
@@ -137,7 +138,7 @@ def _follow(store: Any, filters: dict[str, Any], backlog: list[dict[str, Any]], 
 @logs_app.command("prune")
 def prune(
     ctx: typer.Context,
-    older_than: Optional[float] = typer.Option(
+    older_than: float | None = typer.Option(
         None, "--older-than", min=0, max=36500, help="Age in days (default: settings.log_retention_days)."
     ),
     yes: bool = YES_OPTION,

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from rich import box
-from rich.console import Console
 from rich.cells import cell_len
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -93,7 +93,8 @@ def attempt_line(attempt: dict[str, Any], at: Any = None) -> str:
     """One delivery attempt on one line (`ae consume -v`, `ae logs --follow`):
     time (UTC), event, subscription, result, duration, uuid."""
     when = at.strftime("%Y-%m-%d %H:%M:%S.%f")[:23] if at is not None else str(attempt["created"])[:23]
-    result = ("ok" if attempt["success"] else "failed") + (f" {attempt['status_code']}" if attempt["status_code"] else "")
+    code = attempt["status_code"]
+    result = ("ok" if attempt["success"] else "failed") + (f" {code}" if code else "")
     return (f"{when}  {attempt['event_name']}  sub {attempt['subscription_id']}  {result}  "
             f"{ms(attempt['duration'])}  {attempt['uuid']}")
 

@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 from .. import publish as publishing
 from ..errors import InputError
 from ..messages import check_store_id
-from .output import emit, is_terminal, note, progress_bar, say
 from .context import runtime
+from .output import emit, is_terminal, note, progress_bar, say
 
 NO_DATA = "no data to publish: give --data JSON, --data-file PATH, or pipe it in"
 
 
-def _read_data(data: Optional[str], data_file: Optional[Path], stdin: Optional[str]) -> dict:
+def _read_data(data: str | None, data_file: Path | None, stdin: str | None) -> dict:
     given = [x for x in (data, data_file, stdin) if x is not None]
     if len(given) > 1:
         raise InputError("give the data once: --data, --data-file or - (stdin)")
@@ -49,14 +49,14 @@ def _read_data(data: Optional[str], data_file: Optional[Path], stdin: Optional[s
 def publish(
     ctx: typer.Context,
     event: str = typer.Argument(..., help="A defined event name (see `ae events list`).", show_default=False),
-    stdin: Optional[str] = typer.Argument(
+    stdin: str | None = typer.Argument(
         None, metavar="[-]", help="Read the JSON data from stdin (the default when stdin is piped).",
         show_default=False,
     ),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="The event's arguments as a JSON object."),
-    data_file: Optional[Path] = typer.Option(None, "--data-file", help="Read the JSON object from a file."),
+    data: str | None = typer.Option(None, "--data", "-d", help="The event's arguments as a JSON object."),
+    data_file: Path | None = typer.Option(None, "--data-file", help="Read the JSON object from a file."),
     store_id: int = typer.Option(0, "--store", help="Store the event belongs to (0 = default/all)."),
-    batch: Optional[Path] = typer.Option(
+    batch: Path | None = typer.Option(
         None, "--batch", help="A JSON Lines file: one event's data per line, all enqueued in one transaction."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the message id(s) as JSON."),

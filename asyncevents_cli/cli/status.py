@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -29,11 +29,13 @@ def render(data: dict[str, Any]) -> None:
         ("in flight", q["in_flight"]),
     ], title=f"Queues ({data['backend']})")
     say("")
-    number = {"whole": True, "justify": "right"}
+    def number(header: str, drop: int = 0) -> Col:
+        return Col(header, whole=True, justify="right", drop=drop)
+
     table(
-        [Col("id", **number), Col("event"), Col("recipient", drop=1), Col("status", whole=True, drop=1),
-         Col("attempts", **number, drop=2), Col("ok", **number), Col("failed", **number),
-         Col("delivered", **number), Col("retrying", **number), Col("dead", **number)],
+        [number("id"), Col("event"), Col("recipient", drop=1), Col("status", whole=True, drop=1),
+         number("attempts", drop=2), number("ok"), number("failed"), number("delivered"), number("retrying"),
+         number("dead")],
         [(s["subscription_id"], s["event_name"], s["recipient_url"], s["status"], s["attempts"], s["succeeded"],
           s["failed"], s["delivered"], s["retrying"], s["dead_lettered"]) for s in data["subscriptions"]],
         title="Deliveries by subscription",
@@ -76,7 +78,7 @@ def deadletters(
 @deadletters_app.command("purge")
 def purge(
     ctx: typer.Context,
-    before: Optional[str] = typer.Option(
+    before: str | None = typer.Option(
         None, "--before", help="Only messages parked before this UTC date or date-time (e.g. 2026-01-31).",
         show_default=False,
     ),
