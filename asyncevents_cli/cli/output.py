@@ -168,18 +168,18 @@ def _grid(columns: Sequence[Col], rows: list[list[str]], title: str | None, head
     grid = Table(title=title, title_justify="left", title_style="bold", header_style="bold", box=box.SIMPLE_HEAD,
                  show_edge=False, pad_edge=False, collapse_padding=True, show_header=header)
     for column, width in zip(columns, widths):
-        # A whole column is as wide as its widest cell, so it is never cut; others wrap, but not below comfort.
+        # A whole column is as wide as its widest cell, so it is never cut; when the table fits, every
+        # column gets its comfortable width, so Rich has nothing to squeeze (it would cut, not wrap).
         grid.add_column(column.header, no_wrap=column.whole, overflow="fold", justify=column.justify,  # type: ignore[arg-type]
-                        min_width=width)
+                        width=width)
     for row in rows:
         grid.add_row(*row)
     return grid
 
 
-def _comfortable_width(column: Col, values: list[str]) -> int:
-    """How wide `column` wants to be: its longest line if kept whole, else at most its `comfort`."""
-    longest = max((cell_len(line) for v in [column.header, *values] for line in v.splitlines() or [""]), default=0)
-    return longest if column.whole else min(longest, column.comfort)
+def _longest(column: Col, values: list[str]) -> int:
+    """The widest line of a column, header included."""
+    return max((cell_len(line) for v in [column.header, *values] for line in v.splitlines() or [""]), default=0)
 
 
 def _cells(row: Sequence[Any]) -> list[str]:
@@ -195,19 +195,27 @@ def table(columns: Sequence[str | Col], rows: Iterable[Sequence[Any]], title: st
     if not body and empty is not None:
         say(empty)
         return
-    widths = [_comfortable_width(col, [r[i] for r in body]) for i, col in enumerate(cols)]
+    longest = [_longest(col, [r[i] for r in body]) for i, col in enumerate(cols)]
+    widths = [n if col.whole else min(n, col.comfort) for col, n in zip(cols, longest)]
     shown = list(range(len(cols)))
     hidden: list[str] = []
-    while sum(widths[i] for i in shown) + 2 * (len(shown) - 1) > console.width:
+
+    def spare() -> int:
+        return console.width - sum(widths[i] for i in shown) - 2 * (len(shown) - 1)
+
+    while spare() < 0:
         rank = max(cols[i].drop for i in shown)
         if rank == 0:
             break
         hidden += [cols[i].header for i in shown if cols[i].drop == rank]
         shown = [i for i in shown if cols[i].drop != rank]
-    fits = sum(widths[i] for i in shown) + 2 * (len(shown) - 1) <= console.width
-    # Minimum widths only when they fit: beyond that Rich would cut text rather than wrap it.
-    minimums = [widths[i] if fits or cols[i].whole else None for i in shown]
-    console.print(_grid([cols[i] for i in shown], [[r[i] for i in shown] for r in body], title, header, minimums))
+    fits = spare() >= 0
+    if fits:  # room left: wrapping columns grow towards their longest line, left to right
+        for i in shown:
+            widths[i] += min(longest[i] - widths[i], spare())
+    # Fixed widths when they fit; when they cannot, only the whole columns are fixed and the rest wrap.
+    fixed = [widths[i] if fits or cols[i].whole else None for i in shown]
+    console.print(_grid([cols[i] for i in shown], [[r[i] for i in shown] for r in body], title, header, fixed))
     if hidden:
         note(f"(not shown at this width: {', '.join(hidden)}; widen the terminal or use --json)")
 
