@@ -14,7 +14,7 @@ from ..errors import InputError
 from .context import JSON_OPTION, YES_OPTION, confirm, runtime
 from .output import Col, attempt_line, emit, fields, json_line, ms, say, show, table, time_utc, yes_no
 
-logs_app = typer.Typer(help="The delivery log: recent attempts, and pruning old ones.")
+logs_app = typer.Typer()  # its help is the callback's docstring, examples included
 
 
 def outcome(success: Any, status_code: Any) -> str:
@@ -67,7 +67,9 @@ def logs(
                                    help="With --follow: seconds between looks at the log."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """List recent delivery attempts, newest first; filters combine.
+    """The delivery log: recent attempts, and pruning old ones.
+
+    Without a subcommand, lists recent delivery attempts, newest first; the filters combine.
 
     Examples:
 
