@@ -437,7 +437,7 @@ def test_logs_follow_prints_new_attempts_as_they_are_logged(config: Path, receiv
         while len(lines) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
-        follower.send_signal(signal.SIGINT)
+        follower.send_signal(signal.SIGTERM)
         follower.wait(timeout=60)
         reader.join(timeout=10)
     assert follower.returncode == 0, follower.stderr.read()

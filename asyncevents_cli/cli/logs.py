@@ -116,25 +116,30 @@ def logs(
 
 def _follow(store: Any, filters: dict[str, Any], backlog: list[dict[str, Any]], interval: float,
             as_json: bool) -> None:
-    """`ae logs --follow`: lines (or JSON Lines) as attempts are logged, oldest first, until Ctrl-C."""
-    import time
+    """`ae logs --follow`: lines (or JSON Lines) as attempts are logged, oldest first, until Ctrl-C or
+    SIGTERM, which end it with exit 0 (handlers of its own: an inherited "ignore SIGINT" would not)."""
+    import signal
+    import threading
+
+    stop = threading.Event()
 
     def out(rows: list[dict[str, Any]]) -> None:
         for row in rows:
             say(json_line(row) if as_json else attempt_line(row))
 
-    out(backlog)
-    last = backlog[-1]["log_id"] if backlog else store.max_log_id()
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while True:
-            time.sleep(interval)
+        out(backlog)
+        last = backlog[-1]["log_id"] if backlog else store.max_log_id()
+        while not stop.wait(interval):
             rows = [{**r, "success": bool(r["success"])}
                     for r in store.find_logs(**filters, after_log_id=last, limit=1000)]
             out(rows)
             if rows:
                 last = rows[-1]["log_id"]
-    except KeyboardInterrupt:
-        return  # Ctrl-C is how a follow ends: exit 0, like `tail -f` in a script's eyes
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @logs_app.command("prune")
