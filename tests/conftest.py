@@ -210,7 +210,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     import os
 
     for key in list(os.environ):
-        if key.startswith("AE_") and key not in ("AE_REQUIRE_AMQP", "AE_TEST_AMQP_URL"):
+        if key.startswith("AE_") and key not in ("AE_REQUIRE_AMQP", "AE_TEST_AMQP_URL", "AE_REQUIRE_POSTGRES",
+                                                 "AE_TEST_POSTGRES_URL"):
             monkeypatch.delenv(key)
     return lambda: None
 
@@ -253,6 +254,7 @@ BACKENDS = ["db", pytest.param("amqp", marks=pytest.mark.amqp)]
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "amqp: needs a RabbitMQ broker (skipped when none answers)")
+    config.addinivalue_line("markers", "postgres: needs a PostgreSQL server (skipped when none answers)")
 
 
 def amqp_base_url() -> str:
@@ -366,3 +368,7 @@ def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
     if request.param == "amqp":
         return {"queue": "amqp", "amqp_url": request.getfixturevalue("amqp_url")}
     return {"queue": request.param}
+
+
+# -- PostgreSQL (see postgres_db.py) ---------------------------------------
+from postgres_db import postgres_database, postgres_url  # noqa: E402,F401  (fixtures)

@@ -83,6 +83,10 @@ class StoreBase:
     def close(self) -> None:
         raise NotImplementedError
 
+    def _order_log_ids(self) -> None:
+        """Inside a transaction about to log attempts: make log ids commit in the order
+        they are handed out (SQLite's one writer already does)."""
+
     # -- the rules, once ---------------------------------------------------
 
     def __enter__(self) -> "StoreBase":
