@@ -23,7 +23,7 @@ from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.store import Subscription
 from asyncevents_cli.subscribe import subscribe
 from asyncevents_cli.trace import replay, trace
-from conftest import Receiver, write_config
+from conftest import Receiver, backend_environ, write_config
 
 EVENT = "sales.order.created"
 
@@ -33,7 +33,7 @@ def make_runtime(tmp_path: Path, backend: dict[str, Any]):
     opened: list[Runtime] = []
 
     def make(**settings: Any) -> Runtime:
-        rt = Runtime(write_config(tmp_path, **{**backend, **settings}), environ={})
+        rt = Runtime(write_config(tmp_path, **{**backend, **settings}), environ=backend_environ())
         opened.append(rt)
         return rt
 
@@ -167,7 +167,7 @@ def put_raw(rt: Runtime, kind: str, body: bytes) -> None:
         rt.queue  # creates the queue table
         name = "event.trigger" if kind == TRIGGER else "event.failover.retry"
         with rt.store.transaction():
-            rt.store.conn.execute(
+            rt.store.execute(
                 "INSERT INTO queue_messages (queue, message_id, body, headers, available_at, deliveries, created)"
                 " VALUES (?, 'poison', ?, '{}', 0, 0, 0)", (name, body))
         return

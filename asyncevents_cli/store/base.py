@@ -42,6 +42,8 @@ class Result:
 
 
 class StoreBase:
+    #: "sqlite" or "postgresql"
+    backend = ""
     #: how the backend says "LIKE, ignoring ASCII case" (SQLite's LIKE already does)
     like_operator = "LIKE"
     #: exceptions that mean a table is missing: an older store opened read-only
@@ -129,6 +131,22 @@ class StoreBase:
                 self._commit()
             finally:
                 self._depth = 0
+
+    # The queue modules keep their own table's SQL, and run it on the store's
+    # connection so it joins the store's transaction: these are for them.
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
+        return self._run(sql, params)
+
+    def execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._run_many(sql, rows)
+
+    def lock_schema(self) -> None:
+        """Inside a transaction: make other processes' schema changes wait for it."""
+        self._lock_schema()
+
+    def _lock_schema(self) -> None:
+        """SQLite's BEGIN IMMEDIATE already keeps other writers out."""
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return self._run(sql, params).dicts()

@@ -36,6 +36,10 @@ from .postgres_schema import MIGRATIONS
 LOG_ORDER_LOCK = 0x6165_6C6F67  # "aelog"
 SCHEMA_LOCK = 0x6165_736368  # "aesch"
 CONNECT_TIMEOUT_SECONDS = 10
+#: SQLSTATEs that mean the server is going or gone (besides class 08, connection
+#: exceptions, and errors with no state, raised by the client itself): admin,
+#: crash and cannot-connect-now shutdowns, and too many connections
+UNREACHABLE_STATES = ("57P01", "57P02", "57P03", "53300")
 
 
 @functools.lru_cache(maxsize=512)
@@ -45,6 +49,7 @@ def _pyformat(sql: str) -> str:
 
 
 class PostgresStore(Store):
+    backend = "postgresql"
     like_operator = "ILIKE"
     migrations = MIGRATIONS
 
@@ -66,6 +71,9 @@ class PostgresStore(Store):
             reconnect_timeout=CONNECT_TIMEOUT_SECONDS,
         )
         with self._translated():
+            # One plain connection first: a refused or failing server is reported at
+            # once (the pool itself would keep retrying until its timeout).
+            psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_SECONDS).close()
             self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
         try:
             if migrate:
@@ -100,8 +108,8 @@ class PostgresStore(Store):
         except PoolTimeout as exc:
             raise self._unavailable(exc) from None
         except psycopg.OperationalError as exc:
-            if isinstance(exc, (psycopg.errors.TransactionRollbackError, psycopg.errors.QueryCanceled)):
-                raise  # a deadlock or a cancelled query: the statement's fault, not the server's absence
+            if exc.sqlstate is not None and exc.sqlstate not in UNREACHABLE_STATES and exc.sqlstate[:2] != "08":
+                raise  # e.g. a deadlock or a cancelled query: the statement's fault, not the server's absence
             raise self._unavailable(exc) from None
 
     def _unavailable(self, exc: BaseException) -> DatabaseUnavailable:

@@ -90,5 +90,3 @@ class SchemaMixin:
                 applied.append(migration)
         return applied
 
-    def _lock_schema(self) -> None:
-        """Make other processes' migrations wait (SQLite's BEGIN IMMEDIATE already does)."""

@@ -95,6 +95,7 @@ def _create_private(path: Path) -> None:
 
 
 class SqliteStore(Store):
+    backend = "sqlite"
     missing_table_errors = (sqlite3.OperationalError,)
     migrations = MIGRATIONS
 
