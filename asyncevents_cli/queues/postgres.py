@@ -25,6 +25,8 @@ SCHEMA = (
 
 
 class PostgresQueue(TableQueue):
+    backend = "postgresql"
+
     def _create_schema(self) -> None:
         with self.store.transaction():
             self.store.lock_schema()  # two consumers starting at once must not race to create it

@@ -16,6 +16,8 @@ SCHEMA = (
 
 
 class SqliteQueue(TableQueue):
+    backend = "sqlite"
+
     def _create_schema(self) -> None:
         for statement in SCHEMA:
             self.store.execute(statement)

@@ -47,6 +47,8 @@ KIND_FOR_QUEUE = {queue: kind for kind, queue in QUEUE_FOR_KIND.items()}
 
 class TableQueue(Queue):
     shares_store_transaction = True
+    #: the store backend whose database holds this queue's table
+    backend = ""
 
     def __init__(
         self,
@@ -55,6 +57,9 @@ class TableQueue(Queue):
         poll_interval: float = 0.05,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if store.backend != self.backend:
+            raise AeError(f"{type(self).__name__} keeps its table in a {self.backend} store;"
+                          f" {store.location} is {store.backend}")
         self.store = store
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval

@@ -28,7 +28,7 @@ class Store(SchemaMixin, SubscriptionTable, DeliveryLogTable, ApiTokenTable, Sto
     """Open with `Store(database, environ, migrate=True)`; `migrate=False` only checks
     the schema version (what `ae db status` needs)."""
 
-    def __new__(cls, database: str | Path, environ: Mapping[str, str] | None = None, **options: Any) -> "Store":
+    def __new__(cls, database: str | Path, environ: Mapping[str, str] | None = None, **options: Any) -> Store:
         if cls is Store:
             if is_postgres_url(database):
                 from .postgres import PostgresStore
