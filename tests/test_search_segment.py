@@ -64,8 +64,9 @@ def test_bulk_writer_writes_what_whoosh_writes(tmp_path: Path) -> None:
         ix.close()
     # The term tables hold the same terms with the same statistics, and every
     # posting reads back the same (ids, weights, values: the positions). The
-    # bytes differ in one place: the bulk writer reuses one bytes object per
-    # single position, which pickle then writes once per block (a smaller file).
+    # files differ: the bulk writer keeps a rare term's postings in the term
+    # table, and reuses one bytes object per single position, which pickle then
+    # writes once per block.
     readers = [index.open_dir(str(folders[name])).reader() for name in ("whoosh", "bulk")]
     terms = [list(r.all_terms()) for r in readers]
     assert terms[0] == terms[1] and len(terms[0]) > 1000
@@ -78,7 +79,7 @@ def test_bulk_writer_writes_what_whoosh_writes(tmp_path: Path) -> None:
         for r in readers:
             m, found = r.postings(fieldname, text), []
             while m.is_active():
-                found.append((m.id(), m.weight(), m.value()))
+                found.append((m.id(), m.weight(), m.value() or None))  # no value: None or ''
                 m.next()
             postings.append(found)
         assert postings[0] == postings[1]
@@ -104,10 +105,14 @@ def test_many_commits_merges_and_workers_find_what_a_scan_finds(tmp_path: Path, 
              for r in all_rows[:1000]])
     # Small segments: the build writes several, in worker processes; later catch-ups
     # commit small segments that whoosh's merge policy joins through its own pool.
+    monkeypatch.setattr(search_index, "WORKER_ROWS", 200)
     monkeypatch.setattr(search_index, "COMMIT_EVERY", 150)
     monkeypatch.setattr(search_index, "BATCH", 100)
+    monkeypatch.setattr(search_index, "worker_count", lambda: 2)
     ix = SearchIndex(tmp_path / "ae.db.index", store)
     assert ix.rebuild() == 1000
+    segments = ix._open()._segments()
+    assert [s.doc_count_all() for s in segments] == [200] * 5  # the workers' (in-process commits hold 150)
     for first in range(1000, 1500, 50):
         with store.transaction():
             store.conn.executemany(

@@ -47,6 +47,7 @@ from .analysis import WORD_RE, BodyTerms, body_terms, plain_text_terms
 from .matching import SegmentMatcher, log_id_column
 from .query import parse_for_index
 from .results import Hits, page_rows
+from .parallel import WORKER_ROWS, build_segments, worker_count
 from .segment import BulkWriter, numeric_terms
 
 SCHEMA_VERSION = 3
@@ -245,7 +246,11 @@ class SearchIndex:
         try:
             fresh.mkdir(parents=True)
             ix = index.create_in(str(fresh), build_schema())
-            count, _ = self._add_rows(ix, 0, progress, folder=fresh)
+            workers = worker_count()
+            if workers > 1 and self.store.count_logs_after(0) >= 2 * WORKER_ROWS:
+                count = self._build_in_workers(ix, fresh, workers, progress)
+            else:
+                count, _ = self._add_rows(ix, 0, progress, folder=fresh)
             ix.close()
         except OSError as exc:  # a full disk: leave no half-built folder to fill it further
             shutil.rmtree(fresh, ignore_errors=True)
@@ -257,6 +262,24 @@ class SearchIndex:
         shutil.rmtree(old, ignore_errors=True)
         self._ix = index.open_dir(str(self.path))
         return count
+
+    def _build_in_workers(self, ix: index.Index, folder: Path, workers: int, progress: Progress | None) -> int:
+        """A full build, one segment per WORKER_ROWS rows, in worker processes (see `parallel`)."""
+        writer = self._writer(ix)  # holds the lock while the workers write segments
+        try:
+            segments, last = build_segments(str(folder), self._chunks(WORKER_ROWS), workers, progress)
+        except BaseException:
+            writer.cancel()
+            raise
+        writer.commit_segments(segments)
+        self._write_meta(last, folder)
+        return sum(segment.doc_count_all() for segment in segments)
+
+    def _chunks(self, size: int) -> Iterator[list[dict[str, Any]]]:
+        last = 0
+        while rows := self.store.logs_after(last, size):
+            yield rows
+            last = int(rows[-1]["log_id"])
 
     def _writer(self, ix: index.Index) -> Any:
         try:

@@ -24,6 +24,7 @@ and whoosh writes the segment its own way.
 
 from __future__ import annotations
 
+import zlib
 from hashlib import md5
 from pickle import dumps
 from typing import Any
@@ -36,6 +37,10 @@ from whoosh.writing import SegmentWriter
 
 LENGTH_PAIR = __import__("struct").Struct("!ii")  # OrderedHashWriter's key/value length prefix
 NO_LENGTH = length_to_byte(None)
+# Terms in at most this many documents of a segment keep their postings in the
+# term table: most terms (an order number, an email) are in one document, and a
+# posting list of its own costs a header, two pickles and a seek to read.
+INLINE_LIMIT = 2
 
 # One term's postings: document numbers, and for positional fields also
 # frequencies and encoded positions.
@@ -81,9 +86,11 @@ class BulkWriter(SegmentWriter):
 
     def __init__(self, ix: Any, **kwargs: Any) -> None:
         super().__init__(ix, **kwargs)
-        # field -> {term: [docnums]} or {term: [docnums, [freqs], [encoded positions]]}
+        # field -> {term: [docnum, ...]}, or for positional fields
+        # {term: [docnum, frequency, encoded positions, docnum, ...]}: one flat list
+        # per term, as most terms occur in one document and a list costs 56 bytes.
         self._plain: dict[str, dict[Any, list[int]]] = {}
-        self._positional: dict[str, dict[str, tuple[list[int], list[int], list[bytes]]]] = {}
+        self._positional: dict[str, dict[str, list[Any]]] = {}
 
     def add_terms(self, **doc: Any) -> None:
         self._check_state()
@@ -102,10 +109,9 @@ class BulkWriter(SegmentWriter):
                     for term, positions in value.items():
                         entry = table.get(term)
                         if entry is None:
-                            entry = table[term] = ([], [], [])
-                        entry[0].append(docnum)
-                        entry[1].append(len(positions))
-                        entry[2].append(_positions_value(positions))
+                            table[term] = [docnum, len(positions), _positions_value(positions)]
+                        else:
+                            entry += (docnum, len(positions), _positions_value(positions))
                         length += len(positions)
                 else:
                     plain = self._plain.setdefault(name, {})
@@ -139,6 +145,23 @@ class BulkWriter(SegmentWriter):
 
     # -- writing the segment ------------------------------------------------
 
+    def finish_segment(self) -> Any:
+        """Write this writer's segment without committing it: a worker's part of a
+        build (see `parallel`); the parent commits it with `commit_segments`."""
+        self._check_state()
+        self._flush_segment()
+        self._close_segment()
+        self.is_closed = True  # the temporary folder is the parent writer's to remove
+        return self.get_segment()
+
+    def commit_segments(self, segments: list[Any]) -> None:
+        """Commit segments written by workers after the index's own, adding nothing itself."""
+        self._check_state()
+        self._close_segment()
+        self._commit_toc([*self.segments, *segments])
+        self._finish()
+
+
     def _flush_segment(self) -> None:
         pool = self.pool
         if pool.current or pool.runs:  # a merge added older postings: whoosh writes them all
@@ -159,9 +182,9 @@ class BulkWriter(SegmentWriter):
                 for docnum in ids:
                     add((name, tbytes, docnum, 1.0, emptybytes))
         for name, table in self._positional.items():
-            for term, (ids, freqs, values) in table.items():
+            for term, entry in table.items():
                 tbytes = term.encode("utf-8")
-                for docnum, freq, value in zip(ids, freqs, values):
+                for docnum, freq, value in zip(entry[0::3], entry[1::3], entry[2::3]):
                     add((name, tbytes, docnum, float(freq), value))
         self._plain.clear()
         self._positional.clear()
@@ -177,8 +200,8 @@ class BulkWriter(SegmentWriter):
         block_limit, compression = codec._blocklimit, codec._compression
         positional = self._positional.get(name, {})
         plain = self._plain.get(name, {})
-        items: list[tuple[bytes, Any]] = [(t.encode("utf-8"), e) for t, e in positional.items()]
-        items.extend((t if isinstance(t, bytes) else t.encode("utf-8"), e) for t, e in plain.items())
+        items: list[tuple[bytes, list[Any], bool]] = [(t.encode("utf-8"), e, True) for t, e in positional.items()]
+        items.extend((t if isinstance(t, bytes) else t.encode("utf-8"), e, False) for t, e in plain.items())
         items.sort(key=lambda item: item[0])
         fixed_values = field.format.fixed_value_size() == 0
         if plain and not fixed_values:
@@ -190,53 +213,59 @@ class BulkWriter(SegmentWriter):
         term_base = tindex.dbfile.tell()
         buckets, index_positions = tindex.buckets, tindex.index
         last_key = tindex.lastkey
-        for tbytes, entry in items:
-            if isinstance(entry, tuple):
-                ids, freqs, values = entry
+        for tbytes, entry, with_positions in items:
+            if with_positions:
+                ids, freqs, values = entry[0::3], entry[1::3], entry[2::3]
             else:
                 ids, freqs, values = entry, None, None
-            start = post_base + len(posts)
-            posts += WHOOSH3_HEADER_MAGIC
-            total_weight = 0.0
-            max_weight = 0.0
             count = len(ids)
-            for first in range(0, count, block_limit):
-                block = ids[first : first + block_limit]
-                base = block[0]
-                deltas = [base]
-                deltas.extend(b - a for a, b in zip(block, block[1:]))
-                if freqs is None:
-                    weights: Any = None
-                    block_max = 1.0
-                    total_weight += len(block)
-                else:
-                    block_freqs = freqs[first : first + block_limit]
-                    block_max = float(max(block_freqs))
-                    total_weight += sum(block_freqs)
-                    if block_max == 1.0:
-                        weights = None
-                    elif min(block_freqs) == block_max:
-                        weights = block_max
+            if count <= INLINE_LIMIT:
+                # A rare term: its postings go in the term table, not the postings file,
+                # as whoosh's `inlinelimit` would (which whoosh-reloaded 2.7.5 fails on).
+                weight_list = [1.0] * count if freqs is None else [float(f) for f in freqs]
+                terminfo = W3TermInfo._struct.pack(True, sum(weight_list), count, NO_LENGTH, NO_LENGTH,
+                                                   max(weight_list), ids[0], ids[-1])
+                # Empty values as b"" (not none at all), or whoosh's merge reads them back as "".
+                terminfo += dumps((tuple(ids), tuple(weight_list), tuple(values or (emptybytes,) * count)), 2)
+            else:
+                start = post_base + len(posts)
+                posts += WHOOSH3_HEADER_MAGIC
+                total_weight = 0.0
+                max_weight = 0.0
+                for first in range(0, count, block_limit):
+                    block = ids[first : first + block_limit]
+                    deltas = [block[0]]
+                    deltas.extend(b - a for a, b in zip(block, block[1:]))
+                    if freqs is None:
+                        weights: Any = None
+                        block_max = 1.0
+                        total_weight += len(block)
                     else:
-                        weights = tuple(float(f) for f in block_freqs)
-                max_weight = max(max_weight, block_max)
-                if fixed_values or values is None:
-                    block_values: Any = None
-                else:
-                    block_values = tuple(values[first : first + block_limit])
-                data = dumps((tuple(deltas), weights, block_values), 2)
-                if compression:
-                    import zlib
-
-                    data = zlib.compress(data, compression)
-                info = dumps((len(block), block[-1], block_max, compression, NO_LENGTH, NO_LENGTH), 2)
-                size = len(info) + len(data)
-                posts += pack_int(-size if first + block_limit >= count else size)
-                posts += info
-                posts += data
-            terminfo = W3TermInfo._struct.pack(False, total_weight, count, NO_LENGTH, NO_LENGTH, max_weight,
-                                               ids[0], ids[-1])
-            terminfo += pack_long(start) + pack_int(post_base + len(posts) - start)
+                        block_freqs = freqs[first : first + block_limit]
+                        block_max = float(max(block_freqs))
+                        total_weight += sum(block_freqs)
+                        if block_max == 1.0:
+                            weights = None
+                        elif min(block_freqs) == block_max:
+                            weights = block_max
+                        else:
+                            weights = tuple(float(f) for f in block_freqs)
+                    max_weight = max(max_weight, block_max)
+                    if fixed_values or values is None:
+                        block_values: Any = None
+                    else:
+                        block_values = tuple(values[first : first + block_limit])
+                    data = dumps((tuple(deltas), weights, block_values), 2)
+                    if compression:
+                        data = zlib.compress(data, compression)
+                    info = dumps((len(block), block[-1], block_max, compression, NO_LENGTH, NO_LENGTH), 2)
+                    size = len(info) + len(data)
+                    posts += pack_int(-size if first + block_limit >= count else size)
+                    posts += info
+                    posts += data
+                terminfo = W3TermInfo._struct.pack(False, total_weight, count, NO_LENGTH, NO_LENGTH, max_weight,
+                                                   ids[0], ids[-1])
+                terminfo += pack_long(start) + pack_int(post_base + len(posts) - start)
             key = key_prefix + tbytes
             if key <= last_key:
                 raise ValueError(f"terms out of order: {last_key!r}..{key!r}")
