@@ -123,7 +123,9 @@ def test_readme_examples_return_exactly_the_matching_events(data: Path) -> None:
     by_email = search_ids(data, "data.data.customer_email: roni_cost@example.com")
     # Case-insensitive: the customer's Roni_Cost@Example.com is found too.
     assert by_email == expected(data, lambda r: email(r) == "roni_cost@example.com")
-    assert len(by_email) == 4  # order 101 twice (failed, retried), order 103, the customer
+    # Orders 101 and 103 and the customer, and one of the orders twice if it is the
+    # one the receiver failed first (the engine has several in flight).
+    assert len(by_email) == 3 + any(not r["success"] and email(r) == "roni_cost@example.com" for r in rows_of(data))
 
     by_increment = search_ids(data, "data.data.increment_id: CK* AND success: true")
     assert by_increment == expected(
@@ -145,7 +147,9 @@ SYNTAX = [
     ("+ and -", "+event_name:sales.order.created -data.data.increment_id:SO*",
      lambda r: r["event_name"] == "sales.order.created" and not r["body"]["increment_id"].startswith("SO")),
     ("parentheses", "(data.data.increment_id:SO00000103 OR data.data.increment_id:CK00000102) AND success:true",
-     lambda r: r["body"].get("increment_id") in ("SO00000103", "CK00000102")),
+     # success too: the receiver fails whichever order reaches it first, and the engine
+     # has several in flight, so that is not always order 101.
+     lambda r: r["body"].get("increment_id") in ("SO00000103", "CK00000102") and r["success"] == 1),
     ("quoted phrase", '"back door"', lambda r: "back door" in r["body"].get("note", "")),
     ("phrase in order only", '"door back"', lambda r: False),
     ("* wildcard", "event_name:sales.*", lambda r: r["event_name"].startswith("sales.")),
@@ -370,7 +374,8 @@ def test_json_hits_carry_the_full_payload(data: Path) -> None:
     assert result.exit_code == 0
     hits = json.loads(result.stdout)["results"]
     by_id = {r["log_id"]: r for r in rows_of(data)}
-    assert len(hits) == 4
+    assert [h["log_id"] for h in hits] == expected(data, lambda r: email(r) == "roni_cost@example.com")
+    assert len(hits) >= 3
     for hit in hits:
         assert hit["payload"] == json.loads(by_id[hit["log_id"]]["serialized_data"])
         assert hit["payload"]["data"]["customer_email"].lower() == "roni_cost@example.com"
