@@ -204,9 +204,10 @@ def test_limit_offset_and_table(data: Path) -> None:
     assert search_ids(data, "created:[2000-01-01 TO *]", "--limit", "2", "--offset", "2") == everything[2:4]
     result = ae(data, "search", "data.data.customer_email: roni_cost@example.com")
     assert result.exit_code == 0
-    first = rows_of(data)[0]
+    roni = expected(data, lambda r: email(r) == "roni_cost@example.com")
+    first = next(r for r in rows_of(data) if r["log_id"] == roni[-1])
     assert "roni_cost@example.com" in result.stdout and first["uuid"] in result.stdout
-    assert "4 matches" in result.stderr
+    assert f"{len(roni)} matches" in result.stderr
 
 
 @pytest.mark.parametrize("query,position", [
@@ -284,13 +285,14 @@ def test_prune_removes_entries_from_the_index(data: Path) -> None:
         conn.execute(f"UPDATE delivery_log SET created = '2000-01-01 00:00:00.000000' WHERE log_id IN "
                      f"({','.join(map(str, old))})")
     result = ae(data, "logs", "prune", "--older-than", "30")
-    assert result.exit_code == 0 and "pruned 2" in result.stdout
+    # Two attempts if order 101 was the one the receiver failed first, else one.
+    assert result.exit_code == 0 and f"pruned {len(old)} log entr" in result.stdout
     assert search_ids(data, "CK00000101") == []
     assert search_ids(data, "data.data.increment_id:CK*") == expected(
         data, lambda r: str(r["body"].get("increment_id", "")).startswith("CK"))
     assert search_ids(data, "NOT success:false") == expected(data, lambda r: r["success"] == 1)
     assert sorted(search_ids_all(data)) == sorted(r["log_id"] for r in rows_of(data))
-    assert json.loads(ae(data, "index", "status", "--json").stdout)["documents"] == 3
+    assert json.loads(ae(data, "index", "status", "--json").stdout)["documents"] == 5 - len(old)
 
 
 def test_rebuild_after_the_index_folder_is_deleted(data: Path) -> None:
