@@ -45,9 +45,9 @@ from ..errors import AeError, InputError
 from ..store import Store
 from .analysis import WORD_RE, BodyTerms, body_terms, plain_text_terms
 from .matching import SegmentMatcher, log_id_column
+from .parallel import WORKER_ROWS, build_segments, worker_count
 from .query import parse_for_index
 from .results import Hits, page_rows
-from .parallel import WORKER_ROWS, build_segments, worker_count
 from .segment import BulkWriter, numeric_terms
 
 SCHEMA_VERSION = 3

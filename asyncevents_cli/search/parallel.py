@@ -131,7 +131,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
             return
         try:
             answer: tuple[bool, Any] = (True, write_segment(folder, rows))
-        except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it
+        except Exception as exc:  # handed to the parent, which raises it
             answer = (False, exc)
         pickle.dump(answer, stdout, 5)
         stdout.flush()
