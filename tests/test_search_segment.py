@@ -139,3 +139,41 @@ def test_many_commits_merges_and_workers_find_what_a_scan_finds(tmp_path: Path, 
     assert ids("success:false") == sorted((r["log_id"] for r in all_rows if not r["success"]), reverse=True)
     ix.close()
     store.close()
+
+
+def test_phrases_match_what_whoosh_matches(tmp_path: Path) -> None:
+    """`matching` compares positions itself; whoosh's span matcher is the reference."""
+    from whoosh import query
+
+    from asyncevents_cli.search.index import parser_schema
+    from asyncevents_cli.search.matching import SegmentMatcher
+    from asyncevents_cli.search.query import parse_for_index
+
+    db = tmp_path / "ae.db"
+    store = Store(db)
+    all_rows = rows(600, seed=5)
+    with store.transaction():
+        store.conn.executemany(
+            "INSERT INTO delivery_log (log_id, uuid, subscription_id, event_name, success, status_code,"
+            " response_data, created, serialized_data, death_count, duration, message_id)"
+            " VALUES (?,?,1,?,?,200,'',?,?,0,0.01,'m')",
+            [(r["log_id"], r["uuid"], r["event_name"], int(r["success"]), r["created"], r["serialized_data"])
+             for r in all_rows])
+    ix = SearchIndex(tmp_path / "ae.db.index", store)
+    ix.rebuild()
+    ix.remove([3, 4, 5, 40])  # deletions are filtered too
+    phrases = ['"back door"', '"door back"', '"kit kit"', '"kit kit kit"', '"Electra Bra Top"', '"Kit Electra"',
+               '"Companion Kit"', 'data.data.items.name:"Companion Kit"', 'data.data.items.name:"kit kit"',
+               'data.data.note:"back door back"', '"example.com ck00000007"', '"leave at the back door"']
+    checked = 0
+    with ix._open().searcher() as searcher:
+        for text in phrases:
+            q, _ = parse_for_index(text, parser_schema())
+            phrase = next(leaf for leaf in [q, *q.leaves()] if isinstance(leaf, query.Phrase))
+            for sub, _ in searcher.leaf_searchers():
+                mine = SegmentMatcher(sub).docs(phrase)
+                assert mine == set(phrase.docs(sub)), text
+                checked += len(mine)
+    assert checked > 300  # most phrases match something
+    ix.close()
+    store.close()

@@ -170,7 +170,7 @@ def log_document(row: dict[str, Any]) -> dict[str, Any]:
         "uuid": row["uuid"] or "",
         "event_name": row["event_name"] or "",
         "success": bool(row["success"]),
-        "created": datetime.strptime(row["created"][:26], "%Y-%m-%d %H:%M:%S.%f"),
+        "created": datetime.fromisoformat(row["created"][:26]),  # "2026-01-31 10:00:00.123456"
     }
     if terms.data:
         doc["data"] = terms.data

@@ -25,11 +25,13 @@ and whoosh writes the segment its own way.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from hashlib import md5
 from pickle import dumps
 from typing import Any
 
 from whoosh import fields
+from whoosh.analysis import IDTokenizer, LowercaseFilter
 from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3TermInfo
 from whoosh.system import emptybytes, pack_int, pack_long, pack_uint, pack_ushort
 from whoosh.util.numeric import length_to_byte, to_sortable
@@ -77,6 +79,21 @@ def numeric_terms(field: fields.NUMERIC, number: Any) -> list[bytes]:
     return [field.sortable_to_bytes(x, shift) for shift in range(0, field.bits, field.shift_step)]
 
 
+def _is_keyword(field: fields.FieldType) -> bool:
+    """An ID field analysed as one lowercased token (index.build_schema's uuid and event_name)."""
+    items = getattr(field.analyzer, "items", ())
+    return isinstance(field, fields.ID) and [type(i) for i in items] == [IDTokenizer, LowercaseFilter]
+
+
+def term_maker(field: fields.FieldType) -> Callable[[Any], list[bytes]]:
+    """value -> the terms `field.index(value)` yields, without whoosh's per-token objects where that is simple."""
+    if isinstance(field, fields.NUMERIC):
+        return lambda value: numeric_terms(field, value)
+    if _is_keyword(field):
+        return lambda value: [value.lower().encode("utf-8")]
+    return lambda value: [tbytes for tbytes, _, _, _ in field.index(value)]
+
+
 class BulkWriter(SegmentWriter):
     """`add_terms(**doc)` instead of `add_document(**doc)`: see the module docstring.
 
@@ -91,6 +108,7 @@ class BulkWriter(SegmentWriter):
         # per term, as most terms occur in one document and a list costs 56 bytes.
         self._plain: dict[str, dict[Any, list[int]]] = {}
         self._positional: dict[str, dict[str, list[Any]]] = {}
+        self._term_makers: dict[str, Callable[[Any], list[bytes]]] = {}
 
     def add_terms(self, **doc: Any) -> None:
         self._check_state()
@@ -123,10 +141,10 @@ class BulkWriter(SegmentWriter):
                             ids.append(docnum)
                     length = len(value)
             else:
-                if isinstance(field, fields.NUMERIC):
-                    terms: Any = numeric_terms(field, value)
-                else:
-                    terms = [tbytes for tbytes, _, _, _ in field.index(value)]
+                make = self._term_makers.get(name)
+                if make is None:
+                    make = self._term_makers[name] = term_maker(field)
+                terms = make(value)
                 plain = self._plain.setdefault(name, {})
                 for tbytes in terms:
                     ids = plain.get(tbytes)
@@ -211,7 +229,8 @@ class BulkWriter(SegmentWriter):
         post_base = postfile.tell()
         terms = bytearray()
         term_base = tindex.dbfile.tell()
-        buckets, index_positions = tindex.buckets, tindex.index
+        buckets = tindex.buckets
+        index_positions: list[int] = []  # each term's place in the term table, in order
         last_key = tindex.lastkey
         for tbytes, entry, with_positions in items:
             if with_positions:
@@ -274,7 +293,7 @@ class BulkWriter(SegmentWriter):
             terms += LENGTH_PAIR.pack(len(key), len(terminfo))
             terms += key
             terms += terminfo
-            h = int(md5(key, usedforsecurity=False).hexdigest(), 16) & 0xFFFFFFFF
+            h = int.from_bytes(md5(key, usedforsecurity=False).digest()[12:], "big")  # filetables.md5_hash
             buckets[h & 255].append((h, position))
             last_key = key
             if len(posts) > 1 << 20:
@@ -284,5 +303,6 @@ class BulkWriter(SegmentWriter):
         postfile.write(bytes(posts))
         tindex.dbfile.write(bytes(terms))
         tindex.lastkey = last_key
+        tindex.index.extend(index_positions)
         writer.finish_field()
 
