@@ -10,21 +10,73 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 import typer
 from typer.core import TyperGroup
 
 from .. import __version__
 from ..errors import EXIT_FAILURE, AeError
-from ..runtime import Runtime, debug_enabled
-from . import consume, demo, events, logs, notifiers, publish, replay, serve, status, subscriptions, tokens
-from . import search as search_cli
-from .output import error_line, note
+from .lazy import LazyCommand, LazyCommands
+
+#: Every top-level command, in the order `ae --help` lists them: name -> the module
+#: under `asyncevents_cli.cli` and the attribute there (a command function or a
+#: `typer.Typer` group), and its summary, the first paragraph of its help. A module
+#: is imported only when its command runs, so `ae --help` and `ae trace` load only
+#: what they use; help shows the summaries from here, and a test checks that they
+#: match the commands' own help. Add a new command here, not with `app.command`.
+COMMANDS: dict[str, LazyCommand] = {
+    "subscribe": LazyCommand("subscriptions", "subscribe",
+                             "Subscribe a recipient to an event; prints the new subscription id."),
+    "publish": LazyCommand("publish", "publish",
+                           "Validate an event and put it on the trigger queue; prints the message id."),
+    "trace": LazyCommand("logs", "trace", "Show every attempt of one delivery, its status and its payload."),
+    "replay": LazyCommand("replay", "replay",
+                          "Start a new retry chain for a delivery, whatever its status (same uuid and retry limit),\n"
+                          "or for every delivery a search query selects."),
+    "search": LazyCommand("search", "search", "Search delivery logs and payloads with Lucene syntax "
+                          "(the README's \"Searching the delivery log\")."),
+    "status": LazyCommand("status", "status",
+                          "Show queue depths (trigger, retry due, retry delayed, dead letters) and deliveries."),
+    "demo": LazyCommand("demo", "demo",
+                        "Run the whole pipeline locally in a temporary folder and show a retried delivery's trace."),
+    "serve": LazyCommand("serve", "serve",
+                         "Serve the module's REST API under /rest/V1/ and the admin pages, in the foreground."),
+    "events": LazyCommand("events", "events_app", "Event definitions (from events.toml)."),
+    "config": LazyCommand("events", "config_app", "Effective configuration."),
+    "subscriptions": LazyCommand("subscriptions", "subscriptions_app", "List and manage subscriptions."),
+    "notifiers": LazyCommand("notifiers", "notifiers_app", "Notifiers: how deliveries reach subscribers."),
+    "consume": LazyCommand("consume", "consume_app", "Run consumers that deliver queued events."),
+    "logs": LazyCommand("logs", "logs_app", "The delivery log: recent attempts, and pruning old ones."),
+    "index": LazyCommand("search", "index_app", "The search index kept beside the database (`<database>.index/`)."),
+    "deadletters": LazyCommand("status", "deadletters_app", "Parked messages: list, purge, requeue parked triggers."),
+    "tokens": LazyCommand("tokens", "tokens_app", "API tokens for `ae serve` (REST API and admin pages)."),
+}
 
 
 class AeGroup(TyperGroup):
-    """Turns exceptions into one-line messages and exit codes, in one place."""
+    """The root group: builds each command on first use (see `COMMANDS`), and turns
+    exceptions into one-line messages and exit codes, in one place."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = LazyCommands(self.commands, COMMANDS)
+        self._listing = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if self._listing:  # help lists names and summaries: nothing needs importing for that
+            return self.commands.describe(cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
 
     def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,  # type: ignore[override]
              standalone_mode: bool = True, **extra: Any) -> Any:
@@ -38,10 +90,10 @@ class AeGroup(TyperGroup):
         except typer.TyperException as exc:  # click's UsageError / BadParameter
             context = getattr(exc, "ctx", None)
             where = f" (see `{context.command_path} --help`)" if context is not None else ""
-            note(f"ae: error: {exc.format_message()}{where}")
+            _note(f"ae: error: {exc.format_message()}{where}")
             sys.exit(getattr(exc, "exit_code", 2))
         except typer.Abort:
-            note("ae: aborted")
+            _note("ae: aborted")
             sys.exit(1)
         sys.exit(result if isinstance(result, int) else 0)
 
@@ -53,27 +105,42 @@ class AeGroup(TyperGroup):
         except AeError as exc:
             if debug_enabled():
                 raise
-            note(error_line(exc))
-            raise typer.Exit(exc.exit_code) from None
+            from .output import error_line
+
+            _fail(error_line(exc), exc.exit_code)
         except KeyboardInterrupt:
-            note("ae: interrupted")
-            raise typer.Exit(130) from None
+            _fail("ae: interrupted", 130)
         except sqlite3.Error as exc:
             if debug_enabled():
                 raise
-            note(f"ae: error: database: {exc}")
-            raise typer.Exit(EXIT_FAILURE) from None
+            _fail(f"ae: error: database: {exc}", EXIT_FAILURE)
         except OSError as exc:  # a full disk or a read-only folder, e.g. under the search index
             if debug_enabled():
                 raise
             where = f" {exc.filename}" if exc.filename else ""
-            note(f"ae: error: cannot write{where}: {exc.strerror or exc} (errno {exc.errno})")
-            raise typer.Exit(EXIT_FAILURE) from None
+            _fail(f"ae: error: cannot write{where}: {exc.strerror or exc} (errno {exc.errno})", EXIT_FAILURE)
         except Exception as exc:
             if debug_enabled():
                 raise
-            note(f"ae: unexpected error: {exc.__class__.__name__}: {exc} (set AE_DEBUG=1 for the traceback)")
-            raise typer.Exit(EXIT_FAILURE) from None
+            _fail(f"ae: unexpected error: {exc.__class__.__name__}: {exc} (set AE_DEBUG=1 for the traceback)",
+                  EXIT_FAILURE)
+
+
+def _note(message: str) -> None:
+    from .output import note  # here: output loads rich, which a command that succeeds may not need
+
+    note(message)
+
+
+def _fail(message: str, exit_code: int) -> NoReturn:
+    _note(message)
+    raise typer.Exit(exit_code) from None
+
+
+def debug_enabled() -> bool:
+    from ..runtime import debug_enabled as enabled
+
+    return enabled()
 
 
 app = typer.Typer(
@@ -100,28 +167,11 @@ def root(
     ),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
 ) -> None:
+    from ..runtime import Runtime
+
     runtime = Runtime(config)
     ctx.obj = runtime
     ctx.call_on_close(runtime.close)
-
-
-app.add_typer(events.events_app, name="events")
-app.add_typer(events.config_app, name="config")
-app.command("subscribe")(subscriptions.subscribe)
-app.add_typer(subscriptions.subscriptions_app, name="subscriptions")
-app.add_typer(notifiers.notifiers_app, name="notifiers")
-app.command("publish")(publish.publish)
-app.add_typer(consume.consume_app, name="consume")
-app.add_typer(logs.logs_app, name="logs")
-app.command("trace")(logs.trace)
-app.command("replay")(replay.replay)
-app.command("search")(search_cli.search)
-app.add_typer(search_cli.index_app, name="index")
-app.command("status")(status.status)
-app.add_typer(status.deadletters_app, name="deadletters")
-app.command("demo")(demo.demo)
-app.command("serve")(serve.serve)
-app.add_typer(tokens.tokens_app, name="tokens")
 
 
 def main() -> None:

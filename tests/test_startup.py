@@ -1,0 +1,98 @@
+"""Start-up: `ae --help` lists every command without importing any command module,
+and the summaries it shows are the commands' own.
+
+The guards are about what gets imported, not about time: a timing assertion
+would be flaky on a shared machine, while an import that creeps back into the
+start-up path shows up in `sys.modules` every time. bench/RESULTS.md has the
+times."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import typer
+from typer.core import TyperGroup
+from typer.testing import CliRunner
+
+from asyncevents_cli.cli.app import COMMANDS, app
+from asyncevents_cli.cli.lazy import summary_of
+
+runner = CliRunner()
+
+#: Libraries `ae --help` has no use for. Each one was on the start-up path once.
+HEAVY = ("pika", "aiohttp", "httpx", "yarl", "whoosh", "sqlite_utils", "pydantic", "fastapi", "starlette",
+         "uvicorn", "jinja2", "cryptography", "asyncio", "rich.progress", "rich.json")
+
+
+def modules_after(argv: list[str], env: dict[str, str] | None = None) -> set[str]:
+    """Run `ae ARGV` in a fresh interpreter and return the modules it had imported when it exited."""
+    code = (
+        "import atexit, json, sys\n"
+        "atexit.register(lambda: sys.__stderr__.write('\\nMODULES ' + json.dumps(sorted(sys.modules)) + '\\n'))\n"
+        f"sys.argv = ['ae', *{argv!r}]\n"
+        "from asyncevents_cli.cli import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    line = [x for x in done.stderr.splitlines() if x.startswith("MODULES ")][-1]
+    return set(json.loads(line.removeprefix("MODULES ")))
+
+
+def test_ae_help_imports_no_command_module_and_no_heavy_library() -> None:
+    loaded = modules_after(["--help"])
+    assert "asyncevents_cli.cli.app" in loaded  # the probe itself works
+    commands = sorted(m for m in loaded if m.startswith("asyncevents_cli.") and m not in (
+        "asyncevents_cli.cli", "asyncevents_cli.cli.app", "asyncevents_cli.cli.lazy", "asyncevents_cli.errors"))
+    assert commands == []
+    heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY or m in HEAVY)
+    assert heavy == []
+
+
+def test_the_app_registers_commands_only_through_the_table() -> None:
+    """A command added with `app.command`/`app.add_typer` would be imported by every `ae` run."""
+    assert (app.registered_commands, app.registered_groups) == ([], [])
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_each_summary_in_the_table_is_the_commands_own(name: str) -> None:
+    real = COMMANDS[name].load(name)
+    assert real.name == name
+    assert COMMANDS[name].summary == summary_of(real), (
+        f"COMMANDS[{name!r}] in cli/app.py: copy the first paragraph of the command's help"
+    )
+
+
+def root_help(load_everything: bool, capsys: pytest.CaptureFixture[str]) -> str:
+    group: Any = typer.main.get_command(app)
+    if load_everything:
+        for name in COMMANDS:
+            command = group.commands[name]  # the real one: a group, or a command with its function
+            assert isinstance(command, TyperGroup) or command.callback is not None
+    context = typer.Context(group, info_name="ae", terminal_width=100)
+    returned = group.get_help(context)  # typer's rich help prints instead of returning
+    return returned + capsys.readouterr().out
+
+
+def test_help_from_the_table_is_the_help_of_the_loaded_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    lazy, loaded = root_help(False, capsys), root_help(True, capsys)
+    assert lazy == loaded
+    for name in COMMANDS:
+        assert f" {name} " in lazy
+
+
+def test_every_command_still_runs_and_shows_its_own_help() -> None:
+    for name in COMMANDS:
+        result = runner.invoke(app, [name, "--help"], prog_name="ae")
+        assert result.exit_code == 0, result.output
+        assert f"Usage: ae {name}" in " ".join(result.stdout.split())
+
+
+def test_a_mistyped_command_is_still_suggested_the_right_one() -> None:
+    result = runner.invoke(app, ["serach"])
+    assert result.exit_code == 2
+    assert "No such command 'serach'. Did you mean 'search'?" in result.stderr
