@@ -9,9 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import Config, load_config
 from .notifiers import Notifiers
@@ -40,7 +38,7 @@ class Runtime:
         return self._config
 
     @property
-    def store(self) -> "Store":
+    def store(self) -> Store:
         if self._store is None:
             from .store import Store
 
@@ -66,7 +64,7 @@ class Runtime:
             self._notifiers = Notifiers(self.config)
         return self._notifiers
 
-    def consumer(self, kinds: tuple[str, ...] = KINDS, **options: Any) -> "Consumer":
+    def consumer(self, kinds: tuple[str, ...] = KINDS, **options: Any) -> Consumer:
         """A delivery engine over this runtime's store, queue and notifiers."""
         from .engine import Consumer
 
@@ -82,7 +80,7 @@ class Runtime:
                 resource.close()
         self._notifiers = self._queue = self._store = None
 
-    def __enter__(self) -> "Runtime":
+    def __enter__(self) -> Runtime:
         return self
 
     def __exit__(self, *exc: object) -> None:
