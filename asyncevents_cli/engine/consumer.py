@@ -255,7 +255,7 @@ class Consumer:
             await asyncio.gather(*pending, return_exceptions=True)
 
     @staticmethod
-    async def _finish(cycle: "concurrent.futures.Future[tuple[list[Envelope], bool]] | None") -> list[Envelope]:
+    async def _finish(cycle: concurrent.futures.Future[tuple[list[Envelope], bool]] | None) -> list[Envelope]:
         """Wait for a cycle under way on the I/O thread (it cannot be interrupted); what it leased."""
         if cycle is None:
             return []
@@ -267,7 +267,7 @@ class Consumer:
 
     async def _give_back(self, io: IoThread, tasks: dict[asyncio.Task[Settlement], Work],
                          finished: list[asyncio.Task[Settlement]],
-                         cycle: "concurrent.futures.Future[tuple[list[Envelope], bool]] | None") -> None:
+                         cycle: concurrent.futures.Future[tuple[list[Envelope], bool]] | None) -> None:
         """After an abort: cancel the attempts, and give every held message back unsettled
         (those whose attempts finished but were not settled yet too)."""
         held = [work.envelope for work in tasks.values()]

@@ -25,7 +25,7 @@ class IoThread:
     def __init__(self) -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ae-io")
 
-    def submit(self, fn: Callable[..., T], *args: Any) -> "concurrent.futures.Future[T]":
+    def submit(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
         return self._pool.submit(fn, *args)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
