@@ -20,7 +20,7 @@ from .errors import AeError, InputError
 from .queues.base import Queue
 from .search import check_syntax, matching_log_ids
 from .store import Store, timestamp
-from .trace import replay
+from .replay import replay
 
 
 def parse_moment(text: str, option: str, end: bool = False) -> str:
