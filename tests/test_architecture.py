@@ -4,6 +4,7 @@ and nothing imports click (typer vendors its own)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,18 @@ def test_importing_the_core_does_not_load_typer() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+SQL_STATEMENT = re.compile(r"\b(SELECT\b.*\bFROM|INSERT INTO|UPDATE \w+ SET|DELETE FROM|CREATE (TEMP )?(TABLE|INDEX)"
+                           r"|ALTER TABLE|DROP TABLE|PRAGMA \w)\b", re.DOTALL)
+SQL_HOMES = {"store", "queues"}
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_only_the_store_and_queues_write_sql(path: Path) -> None:
+    if path.relative_to(PACKAGE).parts[0] in SQL_HOMES:
+        return
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    statements = [node.value for node in ast.walk(tree)
+                  if isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL_STATEMENT.search(node.value)]
+    assert not statements, f"{path.name} holds SQL: {statements[0]!r}"

@@ -1,0 +1,34 @@
+"""The store: subscriptions, the delivery log, delivery states, API tokens.
+
+    Store(".ae/ae.db")   the embedded SQLite store (the default)
+
+`base.py` holds the rules every backend keeps; one module per table holds
+that table's SQL; `sqlite.py` only connects and runs it. Callers import
+everything from here.
+"""
+
+from .api import Store
+from .base import Result
+from .records import (
+    DEAD_LETTERED,
+    DELIVERED,
+    DISABLED,
+    ENABLED,
+    LOG_COLUMNS,
+    MAX_ROWID,
+    RETRYING,
+    STOPPED,
+    Attempt,
+    ChainState,
+    LogCondition,
+    Subscription,
+    parse_timestamp,
+    timestamp,
+    utcnow,
+)
+
+__all__ = [
+    "Store", "Result", "Subscription", "Attempt", "ChainState", "LogCondition", "LOG_COLUMNS",
+    "DELIVERED", "RETRYING", "DEAD_LETTERED", "STOPPED", "ENABLED", "DISABLED", "MAX_ROWID",
+    "utcnow", "timestamp", "parse_timestamp",
+]

@@ -1,0 +1,26 @@
+"""`Store`: every store operation the commands use, over whichever backend.
+
+``Store(database)`` picks the backend from what `database` is, the way kombu
+picks a transport from a URL's scheme: a ``postgresql://`` URL opens
+PostgreSQL, anything else is a SQLite file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .api_tokens import ApiTokenTable
+from .delivery_log import DeliveryLogTable
+from .store_info import StoreInfoTable
+from .subscriptions import SubscriptionTable
+
+
+class Store(SubscriptionTable, DeliveryLogTable, ApiTokenTable, StoreInfoTable):
+    def __new__(cls, database: str | Path, environ: Mapping[str, str] | None = None, **options: Any) -> "Store":
+        if cls is Store:
+            from .sqlite import SqliteStore
+
+            cls = SqliteStore
+        return super().__new__(cls)

@@ -1,0 +1,149 @@
+"""The rules every store backend keeps, written once.
+
+A backend (``sqlite.py``, ``postgres.py``) only opens connections and runs
+SQL: `_run`, `_run_many`, and the three transaction verbs. Everything else,
+the tables' SQL included, lives in the table modules and is written in the
+common subset both engines speak, with ``?`` placeholders.
+
+Transactions: writes that must happen together run inside
+`transaction()`. Nested calls join the outer one; only one thread of a
+process holds a transaction at a time (the consumer's settle is its one
+writer), and a read-only store refuses it with a message saying why.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import AeError
+from ..secretbox import SecretBox
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one statement returned, read to the end (no cursor outlives its call)."""
+
+    rows: list[tuple[Any, ...]]
+    columns: tuple[str, ...]
+    rowcount: int
+
+    def first(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
+
+    def scalar(self) -> Any:
+        return self.rows[0][0] if self.rows else None
+
+    def dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row)) for row in self.rows]
+
+
+class StoreBase:
+    #: how the backend says "LIKE, ignoring ASCII case" (SQLite's LIKE already does)
+    like_operator = "LIKE"
+    #: exceptions that mean a table is missing: an older store opened read-only
+    missing_table_errors: tuple[type[BaseException], ...] = ()
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._environ = environ
+        self._box: SecretBox | None = None
+        self._lock = threading.RLock()
+        self._depth = 0
+        #: True when the store can be read but not written; every write says why
+        self.read_only = False
+
+    # -- what a backend provides ------------------------------------------
+
+    @property
+    def location(self) -> str:
+        """Where the store is, safe to print (no password)."""
+        raise NotImplementedError
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> Result:
+        raise NotImplementedError
+
+    def _run_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    def _begin(self) -> None:
+        raise NotImplementedError
+
+    def _commit(self) -> None:
+        raise NotImplementedError
+
+    def _rollback(self) -> None:
+        raise NotImplementedError
+
+    def _open_secret_box(self, create: bool) -> SecretBox:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- the rules, once ---------------------------------------------------
+
+    def __enter__(self) -> "StoreBase":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _refuse_writes(self) -> None:
+        if self.read_only:
+            raise AeError(
+                f"the database {self.location} is read-only: this command writes, so it cannot run"
+                " (read commands such as status, logs and trace still work)"
+            )
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic unit of writes; nested calls join the outer one."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._refuse_writes()
+            self._begin()
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._rollback()
+                raise
+            else:
+                self._commit()
+            finally:
+                self._depth = 0
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return self._run(sql, params).dicts()
+
+    def _in_chunks(self, sql: str, values: Sequence[Any], before: Sequence[Any] = (),
+                   size: int = 500) -> Iterator[Result]:
+        """Run `sql` once per chunk of `values`, with `{marks}` replaced by the chunk's
+        placeholders (`before` are the parameters that come first)."""
+        for start in range(0, len(values), size):
+            chunk = list(values[start:start + size])
+            yield self._run(sql.format(marks=",".join("?" * len(chunk))), [*before, *chunk])
+
+    @property
+    def secret_box(self) -> SecretBox:
+        """The key for sealed values: made on first use, unless values sealed with
+        some other key are already here (then the missing key is an error)."""
+        if self._box is None:
+            self._box = self._open_secret_box(create=not self._holds_sealed_values())
+        return self._box
+
+    def _holds_sealed_values(self) -> bool:
+        raise NotImplementedError  # the subscriptions table knows

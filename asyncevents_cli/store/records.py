@@ -1,0 +1,119 @@
+"""What the store holds and hands out: states, timestamps and row types.
+
+Plain data with no database in sight, so notifiers and the engine can import
+them without loading a backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from ..netguard import redact_credentials
+
+ENABLED, DISABLED = 1, 0
+MAX_ROWID = 2**63 - 1
+
+# Delivery states (table `deliveries`)
+DELIVERED = "delivered"
+RETRYING = "retrying"
+DEAD_LETTERED = "dead_lettered"
+STOPPED = "stopped"  # a retry came due for a subscription that is now disabled or gone
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def timestamp(moment: datetime | None = None) -> str:
+    """UTC, second precision plus microseconds, sortable as text."""
+    return (moment or utcnow()).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def parse_timestamp(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    subscription_id: int
+    event_name: str
+    recipient_url: str
+    status: int
+    subscribed_at: str
+    modified: str
+    notifier: str
+    store_id: int
+    verification_token: str | None  # plaintext when read with reveal=True, else None
+    signature_scheme: str = "magento"
+    custom_headers: tuple[tuple[str, str], ...] = ()  # (name, value) pairs
+    previous_token: str | None = None  # the token before the last rotation ...
+    previous_token_expires: str | None = None  # ... accepted until then (UTC timestamp)
+
+    @property
+    def enabled(self) -> bool:
+        return self.status == ENABLED
+
+    @property
+    def previous_token_until(self) -> datetime | None:
+        return parse_timestamp(self.previous_token_expires) if self.previous_token_expires else None
+
+    def public(self, now: datetime | None = None) -> dict[str, Any]:
+        """The row as shown to users: no secret, and custom headers by name only."""
+        row = asdict(self)
+        for secret in ("verification_token", "previous_token", "previous_token_expires", "custom_headers"):
+            del row[secret]
+        row["status"] = "enabled" if self.enabled else "disabled"
+        row["recipient_url"] = redact_credentials(self.recipient_url)
+        row["header_names"] = [name for name, _ in self.custom_headers]
+        until = self.previous_token_until
+        in_grace = self.previous_token and until is not None and (now or utcnow()) < until
+        row["previous_secret_until"] = self.previous_token_expires[:19] if in_grace else None
+        return row
+
+
+@dataclass(frozen=True)
+class LogCondition:
+    """One condition on delivery_log for `Store.logs_matching`: `column` `kind` `value`.
+
+    kinds: `equals`; `like` (the whole value, `*` and `?` wildcards); `starts`
+    (a prefix); `contains` (a substring, with wildcards; ASCII case is ignored)."""
+
+    column: str
+    kind: str
+    value: Any
+
+
+LOG_COLUMNS = ("log_id", "uuid", "subscription_id", "event_name", "success", "status_code", "response_data",
+               "created", "serialized_data", "death_count", "duration", "message_id")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one delivery attempt produced, ready to be logged."""
+
+    uuid: str
+    subscription_id: int
+    event_name: str
+    success: bool
+    status_code: int | None
+    response_data: str
+    serialized_data: str
+    death_count: int
+    duration: float  # seconds
+    message_id: str | None = None  # the queue message that caused it
+
+
+@dataclass(frozen=True)
+class ChainState:
+    """Where one delivery's retry chain stands after an attempt (a row of `deliveries`)."""
+
+    uuid: str
+    subscription_id: int
+    event_name: str
+    state: str
+    death_count: int
+    next_attempt_at: datetime | None = None
+    attempted: bool = True  # False: the state changed without an attempt (stopped, replayed)
+    generation: int = 0  # bumped by each replay; a write from an older generation is ignored

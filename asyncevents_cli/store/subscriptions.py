@@ -1,0 +1,175 @@
+"""Table `subscriptions`: the module's columns, plus the (never printed)
+verification token, the signature scheme, custom headers (JSON) and a
+rotated-out token with the end of its grace period.
+
+Secrets are sealed at rest (see `secretbox`): tokens, previous tokens and
+custom header values. `reveal=False` reads leave `verification_token` None
+(listings, traces): they need no key, and a None token cannot sign anything
+by mistake.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from ..errors import NotFound
+from ..secretbox import PREFIX as SEALED_PREFIX
+from ..secretbox import is_sealed
+from .base import StoreBase
+from .records import DISABLED, ENABLED, MAX_ROWID, Subscription, timestamp
+
+SEALED_PATTERN = SEALED_PREFIX + "%"
+
+
+class SubscriptionTable(StoreBase):
+    # -- secrets -----------------------------------------------------------
+
+    def _holds_sealed_values(self) -> bool:
+        return self._run("SELECT 1 FROM subscriptions WHERE verification_token LIKE ? LIMIT 1",
+                         (SEALED_PATTERN,)).first() is not None
+
+    def check_secret_key(self) -> None:
+        """Raise SecretKeyError now, rather than mid-message, if the key does not open
+        this store's secrets (consumers call this before taking any message)."""
+        token = self._run("SELECT verification_token FROM subscriptions WHERE verification_token LIKE ? LIMIT 1",
+                          (SEALED_PATTERN,)).scalar()
+        if token is not None:
+            self.secret_box.open(token)
+
+    def _seal_plaintext_tokens(self) -> None:
+        """Encrypt secrets stored before encryption at rest (done once, on open): tokens,
+        previous tokens and custom header values."""
+        rows = self._run(
+            "SELECT subscription_id, verification_token, previous_token, custom_headers FROM subscriptions"
+            " WHERE verification_token NOT LIKE ? OR previous_token NOT LIKE ? OR custom_headers IS NOT NULL",
+            (SEALED_PATTERN, SEALED_PATTERN),
+        ).rows
+        plain = [r for r in rows if not is_sealed(r[1]) or (r[2] and not is_sealed(r[2]))
+                 or any(not is_sealed(value) for _name, value in json.loads(r[3] or "[]"))]
+        if not plain:
+            return
+        box = self.secret_box
+        with self.transaction():
+            self._run_many(
+                "UPDATE subscriptions SET verification_token = ?, previous_token = ?, custom_headers = ?"
+                " WHERE subscription_id = ?",
+                [(box.seal(box.open(token)), box.seal(box.open(previous)) if previous else None,
+                  self._encode_headers([(n, box.open(v)) for n, v in json.loads(headers or "[]")]), sid)
+                 for sid, token, previous, headers in plain],
+            )
+
+    def _encode_headers(self, headers: Sequence[tuple[str, str]]) -> str | None:
+        """Custom headers as stored: names in the clear (listings show them), values sealed."""
+        if not headers:
+            return None
+        return json.dumps([[name, self.secret_box.seal(value)] for name, value in headers])
+
+    def _subscription(self, row: dict[str, Any], reveal: bool) -> Subscription:
+        """A row as a Subscription. Unrevealed, the token is None (it cannot sign by
+        mistake), header values are empty and the previous token stays sealed."""
+        box = self.secret_box if reveal else None
+        stored = row.pop("custom_headers", None)
+        pairs = json.loads(stored) if stored else []
+        row["custom_headers"] = tuple((name, box.open(value) if box else "") for name, value in pairs)
+        row["verification_token"] = box.open(row["verification_token"]) if box else None
+        if box and row.get("previous_token"):
+            row["previous_token"] = box.open(row["previous_token"])
+        return Subscription(**row)
+
+    # -- reads and writes ----------------------------------------------------
+
+    def add_subscription(
+        self, event_name: str, recipient_url: str, token: str, notifier: str = "http", store_id: int = 0,
+        signature_scheme: str = "magento", custom_headers: Sequence[tuple[str, str]] = (),
+    ) -> Subscription:
+        now = timestamp()
+        with self.transaction():
+            new_id = self._run(
+                "INSERT INTO subscriptions (event_name, recipient_url, verification_token, status,"
+                " subscribed_at, modified, notifier, store_id, signature_scheme, custom_headers)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING subscription_id",
+                (event_name, recipient_url, self.secret_box.seal(token), ENABLED, now, now, notifier, store_id,
+                 signature_scheme, self._encode_headers(custom_headers)),
+            ).scalar()
+        return self.subscription(int(new_id))
+
+    def subscription(self, subscription_id: int, reveal: bool = True) -> Subscription:
+        if not 0 < subscription_id <= MAX_ROWID:
+            raise NotFound(f"no subscription with id {subscription_id}")
+        rows = self._rows("SELECT * FROM subscriptions WHERE subscription_id = ?", (subscription_id,))
+        if not rows:
+            raise NotFound(
+                f"no subscription with id {subscription_id}", hint="run `ae subscriptions list` to see them"
+            )
+        return self._subscription(rows[0], reveal)
+
+    def find_subscription(self, subscription_id: int, reveal: bool = True) -> Subscription | None:
+        try:
+            return self.subscription(subscription_id, reveal)
+        except NotFound:
+            return None
+
+    def subscriptions(self, event_name: str | None = None, reveal: bool = True) -> list[Subscription]:
+        where, params = ("WHERE event_name = ?", [event_name]) if event_name else ("", [])
+        sql = f"SELECT * FROM subscriptions {where} ORDER BY subscription_id"
+        return [self._subscription(row, reveal) for row in self._rows(sql, params)]
+
+    def subscriptions_for(self, event_name: str, store_id: int) -> list[Subscription]:
+        """Enabled subscribers of an event in a store: that store's and store 0's (all stores)."""
+        rows = self._rows(
+            "SELECT * FROM subscriptions WHERE event_name = ? AND status = ? AND store_id IN (?, 0)"
+            " ORDER BY subscription_id",
+            (event_name, ENABLED, store_id),
+        )
+        return [self._subscription(row, True) for row in rows]
+
+    def set_custom_headers(self, subscription_id: int, headers: Sequence[tuple[str, str]]) -> Subscription:
+        """Replace a subscription's custom headers (an empty sequence removes them)."""
+        with self.transaction():
+            self.subscription(subscription_id, reveal=False)
+            self._run("UPDATE subscriptions SET custom_headers = ?, modified = ? WHERE subscription_id = ?",
+                      (self._encode_headers(headers), timestamp(), subscription_id))
+        return self.subscription(subscription_id)
+
+    def rotate_token(self, subscription_id: int, new_token: str, previous_until: datetime | None) -> Subscription:
+        """Make `new_token` current; the old one stays accepted until `previous_until` (None: not at all)."""
+        with self.transaction():
+            old = self.subscription(subscription_id)
+            self._run(
+                "UPDATE subscriptions SET verification_token = ?, previous_token = ?, previous_token_expires = ?,"
+                " modified = ? WHERE subscription_id = ?",
+                (self.secret_box.seal(new_token),
+                 self.secret_box.seal(old.verification_token or "") if previous_until else None,
+                 timestamp(previous_until) if previous_until else None, timestamp(), subscription_id),
+            )
+        return self.subscription(subscription_id)
+
+    def set_status(self, subscription_ids: Sequence[int], enabled: bool) -> list[Subscription]:
+        """Enable or disable several subscriptions; all ids must exist or nothing changes."""
+        with self.transaction():
+            for subscription_id in subscription_ids:
+                self.subscription(subscription_id, reveal=False)
+            self._run_many(
+                "UPDATE subscriptions SET status = ?, modified = ? WHERE subscription_id = ?",
+                [(ENABLED if enabled else DISABLED, timestamp(), i) for i in subscription_ids],
+            )
+        return [self.subscription(i, reveal=False) for i in subscription_ids]
+
+    def update_subscription(self, subscription_id: int, enabled: bool, notifier: str | None = None) -> Subscription:
+        """The module's save of an existing subscription: a new status, and a new notifier if given."""
+        with self.transaction():
+            current = self.subscription(subscription_id)
+            self._run(
+                "UPDATE subscriptions SET status = ?, notifier = ?, modified = ? WHERE subscription_id = ?",
+                (ENABLED if enabled else DISABLED, notifier or current.notifier, timestamp(), subscription_id),
+            )
+        return self.subscription(subscription_id)
+
+    def delete_subscription(self, subscription_id: int) -> Subscription:
+        with self.transaction():
+            subscription = self.subscription(subscription_id, reveal=False)
+            self._run("DELETE FROM subscriptions WHERE subscription_id = ?", (subscription_id,))
+        return subscription
