@@ -77,7 +77,7 @@ class TriggerMessage:
         return json.dumps([self.event_name, arguments, self.store_id], ensure_ascii=False).encode()
 
     @classmethod
-    def decode(cls, body: bytes) -> "TriggerMessage":
+    def decode(cls, body: bytes) -> TriggerMessage:
         value = _loads(body, "trigger message")
         if not isinstance(value, list) or len(value) not in (2, 3) or not isinstance(value[0], str):
             raise MalformedMessage("trigger message must be [event_name, arguments, store_id]")
@@ -111,7 +111,7 @@ class RetryMessage:
         ).encode()
 
     @classmethod
-    def decode(cls, body: bytes) -> "RetryMessage":
+    def decode(cls, body: bytes) -> RetryMessage:
         value = _loads(body, "retry message")
         if not isinstance(value, dict):
             raise MalformedMessage("retry message must be a JSON object")

@@ -18,6 +18,7 @@ Two checks, both pure apart from DNS:
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import socket
@@ -90,7 +91,7 @@ def check_recipient_url(url: str) -> str:
         parsed = httpx.URL(url)
         httpx.Request("POST", parsed)
         other = yarl.URL(url)
-    except Exception as exc:  # noqa: BLE001 - both libraries raise several kinds for bad URLs
+    except Exception as exc:  # both libraries raise several kinds for bad URLs
         raise _bad(url, str(exc) or exc.__class__.__name__) from None
     if parsed.scheme not in ("http", "https") or other.scheme not in ("http", "https"):
         raise _bad(url, "must be an http or https URL")
@@ -172,10 +173,8 @@ def check_target(url: str, deny_private: bool = False, resolver: Resolver = syst
     refused address. A name that does not resolve yet is allowed: delivery checks again."""
     parsed = __import__("httpx").URL(url)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
+    with contextlib.suppress(OSError):  # unresolvable today; the delivery-time check decides
         resolve_checked(parsed.host, port, deny_private, resolver)
-    except OSError:
-        pass  # unresolvable today; the delivery-time check decides
 
 
 def redact_credentials(url: str | None) -> str | None:
@@ -189,6 +188,6 @@ def describe_refusal(exc: TargetRefused) -> str:
 
 
 __all__ = [
-    "ALWAYS_DENIED", "TargetRefused", "check_addresses", "check_name", "check_recipient_url", "check_target", "describe_refusal", "parse_ip", "redact_credentials",
-    "refusal", "resolve_checked", "system_resolver",
+    "ALWAYS_DENIED", "TargetRefused", "check_addresses", "check_name", "check_recipient_url", "check_target",
+    "describe_refusal", "parse_ip", "redact_credentials", "refusal", "resolve_checked", "system_resolver",
 ]

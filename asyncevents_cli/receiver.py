@@ -62,7 +62,7 @@ class WebhookReceiver:
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True  # headers and body go out as separate writes
 
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 code, reply = receiver._answer(self.path, body, self.headers.get("x-magento-signature", ""))
                 data = json.dumps(reply).encode()
@@ -77,7 +77,7 @@ class WebhookReceiver:
 
         return Handler
 
-    def __enter__(self) -> "WebhookReceiver":
+    def __enter__(self) -> WebhookReceiver:
         self._thread.start()
         return self
 

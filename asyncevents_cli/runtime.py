@@ -37,7 +37,7 @@ class Runtime:
         return self._config
 
     @property
-    def store(self) -> "Store":
+    def store(self) -> Store:
         if self._store is None:
             from .store import Store
 
@@ -45,7 +45,7 @@ class Runtime:
         return self._store
 
     @property
-    def queue(self) -> "Queue":
+    def queue(self) -> Queue:
         if self._queue is None:
             from .queues import open_queue
 
@@ -60,14 +60,14 @@ class Runtime:
         return self.store
 
     @property
-    def notifiers(self) -> "Notifiers":
+    def notifiers(self) -> Notifiers:
         if self._notifiers is None:
             from .notifiers import Notifiers
 
             self._notifiers = Notifiers(self.config)
         return self._notifiers
 
-    def consumer(self, kinds: tuple[str, ...] | None = None, **options: Any) -> "Consumer":
+    def consumer(self, kinds: tuple[str, ...] | None = None, **options: Any) -> Consumer:
         """A delivery engine over this runtime's store, queue and notifiers; `kinds`
         defaults to every queue (trigger and retry)."""
         from .engine import Consumer
@@ -86,7 +86,7 @@ class Runtime:
                 resource.close()
         self._notifiers = self._queue = self._store = None
 
-    def __enter__(self) -> "Runtime":
+    def __enter__(self) -> Runtime:
         return self
 
     def __exit__(self, *exc: object) -> None:

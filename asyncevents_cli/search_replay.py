@@ -11,16 +11,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .backoff import RetryPolicy
 from .config import Config
 from .errors import AeError, InputError
 from .queues.base import Queue
+from .replay import replay
 from .search import check_syntax, matching_log_ids
 from .store import Store, timestamp
-from .replay import replay
 
 
 def parse_moment(text: str, option: str, end: bool = False) -> str:
@@ -35,7 +35,7 @@ def parse_moment(text: str, option: str, end: bool = False) -> str:
         raise InputError(f"{option}: expected an ISO date or datetime like 2026-03-01 or "
                          f"2026-03-01T22:00:00, got {text!r}") from None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
     if end and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
         moment += timedelta(days=1)
     return timestamp(moment)

@@ -81,7 +81,7 @@ class SecretBox:
 
     @classmethod
     def for_store(cls, store_path: Path, environ: Mapping[str, str] | None = None,
-                  create: bool = True) -> "SecretBox":
+                  create: bool = True) -> SecretBox:
         """The box for a store: AE_SECRET_KEY, else the key file beside it (made if
         missing and `create`; a store that already holds sealed values must not get
         a fresh key, so its caller passes create=False)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .config import Config
@@ -11,7 +11,6 @@ from .messages import MalformedMessage, RetryMessage, TriggerMessage
 from .netguard import redact_credentials
 from .queues.base import TRIGGER, Queue
 from .store import Store
-
 
 #: Up to this many parked messages are read to tell resolved ones apart; above it,
 #: `ae status` shows the queue's own count (reading them all would be too slow).
@@ -67,7 +66,9 @@ def parse_moment(text: str) -> float:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise InputError(f"--before: {text!r} is not a date or date-time such as 2026-01-31 or 2026-01-31T10:00")
+        raise InputError(
+            f"--before: {text!r} is not a date or date-time such as 2026-01-31 or 2026-01-31T10:00"
+        ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()

@@ -36,16 +36,25 @@ import uuid as uuidlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from results import QUICK, Ceiling, Drain, Latency, Report, Sizes  # noqa: E402
-from harness import (  # noqa: E402 - after the path set-up, so bench/ runs as a folder of scripts
-    HERE, BenchError, Child, Sink, Vhost, delivering_library, describe_machine, load_average, timed_command,
+# imported after the path set-up, so bench/ runs as a folder of scripts
+from harness import (
+    HERE,
+    BenchError,
+    Child,
+    Sink,
+    Vhost,
+    delivering_library,
+    describe_machine,
+    load_average,
+    timed_command,
 )
+from results import QUICK, Ceiling, Drain, Latency, Report, Sizes
 
 EVENT = "bench.order.created"
 SECRET = "bench-secret"
@@ -467,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     signal.signal(signal.SIGTERM, interrupted)
     command = "python bench/engine.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    report = Report(command.strip(), datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    report = Report(command.strip(), datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                     args.quick, args.repeat)
     started = time.perf_counter()
     try:

@@ -43,7 +43,7 @@ class Child:
     """A subprocess whose CPU time and peak RSS come from wait4(), not from sampling."""
 
     def __init__(self, command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
-        self.errors = tempfile.TemporaryFile()
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 - open for the child's life, closed in wait()
         self.started = time.perf_counter()
         self.started_wall = time.time()
         self.proc = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.DEVNULL,

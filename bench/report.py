@@ -195,7 +195,8 @@ def celery_section(report: Report) -> list[str]:
         for subs in sorted({d.subscriptions for d in report.drains}):
             a, c = report.drain(who, subs), report.drain("celery", subs)
             if a and c:
-                rows.append([name(who), shape(a), f"{a.steady / c.steady:.2f}x", f"{a.with_startup / c.with_startup:.2f}x"])
+                rows.append([name(who), shape(a), f"{a.steady / c.steady:.2f}x",
+                             f"{a.with_startup / c.with_startup:.2f}x"])
     return ["## 3. ae against the Celery worker", "",
             *table(["ae", "events x subs", "steady ratio", "with start-up ratio"], rows), ""]
 

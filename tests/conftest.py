@@ -6,16 +6,22 @@ tests check signatures with their own HMAC code rather than the code under test.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
+import os
+import shutil
+import subprocess
 import threading
 import time
+import uuid as uuidlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pytest
 
@@ -95,7 +101,7 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True  # headers and body go out as separate writes
 
-        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
             body = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}
@@ -231,13 +237,6 @@ def _isolate_env(clean_env: Callable[[], None]) -> None:
 # own vhost is used, cleaned the same way.
 # Tests that need a broker skip when none answers, and fail instead when
 # AE_REQUIRE_AMQP=1 (CI), so a missing broker cannot pass silently.
-
-import functools
-import os
-import shutil
-import subprocess
-import uuid as uuidlib
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 DEFAULT_TEST_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 # Queues and exchanges the AMQP backend may create. Delay queues never expire;

@@ -19,6 +19,7 @@ from pathlib import Path
 import pika
 import pika.exceptions
 import pytest
+from conftest import AmqpVhost, Receiver, Request, rabbitmqctl, rabbitmqctl_works, write_config
 
 from asyncevents_cli.backoff import RetryPolicy
 from asyncevents_cli.errors import EXIT_QUEUE_UNAVAILABLE, QueueUnavailable
@@ -28,7 +29,6 @@ from asyncevents_cli.queues.amqp import AmqpQueue
 from asyncevents_cli.queues.amqp_topology import delay_queues
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.subscribe import subscribe
-from conftest import AmqpVhost, Receiver, Request, rabbitmqctl, rabbitmqctl_works, write_config
 
 pytestmark = pytest.mark.amqp
 EVENT = "sales.order.created"

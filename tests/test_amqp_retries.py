@@ -11,8 +11,10 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
 import pika
 import pytest
+from conftest import Receiver, Request, write_config
 
 from asyncevents_cli.backoff import RetryPolicy
 from asyncevents_cli.errors import AeError
@@ -23,7 +25,6 @@ from asyncevents_cli.queues.amqp_topology import delay_queues
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.store import DELIVERED, Store
 from asyncevents_cli.subscribe import subscribe
-from conftest import Receiver, Request, write_config
 
 pytestmark = pytest.mark.amqp
 EVENT = "sales.order.created"
@@ -128,7 +129,9 @@ def test_a_second_store_on_the_same_vhost_refuses_the_first_stores_messages(
     with Runtime(config_a, environ={}) as a:
         a.worker().run(until_empty=True)
         logged = sorted((r["serialized_data"], r["death_count"], r["success"]) for r in a.store.recent_logs())
-        assert logged == [('{"data":{"order":1}}', 0, 0), ('{"data":{"order":1}}', 1, 1), ('{"data":{"order":2}}', 0, 1)]
+        assert logged == [
+            ('{"data":{"order":1}}', 0, 0), ('{"data":{"order":1}}', 1, 1), ('{"data":{"order":2}}', 0, 1),
+        ]
     assert sorted(r.json["data"]["order"] for r in receiver.to("/a")) == [1, 1, 2]
     assert all(r.signed_with("secret-a") for r in receiver.to("/a"))
 
@@ -162,8 +165,8 @@ def test_a_refused_message_goes_back_untouched_with_those_taken_before_it(tmp_pa
             finally:
                 connection.close()
             publisher.publish_trigger(TriggerMessage(EVENT, {"order": 1}))
-        with AmqpQueue(amqp_url, store=lambda: mine) as consumer:
-            with pytest.raises(AeError, match="belongs to another ae store"):
+        with AmqpQueue(amqp_url, store=lambda: mine) as consumer, \
+                pytest.raises(AeError, match="belongs to another ae store"):
                 for _ in range(50):  # the first call may see only the first message
                     consumer.receive_many(["trigger"], 10, timeout=0.2)
         connection = pika.BlockingConnection(pika.URLParameters(amqp_url))

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import write_config
 from test_cli import EVENT, ae, ok
 

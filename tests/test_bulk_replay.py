@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Receiver, _handler_for, write_config
 from typer.testing import CliRunner
 
 from asyncevents_cli.cli.app import app
@@ -22,7 +23,6 @@ from asyncevents_cli.publish import publish
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.store import DEAD_LETTERED, DELIVERED
 from asyncevents_cli.subscribe import subscribe
-from conftest import Receiver, _handler_for, write_config
 
 runner = CliRunner()
 QUERY = "event_name:sales.* AND success:false"

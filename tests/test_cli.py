@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 import typer
+from conftest import Receiver, write_config
 from typer.testing import CliRunner
 
 from asyncevents_cli.cli import app
 from asyncevents_cli.errors import NotFound
-from conftest import Receiver, write_config
 
 # Click >= 8.2 always keeps stderr apart (result.stdout / result.stderr);
 # older Click needs mix_stderr=False for the same.

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import write_config
 
 from asyncevents_cli.config import DEFAULT_AMQP_URL, SETTINGS, EventDefinition, load_config, redact_url
 from asyncevents_cli.errors import ConfigError, InputError
-from conftest import write_config
 
 DEFAULTS = {
     "database": ".ae/ae.db",
@@ -269,7 +269,8 @@ INVALID = [
                  id="unknown-table"),
     pytest.param('title = "x"\n', ["unknown top-level key(s) title"], id="unknown-top-level-key"),
     pytest.param('[settings]\nqueue = "kafka"\n', ["queue must be one of db, amqp, got 'kafka'"], id="queue-kafka"),
-    pytest.param("[settings]\nmax_deaths = -1\n", ["max_deaths must be between 0 and 1000, got -1"], id="negative-max-deaths"),
+    pytest.param("[settings]\nmax_deaths = -1\n", ["max_deaths must be between 0 and 1000, got -1"],
+                 id="negative-max-deaths"),
     pytest.param("[settings]\nmax_deaths = 2.5\n", ["max_deaths must be int, got 2.5"], id="float-for-int"),
     pytest.param("[settings]\nmax_deaths = true\n", ["max_deaths must be int, got True"], id="bool-for-int"),
     pytest.param('[settings]\nmax_deaths = "3"\n', ["max_deaths must be int, got '3'"], id="string-for-int"),

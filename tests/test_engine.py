@@ -15,6 +15,7 @@ from typing import Any
 
 import pika
 import pytest
+from conftest import Receiver, write_config
 
 from asyncevents_cli.notifiers import HttpNotifier, Notifier, Notifiers, NotifyResult
 from asyncevents_cli.publish import publish
@@ -23,7 +24,6 @@ from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.store import Subscription
 from asyncevents_cli.subscribe import subscribe
 from asyncevents_cli.trace import replay, trace
-from conftest import Receiver, write_config
 
 EVENT = "sales.order.created"
 
@@ -164,7 +164,7 @@ POISON_RETRIES = {
 def put_raw(rt: Runtime, kind: str, body: bytes) -> None:
     """Place a message as a foreign client could: at the head of its queue."""
     if rt.config.settings["queue"] == "db":
-        rt.queue  # creates the queue table
+        rt.queue  # noqa: B018 - creates the queue table
         name = "event.trigger" if kind == TRIGGER else "event.failover.retry"
         with rt.store.transaction():
             rt.store.conn.execute(

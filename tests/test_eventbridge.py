@@ -18,7 +18,9 @@ from typing import Any
 
 import boto3
 import pytest
+from conftest import QuietServer, Receiver, write_config
 from moto.server import ThreadedMotoServer
+from test_cli import ae, ok, ok_json
 
 from asyncevents_cli.notifiers.eventbridge import EventBridgeNotifier
 from asyncevents_cli.publish import publish
@@ -26,8 +28,6 @@ from asyncevents_cli.queues.base import TRIGGER
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.store import Subscription
 from asyncevents_cli.subscribe import subscribe
-from conftest import QuietServer, Receiver, write_config
-from test_cli import ae, ok, ok_json
 
 EVENT = "sales.order.created"
 ORDER = {"increment_id": "CK00000101", "customer_email": "roni_cost@example.com", "grand_total": 45.5}
@@ -106,7 +106,8 @@ def test_delivery_puts_one_event_that_a_rule_routes_to_sqs(tmp_path: Path, aws_e
         assert event["detail"] == {"data": ORDER}  # the document the HTTP notifier posts
     logs = ok_json(config, "logs")
     assert [(log["success"], log["status_code"]) for log in logs] == [(True, 200), (True, 200)]
-    trace = ok_json(config, "trace", next(log["uuid"] for log in logs if str(log["subscription_id"]) == subscription_id))
+    uuid = next(log["uuid"] for log in logs if str(log["subscription_id"]) == subscription_id)
+    trace = ok_json(config, "trace", uuid)
     assert trace["status"] == "Delivered"
     assert "EventId" in json.loads(trace["attempts"][0]["response_data"])
 
@@ -194,7 +195,7 @@ class StalledEndpoint:
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 endpoint.arrived.set()
                 endpoint.release.wait(30)

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import Receiver, write_config
 from test_cli import EVENT, ok, ok_json
 

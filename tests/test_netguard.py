@@ -7,10 +7,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
-from asyncevents_cli.netguard import TargetRefused, refusal, resolve_checked
 from conftest import Receiver, write_config
 from test_cli import EVENT, ae, assert_error, ok, ok_json
+
+from asyncevents_cli.netguard import TargetRefused, refusal, resolve_checked
 
 
 @pytest.mark.parametrize("address, private, refused", [

@@ -8,11 +8,11 @@ import threading
 from http.server import BaseHTTPRequestHandler
 
 import pytest
+from conftest import QuietServer, Receiver, expected_signature
 
 from asyncevents_cli.notifiers import HttpNotifier
 from asyncevents_cli.notifiers.base import RESPONSE_LIMIT
 from asyncevents_cli.store import Subscription
-from conftest import QuietServer, Receiver, expected_signature
 
 TOKEN = "s3cret-token"
 
@@ -84,7 +84,7 @@ def test_timeout_is_a_failure(receiver: Receiver, notifier: HttpNotifier) -> Non
 
 
 class _BigHandler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
         payload = b"x" * (RESPONSE_LIMIT * 3)
         self.send_response(500)

@@ -16,14 +16,14 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from conftest import write_config
+from test_cli import ae, assert_error, ok, ok_json
 
 from asyncevents_cli.config import load_config
 from asyncevents_cli.errors import InputError
-from asyncevents_cli.notifiers import Notifier, NotifyResult, Notifiers, find, register, registry
+from asyncevents_cli.notifiers import Notifier, Notifiers, NotifyResult, find, register, registry
 from asyncevents_cli.store import Store
 from asyncevents_cli.subscribe import subscribe
-from conftest import write_config
-from test_cli import ae, assert_error, ok, ok_json
 
 EVENT = "sales.order.created"
 

@@ -189,7 +189,8 @@ def test_is_empty_counts_queued_and_in_flight_messages(queue: Queue) -> None:
 
 def test_every_message_gets_a_unique_id(queue: Queue) -> None:
     ids = queue.publish_triggers([TriggerMessage("a", {"n": n}) for n in range(5)])
-    ids += [queue.publish_retry(retry(death_count=3, uuid=f"00000000-0000-4000-8000-00000000000{n}"), 0) for n in range(3)]
+    ids += [queue.publish_retry(retry(death_count=3, uuid=f"00000000-0000-4000-8000-00000000000{n}"), 0)
+            for n in range(3)]
     ids.append(queue.dead_letter(b"{}", "test"))
     assert len(set(ids)) == len(ids) == 9
     assert all(isinstance(i, str) and i for i in ids)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Receiver, _handler_for, write_config
 from typer.testing import CliRunner
 
 from asyncevents_cli.cli.app import app
@@ -28,8 +29,6 @@ from asyncevents_cli.publish import publish
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.search import index_path, matching_log_ids
 from asyncevents_cli.subscribe import subscribe
-
-from conftest import Receiver, _handler_for, write_config
 
 ORDERS: list[dict[str, Any]] = [
     {"increment_id": "CK00000101", "customer_email": "roni_cost@example.com", "grand_total": 45.5,
@@ -322,7 +321,7 @@ def test_a_minus_b_excludes_every_document_matching_b(data: Path) -> None:
     rows = rows_of(data)
     for row in rows:
         first = row["log_id"]
-        want = expected(data, lambda r: r["log_id"] >= first and r["success"] == 0)
+        want = expected(data, lambda r, first=first: r["log_id"] >= first and r["success"] == 0)
         assert search_ids(data, f"log_id:[{first} TO *] -success:true") == want
         assert search_ids(data, f"+log_id:[{first} TO *] -success:true") == want
         assert search_ids(data, f"log_id:[{first} TO *] NOT success:true") == want
@@ -387,7 +386,7 @@ def test_prefix_queries_on_every_kind_of_word(data: Path) -> None:
     increment = lambda r: str(r["body"].get("increment_id", ""))  # noqa: E731
     for prefix in ("C", "CK", "CK0000010", "CK00000101", "SO0"):
         assert search_ids(data, f"data.data.increment_id:{prefix}*") == expected(
-            data, lambda r: increment(r).lower().startswith(prefix.lower())), prefix
+            data, lambda r, prefix=prefix: increment(r).lower().startswith(prefix.lower())), prefix
     assert search_ids(data, "data.data.items.sku:mb*") == expected(data, lambda r: "24-MB01" in skus(r))
     assert search_ids(data, "data.data.items.sku:24*") == expected(data, lambda r: "24-MB01" in skus(r))
     assert search_ids(data, "data.data.customer_email:veron*") == expected(

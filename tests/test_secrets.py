@@ -9,12 +9,12 @@ import stat
 from pathlib import Path
 
 import pytest
+from conftest import Receiver, expected_signature, write_config
 from cryptography.fernet import Fernet
+from test_cli import EVENT, ae, assert_error, ok, ok_json
 
 from asyncevents_cli.secretbox import SecretBox, SecretKeyError, is_sealed, key_path_for
 from asyncevents_cli.store import Store
-from conftest import Receiver, expected_signature, write_config
-from test_cli import EVENT, ae, assert_error, ok, ok_json
 
 
 def db(config: Path) -> Path:

@@ -16,11 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import Receiver, write_config
+from serving import free_port, start_server
 from typer.testing import CliRunner
 
 from asyncevents_cli.cli import app
-from conftest import Receiver, write_config
-from serving import Server, free_port, start_server
 
 runner = CliRunner()
 EVENT = "sales.order.created"
@@ -120,7 +120,8 @@ def test_bad_token_input_is_refused_and_nothing_is_stored(tmp_path: Path, args: 
 
 
 def test_the_cli_does_not_import_the_web_stack() -> None:
-    code = "import sys; from asyncevents_cli.cli import app; print(sorted({'fastapi', 'starlette', 'uvicorn'} & set(sys.modules)))"
+    code = ("import sys; from asyncevents_cli.cli import app; "
+            "print(sorted({'fastapi', 'starlette', 'uvicorn'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -185,7 +186,8 @@ def test_a_scoped_token_manages_only_its_events(site: dict[str, Any]) -> None:
     forbidden = [
         call(site, "POST", "/async_event", token="crm", json=body()),
         call(site, "GET", f"/async_event/{sale['subscription_id']}", token="crm"),
-        call(site, "PUT", f"/async_event/{sale['subscription_id']}", token="crm", json={"asyncEvent": {"status": False}}),
+        call(site, "PUT", f"/async_event/{sale['subscription_id']}", token="crm",
+             json={"asyncEvent": {"status": False}}),
         call(site, "POST", "/async_event/publish", token="crm", json={"event_name": EVENT, "arguments": {}}),
         call(site, "GET", "/async_events", token="crm", params={
             "searchCriteria[filterGroups][0][filters][0][field]": "event_name",

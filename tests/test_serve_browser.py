@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import QuietServer, Receiver, _handler_for, write_config
+from serving import start_server
 from typer.testing import CliRunner
 
 from asyncevents_cli.cli import app
-from conftest import QuietServer, Receiver, _handler_for, write_config
-from serving import start_server
 
 runner = CliRunner()
 EVENT = "sales.order.created"

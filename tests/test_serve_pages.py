@@ -11,11 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import Receiver, write_config
+from serving import start_server
 from typer.testing import CliRunner
 
 from asyncevents_cli.cli import app
-from conftest import Receiver, write_config
-from serving import start_server
 
 runner = CliRunner()
 EVENT = "sales.order.created"

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from conftest import Receiver, expected_signature, write_config
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from asyncevents_cli.config import load_config
@@ -22,7 +23,6 @@ from asyncevents_cli.notifiers.http import request_headers
 from asyncevents_cli.notifiers.signing import check_secret, generate_secret
 from asyncevents_cli.store import Store, utcnow
 from asyncevents_cli.subscribe import parse_duration, rotate_secret, subscribe
-from conftest import Receiver, expected_signature, write_config
 
 EVENT = "sales.order.created"
 BODY = json.dumps({"data": {"increment_id": "CK00000101", "grand_total": 45.5}}).encode()

@@ -47,9 +47,9 @@ def modules_after(argv: list[str], env: dict[str, str] | None = None) -> set[str
 def test_ae_help_imports_no_command_module_and_no_heavy_library() -> None:
     loaded = modules_after(["--help"])
     assert "asyncevents_cli.cli.app" in loaded  # the probe itself works
-    commands = sorted(m for m in loaded if m.startswith("asyncevents_cli.") and m not in (
-        "asyncevents_cli.cli", "asyncevents_cli.cli.app", "asyncevents_cli.cli.lazy", "asyncevents_cli.cli.plain_values",
-        "asyncevents_cli.errors"))
+    needed = {"asyncevents_cli.cli", "asyncevents_cli.cli.app", "asyncevents_cli.cli.lazy",
+              "asyncevents_cli.cli.plain_values", "asyncevents_cli.errors"}
+    commands = sorted(m for m in loaded if m.startswith("asyncevents_cli.") and m not in needed)
     assert commands == []
     heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY or m in HEAVY)
     assert heavy == []

@@ -8,9 +8,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from standardwebhooks import Webhook
-
 from conftest import Receiver, expected_signature
+from standardwebhooks import Webhook
 from test_cli import EVENT, ORDER, ae, assert_error, db_path, ok, ok_json
 
 TOKEN_VALUE = "Bearer tok-7f3a9c"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from typing import Any, NoReturn, Optional
+from typing import Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -61,7 +61,8 @@ class AeGroup(TyperGroup):
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
-        self.commands = LazyCommands(self.commands, COMMANDS)
+        self.lazy_commands = LazyCommands(self.commands, COMMANDS)
+        self.commands = self.lazy_commands
         self._listing = False
         plain_values.install(self, with_subcommands=False)  # --config; the commands' own on loading
 
@@ -70,7 +71,7 @@ class AeGroup(TyperGroup):
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if self._listing:  # help lists names and summaries: nothing needs importing for that
-            return self.commands.describe(cmd_name)
+            return self.lazy_commands.describe(cmd_name)
         return self.commands.get(cmd_name)
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
@@ -163,7 +164,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    config: Optional[str] = typer.Option(
+    config: str | None = typer.Option(
         None, "--config", "-c", help="Path to events.toml (default: $AE_CONFIG or ./events.toml).",
         show_default=False,
     ),

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import signal
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
@@ -60,8 +61,8 @@ class StopFlag:
         return previous
 
 
-def _run(ctx: typer.Context, kinds: tuple[str, ...], max_messages: Optional[int], until_empty: bool,
-         concurrency: Optional[int]) -> None:
+def _run(ctx: typer.Context, kinds: tuple[str, ...], max_messages: int | None, until_empty: bool,
+         concurrency: int | None) -> None:
     from ..engine import Aborted
 
     logging.basicConfig(format="ae: %(message)s", level=logging.WARNING)
@@ -83,21 +84,21 @@ def _run(ctx: typer.Context, kinds: tuple[str, ...], max_messages: Optional[int]
 
 
 @consume_app.command("trigger")
-def consume_trigger(ctx: typer.Context, max_messages: Optional[int] = MAX_OPTION,
-                    until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: Optional[int] = CONCURRENCY_OPTION) -> None:
+def consume_trigger(ctx: typer.Context, max_messages: int | None = MAX_OPTION,
+                    until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: int | None = CONCURRENCY_OPTION) -> None:
     """Fan published events out to their subscribers."""
     _run(ctx, (TRIGGER,), max_messages, until_empty, concurrency)
 
 
 @consume_app.command("retry")
-def consume_retry(ctx: typer.Context, max_messages: Optional[int] = MAX_OPTION,
-                  until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: Optional[int] = CONCURRENCY_OPTION) -> None:
+def consume_retry(ctx: typer.Context, max_messages: int | None = MAX_OPTION,
+                  until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: int | None = CONCURRENCY_OPTION) -> None:
     """Attempt failed deliveries again as their back-off comes due."""
     _run(ctx, (RETRY,), max_messages, until_empty, concurrency)
 
 
 @consume_app.command("all")
-def consume_all(ctx: typer.Context, max_messages: Optional[int] = MAX_OPTION,
-                until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: Optional[int] = CONCURRENCY_OPTION) -> None:
+def consume_all(ctx: typer.Context, max_messages: int | None = MAX_OPTION,
+                until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: int | None = CONCURRENCY_OPTION) -> None:
     """Run the trigger and retry consumers in one process."""
     _run(ctx, KINDS, max_messages, until_empty, concurrency)

@@ -38,7 +38,12 @@ def show_config(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
         "config_file": str(config.path),
         "database_path": str(config.database_path),
         "settings": [
-            {"name": name, "value": redact_url(value) if name == "amqp_url" else value, "source": config.sources[name], "help": SETTINGS_BY_NAME[name].help}
+            {
+                "name": name,
+                "value": redact_url(value) if name == "amqp_url" else value,
+                "source": config.sources[name],
+                "help": SETTINGS_BY_NAME[name].help,
+            }
             for name, value in config.settings.items()
         ],
     }

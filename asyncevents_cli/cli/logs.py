@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.json import JSON
@@ -21,7 +21,7 @@ LOG_COLUMNS = ["log_id", "uuid", "event_name", "subscription_id", "success", "st
 @logs_app.callback(invoke_without_command=True)
 def logs(
     ctx: typer.Context,
-    event: Optional[str] = typer.Option(None, "--event", help="Only this event."),
+    event: str | None = typer.Option(None, "--event", help="Only this event."),
     failed: bool = typer.Option(False, "--failed", help="Only failed attempts."),
     limit: int = typer.Option(50, "--limit", min=1, help="How many attempts, newest first."),
     as_json: bool = JSON_OPTION,
@@ -48,7 +48,7 @@ def logs(
 @logs_app.command("prune")
 def prune(
     ctx: typer.Context,
-    older_than: Optional[float] = typer.Option(
+    older_than: float | None = typer.Option(
         None, "--older-than", min=0, max=36500, help="Age in days (default: settings.log_retention_days)."
     ),
 ) -> None:

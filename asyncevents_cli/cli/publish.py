@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,7 +13,7 @@ from .context import runtime
 from .output import note, progress_bar, say
 
 
-def _read_data(data: Optional[str], data_file: Optional[Path], stdin: Optional[str]) -> dict:
+def _read_data(data: str | None, data_file: Path | None, stdin: str | None) -> dict:
     given = [x for x in (data, data_file, stdin) if x is not None]
     if len(given) > 1:
         raise InputError("give the data once: --data, --data-file or - (stdin)")
@@ -34,11 +33,11 @@ def _read_data(data: Optional[str], data_file: Optional[Path], stdin: Optional[s
 def publish(
     ctx: typer.Context,
     event: str = typer.Argument(..., help="A defined event name."),
-    stdin: Optional[str] = typer.Argument(None, metavar="[-]", help="Read the JSON data from stdin."),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="The event's arguments as a JSON object."),
-    data_file: Optional[Path] = typer.Option(None, "--data-file", help="Read the JSON object from a file."),
+    stdin: str | None = typer.Argument(None, metavar="[-]", help="Read the JSON data from stdin."),
+    data: str | None = typer.Option(None, "--data", "-d", help="The event's arguments as a JSON object."),
+    data_file: Path | None = typer.Option(None, "--data-file", help="Read the JSON object from a file."),
     store_id: int = typer.Option(0, "--store", help="Store the event belongs to (0 = default/all)."),
-    batch: Optional[Path] = typer.Option(
+    batch: Path | None = typer.Option(
         None, "--batch", help="A JSON Lines file: one event's data per line, all enqueued in one transaction."
     ),
 ) -> None:

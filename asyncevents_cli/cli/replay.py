@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -17,12 +17,12 @@ CONFIRM_ABOVE = 10
 
 def replay(
     ctx: typer.Context,
-    uuid: Optional[str] = typer.Argument(None, help="The delivery uuid to start again."),
-    query: Optional[str] = typer.Option(
+    uuid: str | None = typer.Argument(None, help="The delivery uuid to start again."),
+    query: str | None = typer.Option(
         None, "--query", "-q", help="Replay every delivery whose latest attempt matches this search query."
     ),
-    since: Optional[str] = typer.Option(None, "--since", help="With --query: latest attempt at or after (UTC)."),
-    until: Optional[str] = typer.Option(None, "--until", help="With --query: latest attempt before (UTC); "
+    since: str | None = typer.Option(None, "--since", help="With --query: latest attempt at or after (UTC)."),
+    until: str | None = typer.Option(None, "--until", help="With --query: latest attempt before (UTC); "
                                         "a date alone includes that day."),
     dry_run: bool = typer.Option(False, "--dry-run", help="With --query: list what would be replayed, change nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help=f"With --query: do not ask above {CONFIRM_ABOVE} deliveries."),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -69,7 +69,7 @@ def deadletters(
 @deadletters_app.command("purge")
 def purge(
     ctx: typer.Context,
-    before: Optional[str] = typer.Option(
+    before: str | None = typer.Option(
         None, "--before", help="Only messages parked before this UTC date or date-time (e.g. 2026-01-31).",
         show_default=False,
     ),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -44,7 +44,7 @@ HEADER_HELP = ("A header sent with every delivery, 'Name: value' (repeatable), e
                "Stored like the secret; listings show names only.")
 
 
-def _read_secret(secret: Optional[str], secret_file: Optional[Path]) -> Optional[str]:
+def _read_secret(secret: str | None, secret_file: Path | None) -> str | None:
     """The secret from --secret, --secret - (stdin) or --secret-file, without its line end."""
     if secret is not None and secret_file is not None:
         raise InputError("give the secret once: --secret or --secret-file")
@@ -64,24 +64,24 @@ def subscribe(
     url: str = typer.Argument(
         ..., help="The recipient: an http(s) URL for http, an event bus name or ARN for eventbridge."
     ),
-    secret: Optional[str] = typer.Option(
+    secret: str | None = typer.Option(
         None, "--secret",
         help="Verification token used to sign deliveries (generated if omitted; "
              "standard-webhooks wants whsec_ + base64); - reads it from stdin, so it shows neither in `ps`"
              " nor in the shell history.",
     ),
-    secret_file: Optional[Path] = typer.Option(
+    secret_file: Path | None = typer.Option(
         None, "--secret-file", help="Read the verification token from this file (one line).",
     ),
     notifier: str = typer.Option(
         "http", "--notifier", help="How to deliver: http, eventbridge, or another installed notifier."
     ),
     store_id: int = typer.Option(0, "--store", help="Store scope; 0 means all stores."),
-    signature: Optional[str] = typer.Option(
+    signature: str | None = typer.Option(
         None, "--signature", help="Signature scheme for http: magento (default) or standard-webhooks.",
         show_default=False,
     ),
-    headers: Optional[list[str]] = typer.Option(None, "--header", help=HEADER_HELP, show_default=False),
+    headers: list[str] | None = typer.Option(None, "--header", help=HEADER_HELP, show_default=False),
 ) -> None:
     """Subscribe a recipient to an event; prints the new subscription id."""
     rt = runtime(ctx)
@@ -102,7 +102,7 @@ def _signed_with(subscription: Subscription) -> str:
 @subscriptions_app.command("list")
 def list_subscriptions(
     ctx: typer.Context,
-    event: Optional[str] = typer.Option(None, "--event", help="Only this event's subscriptions."),
+    event: str | None = typer.Option(None, "--event", help="Only this event's subscriptions."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List subscriptions (never their secrets)."""
@@ -157,7 +157,7 @@ def rotate_secret(
         help="How long the old secret keeps signing standard-webhooks deliveries, beside the new one "
              "(e.g. 90s, 30m, 24h, 7d; 0 to drop it at once).",
     ),
-    secret: Optional[str] = typer.Option(None, "--secret", help="The new secret (generated if omitted)."),
+    secret: str | None = typer.Option(None, "--secret", help="The new secret (generated if omitted)."),
 ) -> None:
     """Give a subscription a new secret and print it, once.
 
@@ -180,7 +180,7 @@ def rotate_secret(
 def set_headers(
     ctx: typer.Context,
     subscription_id: int,
-    headers: Optional[list[str]] = typer.Argument(
+    headers: list[str] | None = typer.Argument(
         None, help="Headers as 'Name: value'; they replace all the subscription's custom headers.",
         show_default=False,
     ),

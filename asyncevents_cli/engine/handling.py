@@ -148,12 +148,13 @@ class Handler:
                              if not self.store.already_attempted(envelope.message_id, s.subscription_id)]
         attempts = [self._attempt(work, s, delivery_uuid(envelope.message_id, s.subscription_id), 0,
                                   body, content, 0) for s in subscriptions]
-        results = await asyncio.gather(*attempts, return_exceptions=True)
-        for result in results:
+        outcomes: list[Outcome] = []
+        for result in await asyncio.gather(*attempts, return_exceptions=True):
             if isinstance(result, BaseException):
                 raise result
+            outcomes.append(result)
         now = self.now()
-        return Settlement(envelope, attempts=[(o, follow_up(self.policy, o, now)) for o in results])
+        return Settlement(envelope, attempts=[(o, follow_up(self.policy, o, now)) for o in outcomes])
 
     # -- retry -----------------------------------------------------------
 

@@ -42,11 +42,11 @@ def clip(text: str, limit: int = RESPONSE_LIMIT) -> str:
     return text if len(data) <= limit else data[:limit].decode("utf-8", "ignore")
 
 
-_pool: "ThreadPoolExecutor | None" = None
+_pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-def blocking_pool() -> "ThreadPoolExecutor":
+def blocking_pool() -> ThreadPoolExecutor:
     """The bounded pool blocking `notify` calls run on, made on first need."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -75,7 +75,7 @@ class Notifier(ABC):
     signs_requests: ClassVar[bool] = False
 
     @classmethod
-    def from_config(cls, config: Config | None) -> "Notifier":
+    def from_config(cls, config: Config | None) -> Notifier:
         """The instance a consumer uses; settings come from `config` when given."""
         return cls()
 

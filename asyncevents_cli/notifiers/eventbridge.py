@@ -44,7 +44,7 @@ class EventBridgeNotifier(Notifier):
         self._lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, config: Config | None) -> "EventBridgeNotifier":
+    def from_config(cls, config: Config | None) -> EventBridgeNotifier:
         return cls(source=config.settings["eventbridge_source"]) if config is not None else cls()
 
     @classmethod

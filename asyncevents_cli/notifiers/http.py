@@ -37,6 +37,8 @@ sign = magento_signature  # the module's signature, kept under its old name
 def request_headers(subscription: Subscription, body: bytes, uuid: str, now: datetime | None = None) -> dict[str, str]:
     """Every header of one attempt: the subscription's own, then ae's and the signature."""
     moment = now or utcnow()
+    if subscription.verification_token is None:
+        raise ValueError("a subscription must be read with reveal=True before it can be signed for")
     in_use = secrets_in_use(subscription.verification_token, subscription.previous_token,
                             subscription.previous_token_until, moment)
     return {
@@ -100,7 +102,7 @@ class HttpNotifier(Notifier):
     signs_requests = True
 
     @classmethod
-    def from_config(cls, config: Config | None) -> "HttpNotifier":
+    def from_config(cls, config: Config | None) -> HttpNotifier:
         return cls(deny_private_targets=bool(config and config.settings["deny_private_targets"]))
 
     @classmethod
@@ -115,10 +117,10 @@ class HttpNotifier(Notifier):
         self.total_timeout = total_timeout
         #: the SSRF guard's setting; link-local and metadata targets are refused regardless
         self.deny_private_targets = deny_private_targets
-        self._session: "aiohttp.ClientSession | None" = None  # bound to the loop that made it
+        self._session: aiohttp.ClientSession | None = None  # bound to the loop that made it
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _new_session(self) -> "aiohttp.ClientSession":
+    def _new_session(self) -> aiohttp.ClientSession:
         import aiohttp
 
         # No connection limit here: the consumer's window bounds what is in flight.
@@ -128,7 +130,7 @@ class HttpNotifier(Notifier):
         return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
                                      headers={"User-Agent": USER_AGENT})
 
-    def _session_for_this_loop(self) -> "aiohttp.ClientSession":
+    def _session_for_this_loop(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
             self._session = self._new_session()
@@ -138,7 +140,7 @@ class HttpNotifier(Notifier):
     async def deliver(self, subscription: Subscription, body: bytes, uuid: str) -> NotifyResult:
         return await self._post(self._session_for_this_loop(), subscription, body, uuid)
 
-    async def _post(self, session: "aiohttp.ClientSession", subscription: Subscription, body: bytes,
+    async def _post(self, session: aiohttp.ClientSession, subscription: Subscription, body: bytes,
                     uuid: str) -> NotifyResult:
         import aiohttp
 

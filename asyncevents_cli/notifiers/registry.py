@@ -67,7 +67,7 @@ class NotifierPlugin:
     @property
     def load_error(self) -> str | None:
         try:
-            self.factory
+            self.factory  # noqa: B018 - loading is the check
         except PluginLoadError:
             return self._error
         return None

@@ -35,6 +35,7 @@ every pika or socket error leaves this module as `QueueUnavailable`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -217,10 +218,8 @@ class AmqpQueue(Queue):
         self._buffer.clear()
         self._held.clear()
         if conn is not None and conn.is_open:
-            try:
+            with contextlib.suppress(Exception):  # already broken: nothing more to release
                 conn.close()
-            except Exception:  # already broken: nothing more to release
-                pass
 
     def _channel(self, attr: str) -> BlockingChannel:
         ch = getattr(self, attr)

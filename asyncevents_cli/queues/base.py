@@ -170,7 +170,7 @@ class Queue(ABC):
     def close(self) -> None:
         """Release connections. Safe to call twice."""
 
-    def __enter__(self) -> "Queue":
+    def __enter__(self) -> Queue:
         return self
 
     def __exit__(self, *exc: object) -> None:

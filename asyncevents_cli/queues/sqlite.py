@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from ..errors import AeError
 from ..messages import RetryMessage, TriggerMessage
 from ..store import Store
+from ..store.sqlite import SqliteStore
 from .base import (
     DEADLETTER_QUEUE,
     QUEUE_FOR_KIND,
@@ -52,6 +53,8 @@ class SqliteQueue(Queue):
         poll_interval: float = 0.05,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if not isinstance(store, SqliteStore):
+            raise AeError(f"the db queue lives in a SQLite store; {store.location} is not one")
         self.store = store
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval

@@ -27,7 +27,6 @@ from ..tokens import ApiToken
 from .auth import api_token, backend, require_event
 from .errors import ApiError
 
-
 MAX_ID = 2**63 - 1  # SQLite's INTEGER
 MAX_STORE_ID = 2**31 - 1
 

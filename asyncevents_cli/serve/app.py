@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -63,7 +64,7 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/rest/") or request.url.path == "/openapi.json"
 
 
-def _answer(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def _answer(request: Request, status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
     """An error as JSON `{"message"}` for the API, as a page for a browser."""
     if _is_api(request):
         return JSONResponse({"message": message}, status, headers=headers)

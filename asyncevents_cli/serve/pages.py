@@ -176,4 +176,5 @@ def replay(request: Request, uuid: str, user: Admin, csrf: Annotated[str, Form()
             return render(request, "error.html", 404, user=user, title="Not found", message=exc.message)
         except AeError as exc:
             return back_to(f"/trace/{quote(uuid)}", request, f"Not replayed: {exc.message}")
-    return back_to(f"/trace/{quote(uuid)}", request, f"Replayed: first attempt due at {str(result['next_attempt_at'])[:19]} UTC.")
+    due = str(result["next_attempt_at"])[:19]
+    return back_to(f"/trace/{quote(uuid)}", request, f"Replayed: first attempt due at {due} UTC.")

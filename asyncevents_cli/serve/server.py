@@ -72,8 +72,8 @@ def _stop_quietly() -> Iterator[None]:
 
 def run(runtime: Runtime, host: str, port: int) -> None:
     """Serve in the foreground until Ctrl-C or SIGTERM."""
-    runtime.config  # a bad events.toml or database fails here, before listening
-    runtime.store
+    runtime.config  # noqa: B018 - a bad events.toml or database fails here, before listening
+    runtime.store  # noqa: B018
     app = create_app(runtime)
     sock = listen(host, port)
     bound_host, bound_port = sock.getsockname()[:2]

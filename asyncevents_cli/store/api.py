@@ -18,7 +18,7 @@ from .subscriptions import SubscriptionTable
 
 
 class Store(SubscriptionTable, DeliveryLogTable, ApiTokenTable, StoreInfoTable):
-    def __new__(cls, database: str | Path, environ: Mapping[str, str] | None = None, **options: Any) -> "Store":
+    def __new__(cls, database: str | Path, environ: Mapping[str, str] | None = None, **options: Any) -> Store:
         if cls is Store:
             from .sqlite import SqliteStore
 

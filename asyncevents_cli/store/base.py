@@ -85,7 +85,7 @@ class StoreBase:
 
     # -- the rules, once ---------------------------------------------------
 
-    def __enter__(self) -> "StoreBase":
+    def __enter__(self) -> StoreBase:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -7,7 +7,7 @@ them without loading a backend.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ..netguard import redact_credentials
@@ -23,7 +23,7 @@ STOPPED = "stopped"  # a retry came due for a subscription that is now disabled 
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def timestamp(moment: datetime | None = None) -> str:
@@ -32,7 +32,7 @@ def timestamp(moment: datetime | None = None) -> str:
 
 
 def parse_timestamp(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,8 @@ class Subscription:
         row["header_names"] = [name for name, _ in self.custom_headers]
         until = self.previous_token_until
         in_grace = self.previous_token and until is not None and (now or utcnow()) < until
-        row["previous_secret_until"] = self.previous_token_expires[:19] if in_grace else None
+        expires = self.previous_token_expires
+        row["previous_secret_until"] = expires[:19] if in_grace and expires else None
         return row
 
 

@@ -8,6 +8,7 @@ acknowledged publish must survive a power cut.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
@@ -43,10 +44,8 @@ ADDED_SUBSCRIPTION_COLUMNS = (
 def _create_private(path: Path) -> None:
     """Create an empty database file readable by its owner only (SQLite gives its WAL
     and shared-memory files the same mode)."""
-    try:
+    with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
 
 
 class SqliteStore(Store):
