@@ -37,11 +37,16 @@ class Runtime:
         return self._config
 
     @property
+    def environ(self) -> dict[str, str] | None:
+        """The environment given to this runtime (None: the process's own)."""
+        return None if self._environ is None else dict(self._environ)
+
+    @property
     def store(self) -> Store:
         if self._store is None:
             from .store import Store
 
-            self._store = Store(self.config.database_path, None if self._environ is None else dict(self._environ))
+            self._store = Store(self.config.database, self.environ)
         return self._store
 
     @property
@@ -55,7 +60,7 @@ class Runtime:
     def _existing_store(self) -> Store | None:
         """The store, unless this host has none: one that only publishes to a broker
         does not need a database, and publishes like any AMQP client."""
-        if self._store is None and not Path(self.config.database_path).exists():
+        if self._store is None and not self.config.uses_postgres and not self.config.database_path.exists():
             return None
         return self.store
 

@@ -52,6 +52,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "index": LazyCommand("search", "index_app", "The search index kept beside the database (`<database>.index/`)."),
     "deadletters": LazyCommand("status", "deadletters_app", "Parked messages: list, purge, requeue parked triggers."),
     "tokens": LazyCommand("tokens", "tokens_app", "API tokens for `ae serve` (REST API and admin pages)."),
+    "db": LazyCommand("db", "db_app", "The store's schema: its version, and migrating it."),
 }
 
 
@@ -125,6 +126,8 @@ class AeGroup(TyperGroup):
         except Exception as exc:
             if debug_enabled():
                 raise
+            if type(exc).__module__.startswith("psycopg"):  # not imported here: `ae --help` stays light
+                _fail(f"ae: error: database: {' '.join(str(exc).split())}", EXIT_FAILURE)
             _fail(f"ae: unexpected error: {exc.__class__.__name__}: {exc} (set AE_DEBUG=1 for the traceback)",
                   EXIT_FAILURE)
 
