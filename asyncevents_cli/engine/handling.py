@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from ..config import Config
-from ..errors import AeError, QueueUnavailable
+from ..errors import AeError, DatabaseUnavailable, QueueUnavailable
 from ..messages import RetryMessage, TriggerMessage
 from ..notifiers import Notifiers, NotifyResult
 from ..notifiers.base import clip
@@ -49,7 +49,7 @@ log = logging.getLogger("asyncevents_cli")
 #: Failures that are not one message's fault: they stop the consumer, and what it
 #: holds comes back (lease expiry, broker requeue).
 #: SecretKeyError too: a wrong key is the operator's to fix, not a reason to park every message.
-INFRASTRUCTURE = (QueueUnavailable, sqlite3.OperationalError, SecretKeyError)
+INFRASTRUCTURE = (QueueUnavailable, DatabaseUnavailable, sqlite3.OperationalError, SecretKeyError)
 #: A notifier that never answers is given up on after this long (HTTP ends at its own total timeout).
 ATTEMPT_DEADLINE = 120.0
 #: On a broker, a retry may arrive a moment before the store write that placed it
