@@ -17,9 +17,9 @@ from .config import Config
 from .errors import AeError, InputError
 from .moments import parse_moment
 from .queues.base import Queue
+from .replay import replay
 from .search import check_syntax, matching_log_ids
 from .store import Store
-from .trace import replay
 
 
 @dataclass

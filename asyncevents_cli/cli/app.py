@@ -17,6 +17,7 @@ from typer.core import TyperGroup, TyperOption
 
 from .. import __version__
 from ..errors import EXIT_FAILURE, AeError
+from . import plain_values
 from .lazy import LazyCommand, LazyCommands
 
 #: Every top-level command, in the order `ae --help` lists them: name -> the module
@@ -76,6 +77,7 @@ class AeGroup(TyperGroup):
         self.lazy_commands = LazyCommands(self.commands, COMMANDS)
         self.commands = self.lazy_commands
         self._listing = False
+        plain_values.install(self, with_subcommands=False)  # --config; the commands' own on loading
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(self.commands)
@@ -97,6 +99,8 @@ class AeGroup(TyperGroup):
         """Usage errors (unknown option, bad integer, missing argument) become one
         line too, instead of typer's usage block and error panel."""
         call = {"args": args, "prog_name": prog_name, "complete_var": complete_var, **extra}
+        # Again here: typer adds --install-completion and --show-completion after __init__.
+        plain_values.install(self, with_subcommands=False)
         if not standalone_mode:
             return super().main(standalone_mode=False, **call)
         try:

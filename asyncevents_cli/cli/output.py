@@ -24,7 +24,6 @@ from typing import Any, TextIO
 from rich import box
 from rich.cells import cell_len
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..errors import AeError
@@ -65,6 +64,8 @@ def progress_bar(label: str, total: int, enabled: bool = True, transient: bool =
     if not enabled:
         yield lambda n: None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=stderr_console(), transient=transient) as bar:
         task = bar.add_task(label, total=total)
@@ -78,6 +79,8 @@ def backlog_display(backlog: int, enabled: bool) -> Iterator[Callable[[int], Non
     if not enabled:
         yield None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     with Progress(TextColumn("consuming"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[left]}"),
                   console=stderr_console(), transient=True) as bar:
         task = bar.add_task("consuming", total=max(backlog, 1), left=f"{backlog} left")
