@@ -85,6 +85,7 @@ def _backlog(ctx: typer.Context, kinds: tuple[str, ...]) -> int:
 def _run(ctx: typer.Context, kinds: tuple[str, ...], max_messages: int | None, until_empty: bool,
          concurrency: int | None, verbose: bool = False) -> None:
     from ..engine import Aborted
+    from ..engine.reconnect import run_reconnecting
 
     logging.basicConfig(format="ae: %(message)s", level=logging.WARNING)
     # The AMQP backend reports a lost connection and its reconnects in one line
@@ -98,14 +99,17 @@ def _run(ctx: typer.Context, kinds: tuple[str, ...], max_messages: int | None, u
         attempts.propagate = False
     stop = StopFlag()
     previous = stop.install()
+    rt = runtime(ctx)
+
+    def watch(consumer: Any) -> None:
+        stop.abort = consumer.abort
+
     # The remaining backlog, on a terminal only, and not mixed with -v's lines.
     show_progress = until_empty and not verbose and is_terminal(sys.stderr)
     try:
-        consumer = runtime(ctx).consumer(kinds, concurrency=concurrency)
-        stop.abort = consumer.abort
         with backlog_display(_backlog(ctx, kinds) if show_progress else 0, show_progress) as advance:
-            handled = consumer.run(max_messages=max_messages, until_empty=until_empty, should_stop=stop,
-                                   on_message=advance)
+            handled = run_reconnecting(lambda: rt.consumer(kinds, concurrency=concurrency), max_messages,
+                                       until_empty, stop, watch, on_message=advance)
     except Aborted:
         raise KeyboardInterrupt from None
     finally:
