@@ -229,7 +229,7 @@ class SearchIndex:
                 if self._read_meta() is None:
                     raise ValueError("no or outdated meta file")
                 ix = index.open_dir(str(self.path))
-                ix.doc_count()  # reads the segment list: garbage fails here
+                ix._read_toc()  # reads the segment list: garbage fails here (damaged segments fail in search)
                 self._ix = ix
             except LockError:
                 raise
