@@ -95,7 +95,7 @@ def scan(all_rows: list[dict[str, Any]], keep: Any) -> list[int]:
 def test_many_commits_merges_and_workers_find_what_a_scan_finds(tmp_path: Path, monkeypatch: Any) -> None:
     db = tmp_path / "ae.db"
     store = Store(db)
-    all_rows = rows(1500, seed=11)
+    all_rows = rows(2000, seed=11)
     with store.transaction():
         store.conn.executemany(
             "INSERT INTO delivery_log (log_id, uuid, subscription_id, event_name, success, status_code,"
@@ -122,6 +122,19 @@ def test_many_commits_merges_and_workers_find_what_a_scan_finds(tmp_path: Path, 
                 [(r["log_id"], r["uuid"], r["event_name"], int(r["success"]), r["created"], r["serialized_data"])
                  for r in all_rows[first : first + 50]])
         assert ix.catch_up() == 50
+    # A long backlog is indexed by the workers too, beside the segments already there.
+    before = [s.segment_id() for s in ix._open()._segments()]
+    with store.transaction():
+        store.conn.executemany(
+            "INSERT INTO delivery_log (log_id, uuid, subscription_id, event_name, success, status_code,"
+            " response_data, created, serialized_data, death_count, duration, message_id)"
+            " VALUES (?,?,1,?,?,200,'',?,?,0,0.01,'m')",
+            [(r["log_id"], r["uuid"], r["event_name"], int(r["success"]), r["created"], r["serialized_data"])
+             for r in all_rows[1500:]])
+    assert ix.catch_up() == 500
+    added = [s.doc_count_all() for s in ix._open()._segments() if s.segment_id() not in before]
+    assert added == [200, 200, 100]
+    assert ix.behind() == 0 and ix.indexed_up_to() == 2000
 
     def ids(text: str) -> list[int]:
         return ix.matching_log_ids(text)

@@ -216,13 +216,11 @@ class BulkWriter(SegmentWriter):
         tindex = writer._tindex
         codec = self.codec
         block_limit, compression = codec._blocklimit, codec._compression
-        positional = self._positional.get(name, {})
-        plain = self._plain.get(name, {})
-        items: list[tuple[bytes, list[Any], bool]] = [(t.encode("utf-8"), e, True) for t, e in positional.items()]
-        items.extend((t if isinstance(t, bytes) else t.encode("utf-8"), e, False) for t, e in plain.items())
-        items.sort(key=lambda item: item[0])
+        # A field's terms are all str or all bytes; sorted str is sorted UTF-8.
+        with_positions = name in self._positional
+        table: dict[Any, list[Any]] = self._positional[name] if with_positions else self._plain[name]
         fixed_values = field.format.fixed_value_size() == 0
-        if plain and not fixed_values:
+        if not with_positions and not fixed_values:
             raise ValueError(f"field {name!r} stores values per posting: add it with positions")
 
         posts = bytearray()
@@ -232,7 +230,9 @@ class BulkWriter(SegmentWriter):
         buckets = tindex.buckets
         index_positions: list[int] = []  # each term's place in the term table, in order
         last_key = tindex.lastkey
-        for tbytes, entry, with_positions in items:
+        for term in sorted(table):
+            entry = table[term]
+            tbytes = term if isinstance(term, bytes) else term.encode("utf-8")
             if with_positions:
                 ids, freqs, values = entry[0::3], entry[1::3], entry[2::3]
             else:
@@ -297,12 +297,17 @@ class BulkWriter(SegmentWriter):
             buckets[h & 255].append((h, position))
             last_key = key
             if len(posts) > 1 << 20:
-                postfile.write(bytes(posts))
+                postfile.write(posts)
                 post_base += len(posts)
                 posts.clear()
-        postfile.write(bytes(posts))
-        tindex.dbfile.write(bytes(terms))
+            if len(terms) > 1 << 20:
+                tindex.dbfile.write(terms)
+                term_base += len(terms)
+                terms.clear()
+        postfile.write(posts)
+        tindex.dbfile.write(terms)
         tindex.lastkey = last_key
         tindex.index.extend(index_positions)
+        table.clear()  # written: free it before the next field's
         writer.finish_field()
 
