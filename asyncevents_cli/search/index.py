@@ -40,6 +40,7 @@ from whoosh import fields, formats, index, query
 from whoosh.codec.whoosh3 import W3Codec
 from whoosh.index import LockError
 from whoosh.system import emptybytes
+from whoosh.writing import NO_MERGE
 
 from ..errors import AeError, InputError
 from ..store import Store
@@ -48,7 +49,7 @@ from .matching import SegmentMatcher, log_id_column
 from .parallel import WORKER_ROWS, build_segments, worker_count
 from .query import parse_for_index
 from .results import Hits, page_rows
-from .segment import BulkWriter, numeric_terms
+from .segment import BulkWriter, merge_small_segments, numeric_terms
 
 SCHEMA_VERSION = 3
 META_FILE = ".ae-index.json"
@@ -291,7 +292,8 @@ class SearchIndex:
         try:
             # Separate files per segment, not whoosh's compound file: opening a file
             # inside a compound file copies it into memory, on every search.
-            return BulkWriter(ix, timeout=30.0, codec=LeanCodec(), limitmb=POOL_MB, compound=False)
+            return BulkWriter(ix, merge_below=WORKER_ROWS, timeout=30.0, codec=LeanCodec(), limitmb=POOL_MB,
+                              compound=False)
         except LockError:
             raise AeError(f"search index {self.path} is locked by another process; try again") from None
 
@@ -319,7 +321,8 @@ class SearchIndex:
                 raise
             # Merging segments while building rewrites postings already written: leave it
             # to the small commits of later catch-ups, whose merge policy joins small segments.
-            writer.commit(merge=folder is None and added < COMMIT_EVERY)
+            catching_up = folder is None and added < COMMIT_EVERY
+            writer.commit(mergetype=merge_small_segments if catching_up else NO_MERGE)
             count += added
             self._write_meta(last, folder)
             if added < COMMIT_EVERY:
@@ -379,7 +382,7 @@ class SearchIndex:
         removed = 0
         for log_id in log_ids:
             removed += writer.delete_by_term("log_id", log_id)
-        writer.commit()
+        writer.commit(mergetype=merge_small_segments)
         return removed
 
     # -- searching -------------------------------------------------------
