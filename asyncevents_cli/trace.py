@@ -12,7 +12,8 @@ from .errors import AeError, NotFound
 from .messages import RetryMessage
 from .netguard import redact_credentials
 from .queues.base import Queue
-from .store import DEAD_LETTERED, DELIVERED, RETRYING, STOPPED, Store, utcnow
+from .states import DeliveryState, SubscriptionStatus
+from .store import Store, utcnow
 
 
 def _retries(n: int) -> str:
@@ -23,15 +24,16 @@ def overall_status(state: dict[str, Any] | None, attempts: list[dict[str, Any]])
     """The module's wording: Delivered, Delivered with N retries, Dead Lettered with N retries,
     or Retrying, next attempt at ..."""
     retries = max(0, len(attempts) - 1)
-    current = state["state"] if state else (DELIVERED if attempts and attempts[-1]["success"] else None)
-    if current == DELIVERED:
+    delivered = attempts and attempts[-1]["success"]
+    current = state["state"] if state else (DeliveryState.DELIVERED if delivered else None)
+    if current == DeliveryState.DELIVERED:
         return "Delivered" if retries == 0 else f"Delivered with {_retries(retries)}"
-    if current == DEAD_LETTERED:
+    if current == DeliveryState.DEAD_LETTERED:
         return f"Dead Lettered with {_retries(retries)}"
-    if current == RETRYING:
+    if current == DeliveryState.RETRYING:
         when = (state or {}).get("next_attempt_at") or "?"
         return f"Retrying, next attempt at {when[:19]} UTC"
-    if current == STOPPED:
+    if current == DeliveryState.STOPPED:
         return f"Stopped with {_retries(retries)}: subscription disabled or deleted"
     return "Failed"
 
@@ -54,7 +56,7 @@ def trace(store: Store, uuid: str) -> dict[str, Any]:
         "subscription_id": last["subscription_id"],
         "recipient_url": redact_credentials(subscription.recipient_url) if subscription else None,
         "subscription_status": (
-            ("enabled" if subscription.enabled else "disabled") if subscription else "deleted"
+            SubscriptionStatus.of(subscription.enabled) if subscription else SubscriptionStatus.DELETED
         ),
         "status": overall_status(state, attempts),
         "state": state["state"] if state else None,
@@ -109,7 +111,7 @@ def replay(store: Store, queue: Queue, policy: RetryPolicy, uuid: str) -> dict[s
 
     def record() -> None:
         store.set_delivery_state(
-            uuid, subscription.subscription_id, subscription.event_name, RETRYING, 1,
+            uuid, subscription.subscription_id, subscription.event_name, DeliveryState.RETRYING, 1,
             next_attempt_at=due, attempted=False, generation=generation,
         )
 
