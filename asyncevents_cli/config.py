@@ -38,7 +38,8 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("database", str, ".ae/ae.db", "SQLite file, relative to the config file's folder"),
+    Setting("database", str, ".ae/ae.db",
+            "SQLite file (relative to the config file's folder) or postgresql://user:password@host:port/dbname"),
     Setting("queue", str, "db", "queue backend: db (SQLite table) or amqp (RabbitMQ)"),
     Setting("amqp_url", str, DEFAULT_AMQP_URL, "RabbitMQ URL when queue = amqp"),
     Setting("max_deaths", int, 5, "retries after the first attempt before dead-lettering"),
@@ -46,6 +47,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("backoff_max_seconds", float, 60.0, "cap on one back-off, in units"),
     Setting("backoff_unit_seconds", float, 1.0, "length of one back-off unit in seconds"),
     Setting("indexing", bool, True, "keep a search index of the delivery log"),
+    Setting("index_path", str, "",
+            "search index folder (relative to the config file's folder); default: <database>.index beside a"
+            " SQLite file, .ae/ae.index beside the config file for PostgreSQL"),
     Setting("log_retention_days", int, 30, "`ae logs prune` default age"),
     Setting("deny_private_targets", bool, False,
             "refuse recipients on loopback, private and other non-global addresses"),
@@ -67,6 +71,9 @@ BOUNDS: dict[str, tuple[float, float]] = {
 #: The longest single back-off (backoff_max_seconds units of backoff_unit_seconds).
 MAX_BACKOFF_SECONDS = 30 * 24 * 3600
 AMQP_SCHEMES = ("amqp", "amqps")
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+#: where a host keeps its own files (index, session key) when the store is PostgreSQL
+LOCAL_FOLDER = ".ae"
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 EVENT_KEYS = {"description", "service"}
 
@@ -109,8 +116,43 @@ class Config:
     sources: dict[str, str] = field(default_factory=dict)  # setting -> "default" | "file" | "env AE_X"
 
     @property
+    def uses_postgres(self) -> bool:
+        return is_url(self.settings["database"])
+
+    @property
+    def database(self) -> str | Path:
+        """What `Store` opens: the PostgreSQL URL, or the SQLite file's path."""
+        return self.settings["database"] if self.uses_postgres else self.database_path
+
+    @property
+    def database_display(self) -> str:
+        """The database as it may be printed: a URL's password is ***."""
+        return redact_url(self.settings["database"]) if self.uses_postgres else str(self.database_path)
+
+    @property
     def database_path(self) -> Path:
-        path = Path(self.settings["database"]).expanduser()
+        """The SQLite file (a PostgreSQL store has none)."""
+        if self.uses_postgres:
+            raise ConfigError(f"the database is PostgreSQL ({self.database_display}), not a SQLite file")
+        return self._local(self.settings["database"])
+
+    @property
+    def local_folder(self) -> Path:
+        """Where this host keeps files of its own: beside the SQLite file, or for a
+        shared PostgreSQL store, `.ae/` beside the config file."""
+        return self._local(LOCAL_FOLDER) if self.uses_postgres else self.database_path.parent
+
+    @property
+    def index_path(self) -> Path:
+        """The search index folder: settings.index_path, or the default beside the store."""
+        if self.settings["index_path"]:
+            return self._local(self.settings["index_path"])
+        if self.uses_postgres:
+            return self.local_folder / "ae.index"
+        return self.database_path.with_name(self.database_path.name + ".index")
+
+    def _local(self, setting: str) -> Path:
+        path = Path(setting).expanduser()
         return path if path.is_absolute() else self.path.parent / path
 
     @property
@@ -134,13 +176,41 @@ class Config:
             ) from None
 
 
+def is_url(value: str) -> bool:
+    """A `scheme://...` value (a SQLite path never looks like one)."""
+    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value) is not None
+
+
 def redact_url(url: str) -> str:
-    """A URL safe to print: the password replaced by ***."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """A URL safe to print: the password (in the authority, or a `password=`
+    query parameter) replaced by ***."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+    if password:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{password}@", ":***@", 1))
+    query = re.sub(r"(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+    return urlunsplit(parts._replace(query=query))
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why `url` is not a postgresql://[user[:password]@][host][:port]/dbname URL, or None."""
+    if any(ord(c) < 0x21 or c == "\x7f" for c in url):
+        return "it contains whitespace or a control character"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme.lower() not in POSTGRES_SCHEMES:
+        return f"the scheme {parts.scheme!r} is not postgresql (a SQLite store is a file path, not a URL)"
+    if not parts.path.strip("/"):
+        return "it names no database (postgresql://user:password@host:5432/dbname)"
+    if port is not None and not 0 < port < 65536:
+        return f"port {port} is out of range"
+    return None
 
 
 def _coerce(setting: Setting, value: Any, where: str, parse: bool = False) -> Any:
@@ -188,6 +258,12 @@ def _validate(settings: dict[str, Any], where: Mapping[str, str]) -> None:
         raise bad("database", "must not be empty")
     if "\0" in settings["database"]:
         raise bad("database", "must not contain a NUL character")
+    if is_url(settings["database"]):
+        why = database_url_problem(settings["database"])
+        if why:
+            raise bad("database", f"is not a PostgreSQL URL ({why}): {redact_url(settings['database'])!r}")
+    if "\0" in settings["index_path"]:
+        raise bad("index_path", "must not contain a NUL character")
     if not 1 <= len(settings["eventbridge_source"].strip()) <= 256:
         raise bad("eventbridge_source", "must be 1 to 256 characters")
     why = amqp_url_problem(settings["amqp_url"])

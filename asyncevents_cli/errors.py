@@ -4,11 +4,12 @@
     ├── NotFound                 exit 1  unknown subscription id, uuid, ...
     ├── InputError               exit 2  bad input: arguments, data, files
     │   └── ConfigError          exit 2  malformed or invalid events.toml / AE_* settings
-    └── QueueUnavailable         exit 3  the queue backend cannot be reached
+    ├── QueueUnavailable         exit 3  the queue backend cannot be reached
+    └── DatabaseUnavailable      exit 3  the PostgreSQL store cannot be reached
 
 The core raises these and nothing else for expected failures; the CLI turns
 them into one line on stderr and the exit code (see `cli/app.py`). Library
-exceptions (sqlite3, pika, aiohttp) are translated where they are caught.
+exceptions (sqlite3, psycopg, pika, aiohttp) are translated where they are caught.
 """
 
 from __future__ import annotations
@@ -44,4 +45,8 @@ class ConfigError(InputError):
 
 
 class QueueUnavailable(AeError):
+    exit_code = EXIT_QUEUE_UNAVAILABLE
+
+
+class DatabaseUnavailable(AeError):
     exit_code = EXIT_QUEUE_UNAVAILABLE

@@ -87,8 +87,7 @@ class SecretBox:
         a fresh key, so its caller passes create=False)."""
         env = os.environ if environ is None else environ
         if env.get(KEY_ENV, "").strip():
-            keys = [k.strip().encode() for k in env[KEY_ENV].split(",") if k.strip()]
-            return cls(keys, KEY_ENV)
+            return cls.from_environment(env)
         path = key_path_for(store_path)
         if not path.exists():
             if not create:
@@ -104,6 +103,12 @@ class SecretBox:
         except (OSError, UnicodeDecodeError) as exc:
             raise SecretKeyError(f"cannot read the key file {path}: {exc}") from None
         return cls([text.encode()], str(path))
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> SecretBox:
+        """The box of the keys in AE_SECRET_KEY (which must be set)."""
+        keys = [k.strip().encode() for k in env.get(KEY_ENV, "").split(",") if k.strip()]
+        return cls(keys, KEY_ENV)
 
     def seal(self, plaintext: str) -> str:
         return PREFIX + self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")

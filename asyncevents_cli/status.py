@@ -24,7 +24,7 @@ def status(config: Config, store: Store, queue: Queue) -> dict[str, Any]:
         depths["dead_letters"] -= resolved
     return {
         "backend": config.settings["queue"],
-        "database": str(config.database_path),
+        "database": config.database_display,
         "queues": depths,
         "subscriptions": [{**row, "recipient_url": redact_credentials(row["recipient_url"])}
                           for row in store.delivery_counts()],

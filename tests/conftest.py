@@ -216,7 +216,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     import os
 
     for key in list(os.environ):
-        if key.startswith("AE_") and key not in ("AE_REQUIRE_AMQP", "AE_TEST_AMQP_URL"):
+        if key.startswith("AE_") and key not in ("AE_REQUIRE_AMQP", "AE_TEST_AMQP_URL", "AE_REQUIRE_POSTGRES",
+                                                 "AE_TEST_POSTGRES_URL"):
             monkeypatch.delenv(key)
     return lambda: None
 
@@ -247,11 +248,14 @@ AMQP_QUEUES = (
 )
 AMQP_EXCHANGES = ("event", "event.failover")
 
-BACKENDS = ["db", pytest.param("amqp", marks=pytest.mark.amqp)]
+# "postgres" is the table queue too, on a PostgreSQL store (settings.database is
+# the module's PostgreSQL database, and AE_SECRET_KEY is set, as it must be there).
+BACKENDS = ["db", pytest.param("postgres", marks=pytest.mark.postgres), pytest.param("amqp", marks=pytest.mark.amqp)]
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "amqp: needs a RabbitMQ broker (skipped when none answers)")
+    config.addinivalue_line("markers", "postgres: needs a PostgreSQL server (skipped when none answers)")
 
 
 def amqp_base_url() -> str:
@@ -364,4 +368,18 @@ def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Settings that select a queue backend, to pass to `write_config`."""
     if request.param == "amqp":
         return {"queue": "amqp", "amqp_url": request.getfixturevalue("amqp_url")}
+    if request.param == "postgres":
+        from postgres_db import TEST_SECRET_KEY
+
+        request.getfixturevalue("monkeypatch").setenv("AE_SECRET_KEY", TEST_SECRET_KEY)
+        return {"queue": "db", "database": request.getfixturevalue("postgres_url")}
     return {"queue": request.param}
+
+
+def backend_environ() -> dict[str, str]:
+    """The environment a Runtime of the `backend` needs (AE_SECRET_KEY on PostgreSQL)."""
+    return {key: os.environ[key] for key in ("AE_SECRET_KEY",) if key in os.environ}
+
+
+# -- PostgreSQL (see postgres_db.py) ---------------------------------------
+from postgres_db import postgres_database, postgres_url  # noqa: E402,F401  (fixtures)

@@ -117,7 +117,7 @@ def test_a_second_store_on_the_same_vhost_refuses_the_first_stores_messages(
     assert refused.returncode == 1
     [line] = refused.stderr.strip().splitlines()
     assert line.startswith("ae: error: message ") and "belongs to another ae store" in line
-    assert "vhost of its own" in line and "PostgreSQL store is future work" in line
+    assert "vhost of its own" in line and "database = postgresql://" in line
 
     with Runtime(config_a, environ={}) as a:
         publish(a.config, a.queue, EVENT, {"order": 2})  # A has an identity now: so has its trigger

@@ -19,6 +19,7 @@ DEFAULTS = {
     "backoff_max_seconds": 60.0,
     "backoff_unit_seconds": 1.0,
     "indexing": True,
+    "index_path": "",
     "log_retention_days": 30,
     "deny_private_targets": False,
     "concurrency": 64,
@@ -76,6 +77,7 @@ backoff_exponent = 3      # an int is accepted for a float
 backoff_max_seconds = 30.5
 backoff_unit_seconds = 0.5
 indexing = false
+index_path = "/var/cache/ae/index"
 log_retention_days = 7
 deny_private_targets = true
 concurrency = 128
@@ -92,6 +94,7 @@ eventbridge_source = "shop.example"
         "backoff_max_seconds": 30.5,
         "backoff_unit_seconds": 0.5,
         "indexing": False,
+        "index_path": "/var/cache/ae/index",
         "log_retention_days": 7,
         "deny_private_targets": True,
         "concurrency": 128,
@@ -131,6 +134,7 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
         "backoff_max_seconds": "env AE_BACKOFF_MAX_SECONDS",
         "backoff_unit_seconds": "file",
         "indexing": "env AE_INDEXING",
+        "index_path": "default",
         "log_retention_days": "env AE_LOG_RETENTION_DAYS",
         "deny_private_targets": "default",
         "concurrency": "env AE_CONCURRENCY",

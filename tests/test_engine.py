@@ -15,15 +15,16 @@ from typing import Any
 
 import pika
 import pytest
-from conftest import Receiver, write_config
+from conftest import Receiver, backend_environ, write_config
 
 from asyncevents_cli.notifiers import HttpNotifier, Notifier, Notifiers, NotifyResult
 from asyncevents_cli.publish import publish
 from asyncevents_cli.queues.base import RETRY, TRIGGER
+from asyncevents_cli.replay import replay
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.store import Subscription
 from asyncevents_cli.subscribe import subscribe
-from asyncevents_cli.trace import replay, trace
+from asyncevents_cli.trace import trace
 
 EVENT = "sales.order.created"
 
@@ -33,7 +34,7 @@ def make_runtime(tmp_path: Path, backend: dict[str, Any]):
     opened: list[Runtime] = []
 
     def make(**settings: Any) -> Runtime:
-        rt = Runtime(write_config(tmp_path, **{**backend, **settings}), environ={})
+        rt = Runtime(write_config(tmp_path, **{**backend, **settings}), environ=backend_environ())
         opened.append(rt)
         return rt
 
@@ -167,7 +168,7 @@ def put_raw(rt: Runtime, kind: str, body: bytes) -> None:
         rt.queue  # noqa: B018 - creates the queue table
         name = "event.trigger" if kind == TRIGGER else "event.failover.retry"
         with rt.store.transaction():
-            rt.store.conn.execute(
+            rt.store.execute(
                 "INSERT INTO queue_messages (queue, message_id, body, headers, available_at, deliveries, created)"
                 " VALUES (?, 'poison', ?, '{}', 0, 0, 0)", (name, body))
         return

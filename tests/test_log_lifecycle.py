@@ -40,7 +40,8 @@ def test_log_ids_are_not_reused_after_the_log_was_pruned_empty(tmp_path: Path, r
 
 
 def _downgrade_to_reusable_ids(path: Path) -> None:
-    """Make the store look like one written before AUTOINCREMENT."""
+    """Make the store look like one written before AUTOINCREMENT (and before the
+    schema had versions)."""
     conn = sqlite3.connect(path)
     conn.executescript(
         """
@@ -51,6 +52,7 @@ def _downgrade_to_reusable_ids(path: Path) -> None:
             serialized_data TEXT, death_count INTEGER, duration FLOAT, message_id TEXT);
         INSERT INTO delivery_log SELECT * FROM old_log;
         DROP TABLE old_log;
+        DROP TABLE schema_migrations;
         """
     )
     conn.commit()

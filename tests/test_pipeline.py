@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Receiver, write_config
+from conftest import Receiver, backend_environ, write_config
 
 from asyncevents_cli.publish import publish
 from asyncevents_cli.queues.base import TRIGGER
+from asyncevents_cli.replay import replay
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.subscribe import subscribe
-from asyncevents_cli.trace import replay, trace
+from asyncevents_cli.trace import trace
 
 EVENT = "sales.order.created"
 ORDER = {"increment_id": "CK00000001", "customer_email": "roni_cost@example.com", "grand_total": 45.5}
@@ -31,7 +32,7 @@ def make_runtime(tmp_path: Path, backend: dict[str, Any]):
     def make(**settings: Any) -> Runtime:
         events = settings.pop("events", None)
         path = write_config(tmp_path, events, **{**backend, **settings})
-        rt = Runtime(path, environ={})
+        rt = Runtime(path, environ=backend_environ())
         opened.append(rt)
         return rt
 

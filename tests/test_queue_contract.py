@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from postgres_db import TEST_SECRET_KEY
 
 from asyncevents_cli.backoff import RetryPolicy
 from asyncevents_cli.messages import RetryMessage, TriggerMessage
@@ -25,17 +26,27 @@ LEASE_SECONDS = 0.5
 BOTH = (TRIGGER, RETRY)
 
 
-@pytest.fixture(params=["db", pytest.param("amqp", marks=pytest.mark.amqp)])
+@pytest.fixture(params=["db", pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("amqp", marks=pytest.mark.amqp)])
 def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Queue]]:
-    """A factory of queue objects on one shared backend (a second one plays another consumer)."""
+    """A factory of queue objects on one shared backend (a second one plays another consumer:
+    on PostgreSQL, with a store of its own, as another host would have)."""
     opened: list[Queue] = []
-    store: Store | None = None
+    stores: list[Store] = []
     if request.param == "db":
-        store = Store(tmp_path / "ae.db")
+        stores.append(Store(tmp_path / "ae.db"))
 
         def make() -> Queue:
-            assert store is not None
-            opened.append(SqliteQueue(store, lease_seconds=LEASE_SECONDS, poll_interval=0.01))
+            opened.append(SqliteQueue(stores[0], lease_seconds=LEASE_SECONDS, poll_interval=0.01))
+            return opened[-1]
+    elif request.param == "postgres":
+        from asyncevents_cli.queues.postgres import PostgresQueue
+
+        url = request.getfixturevalue("postgres_url")
+
+        def make() -> Queue:
+            stores.append(Store(url, {"AE_SECRET_KEY": TEST_SECRET_KEY}))
+            opened.append(PostgresQueue(stores[-1], lease_seconds=LEASE_SECONDS, poll_interval=0.01))
             return opened[-1]
     else:
         from asyncevents_cli.queues.amqp import AmqpQueue
@@ -49,7 +60,7 @@ def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
     yield make
     for queue in opened:
         queue.close()
-    if store is not None:
+    for store in stores:
         store.close()
 
 

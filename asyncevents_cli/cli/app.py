@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from .. import __version__
 from ..errors import EXIT_FAILURE, AeError
+from . import plain_values
 from .lazy import LazyCommand, LazyCommands
 
 #: Every top-level command, in the order `ae --help` lists them: name -> the module
@@ -51,6 +52,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "index": LazyCommand("search", "index_app", "The search index kept beside the database (`<database>.index/`)."),
     "deadletters": LazyCommand("status", "deadletters_app", "Parked messages: list, purge, requeue parked triggers."),
     "tokens": LazyCommand("tokens", "tokens_app", "API tokens for `ae serve` (REST API and admin pages)."),
+    "db": LazyCommand("db", "db_app", "The store's schema: its version, and migrating it."),
 }
 
 
@@ -63,6 +65,7 @@ class AeGroup(TyperGroup):
         self.lazy_commands = LazyCommands(self.commands, COMMANDS)
         self.commands = self.lazy_commands
         self._listing = False
+        plain_values.install(self, with_subcommands=False)  # --config; the commands' own on loading
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(self.commands)
@@ -123,6 +126,8 @@ class AeGroup(TyperGroup):
         except Exception as exc:
             if debug_enabled():
                 raise
+            if type(exc).__module__.startswith("psycopg"):  # not imported here: `ae --help` stays light
+                _fail(f"ae: error: database: {' '.join(str(exc).split())}", EXIT_FAILURE)
             _fail(f"ae: unexpected error: {exc.__class__.__name__}: {exc} (set AE_DEBUG=1 for the traceback)",
                   EXIT_FAILURE)
 

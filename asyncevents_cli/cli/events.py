@@ -36,11 +36,11 @@ def show_config(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     config = runtime(ctx).config
     data = {
         "config_file": str(config.path),
-        "database_path": str(config.database_path),
+        "database_path": config.database_display,
         "settings": [
             {
                 "name": name,
-                "value": redact_url(value) if name == "amqp_url" else value,
+                "value": redact_url(value) if name in ("amqp_url", "database") else value,
                 "source": config.sources[name],
                 "help": SETTINGS_BY_NAME[name].help,
             }

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from ..config import Config
-from ..errors import AeError, QueueUnavailable
+from ..errors import AeError, DatabaseUnavailable, QueueUnavailable
 from ..messages import RetryMessage, TriggerMessage
 from ..notifiers import Notifiers, NotifyResult
 from ..notifiers.base import clip
@@ -31,6 +31,7 @@ from ..store import Store, Subscription
 from .decisions import (
     Outcome,
     Settlement,
+    body_of,
     delivery_uuid,
     encode_payload,
     follow_up,
@@ -48,7 +49,7 @@ log = logging.getLogger("asyncevents_cli")
 #: Failures that are not one message's fault: they stop the consumer, and what it
 #: holds comes back (lease expiry, broker requeue).
 #: SecretKeyError too: a wrong key is the operator's to fix, not a reason to park every message.
-INFRASTRUCTURE = (QueueUnavailable, sqlite3.OperationalError, SecretKeyError)
+INFRASTRUCTURE = (QueueUnavailable, DatabaseUnavailable, sqlite3.OperationalError, SecretKeyError)
 #: A notifier that never answers is given up on after this long (HTTP ends at its own total timeout).
 ATTEMPT_DEADLINE = 120.0
 #: On a broker, a retry may arrive a moment before the store write that placed it
@@ -140,7 +141,7 @@ class Handler:
             message = TriggerMessage.decode(envelope.body)
             payload = self._resolve_payload(message)
             content = encode_payload(payload)
-            body = serialize_body(payload)
+            body = body_of(content)
         except AeError as exc:  # malformed, undefined event, or the service failed
             return self._park(envelope, exc.message)
         except ValueError as exc:  # NaN or Infinity: not JSON a receiver could read
@@ -152,10 +153,13 @@ class Handler:
         attempts = [self._attempt(work, s, delivery_uuid(envelope.message_id, s.subscription_id), 0,
                                   body, content, 0) for s in subscriptions]
         outcomes: list[Outcome] = []
-        for result in await asyncio.gather(*attempts, return_exceptions=True):
-            if isinstance(result, BaseException):
-                raise result
-            outcomes.append(result)
+        if len(attempts) == 1:  # the common case: no task of its own, no gather
+            outcomes.append(await attempts[0])
+        else:
+            for result in await asyncio.gather(*attempts, return_exceptions=True):
+                if isinstance(result, BaseException):
+                    raise result
+                outcomes.append(result)
         now = self.now()
         return Settlement(envelope, attempts=[(o, follow_up(self.policy, o, now)) for o in outcomes])
 

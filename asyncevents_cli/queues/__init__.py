@@ -13,7 +13,8 @@ def open_queue(config: Config, store: Callable[[], Store],
                existing_store: Callable[[], Store | None] = lambda: None) -> Queue:
     """The backend named by ``settings.queue``: "db" (default) or "amqp".
 
-    `store` is called only for the SQLite backend, so commands on a broker
+    "db" is a table in the store's own database, whichever that is: SQLite
+    (`SqliteQueue`) or PostgreSQL (`PostgresQueue`). `store` is called only for it, so commands on a broker
     never create a database file they do not need; the broker gets
     `existing_store`, the store if it exists, for its identity and bookkeeping.
     """
@@ -21,9 +22,14 @@ def open_queue(config: Config, store: Callable[[], Store],
         from .amqp import AmqpQueue  # pika is only imported when asked for
 
         return AmqpQueue(config.settings["amqp_url"], config.retry_policy, store=existing_store)
+    opened = store()
+    if opened.backend == "postgresql":
+        from .postgres import PostgresQueue
+
+        return PostgresQueue(opened)
     from .sqlite import SqliteQueue
 
-    return SqliteQueue(store())
+    return SqliteQueue(opened)
 
 
 __all__ = ["open_queue", "Queue", "Envelope", "QueueDepths", "KINDS", "TRIGGER", "RETRY"]

@@ -309,7 +309,7 @@ class AmqpQueue(Queue):
             f" ({owner}), not to this one ({mine}): two stores share the queues of {redact(self.url)};"
             " the message was put back for its own store",
             hint="give each store a vhost of its own in amqp_url, or run every consumer on one shared store"
-            " (a shared PostgreSQL store is future work, issue 8)",
+            " (settings.database = postgresql://..., which consumers on every host can share)",
         )
 
     # -- publishing ------------------------------------------------------

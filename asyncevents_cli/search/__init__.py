@@ -47,8 +47,7 @@ def check_syntax(text: str) -> str:
 
 
 def index_path(config: Config) -> Path:
-    db = config.database_path
-    return db.with_name(db.name + ".index")
+    return config.index_path
 
 
 def open_index(config: Config, store: Store) -> SearchIndex | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import AeError, InputError, NotFound, QueueUnavailable
+from ..errors import AeError, DatabaseUnavailable, InputError, NotFound, QueueUnavailable
 
 
 class ApiError(Exception):
@@ -23,7 +23,7 @@ def from_ae_error(exc: AeError) -> ApiError:
         status = 400
     elif isinstance(exc, NotFound):
         status = 404
-    elif isinstance(exc, QueueUnavailable):
+    elif isinstance(exc, (QueueUnavailable, DatabaseUnavailable)):
         status = 503
     else:
         status = 409  # an operational refusal, e.g. replaying to a disabled subscription

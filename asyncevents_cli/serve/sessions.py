@@ -37,6 +37,8 @@ class CsrfFailed(Exception):
 
 
 def key_path(config: Config) -> Path:
+    if config.uses_postgres:  # a host's own file: the store is shared
+        return config.local_folder / "ae.session-key"
     database = config.database_path
     return database.with_name(database.name + ".session-key")
 

@@ -13,14 +13,29 @@ from typing import Any
 
 from .api_tokens import ApiTokenTable
 from .delivery_log import DeliveryLogTable
+from .schema import SchemaMixin
 from .store_info import StoreInfoTable
 from .subscriptions import SubscriptionTable
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
-class Store(SubscriptionTable, DeliveryLogTable, ApiTokenTable, StoreInfoTable):
+
+def is_postgres_url(database: str | Path) -> bool:
+    return isinstance(database, str) and database.lower().startswith(POSTGRES_SCHEMES)
+
+
+class Store(SchemaMixin, SubscriptionTable, DeliveryLogTable, ApiTokenTable, StoreInfoTable):
+    """Open with `Store(database, environ, migrate=True)`; `migrate=False` only checks
+    the schema version (what `ae db status` needs)."""
+
     def __new__(cls, database: str | Path, environ: Mapping[str, str] | None = None, **options: Any) -> Store:
         if cls is Store:
-            from .sqlite import SqliteStore
+            if is_postgres_url(database):
+                from .postgres import PostgresStore
 
-            cls = SqliteStore
+                cls = PostgresStore
+            else:
+                from .sqlite import SqliteStore
+
+                cls = SqliteStore
         return super().__new__(cls)

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from ..errors import AeError
 from ..secretbox import SecretBox
@@ -42,6 +42,8 @@ class Result:
 
 
 class StoreBase:
+    #: "sqlite" or "postgresql"
+    backend = ""
     #: how the backend says "LIKE, ignoring ASCII case" (SQLite's LIKE already does)
     like_operator = "LIKE"
     #: exceptions that mean a table is missing: an older store opened read-only
@@ -83,9 +85,13 @@ class StoreBase:
     def close(self) -> None:
         raise NotImplementedError
 
+    def _order_log_ids(self) -> None:
+        """Inside a transaction about to log attempts: make log ids commit in the order
+        they are handed out (SQLite's one writer already does)."""
+
     # -- the rules, once ---------------------------------------------------
 
-    def __enter__(self) -> StoreBase:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -125,6 +131,22 @@ class StoreBase:
                 self._commit()
             finally:
                 self._depth = 0
+
+    # The queue modules keep their own table's SQL, and run it on the store's
+    # connection so it joins the store's transaction: these are for them.
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
+        return self._run(sql, params)
+
+    def execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._run_many(sql, rows)
+
+    def lock_schema(self) -> None:
+        """Inside a transaction: make other processes' schema changes wait for it."""
+        self._lock_schema()
+
+    def _lock_schema(self) -> None:
+        """SQLite's BEGIN IMMEDIATE already keeps other writers out."""
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return self._run(sql, params).dicts()

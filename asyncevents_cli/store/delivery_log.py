@@ -34,21 +34,28 @@ def _like(value: str) -> str:
 
 
 def _attempt_row(attempt: Attempt, created: str) -> tuple[Any, ...]:
+    """A receiver's reply may hold NUL characters, which PostgreSQL's text cannot:
+    both backends keep U+FFFD in their place, so a reply never fails a settle."""
     a = attempt
-    return (a.uuid, a.subscription_id, a.event_name, 1 if a.success else 0, a.status_code, a.response_data,
-            created, a.serialized_data, a.death_count, round(a.duration, 6), a.message_id)
+    return (a.uuid, a.subscription_id, a.event_name, 1 if a.success else 0, a.status_code,
+            a.response_data.replace("\x00", "\ufffd"), created, a.serialized_data.replace("\x00", "\ufffd"),
+            a.death_count, round(a.duration, 6), a.message_id)
 
 
 class DeliveryLogTable(StoreBase):
     # -- writes --------------------------------------------------------------
 
     def log_attempt(self, attempt: Attempt) -> int:
-        return int(self._run(INSERT_ATTEMPT + " RETURNING log_id", _attempt_row(attempt, timestamp())).scalar())
+        with self.transaction():
+            self._order_log_ids()
+            return int(self._run(INSERT_ATTEMPT + " RETURNING log_id", _attempt_row(attempt, timestamp())).scalar())
 
     def log_attempts(self, attempts: Sequence[Attempt]) -> None:
         """Log many attempts at once (the consumer settles in batches)."""
         now = timestamp()
-        self._run_many(INSERT_ATTEMPT, [_attempt_row(a, now) for a in attempts])
+        with self.transaction():
+            self._order_log_ids()
+            self._run_many(INSERT_ATTEMPT, [_attempt_row(a, now) for a in attempts])
 
     def set_delivery_state(
         self,

@@ -1,0 +1,202 @@
+"""The PostgreSQL store, shared by consumers on many hosts.
+
+Chosen by a ``postgresql://user:password@host:port/dbname`` URL. Statements go
+through psycopg 3 and a small psycopg_pool pool: a statement outside a
+transaction borrows a connection in autocommit mode; `transaction()` holds one
+connection from BEGIN to COMMIT, and only the thread that opened it uses it.
+
+Differences from SQLite that the rules above the backend rely on:
+- log ids commit in order: a transaction that logs attempts first takes an
+  advisory lock held to its commit, so a search index that follows the log by
+  `log_id` never sees id 101 before 100 commits;
+- secrets: every host must open what any host sealed, so the key comes from
+  AE_SECRET_KEY, the same on every host; no key file is made;
+- "cannot reach the database" (refused, reset, server shut down, pool
+  timeout) becomes `DatabaseUnavailable`, exit 3. Other database errors pass
+  through unchanged: the engine parks the one message they belong to.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from ..config import redact_url
+from ..errors import DatabaseUnavailable
+from ..secretbox import KEY_ENV, SecretBox, SecretKeyError
+from .api import Store
+from .base import Result
+from .postgres_schema import MIGRATIONS
+
+#: advisory lock keys (any two fixed numbers this application owns)
+LOG_ORDER_LOCK = 0x6165_6C6F67  # "aelog"
+SCHEMA_LOCK = 0x6165_736368  # "aesch"
+CONNECT_TIMEOUT_SECONDS = 10
+#: SQLSTATEs that mean the server is going or gone (besides class 08, connection
+#: exceptions, and errors with no state, raised by the client itself): admin,
+#: crash and cannot-connect-now shutdowns, and too many connections
+UNREACHABLE_STATES = ("57P01", "57P02", "57P03", "53300")
+
+
+@functools.lru_cache(maxsize=512)
+def _pyformat(sql: str) -> str:
+    """The shared SQL's `?` placeholders as psycopg's `%s` (a literal % doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PostgresStore(Store):
+    backend = "postgresql"
+    like_operator = "ILIKE"
+    migrations = MIGRATIONS
+
+    def __init__(self, database: str, environ: Mapping[str, str] | None = None, migrate: bool = True,
+                 pool_size: int = 4) -> None:
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        super().__init__(environ)
+        self.url = str(database)
+        self.missing_table_errors = (psycopg.errors.UndefinedTable,)
+        self._owner: int | None = None  # the thread whose transaction holds `_held`
+        self._held: Any = None
+        self._closed = False
+        self._pool = ConnectionPool(
+            self.url, min_size=1, max_size=max(1, pool_size), open=False, name="ae-store",
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
+            check=ConnectionPool.check_connection, timeout=CONNECT_TIMEOUT_SECONDS,
+            reconnect_timeout=CONNECT_TIMEOUT_SECONDS,
+        )
+        with self._translated():
+            # One plain connection first: a refused or failing server is reported at
+            # once (the pool itself would keep retrying until its timeout).
+            psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_SECONDS).close()
+            self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
+        try:
+            if migrate:
+                self.migrate()
+            else:
+                self.check_schema_version()
+            if migrate:
+                self._seal_plaintext_tokens()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- the backend's part ----------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        return redact_url(self.url)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._pool.close(timeout=5)
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """psycopg's "cannot reach the server" as DatabaseUnavailable (exit 3)."""
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            yield
+        except PoolTimeout as exc:
+            raise self._unavailable(exc) from None
+        except psycopg.OperationalError as exc:
+            if exc.sqlstate is not None and exc.sqlstate not in UNREACHABLE_STATES and exc.sqlstate[:2] != "08":
+                raise  # e.g. a deadlock or a cancelled query: the statement's fault, not the server's absence
+            raise self._unavailable(exc) from None
+
+    def _unavailable(self, exc: BaseException) -> DatabaseUnavailable:
+        detail = " ".join(str(exc).split()) or exc.__class__.__name__
+        password = _password(self.url)
+        if password:
+            detail = detail.replace(password, "***")
+        return DatabaseUnavailable(f"cannot reach the database {self.location}: {detail}",
+                                   hint="check that PostgreSQL is running and the URL in settings.database")
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        if self._held is not None and self._owner == threading.get_ident():
+            yield self._held
+            return
+        with self._translated(), self._pool.connection() as conn:
+            yield conn
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> Result:
+        with self._connection() as conn, self._translated():
+            cursor = conn.execute(_pyformat(sql), tuple(params))
+            rows = cursor.fetchall() if cursor.description else []
+            columns = tuple(c.name for c in cursor.description or ())
+            return Result(rows, columns, cursor.rowcount)
+
+    def _run_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        batch = [tuple(row) for row in rows]
+        if not batch:
+            return
+        with self._connection() as conn, self._translated(), conn.cursor() as cursor:
+            cursor.executemany(_pyformat(sql), batch)
+
+    def _begin(self) -> None:
+        with self._translated():
+            conn = self._pool.getconn()
+            try:
+                conn.execute("BEGIN")
+            except BaseException:
+                self._pool.putconn(conn)
+                raise
+        self._held, self._owner = conn, threading.get_ident()
+
+    def _end(self, verb: str) -> None:
+        conn, self._held, self._owner = self._held, None, None
+        try:
+            with self._translated():
+                conn.execute(verb)
+        finally:
+            self._pool.putconn(conn)
+
+    def _commit(self) -> None:
+        self._end("COMMIT")
+
+    def _rollback(self) -> None:
+        import psycopg
+
+        # If the connection is gone, the server rolled the transaction back itself.
+        with suppress(psycopg.Error, DatabaseUnavailable):
+            self._end("ROLLBACK")
+
+    def _lock_schema(self) -> None:
+        self._run("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
+
+    def _order_log_ids(self) -> None:
+        self._run("SELECT pg_advisory_xact_lock(?)", (LOG_ORDER_LOCK,))
+
+    def _log_id_sequence(self) -> int:
+        sequence = self._run("SELECT pg_get_serial_sequence('delivery_log', 'log_id')").scalar()
+        row = self._run(f"SELECT last_value, is_called FROM {sequence}").first()
+        return int(row[0]) if row and row[1] else 0
+
+    def _open_secret_box(self, create: bool) -> SecretBox:
+        env = os.environ if self._environ is None else self._environ
+        if not env.get(KEY_ENV, "").strip():
+            raise SecretKeyError(
+                f"the store is PostgreSQL, shared by every host, so the key for subscription secrets comes from"
+                f" {KEY_ENV} (no key file is made): {KEY_ENV} is not set",
+                hint=f"set {KEY_ENV} to the same Fernet key on every host",
+            )
+        return SecretBox.from_environment(env)
+
+
+def _password(url: str) -> str | None:
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None

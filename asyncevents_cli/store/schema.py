@@ -1,0 +1,90 @@
+"""The store's schema version, and the ordered migrations that reach it.
+
+Each backend lists its migrations (`Migration`s, oldest first, numbered from 1);
+the table ``schema_migrations`` remembers which were applied. A store is
+brought up to date when it is first opened, and by `ae db migrate`, in one
+transaction that first takes the backend's schema lock, so two processes
+opening one old store do not migrate it twice. A store whose version is newer than this code knows is
+refused (`StoreTooNew`, exit 1): older code must not write a schema it does
+not understand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import AeError
+from .base import StoreBase
+from .records import timestamp
+
+#: The version this code writes and reads; every backend's last migration has it.
+SCHEMA_VERSION = 1
+VERSION_TABLE = "schema_migrations"
+CREATE_VERSION_TABLE = (f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version INTEGER PRIMARY KEY,"
+                        " description TEXT NOT NULL, applied TEXT NOT NULL)")
+
+
+class StoreTooNew(AeError):
+    """The store was migrated by a newer `ae` (exit 1)."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    #: statements run in order, inside the migration's transaction ...
+    statements: Sequence[str] = ()
+    #: ... or a function of the store, for steps that must look before they change
+    apply: Callable[[Any], None] | None = None
+
+
+class SchemaMixin(StoreBase):
+    """What every backend shares: reading the version, checking and migrating."""
+
+    migrations: tuple[Migration, ...] = ()
+
+    def schema_version(self) -> int:
+        """The highest migration applied (0: none, or a store from before versions)."""
+        try:
+            value = self._run(f"SELECT MAX(version) FROM {VERSION_TABLE}").scalar()
+        except self.missing_table_errors:
+            return 0
+        return int(value or 0)
+
+    def pending_migrations(self) -> list[Migration]:
+        current = self.schema_version()
+        return [m for m in self.migrations if m.version > current]
+
+    def check_schema_version(self, found: int | None = None) -> None:
+        found = self.schema_version() if found is None else found
+        if found > SCHEMA_VERSION:
+            raise StoreTooNew(
+                f"the database {self.location} has schema version {found}, newer than this ae understands"
+                f" ({SCHEMA_VERSION}): upgrade ae",
+            )
+
+    def migrate(self) -> list[Migration]:
+        """Apply what is pending, all in one transaction; return what was applied."""
+        self.check_schema_version()
+        if not self.pending_migrations():
+            return []
+        applied: list[Migration] = []
+        with self.transaction():
+            self._lock_schema()
+            self._run(CREATE_VERSION_TABLE)
+            current = self.schema_version()  # again, under the lock: another process may have won
+            self.check_schema_version(current)
+            for migration in self.migrations:
+                if migration.version <= current:
+                    continue
+                for statement in migration.statements:
+                    self._run(statement)
+                if migration.apply is not None:
+                    migration.apply(self)
+                self._run(f"INSERT INTO {VERSION_TABLE} (version, description, applied) VALUES (?, ?, ?)",
+                          (migration.version, migration.description, timestamp()))
+                applied.append(migration)
+        return applied
+
