@@ -11,7 +11,8 @@ from typing import Any
 
 from .errors import NotFound
 from .netguard import redact_credentials
-from .store import DEAD_LETTERED, DELIVERED, RETRYING, STOPPED, Store, parse_timestamp, utcnow
+from .states import DeliveryState, SubscriptionStatus
+from .store import Store, parse_timestamp, utcnow
 
 
 def _retries(n: int) -> str:
@@ -23,12 +24,13 @@ def overall_status(state: dict[str, Any] | None, attempts: list[dict[str, Any]],
     """The module's wording: Delivered, Delivered with N retries, Dead Lettered with N retries,
     or Retrying, next attempt at ... (or overdue since ..., once that time has passed)."""
     retries = max(0, len(attempts) - 1)
-    current = state["state"] if state else (DELIVERED if attempts and attempts[-1]["success"] else None)
-    if current == DELIVERED:
+    delivered = attempts and attempts[-1]["success"]
+    current = state["state"] if state else (DeliveryState.DELIVERED if delivered else None)
+    if current == DeliveryState.DELIVERED:
         return "Delivered" if retries == 0 else f"Delivered with {_retries(retries)}"
-    if current == DEAD_LETTERED:
+    if current == DeliveryState.DEAD_LETTERED:
         return f"Dead Lettered with {_retries(retries)}"
-    if current == RETRYING:
+    if current == DeliveryState.RETRYING:
         when = (state or {}).get("next_attempt_at")
         if not when:
             return "Retrying"
@@ -36,7 +38,7 @@ def overall_status(state: dict[str, Any] | None, attempts: list[dict[str, Any]],
             # Due but not yet taken: no retry consumer is running, or it is behind.
             return f"Retrying, overdue since {when[:19]} UTC (waiting for `ae consume retry`)"
         return f"Retrying, next attempt at {when[:19]} UTC"
-    if current == STOPPED:
+    if current == DeliveryState.STOPPED:
         return f"Stopped with {_retries(retries)}: subscription disabled or deleted"
     return "Failed"
 
@@ -70,7 +72,7 @@ def trace(store: Store, uuid: str) -> dict[str, Any]:
         "subscription_id": last["subscription_id"],
         "recipient_url": redact_credentials(subscription.recipient_url) if subscription else None,
         "subscription_status": (
-            ("enabled" if subscription.enabled else "disabled") if subscription else "deleted"
+            SubscriptionStatus.of(subscription.enabled) if subscription else SubscriptionStatus.DELETED
         ),
         "status": overall_status(state, attempts),
         "state": state["state"] if state else None,

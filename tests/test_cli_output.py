@@ -20,7 +20,8 @@ from test_cli import EVENT, ae
 from asyncevents_cli.messages import RetryMessage
 from asyncevents_cli.queues.base import RETRY
 from asyncevents_cli.runtime import Runtime
-from asyncevents_cli.store import DEAD_LETTERED, DELIVERED, RETRYING, Attempt, parse_timestamp
+from asyncevents_cli.states import DeliveryState
+from asyncevents_cli.store import Attempt, parse_timestamp
 
 WIDTH = {"COLUMNS": "80"}
 UUID_DELIVERED = "0f6d7c1e-5b1a-5d3e-9c1e-0a1b2c3d4e5f"
@@ -62,10 +63,10 @@ def build(folder: Path) -> Path:
             ]:
                 store.log_attempt(Attempt(uuid, sub.subscription_id, EVENT, success, code, response, body, deaths,
                                           0.012))
-            store.set_delivery_state(UUID_DELIVERED, orders.subscription_id, EVENT, DELIVERED, 0)
-            store.set_delivery_state(UUID_RETRYING, crm.subscription_id, EVENT, RETRYING, 1,
+            store.set_delivery_state(UUID_DELIVERED, orders.subscription_id, EVENT, DeliveryState.DELIVERED, 0)
+            store.set_delivery_state(UUID_RETRYING, crm.subscription_id, EVENT, DeliveryState.RETRYING, 1,
                                      next_attempt_at=parse_timestamp("2999-01-01 00:00:00.000000"))
-            store.set_delivery_state(UUID_DEAD, crm.subscription_id, EVENT, DEAD_LETTERED, 2)
+            store.set_delivery_state(UUID_DEAD, crm.subscription_id, EVENT, DeliveryState.DEAD_LETTERED, 2)
         rt.queue.dead_letter(RetryMessage(crm.subscription_id, 2, json.dumps(ORDER), UUID_DEAD).encode(),
                              "failed 3 attempt(s)", RETRY)
     with sqlite3.connect(folder / ".ae" / "ae.db") as db:  # fixed times, so the tables are known exactly

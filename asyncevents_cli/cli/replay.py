@@ -8,6 +8,7 @@ import typer
 
 from .. import replay as replaying
 from ..errors import EXIT_FAILURE, InputError
+from ..states import SubscriptionStatus
 from .context import JSON_OPTION, confirm, runtime
 from .output import Col, emit, note, progress_bar, say, table, time_utc, yes_no
 
@@ -70,7 +71,7 @@ def bulk_replay(ctx: typer.Context, query: str, since: str | None, until: str | 
                   [(r["uuid"], r["event_name"], r["subscription_id"], r["subscription_status"],
                     yes_no(r["success"]), time_utc(r["last_attempt"])) for r in data],
                   title="Would replay (dry run)", empty="No delivery's latest attempt matches.")
-            skip = sum(1 for r in data if r["subscription_status"] != "enabled")
+            skip = sum(1 for r in data if r["subscription_status"] != SubscriptionStatus.ENABLED)
             note(f"{len(data) - skip} would be replayed, {skip} skipped (subscription disabled or deleted); "
                  "nothing was changed")
 

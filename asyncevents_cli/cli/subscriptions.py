@@ -16,6 +16,7 @@ import typer
 from .. import subscribe as subscribing
 from ..config import check_event_name
 from ..errors import EXIT_FAILURE, InputError
+from ..states import SubscriptionStatus
 from ..store import Subscription
 from .context import JSON_OPTION, YES_OPTION, confirm, runtime
 from .output import Col, emit, fields, note, say, table, time_utc
@@ -167,7 +168,7 @@ def changed(subscription_id: int, what: str) -> None:
 def _set_status(ctx: typer.Context, ids: list[int], enabled: bool) -> None:
     updated: list[Subscription] = runtime(ctx).store.set_status(ids, enabled)
     for s in updated:
-        changed(s.subscription_id, "enabled" if s.enabled else "disabled")
+        changed(s.subscription_id, str(SubscriptionStatus.of(s.enabled)))
 
 
 @subscriptions_app.command("enable")
