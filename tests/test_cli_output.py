@@ -154,7 +154,7 @@ def test_deadletters(shop: Path) -> None:
         "                                              death count 2     attempt(s)",
     ]
     assert lines(result.stderr) == [
-        "(not shown at this width: message id; widen the terminal or use --json)",
+        "(not shown at this width: parked (UTC), message id; widen the terminal or use --json)",
         "A retry: `ae replay UUID` starts it again. A trigger: `ae deadletters requeue` once its cause is fixed.",
     ]
 

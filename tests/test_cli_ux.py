@@ -225,6 +225,13 @@ def test_json_times_carry_their_time_zone(config: Path, receiver: Receiver) -> N
     traced = ok_json(config, "trace", log["uuid"])
     assert all(ISO_UTC.match(traced[k]) for k in ("first_attempt", "last_attempt"))
     assert all(ISO_UTC.match(a["created"]) for a in traced["attempts"])
+    from asyncevents_cli.queues.base import RETRY
+    from asyncevents_cli.runtime import Runtime
+
+    with Runtime(config) as rt:  # the queue keeps when a message was parked as epoch seconds
+        rt.queue.dead_letter(b"not a retry message", "test", RETRY)
+    [parked] = ok_json(config, "deadletters")
+    assert ISO_UTC.match(parked["parked_at"])
     # The payload is the user's data: printed exactly as published.
     assert traced["payload"] == {"data": {"created": "2026-01-01 00:00:00"}}
 

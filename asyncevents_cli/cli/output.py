@@ -115,13 +115,18 @@ STORED_TIME = re.compile(r"^(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d(?:\.\d+)?)(?:Z|
 
 
 def iso_utc(value: Any) -> Any:
-    """A stored UTC time as ISO 8601 with its offset, e.g. 2026-11-26T09:29:00.123456+00:00."""
+    """A stored UTC time (text, an aware datetime, or epoch seconds) as ISO 8601 with its offset,
+    e.g. 2026-11-26T09:29:00.123456+00:00."""
     if isinstance(value, str):
         match = STORED_TIME.match(value)
         if match:
             return f"{match.group(1)}T{match.group(2)}+00:00"
     elif hasattr(value, "isoformat") and getattr(value, "tzinfo", None) is not None:
         return value.isoformat()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):  # epoch seconds (a queue's parked_at)
+        from datetime import UTC, datetime
+
+        return datetime.fromtimestamp(value, UTC).isoformat()
     return value
 
 

@@ -63,9 +63,9 @@ def deadletters(
 
     def render(data: list[dict[str, Any]]) -> None:
         table([Col("origin", whole=True), Col("uuid", whole=True), Col("what"), Col("reason"),
-               Col("message id", whole=True, drop=1)], [
+               Col("message id", whole=True, drop=1), Col("parked (UTC)", drop=2)], [
             (r["origin"] + (" (resolved)" if r["resolved"] else ""), r.get("uuid", ""), _what(r), r["reason"],
-             r["message_id"]) for r in data
+             r["message_id"], _parked(r)) for r in data
         ], title="Dead letters", empty="No dead letters." + ("" if include_resolved else
                                                               " (--all also lists resolved ones)"))
         if data:
@@ -104,6 +104,14 @@ def requeue(ctx: typer.Context) -> None:
     note(f"requeued {len(ids)} parked trigger(s)")
     for message_id in ids:
         say(message_id)
+
+
+def _parked(row: dict[str, Any]) -> str:
+    """When a message was parked (epoch seconds on the queue), as the other tables show times."""
+    from datetime import UTC, datetime
+
+    at = row.get("parked_at")
+    return "" if at is None else datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _what(row: dict[str, Any]) -> str:
