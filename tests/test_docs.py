@@ -56,3 +56,8 @@ def test_relative_links_resolve(page: Path) -> None:
             continue
         path = (page.parent / target.split("#", 1)[0]).resolve()
         assert path.exists(), f"{page.relative_to(ROOT)} links to {target}, which does not exist"
+
+
+@pytest.mark.parametrize("page", sorted((ROOT / "docs").glob("*.md")), ids=lambda p: p.name)
+def test_every_docs_page_is_linked_from_the_readme(page: Path) -> None:
+    assert f"](docs/{page.name})" in README.read_text(encoding="utf-8"), f"README.md does not link docs/{page.name}"
