@@ -128,7 +128,7 @@ def test_subscription_management_dead_letters_and_bulk_replay_on_postgresql(
     assert len(ok_json(config, "deadletters", "--all")) == 3
     ok(config, "deadletters", "purge", "--yes")
     assert ok_json(config, "deadletters", "--all") == []
-    ok(config, "subscriptions", "delete", sid)
+    ok(config, "subscriptions", "delete", sid, "--yes")
     assert ok_json(config, "subscriptions", "list") == []
 
 
