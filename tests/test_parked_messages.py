@@ -81,11 +81,11 @@ def _enqueue_raw(config: Path, messages: list[tuple[str, bytes]]) -> None:
     from asyncevents_cli.runtime import Runtime
 
     with Runtime(config) as rt:
-        if rt.config.settings["queue"] == "amqp":
+        if rt.config.settings.queue == "amqp":
             import pika
 
             ok(config, "status")  # declares the topology
-            connection = pika.BlockingConnection(pika.URLParameters(rt.config.settings["amqp_url"]))
+            connection = pika.BlockingConnection(pika.URLParameters(rt.config.settings.amqp_url))
             channel = connection.channel()
             channel.confirm_delivery()
             for kind, body in messages:
