@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import Receiver, write_config
+from conftest import Receiver, ae, ok, ok_json, write_config
 from test_bad_input import RAW_RETRIES, RAW_TRIGGERS, _raw
-from test_cli import EVENT, ae, ok, ok_json
+from test_cli import EVENT
 
 
 def parked(config: Path, *extra: str) -> list[dict[str, Any]]:
