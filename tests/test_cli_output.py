@@ -14,8 +14,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import write_config
-from test_cli import EVENT, ae
+from conftest import ae, write_config
+from test_cli import EVENT
 
 from asyncevents_cli.messages import RetryMessage
 from asyncevents_cli.queues.base import RETRY

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Receiver, write_config
-from test_cli import EVENT, ORDER, ae, assert_error, ok, ok_json, subscribe
+from conftest import Receiver, ae, assert_error, ok, ok_json, write_config
+from test_cli import EVENT, ORDER, subscribe
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$")
 
@@ -263,7 +263,7 @@ def test_init_writes_a_commented_config_with_every_setting_at_its_default(tmp_pa
     assert target.read_text() == render()
     config = load_config(target, environ={})
     assert sorted(config.events) == ["sales.order.created"]
-    assert config.settings == {s.name: s.default for s in SETTINGS}
+    assert config.settings.as_dict() == {s.name: s.default for s in SETTINGS}
     for setting in SETTINGS:  # each one is there, commented out, with its help above it
         assert f"# {setting.help}\n# {setting.name} = " in target.read_text()
     assert '# service = "' in target.read_text()
@@ -293,7 +293,7 @@ def test_the_repositorys_events_toml_is_what_init_writes_with_the_modules_two_ev
     assert render().split("[settings]")[1] == path.read_text().split("[settings]")[1]
     config = load_config(path, environ={})
     assert {name: e.description for name, e in config.events.items()} == dict(EXAMPLE_EVENTS)
-    assert config.settings == {s.name: s.default for s in SETTINGS}
+    assert config.settings.as_dict() == {s.name: s.default for s in SETTINGS}
     assert set(config.sources.values()) == {"default"}
 
 

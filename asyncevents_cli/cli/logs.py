@@ -157,7 +157,7 @@ def prune(
     Example: ae logs prune --older-than 7 --yes
     """
     rt = runtime(ctx)
-    days = rt.config.settings["log_retention_days"] if older_than is None else older_than
+    days = rt.config.settings.log_retention_days if older_than is None else older_than
     confirm(f"Delete delivery log entries older than {days:g} day(s)?", yes)
     from ..search import remove_pruned
 
