@@ -155,7 +155,8 @@ def test_plain_values_come_out_as_typer_itself_would_convert_them() -> None:
 
 def test_ae_trace_reads_the_store_with_no_engine_search_or_pydantic(tmp_path: Any) -> None:
     from asyncevents_cli.runtime import Runtime
-    from asyncevents_cli.store import DELIVERED, Attempt
+    from asyncevents_cli.states import DeliveryState
+    from asyncevents_cli.store import Attempt
     from asyncevents_cli.subscribe import subscribe
 
     config = tmp_path / "events.toml"
@@ -166,7 +167,7 @@ def test_ae_trace_reads_the_store_with_no_engine_search_or_pydantic(tmp_path: An
         with rt.store.transaction():
             rt.store.log_attempt(Attempt(uuid, sub.subscription_id, "a.b", True, 200, "ok", '{"data": {}}', 0,
                                          0.001, "m1"))
-            rt.store.set_delivery_state(uuid, sub.subscription_id, "a.b", DELIVERED, 0)
+            rt.store.set_delivery_state(uuid, sub.subscription_id, "a.b", DeliveryState.DELIVERED, 0)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AE_")} | {"AE_CONFIG": str(config)}
     loaded = modules_after(["trace", uuid], env)
     assert "asyncevents_cli.trace" in loaded
