@@ -12,7 +12,9 @@ from ..search import check_syntax, index_path, open_index, search_logs
 from .context import JSON_OPTION, runtime
 from .output import emit, note, progress_bar, say, show, table, yes_no
 
-index_app = typer.Typer(help="The search index kept beside the database (`<database>.index/`).")
+index_app = typer.Typer(
+    help="The local search index (`index_path`; by default `<database>.index/` beside a SQLite file)."
+)
 
 # Catching up this many rows takes a few seconds: worth a progress bar.
 PROGRESS_THRESHOLD = 2000
