@@ -7,9 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Receiver, write_config
+from conftest import Receiver, ae, assert_error, ok, ok_json, write_config
 from postgres_db import TEST_SECRET_KEY
-from test_cli import ae, assert_error, ok, ok_json
 
 from asyncevents_cli.store.schema import SCHEMA_VERSION
 

@@ -95,8 +95,8 @@ class Consumer:
         self.queue = queue
         self.notifiers = notifiers
         self.kinds = tuple(kinds)
-        self.concurrency = max(1, concurrency or config.settings["concurrency"])
-        self.per_subscription = max(1, per_subscription or config.settings["subscription_concurrency"])
+        self.concurrency = max(1, concurrency or config.settings.concurrency)
+        self.per_subscription = max(1, per_subscription or config.settings.subscription_concurrency)
         #: messages held unsettled at once: twice the window, so finished attempts
         #: waiting for the next settle batch do not leave the window idle
         self.held_limit = 2 * self.concurrency
