@@ -6,6 +6,7 @@ window of attempts in flight on one asyncio loop, and settles in batches.
 - `settle`         settlements to the queue and the store, many per transaction
 - `subscriptions`  the short-lived subscription cache
 - `consumer`       the loop: lease, window, settle, stop
+- `reconnect`      queue and store calls tried again while the database connection is lost
 """
 
 from .consumer import Aborted, Consumer

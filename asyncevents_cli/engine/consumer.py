@@ -27,6 +27,7 @@ from ..queues.base import KINDS, Queue
 from ..store import Store, utcnow
 from .decisions import Settlement
 from .handling import Handler, Work
+from .reconnect import Reconnecting
 from .settle import settle
 
 log = logging.getLogger("asyncevents_cli")
@@ -72,6 +73,8 @@ class Consumer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task | None = None
         self._aborted = False
+        #: queue and store calls ride out a lost database connection (see `reconnect`)
+        self.reconnecting = Reconnecting()
 
     def run(
         self,
@@ -103,7 +106,7 @@ class Consumer:
         self._main = asyncio.current_task()
         handler = Handler(self.config, self.store, self.queue, self.notifiers, self.concurrency,
                           self.per_subscription, self.now)
-        self.queue.reserve(self.held_limit)
+        self.reconnecting.call(self.queue.reserve, self.held_limit)
         tasks: dict[asyncio.Task[Settlement], Work] = {}
         taken = 0
         just_worked = False
@@ -128,7 +131,7 @@ class Consumer:
                 envelopes = []
                 if room > 0:
                     timeout = 0.0 if tasks else (QUICK_LOOK if just_worked else self.poll_timeout)
-                    envelopes = self.queue.receive_many(self.kinds, room, timeout)
+                    envelopes = self.reconnecting.call(self.queue.receive_many, self.kinds, room, timeout)
                 if envelopes:
                     just_worked = True
                     taken += len(envelopes)
@@ -139,11 +142,11 @@ class Consumer:
                 elif tasks:
                     await self._wait(tasks)
                 else:
-                    if until_empty and self.queue.is_empty(self.kinds):
+                    if until_empty and self.reconnecting.call(self.queue.is_empty, self.kinds):
                         break
                     just_worked = False
                 if tasks and time.monotonic() - last_extend > EXTEND_EVERY:
-                    self.queue.extend_many([w.envelope for w in tasks.values()])
+                    self.reconnecting.call(self.queue.extend_many, [w.envelope for w in tasks.values()])
                     last_extend = time.monotonic()
         except asyncio.CancelledError:
             if not self._aborted:
@@ -168,7 +171,7 @@ class Consumer:
         for task in finished:
             del tasks[task]
             settlements.append(task.result())  # only infrastructure failures raise here: they stop the loop
-        settle(self.store, self.queue, settlements)
+        self.reconnecting.call(settle, self.store, self.queue, settlements)
         for settlement in settlements:
             if not settlement.release:
                 self.processed += 1
