@@ -105,7 +105,7 @@ class SecretBox:
         return cls([text.encode()], str(path))
 
     @classmethod
-    def from_environment(cls, env: Mapping[str, str]) -> "SecretBox":
+    def from_environment(cls, env: Mapping[str, str]) -> SecretBox:
         """The box of the keys in AE_SECRET_KEY (which must be set)."""
         keys = [k.strip().encode() for k in env.get(KEY_ENV, "").split(",") if k.strip()]
         return cls(keys, KEY_ENV)

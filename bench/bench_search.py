@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import statistics
@@ -131,16 +132,17 @@ def cpu_seconds() -> float:
 
 
 def child_build(db: str) -> None:
-    """Runs in a child process: a full rebuild, then a catch-up of 2% more rows; prints JSON."""
+    """Runs in a child process: a full rebuild; prints JSON. CPU time includes worker processes."""
     from asyncevents_cli.search import SearchIndex
     from asyncevents_cli.store import Store
 
     store = Store(db)
     ix = SearchIndex(Path(db + ".index"), store)
-    started, cpu = time.perf_counter(), cpu_seconds()
+    started, cpu = time.perf_counter(), cpu_seconds() + children_cpu_seconds()
     added = ix.rebuild()
     elapsed = time.perf_counter() - started
-    result = {"docs": added, "seconds": elapsed, "cpu_seconds": cpu_seconds() - cpu, "peak_rss_mb": peak_rss_mb()}
+    result = {"docs": added, "seconds": elapsed, "cpu_seconds": cpu_seconds() + children_cpu_seconds() - cpu,
+              "peak_rss_mb": peak_rss_mb()}
     ix.close()
     store.close()
     print(json.dumps(result))
@@ -180,6 +182,53 @@ def child_queries(db: str, runs: int) -> None:
     print(json.dumps(out))
 
 
+def tree_memory_kb(root: int) -> tuple[int, int]:
+    """(RSS, PSS) in kB summed over `root` and all its descendants, read from /proc."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        grew = bool(more)
+        tree |= more
+    rss = pss = 0
+    for pid in tree:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+        except OSError:
+            continue
+    return rss, pss
+
+
+def run_build(db: Path) -> Any:
+    """The build child, with the peak of the memory of it and its workers together, sampled every 50 ms."""
+    child = subprocess.Popen([sys.executable, __file__, "--child-build", str(db)], stdout=subprocess.PIPE,
+                             text=True)
+    peak_rss = peak_pss = 0
+    while child.poll() is None:
+        rss, pss = tree_memory_kb(child.pid)
+        peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+        time.sleep(0.05)
+    out = child.stdout.read() if child.stdout else ""
+    if child.returncode:
+        raise SystemExit(f"build failed with exit code {child.returncode}")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["tree_peak_rss_mb"] = peak_rss / 1024
+    result["tree_peak_pss_mb"] = peak_pss / 1024
+    return result
+
+
 def run_child(*args: str) -> Any:
     done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -213,6 +262,7 @@ def main() -> None:
     parser.add_argument("--keep", help="build in this folder and leave it there")
     parser.add_argument("--reuse", action="store_true",
                         help="with --keep: reuse the rows and index already there, only time queries")
+    parser.add_argument("--build-only", action="store_true", help="stop after the index build")
     args = parser.parse_args()
     folder = Path(args.keep or tempfile.mkdtemp(prefix="bench-search-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -227,18 +277,23 @@ def main() -> None:
     config.write_text('[events."sales.order.created"]\ndescription = "orders"\n\n[settings]\n'
                       f'database = "{db}"\n')
     extra = max(1, args.rows // 50)
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     t = time.perf_counter()
     populate(db, args.rows)
     print(f"wrote {args.rows:,} log rows in {time.perf_counter() - t:.1f} s "
           f"({db.stat().st_size / 1e6:.0f} MB store)", flush=True)
-    build = run_child("--child-build", str(db))
-    size = sum(p.stat().st_size for p in (folder / "ae.db.index").rglob("*") if p.is_file())
+    build = run_build(db)
+    index_files = [p for p in (folder / "ae.db.index").rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in index_files)
+    segments = len({p.name.split(".")[0] for p in index_files if p.suffix == ".pst"})
     print(f"index build: {build['docs']:,} docs in {build['seconds']:.1f} s = "
           f"{build['docs'] / build['seconds']:,.0f} docs/s ({build['docs'] / build['cpu_seconds']:,.0f} per CPU "
-          f"second), peak RSS {build['peak_rss_mb']:.0f} MB, "
-          f"index {size / 1e6:.0f} MB", flush=True)
-    queries_and_end_to_end(db, config, args.runs)
-    keeping_up(db, extra)
+          f"second), peak RSS {build['peak_rss_mb']:.0f} MB (the build process), "
+          f"{build['tree_peak_rss_mb']:.0f} MB RSS / {build['tree_peak_pss_mb']:.0f} MB PSS (with its workers, "
+          f"sampled), index {size / 1e6:.0f} MB in {segments} segments", flush=True)
+    if not args.build_only:
+        queries_and_end_to_end(db, config, args.runs)
+        keeping_up(db, extra)
     if not args.keep:
         subprocess.run(["rm", "-rf", str(folder)], check=True)
 

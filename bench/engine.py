@@ -300,8 +300,9 @@ def celery_run(sink: Sink, vhost: Vhost, events: int, subscriptions: int,
         publisher.close()
 
 
-def ae_profile(sink: Sink, vhost: Vhost, sizes: Sizes) -> dict[str, Any]:
-    """The SQLite x 1 drain again, with py-spy attached from the first delivery to the exit."""
+def ae_profile(sink: Sink, vhost: Vhost, sizes: Sizes, keep: Path | None = None) -> dict[str, Any]:
+    """The SQLite x 1 drain again, with py-spy attached from the first delivery to the exit;
+    `keep` receives py-spy's raw collapsed stacks."""
     import spy
 
     recorders: list[spy.Recorder] = []
@@ -316,6 +317,8 @@ def ae_profile(sink: Sink, vhost: Vhost, sizes: Sizes) -> dict[str, Any]:
         if not output.exists():
             raise BenchError(f"py-spy wrote no profile: {errors[-400:]}")
         summary = spy.summarise(output.read_text())
+        if keep is not None:
+            keep.write_text(output.read_text())
     return {"who": "ae db", "events": sizes.single, "steady": drain.steady, "samples": summary.samples,
             "self_time": summary.self_time, "inclusive": summary.inclusive}
 
@@ -386,7 +389,11 @@ def startup(sizes: Sizes, imports: dict[str, Any] | None = None) -> dict[str, fl
 
 # -- the run ---------------------------------------------------------------------
 
-def run(sizes: Sizes, repeat: int, report: Report, log: Callable[[str], None], profile: bool = False) -> None:
+PARTS = ("ceilings", "db", "amqp", "celery", "slow", "startup", "backlog")
+
+
+def run(sizes: Sizes, repeat: int, report: Report, log: Callable[[str], None], profile: bool = False,
+        parts: frozenset[str] = frozenset(PARTS), keep_profile: Path | None = None) -> None:
     vhost = Vhost()
     sink = Sink()
     try:
@@ -406,9 +413,9 @@ def run(sizes: Sizes, repeat: int, report: Report, log: Callable[[str], None], p
             else:
                 log(f"{what}: {time.perf_counter() - started:.1f} s")
 
-        for client in ("aiohttp", "httpx"):
+        for client in ("aiohttp", "httpx") if "ceilings" in parts else ():
             attempt(f"ceiling: {client}", lambda: report.ceilings.append(median_ceiling(sink, client, sizes, repeat)))
-        shapes = ((sizes.single, 1), (sizes.fanout, sizes.fanout_subs))
+        shapes = [(sizes.single, 1)] + ([(sizes.fanout, sizes.fanout_subs)] if sizes.fanout else [])
 
         def keep(runs: list[tuple[Drain, Latency | None]]) -> None:
             drain, latency = median_run(runs)
@@ -416,23 +423,27 @@ def run(sizes: Sizes, repeat: int, report: Report, log: Callable[[str], None], p
             if latency:
                 report.latencies.append(latency)
 
-        for queue in ("db", "amqp"):
+        for queue in [q for q in ("db", "amqp") if q in parts]:
             for events, subs in shapes:
                 attempt(f"ae {queue}: {events} events x {subs}",
                         lambda: keep([ae_run(sink, vhost, queue, events, subs, sizes) for _ in range(repeat)]))
-        for events, subs in shapes:
+        for events, subs in shapes if "celery" in parts else ():
             attempt(f"celery: {events} events x {subs}",
                     lambda: keep([celery_run(sink, vhost, events, subs, sizes) for _ in range(repeat)]))
-        attempt("50 ms receiver", lambda: report.slow.update(ae_slow(sink, vhost, sizes)))
+        if "slow" in parts:
+            attempt("50 ms receiver", lambda: report.slow.update(ae_slow(sink, vhost, sizes)))
         imports: dict[str, Any] = {}
-        attempt("start-up and trace", lambda: report.startup.update(startup(sizes, imports if profile else None)))
+        if "startup" in parts:
+            attempt("start-up and trace",
+                    lambda: report.startup.update(startup(sizes, imports if profile else None)))
         if imports:
             report.profile["imports"] = imports
-        attempt(f"backlog of {sizes.backlog}",
-                lambda: report.rss.append(ae_run(sink, vhost, "db", sizes.backlog, 1, sizes, pace=False,
-                                                 cap=sizes.backlog_seconds)[0]))
+        if "backlog" in parts:
+            attempt(f"backlog of {sizes.backlog}",
+                    lambda: report.rss.append(ae_run(sink, vhost, "db", sizes.backlog, 1, sizes, pace=False,
+                                                     cap=sizes.backlog_seconds)[0]))
         if profile:
-            attempt("profile (py-spy)", lambda: report.profile.update(ae_profile(sink, vhost, sizes)))
+            attempt("profile (py-spy)", lambda: report.profile.update(ae_profile(sink, vhost, sizes, keep_profile)))
     finally:
         sink.close()
         vhost.close()
@@ -458,6 +469,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop the memory run after this long, drained or not (default 300)")
     parser.add_argument("--profile", action="store_true",
                         help="drain the SQLite x 1 backlog once more under py-spy and show where the time goes")
+    parser.add_argument("--only", metavar="PART,...",
+                        help=f"run only these parts (of {','.join(PARTS)}); default all. "
+                             "For A/B runs: --only ceilings,db,amqp,celery")
+    parser.add_argument("--single", type=int, help="events in the x 1 subscription drains (default 10,000)")
+    parser.add_argument("--no-fanout", action="store_true", help="skip the x 5 subscription drains")
+    parser.add_argument("--profile-stacks", type=Path, metavar="FILE",
+                        help="with --profile: keep py-spy's raw collapsed stacks here")
     parser.add_argument("--render", type=Path, metavar="JSON",
                         help="run nothing: print the report of a run saved with --json")
     parser.add_argument("--out", type=Path, help="also write the Markdown report here")
@@ -468,6 +486,15 @@ def main(argv: list[str] | None = None) -> int:
         sizes = replace(sizes, backlog=args.backlog)
     if args.backlog_seconds:
         sizes = replace(sizes, backlog_seconds=args.backlog_seconds)
+    if args.single:
+        sizes = replace(sizes, single=args.single)
+    if args.no_fanout:
+        sizes = replace(sizes, fanout=0)
+    parts = frozenset(PARTS)
+    if args.only:
+        parts = frozenset(p.strip() for p in args.only.split(",") if p.strip())
+        if parts - set(PARTS):
+            parser.error(f"unknown part(s) {sorted(parts - set(PARTS))}: choose from {', '.join(PARTS)}")
     if args.render:
         from report import render
         from results import report_from_json
@@ -481,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         run(sizes, max(1, args.repeat), report, lambda line: print(f"bench: {line}", file=sys.stderr, flush=True),
-            profile=args.profile)
+            profile=args.profile, parts=parts, keep_profile=args.profile_stacks)
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 1

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from asyncevents_cli.store.schema import SCHEMA_VERSION
 from conftest import Receiver, write_config
 from postgres_db import TEST_SECRET_KEY
 from test_cli import ae, assert_error, ok, ok_json
+
+from asyncevents_cli.store.schema import SCHEMA_VERSION
 
 EVENT = "sales.order.created"
 UNREACHABLE = "postgresql://ae:s3cret-pw@127.0.0.1:1/ae"

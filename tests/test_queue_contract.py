@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from postgres_db import TEST_SECRET_KEY
 
 from asyncevents_cli.backoff import RetryPolicy
 from asyncevents_cli.messages import RetryMessage, TriggerMessage
 from asyncevents_cli.queues.base import RETRY, TRIGGER, Queue
 from asyncevents_cli.queues.sqlite import SqliteQueue
 from asyncevents_cli.store import Store
-from postgres_db import TEST_SECRET_KEY
 
 POLICY = RetryPolicy(max_deaths=3, unit_seconds=0.05)  # death count 2 waits 4 units = 200 ms
 LEASE_SECONDS = 0.5

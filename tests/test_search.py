@@ -122,7 +122,9 @@ def test_readme_examples_return_exactly_the_matching_events(data: Path) -> None:
     by_email = search_ids(data, "data.data.customer_email: roni_cost@example.com")
     # Case-insensitive: the customer's Roni_Cost@Example.com is found too.
     assert by_email == expected(data, lambda r: email(r) == "roni_cost@example.com")
-    assert len(by_email) == 4  # order 101 twice (failed, retried), order 103, the customer
+    # Orders 101 and 103 and the customer, and one of the orders twice if it is the
+    # one the receiver failed first (the engine has several in flight).
+    assert len(by_email) == 3 + any(not r["success"] and email(r) == "roni_cost@example.com" for r in rows_of(data))
 
     by_increment = search_ids(data, "data.data.increment_id: CK* AND success: true")
     assert by_increment == expected(
@@ -144,7 +146,9 @@ SYNTAX = [
     ("+ and -", "+event_name:sales.order.created -data.data.increment_id:SO*",
      lambda r: r["event_name"] == "sales.order.created" and not r["body"]["increment_id"].startswith("SO")),
     ("parentheses", "(data.data.increment_id:SO00000103 OR data.data.increment_id:CK00000102) AND success:true",
-     lambda r: r["body"].get("increment_id") in ("SO00000103", "CK00000102")),
+     # success too: the receiver fails whichever order reaches it first, and the engine
+     # has several in flight, so that is not always order 101.
+     lambda r: r["body"].get("increment_id") in ("SO00000103", "CK00000102") and r["success"] == 1),
     ("quoted phrase", '"back door"', lambda r: "back door" in r["body"].get("note", "")),
     ("phrase in order only", '"door back"', lambda r: False),
     ("* wildcard", "event_name:sales.*", lambda r: r["event_name"].startswith("sales.")),
@@ -199,9 +203,10 @@ def test_limit_offset_and_table(data: Path) -> None:
     assert search_ids(data, "created:[2000-01-01 TO *]", "--limit", "2", "--offset", "2") == everything[2:4]
     result = ae(data, "search", "data.data.customer_email: roni_cost@example.com")
     assert result.exit_code == 0
-    first = rows_of(data)[0]
+    roni = expected(data, lambda r: email(r) == "roni_cost@example.com")
+    first = next(r for r in rows_of(data) if r["log_id"] == roni[-1])
     assert "roni_cost@example.com" in result.stdout and first["uuid"] in result.stdout
-    assert "4 matches" in result.stderr
+    assert f"{len(roni)} matches" in result.stderr
 
 
 @pytest.mark.parametrize("query,position", [
@@ -279,13 +284,14 @@ def test_prune_removes_entries_from_the_index(data: Path) -> None:
         conn.execute(f"UPDATE delivery_log SET created = '2000-01-01 00:00:00.000000' WHERE log_id IN "
                      f"({','.join(map(str, old))})")
     result = ae(data, "logs", "prune", "--older-than", "30")
-    assert result.exit_code == 0 and "pruned 2" in result.stdout
+    # Two attempts if order 101 was the one the receiver failed first, else one.
+    assert result.exit_code == 0 and f"pruned {len(old)} log entr" in result.stdout
     assert search_ids(data, "CK00000101") == []
     assert search_ids(data, "data.data.increment_id:CK*") == expected(
         data, lambda r: str(r["body"].get("increment_id", "")).startswith("CK"))
     assert search_ids(data, "NOT success:false") == expected(data, lambda r: r["success"] == 1)
     assert sorted(search_ids_all(data)) == sorted(r["log_id"] for r in rows_of(data))
-    assert json.loads(ae(data, "index", "status", "--json").stdout)["documents"] == 3
+    assert json.loads(ae(data, "index", "status", "--json").stdout)["documents"] == 5 - len(old)
 
 
 def test_rebuild_after_the_index_folder_is_deleted(data: Path) -> None:
@@ -369,7 +375,8 @@ def test_json_hits_carry_the_full_payload(data: Path) -> None:
     assert result.exit_code == 0
     hits = json.loads(result.stdout)["results"]
     by_id = {r["log_id"]: r for r in rows_of(data)}
-    assert len(hits) == 4
+    assert [h["log_id"] for h in hits] == expected(data, lambda r: email(r) == "roni_cost@example.com")
+    assert len(hits) >= 3
     for hit in hits:
         assert hit["payload"] == json.loads(by_id[hit["log_id"]]["serialized_data"])
         assert hit["payload"]["data"]["customer_email"].lower() == "roni_cost@example.com"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from postgres_db import TEST_SECRET_KEY
 
 from asyncevents_cli.errors import AeError, NotFound
 from asyncevents_cli.store import (
@@ -29,7 +30,6 @@ from asyncevents_cli.store import (
     utcnow,
 )
 from asyncevents_cli.store.schema import SCHEMA_VERSION, StoreTooNew
-from postgres_db import TEST_SECRET_KEY
 
 EVENT = "sales.order.created"
 ENV = {"AE_SECRET_KEY": TEST_SECRET_KEY}
@@ -229,7 +229,8 @@ def test_delivery_counts_per_subscription(store: Store) -> None:
 
 def test_pruning_removes_finished_chains_only(store: Store) -> None:
     store.log_attempts([attempt("done"), attempt("retrying", False), attempt("dead", False)])
-    store.set_delivery_states([ChainState("done", 1, EVENT, DELIVERED, 0), ChainState("retrying", 1, EVENT, RETRYING, 1),
+    store.set_delivery_states([ChainState("done", 1, EVENT, DELIVERED, 0),
+                               ChainState("retrying", 1, EVENT, RETRYING, 1),
                                ChainState("dead", 1, EVENT, DEAD_LETTERED, 5)])
     high = store.max_log_id()
     assert store.prune_logs(1) == []  # nothing is a day old
@@ -247,12 +248,11 @@ def test_pruning_removes_finished_chains_only(store: Store) -> None:
 
 def test_a_transaction_commits_all_or_nothing(open_store: Callable[..., Store]) -> None:
     store, other = open_store(), open_store()
-    with pytest.raises(RuntimeError):
-        with store.transaction():
-            store.log_attempts([attempt("u1")])
-            with store.transaction():  # a nested one joins
-                store.set_delivery_states([ChainState("u1", 1, EVENT, DELIVERED, 0)])
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.log_attempts([attempt("u1")])
+        with store.transaction():  # a nested one joins
+            store.set_delivery_states([ChainState("u1", 1, EVENT, DELIVERED, 0)])
+        raise RuntimeError("boom")
     assert store.attempts("u1") == [] and other.delivery("u1") is None
     with store.transaction():
         store.log_attempts([attempt("u1")])

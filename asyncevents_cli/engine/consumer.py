@@ -1,11 +1,19 @@
 """The consumer loop: lease messages in batches, keep a bounded window of
 attempts in flight, settle what finished in batches, stop gracefully.
 
-One asyncio loop per consumer process. Queue and store calls are short and
-synchronous on the loop's thread (SQLite and pika are blocking libraries);
-deliveries are asynchronous, so while they wait on receivers the loop keeps
-leasing, settling and renewing leases. When nothing is in flight the loop
-blocks in the queue's own poll.
+One asyncio loop per consumer process for the deliveries, and one I/O thread
+(`io.IoThread`) for every queue and store call. The loop hands the thread one
+*cycle* at a time: settle what finished, renew leases, lease more. While a
+cycle waits on fsync or the broker the loop keeps delivering, and what finishes
+meanwhile is settled by the next cycle, so a slow disk makes batches larger
+rather than the consumer slower. When nothing is in flight the cycle blocks in
+the queue's own poll.
+
+Batching: finished work is settled once half the window has finished, or the
+oldest of it has waited `SETTLE_EVERY`, or nothing else is in flight, or the
+consumer is stopping, or a cycle runs anyway. More is leased once the messages
+waiting for a slot of the window have run out. An empty queue is looked at
+again every `BUSY_WAIT` while attempts run, never in a tight loop.
 
 Stopping: `should_stop()` (SIGTERM, Ctrl-C) ends the taking; attempts under way
 finish and are settled; messages taken but not yet begun are given back.
@@ -16,6 +24,7 @@ every held message back unsettled: they come back on the next start.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -23,18 +32,42 @@ from datetime import datetime
 
 from ..config import Config
 from ..notifiers import Notifiers
-from ..queues.base import KINDS, Queue
+from ..queues.base import KINDS, Envelope, Queue
 from ..store import Store, utcnow
 from .decisions import Settlement
 from .handling import Handler, Work
+from .io import IoThread
 from .reconnect import Reconnecting
-from .settle import settle
+from .settle import settle, settle_and_take
 
 log = logging.getLogger("asyncevents_cli")
 
 QUICK_LOOK = 0.02  # seconds: right after work, the queue is often empty; do not wait a full poll
-BUSY_WAIT = 0.05  # seconds between looks at the queue and the stop flag while attempts run
+BUSY_WAIT = 0.05  # seconds between looks at an empty queue and the stop flag while attempts run
+SETTLE_EVERY = 0.02  # seconds: finished work waits at most about this long for its settle
 EXTEND_EVERY = 5.0  # seconds between lease renewals of the messages held
+
+
+class Doorbell:
+    """Wakes the loop when work finishes, without asking every task (as `asyncio.wait` does)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._waiter: asyncio.Future[None] | None = None
+
+    def ring(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def wait(self, timeout: float) -> None:
+        """Until `ring` or `timeout` seconds, whichever comes first."""
+        self._waiter = self._loop.create_future()
+        timer = self._loop.call_later(timeout, self.ring)
+        try:
+            await self._waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
 
 
 class Aborted(Exception):
@@ -102,76 +135,122 @@ class Consumer:
 
     async def _run(self, max_messages: int | None, until_empty: bool, should_stop: Callable[[], bool],
                    on_message: Callable[[int], None] | None) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         self._main = asyncio.current_task()
+        io = IoThread()
         handler = Handler(self.config, self.store, self.queue, self.notifiers, self.concurrency,
-                          self.per_subscription, self.now)
-        self.reconnecting.call(self.queue.reserve, self.held_limit)
-        tasks: dict[asyncio.Task[Settlement], Work] = {}
+                          self.per_subscription, self.now, io)
+        tasks: dict[asyncio.Task[Settlement], Work] = {}  # under way (or waiting for a slot)
+        finished: list[asyncio.Task[Settlement]] = []  # done, not settled yet
+        settle_by = 0.0  # when the oldest finished work is due to be settled
+        doorbell = Doorbell(loop)
+
+        def on_done(task: asyncio.Task[Settlement]) -> None:
+            nonlocal settle_by
+            if tasks.pop(task, None) is None or task.cancelled():
+                return
+            if not finished:
+                settle_by = time.monotonic() + SETTLE_EVERY
+            finished.append(task)
+            doorbell.ring()
+
+        cycle: concurrent.futures.Future[tuple[list[Envelope], bool]] | None = None
         taken = 0
         just_worked = False
+        looked_empty_at: float | None = None  # the last lease that found nothing
         last_extend = time.monotonic()
         try:
             if self._aborted:
                 return
+            await io.call(self.reconnecting.call, self.queue.reserve, self.held_limit)
             while True:
-                finished = [task for task in tasks if task.done()]
-                if finished:
-                    self._settle(finished, tasks, on_message)
+                now = time.monotonic()
                 stopping = should_stop()
                 handler.stopping = stopping
-                if stopping or (max_messages is not None and taken >= max_messages):
-                    if not tasks:
-                        break
-                    await self._wait(tasks)
+                taking = not stopping and (max_messages is None or taken < max_messages)
+                if not taking and not tasks and not finished:
+                    break
+                room = 0
+                if taking and len(tasks) <= self.concurrency:  # the messages waiting for a slot ran out
+                    room = self.held_limit - len(tasks)  # what finished is settled first, in the same cycle
+                    if max_messages is not None:
+                        room = min(room, max_messages - taken)
+                    if tasks and looked_empty_at is not None and now - looked_empty_at < BUSY_WAIT:
+                        room = 0  # the queue was empty a moment ago: do not look again yet
+                settle_now = bool(finished) and (
+                    room > 0 or not tasks or not taking or len(finished) * 2 >= self.concurrency
+                    or now >= settle_by)
+                extend = bool(tasks) and now - last_extend > EXTEND_EVERY
+                if not (settle_now or room > 0 or extend):
+                    # until some work finishes, the settle is due, or it is time to look again
+                    wait = min(BUSY_WAIT, settle_by - now) if finished else BUSY_WAIT
+                    await doorbell.wait(max(wait, 0.001))
                     continue
-                room = self.held_limit - len(tasks)
-                if max_messages is not None:
-                    room = min(room, max_messages - taken)
-                envelopes = []
-                if room > 0:
-                    timeout = 0.0 if tasks else (QUICK_LOOK if just_worked else self.poll_timeout)
-                    envelopes = self.reconnecting.call(self.queue.receive_many, self.kinds, room, timeout)
+                settlements = []
+                if settle_now:
+                    # only infrastructure failures raise here: they stop the loop
+                    settlements = [task.result() for task in finished]
+                    finished.clear()
+                held = [work.envelope for work in tasks.values()] if extend else []
+                if extend:
+                    last_extend = now
+                timeout = 0.0 if tasks or finished else (QUICK_LOOK if just_worked else self.poll_timeout)
+                probe_empty = until_empty and not tasks and not finished
+                cycle = io.submit(self._cycle, settlements, held, room, timeout, probe_empty)
+                envelopes, empty = await asyncio.wrap_future(cycle)
+                cycle = None
+                self._count(settlements, on_message)
                 if envelopes:
                     just_worked = True
+                    looked_empty_at = None
                     taken += len(envelopes)
                     for envelope in envelopes:
                         work = Work(envelope)
-                        tasks[asyncio.ensure_future(handler.handle(work))] = work
+                        task = asyncio.ensure_future(handler.handle(work))
+                        tasks[task] = work
+                        task.add_done_callback(on_done)
                     await asyncio.sleep(0)  # let them start before the next look
-                elif tasks:
-                    await self._wait(tasks)
-                else:
-                    if until_empty and self.reconnecting.call(self.queue.is_empty, self.kinds):
-                        break
-                    just_worked = False
-                if tasks and time.monotonic() - last_extend > EXTEND_EVERY:
-                    self.reconnecting.call(self.queue.extend_many, [w.envelope for w in tasks.values()])
-                    last_extend = time.monotonic()
+                elif room > 0:
+                    looked_empty_at = time.monotonic()
+                    if not tasks and not finished:
+                        if empty:
+                            break
+                        just_worked = False
         except asyncio.CancelledError:
             if not self._aborted:
                 raise
-            await self._give_back(tasks)
+            await self._give_back(io, tasks, finished, cycle)
         except BaseException:
             await self._cancel(tasks)
+            await self._finish(cycle)
             raise
         finally:
-            await self.notifiers.aclose()
+            try:
+                await self.notifiers.aclose()
+            finally:
+                io.close()
 
-    async def _wait(self, tasks: dict[asyncio.Task[Settlement], Work]) -> None:
-        """Until some work finishes (or a short while, to look at the queue and the stop flag);
-        then a moment more, so one settle takes whatever finished together."""
-        done, _ = await asyncio.wait(tasks, timeout=BUSY_WAIT, return_when=asyncio.FIRST_COMPLETED)
-        if done:
-            await asyncio.sleep(0)
+    def _cycle(self, settlements: list[Settlement], held: list[Envelope], room: int, timeout: float,
+               probe_empty: bool) -> tuple[list[Envelope], bool]:
+        """On the I/O thread: settle, renew leases, lease up to `room` more (waiting up to
+        `timeout` for one); with `probe_empty`, also say whether nothing is left at all."""
+        retry = self.reconnecting.call  # each step again after a lost database connection
+        if held:
+            retry(self.queue.extend_many, held)
 
-    def _settle(self, finished: list[asyncio.Task[Settlement]], tasks: dict[asyncio.Task[Settlement], Work],
-                on_message: Callable[[int], None] | None) -> None:
-        settlements = []
-        for task in finished:
-            del tasks[task]
-            settlements.append(task.result())  # only infrastructure failures raise here: they stop the loop
-        self.reconnecting.call(settle, self.store, self.queue, settlements)
+        def take() -> list[Envelope]:
+            return self.queue.receive_many(self.kinds, room, timeout) if room > 0 else []
+
+        if self.queue.shares_store_transaction:
+            # one transaction: a failure rolls back the lot, so the lot is tried again
+            envelopes = retry(settle_and_take, self.store, self.queue, settlements, take)
+        else:
+            # the log may have committed when the lease fails: never settle twice
+            retry(settle, self.store, self.queue, settlements)
+            envelopes = retry(take)
+        return envelopes, probe_empty and room > 0 and not envelopes and retry(self.queue.is_empty, self.kinds)
+
+    def _count(self, settlements: Sequence[Settlement], on_message: Callable[[int], None] | None) -> None:
         for settlement in settlements:
             if not settlement.release:
                 self.processed += 1
@@ -179,15 +258,33 @@ class Consumer:
                     on_message(self.processed)
 
     async def _cancel(self, tasks: dict[asyncio.Task[Settlement], Work]) -> None:
-        for task in tasks:
+        pending = list(tasks)
+        for task in pending:
             task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _give_back(self, tasks: dict[asyncio.Task[Settlement], Work]) -> None:
-        """After an abort: cancel the attempts, and give every held message back unsettled."""
+    @staticmethod
+    async def _finish(cycle: concurrent.futures.Future[tuple[list[Envelope], bool]] | None) -> list[Envelope]:
+        """Wait for a cycle under way on the I/O thread (it cannot be interrupted); what it leased."""
+        if cycle is None:
+            return []
+        while not cycle.done():
+            await asyncio.sleep(0.01)
+        if cycle.cancelled() or cycle.exception() is not None:
+            return []  # it never ran, or failed: what it held comes back by lease expiry or requeue
+        return cycle.result()[0]
+
+    async def _give_back(self, io: IoThread, tasks: dict[asyncio.Task[Settlement], Work],
+                         finished: list[asyncio.Task[Settlement]],
+                         cycle: concurrent.futures.Future[tuple[list[Envelope], bool]] | None) -> None:
+        """After an abort: cancel the attempts, and give every held message back unsettled
+        (those whose attempts finished but were not settled yet too)."""
+        held = [work.envelope for work in tasks.values()]
+        held += [task.result().envelope for task in finished if not task.cancelled() and not task.exception()]
         await self._cancel(tasks)
+        held += await self._finish(cycle)
         try:
-            self.queue.release_many([w.envelope for w in tasks.values()])
+            await io.call(self.queue.release_many, held)
         except Exception as exc:  # the broker or lease gives them back anyway, a little later
-            log.warning("could not give back %d message(s) at once: %s", len(tasks), exc)
+            log.warning("could not give back %d message(s) at once: %s", len(held), exc)

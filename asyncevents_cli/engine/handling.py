@@ -40,6 +40,7 @@ from .decisions import (
     retry_problem,
     serialize_body,
 )
+from .io import IoThread
 from .subscriptions import SubscriptionCache
 
 log = logging.getLogger("asyncevents_cli")
@@ -80,15 +81,18 @@ class PayloadError(AeError):
 
 
 class Handler:
+    """Store reads go through the consumer's I/O thread (`io`), which owns the store's connection."""
+
     def __init__(self, config: Config, store: Store, queue: Queue, notifiers: Notifiers,
-                 concurrency: int, per_subscription: int, now: Callable[[], datetime]) -> None:
+                 concurrency: int, per_subscription: int, now: Callable[[], datetime], io: IoThread) -> None:
         self.config = config
         self.store = store
         self.queue = queue
         self.notifiers = notifiers
         self.policy = config.retry_policy
         self.now = now
-        self.subscriptions = SubscriptionCache(store)
+        self.io = io
+        self.subscriptions = SubscriptionCache(store, io)
         self.window = asyncio.Semaphore(concurrency)
         self.per_subscription = per_subscription
         self._caps: dict[int, asyncio.Semaphore] = {}
@@ -148,11 +152,10 @@ class Handler:
             return self._park(envelope, exc.message)
         except ValueError as exc:  # NaN or Infinity: not JSON a receiver could read
             return self._park(envelope, f"payload is not valid JSON: {exc}")
-        subscriptions = self.subscriptions.for_event(message.event_name, message.store_id)
+        subscriptions = await self.subscriptions.for_event(message.event_name, message.store_id)
         if not envelope.first_delivery and envelope.message_id:
             # Taken before: its attempts that were logged are not made again.
-            subscriptions = [s for s in subscriptions
-                             if not self.store.already_attempted(envelope.message_id, s.subscription_id)]
+            subscriptions = await self.io.call(self._not_attempted, envelope.message_id, subscriptions)
         attempts = [self._attempt(work, s, delivery_uuid(envelope.message_id, s.subscription_id), 0,
                                   body, content, 0) for s in subscriptions]
         outcomes: list[Outcome] = []
@@ -162,6 +165,9 @@ class Handler:
             outcomes.append(result)
         now = self.now()
         return Settlement(envelope, attempts=[(o, follow_up(self.policy, o, now)) for o in outcomes])
+
+    def _not_attempted(self, message_id: str, subscriptions: list[Subscription]) -> list[Subscription]:
+        return [s for s in subscriptions if not self.store.already_attempted(message_id, s.subscription_id)]
 
     # -- retry -----------------------------------------------------------
 
@@ -174,10 +180,10 @@ class Handler:
         problem = retry_problem(message)
         if problem:
             return self._park(envelope, problem)
-        chain = self.store.delivery(message.uuid)
+        chain = await self.io.call(self.store.delivery, message.uuid)
         if ownership_problem(message, chain) and not self.queue.shares_store_transaction:
             await asyncio.sleep(OWNERSHIP_RECHECK_SECONDS)
-            chain = self.store.delivery(message.uuid)
+            chain = await self.io.call(self.store.delivery, message.uuid)
         problem = ownership_problem(message, chain)
         if problem or chain is None:
             return self._park(envelope, problem or "")
@@ -189,13 +195,14 @@ class Handler:
             body = serialize_body(json.loads(message.content))
         except ValueError as exc:
             return self._park(envelope, f"retry content is not valid JSON: {exc}")
-        subscription = self.subscriptions.by_id(message.subscription_id)
+        subscription = await self.subscriptions.by_id(message.subscription_id)
         if subscription is None or not subscription.enabled:
             # Only still-enabled subscriptions are retried: the chain stops here.
             return Settlement(envelope, stopped=(message.uuid, message.subscription_id, chain["event_name"],
                                                  message.death_count, generation))
         if (not envelope.first_delivery and envelope.message_id
-                and self.store.already_attempted(envelope.message_id, subscription.subscription_id)):
+                and await self.io.call(self.store.already_attempted, envelope.message_id,
+                                       subscription.subscription_id)):
             return Settlement(envelope)  # its attempt is logged; only the ack was lost
         outcome = await self._attempt(work, subscription, message.uuid, message.death_count, body,
                                       message.content, generation)

@@ -16,10 +16,10 @@ propagate and stop the consumer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..errors import AeError
-from ..queues.base import RETRY, Queue
+from ..queues.base import RETRY, Envelope, Queue
 from ..store import RETRYING, STOPPED, Attempt, ChainState, Store
 from .decisions import Settlement
 from .handling import INFRASTRUCTURE, describe
@@ -45,6 +45,29 @@ def settle(store: Store, queue: Queue, settlements: Sequence[Settlement]) -> Non
             return
         for settlement in done:
             _settle_alone(store, queue, settlement)
+
+
+def settle_and_take(store: Store, queue: Queue, settlements: Sequence[Settlement],
+                    take: Callable[[], list[Envelope]]) -> list[Envelope]:
+    """`settle`, then `take()` (a lease of more messages). Where the queue shares the
+    store's transaction both commit together: one fsync for the batch and the next.
+    A batch that fails there is rolled back whole and settled by `settle` instead."""
+    if queue.shares_store_transaction and settlements:
+        try:
+            with store.transaction():
+                released = [s.envelope for s in settlements if s.release]
+                if released:
+                    queue.release_many(released)
+                done = [s for s in settlements if not s.release]
+                if done:
+                    _apply(store, queue, done)
+                return take()
+        except (*INFRASTRUCTURE, AeError):
+            raise
+        except Exception:  # one message's doing, most likely: nothing of it was committed
+            pass
+    settle(store, queue, settlements)
+    return take()
 
 
 def _settle_alone(store: Store, queue: Queue, settlement: Settlement) -> None:

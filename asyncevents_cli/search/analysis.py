@@ -86,12 +86,24 @@ def path_term(path: str, word: str) -> str:
     return path + mark(word) + word
 
 
+_field_names: dict[Any, str] = {}
+
+
+def field_name(key: Any) -> str:
+    """A JSON key as a field name: letters, digits and `_`; anything else becomes `_`."""
+    name = _field_names.get(key)
+    if name is None:
+        name = re.sub(r"[^0-9A-Za-z_]", "_", str(key)) or "_"
+        if len(_field_names) < CACHE_SIZE:
+            _field_names[key] = name
+    return name
+
+
 def flatten(value: Any, path: str) -> Iterator[tuple[str, Any]]:
     """(dotted path, scalar) for every scalar; list items share the list's path."""
     if isinstance(value, dict):
         for key, item in value.items():
-            # Field names are letters, digits and `_`: anything else in a key becomes `_`.
-            yield from flatten(item, f"{path}.{re.sub(r'[^0-9A-Za-z_]', '_', str(key)) or '_'}")
+            yield from flatten(item, f"{path}.{field_name(key)}")
     elif isinstance(value, list):
         for item in value:
             yield from flatten(item, path)
@@ -121,6 +133,26 @@ def as_number(value: Any) -> float | None:
     return None
 
 
+# A word's pieces with their marks, and its prefixes: most words of a log recur
+# (names, SKUs, statuses), so each is worked out once per process, up to CACHE_SIZE words.
+CACHE_SIZE = 200_000
+_expansions: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {}
+
+
+def expand(word: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """((piece, mark) for the word and each of its parts, the identifier prefixes to index)."""
+    found = _expansions.get(word)
+    if found is None:
+        pieces = tuple((piece, mark(piece)) for piece in (word, *parts(word)))
+        prefixes = tuple(dict.fromkeys(
+            piece[:end] for piece, kind in pieces if kind == IDENTIFIER and not piece[0].isdigit()
+            for end in range(1, min(len(piece), MAX_PREFIX) + 1)))
+        found = (pieces, prefixes)
+        if len(_expansions) < CACHE_SIZE:
+            _expansions[word] = found
+    return found
+
+
 class BodyTerms:
     """The terms of one logged body: `data` (every value, by word), `paths`
     (path-keyed words), `prefixes` (identifier prefixes) and `numbers` (path, number)."""
@@ -139,14 +171,14 @@ class BodyTerms:
         if number is not None and number == number and abs(number) != float("inf"):
             self.numbers.append((path, number))
         data, paths = self.data, self.paths
+        prefixes = self.prefixes
         for word in words(as_text(value)):
-            for piece in (word, *parts(word)):
+            pieces, word_prefixes = expand(word)
+            for piece, kind in pieces:
                 data.setdefault(piece, []).append(position)
-                kind = mark(piece)
                 paths.setdefault(path + kind + piece, []).append(position)
-                if kind == IDENTIFIER and not piece[0].isdigit():
-                    for end in range(1, min(len(piece), MAX_PREFIX) + 1):
-                        self.prefixes.add(path + WORD + piece[:end])
+            for prefix in word_prefixes:
+                prefixes.add(path + WORD + prefix)
             position += 1
         return position + VALUE_GAP
 

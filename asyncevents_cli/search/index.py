@@ -45,10 +45,12 @@ from ..errors import AeError, InputError
 from ..store import Store
 from .analysis import WORD_RE, BodyTerms, body_terms, plain_text_terms
 from .matching import SegmentMatcher, log_id_column
+from .parallel import WORKER_ROWS, build_segments, worker_count
 from .query import parse_for_index
 from .results import Hits, page_rows
+from .segment import BulkWriter, numeric_terms
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 META_FILE = ".ae-index.json"
 BATCH = 2000  # rows read from the store at a time
 # Rows per commit: a segment's postings stay in memory until it is written, about
@@ -66,14 +68,18 @@ def query_analyzer() -> whoosh_analysis.Analyzer:
 class TermsField(fields.FieldType):
     """A field whose document value is already terms: {term: [positions]} or a set of terms.
 
-    Skipping whoosh's analyzer pipeline at index time is most of the speed:
-    `analysis` builds the terms once for all four fields."""
+    Skipping whoosh's analyzer pipeline at index time is part of the speed:
+    `analysis` builds the terms once for all four fields, and `segment.BulkWriter`
+    takes them as they are (`index()` serves whoosh's own writer, which tests
+    compare it with)."""
+
+    prebuilt_terms = True
 
     def __init__(self, positions: bool) -> None:
-        # scorable: whoosh looks up a length column for every posting it writes,
-        # and without one that lookup is an uncached filesystem stat each time.
+        # Not scorable: search never scores (results come newest first), so no
+        # field keeps per-document lengths.
         super().__init__(formats.Positions() if positions else formats.Existence(), query_analyzer(),
-                         scorable=True)
+                         scorable=False)
 
     def index(self, value: Any, **kwargs: Any) -> Iterator[tuple[bytes, int, float, bytes]]:
         if isinstance(value, dict):
@@ -95,7 +101,6 @@ class CreatedField(fields.DATETIME):
     def __init__(self) -> None:
         super().__init__()
         self.shift_step = 16
-        self.scorable = True
 
     def _parse_datestring(self, qstring: str) -> Any:
         import re
@@ -124,7 +129,7 @@ def number_terms(terms: BodyTerms) -> set[bytes]:
     out: set[bytes] = set()
     for path, number in terms.numbers:
         prefix = (path + "=").encode()
-        for term, _, _, _ in NUMBER_CODEC.index(number):
+        for term in numeric_terms(NUMBER_CODEC, number):
             out.add(prefix + term)
     return out
 
@@ -132,7 +137,7 @@ def number_terms(terms: BodyTerms) -> set[bytes]:
 def build_schema() -> fields.Schema:
     keyword = whoosh_analysis.IDTokenizer() | whoosh_analysis.LowercaseFilter()
     schema = fields.Schema(
-        log_id=fields.NUMERIC(int, 64, sortable=True, shift_step=8),
+        log_id=fields.NUMERIC(int, 64, sortable=True, shift_step=16),
         uuid=fields.ID(analyzer=keyword),
         event_name=fields.ID(analyzer=keyword),
         success=fields.BOOLEAN(),
@@ -143,8 +148,6 @@ def build_schema() -> fields.Schema:
         numbers=TermsField(positions=False),
     )
     schema.add("data.*", fields.TEXT(analyzer=query_analyzer()), glob=True)  # for the parser only
-    for name in ("log_id", "uuid", "event_name", "success"):
-        schema[name].scorable = True  # see TermsField
     return schema
 
 
@@ -167,7 +170,7 @@ def log_document(row: dict[str, Any]) -> dict[str, Any]:
         "uuid": row["uuid"] or "",
         "event_name": row["event_name"] or "",
         "success": bool(row["success"]),
-        "created": datetime.strptime(row["created"][:26], "%Y-%m-%d %H:%M:%S.%f"),
+        "created": datetime.fromisoformat(row["created"][:26]),  # "2026-01-31 10:00:00.123456"
     }
     if terms.data:
         doc["data"] = terms.data
@@ -243,7 +246,11 @@ class SearchIndex:
         try:
             fresh.mkdir(parents=True)
             ix = index.create_in(str(fresh), build_schema())
-            count, _ = self._add_rows(ix, 0, progress, folder=fresh)
+            workers = worker_count()
+            if workers > 1 and self.store.count_logs_after(0) >= 2 * WORKER_ROWS:
+                count = self._build_in_workers(ix, fresh, workers, progress)
+            else:
+                count, _ = self._add_rows(ix, 0, progress, folder=fresh)
             ix.close()
         except OSError as exc:  # a full disk: leave no half-built folder to fill it further
             shutil.rmtree(fresh, ignore_errors=True)
@@ -256,11 +263,29 @@ class SearchIndex:
         self._ix = index.open_dir(str(self.path))
         return count
 
+    def _build_in_workers(self, ix: index.Index, folder: Path, workers: int, progress: Progress | None) -> int:
+        """A full build, one segment per WORKER_ROWS rows, in worker processes (see `parallel`)."""
+        writer = self._writer(ix)  # holds the lock while the workers write segments
+        try:
+            segments, last = build_segments(str(folder), self._chunks(WORKER_ROWS), workers, progress)
+        except BaseException:
+            writer.cancel()
+            raise
+        writer.commit_segments(segments)
+        self._write_meta(last, folder)
+        return sum(segment.doc_count_all() for segment in segments)
+
+    def _chunks(self, size: int) -> Iterator[list[dict[str, Any]]]:
+        last = 0
+        while rows := self.store.logs_after(last, size):
+            yield rows
+            last = int(rows[-1]["log_id"])
+
     def _writer(self, ix: index.Index) -> Any:
         try:
             # Separate files per segment, not whoosh's compound file: opening a file
             # inside a compound file copies it into memory, on every search.
-            return ix.writer(timeout=30.0, codec=LeanCodec(), limitmb=POOL_MB, compound=False)
+            return BulkWriter(ix, timeout=30.0, codec=LeanCodec(), limitmb=POOL_MB, compound=False)
         except LockError:
             raise AeError(f"search index {self.path} is locked by another process; try again") from None
 
@@ -278,7 +303,7 @@ class SearchIndex:
                     writer.delete_by_query(query.NumericRange("log_id", after + 1, None))
                 while added < COMMIT_EVERY and (rows := self.store.logs_after(last, BATCH)):
                     for row in rows:
-                        writer.add_document(**log_document(row))
+                        writer.add_terms(**log_document(row))
                     added += len(rows)
                     last = int(rows[-1]["log_id"])
                     if progress:

@@ -6,8 +6,9 @@ is most of the time of a query matching 50,000 documents; and its
 AndNotMatcher lets through documents that match both sides. Search never
 scores, it only needs the matching set, so this module reads each term's
 posting list whole (a block of up to 128 ids at a time) and combines the
-sets with Python's set operations. Queries it does not know (phrases) are
-matched by whoosh itself, within the same segment.
+sets with Python's set operations; a phrase intersects its words' documents
+before comparing positions. Queries it does not know (a phrase with a slop)
+are matched by whoosh itself, within the same segment.
 """
 
 from __future__ import annotations
@@ -50,6 +51,33 @@ def term_docs(reader: Any, fieldname: str, text: Any) -> list[int]:
     return [i for i in ids if i not in deleted] if deleted else ids
 
 
+def term_positions(reader: Any, fieldname: str, btext: bytes) -> dict[int, bytes]:
+    """docnum -> the encoded positions of one term, for the live documents holding it."""
+    try:
+        matcher = reader.postings(fieldname, btext)
+    except TermNotFound:
+        return {}
+    deleted = None
+    if isinstance(matcher, FilterMatcher):
+        deleted = reader.deleted_docs_set
+        matcher = matcher.child
+    found: dict[int, bytes] = {}
+    if isinstance(matcher, W3LeafMatcher):
+        while matcher.is_active():
+            if matcher._ids is None:
+                matcher._read_ids()
+            if matcher._values is None:
+                matcher._read_values()
+            found.update(zip(matcher._ids[matcher._i :], matcher._values[matcher._i :]))
+            matcher._next_block()
+    else:
+        found.update(matcher.all_items())
+    if deleted:
+        for docnum in deleted.intersection(found):
+            del found[docnum]
+    return found
+
+
 def _union(reader: Any, fieldname: str, btexts: Iterable[Any]) -> DocSet:
     found: DocSet = set()
     for btext in btexts:
@@ -81,6 +109,30 @@ class SegmentMatcher:
         if isinstance(q, query.MultiTerm):  # Prefix, Wildcard, TermRange, ...
             return _union(self.reader, q.fieldname, q._btexts(self.reader))
         return set(q.docs(self.searcher))  # phrases and anything else: whoosh's own matching
+
+    def _Phrase(self, q: query.Phrase) -> DocSet:  # noqa: N802
+        """Words at consecutive positions: the documents holding every word, by set
+        intersection, then their positions compared (whoosh's span matcher does the
+        same one posting at a time). Other slops are whoosh's."""
+        field = self.reader.schema[q.fieldname] if q.fieldname in self.reader.schema.names() else None
+        if q.slop != 1 or len(q.words) < 2 or field is None or not field.format.supports("positions"):
+            return set(q.docs(self.searcher))
+        postings: list[dict[int, bytes]] = [term_positions(self.reader, q.fieldname, field.to_bytes(word))
+                                            for word in q.words]
+        smallest: dict[int, bytes] = min(postings, key=len)
+        candidates: DocSet = set(smallest)
+        for held in postings:
+            candidates.intersection_update(held)
+            if not candidates:
+                return set()
+        decode = field.format.decode_positions
+        found: DocSet = set()
+        for docnum in candidates:
+            first, *rest = (decode(held[docnum]) for held in postings)
+            later = [set(positions) for positions in rest]
+            if any(all(start + k in positions for k, positions in enumerate(later, 1)) for start in first):
+                found.add(docnum)
+        return found
 
     def _Term(self, q: query.Term) -> DocSet:  # noqa: N802
         return set(term_docs(self.reader, q.fieldname, q.text))

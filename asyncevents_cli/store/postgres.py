@@ -22,7 +22,7 @@ import functools
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from ..config import redact_url
@@ -166,10 +166,9 @@ class PostgresStore(Store):
     def _rollback(self) -> None:
         import psycopg
 
-        try:
+        # If the connection is gone, the server rolled the transaction back itself.
+        with suppress(psycopg.Error, DatabaseUnavailable):
             self._end("ROLLBACK")
-        except (psycopg.Error, DatabaseUnavailable):
-            pass  # the connection is gone: the server rolled the transaction back itself
 
     def _lock_schema(self) -> None:
         self._run("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import AeError
+from .base import StoreBase
 from .records import timestamp
-
-if TYPE_CHECKING:
-    from .base import StoreBase
 
 #: The version this code writes and reads; every backend's last migration has it.
 SCHEMA_VERSION = 1
@@ -42,12 +40,12 @@ class Migration:
     apply: Callable[[Any], None] | None = None
 
 
-class SchemaMixin:
+class SchemaMixin(StoreBase):
     """What every backend shares: reading the version, checking and migrating."""
 
     migrations: tuple[Migration, ...] = ()
 
-    def schema_version(self: "StoreBase") -> int:
+    def schema_version(self) -> int:
         """The highest migration applied (0: none, or a store from before versions)."""
         try:
             value = self._run(f"SELECT MAX(version) FROM {VERSION_TABLE}").scalar()
@@ -56,10 +54,10 @@ class SchemaMixin:
         return int(value or 0)
 
     def pending_migrations(self) -> list[Migration]:
-        current = self.schema_version()  # type: ignore[attr-defined]
+        current = self.schema_version()
         return [m for m in self.migrations if m.version > current]
 
-    def check_schema_version(self: "StoreBase", found: int | None = None) -> None:
+    def check_schema_version(self, found: int | None = None) -> None:
         found = self.schema_version() if found is None else found
         if found > SCHEMA_VERSION:
             raise StoreTooNew(
@@ -67,10 +65,10 @@ class SchemaMixin:
                 f" ({SCHEMA_VERSION}): upgrade ae",
             )
 
-    def migrate(self: "StoreBase") -> list[Migration]:
+    def migrate(self) -> list[Migration]:
         """Apply what is pending, all in one transaction; return what was applied."""
         self.check_schema_version()
-        if not self.pending_migrations():  # type: ignore[attr-defined]
+        if not self.pending_migrations():
             return []
         applied: list[Migration] = []
         with self.transaction():
@@ -78,7 +76,7 @@ class SchemaMixin:
             self._run(CREATE_VERSION_TABLE)
             current = self.schema_version()  # again, under the lock: another process may have won
             self.check_schema_version(current)
-            for migration in self.migrations:  # type: ignore[attr-defined]
+            for migration in self.migrations:
                 if migration.version <= current:
                     continue
                 for statement in migration.statements:

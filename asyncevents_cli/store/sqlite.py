@@ -53,7 +53,7 @@ ADDED_COLUMNS = (
 )
 
 
-def _first_schema(store: "SqliteStore") -> None:
+def _first_schema(store: SqliteStore) -> None:
     """Version 1: today's tables on a new file, or any older store brought level."""
     for statement in TABLES:
         store._run(statement)
