@@ -64,6 +64,7 @@ class StopFlag:
 def _run(ctx: typer.Context, kinds: tuple[str, ...], max_messages: int | None, until_empty: bool,
          concurrency: int | None) -> None:
     from ..engine import Aborted
+    from ..engine.reconnect import run_reconnecting
 
     logging.basicConfig(format="ae: %(message)s", level=logging.WARNING)
     # The AMQP backend reports a lost connection and its reconnects in one line
@@ -74,10 +75,14 @@ def _run(ctx: typer.Context, kinds: tuple[str, ...], max_messages: int | None, u
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     stop = StopFlag()
     previous = stop.install()
-    try:
-        consumer = runtime(ctx).consumer(kinds, concurrency=concurrency)
+    rt = runtime(ctx)
+
+    def watch(consumer: Any) -> None:
         stop.abort = consumer.abort
-        handled = consumer.run(max_messages=max_messages, until_empty=until_empty, should_stop=stop)
+
+    try:
+        handled = run_reconnecting(lambda: rt.consumer(kinds, concurrency=concurrency), max_messages, until_empty,
+                                   stop, watch)
     except Aborted:
         raise KeyboardInterrupt from None
     finally:

@@ -37,7 +37,7 @@ from ..store import Store, utcnow
 from .decisions import Settlement
 from .handling import Handler, Work
 from .io import IoThread
-from .reconnect import Reconnecting
+from .retrying import Retrying
 from .settle import settle, settle_and_take
 
 log = logging.getLogger("asyncevents_cli")
@@ -106,8 +106,8 @@ class Consumer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task | None = None
         self._aborted = False
-        #: queue and store calls ride out a lost database connection (see `reconnect`)
-        self.reconnecting = Reconnecting()
+        #: queue and store calls ride out a short loss of the database in place (see `retrying`)
+        self.retrying = Retrying()
 
     def run(
         self,
@@ -162,7 +162,7 @@ class Consumer:
         try:
             if self._aborted:
                 return
-            await io.call(self.reconnecting.call, self.queue.reserve, self.held_limit)
+            await io.call(self.retrying.call, self.queue.reserve, self.held_limit)
             while True:
                 now = time.monotonic()
                 stopping = should_stop()
@@ -234,7 +234,7 @@ class Consumer:
                probe_empty: bool) -> tuple[list[Envelope], bool]:
         """On the I/O thread: settle, renew leases, lease up to `room` more (waiting up to
         `timeout` for one); with `probe_empty`, also say whether nothing is left at all."""
-        retry = self.reconnecting.call  # each step again after a lost database connection
+        retry = self.retrying.call  # each step again after a lost database connection
         if held:
             retry(self.queue.extend_many, held)
 

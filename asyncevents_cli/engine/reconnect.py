@@ -1,61 +1,65 @@
-"""Riding out a lost database connection: the consumer's queue and store calls
-are tried again with back-off instead of stopping the consumer.
+"""Running consumers through an outage of the PostgreSQL store.
 
-A PostgreSQL server that restarts, or kills a backend, fails the statement or
-transaction under way with `DatabaseUnavailable`; the transaction is rolled
-back by the server, so running the same call again is safe (a settle places
-its broker follow-ups once, see `settle._place`). The pool replaces broken
-connections on the next checkout. Only when the database stays away for
-`give_up_after` seconds does the error stop the consumer (exit 3).
+A consumer stops when the store cannot be reached (`DatabaseUnavailable`):
+its attempts in flight are cancelled, and what it held comes back (a table
+queue's lease runs out; a broker requeues). `run_reconnecting` then waits,
+with a growing back-off, and starts a new consumer on the same runtime; the
+store's connection pool replaces the broken connections. Nothing is lost: a
+message is acknowledged only after its attempts are logged. The outage may
+last up to `give_up_after` seconds in a row before the error is raised
+(exit 3), as a lost broker's reconnects do.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Callable
 
 from ..errors import DatabaseUnavailable
+from .consumer import Consumer
 
 log = logging.getLogger("asyncevents_cli")
-T = TypeVar("T")
 
-GIVE_UP_AFTER = 60.0  # seconds of a database that stays away before the consumer stops
-FIRST_DELAY = 0.1
-MAX_DELAY = 5.0
+GIVE_UP_AFTER_SECONDS = 60.0
+FIRST_DELAY_SECONDS = 0.5
+LONGEST_DELAY_SECONDS = 8.0
 
 
-def delays(first: float = FIRST_DELAY, most: float = MAX_DELAY) -> Iterator[float]:
-    """The waits between tries: doubling from `first`, never more than `most`."""
-    delay = first
+def run_reconnecting(
+    make_consumer: Callable[[], Consumer],
+    max_messages: int | None = None,
+    until_empty: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_consumer: Callable[[Consumer], None] = lambda consumer: None,
+    give_up_after: float = GIVE_UP_AFTER_SECONDS,
+) -> int:
+    """Run consumers from `make_consumer` until one finishes; return the messages settled."""
+    handled = 0
+    down_since: float | None = None
+    delay = FIRST_DELAY_SECONDS
     while True:
-        yield delay
-        delay = min(delay * 2, most)
+        consumer: Consumer | None = None
+        try:
+            consumer = make_consumer()
+            on_consumer(consumer)
+            remaining = None if max_messages is None else max_messages - handled
+            return handled + consumer.run(max_messages=remaining, until_empty=until_empty, should_stop=should_stop)
+        except DatabaseUnavailable as exc:
+            if consumer is not None and consumer.processed:
+                handled += consumer.processed
+                down_since, delay = None, FIRST_DELAY_SECONDS  # it worked for a while: a new outage
+            now = time.monotonic()
+            down_since = now if down_since is None else down_since
+            if should_stop() or now - down_since >= give_up_after:
+                raise
+            log.warning("%s; reconnecting in %.1f s", exc.message, delay)
+            _sleep(delay, should_stop)
+            delay = min(delay * 2, LONGEST_DELAY_SECONDS)
 
 
-class Reconnecting:
-    def __init__(self, give_up_after: float = GIVE_UP_AFTER, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.give_up_after = give_up_after
-        self.sleep = sleep
-        self.clock = clock
-        #: how many times a call was tried again (for tests and the curious)
-        self.retries = 0
-
-    def call(self, operation: Callable[..., T], *args: object) -> T:
-        """`operation(*args)`, tried again after `DatabaseUnavailable` until `give_up_after` runs out."""
-        deadline: float | None = None
-        waits = delays()
-        while True:
-            try:
-                return operation(*args)
-            except DatabaseUnavailable as exc:
-                now = self.clock()
-                deadline = deadline if deadline is not None else now + self.give_up_after
-                delay = next(waits)
-                if now + delay > deadline:
-                    raise
-                log.warning("database connection lost (%s); trying again in %.1fs", exc.message, delay)
-                self.retries += 1
-                self.sleep(delay)
+def _sleep(seconds: float, should_stop: Callable[[], bool]) -> None:
+    """Sleep, but wake early when told to stop."""
+    deadline = time.monotonic() + seconds
+    while not should_stop() and time.monotonic() < deadline:
+        time.sleep(min(0.1, deadline - time.monotonic()))

@@ -70,7 +70,7 @@ class PostgresStore(Store):
             check=ConnectionPool.check_connection, timeout=CONNECT_TIMEOUT_SECONDS,
             reconnect_timeout=CONNECT_TIMEOUT_SECONDS,
         )
-        with self._translated():
+        with self._translated(connecting=True):
             # One plain connection first: a refused or failing server is reported at
             # once (the pool itself would keep retrying until its timeout).
             psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_SECONDS).close()
@@ -98,8 +98,10 @@ class PostgresStore(Store):
             self._pool.close(timeout=5)
 
     @contextmanager
-    def _translated(self) -> Iterator[None]:
-        """psycopg's "cannot reach the server" as DatabaseUnavailable (exit 3)."""
+    def _translated(self, connecting: bool = False) -> Iterator[None]:
+        """psycopg's "cannot reach the server" as DatabaseUnavailable (exit 3): any
+        failure to get a connection, and a statement's failure that means the server
+        or the connection went away."""
         import psycopg
         from psycopg_pool import PoolTimeout
 
@@ -108,7 +110,8 @@ class PostgresStore(Store):
         except PoolTimeout as exc:
             raise self._unavailable(exc) from None
         except psycopg.OperationalError as exc:
-            if exc.sqlstate is not None and exc.sqlstate not in UNREACHABLE_STATES and exc.sqlstate[:2] != "08":
+            state = exc.sqlstate
+            if not connecting and state is not None and state not in UNREACHABLE_STATES and state[:2] != "08":
                 raise  # e.g. a deadlock or a cancelled query: the statement's fault, not the server's absence
             raise self._unavailable(exc) from None
 
@@ -125,8 +128,12 @@ class PostgresStore(Store):
         if self._held is not None and self._owner == threading.get_ident():
             yield self._held
             return
-        with self._translated(), self._pool.connection() as conn:
+        with self._translated(connecting=True):
+            conn = self._pool.getconn()
+        try:
             yield conn
+        finally:
+            self._pool.putconn(conn)  # a broken one is discarded, and replaced on demand
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> Result:
         with self._connection() as conn, self._translated():
@@ -143,13 +150,14 @@ class PostgresStore(Store):
             cursor.executemany(_pyformat(sql), batch)
 
     def _begin(self) -> None:
-        with self._translated():
+        with self._translated(connecting=True):
             conn = self._pool.getconn()
-            try:
+        try:
+            with self._translated():
                 conn.execute("BEGIN")
-            except BaseException:
-                self._pool.putconn(conn)
-                raise
+        except BaseException:
+            self._pool.putconn(conn)
+            raise
         self._held, self._owner = conn, threading.get_ident()
 
     def _end(self, verb: str) -> None:
