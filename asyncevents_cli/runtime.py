@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import Config, load_config
-from .notifiers import Notifiers
-from .queues import Queue, open_queue
-from .queues.base import KINDS
 
-if TYPE_CHECKING:  # imported where used, so `ae --help` loads neither
+if TYPE_CHECKING:  # imported where used, so a command loads only what it opens (`ae trace`: the store)
     from .engine import Consumer
+    from .notifiers import Notifiers
+    from .queues import Queue
     from .store import Store
 
 
@@ -53,6 +52,8 @@ class Runtime:
     @property
     def queue(self) -> Queue:
         if self._queue is None:
+            from .queues import open_queue
+
             self._queue = open_queue(self.config, lambda: self.store, self._existing_store)
         return self._queue
 
@@ -66,15 +67,20 @@ class Runtime:
     @property
     def notifiers(self) -> Notifiers:
         if self._notifiers is None:
+            from .notifiers import Notifiers
+
             self._notifiers = Notifiers(self.config)
         return self._notifiers
 
-    def consumer(self, kinds: tuple[str, ...] = KINDS, **options: Any) -> Consumer:
-        """A delivery engine over this runtime's store, queue and notifiers."""
+    def consumer(self, kinds: tuple[str, ...] | None = None, **options: Any) -> Consumer:
+        """A delivery engine over this runtime's store, queue and notifiers; `kinds`
+        defaults to every queue (trigger and retry)."""
         from .engine import Consumer
+        from .queues.base import KINDS
 
         self.store.check_secret_key()  # a wrong key stops here, before a message is taken
-        return Consumer(self.config, self.store, self.queue, self.notifiers, kinds, **options)
+        return Consumer(self.config, self.store, self.queue, self.notifiers, KINDS if kinds is None else kinds,
+                        **options)
 
     #: The name callers used before the engine: `rt.worker(kinds).run(until_empty=True)`.
     worker = consumer

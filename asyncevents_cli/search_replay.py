@@ -18,9 +18,9 @@ from .backoff import RetryPolicy
 from .config import Config
 from .errors import AeError, InputError
 from .queues.base import Queue
+from .replay import replay
 from .search import check_syntax, matching_log_ids
 from .store import Store, timestamp
-from .trace import replay
 
 
 def parse_moment(text: str, option: str, end: bool = False) -> str:

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 #: Deepest nesting of arrays and objects accepted. Real payloads nest a handful
 #: of levels; this leaves room while keeping every recursive walk (encoders,
 #: the search index, rich's renderer) far from Python's recursion limit.
 MAX_DEPTH = 100
+#: A JSON escape of a UTF-16 surrogate (\\ud800-\\udfff), paired or not.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class JsonRejected(ValueError):
@@ -76,8 +79,21 @@ def loads(data: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
     except ValueError as exc:  # JSONDecodeError, and int() of a number too long to convert
         raise JsonRejected(f"not valid JSON: {exc}") from None
     if isinstance(value, (dict, list)):
-        check_depth(value, max_depth)
-        check_encodable(value)
-    elif isinstance(value, str):
+        if data.count("[") + data.count("{") > max_depth:  # fewer brackets cannot nest that deep
+            check_depth(value, max_depth)
+        if _may_hold_surrogates(data):
+            check_encodable(value)
+    elif isinstance(value, str) and _may_hold_surrogates(data):
         check_encodable(value)
     return value
+
+
+def _may_hold_surrogates(text: str) -> bool:
+    """False when what `text` parses to cannot hold a lone surrogate, so `check_encodable`
+    has nothing to find: the text has none itself and no ``\\udXXX`` escape that could make
+    one. (Parsed JSON is otherwise always serialisable: numbers are finite, nesting checked.)"""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return _SURROGATE_ESCAPE.search(text) is not None

@@ -1,18 +1,16 @@
-"""What happened to one delivery (trace), and starting it over (replay)."""
+"""What happened to one delivery: its attempts, status and payload (`ae trace`).
+
+Only reads, so `ae trace` loads the store and nothing of the engine; starting a
+delivery over is `replay.py`."""
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Any
 
-from .backoff import RetryPolicy
-from .engine.decisions import encode_payload
-from .errors import AeError, NotFound
-from .messages import RetryMessage
+from .errors import NotFound
 from .netguard import redact_credentials
-from .queues.base import Queue
-from .store import DEAD_LETTERED, DELIVERED, RETRYING, STOPPED, Store, utcnow
+from .store import DEAD_LETTERED, DELIVERED, RETRYING, STOPPED, Store
 
 
 def _retries(n: int) -> str:
@@ -75,52 +73,3 @@ def trace(store: Store, uuid: str) -> dict[str, Any]:
         ],
         "payload": payload,
     }
-
-
-def replay(store: Store, queue: Queue, policy: RetryPolicy, uuid: str) -> dict[str, Any]:
-    """Start a new retry chain for `uuid`, whatever its status: same uuid, death count
-    back to 1, same retry limit. Returns when the first replayed attempt is due."""
-    attempts = store.attempts(uuid)
-    if not attempts:
-        raise NotFound(f"no delivery with uuid {uuid}", hint="run `ae logs` to see recent uuids")
-    last = attempts[-1]
-    subscription = store.find_subscription(last["subscription_id"], reveal=False)
-    if subscription is None:
-        raise AeError(f"subscription {last['subscription_id']} of {uuid} was deleted; nothing to replay to")
-    if not subscription.enabled:
-        raise AeError(
-            f"subscription {subscription.subscription_id} is disabled; replayed attempts would be dropped",
-            hint=f"run `ae subscriptions enable {subscription.subscription_id}` first",
-        )
-    try:
-        payload = json.loads(last["serialized_data"])["data"]
-    except (ValueError, KeyError, TypeError):
-        raise AeError(f"logged data of {uuid} is not an event body; cannot replay") from None
-    delay = policy.delay_seconds(1)
-    message = RetryMessage(subscription.subscription_id, 1, encode_payload(payload), uuid)
-    due = utcnow() + timedelta(seconds=delay)
-    # A new generation supersedes the chain's pending retry: the consumer drops
-    # a retry whose generation is older than the chain's, so one delivery follows.
-    chain = store.delivery(uuid)
-    generation = int(chain["generation"]) + 1 if chain else 1
-
-    def place() -> None:
-        queue.publish_retry(message, delay, generation=generation)
-
-    def record() -> None:
-        store.set_delivery_state(
-            uuid, subscription.subscription_id, subscription.event_name, RETRYING, 1,
-            next_attempt_at=due, attempted=False, generation=generation,
-        )
-
-    # The consumer's commit rule: one transaction with a queue in the store;
-    # on a broker, publish first and outside the SQLite write lock.
-    if queue.shares_store_transaction:
-        with store.transaction():
-            place()
-            record()
-    else:
-        place()
-        with store.transaction():
-            record()
-    return {"uuid": uuid, "subscription_id": subscription.subscription_id, "next_attempt_at": str(due)}

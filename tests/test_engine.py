@@ -20,10 +20,11 @@ from conftest import Receiver, backend_environ, write_config
 from asyncevents_cli.notifiers import HttpNotifier, Notifier, Notifiers, NotifyResult
 from asyncevents_cli.publish import publish
 from asyncevents_cli.queues.base import RETRY, TRIGGER
+from asyncevents_cli.replay import replay
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.store import Subscription
 from asyncevents_cli.subscribe import subscribe
-from asyncevents_cli.trace import replay, trace
+from asyncevents_cli.trace import trace
 
 EVENT = "sales.order.created"
 

@@ -16,9 +16,10 @@ from conftest import Receiver, backend_environ, write_config
 
 from asyncevents_cli.publish import publish
 from asyncevents_cli.queues.base import TRIGGER
+from asyncevents_cli.replay import replay
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.subscribe import subscribe
-from asyncevents_cli.trace import replay, trace
+from asyncevents_cli.trace import trace
 
 EVENT = "sales.order.created"
 ORDER = {"increment_id": "CK00000001", "customer_email": "roni_cost@example.com", "grand_total": 45.5}

@@ -167,3 +167,51 @@ def test_search_query_parser_parses_or_refuses(text: str) -> None:
         parse_for_index(text, build_schema())
     except InputError as exc:
         assert exc.message and "\n" not in exc.message.strip()
+
+
+# -- the consumer's shortcuts compute exactly what they replace ----------------
+
+@MODEST
+@given(st.text(max_size=40) | st.uuids().map(lambda u: u.hex), st.integers(min_value=1, max_value=2**63 - 1))
+def test_delivery_uuid_is_the_uuid5_of_message_and_subscription(message_id: str, subscription_id: int) -> None:
+    import uuid
+
+    from asyncevents_cli.engine.decisions import UUID_NAMESPACE, delivery_uuid
+
+    if message_id:
+        assert delivery_uuid(message_id, subscription_id) == str(
+            uuid.uuid5(UUID_NAMESPACE, f"{message_id}:{subscription_id}"))
+    else:
+        assert uuid.UUID(delivery_uuid(message_id, subscription_id)).version == 4
+
+
+@MODEST
+@given(values)
+def test_a_body_built_from_the_content_is_the_serialized_body(payload: object) -> None:
+    from asyncevents_cli.engine.decisions import body_of, encode_payload, serialize_body
+
+    try:
+        expected = serialize_body(payload)
+    except ValueError as exc:  # NaN, infinities, lone surrogates: refused the same way
+        try:
+            body_of(encode_payload(payload))
+        except ValueError as again:
+            assert type(again) is type(exc)
+            return
+        raise AssertionError(f"body_of accepted what serialize_body refused: {exc}") from None
+    assert body_of(encode_payload(payload)) == expected
+
+
+@MODEST
+@given(st.integers(min_value=0xD800, max_value=0xDFFF), st.booleans(), st.booleans())
+def test_strict_json_refuses_every_lone_surrogate_escape(code: int, upper: bool, as_bytes: bool) -> None:
+    """The fast path that skips `check_encodable` must not let one through, in any case of hex digits."""
+    import pytest
+
+    from asyncevents_cli.strict_json import JsonRejected, loads
+
+    escape = f"\\u{code:04X}" if upper else f"\\u{code:04x}"
+    text = f'{{"a": ["x{escape}"]}}'
+    with pytest.raises(JsonRejected, match="surrogate"):
+        loads(text.encode() if as_bytes else text)
+    assert loads('["\\ud83d\\ude00"]') == ["\U0001f600"]  # a pair is one character, and fine

@@ -9,6 +9,7 @@ times."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from typing import Any
@@ -46,8 +47,9 @@ def modules_after(argv: list[str], env: dict[str, str] | None = None) -> set[str
 def test_ae_help_imports_no_command_module_and_no_heavy_library() -> None:
     loaded = modules_after(["--help"])
     assert "asyncevents_cli.cli.app" in loaded  # the probe itself works
-    commands = sorted(m for m in loaded if m.startswith("asyncevents_cli.") and m not in (
-        "asyncevents_cli.cli", "asyncevents_cli.cli.app", "asyncevents_cli.cli.lazy", "asyncevents_cli.errors"))
+    needed = {"asyncevents_cli.cli", "asyncevents_cli.cli.app", "asyncevents_cli.cli.lazy",
+              "asyncevents_cli.cli.plain_values", "asyncevents_cli.errors"}
+    commands = sorted(m for m in loaded if m.startswith("asyncevents_cli.") and m not in needed)
     assert commands == []
     heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY or m in HEAVY)
     assert heavy == []
@@ -96,3 +98,79 @@ def test_a_mistyped_command_is_still_suggested_the_right_one() -> None:
     result = runner.invoke(app, ["serach"])
     assert result.exit_code == 2
     assert "No such command 'serach'. Did you mean 'search'?" in result.stderr
+
+
+# -- plain parameter values skip typer's pydantic conversion ----------------------------
+
+
+def every_parameter() -> list[tuple[str, Any]]:
+    from asyncevents_cli.cli.reference import walk
+
+    found = []
+    for path, command in walk(typer.main.get_command(app)):
+        help_option = command.get_help_option(typer.Context(command))
+        for param in [*command.params, help_option]:
+            found.append((" ".join(("ae", *path, param.name)), param))
+    return found
+
+
+def samples(param: Any) -> list[Any]:
+    """Values a parameter gets: its default, nothing, and a few of each type, in and out of bounds."""
+    values = [None, param.default]
+    annotation = param.type_descriptor.annotation
+    if annotation is str:
+        values += ["", "x y", "ünïcode", "5"]
+    elif annotation in (int, float):
+        values += [annotation(0), annotation(1), annotation(5), annotation(10 ** 6), "7", "abc", -1]
+    elif annotation is bool:
+        values += [True, False, "true", "no"]
+    return values
+
+
+def outcome(runtime_param: Any, value: Any, param: Any) -> tuple[str, Any]:
+    context = typer.Context(typer.main.get_command(app))
+    try:
+        return "value", runtime_param.coerce(value, param=param, ctx=context)
+    except typer.BadParameter as exc:
+        return "error", exc.format_message()
+
+
+def test_plain_values_come_out_as_typer_itself_would_convert_them() -> None:
+    from typer._coercion import build_runtime_param
+
+    from asyncevents_cli.cli.plain_values import PlainValues
+
+    covered = 0
+    for name, param in every_parameter():
+        if not PlainValues.applies_to(param):
+            continue
+        covered += 1
+        typer_own = build_runtime_param(param.type_descriptor)
+        for value in samples(param):
+            ours, theirs = outcome(PlainValues(param), value, param), outcome(typer_own, value, param)
+            assert ours == theirs and type(ours[1]) is type(theirs[1]), (name, value)
+    assert covered > 40  # str, int, float and bool parameters all over the tree
+
+
+def test_ae_trace_reads_the_store_with_no_engine_search_or_pydantic(tmp_path: Any) -> None:
+    from asyncevents_cli.runtime import Runtime
+    from asyncevents_cli.store import DELIVERED, Attempt
+    from asyncevents_cli.subscribe import subscribe
+
+    config = tmp_path / "events.toml"
+    config.write_text('[events."a.b"]\n')
+    uuid = "00000000-0000-0000-0000-000000000001"
+    with Runtime(config, environ={}) as rt:
+        sub, _ = subscribe(rt.config, rt.store, "a.b", "http://127.0.0.1:9/hook", secret="s" * 32)
+        with rt.store.transaction():
+            rt.store.log_attempt(Attempt(uuid, sub.subscription_id, "a.b", True, 200, "ok", '{"data": {}}', 0,
+                                         0.001, "m1"))
+            rt.store.set_delivery_state(uuid, sub.subscription_id, "a.b", DELIVERED, 0)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AE_")} | {"AE_CONFIG": str(config)}
+    loaded = modules_after(["trace", uuid], env)
+    assert "asyncevents_cli.trace" in loaded
+    unneeded = sorted(m for m in loaded if m.split(".")[0] in ("pydantic", "whoosh", "aiohttp", "httpx", "pika",
+                                                                "yarl", "asyncio", "fastapi")
+                      or m.startswith(("asyncevents_cli.engine", "asyncevents_cli.search", "asyncevents_cli.queues",
+                                       "asyncevents_cli.notifiers", "rich.progress")))
+    assert unneeded == []

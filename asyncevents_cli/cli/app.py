@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from .. import __version__
 from ..errors import EXIT_FAILURE, AeError
+from . import plain_values
 from .lazy import LazyCommand, LazyCommands
 
 #: Every top-level command, in the order `ae --help` lists them: name -> the module
@@ -64,6 +65,7 @@ class AeGroup(TyperGroup):
         self.lazy_commands = LazyCommands(self.commands, COMMANDS)
         self.commands = self.lazy_commands
         self._listing = False
+        plain_values.install(self, with_subcommands=False)  # --config; the commands' own on loading
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(self.commands)

@@ -20,6 +20,8 @@ from typing import Any
 import typer
 from typer.core import TyperCommand
 
+from . import plain_values
+
 
 @dataclass(frozen=True)
 class LazyCommand:
@@ -42,7 +44,9 @@ class LazyCommand:
             holder.add_typer(target, name=name)
         else:
             holder.command(name)(target)
-        return typer.main.get_group(holder).commands[name]
+        command = typer.main.get_group(holder).commands[name]
+        plain_values.install(command)
+        return command
 
     def placeholder(self, name: str) -> TyperCommand:
         """What help needs to list the command (name and summary), without importing it."""

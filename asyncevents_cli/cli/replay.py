@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from .. import trace as tracing
+from .. import replay as replaying
 from ..errors import EXIT_FAILURE, InputError
 from .context import JSON_OPTION, runtime
 from .output import emit, note, progress_bar, say, show, table, yes_no
@@ -37,7 +37,7 @@ def replay(
     if uuid is not None:
         if since or until or dry_run:
             raise InputError("--since, --until and --dry-run go with --query")
-        result = tracing.replay(rt.store, rt.queue, rt.config.retry_policy, uuid)
+        result = replaying.replay(rt.store, rt.queue, rt.config.retry_policy, uuid)
         emit(result, as_json, lambda r: say(
             f"replaying {r['uuid']} to subscription {r['subscription_id']}; "
             f"first attempt due at {r['next_attempt_at'][:19]} UTC"))

@@ -31,6 +31,7 @@ from ..store import Store, Subscription
 from .decisions import (
     Outcome,
     Settlement,
+    body_of,
     delivery_uuid,
     encode_payload,
     follow_up,
@@ -147,7 +148,7 @@ class Handler:
             message = TriggerMessage.decode(envelope.body)
             payload = self._resolve_payload(message)
             content = encode_payload(payload)
-            body = serialize_body(payload)
+            body = body_of(content)
         except AeError as exc:  # malformed, undefined event, or the service failed
             return self._park(envelope, exc.message)
         except ValueError as exc:  # NaN or Infinity: not JSON a receiver could read
@@ -159,10 +160,13 @@ class Handler:
         attempts = [self._attempt(work, s, delivery_uuid(envelope.message_id, s.subscription_id), 0,
                                   body, content, 0) for s in subscriptions]
         outcomes: list[Outcome] = []
-        for result in await asyncio.gather(*attempts, return_exceptions=True):
-            if isinstance(result, BaseException):
-                raise result
-            outcomes.append(result)
+        if len(attempts) == 1:  # the common case: no task of its own, no gather
+            outcomes.append(await attempts[0])
+        else:
+            for result in await asyncio.gather(*attempts, return_exceptions=True):
+                if isinstance(result, BaseException):
+                    raise result
+                outcomes.append(result)
         now = self.now()
         return Settlement(envelope, attempts=[(o, follow_up(self.policy, o, now)) for o in outcomes])
 

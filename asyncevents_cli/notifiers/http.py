@@ -13,6 +13,7 @@ aiohttp is imported when the first request is made, so `ae --help` and
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import time
 from datetime import datetime
@@ -65,6 +66,17 @@ def check_literal_target(url: str, deny_private: bool) -> None:
     address = parse_ip(host)
     if address is not None:
         check_addresses(host, [str(address)], deny_private)
+
+
+@functools.lru_cache(maxsize=1024)
+def literal_refusal(url: str, deny_private: bool) -> str | None:
+    """Why `check_literal_target` refuses `url`, or None; remembered, since it is pure and
+    would otherwise parse the URL again before every request."""
+    try:
+        check_literal_target(url, deny_private)
+    except TargetRefused as exc:
+        return exc.message
+    return None
 
 
 def guarded_resolver(deny_private: bool) -> Any:
@@ -147,7 +159,9 @@ class HttpNotifier(Notifier):
         started = time.perf_counter()
         try:
             # An IP in the URL skips the resolver: check it here (names are checked as resolved).
-            check_literal_target(subscription.recipient_url, self.deny_private_targets)
+            refused = literal_refusal(subscription.recipient_url, self.deny_private_targets)
+            if refused is not None:
+                raise TargetRefused(refused)
             async with asyncio.timeout(self.total_timeout):
                 async with session.post(subscription.recipient_url, data=body,
                                         headers=request_headers(subscription, body, uuid),
@@ -160,6 +174,8 @@ class HttpNotifier(Notifier):
                             break
                         chunks.append(chunk)
                         kept += len(chunk)
+                        if response.content.at_eof():  # spare the read that would say so
+                            break
                     text = b"".join(chunks).decode("utf-8", "replace")
                     success = 200 <= response.status < 300
                     return NotifyResult(success, response.status, clip(text), time.perf_counter() - started)

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from .. import replay as replaying
 from .. import trace as tracing
 from ..errors import AeError, InputError, NotFound
 from ..search import search_logs
@@ -121,7 +122,7 @@ def subscription_action(
                 problems.append(f"{subscription_id}: nothing delivered yet")
                 continue
             try:
-                tracing.replay(rt.store, rt.queue, rt.config.retry_policy, uuid)
+                replaying.replay(rt.store, rt.queue, rt.config.retry_policy, uuid)
                 done.append(uuid)
             except AeError as exc:
                 problems.append(f"{subscription_id}: {exc.message}")
@@ -170,7 +171,7 @@ def replay(request: Request, uuid: str, user: Admin, csrf: Annotated[str, Form()
     check_csrf(request, csrf)
     with backend(request).use() as rt:
         try:
-            result = tracing.replay(rt.store, rt.queue, rt.config.retry_policy, uuid)
+            result = replaying.replay(rt.store, rt.queue, rt.config.retry_policy, uuid)
         except NotFound as exc:
             return render(request, "error.html", 404, user=user, title="Not found", message=exc.message)
         except AeError as exc:
