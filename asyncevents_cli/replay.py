@@ -11,7 +11,8 @@ from .engine.decisions import encode_payload
 from .errors import AeError, NotFound
 from .messages import RetryMessage
 from .queues.base import Queue
-from .store import RETRYING, Store, utcnow
+from .states import DeliveryState
+from .store import Store, utcnow
 
 
 def replay(store: Store, queue: Queue, policy: RetryPolicy, uuid: str) -> dict[str, Any]:
@@ -46,7 +47,7 @@ def replay(store: Store, queue: Queue, policy: RetryPolicy, uuid: str) -> dict[s
 
     def record() -> None:
         store.set_delivery_state(
-            uuid, subscription.subscription_id, subscription.event_name, RETRYING, 1,
+            uuid, subscription.subscription_id, subscription.event_name, DeliveryState.RETRYING, 1,
             next_attempt_at=due, attempted=False, generation=generation,
         )
 

@@ -20,6 +20,7 @@ from .errors import AeError, InputError
 from .queues.base import Queue
 from .replay import replay
 from .search import check_syntax, matching_log_ids
+from .states import SubscriptionStatus
 from .store import Store, timestamp
 
 
@@ -49,7 +50,7 @@ class Candidate:
     subscription_id: int
     created: str
     success: bool
-    subscription_status: str  # enabled, disabled, deleted
+    subscription_status: SubscriptionStatus
 
 
 @dataclass
@@ -71,7 +72,7 @@ def select(config: Config, store: Store, query: str, since: str | None = None,
     if not matched:
         return []
     chosen: list[Candidate] = []
-    statuses: dict[int, str] = {}
+    statuses: dict[int, SubscriptionStatus] = {}
     latest = store.latest_attempts(sorted(store.uuids_of(sorted(matched))))
     for row in latest:
         if row["log_id"] not in matched:
@@ -81,7 +82,7 @@ def select(config: Config, store: Store, query: str, since: str | None = None,
         sub_id = row["subscription_id"]
         if sub_id not in statuses:
             sub = store.find_subscription(sub_id, reveal=False)
-            statuses[sub_id] = "deleted" if sub is None else "enabled" if sub.enabled else "disabled"
+            statuses[sub_id] = SubscriptionStatus.DELETED if sub is None else SubscriptionStatus.of(sub.enabled)
         chosen.append(Candidate(row["uuid"], row["log_id"], row["event_name"], sub_id, row["created"],
                                 bool(row["success"]), statuses[sub_id]))
     return sorted(chosen, key=lambda c: c.log_id)
@@ -92,7 +93,7 @@ def replay_all(store: Store, queue: Queue, policy: RetryPolicy, candidates: list
     """Replay each candidate; skip (and count) those whose subscription is disabled or deleted."""
     result = BulkResult()
     for candidate in candidates:
-        if candidate.subscription_status != "enabled":
+        if candidate.subscription_status != SubscriptionStatus.ENABLED:
             result.skipped.append((candidate.uuid, f"subscription {candidate.subscription_id} is "
                                                    f"{candidate.subscription_status}"))
         else:

@@ -10,7 +10,8 @@ from typing import Any
 
 from .errors import NotFound
 from .netguard import redact_credentials
-from .store import DEAD_LETTERED, DELIVERED, RETRYING, STOPPED, Store
+from .states import DeliveryState, SubscriptionStatus
+from .store import Store
 
 
 def _retries(n: int) -> str:
@@ -21,15 +22,16 @@ def overall_status(state: dict[str, Any] | None, attempts: list[dict[str, Any]])
     """The module's wording: Delivered, Delivered with N retries, Dead Lettered with N retries,
     or Retrying, next attempt at ..."""
     retries = max(0, len(attempts) - 1)
-    current = state["state"] if state else (DELIVERED if attempts and attempts[-1]["success"] else None)
-    if current == DELIVERED:
+    delivered = attempts and attempts[-1]["success"]
+    current = state["state"] if state else (DeliveryState.DELIVERED if delivered else None)
+    if current == DeliveryState.DELIVERED:
         return "Delivered" if retries == 0 else f"Delivered with {_retries(retries)}"
-    if current == DEAD_LETTERED:
+    if current == DeliveryState.DEAD_LETTERED:
         return f"Dead Lettered with {_retries(retries)}"
-    if current == RETRYING:
+    if current == DeliveryState.RETRYING:
         when = (state or {}).get("next_attempt_at") or "?"
         return f"Retrying, next attempt at {when[:19]} UTC"
-    if current == STOPPED:
+    if current == DeliveryState.STOPPED:
         return f"Stopped with {_retries(retries)}: subscription disabled or deleted"
     return "Failed"
 
@@ -52,7 +54,7 @@ def trace(store: Store, uuid: str) -> dict[str, Any]:
         "subscription_id": last["subscription_id"],
         "recipient_url": redact_credentials(subscription.recipient_url) if subscription else None,
         "subscription_status": (
-            ("enabled" if subscription.enabled else "disabled") if subscription else "deleted"
+            SubscriptionStatus.of(subscription.enabled) if subscription else SubscriptionStatus.DELETED
         ),
         "status": overall_status(state, attempts),
         "state": state["state"] if state else None,

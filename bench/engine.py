@@ -343,7 +343,8 @@ def ceiling(sink: Sink, client: str, requests: int) -> Ceiling:
 def build_trace_store(config: Path, logs: int) -> str:
     """`logs` attempts in chains of three (fail, fail, success); return a uuid in the middle."""
     from asyncevents_cli.runtime import Runtime
-    from asyncevents_cli.store import DELIVERED, Attempt
+    from asyncevents_cli.states import DeliveryState
+    from asyncevents_cli.store import Attempt
     from asyncevents_cli.subscribe import subscribe
 
     body = json.dumps({"data": order(0)})
@@ -357,7 +358,7 @@ def build_trace_store(config: Path, logs: int) -> str:
                 rt.store.log_attempt(Attempt(uuid, sub.subscription_id, EVENT, ok, 200 if ok else 500,
                                              "ok" if ok else "error", body, step, 0.001, f"m{chain}"))
                 if ok:
-                    rt.store.set_delivery_state(uuid, sub.subscription_id, EVENT, DELIVERED, step)
+                    rt.store.set_delivery_state(uuid, sub.subscription_id, EVENT, DeliveryState.DELIVERED, step)
         return str(uuidlib.UUID(int=logs // 6 + 1))
 
 

@@ -19,7 +19,15 @@ from pathlib import Path
 import pika
 import pika.exceptions
 import pytest
-from conftest import AmqpVhost, Receiver, Request, rabbitmqctl, rabbitmqctl_works, write_config
+from conftest import (
+    AmqpVhost,
+    Receiver,
+    Request,
+    backend_environ,
+    rabbitmqctl,
+    rabbitmqctl_works,
+    write_config,
+)
 
 from asyncevents_cli.backoff import RetryPolicy
 from asyncevents_cli.errors import EXIT_QUEUE_UNAVAILABLE, QueueUnavailable
@@ -164,12 +172,26 @@ def test_trigger_from_a_plain_amqp_client_is_delivered(tmp_path: Path, amqp_url:
 # -- connection loss -----------------------------------------------------
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_settings(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The store behind the broker: a SQLite file, or PostgreSQL (whose shared log is what
+    de-duplicates a redelivered message, whichever consumer logged it)."""
+    if request.param == "sqlite":
+        return {}
+    from postgres_db import TEST_SECRET_KEY
+
+    monkeypatch.setenv("AE_SECRET_KEY", TEST_SECRET_KEY)
+    return {"database": request.getfixturevalue("postgres_url")}
+
+
 @needs_rabbitmqctl
 def test_connection_cut_mid_stream_loses_and_duplicates_nothing(
-    tmp_path: Path, amqp_url: str, amqp_vhost: AmqpVhost, receiver: Receiver, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, amqp_url: str, amqp_vhost: AmqpVhost, receiver: Receiver, caplog: pytest.LogCaptureFixture,
+    store_settings: dict[str, str],
 ) -> None:
     count = 50
-    config = write_config(tmp_path, queue="amqp", amqp_url=amqp_url)
+    config = write_config(tmp_path, queue="amqp", amqp_url=amqp_url, **store_settings)
+    environ = backend_environ()
     cut = threading.Event()
 
     def hold_the_tenth_until_the_cut(request: Request, earlier: list[Request]) -> int:
@@ -179,7 +201,7 @@ def test_connection_cut_mid_stream_loses_and_duplicates_nothing(
         return 200
 
     receiver.respond = hold_the_tenth_until_the_cut
-    with Runtime(config, environ={}) as publisher:
+    with Runtime(config, environ=environ) as publisher:
         subs = [
             subscribe(publisher.config, publisher.store, EVENT, receiver.endpoint(path), secret="tok")[0]
             for path in ("/a", "/b")
@@ -188,7 +210,7 @@ def test_connection_cut_mid_stream_loses_and_duplicates_nothing(
                             [{"n": n} for n in range(count)])
 
     caplog.set_level(logging.WARNING, logger="asyncevents_cli")
-    with Runtime(config, environ={}) as consumer:
+    with Runtime(config, environ=environ) as consumer:
         worker = consumer.consumer(concurrency=4)
         errors: list[BaseException] = []
 

@@ -23,7 +23,8 @@ from asyncevents_cli.publish import publish, publish_batch
 from asyncevents_cli.queues.amqp import AmqpQueue
 from asyncevents_cli.queues.amqp_topology import delay_queues
 from asyncevents_cli.runtime import Runtime
-from asyncevents_cli.store import DELIVERED, Store
+from asyncevents_cli.states import DeliveryState
+from asyncevents_cli.store import Store
 from asyncevents_cli.subscribe import subscribe
 
 pytestmark = pytest.mark.amqp
@@ -66,7 +67,7 @@ def test_tiny_backoff_units_lose_no_retry(tmp_path: Path, amqp_url: str, receive
     with Runtime(config, environ={}) as rt:
         uuids = {r.headers["idempotency-key"] for r in receiver.requests}
         states = Counter((rt.store.delivery(uuid) or {}).get("state") for uuid in uuids)
-        assert states == {DELIVERED: count}, "lost retries stay 'retrying' forever"
+        assert states == {DeliveryState.DELIVERED: count}, "lost retries stay 'retrying' forever"
         assert rt.queue.depths().as_dict() == {"trigger": 0, "retry_due": 0, "retry_delayed": 0,
                                                "dead_letters": 0, "in_flight": 0}
 

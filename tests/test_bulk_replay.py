@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from asyncevents_cli.cli.app import app
 from asyncevents_cli.publish import publish
 from asyncevents_cli.runtime import Runtime
-from asyncevents_cli.store import DEAD_LETTERED, DELIVERED
+from asyncevents_cli.states import DeliveryState
 from asyncevents_cli.subscribe import subscribe
 
 runner = CliRunner()
@@ -78,7 +78,7 @@ def states(config: Path, uuids: list[str]) -> set[str]:
 
 def test_dry_run_lists_the_dead_lettered_and_changes_nothing(outage: dict[str, Any]) -> None:
     config, receiver = outage["config"], outage["receiver"]
-    assert states(config, outage["uuids"]) == {DEAD_LETTERED}
+    assert states(config, outage["uuids"]) == {DeliveryState.DEAD_LETTERED}
     result = ae(config, "replay", "--query", QUERY, "--dry-run", "--json")
     assert result.exit_code == 0, result.stderr
     listed = json.loads(result.stdout)
@@ -89,7 +89,7 @@ def test_dry_run_lists_the_dead_lettered_and_changes_nothing(outage: dict[str, A
     before = len(receiver.requests)
     consume(config)
     assert len(receiver.requests) == before, "a dry run must queue nothing"
-    assert states(config, outage["uuids"]) == {DEAD_LETTERED}
+    assert states(config, outage["uuids"]) == {DeliveryState.DEAD_LETTERED}
 
 
 def test_replay_delivers_after_the_receiver_recovers(outage: dict[str, Any]) -> None:
@@ -101,7 +101,7 @@ def test_replay_delivers_after_the_receiver_recovers(outage: dict[str, Any]) -> 
     consume(config)
     delivered = {r.json["data"]["increment_id"] for r in receiver.to("/orders")[-ORDERS:]}
     assert delivered == {f"CK{n:08d}" for n in range(ORDERS)}
-    assert states(config, outage["uuids"]) == {DELIVERED}
+    assert states(config, outage["uuids"]) == {DeliveryState.DELIVERED}
     # Their latest attempt now succeeded: the same query selects nothing any more.
     again = ae(config, "replay", "--query", QUERY, "--dry-run", "--json")
     assert json.loads(again.stdout) == []
@@ -127,7 +127,7 @@ def test_disabled_subscriptions_are_skipped_and_counted(outage: dict[str, Any]) 
     assert result.exit_code == 0, result.stderr
     assert f"replayed 0 deliveries, skipped {ORDERS}" in result.stdout
     assert result.stderr.count(f"subscription {outage['orders']} is disabled") == ORDERS
-    assert states(config, outage["uuids"]) == {DEAD_LETTERED}
+    assert states(config, outage["uuids"]) == {DeliveryState.DEAD_LETTERED}
 
 
 def test_time_window_selects_on_the_latest_attempt(outage: dict[str, Any]) -> None:
@@ -150,7 +150,7 @@ def test_bad_combinations_exit_2(outage: dict[str, Any], args: list[str]) -> Non
     result = ae(outage["config"], *args)
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1
-    assert states(outage["config"], outage["uuids"]) == {DEAD_LETTERED}
+    assert states(outage["config"], outage["uuids"]) == {DeliveryState.DEAD_LETTERED}
 
 
 def test_single_uuid_replay_still_works(outage: dict[str, Any]) -> None:
@@ -160,5 +160,5 @@ def test_single_uuid_replay_still_works(outage: dict[str, Any]) -> None:
     result = ae(config, "replay", uuid)
     assert result.exit_code == 0 and f"replaying {uuid}" in result.stdout
     consume(config)
-    assert states(config, [uuid]) == {DELIVERED}
-    assert states(config, outage["uuids"][1:]) == {DEAD_LETTERED}
+    assert states(config, [uuid]) == {DeliveryState.DELIVERED}
+    assert states(config, outage["uuids"][1:]) == {DeliveryState.DEAD_LETTERED}

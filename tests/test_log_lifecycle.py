@@ -91,7 +91,8 @@ def test_the_index_notices_a_database_restored_from_an_older_copy(tmp_path: Path
     source, target = sqlite3.connect(database(config)), sqlite3.connect(backup)
     source.backup(target)
     source.close(), target.close()
-    deliver(config, "A3", "A4")
+    deliver(config, "A3")
+    deliver(config, "A4")  # apart: one consume may log two triggers in either order
     assert found(config, "A4") == [4]  # the index is at log id 4
     backup.replace(database(config))
     for leftover in database(config).parent.glob("ae.db-*"):

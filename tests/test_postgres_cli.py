@@ -97,3 +97,36 @@ def test_a_postgresql_store_needs_the_secret_key_from_the_environment(tmp_path: 
                  "AE_SECRET_KEY is not set")
     assert ok_json(config, "subscriptions", "list") == []  # nothing was made
     assert files_in(tmp_path) == ["events.toml"]
+
+
+@pytest.mark.postgres
+def test_subscription_management_dead_letters_and_bulk_replay_on_postgresql(
+        tmp_path: Path, postgres_url: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AE_SECRET_KEY", TEST_SECRET_KEY)
+    config = write_config(tmp_path, database=postgres_url, max_deaths=0)
+    sid = ok(config, "subscribe", EVENT, receiver.script("/orders", 503), "--secret", "first").stdout.strip()
+    ok(config, "subscriptions", "set-headers", sid, "X-Shop: eu")
+    new_secret = ok(config, "subscriptions", "rotate-secret", sid).stdout.strip()
+    ok(config, "subscriptions", "disable", sid)
+    assert ok_json(config, "subscriptions", "show", sid)["status"] == "disabled"
+    ok(config, "subscriptions", "enable", sid)
+    for n in range(3):
+        ok(config, "publish", EVENT, "--data", f'{{"increment_id": "BR{n}"}}')
+    ok(config, "consume", "all", "--until-empty")  # the receiver is down: max_deaths 0 parks each at once
+    parked = ok_json(config, "deadletters")
+    assert len(parked) == 3 and {row["origin"] for row in parked} == {"retry"}
+    assert all(r.headers.get("x-shop") == "eu" for r in receiver.to("/orders"))
+    receiver.script("/orders", 200)
+    listed = ok_json(config, "replay", "--query", "success:false", "--dry-run")
+    assert sorted(row["uuid"] for row in listed) == sorted(row["uuid"] for row in parked)
+    assert "replayed 3 deliveries" in ok(config, "replay", "--query", "success:false", "--yes").stdout
+    ok(config, "consume", "all", "--until-empty")
+    delivered = receiver.to("/orders")[-3:]
+    assert sorted(r.json["data"]["increment_id"] for r in delivered) == ["BR0", "BR1", "BR2"]
+    assert all(r.signed_with(new_secret) for r in delivered)
+    assert ok_json(config, "deadletters") == []  # resolved by the replay
+    assert len(ok_json(config, "deadletters", "--all")) == 3
+    ok(config, "deadletters", "purge", "--yes")
+    assert ok_json(config, "deadletters", "--all") == []
+    ok(config, "subscriptions", "delete", sid)
+    assert ok_json(config, "subscriptions", "list") == []

@@ -95,7 +95,7 @@ def scan(all_rows: list[dict[str, Any]], keep: Any) -> list[int]:
 def test_many_commits_merges_and_workers_find_what_a_scan_finds(tmp_path: Path, monkeypatch: Any) -> None:
     db = tmp_path / "ae.db"
     store = Store(db)
-    all_rows = rows(1500, seed=11)
+    all_rows = rows(2000, seed=11)
     with store.transaction():
         store.conn.executemany(
             "INSERT INTO delivery_log (log_id, uuid, subscription_id, event_name, success, status_code,"
@@ -113,15 +113,38 @@ def test_many_commits_merges_and_workers_find_what_a_scan_finds(tmp_path: Path, 
     assert ix.rebuild() == 1000
     segments = ix._open()._segments()
     assert [s.doc_count_all() for s in segments] == [200] * 5  # the workers' (in-process commits hold 150)
-    for first in range(1000, 1500, 50):
+    # Twenty small catch-ups: once ten small segments are there, the smallest are
+    # merged (up to WORKER_ROWS documents), one with deletions among them.
+    for first in range(1000, 1500, 25):
         with store.transaction():
             store.conn.executemany(
                 "INSERT INTO delivery_log (log_id, uuid, subscription_id, event_name, success, status_code,"
                 " response_data, created, serialized_data, death_count, duration, message_id)"
                 " VALUES (?,?,1,?,?,200,'',?,?,0,0.01,'m')",
                 [(r["log_id"], r["uuid"], r["event_name"], int(r["success"]), r["created"], r["serialized_data"])
-                 for r in all_rows[first : first + 50]])
-        assert ix.catch_up() == 50
+                 for r in all_rows[first : first + 25]])
+        assert ix.catch_up() == 25
+        if first == 1100:
+            assert ix.remove([1003, 1051, 1052, 1101]) == 4
+    sizes = sorted(s.doc_count_all() for s in ix._open()._segments())
+    assert len(sizes) < 5 + 20 and max(sizes) > 200  # merged: the build's 5, and fewer than 20 more
+    assert sum(sizes) - ix._open().doc_count() <= 4  # deleted documents that no merge has dropped yet
+    # A long backlog is indexed by the workers too, beside the segments already there.
+    before = [s.segment_id() for s in ix._open()._segments()]
+    with store.transaction():
+        store.conn.executemany(
+            "INSERT INTO delivery_log (log_id, uuid, subscription_id, event_name, success, status_code,"
+            " response_data, created, serialized_data, death_count, duration, message_id)"
+            " VALUES (?,?,1,?,?,200,'',?,?,0,0.01,'m')",
+            [(r["log_id"], r["uuid"], r["event_name"], int(r["success"]), r["created"], r["serialized_data"])
+             for r in all_rows[1500:]])
+    assert ix.catch_up() == 500
+    added = [s.doc_count_all() for s in ix._open()._segments() if s.segment_id() not in before]
+    assert added == [200, 200, 100]
+    assert ix.behind() == 0 and ix.indexed_up_to() == 2000
+
+    removed = {1003, 1051, 1052, 1101}
+    all_rows = [r for r in all_rows if r["log_id"] not in removed]
 
     def ids(text: str) -> list[int]:
         return ix.matching_log_ids(text)

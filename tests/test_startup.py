@@ -26,7 +26,8 @@ runner = CliRunner()
 
 #: Libraries `ae --help` has no use for. Each one was on the start-up path once.
 HEAVY = ("pika", "aiohttp", "httpx", "yarl", "whoosh", "sqlite_utils", "pydantic", "fastapi", "starlette",
-         "uvicorn", "jinja2", "cryptography", "asyncio", "rich.progress", "rich.json")
+         "uvicorn", "jinja2", "cryptography", "asyncio", "rich.progress", "rich.json", "rich.markdown",
+         "rich.traceback", "markdown_it", "pygments", "attr")
 
 
 def modules_after(argv: list[str], env: dict[str, str] | None = None) -> set[str]:
@@ -48,7 +49,7 @@ def test_ae_help_imports_no_command_module_and_no_heavy_library() -> None:
     loaded = modules_after(["--help"])
     assert "asyncevents_cli.cli.app" in loaded  # the probe itself works
     needed = {"asyncevents_cli.cli", "asyncevents_cli.cli.app", "asyncevents_cli.cli.lazy",
-              "asyncevents_cli.cli.plain_values", "asyncevents_cli.errors"}
+              "asyncevents_cli.cli.plain_values", "asyncevents_cli.cli.help_imports", "asyncevents_cli.errors"}
     commands = sorted(m for m in loaded if m.startswith("asyncevents_cli.") and m not in needed)
     assert commands == []
     heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY or m in HEAVY)
@@ -154,7 +155,8 @@ def test_plain_values_come_out_as_typer_itself_would_convert_them() -> None:
 
 def test_ae_trace_reads_the_store_with_no_engine_search_or_pydantic(tmp_path: Any) -> None:
     from asyncevents_cli.runtime import Runtime
-    from asyncevents_cli.store import DELIVERED, Attempt
+    from asyncevents_cli.states import DeliveryState
+    from asyncevents_cli.store import Attempt
     from asyncevents_cli.subscribe import subscribe
 
     config = tmp_path / "events.toml"
@@ -165,7 +167,7 @@ def test_ae_trace_reads_the_store_with_no_engine_search_or_pydantic(tmp_path: An
         with rt.store.transaction():
             rt.store.log_attempt(Attempt(uuid, sub.subscription_id, "a.b", True, 200, "ok", '{"data": {}}', 0,
                                          0.001, "m1"))
-            rt.store.set_delivery_state(uuid, sub.subscription_id, "a.b", DELIVERED, 0)
+            rt.store.set_delivery_state(uuid, sub.subscription_id, "a.b", DeliveryState.DELIVERED, 0)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AE_")} | {"AE_CONFIG": str(config)}
     loaded = modules_after(["trace", uuid], env)
     assert "asyncevents_cli.trace" in loaded
@@ -174,3 +176,39 @@ def test_ae_trace_reads_the_store_with_no_engine_search_or_pydantic(tmp_path: An
                       or m.startswith(("asyncevents_cli.engine", "asyncevents_cli.search", "asyncevents_cli.queues",
                                        "asyncevents_cli.notifiers", "rich.progress")))
     assert unneeded == []
+
+
+# -- typer's help renderer without rich.markdown and rich.traceback ------------------------
+
+
+def help_text(preload_renderer: bool) -> str:
+    code = (
+        ("import typer.rich_utils\n" if preload_renderer else "")
+        + "import sys\nsys.argv = ['ae', '--help']\nfrom asyncevents_cli.cli import main\nmain()\n"
+    )
+    env = os.environ | {"COLUMNS": "100", "TERMINAL_WIDTH": "100"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_help_looks_the_same_with_the_renderer_imported_as_typer_does_it() -> None:
+    ours, typers = help_text(preload_renderer=False), help_text(preload_renderer=True)
+    assert "Commands" in ours and "--config" in ours
+    assert ours == typers
+
+
+def test_the_stand_ins_give_the_real_classes_and_leave_nothing_behind() -> None:
+    code = (
+        "import sys\n"
+        "from asyncevents_cli.cli.help_imports import DEFERRED, import_help_renderer\n"
+        "import_help_renderer()\n"
+        "print(sorted(set(DEFERRED) & set(sys.modules)))\n"
+        "import typer.rich_utils as renderer\n"
+        "from rich.markdown import Markdown\n"
+        "from rich.traceback import Traceback\n"
+        "print(type(renderer.Markdown('*x*')) is Markdown, isinstance(Markdown('y'), renderer.Markdown))\n"
+        "print(renderer.Traceback.from_exception.__func__ is Traceback.from_exception.__func__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.splitlines() == ["[]", "True True", "True"]

@@ -18,11 +18,8 @@ import pytest
 from postgres_db import TEST_SECRET_KEY
 
 from asyncevents_cli.errors import AeError, NotFound
+from asyncevents_cli.states import DeliveryState
 from asyncevents_cli.store import (
-    DEAD_LETTERED,
-    DELIVERED,
-    RETRYING,
-    STOPPED,
     Attempt,
     ChainState,
     LogCondition,
@@ -194,16 +191,18 @@ def test_logs_matching_conditions(store: Store) -> None:
 
 def test_chain_states_accumulate_and_ignore_older_generations(store: Store) -> None:
     later = utcnow() + timedelta(minutes=5)
-    store.set_delivery_states([ChainState("u1", 1, EVENT, RETRYING, 1, later)])
-    store.set_delivery_state("u1", 1, EVENT, DEAD_LETTERED, 2)
+    store.set_delivery_states([ChainState("u1", 1, EVENT, DeliveryState.RETRYING, 1, later)])
+    store.set_delivery_state("u1", 1, EVENT, DeliveryState.DEAD_LETTERED, 2)
     row = store.delivery("u1")
-    assert row is not None and (row["state"], row["attempts"], row["death_count"]) == (DEAD_LETTERED, 2, 2)
-    store.set_delivery_states([ChainState("u1", 1, EVENT, RETRYING, 0, None, attempted=False, generation=1)])
-    store.set_delivery_states([ChainState("u1", 1, EVENT, DELIVERED, 3, generation=0)])  # a stale attempt
+    assert row is not None
+    assert (row["state"], row["attempts"], row["death_count"]) == (DeliveryState.DEAD_LETTERED, 2, 2)
+    store.set_delivery_states([ChainState("u1", 1, EVENT, DeliveryState.RETRYING, 0, None,
+                                          attempted=False, generation=1)])
+    store.set_delivery_states([ChainState("u1", 1, EVENT, DeliveryState.DELIVERED, 3, generation=0)])  # a stale attempt
     row = store.delivery("u1")
-    assert row is not None and (row["state"], row["generation"], row["attempts"]) == (RETRYING, 1, 2)
-    store.set_delivery_states([ChainState("u2", 1, EVENT, DELIVERED, 0), ChainState("u3", 1, EVENT, STOPPED, 0,
-                                                                                     attempted=False)])
+    assert row is not None and (row["state"], row["generation"], row["attempts"]) == (DeliveryState.RETRYING, 1, 2)
+    store.set_delivery_states([ChainState("u2", 1, EVENT, DeliveryState.DELIVERED, 0),
+                               ChainState("u3", 1, EVENT, DeliveryState.STOPPED, 0, attempted=False)])
     assert store.delivered_uuids(["u1", "u2", "u3", "u2", "nope"]) == {"u2"}
     assert store.delivery("nope") is None
 
@@ -214,8 +213,9 @@ def test_delivery_counts_per_subscription(store: Store) -> None:
     store.set_status([idle.subscription_id], enabled=False)
     sid = sub.subscription_id
     store.log_attempts([attempt("u1", False, sid), attempt("u1", True, sid), attempt("u2", False, sid)])
-    store.set_delivery_states([ChainState("u1", sid, EVENT, DELIVERED, 1), ChainState("u2", sid, EVENT, RETRYING, 1),
-                               ChainState("u3", sid, EVENT, DEAD_LETTERED, 5)])
+    store.set_delivery_states([ChainState("u1", sid, EVENT, DeliveryState.DELIVERED, 1),
+                               ChainState("u2", sid, EVENT, DeliveryState.RETRYING, 1),
+                               ChainState("u3", sid, EVENT, DeliveryState.DEAD_LETTERED, 5)])
     counts = store.delivery_counts()
     assert counts == [
         {"subscription_id": sid, "event_name": EVENT, "recipient_url": "https://user:pw@a.example/",
@@ -229,9 +229,9 @@ def test_delivery_counts_per_subscription(store: Store) -> None:
 
 def test_pruning_removes_finished_chains_only(store: Store) -> None:
     store.log_attempts([attempt("done"), attempt("retrying", False), attempt("dead", False)])
-    store.set_delivery_states([ChainState("done", 1, EVENT, DELIVERED, 0),
-                               ChainState("retrying", 1, EVENT, RETRYING, 1),
-                               ChainState("dead", 1, EVENT, DEAD_LETTERED, 5)])
+    store.set_delivery_states([ChainState("done", 1, EVENT, DeliveryState.DELIVERED, 0),
+                               ChainState("retrying", 1, EVENT, DeliveryState.RETRYING, 1),
+                               ChainState("dead", 1, EVENT, DeliveryState.DEAD_LETTERED, 5)])
     high = store.max_log_id()
     assert store.prune_logs(1) == []  # nothing is a day old
     removed = store.prune_logs(0)
@@ -251,12 +251,12 @@ def test_a_transaction_commits_all_or_nothing(open_store: Callable[..., Store]) 
     with pytest.raises(RuntimeError), store.transaction():
         store.log_attempts([attempt("u1")])
         with store.transaction():  # a nested one joins
-            store.set_delivery_states([ChainState("u1", 1, EVENT, DELIVERED, 0)])
+            store.set_delivery_states([ChainState("u1", 1, EVENT, DeliveryState.DELIVERED, 0)])
         raise RuntimeError("boom")
     assert store.attempts("u1") == [] and other.delivery("u1") is None
     with store.transaction():
         store.log_attempts([attempt("u1")])
-        store.set_delivery_states([ChainState("u1", 1, EVENT, DELIVERED, 0)])
+        store.set_delivery_states([ChainState("u1", 1, EVENT, DeliveryState.DELIVERED, 0)])
     assert len(other.attempts("u1")) == 1 and other.delivered_uuids(["u1"]) == {"u1"}
 
 

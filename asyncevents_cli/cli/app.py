@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 from .. import __version__
 from ..errors import EXIT_FAILURE, AeError
 from . import plain_values
+from .help_imports import import_help_renderer
 from .lazy import LazyCommand, LazyCommands
 
 #: Every top-level command, in the order `ae --help` lists them: name -> the module
@@ -76,6 +77,7 @@ class AeGroup(TyperGroup):
         return self.commands.get(cmd_name)
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
+        import_help_renderer()
         self._listing = True
         try:
             super().format_help(ctx, formatter)

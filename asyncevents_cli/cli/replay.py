@@ -8,6 +8,7 @@ import typer
 
 from .. import replay as replaying
 from ..errors import EXIT_FAILURE, InputError
+from ..states import SubscriptionStatus
 from .context import JSON_OPTION, runtime
 from .output import emit, note, progress_bar, say, show, table, yes_no
 
@@ -58,7 +59,7 @@ def bulk_replay(ctx: typer.Context, query: str, since: str | None, until: str | 
                        [(r["uuid"], r["event_name"], r["subscription_id"], r["subscription_status"],
                          r["last_attempt"][:19], yes_no(r["success"])) for r in data],
                        title="Would replay (dry run)"))
-            skip = sum(1 for r in data if r["subscription_status"] != "enabled")
+            skip = sum(1 for r in data if r["subscription_status"] != SubscriptionStatus.ENABLED)
             note(f"{len(data) - skip} would be replayed, {skip} skipped (subscription disabled or deleted); "
                  "nothing was changed")
 

@@ -16,6 +16,7 @@ import typer
 from .. import subscribe as subscribing
 from ..config import check_event_name
 from ..errors import InputError
+from ..states import SubscriptionStatus
 from ..store import Subscription
 from .context import JSON_OPTION, runtime
 from .output import emit, note, say, show, table
@@ -126,7 +127,7 @@ def show_subscription(ctx: typer.Context, subscription_id: int, as_json: bool = 
 def _set_status(ctx: typer.Context, ids: list[int], enabled: bool) -> None:
     changed: list[Subscription] = runtime(ctx).store.set_status(ids, enabled)
     for s in changed:
-        say(f"{s.subscription_id}\t{'enabled' if s.enabled else 'disabled'}")
+        say(f"{s.subscription_id}\t{SubscriptionStatus.of(s.enabled)}")
 
 
 @subscriptions_app.command("enable")

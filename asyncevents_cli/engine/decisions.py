@@ -17,7 +17,8 @@ from ..backoff import RetryPolicy
 from ..messages import RetryMessage
 from ..notifiers import NotifyResult
 from ..queues.base import Envelope
-from ..store import DEAD_LETTERED, DELIVERED, RETRYING, Subscription
+from ..states import DeliveryState
+from ..store import Subscription
 
 # uuids derive from (message id, subscription) so a message taken twice, after
 # a consumer died mid-way, reuses them: receivers can de-duplicate on the
@@ -109,7 +110,7 @@ class Outcome:
 class FollowUp:
     """The decision after one attempt, applied to the queue and the store together."""
 
-    state: str  # DELIVERED, RETRYING or DEAD_LETTERED
+    state: DeliveryState  # DELIVERED, RETRYING or DEAD_LETTERED
     retry: RetryMessage | None = None  # the message to place, or to park as a dead letter
     delay: float = 0.0
     next_attempt_at: datetime | None = None
@@ -119,15 +120,15 @@ class FollowUp:
 def follow_up(policy: RetryPolicy, outcome: Outcome, now: datetime) -> FollowUp:
     """What a result calls for next: nothing, a retry after a back-off, or the dead letters."""
     if outcome.result.success:
-        return FollowUp(DELIVERED)
+        return FollowUp(DeliveryState.DELIVERED)
     sub_id = outcome.subscription.subscription_id
     next_death = policy.next_death_count(outcome.death_count)
     if next_death is None:
         retry = RetryMessage(sub_id, outcome.death_count, outcome.content, outcome.uuid)
-        return FollowUp(DEAD_LETTERED, retry, reason=f"failed {outcome.death_count + 1} attempt(s)")
+        return FollowUp(DeliveryState.DEAD_LETTERED, retry, reason=f"failed {outcome.death_count + 1} attempt(s)")
     delay = policy.delay_seconds(next_death)
     retry = RetryMessage(sub_id, next_death, outcome.content, outcome.uuid)
-    return FollowUp(RETRYING, retry, delay, next_attempt_at=now + timedelta(seconds=delay))
+    return FollowUp(DeliveryState.RETRYING, retry, delay, next_attempt_at=now + timedelta(seconds=delay))
 
 
 @dataclass

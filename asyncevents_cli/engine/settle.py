@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 
 from ..errors import AeError
 from ..queues.base import RETRY, Envelope, Queue
-from ..store import RETRYING, STOPPED, Attempt, ChainState, Store
+from ..states import DeliveryState
+from ..store import Attempt, ChainState, Store
 from .decisions import Settlement
 from .handling import INFRASTRUCTURE, describe
 
@@ -94,7 +95,7 @@ def _place(queue: Queue, settlements: Sequence[Settlement]) -> None:
         for outcome, follow in settlement.attempts:
             if follow.retry is None:
                 continue  # delivered
-            if follow.state == RETRYING:
+            if follow.state == DeliveryState.RETRYING:
                 queue.publish_retry(follow.retry, follow.delay, generation=outcome.generation)
             else:
                 queue.dead_letter(follow.retry.encode(), follow.reason, RETRY)
@@ -118,7 +119,7 @@ def _record(store: Store, settlements: Sequence[Settlement]) -> None:
                                      outcome.death_count, follow.next_attempt_at, True, outcome.generation))
         if settlement.stopped is not None:
             uuid, subscription_id, event_name, death_count, generation = settlement.stopped
-            states.append(ChainState(uuid, subscription_id, event_name, STOPPED, death_count, None, False,
+            states.append(ChainState(uuid, subscription_id, event_name, DeliveryState.STOPPED, death_count, None, False,
                                      generation))
     if attempts:
         store.log_attempts(attempts)

@@ -94,8 +94,9 @@ def field_name(key: Any) -> str:
     name = _field_names.get(key)
     if name is None:
         name = re.sub(r"[^0-9A-Za-z_]", "_", str(key)) or "_"
-        if len(_field_names) < CACHE_SIZE:
-            _field_names[key] = name
+        if len(_field_names) >= CACHE_SIZE:
+            _field_names.clear()
+        _field_names[key] = name
     return name
 
 
@@ -134,8 +135,10 @@ def as_number(value: Any) -> float | None:
 
 
 # A word's pieces with their marks, and its prefixes: most words of a log recur
-# (names, SKUs, statuses), so each is worked out once per process, up to CACHE_SIZE words.
-CACHE_SIZE = 200_000
+# (names, SKUs, statuses), so each is kept once worked out. Unique words (order
+# numbers, emails) would fill the cache, so it starts again when it holds
+# CACHE_SIZE words (about 8 MB): recurring words come back within a few rows.
+CACHE_SIZE = 20_000
 _expansions: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {}
 
 
@@ -148,8 +151,9 @@ def expand(word: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
             piece[:end] for piece, kind in pieces if kind == IDENTIFIER and not piece[0].isdigit()
             for end in range(1, min(len(piece), MAX_PREFIX) + 1)))
         found = (pieces, prefixes)
-        if len(_expansions) < CACHE_SIZE:
-            _expansions[word] = found
+        if len(_expansions) >= CACHE_SIZE:
+            _expansions.clear()
+        _expansions[word] = found
     return found
 
 

@@ -40,6 +40,7 @@ from whoosh import fields, formats, index, query
 from whoosh.codec.whoosh3 import W3Codec
 from whoosh.index import LockError
 from whoosh.system import emptybytes
+from whoosh.writing import NO_MERGE
 
 from ..errors import AeError, InputError
 from ..store import Store
@@ -48,7 +49,7 @@ from .matching import SegmentMatcher, log_id_column
 from .parallel import WORKER_ROWS, build_segments, worker_count
 from .query import parse_for_index
 from .results import Hits, page_rows
-from .segment import BulkWriter, numeric_terms
+from .segment import BulkWriter, merge_small_segments, numeric_terms
 
 SCHEMA_VERSION = 3
 META_FILE = ".ae-index.json"
@@ -229,7 +230,7 @@ class SearchIndex:
                 if self._read_meta() is None:
                     raise ValueError("no or outdated meta file")
                 ix = index.open_dir(str(self.path))
-                ix.doc_count()  # reads the segment list: garbage fails here
+                ix._read_toc()  # reads the segment list: garbage fails here (damaged segments fail in search)
                 self._ix = ix
             except LockError:
                 raise
@@ -248,7 +249,7 @@ class SearchIndex:
             ix = index.create_in(str(fresh), build_schema())
             workers = worker_count()
             if workers > 1 and self.store.count_logs_after(0) >= 2 * WORKER_ROWS:
-                count = self._build_in_workers(ix, fresh, workers, progress)
+                count = self._add_in_workers(ix, 0, workers, progress, folder=fresh)
             else:
                 count, _ = self._add_rows(ix, 0, progress, folder=fresh)
             ix.close()
@@ -263,20 +264,26 @@ class SearchIndex:
         self._ix = index.open_dir(str(self.path))
         return count
 
-    def _build_in_workers(self, ix: index.Index, folder: Path, workers: int, progress: Progress | None) -> int:
-        """A full build, one segment per WORKER_ROWS rows, in worker processes (see `parallel`)."""
+    def _add_in_workers(self, ix: index.Index, after: int, workers: int, progress: Progress | None,
+                        folder: Path | None = None) -> int:
+        """Add every row past `after`, one segment per WORKER_ROWS rows, in worker
+        processes (see `parallel`), in one commit; return how many."""
         writer = self._writer(ix)  # holds the lock while the workers write segments
         try:
-            segments, last = build_segments(str(folder), self._chunks(WORKER_ROWS), workers, progress)
+            if folder is None:
+                # Rows past `after` may be in the index if a crash hit between commit and meta.
+                writer.delete_by_query(query.NumericRange("log_id", after + 1, None))
+            segments, last = build_segments(str(folder or self.path), self._chunks(WORKER_ROWS, after), workers,
+                                            progress)
         except BaseException:
             writer.cancel()
             raise
         writer.commit_segments(segments)
-        self._write_meta(last, folder)
+        self._write_meta(last or after, folder)
         return sum(segment.doc_count_all() for segment in segments)
 
-    def _chunks(self, size: int) -> Iterator[list[dict[str, Any]]]:
-        last = 0
+    def _chunks(self, size: int, after: int) -> Iterator[list[dict[str, Any]]]:
+        last = after
         while rows := self.store.logs_after(last, size):
             yield rows
             last = int(rows[-1]["log_id"])
@@ -285,7 +292,8 @@ class SearchIndex:
         try:
             # Separate files per segment, not whoosh's compound file: opening a file
             # inside a compound file copies it into memory, on every search.
-            return BulkWriter(ix, timeout=30.0, codec=LeanCodec(), limitmb=POOL_MB, compound=False)
+            return BulkWriter(ix, merge_below=WORKER_ROWS, timeout=30.0, codec=LeanCodec(), limitmb=POOL_MB,
+                              compound=False)
         except LockError:
             raise AeError(f"search index {self.path} is locked by another process; try again") from None
 
@@ -313,7 +321,8 @@ class SearchIndex:
                 raise
             # Merging segments while building rewrites postings already written: leave it
             # to the small commits of later catch-ups, whose merge policy joins small segments.
-            writer.commit(merge=folder is None and added < COMMIT_EVERY)
+            catching_up = folder is None and added < COMMIT_EVERY
+            writer.commit(mergetype=merge_small_segments if catching_up else NO_MERGE)
             count += added
             self._write_meta(last, folder)
             if added < COMMIT_EVERY:
@@ -326,7 +335,12 @@ class SearchIndex:
         if self.store.max_log_id() <= meta["last_log_id"]:
             return 0
         try:
-            count, _ = self._add_rows(ix, meta["last_log_id"], progress)
+            # A long backlog (a busy hour without a follower) is indexed in worker processes.
+            workers = worker_count()
+            if workers > 1 and self.store.count_logs_after(meta["last_log_id"]) >= 2 * WORKER_ROWS:
+                count = self._add_in_workers(ix, meta["last_log_id"], workers, progress)
+            else:
+                count, _ = self._add_rows(ix, meta["last_log_id"], progress)
         except OSError as exc:
             raise self._cannot_write(exc) from None
         return count
@@ -368,7 +382,7 @@ class SearchIndex:
         removed = 0
         for log_id in log_ids:
             removed += writer.delete_by_term("log_id", log_id)
-        writer.commit()
+        writer.commit(mergetype=merge_small_segments)
         return removed
 
     # -- searching -------------------------------------------------------

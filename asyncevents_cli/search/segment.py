@@ -79,6 +79,39 @@ def numeric_terms(field: fields.NUMERIC, number: Any) -> list[bytes]:
     return [field.sortable_to_bytes(x, shift) for shift in range(0, field.bits, field.shift_step)]
 
 
+MERGE_AT = 10  # small segments an index may hold before a commit merges some
+
+
+def merge_small_segments(writer: Any, segments: list[Any]) -> list[Any]:
+    """A merge policy (whoosh's `mergetype`) for catch-ups, which add one small segment each.
+
+    Once MERGE_AT segments hold fewer than `writer.merge_below` documents, the
+    smallest are merged into this commit's segment, up to `merge_below` documents
+    in all. Larger segments (those of a build) are never merged: a merge holds its
+    postings in memory, as a build does, and whoosh's own MERGE_SMALL would merge
+    half of a 100,000-row index through its posting pool (96 s for one catch-up)."""
+    from whoosh.reading import SegmentReader
+
+    limit = writer.merge_below
+    small = sorted((s for s in segments if s.doc_count_all() < limit), key=lambda s: s.doc_count_all())
+    if len(small) < MERGE_AT:
+        return segments
+    taken: list[Any] = []
+    total = 0
+    for segment in small:
+        if taken and total + segment.doc_count_all() > limit:
+            break
+        taken.append(segment)
+        total += segment.doc_count_all()
+    if len(taken) < 2:
+        return segments
+    for segment in taken:
+        reader = SegmentReader(writer.storage, writer.schema, segment)
+        writer.add_reader(reader)
+        reader.close()
+    return [s for s in segments if s not in taken]
+
+
 def _is_keyword(field: fields.FieldType) -> bool:
     """An ID field analysed as one lowercased token (index.build_schema's uuid and event_name)."""
     items = getattr(field.analyzer, "items", ())
@@ -101,8 +134,9 @@ class BulkWriter(SegmentWriter):
     for `TermsField`s without, a set of terms; for whoosh's own field types, a value
     their `index()` turns into terms."""
 
-    def __init__(self, ix: Any, **kwargs: Any) -> None:
+    def __init__(self, ix: Any, merge_below: int = 2_500, **kwargs: Any) -> None:
         super().__init__(ix, **kwargs)
+        self.merge_below = merge_below  # see merge_small_segments
         # field -> {term: [docnum, ...]}, or for positional fields
         # {term: [docnum, frequency, encoded positions, docnum, ...]}: one flat list
         # per term, as most terms occur in one document and a list costs 56 bytes.
@@ -192,6 +226,40 @@ class BulkWriter(SegmentWriter):
             self._write_field(name)
         self.fieldwriter.close()
 
+    def add_postings_to_pool(self, reader: Any, startdoc: int, docmap: dict[int, int] | None) -> None:
+        """A merged segment's postings (`add_reader`): into this writer's tables, read a
+        block at a time, instead of whoosh's pool one posting at a time."""
+        from .matching import term_docs, term_positions
+
+        for name in reader.indexed_field_names():
+            if name not in self.schema:
+                continue
+            field = self.schema[name]
+            positional = field.format.supports("positions")
+            table: dict[Any, list[Any]] = (self._positional if positional else self._plain).setdefault(name, {})
+            # Keys as the documents added to this writer have them: str for analysed words.
+            as_text = bool(table) and not isinstance(next(iter(table)), bytes)
+            renumber = (lambda d: docmap[d]) if docmap is not None else (lambda d: startdoc + d)
+            for btext in reader.lexicon(name):
+                key = btext.decode("utf-8") if as_text else btext
+                entry = table.get(key)
+                if positional:
+                    found = term_positions(reader, name, btext)
+                    if not found:
+                        continue
+                    if entry is None:
+                        entry = table[key] = []
+                    for docnum in sorted(found):
+                        value = found[docnum]
+                        entry += (renumber(docnum), int.from_bytes(value[:4], "big"), value)  # count, as encoded
+                else:
+                    ids = term_docs(reader, name, btext)
+                    if not ids:
+                        continue
+                    if entry is None:
+                        entry = table[key] = []
+                    entry.extend(map(renumber, ids))
+
     def _into_pool(self) -> None:
         add = self.pool.add
         for name, plain in self._plain.items():
@@ -216,13 +284,11 @@ class BulkWriter(SegmentWriter):
         tindex = writer._tindex
         codec = self.codec
         block_limit, compression = codec._blocklimit, codec._compression
-        positional = self._positional.get(name, {})
-        plain = self._plain.get(name, {})
-        items: list[tuple[bytes, list[Any], bool]] = [(t.encode("utf-8"), e, True) for t, e in positional.items()]
-        items.extend((t if isinstance(t, bytes) else t.encode("utf-8"), e, False) for t, e in plain.items())
-        items.sort(key=lambda item: item[0])
+        # A field's terms are all str or all bytes; sorted str is sorted UTF-8.
+        with_positions = name in self._positional
+        table: dict[Any, list[Any]] = self._positional[name] if with_positions else self._plain[name]
         fixed_values = field.format.fixed_value_size() == 0
-        if plain and not fixed_values:
+        if not with_positions and not fixed_values:
             raise ValueError(f"field {name!r} stores values per posting: add it with positions")
 
         posts = bytearray()
@@ -232,7 +298,9 @@ class BulkWriter(SegmentWriter):
         buckets = tindex.buckets
         index_positions: list[int] = []  # each term's place in the term table, in order
         last_key = tindex.lastkey
-        for tbytes, entry, with_positions in items:
+        for term in sorted(table):
+            entry = table[term]
+            tbytes = term if isinstance(term, bytes) else term.encode("utf-8")
             if with_positions:
                 ids, freqs, values = entry[0::3], entry[1::3], entry[2::3]
             else:
@@ -297,12 +365,17 @@ class BulkWriter(SegmentWriter):
             buckets[h & 255].append((h, position))
             last_key = key
             if len(posts) > 1 << 20:
-                postfile.write(bytes(posts))
+                postfile.write(posts)
                 post_base += len(posts)
                 posts.clear()
-        postfile.write(bytes(posts))
-        tindex.dbfile.write(bytes(terms))
+            if len(terms) > 1 << 20:
+                tindex.dbfile.write(terms)
+                term_base += len(terms)
+                terms.clear()
+        postfile.write(posts)
+        tindex.dbfile.write(terms)
         tindex.lastkey = last_key
         tindex.index.extend(index_positions)
+        table.clear()  # written: free it before the next field's
         writer.finish_field()
 

@@ -22,6 +22,7 @@ from .. import replay as replaying
 from .. import trace as tracing
 from ..errors import AeError, InputError, NotFound
 from ..search import search_logs
+from ..states import DeliveryState
 from ..tokens import ApiToken
 from .auth import backend
 from .sessions import SignInRequired, check_csrf, current_user, login_url, safe_next, sign_in
@@ -32,6 +33,7 @@ PAGE_SIZE = 50
 RESPONSE_EXCERPT = 200
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.globals["DeliveryState"] = DeliveryState
 router = APIRouter(include_in_schema=False)
 
 
@@ -91,9 +93,8 @@ def subscriptions(request: Request, user: Admin) -> Response:
     with backend(request).use() as rt:
         rows = {s.subscription_id: s for s in rt.store.subscriptions()}
         counts = {c["subscription_id"]: c for c in rt.store.delivery_counts()}
-    grid = [{**s.public(), **{k: counts.get(i, {}).get(k, 0) for k in ("attempts", "delivered", "retrying",
-                                                                          "dead_lettered")}}
-            for i, s in rows.items()]
+    counted = ("attempts", DeliveryState.DELIVERED, DeliveryState.RETRYING, DeliveryState.DEAD_LETTERED)
+    grid = [{**s.public(), **{k: counts.get(i, {}).get(k, 0) for k in counted}} for i, s in rows.items()]
     return render(request, "subscriptions.html", user=user, rows=grid)
 
 

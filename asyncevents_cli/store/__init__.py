@@ -10,14 +10,10 @@ everything from here.
 from .api import Store
 from .base import Result
 from .records import (
-    DEAD_LETTERED,
-    DELIVERED,
     DISABLED,
     ENABLED,
     LOG_COLUMNS,
     MAX_ROWID,
-    RETRYING,
-    STOPPED,
     Attempt,
     ChainState,
     LogCondition,
@@ -29,6 +25,6 @@ from .records import (
 
 __all__ = [
     "Store", "Result", "Subscription", "Attempt", "ChainState", "LogCondition", "LOG_COLUMNS",
-    "DELIVERED", "RETRYING", "DEAD_LETTERED", "STOPPED", "ENABLED", "DISABLED", "MAX_ROWID",
+    "ENABLED", "DISABLED", "MAX_ROWID",
     "utcnow", "timestamp", "parse_timestamp",
 ]

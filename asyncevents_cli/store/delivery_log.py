@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..states import DeliveryState, SubscriptionStatus
 from .base import StoreBase
-from .records import DELIVERED, LOG_COLUMNS, RETRYING, Attempt, ChainState, LogCondition, timestamp, utcnow
+from .records import ENABLED, LOG_COLUMNS, Attempt, ChainState, LogCondition, timestamp, utcnow
 
 INSERT_ATTEMPT = (
     "INSERT INTO delivery_log (uuid, subscription_id, event_name, success, status_code,"
@@ -61,7 +62,7 @@ class DeliveryLogTable(StoreBase):
         uuid: str,
         subscription_id: int,
         event_name: str,
-        state: str,
+        state: DeliveryState,
         death_count: int,
         next_attempt_at: datetime | None = None,
         attempted: bool = True,
@@ -101,9 +102,9 @@ class DeliveryLogTable(StoreBase):
         cutoff = timestamp(utcnow() - timedelta(days=older_than_days))
         with self.transaction():
             self._run(f"DELETE FROM deliveries WHERE state != ? AND uuid IN ({PRUNABLE_UUIDS})",
-                      (RETRYING, cutoff, RETRYING))
+                      (DeliveryState.RETRYING, cutoff, DeliveryState.RETRYING))
             removed = self._run(f"DELETE FROM delivery_log WHERE uuid IN ({PRUNABLE_UUIDS}) RETURNING log_id",
-                                (cutoff, RETRYING))
+                                (cutoff, DeliveryState.RETRYING))
         return sorted(int(row[0]) for row in removed.rows)
 
     # -- reads ---------------------------------------------------------------
@@ -185,7 +186,7 @@ class DeliveryLogTable(StoreBase):
         """Those of `uuids` whose latest chain ended delivered."""
         return {row[0] for result in self._in_chunks(
             "SELECT uuid FROM deliveries WHERE state = ? AND uuid IN ({marks})", sorted(set(uuids)),
-            before=(DELIVERED,)) for row in result.rows}
+            before=(DeliveryState.DELIVERED,)) for row in result.rows}
 
     def last_uuid(self, subscription_id: int) -> str | None:
         """The uuid of a subscription's latest attempt: what "replay last" replays."""
@@ -207,18 +208,20 @@ class DeliveryLogTable(StoreBase):
         return self._rows(
             """
             SELECT s.subscription_id, s.event_name, s.recipient_url,
-                   CASE s.status WHEN 1 THEN 'enabled' ELSE 'disabled' END AS status,
+                   CASE s.status WHEN ? THEN ? ELSE ? END AS status,
                    (SELECT COUNT(*) FROM delivery_log l WHERE l.subscription_id = s.subscription_id) AS attempts,
                    (SELECT COUNT(*) FROM delivery_log l
                      WHERE l.subscription_id = s.subscription_id AND l.success = 1) AS succeeded,
                    (SELECT COUNT(*) FROM delivery_log l
                      WHERE l.subscription_id = s.subscription_id AND l.success = 0) AS failed,
                    (SELECT COUNT(*) FROM deliveries d
-                     WHERE d.subscription_id = s.subscription_id AND d.state = 'delivered') AS delivered,
+                     WHERE d.subscription_id = s.subscription_id AND d.state = ?) AS delivered,
                    (SELECT COUNT(*) FROM deliveries d
-                     WHERE d.subscription_id = s.subscription_id AND d.state = 'retrying') AS retrying,
+                     WHERE d.subscription_id = s.subscription_id AND d.state = ?) AS retrying,
                    (SELECT COUNT(*) FROM deliveries d
-                     WHERE d.subscription_id = s.subscription_id AND d.state = 'dead_lettered') AS dead_lettered
+                     WHERE d.subscription_id = s.subscription_id AND d.state = ?) AS dead_lettered
             FROM subscriptions s ORDER BY s.subscription_id
-            """
+            """,
+            (ENABLED, SubscriptionStatus.ENABLED, SubscriptionStatus.DISABLED,
+             DeliveryState.DELIVERED, DeliveryState.RETRYING, DeliveryState.DEAD_LETTERED),
         )

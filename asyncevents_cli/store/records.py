@@ -11,15 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..netguard import redact_credentials
+from ..states import DeliveryState, SubscriptionStatus
 
-ENABLED, DISABLED = 1, 0
+ENABLED, DISABLED = 1, 0  # the `subscriptions.status` column, as the module stores it
 MAX_ROWID = 2**63 - 1
-
-# Delivery states (table `deliveries`)
-DELIVERED = "delivered"
-RETRYING = "retrying"
-DEAD_LETTERED = "dead_lettered"
-STOPPED = "stopped"  # a retry came due for a subscription that is now disabled or gone
 
 
 def utcnow() -> datetime:
@@ -64,7 +59,7 @@ class Subscription:
         row = asdict(self)
         for secret in ("verification_token", "previous_token", "previous_token_expires", "custom_headers"):
             del row[secret]
-        row["status"] = "enabled" if self.enabled else "disabled"
+        row["status"] = SubscriptionStatus.of(self.enabled)
         row["recipient_url"] = redact_credentials(self.recipient_url)
         row["header_names"] = [name for name, _ in self.custom_headers]
         until = self.previous_token_until
@@ -113,7 +108,7 @@ class ChainState:
     uuid: str
     subscription_id: int
     event_name: str
-    state: str
+    state: DeliveryState
     death_count: int
     next_attempt_at: datetime | None = None
     attempted: bool = True  # False: the state changed without an attempt (stopped, replayed)
