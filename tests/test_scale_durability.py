@@ -250,3 +250,32 @@ def test_retrying_tries_again_then_gives_up_after_its_time() -> None:
     with pytest.raises(DatabaseUnavailable):
         retrying.call(down)
     assert 55 <= sum(slept) <= 60  # it kept trying for about its minute, then let the error through
+
+
+@pytest.mark.amqp
+def test_a_long_outage_restarts_the_consumer_and_rabbitmq_gets_its_messages_back(
+    tmp_path: Path, receiver: Receiver, postgres_url: str, amqp_url: str
+) -> None:
+    """Longer than the in-place retry: the consumer is stopped and started again
+    (engine/reconnect.py). The messages it held on its RabbitMQ channel must go back
+    to the broker then, not wait unacknowledged on a connection that stays open."""
+    host = Host.make(tmp_path / "host", **shared_settings("pgamqp", postgres_url, amqp_url))
+    events = 40
+    set_up(host, receiver, events, ("/hook", ("sleep", 0.05)))
+    database = database_name(postgres_url)
+
+    consumer = host.consumer("--until-empty", "--concurrency", "2")
+    try:
+        wait_until(lambda: len(receiver.requests) >= 4, what="the first deliveries")
+        set_connections_allowed(database, False)
+        try:
+            terminate_backends(database)
+            time.sleep(30)  # past the in-place retry's 10 s (each try waits up to 10 s for the pool)
+        finally:
+            set_connections_allowed(database, True)
+        stderr = finish(consumer)
+    finally:
+        if consumer.poll() is None:
+            kill(consumer)
+    assert "reconnecting in" in stderr, stderr
+    assert_each_delivery_logged_once(host, receiver, "/hook", events)

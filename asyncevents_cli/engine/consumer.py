@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from ..config import Config
+from ..errors import DatabaseUnavailable
 from ..notifiers import Notifiers
 from ..queues.base import KINDS, Envelope, Queue
 from ..store import Store, utcnow
@@ -156,6 +157,7 @@ class Consumer:
 
         cycle: concurrent.futures.Future[tuple[list[Envelope], bool]] | None = None
         taken = 0
+        settling: list[Envelope] = []  # the messages the cycle under way is settling
         just_worked = False
         looked_empty_at: float | None = None  # the last lease that found nothing
         last_extend = time.monotonic()
@@ -196,9 +198,10 @@ class Consumer:
                     last_extend = now
                 timeout = 0.0 if tasks or finished else (QUICK_LOOK if just_worked else self.poll_timeout)
                 probe_empty = until_empty and not tasks and not finished
+                settling = [settlement.envelope for settlement in settlements]
                 cycle = io.submit(self._cycle, settlements, held, room, timeout, probe_empty)
                 envelopes, empty = await asyncio.wrap_future(cycle)
-                cycle = None
+                cycle, settling = None, []
                 self._count(settlements, on_message)
                 if envelopes:
                     just_worked = True
@@ -220,9 +223,14 @@ class Consumer:
             if not self._aborted:
                 raise
             await self._give_back(io, tasks, finished, cycle)
-        except BaseException:
-            await self._cancel(tasks)
-            await self._finish(cycle)
+        except BaseException as exc:
+            if isinstance(exc, DatabaseUnavailable) and not self.queue.shares_store_transaction:
+                # `reconnect` starts a consumer again on this same broker connection: what this
+                # one holds must go back now, or it waits unacknowledged until the process ends
+                await self._give_back(io, tasks, finished, cycle, settling)
+            else:
+                await self._cancel(tasks)
+                await self._finish(cycle)
             raise
         finally:
             try:
@@ -277,10 +285,12 @@ class Consumer:
 
     async def _give_back(self, io: IoThread, tasks: dict[asyncio.Task[Settlement], Work],
                          finished: list[asyncio.Task[Settlement]],
-                         cycle: concurrent.futures.Future[tuple[list[Envelope], bool]] | None) -> None:
+                         cycle: concurrent.futures.Future[tuple[list[Envelope], bool]] | None,
+                         unsettled: Sequence[Envelope] = ()) -> None:
         """After an abort: cancel the attempts, and give every held message back unsettled
-        (those whose attempts finished but were not settled yet too)."""
-        held = [work.envelope for work in tasks.values()]
+        (those whose attempts finished but were not settled yet too, and `unsettled`:
+        those of a settle that failed)."""
+        held = [work.envelope for work in tasks.values()] + list(unsettled)
         held += [task.result().envelope for task in finished if not task.cancelled() and not task.exception()]
         await self._cancel(tasks)
         held += await self._finish(cycle)
