@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from whoosh import index
 from whoosh.writing import SegmentWriter
 
@@ -200,3 +201,12 @@ def test_phrases_match_what_whoosh_matches(tmp_path: Path) -> None:
     assert checked > 300  # most phrases match something
     ix.close()
     store.close()
+
+
+def test_a_failing_worker_is_reported_as_an_error(tmp_path: Path) -> None:
+    from asyncevents_cli.errors import AeError
+    from asyncevents_cli.search.parallel import build_segments
+
+    row = rows(1)[0]
+    with pytest.raises(AeError, match="search index worker failed"):
+        build_segments(str(tmp_path / "no-index-here"), iter([[row], [row]]), 2)

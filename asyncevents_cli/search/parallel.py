@@ -75,7 +75,10 @@ class Worker:
                           hint="run `ae index rebuild` again; AE_DEBUG=1 shows why") from None
         self.busy = 0
         if not ok:
-            raise value
+            if isinstance(value, (OSError, AeError)):
+                raise value  # a full disk is reported as such by the index
+            raise AeError(f"a search index worker failed: {value}",
+                          hint="run `ae index rebuild` again; AE_DEBUG=1 shows why") from value
         return value
 
     def close(self) -> None:
