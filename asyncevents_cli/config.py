@@ -14,7 +14,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -29,45 +29,64 @@ QUEUE_BACKENDS = ("db", "amqp")
 MAX_CONCURRENCY = 10_000  # deliveries in flight in one consumer: beyond this, run more consumers
 
 
+def _setting(default: Any, help: str, bounds: tuple[float, float] | None = None) -> Any:
+    """One field of `Settings`: its default, the help `ae config show` prints, and for
+    a number its inclusive bounds (finite, and small enough that every back-off stays
+    representable in AMQP TTLs and timestamps)."""
+    return field(default=default, metadata={"help": help, "bounds": bounds})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, typed, read once by `load_config`. To add a setting, add a field
+    here (type, default, help): `[settings]` in events.toml, `AE_<NAME>`, type checks,
+    bounds and `ae config show` all follow from it."""
+
+    database: str = _setting(
+        ".ae/ae.db",
+        "SQLite file (relative to the config file's folder) or postgresql://user:password@host:port/dbname")
+    queue: str = _setting("db", "queue backend: db (SQLite table) or amqp (RabbitMQ)")
+    amqp_url: str = _setting(DEFAULT_AMQP_URL, "RabbitMQ URL when queue = amqp")
+    max_deaths: int = _setting(5, "retries after the first attempt before dead-lettering", (0, 1000))
+    backoff_exponent: float = _setting(2.0, "back-off is min(max, n ** exponent) units", (0, 10))
+    backoff_max_seconds: float = _setting(60.0, "cap on one back-off, in units", (0, 1_000_000))
+    backoff_unit_seconds: float = _setting(1.0, "length of one back-off unit in seconds", (0, 3600))
+    indexing: bool = _setting(True, "keep a search index of the delivery log")
+    index_path: str = _setting(
+        "",
+        "search index folder (relative to the config file's folder); default: <database>.index beside a"
+        " SQLite file, .ae/ae.index beside the config file for PostgreSQL")
+    log_retention_days: int = _setting(30, "`ae logs prune` default age", (0, 36500))
+    deny_private_targets: bool = _setting(
+        False, "refuse recipients on loopback, private and other non-global addresses")
+    concurrency: int = _setting(64, "deliveries in flight at once in one consumer", (1, MAX_CONCURRENCY))
+    subscription_concurrency: int = _setting(
+        32, "deliveries in flight at once to one subscription", (1, MAX_CONCURRENCY))
+    eventbridge_source: str = _setting("ae", "Source of the events the eventbridge notifier puts")
+
+    def as_dict(self) -> dict[str, Any]:
+        """name -> value, in the order of the table."""
+        return {s.name: getattr(self, s.name) for s in SETTINGS}
+
+
 @dataclass(frozen=True)
 class Setting:
+    """A row of the settings table, as `ae config show` and the loader read it."""
+
     name: str
     kind: type
     default: Any
     help: str
+    bounds: tuple[float, float] | None = None
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("database", str, ".ae/ae.db",
-            "SQLite file (relative to the config file's folder) or postgresql://user:password@host:port/dbname"),
-    Setting("queue", str, "db", "queue backend: db (SQLite table) or amqp (RabbitMQ)"),
-    Setting("amqp_url", str, DEFAULT_AMQP_URL, "RabbitMQ URL when queue = amqp"),
-    Setting("max_deaths", int, 5, "retries after the first attempt before dead-lettering"),
-    Setting("backoff_exponent", float, 2.0, "back-off is min(max, n ** exponent) units"),
-    Setting("backoff_max_seconds", float, 60.0, "cap on one back-off, in units"),
-    Setting("backoff_unit_seconds", float, 1.0, "length of one back-off unit in seconds"),
-    Setting("indexing", bool, True, "keep a search index of the delivery log"),
-    Setting("index_path", str, "",
-            "search index folder (relative to the config file's folder); default: <database>.index beside a"
-            " SQLite file, .ae/ae.index beside the config file for PostgreSQL"),
-    Setting("log_retention_days", int, 30, "`ae logs prune` default age"),
-    Setting("deny_private_targets", bool, False,
-            "refuse recipients on loopback, private and other non-global addresses"),
-    Setting("concurrency", int, 64, "deliveries in flight at once in one consumer"),
-    Setting("subscription_concurrency", int, 32, "deliveries in flight at once to one subscription"),
-    Setting("eventbridge_source", str, "ae", "Source of the events the eventbridge notifier puts"),
+_KINDS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(f.name, _KINDS[str(f.type)], f.default, f.metadata["help"], f.metadata["bounds"])
+    for f in fields(Settings)
 )
-#: Inclusive bounds of the numeric settings: finite, and small enough that
-#: every back-off stays representable (AMQP TTLs, timestamps) and sane.
-BOUNDS: dict[str, tuple[float, float]] = {
-    "max_deaths": (0, 1000),
-    "backoff_exponent": (0, 10),
-    "backoff_max_seconds": (0, 1_000_000),
-    "backoff_unit_seconds": (0, 3600),
-    "log_retention_days": (0, 36500),
-    "concurrency": (1, MAX_CONCURRENCY),
-    "subscription_concurrency": (1, MAX_CONCURRENCY),
-}
+#: Inclusive bounds of the numeric settings.
+BOUNDS: dict[str, tuple[float, float]] = {s.name: s.bounds for s in SETTINGS if s.bounds is not None}
 #: The longest single back-off (backoff_max_seconds units of backoff_unit_seconds).
 MAX_BACKOFF_SECONDS = 30 * 24 * 3600
 AMQP_SCHEMES = ("amqp", "amqps")
@@ -112,29 +131,29 @@ def check_event_name(name: str) -> str:
 class Config:
     path: Path
     events: dict[str, EventDefinition]
-    settings: dict[str, Any]
+    settings: Settings
     sources: dict[str, str] = field(default_factory=dict)  # setting -> "default" | "file" | "env AE_X"
 
     @property
     def uses_postgres(self) -> bool:
-        return is_url(self.settings["database"])
+        return is_url(self.settings.database)
 
     @property
     def database(self) -> str | Path:
         """What `Store` opens: the PostgreSQL URL, or the SQLite file's path."""
-        return self.settings["database"] if self.uses_postgres else self.database_path
+        return self.settings.database if self.uses_postgres else self.database_path
 
     @property
     def database_display(self) -> str:
         """The database as it may be printed: a URL's password is ***."""
-        return redact_url(self.settings["database"]) if self.uses_postgres else str(self.database_path)
+        return redact_url(self.settings.database) if self.uses_postgres else str(self.database_path)
 
     @property
     def database_path(self) -> Path:
         """The SQLite file (a PostgreSQL store has none)."""
         if self.uses_postgres:
             raise ConfigError(f"the database is PostgreSQL ({self.database_display}), not a SQLite file")
-        return self._local(self.settings["database"])
+        return self._local(self.settings.database)
 
     @property
     def local_folder(self) -> Path:
@@ -145,8 +164,8 @@ class Config:
     @property
     def index_path(self) -> Path:
         """The search index folder: settings.index_path, or the default beside the store."""
-        if self.settings["index_path"]:
-            return self._local(self.settings["index_path"])
+        if self.settings.index_path:
+            return self._local(self.settings.index_path)
         if self.uses_postgres:
             return self.local_folder / "ae.index"
         return self.database_path.with_name(self.database_path.name + ".index")
@@ -159,10 +178,10 @@ class Config:
     def retry_policy(self) -> RetryPolicy:
         s = self.settings
         return RetryPolicy(
-            max_deaths=s["max_deaths"],
-            exponent=s["backoff_exponent"],
-            max_seconds=s["backoff_max_seconds"],
-            unit_seconds=s["backoff_unit_seconds"],
+            max_deaths=s.max_deaths,
+            exponent=s.backoff_exponent,
+            max_seconds=s.backoff_max_seconds,
+            unit_seconds=s.backoff_unit_seconds,
         )
 
     def event(self, name: str) -> EventDefinition:
@@ -237,38 +256,38 @@ def _coerce(setting: Setting, value: Any, where: str, parse: bool = False) -> An
     return value
 
 
-def _validate(settings: dict[str, Any], where: Mapping[str, str]) -> None:
+def _validate(settings: Settings, where: Mapping[str, str]) -> None:
     def bad(name: str, why: str) -> ConfigError:
         return ConfigError(f"{where[name]}: {name} {why}")
 
-    if settings["queue"] not in QUEUE_BACKENDS:
-        raise bad("queue", f"must be one of {', '.join(QUEUE_BACKENDS)}, got {settings['queue']!r}")
+    if settings.queue not in QUEUE_BACKENDS:
+        raise bad("queue", f"must be one of {', '.join(QUEUE_BACKENDS)}, got {settings.queue!r}")
     for name, (low, high) in BOUNDS.items():
-        value = settings[name]
+        value = getattr(settings, name)
         if not math.isfinite(value):
             raise bad(name, f"must be a finite number, got {value}")
         if not low <= value <= high:
             shown = f"{value:g}" if isinstance(value, float) else str(value)
             raise bad(name, f"must be between {low:g} and {high:g}, got {shown}")
-    longest = settings["backoff_max_seconds"] * settings["backoff_unit_seconds"]
+    longest = settings.backoff_max_seconds * settings.backoff_unit_seconds
     if longest > MAX_BACKOFF_SECONDS:
         raise bad("backoff_unit_seconds", f"x backoff_max_seconds gives a longest back-off of {longest:g} s;"
                                           f" at most {MAX_BACKOFF_SECONDS} s (30 days)")
-    if not settings["database"]:
+    if not settings.database:
         raise bad("database", "must not be empty")
-    if "\0" in settings["database"]:
+    if "\0" in settings.database:
         raise bad("database", "must not contain a NUL character")
-    if is_url(settings["database"]):
-        why = database_url_problem(settings["database"])
+    if is_url(settings.database):
+        why = database_url_problem(settings.database)
         if why:
-            raise bad("database", f"is not a PostgreSQL URL ({why}): {redact_url(settings['database'])!r}")
-    if "\0" in settings["index_path"]:
+            raise bad("database", f"is not a PostgreSQL URL ({why}): {redact_url(settings.database)!r}")
+    if "\0" in settings.index_path:
         raise bad("index_path", "must not contain a NUL character")
-    if not 1 <= len(settings["eventbridge_source"].strip()) <= 256:
+    if not 1 <= len(settings.eventbridge_source.strip()) <= 256:
         raise bad("eventbridge_source", "must be 1 to 256 characters")
-    why = amqp_url_problem(settings["amqp_url"])
+    why = amqp_url_problem(settings.amqp_url)
     if why:
-        raise bad("amqp_url", f"is not an AMQP URL ({why}): {redact_url(settings['amqp_url'])!r}")
+        raise bad("amqp_url", f"is not an AMQP URL ({why}): {redact_url(settings.amqp_url)!r}")
 
 
 def amqp_url_problem(url: str) -> str | None:
@@ -351,22 +370,23 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str
             f"allowed: {', '.join(SETTINGS_BY_NAME)}"
         )
 
-    settings: dict[str, Any] = {}
+    values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for setting in SETTINGS:
         env_name = f"AE_{setting.name.upper()}"
         if env_name in env:
-            settings[setting.name] = _coerce(setting, env[env_name], f"environment {env_name}", parse=True)
+            values[setting.name] = _coerce(setting, env[env_name], f"environment {env_name}", parse=True)
             sources[setting.name] = f"env {env_name}"
         elif setting.name in file_settings:
-            settings[setting.name] = _coerce(setting, file_settings[setting.name], str(config_path))
+            values[setting.name] = _coerce(setting, file_settings[setting.name], str(config_path))
             sources[setting.name] = "file"
         else:
-            settings[setting.name] = setting.default
+            values[setting.name] = setting.default
             sources[setting.name] = "default"
     where = {
         name: (f"environment AE_{name.upper()}" if src.startswith("env") else str(config_path))
         for name, src in sources.items()
     }
+    settings = Settings(**values)
     _validate(settings, where)
     return Config(config_path, events, settings, sources)

@@ -23,7 +23,7 @@ def status(config: Config, store: Store, queue: Queue) -> dict[str, Any]:
         resolved = sum(1 for row in dead_letters(queue, store, RESOLVE_SCAN_LIMIT, True) if row["resolved"])
         depths["dead_letters"] -= resolved
     return {
-        "backend": config.settings["queue"],
+        "backend": config.settings.queue,
         "database": config.database_display,
         "queues": depths,
         "subscriptions": [{**row, "recipient_url": redact_credentials(row["recipient_url"])}

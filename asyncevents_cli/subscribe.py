@@ -43,7 +43,7 @@ def check_url(url: str, config: Config | None = None) -> str:
     """An http notifier's recipient (`HttpNotifier.check_recipient` asks here): a URL
     both HTTP stacks accept, on a host the SSRF guard allows (see `netguard`)."""
     check_recipient_url(url)
-    check_target(url, bool(config and config.settings["deny_private_targets"]))
+    check_target(url, bool(config and config.settings.deny_private_targets))
     return url
 
 

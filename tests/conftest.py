@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import inspect
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import threading
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,6 +26,9 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pytest
+from typer.testing import CliRunner
+
+from asyncevents_cli.cli import app
 
 
 def expected_signature(body: bytes, token: str) -> str:
@@ -169,17 +174,74 @@ class QuietServer(ThreadingHTTPServer):
         pass
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+@contextmanager
+def serving_receiver() -> Iterator[Receiver]:
+    """A `Receiver` listening on a free local port until the block ends (for fixtures
+    wider than one test; a test takes the `receiver` fixture)."""
     recv = Receiver()
     server = QuietServer(("127.0.0.1", 0), _handler_for(recv))
-    server.daemon_threads = True
     recv.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
-    yield recv
-    server.shutdown()
-    server.server_close()
+    try:
+        yield recv
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with serving_receiver() as recv:
+        yield recv
+
+
+# -- the CLI, through Click's test runner ----------------------------------
+
+# Click >= 8.2 always keeps stderr apart (result.stdout / result.stderr);
+# older Click needs mix_stderr=False for the same.
+if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:
+    runner = CliRunner(mix_stderr=False)  # pragma: no cover - old Click
+else:
+    runner = CliRunner()
+
+
+def ae(config: Path, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Any:
+    """`ae --config CONFIG ARGS...` in this process; the result has exit_code, stdout, stderr."""
+    return runner.invoke(app, ["--config", str(config), *args], input=input, env=env)
+
+
+def ok(config: Path, *args: str, **kwargs: Any) -> Any:
+    """`ae`, which must exit 0."""
+    result = ae(config, *args, **kwargs)
+    assert result.exit_code == 0, (args, result.stdout, result.stderr, result.exception)
+    return result
+
+
+def ok_json(config: Path, *args: str, **kwargs: Any) -> Any:
+    """`ae ... --json`, which must exit 0 with nothing on stderr; the parsed output."""
+    result = ok(config, *args, "--json", **kwargs)
+    assert result.stderr == ""
+    return json.loads(result.stdout)
+
+
+def assert_error(result: Any, exit_code: int, *fragments: str) -> str:
+    """Exactly one line on stderr starting `ae: error:`, nothing on stdout, no traceback."""
+    assert result.exit_code == exit_code, (result.stdout, result.stderr, result.exception)
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ae: error: "), lines[0]
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def environ_without_ae() -> dict[str, str]:
+    """This process's environment minus every AE_* variable: for an `ae` subprocess
+    that must see only the settings its test gives it."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("AE_")}
 
 
 DEFAULT_EVENTS = {
@@ -212,12 +274,10 @@ def config_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
-    """No AE_* variables from the developer's shell leak into a test."""
-    import os
-
-    for key in list(os.environ):
-        if key.startswith("AE_") and key not in ("AE_REQUIRE_AMQP", "AE_TEST_AMQP_URL", "AE_REQUIRE_POSTGRES",
-                                                 "AE_TEST_POSTGRES_URL"):
+    """No AE_* variables from the developer's shell leak into a test (those that say
+    which services the suite needs and where they are stay)."""
+    for key in set(os.environ) - set(environ_without_ae()):
+        if key not in ("AE_REQUIRE_AMQP", "AE_TEST_AMQP_URL", "AE_REQUIRE_POSTGRES", "AE_TEST_POSTGRES_URL"):
             monkeypatch.delenv(key)
     return lambda: None
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from conftest import (
     Receiver,
     Request,
     backend_environ,
+    environ_without_ae,
     rabbitmqctl,
     rabbitmqctl_works,
     write_config,
@@ -265,7 +265,7 @@ def test_publishing_to_an_unreachable_broker_fails_fast_and_publishes_nothing(tm
             publish_batch(rt.config, rt.queue, EVENT, [{"id": 1}, {"id": 2}])
         assert rt.store.recent_logs() == []
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AE_")}
+    env = environ_without_ae()
     done = subprocess.run(
         [str(Path(sys.executable).with_name("ae")), "--config", str(config), "publish", EVENT, "--data", "{}"],
         capture_output=True, text=True, timeout=30, env=env,

@@ -6,7 +6,6 @@ Runs on the real local broker, in a vhost made for this module (conftest).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pika
 import pytest
-from conftest import Receiver, Request, write_config
+from conftest import Receiver, Request, environ_without_ae, write_config
 
 from asyncevents_cli.backoff import RetryPolicy
 from asyncevents_cli.errors import AeError
@@ -40,7 +39,7 @@ def fail_odd_events_once(request: Request, earlier: list[Request]) -> int:
 
 
 def ae(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AE_")}
+    env = environ_without_ae()
     return subprocess.run([sys.executable, "-m", "asyncevents_cli", "--config", str(config), *args],
                           capture_output=True, text=True, env=env, timeout=300)
 

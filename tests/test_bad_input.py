@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import write_config
-from test_cli import EVENT, ae, ok
+from conftest import ae, ok, write_config
+from test_cli import EVENT
 
 UUID = "6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b"
 DEEP = "[" * 100_000 + "]" * 100_000

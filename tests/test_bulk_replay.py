@@ -8,29 +8,20 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Receiver, _handler_for, write_config
-from typer.testing import CliRunner
+from conftest import ae, serving_receiver, write_config
 
-from asyncevents_cli.cli.app import app
 from asyncevents_cli.publish import publish
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.states import DeliveryState
 from asyncevents_cli.subscribe import subscribe
 
-runner = CliRunner()
 QUERY = "event_name:sales.* AND success:false"
 ORDERS = 12  # above the confirmation threshold of 10
-
-
-def ae(config: Path, *args: str, input: str | None = None) -> Any:
-    return runner.invoke(app, ["--config", str(config), *args], input=input)
 
 
 def consume(config: Path) -> None:
@@ -44,12 +35,8 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
     Built once per module (a few hundred fsyncs); each test works on a copy of the
     folder, and the receiver stays up so replays can be delivered."""
-    recv = Receiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(recv))
-    recv.url = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     config = write_config(tmp_path_factory.mktemp("night"), max_deaths=1)
-    try:
+    with serving_receiver() as recv:
         with Runtime(config, environ={}) as rt:
             orders, _ = subscribe(rt.config, rt.store, "sales.order.created", recv.script("/orders", 500))
             subscribe(rt.config, rt.store, "customer.created", recv.script("/customers", 500, 200))
@@ -59,9 +46,6 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             rt.worker(poll_timeout=0.02).run(until_empty=True)
             uuids = sorted({r["uuid"] for r in rt.store.recent_logs(event_name="sales.order.created", limit=1000)})
         yield {"folder": config.parent, "orders": orders.subscription_id, "uuids": uuids, "receiver": recv}
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture

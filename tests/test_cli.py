@@ -7,9 +7,7 @@ and asserts the exit code, stdout and stderr separately. No mocks.
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -21,18 +19,10 @@ from typing import Any
 
 import pytest
 import typer
-from conftest import Receiver, write_config
-from typer.testing import CliRunner
+from conftest import Receiver, ae, assert_error, environ_without_ae, ok, ok_json, runner, write_config
 
 from asyncevents_cli.cli import app
 from asyncevents_cli.errors import NotFound
-
-# Click >= 8.2 always keeps stderr apart (result.stdout / result.stderr);
-# older Click needs mix_stderr=False for the same.
-if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:
-    runner = CliRunner(mix_stderr=False)  # pragma: no cover - old Click
-else:
-    runner = CliRunner()
 
 EVENT = "sales.order.created"
 ORDER = {"increment_id": "CK00000101", "grand_total": 45.5}
@@ -45,35 +35,6 @@ def _restore_signal_handlers() -> Iterator[None]:
     yield
     for sig, handler in saved.items():
         signal.signal(sig, handler)
-
-
-def ae(config: Path, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Any:
-    return runner.invoke(app, ["--config", str(config), *args], input=input, env=env)
-
-
-def ok(config: Path, *args: str, **kwargs: Any) -> Any:
-    result = ae(config, *args, **kwargs)
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result
-
-
-def ok_json(config: Path, *args: str, **kwargs: Any) -> Any:
-    result = ok(config, *args, "--json", **kwargs)
-    assert result.stderr == ""
-    return json.loads(result.stdout)
-
-
-def assert_error(result: Any, exit_code: int, *fragments: str) -> str:
-    """Exactly one line on stderr starting `ae: error:`, nothing on stdout, no traceback."""
-    assert result.exit_code == exit_code, (result.stdout, result.stderr, result.exception)
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("ae: error: "), lines[0]
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 def db_path(config: Path) -> Path:
@@ -611,7 +572,7 @@ def test_logs_prune(delivered: dict[str, Any]) -> None:
 def test_demo(tmp_path: Path) -> None:
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AE_")}
+    env = environ_without_ae()
     env.update(TMPDIR=str(scratch), AE_MAX_DEATHS="0")  # the demo ignores the shell's AE_* settings
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "asyncevents_cli", "demo"], capture_output=True, text=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -37,9 +38,9 @@ def write(folder: Path, text: str, name: str = "events.toml") -> Path:
 def test_defaults(tmp_path: Path) -> None:
     path = write(tmp_path, '[events."sales.order.created"]\n')
     config = load_config(path, environ={})
-    assert config.settings == DEFAULTS
+    assert config.settings.as_dict() == DEFAULTS
     assert set(config.sources.values()) == {"default"}
-    assert list(config.settings) == [s.name for s in SETTINGS]
+    assert list(config.settings.as_dict()) == [s.name for s in SETTINGS]
     assert config.path == path
     assert config.database_path == tmp_path / ".ae" / "ae.db"
     policy = config.retry_policy
@@ -49,7 +50,7 @@ def test_defaults(tmp_path: Path) -> None:
 def test_an_empty_file_is_a_valid_config(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, ""), environ={})
     assert config.events == {}
-    assert config.settings == DEFAULTS
+    assert config.settings.as_dict() == DEFAULTS
 
 
 def test_events(tmp_path: Path) -> None:
@@ -85,7 +86,7 @@ subscription_concurrency = 8
 eventbridge_source = "shop.example"
 """)
     config = load_config(path, environ={})
-    assert config.settings == {
+    assert config.settings.as_dict() == {
         "database": "data/events.db",
         "queue": "amqp",
         "amqp_url": "amqp://u:p@rabbit:5672/shop",
@@ -101,7 +102,7 @@ eventbridge_source = "shop.example"
         "subscription_concurrency": 8,
         "eventbridge_source": "shop.example",
     }
-    assert isinstance(config.settings["backoff_exponent"], float)
+    assert isinstance(config.settings.backoff_exponent, float)
     assert set(config.sources.values()) == {"file"}
 
 
@@ -119,12 +120,12 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
     }
     config = load_config(path, environ=env)
     s = config.settings
-    assert (s["max_deaths"], s["backoff_exponent"], s["backoff_max_seconds"]) == (7, 2.5, 10.0)
-    assert type(s["max_deaths"]) is int and type(s["backoff_max_seconds"]) is float
-    assert s["indexing"] is False
-    assert s["log_retention_days"] == 14
-    assert s["queue"] == "amqp"
-    assert s["concurrency"] == 32
+    assert (s.max_deaths, s.backoff_exponent, s.backoff_max_seconds) == (7, 2.5, 10.0)
+    assert type(s.max_deaths) is int and type(s.backoff_max_seconds) is float
+    assert s.indexing is False
+    assert s.log_retention_days == 14
+    assert s.queue == "amqp"
+    assert s.concurrency == 32
     assert config.sources == {
         "database": "default",
         "queue": "env AE_QUEUE",
@@ -149,7 +150,7 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
 ])
 def test_env_booleans(tmp_path: Path, text: str, expected: bool) -> None:
     config = load_config(write_config(tmp_path, indexing=not expected), environ={"AE_INDEXING": text})
-    assert config.settings["indexing"] is expected
+    assert config.settings.indexing is expected
 
 
 @pytest.mark.parametrize("variable, value, kind", [
@@ -236,7 +237,7 @@ def test_ae_config_is_read_from_the_process_environment(tmp_path: Path, monkeypa
     monkeypatch.setenv("AE_MAX_DEATHS", "9")
     config = load_config()
     assert config.path == path
-    assert config.settings["max_deaths"] == 9
+    assert config.settings.max_deaths == 9
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -316,7 +317,7 @@ def test_an_env_override_does_not_hide_a_bad_file(tmp_path: Path) -> None:
 
 def test_an_env_override_replaces_a_bad_file_value_without_reading_it(tmp_path: Path) -> None:
     path = write(tmp_path, '[settings]\nqueue = "kafka"\n')
-    assert load_config(path, environ={"AE_QUEUE": "db"}).settings["queue"] == "db"
+    assert load_config(path, environ={"AE_QUEUE": "db"}).settings.queue == "db"
 
 
 def test_event_lookup(tmp_path: Path) -> None:
@@ -364,3 +365,13 @@ def test_float_settings_must_be_finite_and_bounded(tmp_path: Path, name: str, va
     """Infinity once meant "no cap" and overflowed later, in the consumer (issue 7)."""
     with pytest.raises(ConfigError, match=name.removeprefix("AE_").lower()):
         load_config(write_config(tmp_path), environ={name: value})
+
+
+def test_settings_are_typed_and_frozen(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "[settings]\nmax_deaths = 3\n"), environ={})
+    assert config.settings.max_deaths == 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.settings.max_deaths = 4  # type: ignore[misc]
+    assert [(s.name, s.kind) for s in SETTINGS][:4] == [
+        ("database", str), ("queue", str), ("amqp_url", str), ("max_deaths", int)]
+    assert {s.kind for s in SETTINGS} == {str, int, float, bool}

@@ -164,7 +164,7 @@ POISON_RETRIES = {
 
 def put_raw(rt: Runtime, kind: str, body: bytes) -> None:
     """Place a message as a foreign client could: at the head of its queue."""
-    if rt.config.settings["queue"] == "db":
+    if rt.config.settings.queue == "db":
         rt.queue  # noqa: B018 - creates the queue table
         name = "event.trigger" if kind == TRIGGER else "event.failover.retry"
         with rt.store.transaction():
@@ -173,7 +173,7 @@ def put_raw(rt: Runtime, kind: str, body: bytes) -> None:
                 " VALUES (?, 'poison', ?, '{}', 0, 0, 0)", (name, body))
         return
     rt.queue.depths()  # the topology exists, as a running consumer would have declared it
-    connection = pika.BlockingConnection(pika.URLParameters(rt.config.settings["amqp_url"]))
+    connection = pika.BlockingConnection(pika.URLParameters(rt.config.settings.amqp_url))
     try:
         exchange, key = ("event", "event.trigger") if kind == TRIGGER else ("event.failover", "event.retry")
         connection.channel().basic_publish(exchange, key, body, pika.BasicProperties(delivery_mode=2))

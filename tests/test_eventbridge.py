@@ -18,9 +18,8 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import QuietServer, Receiver, write_config
+from conftest import QuietServer, Receiver, ae, ok, ok_json, write_config
 from moto.server import ThreadedMotoServer
-from test_cli import ae, ok, ok_json
 
 from asyncevents_cli.notifiers.eventbridge import EventBridgeNotifier
 from asyncevents_cli.publish import publish

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Receiver, write_config
-from test_cli import EVENT, ok, ok_json
+from conftest import Receiver, ok, ok_json, write_config
+from test_cli import EVENT
 
 
 def _namespaces_work() -> str | None:

@@ -8,8 +8,8 @@ import json
 import sqlite3
 from pathlib import Path
 
-from conftest import Receiver, write_config
-from test_cli import EVENT, ok, ok_json
+from conftest import Receiver, ok, ok_json, write_config
+from test_cli import EVENT
 
 
 def database(config: Path) -> Path:

@@ -16,8 +16,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from conftest import write_config
-from test_cli import ae, assert_error, ok, ok_json
+from conftest import ae, assert_error, ok, ok_json, write_config
 
 from asyncevents_cli.config import load_config
 from asyncevents_cli.errors import InputError

@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import Receiver, write_config
+from conftest import Receiver, ae, ok, ok_json, write_config
 from test_bad_input import RAW_RETRIES, RAW_TRIGGERS, _raw
-from test_cli import EVENT, ae, ok, ok_json
+from test_cli import EVENT
 
 
 def parked(config: Path, *extra: str) -> list[dict[str, Any]]:
@@ -81,11 +81,11 @@ def _enqueue_raw(config: Path, messages: list[tuple[str, bytes]]) -> None:
     from asyncevents_cli.runtime import Runtime
 
     with Runtime(config) as rt:
-        if rt.config.settings["queue"] == "amqp":
+        if rt.config.settings.queue == "amqp":
             import pika
 
             ok(config, "status")  # declares the topology
-            connection = pika.BlockingConnection(pika.URLParameters(rt.config.settings["amqp_url"]))
+            connection = pika.BlockingConnection(pika.URLParameters(rt.config.settings.amqp_url))
             channel = connection.channel()
             channel.confirm_delivery()
             for kind, body in messages:

@@ -7,9 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Receiver, write_config
+from conftest import Receiver, ae, assert_error, ok, ok_json, write_config
 from postgres_db import TEST_SECRET_KEY
-from test_cli import ae, assert_error, ok, ok_json
 
 from asyncevents_cli.store.schema import SCHEMA_VERSION
 
@@ -130,3 +129,18 @@ def test_subscription_management_dead_letters_and_bulk_replay_on_postgresql(
     assert ok_json(config, "deadletters", "--all") == []
     ok(config, "subscriptions", "delete", sid)
     assert ok_json(config, "subscriptions", "list") == []
+
+
+@pytest.mark.postgres
+def test_the_password_is_never_printed(tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test server trusts every local connection, so a URL may carry any password."""
+    monkeypatch.setenv("AE_SECRET_KEY", TEST_SECRET_KEY)
+    with_password = postgres_url.replace("://postgres@", "://postgres:Pw-9f3e@", 1)
+    assert with_password != postgres_url
+    config = write_config(tmp_path, database=with_password)
+    shown = postgres_url.replace("://postgres@", "://postgres:***@", 1)
+    assert ok_json(config, "status")["database"] == shown
+    assert ok_json(config, "db", "migrate")["database"] == shown
+    for command in (["status"], ["db", "status"], ["config", "show"], ["config", "show", "--json"]):
+        result = ok(config, *command)
+        assert "Pw-9f3e" not in result.stdout + result.stderr

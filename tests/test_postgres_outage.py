@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Receiver, write_config
+from conftest import Receiver, ae, assert_error, ok, write_config
 from postgres_db import TEST_SECRET_KEY, postgres_admin_url
-from test_cli import ae, assert_error, ok
 
 EVENT = "sales.order.created"
 pytestmark = pytest.mark.postgres

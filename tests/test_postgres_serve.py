@@ -8,10 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Receiver, write_config
+from conftest import Receiver, ok, ok_json, write_config
 from postgres_db import TEST_SECRET_KEY
 from serving import start_server
-from test_cli import ok, ok_json
 
 EVENT = "sales.order.created"
 API = "/rest/V1"

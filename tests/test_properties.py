@@ -114,7 +114,7 @@ def test_config_loader_yields_bounded_settings_or_refuses(tmp_path: Path, env: d
         assert exc.message and "\n" not in exc.message
         return
     for name, (low, high) in BOUNDS.items():
-        value = config.settings[name]
+        value = getattr(config.settings, name)
         assert math.isfinite(value) and low <= value <= high
     policy = config.retry_policy
     for death in range(1, 4):
@@ -148,7 +148,7 @@ def test_config_file_yields_bounded_settings_or_refuses(tmp_path: Path, chosen: 
         assert exc.message and "\n" not in exc.message
         return
     for name, (low, high) in BOUNDS.items():
-        assert low <= config.settings[name] <= high
+        assert low <= getattr(config.settings, name) <= high
 
 
 query_words = st.sampled_from(["data.a:", "success:", "event_name:", "*", "?", ":", "(", ")", "[", "]", "{", "}",

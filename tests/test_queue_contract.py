@@ -173,6 +173,32 @@ def test_unacknowledged_message_returns_after_its_consumer_goes(make_queue: Call
     assert survivor.receive([TRIGGER], timeout=0.2) is None
 
 
+def test_a_batch_ack_settles_exactly_the_messages_given(make_queue: Callable[[], Queue]) -> None:
+    """`ack_many` of some held messages, out of order and with gaps (AMQP folds what it can
+    into one `multiple` ack): those are gone, the ones still held come back after their
+    consumer goes, and the ones not yet handed out are untouched."""
+    dying = make_queue()
+    ids = dying.publish_triggers([TriggerMessage("a", {"n": n}) for n in range(8)])
+    held = []
+    while len(held) < 6:
+        taken = dying.receive_many([TRIGGER], 6 - len(held), timeout=2)
+        assert taken, "the published messages arrive"
+        held.extend(taken)
+    acked = [held[4], held[0], held[1], held[3]]  # not held[2] nor held[5]
+    dying.ack_many(acked)
+    dying.close()
+
+    survivor = make_queue()
+    again = []
+    while (envelope := survivor.receive([TRIGGER], timeout=LEASE_SECONDS + 3)) is not None:
+        survivor.ack(envelope)
+        again.append(envelope.message_id)
+        if len(again) == 4:
+            break
+    assert sorted(again) == sorted([held[2].message_id, held[5].message_id, *ids[6:]])
+    assert survivor.receive([TRIGGER], timeout=0.3) is None
+
+
 def test_dead_letters_are_counted_but_never_received(queue: Queue) -> None:
     queue.dead_letter(retry(death_count=3).encode(), "failed 4 attempt(s)")
     queue.dead_letter(b'["broken"', "trigger message is not JSON", TRIGGER)

@@ -13,18 +13,14 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Receiver, _handler_for, write_config
-from typer.testing import CliRunner
+from conftest import ae, serving_receiver, write_config
 
-from asyncevents_cli.cli.app import app
 from asyncevents_cli.publish import publish
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.search import index_path, matching_log_ids
@@ -43,7 +39,6 @@ ORDERS: list[dict[str, Any]] = [
 ]
 CUSTOMER = {"customer_email": "Roni_Cost@Example.com", "firstname": "Roni", "group_id": 1}
 
-runner = CliRunner()
 
 
 def build(tmp_path: Path, receiver: Any, **settings: Any) -> Path:
@@ -63,16 +58,8 @@ def build(tmp_path: Path, receiver: Any, **settings: Any) -> Path:
 def delivered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The pipeline runs once per module (its fsyncs take a few tenths of a second);
     each test gets a copy of the folder, so no index or change leaks between tests."""
-    recv = Receiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(recv))
-    recv.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving_receiver() as recv:
         yield build(tmp_path_factory.mktemp("delivered"), recv).parent
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
@@ -87,10 +74,6 @@ def rows_of(config: Path) -> list[dict[str, Any]]:
     for row in rows:
         row["body"] = json.loads(row["serialized_data"])["data"]
     return rows
-
-
-def ae(config: Path, *args: str) -> Any:
-    return runner.invoke(app, ["--config", str(config), *args])
 
 
 def search_ids(config: Path, query: str, *extra: str) -> list[int]:

@@ -9,9 +9,9 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import Receiver, expected_signature, write_config
+from conftest import Receiver, ae, assert_error, expected_signature, ok, ok_json, write_config
 from cryptography.fernet import Fernet
-from test_cli import EVENT, ae, assert_error, ok, ok_json
+from test_cli import EVENT
 
 from asyncevents_cli.secretbox import SecretBox, SecretKeyError, is_sealed, key_path_for
 from asyncevents_cli.store import Store

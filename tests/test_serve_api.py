@@ -16,13 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Receiver, write_config
+from conftest import Receiver, ae, write_config
 from serving import free_port, start_server
-from typer.testing import CliRunner
 
-from asyncevents_cli.cli import app
-
-runner = CliRunner()
 EVENT = "sales.order.created"
 API = "/rest/V1"
 
@@ -35,10 +31,6 @@ README_BODY = """{
         "metadata": "http"
     }
 }"""
-
-
-def ae(config: Path, *args: str) -> Any:
-    return runner.invoke(app, ["--config", str(config), *args])
 
 
 def new_token(config: Path, name: str, *patterns: str) -> str:

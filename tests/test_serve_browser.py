@@ -7,19 +7,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import QuietServer, Receiver, _handler_for, write_config
+from conftest import ok, serving_receiver, write_config
 from serving import start_server
-from typer.testing import CliRunner
 
-from asyncevents_cli.cli import app
-
-runner = CliRunner()
 EVENT = "sales.order.created"
 ORDER = {"increment_id": "CK00000101", "customer_email": "roni_cost@example.com", "grand_total": 45.5}
 
@@ -56,30 +51,20 @@ def chrome() -> Iterator[Any]:
     driver.quit()
 
 
-def ae(config: Path, *args: str) -> Any:
-    result = runner.invoke(app, ["--config", str(config), *args])
-    assert result.exit_code == 0, (args, result.stdout, result.stderr)
-    return result
-
-
 @pytest.fixture(scope="module")
 def delivered_after_a_retry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     folder = tmp_path_factory.mktemp("browser")
     config = write_config(folder)
-    receiver = Receiver()
-    http = QuietServer(("127.0.0.1", 0), _handler_for(receiver))
-    receiver.url = f"http://127.0.0.1:{http.server_address[1]}"
-    threading.Thread(target=http.serve_forever, daemon=True).start()
-    receiver.script("/orders", 500, 200)
-    ae(config, "subscribe", EVENT, receiver.endpoint("/orders"), "--secret", "orders-secret")
-    ae(config, "publish", EVENT, "--data", json.dumps(ORDER))
-    ae(config, "consume", "all", "--until-empty")
-    [uuid] = {row["uuid"] for row in json.loads(ae(config, "logs", "--json").stdout)}
-    token = ae(config, "tokens", "create", "admin").stdout.splitlines()[-1]
-    server = start_server(config, folder / "serve.log")
-    yield {"url": server.url, "uuid": uuid, "token": token, "config": config}
-    assert server.stop() == 0
-    http.shutdown()
+    with serving_receiver() as receiver:
+        receiver.script("/orders", 500, 200)
+        ok(config, "subscribe", EVENT, receiver.endpoint("/orders"), "--secret", "orders-secret")
+        ok(config, "publish", EVENT, "--data", json.dumps(ORDER))
+        ok(config, "consume", "all", "--until-empty")
+        [uuid] = {row["uuid"] for row in json.loads(ok(config, "logs", "--json").stdout)}
+        token = ok(config, "tokens", "create", "admin").stdout.splitlines()[-1]
+        server = start_server(config, folder / "serve.log")
+        yield {"url": server.url, "uuid": uuid, "token": token, "config": config}
+        assert server.stop() == 0
 
 
 def test_sign_in_through_the_form_and_read_a_trace(chrome: Any, delivered_after_a_retry: dict[str, Any],
@@ -100,7 +85,7 @@ def test_sign_in_through_the_form_and_read_a_trace(chrome: Any, delivered_after_
     # `next` pointed at (a TimeoutException fails the test if it never comes).
     WebDriverWait(chrome, 15).until(expected_conditions.url_to_be(trace_url))
     assert chrome.current_url == trace_url
-    expected = json.loads(ae(site["config"], "trace", site["uuid"], "--json").stdout)["status"]
+    expected = json.loads(ok(site["config"], "trace", site["uuid"], "--json").stdout)["status"]
     assert expected == "Delivered with 1 retry"
     assert chrome.find_element(By.ID, "status").text == expected
     payload = json.loads(chrome.find_element(By.ID, "payload").text)

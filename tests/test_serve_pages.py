@@ -6,26 +6,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import Receiver, write_config
+from conftest import Receiver, ok, write_config
 from serving import start_server
-from typer.testing import CliRunner
 
-from asyncevents_cli.cli import app
-
-runner = CliRunner()
 EVENT = "sales.order.created"
 ORDER = {"increment_id": "CK00000101", "customer_email": "roni_cost@example.com"}
-
-
-def ae(config: Path, *args: str) -> Any:
-    result = runner.invoke(app, ["--config", str(config), *args])
-    assert result.exit_code == 0, (args, result.stdout, result.stderr)
-    return result
 
 
 def csrf_of(html: str) -> str:
@@ -49,14 +38,14 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     threading.Thread(target=server_http.serve_forever, daemon=True).start()
     receiver.script("/orders", 500, 200)
     receiver.script("/broken", 503)
-    orders = int(ae(config, "subscribe", EVENT, receiver.endpoint("/orders"), "--secret", "orders-secret").stdout)
-    broken = int(ae(config, "subscribe", EVENT, receiver.endpoint("/broken"), "--secret", "broken-secret").stdout)
-    ae(config, "publish", EVENT, "--data", json.dumps(ORDER))
-    ae(config, "consume", "all", "--until-empty")
-    logs = json.loads(ae(config, "logs", "--json").stdout)
+    orders = int(ok(config, "subscribe", EVENT, receiver.endpoint("/orders"), "--secret", "orders-secret").stdout)
+    broken = int(ok(config, "subscribe", EVENT, receiver.endpoint("/broken"), "--secret", "broken-secret").stdout)
+    ok(config, "publish", EVENT, "--data", json.dumps(ORDER))
+    ok(config, "consume", "all", "--until-empty")
+    logs = json.loads(ok(config, "logs", "--json").stdout)
     uuids = {row["subscription_id"]: row["uuid"] for row in logs}
-    admin = ae(config, "tokens", "create", "admin").stdout.splitlines()[-1]
-    scoped = ae(config, "tokens", "create", "crm", "--events", "customer.*").stdout.splitlines()[-1]
+    admin = ok(config, "tokens", "create", "admin").stdout.splitlines()[-1]
+    scoped = ok(config, "tokens", "create", "crm", "--events", "customer.*").stdout.splitlines()[-1]
     server = start_server(config, folder / "serve.log")
     yield {"config": config, "url": server.url, "admin": admin, "scoped": scoped, "orders": orders,
            "broken": broken, "delivered": uuids[orders], "dead": uuids[broken], "receiver": receiver}
@@ -97,7 +86,7 @@ def test_signed_out_pages_redirect_to_login_and_show_nothing(shop: dict[str, Any
 def test_signed_out_posts_change_nothing(shop: dict[str, Any], path: str) -> None:
     response = browser(shop).post(path.format(**shop), data={"action": "disable", "ids": [shop["orders"]]})
     assert response.status_code == 303 and response.headers["location"].startswith("/login")
-    status = json.loads(ae(shop["config"], "subscriptions", "show", str(shop["orders"]), "--json").stdout)["status"]
+    status = json.loads(ok(shop["config"], "subscriptions", "show", str(shop["orders"]), "--json").stdout)["status"]
     assert status == "enabled"
 
 
@@ -136,7 +125,7 @@ def test_login_refuses_unknown_and_scoped_tokens(shop: dict[str, Any]) -> None:
 def test_trace_page_words_the_status_as_ae_trace_does(shop: dict[str, Any]) -> None:
     client = signed_in(shop)
     for uuid, wording in ((shop["delivered"], "Delivered with 1 retry"), (shop["dead"], "Dead Lettered with 1 retry")):
-        cli = json.loads(ae(shop["config"], "trace", uuid, "--json").stdout)
+        cli = json.loads(ok(shop["config"], "trace", uuid, "--json").stdout)
         assert cli["status"] == wording
         page = client.get(f"/trace/{uuid}")
         assert page.status_code == 200
@@ -155,18 +144,18 @@ def test_trace_page_words_the_status_as_ae_trace_does(shop: dict[str, Any]) -> N
 def test_replay_needs_the_csrf_secret(shop: dict[str, Any]) -> None:
     client = signed_in(shop)
     path = f"/trace/{shop['dead']}"
-    before = json.loads(ae(shop["config"], "trace", shop["dead"], "--json").stdout)
+    before = json.loads(ok(shop["config"], "trace", shop["dead"], "--json").stdout)
     for forged in ({}, {"csrf": "guess"}):
         refused = client.post(path + "/replay", data=forged)
         assert refused.status_code == 403 and "CSRF" in refused.text
-    assert json.loads(ae(shop["config"], "trace", shop["dead"], "--json").stdout) == before
+    assert json.loads(ok(shop["config"], "trace", shop["dead"], "--json").stdout) == before
 
     replayed = client.post(path + "/replay", data={"csrf": csrf_of(client.get(path).text)})
     assert replayed.status_code == 303 and replayed.headers["location"] == path
     page = client.get(path).text
     assert "Replayed: first attempt due at" in page
     assert re.search(r'id="status">Retrying, next attempt at [^<]+ UTC</p>', page)
-    assert json.loads(ae(shop["config"], "trace", shop["dead"], "--json").stdout)["state"] == "retrying"
+    assert json.loads(ok(shop["config"], "trace", shop["dead"], "--json").stdout)["state"] == "retrying"
 
 
 def test_subscription_grid_and_its_mass_actions(shop: dict[str, Any]) -> None:
@@ -179,13 +168,13 @@ def test_subscription_grid_and_its_mass_actions(shop: dict[str, Any]) -> None:
 
     refused = client.post("/subscriptions", data={"action": "disable", "ids": ids})
     assert refused.status_code == 403
-    shown = json.loads(ae(shop["config"], "subscriptions", "list", "--json").stdout)
+    shown = json.loads(ok(shop["config"], "subscriptions", "list", "--json").stdout)
     assert {s["status"] for s in shown} == {"enabled"}
 
     done = client.post("/subscriptions", data={"action": "disable", "ids": ids, "csrf": token})
     assert done.status_code == 303
     assert "Disabled 2 subscriptions." in client.get("/subscriptions").text
-    shown = json.loads(ae(shop["config"], "subscriptions", "list", "--json").stdout)
+    shown = json.loads(ok(shop["config"], "subscriptions", "list", "--json").stdout)
     assert {s["status"] for s in shown} == {"disabled"}
 
     skipped = client.post("/subscriptions", data={"action": "replay", "ids": [shop["orders"]], "csrf": token})
@@ -193,11 +182,11 @@ def test_subscription_grid_and_its_mass_actions(shop: dict[str, Any]) -> None:
     assert "Replayed 0 deliveries. Skipped 1: subscription 1 is disabled" in client.get("/subscriptions").text
 
     client.post("/subscriptions", data={"action": "enable", "ids": ids, "csrf": token})
-    shown = json.loads(ae(shop["config"], "subscriptions", "list", "--json").stdout)
+    shown = json.loads(ok(shop["config"], "subscriptions", "list", "--json").stdout)
     assert {s["status"] for s in shown} == {"enabled"}
     client.post("/subscriptions", data={"action": "replay", "ids": [shop["orders"]], "csrf": token})
     assert "Replayed 1 delivery." in client.get("/subscriptions").text
-    assert json.loads(ae(shop["config"], "trace", shop["delivered"], "--json").stdout)["state"] == "retrying"
+    assert json.loads(ok(shop["config"], "trace", shop["delivered"], "--json").stdout)["state"] == "retrying"
 
     none = client.post("/subscriptions", data={"action": "enable", "csrf": token})
     assert none.status_code == 303 and "Select at least one" in client.get("/subscriptions").text
@@ -226,12 +215,12 @@ def test_logs_grid_search_and_paging(shop: dict[str, Any]) -> None:
 
 
 def test_revoking_the_token_signs_its_sessions_out(shop: dict[str, Any]) -> None:
-    secret = ae(shop["config"], "tokens", "create", "short-lived").stdout.splitlines()[-1]
+    secret = ok(shop["config"], "tokens", "create", "short-lived").stdout.splitlines()[-1]
     client = signed_in(shop, secret)
     assert client.get("/logs").status_code == 200
-    ae(shop["config"], "tokens", "revoke", "short-lived")
+    ok(shop["config"], "tokens", "revoke", "short-lived")
     assert client.get("/logs").status_code == 303
-    ae(shop["config"], "tokens", "create", "short-lived")  # the same name again is another token
+    ok(shop["config"], "tokens", "create", "short-lived")  # the same name again is another token
     assert client.get("/logs").status_code == 303
 
 

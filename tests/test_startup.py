@@ -16,13 +16,11 @@ from typing import Any
 
 import pytest
 import typer
+from conftest import runner
 from typer.core import TyperGroup
-from typer.testing import CliRunner
 
 from asyncevents_cli.cli.app import COMMANDS, app
 from asyncevents_cli.cli.lazy import summary_of
-
-runner = CliRunner()
 
 #: Libraries `ae --help` has no use for. Each one was on the start-up path once.
 HEAVY = ("pika", "aiohttp", "httpx", "yarl", "whoosh", "sqlite_utils", "pydantic", "fastapi", "starlette",

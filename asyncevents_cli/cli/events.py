@@ -44,7 +44,7 @@ def show_config(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
                 "source": config.sources[name],
                 "help": SETTINGS_BY_NAME[name].help,
             }
-            for name, value in config.settings.items()
+            for name, value in config.settings.as_dict().items()
         ],
     }
 

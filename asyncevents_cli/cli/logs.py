@@ -54,7 +54,7 @@ def prune(
 ) -> None:
     """Delete attempts older than the retention period (the module's clean-up job)."""
     rt = runtime(ctx)
-    days = rt.config.settings["log_retention_days"] if older_than is None else older_than
+    days = rt.config.settings.log_retention_days if older_than is None else older_than
     from ..search import remove_pruned
 
     removed = rt.store.prune_logs(days)

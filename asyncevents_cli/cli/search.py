@@ -12,7 +12,9 @@ from ..search import check_syntax, index_path, open_index, search_logs
 from .context import JSON_OPTION, runtime
 from .output import emit, note, progress_bar, say, show, table, yes_no
 
-index_app = typer.Typer(help="The search index kept beside the database (`<database>.index/`).")
+index_app = typer.Typer(
+    help="The local search index (`index_path`; by default `<database>.index/` beside a SQLite file)."
+)
 
 # Catching up this many rows takes a few seconds: worth a progress bar.
 PROGRESS_THRESHOLD = 2000
@@ -36,7 +38,7 @@ def search(
 ) -> None:
     """Search delivery logs and payloads with Lucene syntax (the README's "Searching the delivery log")."""
     rt = runtime(ctx)
-    if rt.config.settings["indexing"] and not rt.store.read_only:
+    if rt.config.settings.indexing and not rt.store.read_only:
         check_syntax(query)  # a malformed query exits 2 before the index is touched
         ix = _index(ctx)
         try:
@@ -68,7 +70,7 @@ def search(
 def status(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """How far the search index is behind the delivery log."""
     rt = runtime(ctx)
-    if not rt.config.settings["indexing"]:
+    if not rt.config.settings.indexing:
         data: dict[str, Any] = {"indexing": False, "index_path": str(index_path(rt.config))}
     else:
         data = {"indexing": True, **_index(ctx).status()}

@@ -27,6 +27,7 @@ import asyncio
 import concurrent.futures
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -96,8 +97,8 @@ class Consumer:
         self.queue = queue
         self.notifiers = notifiers
         self.kinds = tuple(kinds)
-        self.concurrency = max(1, concurrency or config.settings["concurrency"])
-        self.per_subscription = max(1, per_subscription or config.settings["subscription_concurrency"])
+        self.concurrency = max(1, concurrency or config.settings.concurrency)
+        self.per_subscription = max(1, per_subscription or config.settings.subscription_concurrency)
         #: messages held unsettled at once: twice the window, so finished attempts
         #: waiting for the next settle batch do not leave the window idle
         self.held_limit = 2 * self.concurrency
@@ -155,6 +156,20 @@ class Consumer:
             finished.append(task)
             doorbell.ring()
 
+        # A message comes back while its first copy is still under way here when the
+        # broker redelivers after a lost connection: the copy waits until the first is
+        # settled, so that its logged attempts are seen and not made again.
+        holding: Counter[str] = Counter()  # message ids of the work under way or unsettled
+        deferred: list[Envelope] = []
+
+        def start(envelope: Envelope) -> None:
+            if envelope.message_id:
+                holding[envelope.message_id] += 1
+            work = Work(envelope)
+            task = asyncio.ensure_future(handler.handle(work))
+            tasks[task] = work
+            task.add_done_callback(on_done)
+
         cycle: concurrent.futures.Future[tuple[list[Envelope], bool]] | None = None
         taken = 0
         settling: list[Envelope] = []  # the messages the cycle under way is settling
@@ -170,11 +185,18 @@ class Consumer:
                 stopping = should_stop()
                 handler.stopping = stopping
                 taking = not stopping and (max_messages is None or taken < max_messages)
-                if not taking and not tasks and not finished:
+                if deferred:
+                    ready = [e for e in deferred if not holding[e.message_id or ""]]
+                    if ready:
+                        deferred = [e for e in deferred if holding[e.message_id or ""]]
+                        for envelope in ready:
+                            start(envelope)  # when stopping, its handler gives it back
+                if not taking and not tasks and not finished and not deferred:
                     break
                 room = 0
                 if taking and len(tasks) <= self.concurrency:  # the messages waiting for a slot ran out
-                    room = self.held_limit - len(tasks)  # what finished is settled first, in the same cycle
+                    # what finished is settled first, in the same cycle
+                    room = self.held_limit - len(tasks) - len(deferred)
                     if max_messages is not None:
                         room = min(room, max_messages - taken)
                     if tasks and looked_empty_at is not None and now - looked_empty_at < BUSY_WAIT:
@@ -193,7 +215,7 @@ class Consumer:
                     # only infrastructure failures raise here: they stop the loop
                     settlements = [task.result() for task in finished]
                     finished.clear()
-                held = [work.envelope for work in tasks.values()] if extend else []
+                held = [work.envelope for work in tasks.values()] + deferred if extend else []
                 if extend:
                     last_extend = now
                 timeout = 0.0 if tasks or finished else (QUICK_LOOK if just_worked else self.poll_timeout)
@@ -203,15 +225,20 @@ class Consumer:
                 envelopes, empty = await asyncio.wrap_future(cycle)
                 cycle, settling = None, []
                 self._count(settlements, on_message)
+                for settlement in settlements:
+                    if settlement.envelope.message_id:
+                        holding[settlement.envelope.message_id] -= 1
+                        if not holding[settlement.envelope.message_id]:
+                            del holding[settlement.envelope.message_id]  # keep it as small as the window
                 if envelopes:
                     just_worked = True
                     looked_empty_at = None
                     taken += len(envelopes)
                     for envelope in envelopes:
-                        work = Work(envelope)
-                        task = asyncio.ensure_future(handler.handle(work))
-                        tasks[task] = work
-                        task.add_done_callback(on_done)
+                        if envelope.message_id and holding[envelope.message_id]:
+                            deferred.append(envelope)
+                        else:
+                            start(envelope)
                     await asyncio.sleep(0)  # let them start before the next look
                 elif room > 0:
                     looked_empty_at = time.monotonic()
@@ -222,12 +249,13 @@ class Consumer:
         except asyncio.CancelledError:
             if not self._aborted:
                 raise
-            await self._give_back(io, tasks, finished, cycle)
+            await self._give_back(io, tasks, finished, cycle, deferred)
         except BaseException as exc:
             if isinstance(exc, DatabaseUnavailable) and not self.queue.shares_store_transaction:
                 # `reconnect` starts a consumer again on this same broker connection: what this
-                # one holds must go back now, or it waits unacknowledged until the process ends
-                await self._give_back(io, tasks, finished, cycle, settling)
+                # one holds (the settle that failed too) must go back now, or it waits
+                # unacknowledged until the process ends
+                await self._give_back(io, tasks, finished, cycle, [*deferred, *settling])
             else:
                 await self._cancel(tasks)
                 await self._finish(cycle)
@@ -286,11 +314,11 @@ class Consumer:
     async def _give_back(self, io: IoThread, tasks: dict[asyncio.Task[Settlement], Work],
                          finished: list[asyncio.Task[Settlement]],
                          cycle: concurrent.futures.Future[tuple[list[Envelope], bool]] | None,
-                         unsettled: Sequence[Envelope] = ()) -> None:
+                         deferred: list[Envelope]) -> None:
         """After an abort: cancel the attempts, and give every held message back unsettled
-        (those whose attempts finished but were not settled yet too, and `unsettled`:
-        those of a settle that failed)."""
-        held = [work.envelope for work in tasks.values()] + list(unsettled)
+        (those whose attempts finished but were not settled yet too, and `deferred`: copies
+        waiting for their first, or those of a settle that failed)."""
+        held = [work.envelope for work in tasks.values()] + deferred
         held += [task.result().envelope for task in finished if not task.cancelled() and not task.exception()]
         await self._cancel(tasks)
         held += await self._finish(cycle)

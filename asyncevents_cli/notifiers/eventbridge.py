@@ -45,7 +45,7 @@ class EventBridgeNotifier(Notifier):
 
     @classmethod
     def from_config(cls, config: Config | None) -> EventBridgeNotifier:
-        return cls(source=config.settings["eventbridge_source"]) if config is not None else cls()
+        return cls(source=config.settings.eventbridge_source) if config is not None else cls()
 
     @classmethod
     def check_recipient(cls, recipient: str, config: Config | None = None) -> str:

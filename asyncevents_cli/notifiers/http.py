@@ -115,7 +115,7 @@ class HttpNotifier(Notifier):
 
     @classmethod
     def from_config(cls, config: Config | None) -> HttpNotifier:
-        return cls(deny_private_targets=bool(config and config.settings["deny_private_targets"]))
+        return cls(deny_private_targets=bool(config and config.settings.deny_private_targets))
 
     @classmethod
     def check_recipient(cls, recipient: str, config: Config | None = None) -> str:

@@ -18,10 +18,10 @@ def open_queue(config: Config, store: Callable[[], Store],
     never create a database file they do not need; the broker gets
     `existing_store`, the store if it exists, for its identity and bookkeeping.
     """
-    if config.settings["queue"] == "amqp":
+    if config.settings.queue == "amqp":
         from .amqp import AmqpQueue  # pika is only imported when asked for
 
-        return AmqpQueue(config.settings["amqp_url"], config.retry_policy, store=existing_store)
+        return AmqpQueue(config.settings.amqp_url, config.retry_policy, store=existing_store)
     opened = store()
     if opened.backend == "postgresql":
         from .postgres import PostgresQueue

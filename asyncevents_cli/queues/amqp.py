@@ -460,6 +460,7 @@ class AmqpQueue(Queue):
         def take() -> Envelope | None:
             self._consume(wanted)
             assert self._conn is not None
+            looked = False
             while True:
                 if self._buffer:
                     envelope = self._buffer.popleft()
@@ -468,7 +469,12 @@ class AmqpQueue(Queue):
                     return envelope
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return None
+                    if looked:
+                        return None
+                    # Deliveries reach the buffer only while pika processes events: take
+                    # what has arrived already, even when not waiting at all.
+                    remaining = 0.0
+                looked = True
                 self._conn.process_data_events(time_limit=min(remaining, 1.0))
 
         return self._run(take)
@@ -511,6 +517,36 @@ class AmqpQueue(Queue):
 
     def ack(self, envelope: Envelope) -> None:
         self._settle(envelope, lambda ch, tag: ch.basic_ack(tag))
+
+    def ack_many(self, envelopes: Sequence[Envelope]) -> None:
+        """Acknowledge a batch with as few frames as the channel allows: one ``multiple``
+        ack up to the highest tag below which nothing else is unacknowledged, then one
+        ack per remaining tag."""
+        tags: list[int] = []
+        for envelope in envelopes:
+            if self._held.pop(envelope.handle, None) is None or envelope.handle[0] != self._generation:
+                log.info("not settling message %s: its connection was lost", envelope.message_id)
+            else:
+                tags.append(envelope.handle[1])
+        if not tags:
+            return
+        tags.sort()
+        unsettled = [tag for generation, tag in self._held if generation == self._generation]
+        unsettled += [e.handle[1] for e in self._buffer]
+        below = min(unsettled, default=tags[-1] + 1)  # nothing unsettled below this tag but ours
+        upto = [tag for tag in tags if tag < below]
+        rest = tags[len(upto):]
+        try:
+            channel = self._channel("_consume_ch")
+            if upto:
+                channel.basic_ack(upto[-1], multiple=True)
+            for tag in rest:
+                channel.basic_ack(tag)
+        except (*CONNECTION_ERRORS, pika.exceptions.AMQPChannelError) as exc:
+            # Unsettled means redelivered, and the dispatcher skips what it logged.
+            log.warning("RabbitMQ connection lost (%s) before %d message(s) were settled; they will be"
+                        " redelivered", describe(exc), len(tags))
+            self._drop()
 
     def release(self, envelope: Envelope) -> None:
         self._settle(envelope, lambda ch, tag: ch.basic_nack(tag, requeue=True))

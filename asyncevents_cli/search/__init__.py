@@ -52,7 +52,7 @@ def index_path(config: Config) -> Path:
 
 def open_index(config: Config, store: Store) -> SearchIndex | None:
     """The store's index, or None when settings.indexing is false."""
-    if not config.settings["indexing"]:
+    if not config.settings.indexing:
         return None
     from .index import SearchIndex
 
