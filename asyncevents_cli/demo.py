@@ -54,7 +54,7 @@ def run_demo(say: Callable[[str], None]) -> dict[str, Any]:
             for order in EXAMPLE_ORDERS:
                 message_id = publish(rt.config, rt.queue, "sales.order.created", order)
                 say(f"Published sales.order.created {order['increment_id']} as message {message_id}")
-            handled = rt.worker().run(until_empty=True)
+            handled = rt.consumer().run(until_empty=True)
             delivered = sum(len(e.received) for e in receiver.endpoints.values())
             rejected = sum(e.rejected for e in receiver.endpoints.values())
             say(f"Consumed {handled} messages: {delivered} deliveries accepted with valid signatures, "

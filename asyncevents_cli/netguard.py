@@ -3,10 +3,10 @@
 Two checks, both pure apart from DNS:
 
 - `check_recipient_url(url)` at subscribe time: the URL is accepted exactly
-  when both HTTP stacks `ae` delivers with would accept it (httpx, and yarl,
-  which aiohttp parses with), with no whitespace or control characters, a
-  valid IDNA host and a port in 1..65535. A URL that the client refuses later
-  would fail every delivery to it.
+  when yarl, which aiohttp (the webhook client) parses URLs with, accepts it as
+  an http(s) URL with a host, with no whitespace or control characters, a valid
+  IDNA host and a port in 1..65535. A URL that the client refuses later would
+  fail every delivery to it.
 - `refusal(address, deny_private)` says why an address is off limits, and
   `resolve_checked(host, port, deny_private)` resolves a host and refuses it
   if *any* address it resolves to is: link-local and cloud-metadata addresses
@@ -23,6 +23,7 @@ import ipaddress
 import re
 import socket
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from .errors import InputError
 
@@ -42,6 +43,7 @@ METADATA_NAMES = frozenset({
 MAX_URL_LENGTH = 2048
 LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+DOTTED_QUAD = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$")
 FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x20\x7f-\x9f\s]")
 
 Resolver = Callable[[str, int], list[str]]
@@ -76,9 +78,8 @@ def _check_dns_name(url: str, host: str) -> None:
 
 
 def check_recipient_url(url: str) -> str:
-    """Raise InputError unless httpx and yarl (aiohttp) both accept `url` as an http(s)
-    URL with a host; return it unchanged."""
-    import httpx
+    """Raise InputError unless yarl (aiohttp's URL parser) accepts `url` as an http(s)
+    URL with a host and the checks below pass; return it unchanged."""
     import yarl
 
     if not isinstance(url, str) or not url:
@@ -88,20 +89,24 @@ def check_recipient_url(url: str) -> str:
     if FORBIDDEN_CHARACTERS.search(url):
         raise _bad(url, "contains whitespace or a control character (percent-encode it)")
     try:
-        parsed = httpx.URL(url)
-        httpx.Request("POST", parsed)
-        other = yarl.URL(url)
-    except Exception as exc:  # both libraries raise several kinds for bad URLs
+        parsed = yarl.URL(url)
+        host, port = parsed.host, parsed.explicit_port  # yarl decodes the host on first use
+        bracketed = "[" in urlsplit(url).netloc  # yarl drops the brackets of [v1.x] too
+    except Exception as exc:  # yarl raises several kinds (ValueError, TypeError, UnicodeError) for bad URLs
         raise _bad(url, str(exc) or exc.__class__.__name__) from None
-    if parsed.scheme not in ("http", "https") or other.scheme not in ("http", "https"):
+    if parsed.scheme not in ("http", "https"):
         raise _bad(url, "must be an http or https URL")
-    if not parsed.host or not other.host:
+    if not host:
         raise _bad(url, "must name a host")
-    port = parsed.port
     if port is not None and not 0 < port < 65536:
         raise _bad(url, f"port {port} is out of range 1-65535")
-    if parse_ip(parsed.host) is None:
-        _check_dns_name(url, parsed.host)
+    if parse_ip(host) is None:
+        # yarl takes 300.1.1.1 and [v1.x] for names; they are bad addresses
+        if DOTTED_QUAD.match(host):
+            raise _bad(url, f"{host} is not a valid IPv4 address")
+        if bracketed:
+            raise _bad(url, f"[{host}] is not a valid IPv6 address")
+        _check_dns_name(url, host)
     return url
 
 
@@ -171,10 +176,12 @@ def resolve_checked(host: str, port: int, deny_private: bool = False,
 def check_target(url: str, deny_private: bool = False, resolver: Resolver = system_resolver) -> None:
     """Subscribe-time guard: refuse a recipient whose host is (or now resolves to) a
     refused address. A name that does not resolve yet is allowed: delivery checks again."""
-    parsed = __import__("httpx").URL(url)
+    import yarl
+
+    parsed = yarl.URL(url)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     with contextlib.suppress(OSError):  # unresolvable today; the delivery-time check decides
-        resolve_checked(parsed.host, port, deny_private, resolver)
+        resolve_checked(parsed.host or "", port, deny_private, resolver)
 
 
 def redact_credentials(url: str | None) -> str | None:

@@ -82,9 +82,6 @@ class Runtime:
         return Consumer(self.config, self.store, self.queue, self.notifiers, KINDS if kinds is None else kinds,
                         **options)
 
-    #: The name callers used before the engine: `rt.worker(kinds).run(until_empty=True)`.
-    worker = consumer
-
     def close(self) -> None:
         for resource in (self._notifiers, self._queue, self._store):
             if resource is not None:

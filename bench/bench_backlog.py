@@ -28,7 +28,7 @@ def main(n: int) -> None:
             publish_batch(rt.config, rt.queue, "bench.event", [{"n": i} for i in range(n)])
             for kinds in (("trigger",), ("trigger", "retry")):
                 started = time.perf_counter()
-                handled = rt.worker(kinds).run(max_messages=SAMPLE)
+                handled = rt.consumer(kinds).run(max_messages=SAMPLE)
                 elapsed = time.perf_counter() - started
                 print(f"backlog {n:>7}, consume {'+'.join(kinds):<13}: {handled / elapsed:6.0f} messages/s")
 

@@ -158,7 +158,7 @@ def test_trigger_from_a_plain_amqp_client_is_delivered(tmp_path: Path, amqp_url:
         finally:
             connection.close()
 
-        assert rt.worker().run(until_empty=True) == 1
+        assert rt.consumer().run(until_empty=True) == 1
         [request] = receiver.wait_for(1)
         assert request.path == "/hook"
         assert request.json == {"data": {"increment_id": "000000042"}}

@@ -110,7 +110,7 @@ def test_a_second_store_on_the_same_vhost_refuses_the_first_stores_messages(
         sub_a, _ = subscribe(a.config, a.store, EVENT, receiver.endpoint("/a"), secret="secret-a")
         assert sub_a.subscription_id == sub_b.subscription_id == 1
         publish(a.config, a.queue, EVENT, {"order": 1})
-        assert a.worker(("trigger",)).run(max_messages=1) == 1  # /a fails: the retry carries A's identity
+        assert a.consumer(("trigger",)).run(max_messages=1) == 1  # /a fails: the retry carries A's identity
 
     refused = ae(config_b, "consume", "retry", "--max-messages", "1")
     assert refused.returncode == 1
@@ -122,12 +122,12 @@ def test_a_second_store_on_the_same_vhost_refuses_the_first_stores_messages(
         publish(a.config, a.queue, EVENT, {"order": 2})  # A has an identity now: so has its trigger
     with Runtime(config_b, environ={}) as b:
         with pytest.raises(AeError, match="belongs to another ae store"):
-            b.worker(("trigger",)).run(until_empty=True)
+            b.consumer(("trigger",)).run(until_empty=True)
         assert b.store.recent_logs() == []
     assert receiver.to("/b") == []
 
     with Runtime(config_a, environ={}) as a:
-        a.worker().run(until_empty=True)
+        a.consumer().run(until_empty=True)
         logged = sorted((r["serialized_data"], r["death_count"], r["success"]) for r in a.store.recent_logs())
         assert logged == [
             ('{"data":{"order":1}}', 0, 0), ('{"data":{"order":1}}', 1, 1), ('{"data":{"order":2}}', 0, 1),
@@ -144,7 +144,7 @@ def test_a_second_store_on_the_same_vhost_refuses_the_first_stores_messages(
     finally:
         connection.close()
     with Runtime(config_b, environ={}) as b:
-        assert b.worker().run(until_empty=True) == 2
+        assert b.consumer().run(until_empty=True) == 2
     # Both are in flight at once (the engine's window), so they may arrive in either order.
     assert sorted(r.json["data"]["order"] for r in receiver.to("/b")) == [3, 4]
     assert all(r.signed_with("secret-b") for r in receiver.to("/b"))

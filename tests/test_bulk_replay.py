@@ -26,7 +26,7 @@ ORDERS = 12  # above the confirmation threshold of 10
 
 def consume(config: Path) -> None:
     with Runtime(config) as rt:
-        rt.worker(poll_timeout=0.02).run(until_empty=True)
+        rt.consumer(poll_timeout=0.02).run(until_empty=True)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             for n in range(ORDERS):
                 publish(rt.config, rt.queue, "sales.order.created", {"increment_id": f"CK{n:08d}"})
             publish(rt.config, rt.queue, "customer.created", {"customer_email": "roni_cost@example.com"})
-            rt.worker(poll_timeout=0.02).run(until_empty=True)
+            rt.consumer(poll_timeout=0.02).run(until_empty=True)
             uuids = sorted({r["uuid"] for r in rt.store.recent_logs(event_name="sales.order.created", limit=1000)})
         yield {"folder": config.parent, "orders": orders.subscription_id, "uuids": uuids, "receiver": recv}
 

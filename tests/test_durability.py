@@ -45,7 +45,7 @@ def test_a_message_whose_ack_was_lost_is_not_delivered_twice(tmp_path: Path, rec
         subscribe(rt.config, rt.store, EVENT, receiver.endpoint("/b"), secret="t")
         publish(rt.config, rt.queue, EVENT, {"n": 1})
         row = rt.store.conn.execute("SELECT queue, message_id, body FROM queue_messages").fetchone()
-        rt.worker().run(until_empty=True)
+        rt.consumer().run(until_empty=True)
         assert len(receiver.requests) == 2
 
         # The same message comes back, as it would after a broker redelivery.
@@ -55,7 +55,7 @@ def test_a_message_whose_ack_was_lost_is_not_delivered_twice(tmp_path: Path, rec
                 " VALUES (?, ?, ?, '{}', 0, 1, 0)",
                 row,
             )
-        assert rt.worker().run(until_empty=True) == 1
+        assert rt.consumer().run(until_empty=True) == 1
         assert len(receiver.requests) == 2
         assert len(rt.store.recent_logs()) == 2
 

@@ -47,7 +47,7 @@ def sub(rt: Runtime, url: str, event: str = EVENT, store_id: int = 0, secret: st
 
 
 def drain(rt: Runtime, kinds: tuple[str, ...] = ("trigger", "retry")) -> int:
-    return rt.worker(kinds).run(until_empty=True)
+    return rt.consumer(kinds).run(until_empty=True)
 
 
 def uuid_for(rt: Runtime, subscription_id: int) -> str:
@@ -241,7 +241,7 @@ def test_max_messages_stops_after_n(make_runtime, receiver: Receiver) -> None:
     sub(rt, receiver.endpoint("/hook"))
     for n in range(3):
         publish(rt.config, rt.queue, EVENT, {"n": n})
-    assert rt.worker().run(max_messages=2) == 2
+    assert rt.consumer().run(max_messages=2) == 2
     assert len(receiver.requests) == 2
     assert drain(rt) == 1
 

@@ -50,7 +50,7 @@ def build(tmp_path: Path, receiver: Any, **settings: Any) -> Path:
         for order in ORDERS:
             publish(rt.config, rt.queue, "sales.order.created", order)
         publish(rt.config, rt.queue, "customer.created", CUSTOMER)
-        rt.worker(poll_timeout=0.02).run(until_empty=True)
+        rt.consumer(poll_timeout=0.02).run(until_empty=True)
     return config
 
 
@@ -254,7 +254,7 @@ def test_new_log_rows_are_indexed_before_searching(data: Path, receiver: Any) ->
     assert search_ids(data, "SO00000104") == []
     with Runtime(data) as rt:
         publish(rt.config, rt.queue, "sales.order.created", {"increment_id": "SO00000104"})
-        rt.worker(poll_timeout=0.02).run(until_empty=True)
+        rt.consumer(poll_timeout=0.02).run(until_empty=True)
     assert search_ids(data, "SO00000104") == expected(data, lambda r: r["body"].get("increment_id") == "SO00000104")
     assert json.loads(ae(data, "index", "status", "--json").stdout)["behind"] == 0
 
@@ -395,7 +395,7 @@ def test_index_follow_keeps_the_index_current_in_its_own_process(data: Path, rec
     try:
         with Runtime(data) as rt:
             publish(rt.config, rt.queue, "sales.order.created", {"increment_id": "SO00000105"})
-            rt.worker(poll_timeout=0.02).run(until_empty=True)
+            rt.consumer(poll_timeout=0.02).run(until_empty=True)
             last = rt.store.max_log_id()
         deadline = time.monotonic() + 60
         while json.loads(ae(data, "index", "status", "--json").stdout)["indexed_up_to"] < last:

@@ -29,6 +29,8 @@ from .signing import MAGENTO_HEADER, magento_signature, secrets_in_use, signatur
 if TYPE_CHECKING:
     import aiohttp
 
+#: `total_timeout` stays below the engine's attempt deadline (120 s), which it replaces.
+ATTEMPT_DEADLINE_LIMIT = 120.0
 SIGNATURE_HEADER = MAGENTO_HEADER
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 USER_AGENT = f"ae/{__version__}"
@@ -112,6 +114,8 @@ class HttpNotifier(Notifier):
 
     recipient_help = "an http(s) URL"
     signs_requests = True
+    #: every attempt ends within `total_timeout` (the engine's own deadline is not needed)
+    bounds_its_attempts = True
 
     @classmethod
     def from_config(cls, config: Config | None) -> HttpNotifier:
@@ -125,6 +129,8 @@ class HttpNotifier(Notifier):
 
     def __init__(self, connect_timeout: float = 5.0, total_timeout: float = 15.0,
                  deny_private_targets: bool = False) -> None:
+        if not 0 < total_timeout < ATTEMPT_DEADLINE_LIMIT:
+            raise ValueError(f"total_timeout must be between 0 and {ATTEMPT_DEADLINE_LIMIT:g} s")
         self.connect_timeout = connect_timeout
         self.total_timeout = total_timeout
         #: the SSRF guard's setting; link-local and metadata targets are refused regardless
