@@ -61,18 +61,22 @@ def attempt(uuid: str, success: bool = True, subscription_id: int = 1, message_i
 # -- subscriptions and their secrets ---------------------------------------------
 
 
+# Long enough that a Fernet token (base64url) cannot contain it by chance; "k1" could.
+HEADER_SECRET = "header-secret-that-never-shows-in-plain-text"
+
+
 def test_a_subscription_round_trips_with_its_secrets(store: Store) -> None:
     made = store.add_subscription(EVENT, "https://shop.example/hook", "tok-1", notifier="http", store_id=2,
-                                  signature_scheme="standard", custom_headers=[("X-Key", "k1")])
+                                  signature_scheme="standard", custom_headers=[("X-Key", HEADER_SECRET)])
     assert made.subscription_id >= 1
     assert (made.event_name, made.recipient_url, made.store_id, made.notifier) == (
         EVENT, "https://shop.example/hook", 2, "http")
-    assert made.verification_token == "tok-1" and made.custom_headers == (("X-Key", "k1"),)
+    assert made.verification_token == "tok-1" and made.custom_headers == (("X-Key", HEADER_SECRET),)
     assert made.signature_scheme == "standard" and made.enabled
     hidden = store.subscription(made.subscription_id, reveal=False)
     assert hidden.verification_token is None and hidden.custom_headers == (("X-Key", ""),)
     stored = store._rows("SELECT verification_token, custom_headers FROM subscriptions")[0]
-    assert stored["verification_token"].startswith("fernet:") and "k1" not in stored["custom_headers"]
+    assert stored["verification_token"].startswith("fernet:") and HEADER_SECRET not in stored["custom_headers"]
 
 
 def test_subscriptions_list_filter_and_change(store: Store) -> None:
