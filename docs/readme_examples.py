@@ -45,6 +45,10 @@ description = "An order was placed"
 
 [events."customer.created"]
 description = "A customer signed up"
+
+[settings]
+# Long enough that `ae status` and `ae trace` still see the retries waiting on a loaded machine.
+backoff_unit_seconds = 4
 """
 
 FIRST = '{"increment_id": "CK00000101", "customer_email": "roni_cost@example.com"}'
