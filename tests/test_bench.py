@@ -54,3 +54,29 @@ def test_a_quick_run_reports_every_part(tmp_path: Path) -> None:
     assert data["slow"]["deliveries"] >= 2
     assert set(data["startup"]) == {"python -c pass", "ae --help", "ae trace UUID"}
     assert [r["deliveries"] for r in data["rss"]] == [r["events"] for r in data["rss"]] != []
+
+
+@pytest.mark.amqp
+@pytest.mark.postgres
+def test_the_scale_out_benchmark_runs_every_cell_quickly(tmp_path: Path) -> None:
+    """bench/scale.py --quick: every setup, receiver and consumer count, each delivery logged."""
+    from postgres_db import require_postgres
+
+    require_amqp()
+    require_postgres()
+    if not rabbitmqctl_works():
+        pytest.skip("the benchmark makes its own vhost with rabbitmqctl, which does not work here")
+    report, figures = tmp_path / "report.md", tmp_path / "figures.json"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "scale.py"), "--quick", "--out", str(report), "--json", str(figures)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads(figures.read_text())
+    assert data["failures"] == []
+    cells = {(c["setup"], c["receiver"], c["consumers"]): c for c in data["cells"]}
+    expected = {(s, r, n) for s in ("pg+amqp", "pg+db") for r in ("fast", "50 ms") for n in (1, 2, 4)}
+    assert set(cells) == expected | {("sqlite+db", "fast", 1)}
+    assert all(c["deliveries"] == c["events"] and c["drained"] for c in data["cells"])
+    text = report.read_text()
+    assert "## Targets (issue 8)" in text and "## Failed cells" not in text

@@ -70,6 +70,9 @@ def _run(ctx: typer.Context, kinds: tuple[str, ...], max_messages: int | None, u
     # The AMQP backend reports a lost connection and its reconnects in one line
     # of its own; pika's internal errors for the same event are noise here.
     logging.getLogger("pika").setLevel(logging.CRITICAL)
+    # Likewise the PostgreSQL pool's notes on connections it replaces: the engine
+    # reports a lost database connection itself (see engine/reconnect.py).
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     stop = StopFlag()
     previous = stop.install()
     rt = runtime(ctx)

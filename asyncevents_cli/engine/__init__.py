@@ -6,7 +6,8 @@ window of attempts in flight on one asyncio loop, and settles in batches.
 - `settle`         settlements to the queue and the store, many per transaction
 - `subscriptions`  the short-lived subscription cache
 - `consumer`       the loop: lease, window, settle, stop
-- `reconnect`      consumers run again through an outage of the PostgreSQL store
+- `retrying`       queue and store calls tried again in place through a short database outage
+- `reconnect`      consumers run again through a longer outage of the PostgreSQL store
 """
 
 from .consumer import Aborted, Consumer

@@ -32,13 +32,15 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from ..config import Config
+from ..errors import DatabaseUnavailable
 from ..notifiers import Notifiers
 from ..queues.base import KINDS, Envelope, Queue
 from ..store import Store, utcnow
 from .decisions import Settlement
 from .handling import Handler, Work
 from .io import IoThread
-from .settle import settle_and_take
+from .retrying import Retrying
+from .settle import settle, settle_and_take
 
 log = logging.getLogger("asyncevents_cli")
 
@@ -106,6 +108,8 @@ class Consumer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task | None = None
         self._aborted = False
+        #: queue and store calls ride out a short loss of the database in place (see `retrying`)
+        self.retrying = Retrying()
 
     def run(
         self,
@@ -168,13 +172,14 @@ class Consumer:
 
         cycle: concurrent.futures.Future[tuple[list[Envelope], bool]] | None = None
         taken = 0
+        settling: list[Envelope] = []  # the messages the cycle under way is settling
         just_worked = False
         looked_empty_at: float | None = None  # the last lease that found nothing
         last_extend = time.monotonic()
         try:
             if self._aborted:
                 return
-            await io.call(self.queue.reserve, self.held_limit)
+            await io.call(self.retrying.call, self.queue.reserve, self.held_limit)
             while True:
                 now = time.monotonic()
                 stopping = should_stop()
@@ -215,9 +220,10 @@ class Consumer:
                     last_extend = now
                 timeout = 0.0 if tasks or finished else (QUICK_LOOK if just_worked else self.poll_timeout)
                 probe_empty = until_empty and not tasks and not finished
+                settling = [settlement.envelope for settlement in settlements]
                 cycle = io.submit(self._cycle, settlements, held, room, timeout, probe_empty)
                 envelopes, empty = await asyncio.wrap_future(cycle)
-                cycle = None
+                cycle, settling = None, []
                 self._count(settlements, on_message)
                 for settlement in settlements:
                     if settlement.envelope.message_id:
@@ -244,9 +250,15 @@ class Consumer:
             if not self._aborted:
                 raise
             await self._give_back(io, tasks, finished, cycle, deferred)
-        except BaseException:
-            await self._cancel(tasks)
-            await self._finish(cycle)
+        except BaseException as exc:
+            if isinstance(exc, DatabaseUnavailable) and not self.queue.shares_store_transaction:
+                # `reconnect` starts a consumer again on this same broker connection: what this
+                # one holds (the settle that failed too) must go back now, or it waits
+                # unacknowledged until the process ends
+                await self._give_back(io, tasks, finished, cycle, [*deferred, *settling])
+            else:
+                await self._cancel(tasks)
+                await self._finish(cycle)
             raise
         finally:
             try:
@@ -258,14 +270,21 @@ class Consumer:
                probe_empty: bool) -> tuple[list[Envelope], bool]:
         """On the I/O thread: settle, renew leases, lease up to `room` more (waiting up to
         `timeout` for one); with `probe_empty`, also say whether nothing is left at all."""
+        retry = self.retrying.call  # each step again after a lost database connection
         if held:
-            self.queue.extend_many(held)
+            retry(self.queue.extend_many, held)
 
         def take() -> list[Envelope]:
             return self.queue.receive_many(self.kinds, room, timeout) if room > 0 else []
 
-        envelopes = settle_and_take(self.store, self.queue, settlements, take)
-        return envelopes, probe_empty and room > 0 and not envelopes and self.queue.is_empty(self.kinds)
+        if self.queue.shares_store_transaction:
+            # one transaction: a failure rolls back the lot, so the lot is tried again
+            envelopes = retry(settle_and_take, self.store, self.queue, settlements, take)
+        else:
+            # the log may have committed when the lease fails: never settle twice
+            retry(settle, self.store, self.queue, settlements)
+            envelopes = retry(take)
+        return envelopes, probe_empty and room > 0 and not envelopes and retry(self.queue.is_empty, self.kinds)
 
     def _count(self, settlements: Sequence[Settlement], on_message: Callable[[int], None] | None) -> None:
         for settlement in settlements:
@@ -297,7 +316,8 @@ class Consumer:
                          cycle: concurrent.futures.Future[tuple[list[Envelope], bool]] | None,
                          deferred: list[Envelope]) -> None:
         """After an abort: cancel the attempts, and give every held message back unsettled
-        (those whose attempts finished but were not settled yet too)."""
+        (those whose attempts finished but were not settled yet too, and `deferred`: copies
+        waiting for their first, or those of a settle that failed)."""
         held = [work.envelope for work in tasks.values()] + deferred
         held += [task.result().envelope for task in finished if not task.cancelled() and not task.exception()]
         await self._cancel(tasks)

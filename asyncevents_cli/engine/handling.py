@@ -110,6 +110,13 @@ class Handler:
             return Settlement(envelope, park=f"unknown message kind {envelope.kind!r}")
         except NotStarted:
             return Settlement(envelope, release=True)
+        except DatabaseUnavailable as exc:
+            if work.started:
+                raise
+            # Its store reads come before any attempt: give it back, to be taken again
+            # once the connection is back (the consumer's queue calls wait for that).
+            log.warning("giving back %s message %s: %s", envelope.kind, envelope.message_id, exc.message)
+            return Settlement(envelope, release=True)
         except INFRASTRUCTURE:
             raise
         except Exception as exc:  # anything a message can provoke parks that message only
