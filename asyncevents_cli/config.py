@@ -44,8 +44,8 @@ class Settings:
     bounds and `ae config show` all follow from it."""
 
     database: str = _setting(
-        ".ae/ae.db",
-        "SQLite file (relative to the config file's folder) or postgresql://user:password@host:port/dbname")
+        ".ae/ae.db", "SQLite file (relative to the config file's folder) or postgresql://user:password@host:port/dbname"
+    )
     queue: str = _setting("db", "queue backend: db (SQLite table) or amqp (RabbitMQ)")
     amqp_url: str = _setting(DEFAULT_AMQP_URL, "RabbitMQ URL when queue = amqp")
     max_deaths: int = _setting(5, "retries after the first attempt before dead-lettering", (0, 1000))
@@ -56,13 +56,16 @@ class Settings:
     index_path: str = _setting(
         "",
         "search index folder (relative to the config file's folder); default: <database>.index beside a"
-        " SQLite file, .ae/ae.index beside the config file for PostgreSQL")
+        " SQLite file, .ae/ae.index beside the config file for PostgreSQL",
+    )
     log_retention_days: int = _setting(30, "`ae logs prune` default age", (0, 36500))
     deny_private_targets: bool = _setting(
-        False, "refuse recipients on loopback, private and other non-global addresses")
+        False, "refuse recipients on loopback, private and other non-global addresses"
+    )
     concurrency: int = _setting(64, "deliveries in flight at once in one consumer", (1, MAX_CONCURRENCY))
     subscription_concurrency: int = _setting(
-        32, "deliveries in flight at once to one subscription", (1, MAX_CONCURRENCY))
+        32, "deliveries in flight at once to one subscription", (1, MAX_CONCURRENCY)
+    )
     eventbridge_source: str = _setting("ae", "Source of the events the eventbridge notifier puts")
 
     def as_dict(self) -> dict[str, Any]:
@@ -83,8 +86,7 @@ class Setting:
 
 _KINDS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
 SETTINGS: tuple[Setting, ...] = tuple(
-    Setting(f.name, _KINDS[str(f.type)], f.default, f.metadata["help"], f.metadata["bounds"])
-    for f in fields(Settings)
+    Setting(f.name, _KINDS[str(f.type)], f.default, f.metadata["help"], f.metadata["bounds"]) for f in fields(Settings)
 )
 #: Inclusive bounds of the numeric settings.
 BOUNDS: dict[str, tuple[float, float]] = {s.name: s.bounds for s in SETTINGS if s.bounds is not None}
@@ -279,8 +281,11 @@ def _validate(settings: Settings, where: Mapping[str, str]) -> None:
             raise bad(name, f"must be between {low:g} and {high:g}, got {shown}")
     longest = settings.backoff_max_seconds * settings.backoff_unit_seconds
     if longest > MAX_BACKOFF_SECONDS:
-        raise bad("backoff_unit_seconds", f"x backoff_max_seconds gives a longest back-off of {longest:g} s;"
-                                          f" at most {MAX_BACKOFF_SECONDS} s (30 days)")
+        raise bad(
+            "backoff_unit_seconds",
+            f"x backoff_max_seconds gives a longest back-off of {longest:g} s;"
+            f" at most {MAX_BACKOFF_SECONDS} s (30 days)",
+        )
     if not settings.database:
         raise bad("database", "must not be empty")
     if "\0" in settings.database:
@@ -363,8 +368,7 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str
     unknown_tables = set(raw) - {"events", "settings"}
     if unknown_tables:
         raise ConfigError(
-            f"{config_path}: unknown top-level key(s) {', '.join(sorted(unknown_tables))}; "
-            "allowed: events, settings"
+            f"{config_path}: unknown top-level key(s) {', '.join(sorted(unknown_tables))}; allowed: events, settings"
         )
     events = _parse_events(raw.get("events", {}), config_path)
 

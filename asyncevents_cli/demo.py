@@ -19,12 +19,24 @@ from .subscribe import subscribe
 from .trace import trace
 
 EXAMPLE_ORDERS: list[dict[str, Any]] = [
-    {"increment_id": "CK00000101", "customer_email": "roni_cost@example.com", "grand_total": 45.5,
-     "items": [{"sku": "WS12-M-Orange", "qty": 1}]},
-    {"increment_id": "CK00000102", "customer_email": "veronica_costello@example.com", "grand_total": 92.0,
-     "items": [{"sku": "MJ01-L-Red", "qty": 2}]},
-    {"increment_id": "SO00000103", "customer_email": "roni_cost@example.com", "grand_total": 17.25,
-     "items": [{"sku": "24-MB01", "qty": 1}]},
+    {
+        "increment_id": "CK00000101",
+        "customer_email": "roni_cost@example.com",
+        "grand_total": 45.5,
+        "items": [{"sku": "WS12-M-Orange", "qty": 1}],
+    },
+    {
+        "increment_id": "CK00000102",
+        "customer_email": "veronica_costello@example.com",
+        "grand_total": 92.0,
+        "items": [{"sku": "MJ01-L-Red", "qty": 2}],
+    },
+    {
+        "increment_id": "SO00000103",
+        "customer_email": "roni_cost@example.com",
+        "grand_total": 17.25,
+        "items": [{"sku": "24-MB01", "qty": 1}],
+    },
 ]
 
 DEMO_CONFIG = """\
@@ -47,8 +59,9 @@ def run_demo(say: Callable[[str], None]) -> dict[str, Any]:
         with Runtime(config_path, environ={}) as rt:
             for path, fail_first in (("/warehouse", 0), ("/crm", 1)):
                 url = receiver.add(path, secret=f"demo-secret{path.replace('/', '-')}", fail_first=fail_first)
-                sub, _ = subscribe(rt.config, rt.store, "sales.order.created", url,
-                                   secret=receiver.endpoints[path].secret)
+                sub, _ = subscribe(
+                    rt.config, rt.store, "sales.order.created", url, secret=receiver.endpoints[path].secret
+                )
                 note = " (fails its first attempt)" if fail_first else ""
                 say(f"Subscribed #{sub.subscription_id} -> {url}{note}")
             for order in EXAMPLE_ORDERS:
@@ -57,8 +70,10 @@ def run_demo(say: Callable[[str], None]) -> dict[str, Any]:
             handled = rt.consumer().run(until_empty=True)
             delivered = sum(len(e.received) for e in receiver.endpoints.values())
             rejected = sum(e.rejected for e in receiver.endpoints.values())
-            say(f"Consumed {handled} messages: {delivered} deliveries accepted with valid signatures, "
-                f"{rejected} rejected")
+            say(
+                f"Consumed {handled} messages: {delivered} deliveries accepted with valid signatures, "
+                f"{rejected} rejected"
+            )
             retried = rt.store.recent_logs(failed_only=True, limit=1)
             if not retried:
                 raise RuntimeError("demo expected one failed first attempt, found none")

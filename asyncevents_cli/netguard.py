@@ -37,9 +37,15 @@ ALWAYS_DENIED = (
     ipaddress.ip_network("fd00:ec2::254/128"),
 )
 #: Metadata hostnames that resolve to the addresses above only inside a cloud.
-METADATA_NAMES = frozenset({
-    "metadata", "metadata.google.internal", "metadata.goog", "instance-data", "instance-data.ec2.internal",
-})
+METADATA_NAMES = frozenset(
+    {
+        "metadata",
+        "metadata.google.internal",
+        "metadata.goog",
+        "instance-data",
+        "instance-data.ec2.internal",
+    }
+)
 MAX_URL_LENGTH = 2048
 LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
@@ -162,8 +168,9 @@ def check_addresses(host: str, addresses: list[str], deny_private: bool = False)
     return addresses
 
 
-def resolve_checked(host: str, port: int, deny_private: bool = False,
-                    resolver: Resolver = system_resolver) -> list[str]:
+def resolve_checked(
+    host: str, port: int, deny_private: bool = False, resolver: Resolver = system_resolver
+) -> list[str]:
     """Resolve `host` and return its addresses, or raise TargetRefused if the name or
     any of its addresses is refused. DNS failures (OSError) propagate to the caller,
     which reports them as a failed attempt."""
@@ -195,6 +202,16 @@ def describe_refusal(exc: TargetRefused) -> str:
 
 
 __all__ = [
-    "ALWAYS_DENIED", "TargetRefused", "check_addresses", "check_name", "check_recipient_url", "check_target",
-    "describe_refusal", "parse_ip", "redact_credentials", "refusal", "resolve_checked", "system_resolver",
+    "ALWAYS_DENIED",
+    "TargetRefused",
+    "check_addresses",
+    "check_name",
+    "check_recipient_url",
+    "check_target",
+    "describe_refusal",
+    "parse_ip",
+    "redact_credentials",
+    "refusal",
+    "resolve_checked",
+    "system_resolver",
 ]

@@ -25,11 +25,27 @@ def ping(store: Store, notifiers: Notifiers, subscription_id: int) -> dict[str, 
     body = serialize_body({"event": PING_EVENT, "subscription_id": subscription_id, "sent_at": timestamp()})
     result = notifiers.for_subscription(subscription).notify(subscription, body, delivery)
     with store.transaction():
-        log_id = store.log_attempt(Attempt(
-            uuid=delivery, subscription_id=subscription_id, event_name=PING_EVENT, success=result.success,
-            status_code=result.status_code, response_data=result.response_data, serialized_data=body.decode(),
-            death_count=0, duration=result.duration,
-        ))
-    return {"log_id": log_id, "uuid": delivery, "subscription_id": subscription_id, "event_name": PING_EVENT,
-            "recipient_url": subscription.public()["recipient_url"], "success": result.success,
-            "status_code": result.status_code, "duration": result.duration, "response": result.response_data}
+        log_id = store.log_attempt(
+            Attempt(
+                uuid=delivery,
+                subscription_id=subscription_id,
+                event_name=PING_EVENT,
+                success=result.success,
+                status_code=result.status_code,
+                response_data=result.response_data,
+                serialized_data=body.decode(),
+                death_count=0,
+                duration=result.duration,
+            )
+        )
+    return {
+        "log_id": log_id,
+        "uuid": delivery,
+        "subscription_id": subscription_id,
+        "event_name": PING_EVENT,
+        "recipient_url": subscription.public()["recipient_url"],
+        "success": result.success,
+        "status_code": result.status_code,
+        "duration": result.duration,
+        "response": result.response_data,
+    }

@@ -48,8 +48,14 @@ def replay(store: Store, queue: Queue, policy: RetryPolicy, uuid: str) -> dict[s
 
     def record() -> None:
         store.set_delivery_state(
-            uuid, subscription.subscription_id, subscription.event_name, DeliveryState.RETRYING, 1,
-            next_attempt_at=due, attempted=False, generation=generation,
+            uuid,
+            subscription.subscription_id,
+            subscription.event_name,
+            DeliveryState.RETRYING,
+            1,
+            next_attempt_at=due,
+            attempted=False,
+            generation=generation,
         )
 
     # The consumer's commit rule: one transaction with a queue in the store;

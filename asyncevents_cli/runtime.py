@@ -21,8 +21,12 @@ if TYPE_CHECKING:  # imported where used, so a command loads only what it opens 
 
 
 class Runtime:
-    def __init__(self, config_path: str | Path | None = None, environ: Mapping[str, str] | None = None,
-                 config: Config | None = None) -> None:
+    def __init__(
+        self,
+        config_path: str | Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        config: Config | None = None,
+    ) -> None:
         self._config_path = config_path
         self._environ = environ
         self._config = config
@@ -79,8 +83,9 @@ class Runtime:
         from .queues.base import KINDS
 
         self.store.check_secret_key()  # a wrong key stops here, before a message is taken
-        return Consumer(self.config, self.store, self.queue, self.notifiers, KINDS if kinds is None else kinds,
-                        **options)
+        return Consumer(
+            self.config, self.store, self.queue, self.notifiers, KINDS if kinds is None else kinds, **options
+        )
 
     def close(self) -> None:
         for resource in (self._notifiers, self._queue, self._store):

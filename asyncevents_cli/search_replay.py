@@ -41,8 +41,9 @@ class BulkResult:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (uuid, error)
 
 
-def select(config: Config, store: Store, query: str, since: str | None = None,
-           until: str | None = None) -> list[Candidate]:
+def select(
+    config: Config, store: Store, query: str, since: str | None = None, until: str | None = None
+) -> list[Candidate]:
     """Deliveries whose latest attempt matches `query` and lies in [since, until), oldest first."""
     check_syntax(query)  # bad input exits 2 before the index is touched
     start = parse_moment(since, "--since") if since else None
@@ -64,19 +65,34 @@ def select(config: Config, store: Store, query: str, since: str | None = None,
         if sub_id not in statuses:
             sub = store.find_subscription(sub_id, reveal=False)
             statuses[sub_id] = SubscriptionStatus.DELETED if sub is None else SubscriptionStatus.of(sub.enabled)
-        chosen.append(Candidate(row["uuid"], row["log_id"], row["event_name"], sub_id, row["created"],
-                                bool(row["success"]), statuses[sub_id]))
+        chosen.append(
+            Candidate(
+                row["uuid"],
+                row["log_id"],
+                row["event_name"],
+                sub_id,
+                row["created"],
+                bool(row["success"]),
+                statuses[sub_id],
+            )
+        )
     return sorted(chosen, key=lambda c: c.log_id)
 
 
-def replay_all(store: Store, queue: Queue, policy: RetryPolicy, candidates: list[Candidate],
-               progress: Callable[[int], None] | None = None) -> BulkResult:
+def replay_all(
+    store: Store,
+    queue: Queue,
+    policy: RetryPolicy,
+    candidates: list[Candidate],
+    progress: Callable[[int], None] | None = None,
+) -> BulkResult:
     """Replay each candidate; skip (and count) those whose subscription is disabled or deleted."""
     result = BulkResult()
     for candidate in candidates:
         if candidate.subscription_status != SubscriptionStatus.ENABLED:
-            result.skipped.append((candidate.uuid, f"subscription {candidate.subscription_id} is "
-                                                   f"{candidate.subscription_status}"))
+            result.skipped.append(
+                (candidate.uuid, f"subscription {candidate.subscription_id} is {candidate.subscription_status}")
+            )
         else:
             try:
                 replay(store, queue, policy, candidate.uuid)
@@ -89,5 +105,12 @@ def replay_all(store: Store, queue: Queue, policy: RetryPolicy, candidates: list
 
 
 def candidate_row(c: Candidate) -> dict[str, Any]:
-    return {"uuid": c.uuid, "log_id": c.log_id, "event_name": c.event_name, "subscription_id": c.subscription_id,
-            "last_attempt": c.created, "success": c.success, "subscription_status": c.subscription_status}
+    return {
+        "uuid": c.uuid,
+        "log_id": c.log_id,
+        "event_name": c.event_name,
+        "subscription_id": c.subscription_id,
+        "last_attempt": c.created,
+        "success": c.success,
+        "subscription_status": c.subscription_status,
+    }

@@ -74,14 +74,13 @@ class SecretBox:
             raise SecretKeyError(
                 f"the secret key from {source} is not a Fernet key (32 url-safe base64-encoded bytes)",
                 hint="generate one with: python -c 'from cryptography.fernet import Fernet;"
-                     " print(Fernet.generate_key().decode())'",
+                " print(Fernet.generate_key().decode())'",
             ) from None
         #: where the key came from, for error messages: "AE_SECRET_KEY" or the key file
         self.source = source
 
     @classmethod
-    def for_store(cls, store_path: Path, environ: Mapping[str, str] | None = None,
-                  create: bool = True) -> SecretBox:
+    def for_store(cls, store_path: Path, environ: Mapping[str, str] | None = None, create: bool = True) -> SecretBox:
         """The box for a store: AE_SECRET_KEY, else the key file beside it (made if
         missing and `create`; a store that already holds sealed values must not get
         a fresh key, so its caller passes create=False)."""
@@ -121,7 +120,7 @@ class SecretBox:
         from cryptography.fernet import InvalidToken
 
         try:
-            return self._fernet.decrypt(sealed[len(PREFIX):].encode("ascii")).decode("utf-8")
+            return self._fernet.decrypt(sealed[len(PREFIX) :].encode("ascii")).decode("utf-8")
         except (InvalidToken, UnicodeError):
             raise SecretKeyError(
                 f"cannot decrypt subscription secrets with the key from {self.source}: it is not the key"

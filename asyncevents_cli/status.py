@@ -26,13 +26,15 @@ def status(config: Config, store: Store, queue: Queue) -> dict[str, Any]:
         "backend": config.settings.queue,
         "database": config.database_display,
         "queues": depths,
-        "subscriptions": [{**row, "recipient_url": redact_credentials(row["recipient_url"])}
-                          for row in store.delivery_counts()],
+        "subscriptions": [
+            {**row, "recipient_url": redact_credentials(row["recipient_url"])} for row in store.delivery_counts()
+        ],
     }
 
 
-def dead_letters(queue: Queue, store: Store | None = None, limit: int = 50,
-                 include_resolved: bool = False) -> list[dict[str, Any]]:
+def dead_letters(
+    queue: Queue, store: Store | None = None, limit: int = 50, include_resolved: bool = False
+) -> list[dict[str, Any]]:
     """Parked messages, oldest first, decoded so an operator can act on them:
     a dead-lettered retry names its uuid (for `ae replay`), a parked trigger its
     event and arguments (to publish again once the cause is fixed).
@@ -42,8 +44,13 @@ def dead_letters(queue: Queue, store: Store | None = None, limit: int = 50,
     scan = limit if include_resolved or store is None else max(limit, RESOLVE_SCAN_LIMIT)
     rows = []
     for letter in queue.peek_dead_letters(scan):
-        row: dict[str, Any] = {"message_id": letter.message_id, "origin": letter.origin, "reason": letter.reason,
-                               "parked_at": letter.parked_at, "resolved": False}
+        row: dict[str, Any] = {
+            "message_id": letter.message_id,
+            "origin": letter.origin,
+            "reason": letter.reason,
+            "parked_at": letter.parked_at,
+            "resolved": False,
+        }
         try:
             if letter.origin == TRIGGER:
                 trigger = TriggerMessage.decode(letter.body)

@@ -19,8 +19,17 @@ from .notifiers.custom_headers import check_headers
 from .notifiers.signing import MAGENTO, UNSIGNED, check_scheme, check_secret, generate_secret
 from .store import Store, Subscription, utcnow
 
-__all__ = ["subscribe", "same_recipient", "update", "change", "rotate_secret", "set_headers", "parse_duration",
-           "check_url", "generate_secret"]
+__all__ = [
+    "subscribe",
+    "same_recipient",
+    "update",
+    "change",
+    "rotate_secret",
+    "set_headers",
+    "parse_duration",
+    "check_url",
+    "generate_secret",
+]
 
 DEFAULT_GRACE = "24h"
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -93,8 +102,10 @@ def subscribe(
     twins = same_recipient(store, event_name, recipient) if refuse_duplicate else []
     if twins:
         ids = ", ".join(str(s.subscription_id) for s in twins)
-        raise InputError(f"{event_name} already has subscription {ids} to this recipient; nothing changed",
-                         hint="add --force to subscribe it again anyway")
+        raise InputError(
+            f"{event_name} already has subscription {ids} to this recipient; nothing changed",
+            hint="add --force to subscribe it again anyway",
+        )
     subscription = store.add_subscription(
         event_name, recipient, secret or generated or "", plugin.name, store_id, stored_scheme, custom
     )
@@ -107,8 +118,9 @@ def same_recipient(store: Store, event_name: str, url: str) -> list[Subscription
     return [s for s in store.subscriptions(event_name, reveal=False) if s.recipient_url == wanted]
 
 
-def update(config: Config, store: Store, subscription_id: int, url: str | None = None,
-           store_id: int | None = None) -> Subscription:
+def update(
+    config: Config, store: Store, subscription_id: int, url: str | None = None, store_id: int | None = None
+) -> Subscription:
     """Point a subscription at a new recipient and/or store scope, checked as `subscribe` checks them.
     Its secret, notifier, headers and delivery log stay."""
     if url is None and store_id is None:
@@ -130,8 +142,9 @@ def _signing_subscription(store: Store, subscription_id: int) -> Subscription:
     return subscription
 
 
-def rotate_secret(store: Store, subscription_id: int, grace: str | float = DEFAULT_GRACE,
-                  secret: str | None = None) -> tuple[Subscription, str]:
+def rotate_secret(
+    store: Store, subscription_id: int, grace: str | float = DEFAULT_GRACE, secret: str | None = None
+) -> tuple[Subscription, str]:
     """Give a subscription a new secret; the old one still signs standard-webhooks deliveries
     (beside the new one) for `grace`. Return the subscription and the new secret."""
     seconds = parse_duration(grace) if isinstance(grace, str) else float(grace)
@@ -152,8 +165,9 @@ def set_headers(store: Store, subscription_id: int, headers: Mapping[str, str] |
     return store.set_custom_headers(subscription_id, custom)
 
 
-def change(config: Config, store: Store, subscription_id: int, enabled: bool,
-           notifier: str | None = None) -> Subscription:
+def change(
+    config: Config, store: Store, subscription_id: int, enabled: bool, notifier: str | None = None
+) -> Subscription:
     """The module's save of an existing subscription (its REST PUT): a new status, and a
     new notifier (`metadata`) if one is given. The new notifier must accept the
     subscription's recipient, and sign deliveries if and only if the old one did: the

@@ -53,9 +53,7 @@ def check_token_name(name: str) -> str:
 
 def check_pattern(pattern: str) -> str:
     if not EVENT_PATTERN.match(pattern or ""):
-        raise InputError(
-            f"invalid event pattern {pattern!r}: use event-name characters and the wildcards '*' and '?'"
-        )
+        raise InputError(f"invalid event pattern {pattern!r}: use event-name characters and the wildcards '*' and '?'")
     return pattern
 
 

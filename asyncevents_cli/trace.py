@@ -19,8 +19,7 @@ def _retries(n: int) -> str:
     return f"{n} retry" if n == 1 else f"{n} retries"
 
 
-def overall_status(state: dict[str, Any] | None, attempts: list[dict[str, Any]],
-                   now: datetime | None = None) -> str:
+def overall_status(state: dict[str, Any] | None, attempts: list[dict[str, Any]], now: datetime | None = None) -> str:
     """The module's wording: Delivered, Delivered with N retries, Dead Lettered with N retries,
     or Retrying, next attempt at ... (or overdue since ..., once that time has passed)."""
     retries = max(0, len(attempts) - 1)

@@ -57,10 +57,18 @@ END_TO_END = [
 FIRST = ["Roni", "Veronica", "Sam", "Ana", "Jo", "Lee", "Kim", "Max", "Eva", "Tom", "Ida", "Raj"]
 LAST = ["Cost", "Costello", "Smith", "Nguyen", "Garcia", "Khan", "Meyer", "Rossi", "Tanaka", "Brown"]
 PRODUCTS = [
-    ("WS12-M-Orange", "Radiant Tee"), ("MJ01-L-Red", "Beaumont Summit Kit"), ("24-MB01", "Joust Duffle Bag"),
-    ("24-WG085", "Sprite Yoga Companion Kit"), ("WB04-S-Blue", "Electra Bra Top"), ("MH07-XL-Gray", "Hero Hoodie"),
-    ("24-UG06", "Affirm Water Bottle"), ("WP10-28-Black", "Karmen Yoga Pant"), ("MS04-M-Green", "Gobi HeatTec Tee"),
-    ("24-WB04", "Overnight Duffle"), ("WJ08-S-Purple", "Adrienne Trek Jacket"), ("24-MG03", "Summit Watch"),
+    ("WS12-M-Orange", "Radiant Tee"),
+    ("MJ01-L-Red", "Beaumont Summit Kit"),
+    ("24-MB01", "Joust Duffle Bag"),
+    ("24-WG085", "Sprite Yoga Companion Kit"),
+    ("WB04-S-Blue", "Electra Bra Top"),
+    ("MH07-XL-Gray", "Hero Hoodie"),
+    ("24-UG06", "Affirm Water Bottle"),
+    ("WP10-28-Black", "Karmen Yoga Pant"),
+    ("MS04-M-Green", "Gobi HeatTec Tee"),
+    ("24-WB04", "Overnight Duffle"),
+    ("WJ08-S-Purple", "Adrienne Trek Jacket"),
+    ("24-MG03", "Summit Watch"),
 ]
 CITIES = ["Calder", "Austin", "Leeds", "Lyon", "Osaka", "Porto", "Cork"]
 NOTES = ["leave at the back door", "ring twice", "", "", "gift: no prices please", "call before delivery"]
@@ -91,11 +99,18 @@ def payload(rng: random.Random, n: int, day: datetime) -> tuple[str, dict[str, A
         return "sales.order.created", order(rng, n, day)
     if kind < 0.9:
         first, last = rng.choice(FIRST), rng.choice(LAST)
-        return "customer.created", {"customer_email": f"user{rng.randrange(5000)}@example.com",
-                                    "firstname": first, "lastname": last, "group_id": 1,
-                                    "created_at": day.strftime("%Y-%m-%d %H:%M:%S")}
-    return "sales.shipment.created", {"increment_id": f"SH{n:08d}", "order_id": f"CK{rng.randrange(n + 1):08d}",
-                                      "tracks": [{"carrier": "ups", "number": f"1Z{rng.randrange(10**9):09d}"}]}
+        return "customer.created", {
+            "customer_email": f"user{rng.randrange(5000)}@example.com",
+            "firstname": first,
+            "lastname": last,
+            "group_id": 1,
+            "created_at": day.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+    return "sales.shipment.created", {
+        "increment_id": f"SH{n:08d}",
+        "order_id": f"CK{rng.randrange(n + 1):08d}",
+        "tracks": [{"carrier": "ups", "number": f"1Z{rng.randrange(10**9):09d}"}],
+    }
 
 
 def populate(db: Path, rows: int, seed: int = 7) -> None:
@@ -105,16 +120,30 @@ def populate(db: Path, rows: int, seed: int = 7) -> None:
     rng = random.Random(seed)
     store = Store(db)
     start = datetime(2026, 3, 20)
-    sql = ("INSERT INTO delivery_log (uuid, subscription_id, event_name, success, status_code, response_data,"
-           " created, serialized_data, death_count, duration, message_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+    sql = (
+        "INSERT INTO delivery_log (uuid, subscription_id, event_name, success, status_code, response_data,"
+        " created, serialized_data, death_count, duration, message_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+    )
     batch: list[tuple[Any, ...]] = []
     for n in range(rows):
         moment = start + timedelta(seconds=n * 30 + rng.randrange(30))
         event, data = payload(rng, n, moment)
         ok = rng.random() > 0.1
-        batch.append((f"{rng.getrandbits(128):032x}", 1, event, int(ok), 200 if ok else 503,
-                      "" if ok else "Service Unavailable", moment.strftime("%Y-%m-%d %H:%M:%S.%f"),
-                      json.dumps({"data": data}), 0 if ok else 1, 0.012, f"m{n}"))
+        batch.append(
+            (
+                f"{rng.getrandbits(128):032x}",
+                1,
+                event,
+                int(ok),
+                200 if ok else 503,
+                "" if ok else "Service Unavailable",
+                moment.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                json.dumps({"data": data}),
+                0 if ok else 1,
+                0.012,
+                f"m{n}",
+            )
+        )
         if len(batch) == 10_000 or n == rows - 1:
             with store.transaction():
                 store.conn.executemany(sql, batch)
@@ -141,8 +170,12 @@ def child_build(db: str) -> None:
     started, cpu = time.perf_counter(), cpu_seconds() + children_cpu_seconds()
     added = ix.rebuild()
     elapsed = time.perf_counter() - started
-    result = {"docs": added, "seconds": elapsed, "cpu_seconds": cpu_seconds() + children_cpu_seconds() - cpu,
-              "peak_rss_mb": peak_rss_mb()}
+    result = {
+        "docs": added,
+        "seconds": elapsed,
+        "cpu_seconds": cpu_seconds() + children_cpu_seconds() - cpu,
+        "peak_rss_mb": peak_rss_mb(),
+    }
     ix.close()
     store.close()
     print(json.dumps(result))
@@ -213,8 +246,7 @@ def tree_memory_kb(root: int) -> tuple[int, int]:
 
 def run_build(db: Path) -> Any:
     """The build child, with the peak of the memory of it and its workers together, sampled every 50 ms."""
-    child = subprocess.Popen([sys.executable, __file__, "--child-build", str(db)], stdout=subprocess.PIPE,
-                             text=True)
+    child = subprocess.Popen([sys.executable, __file__, "--child-build", str(db)], stdout=subprocess.PIPE, text=True)
     peak_rss = peak_pss = 0
     while child.poll() is None:
         rss, pss = tree_memory_kb(child.pid)
@@ -250,8 +282,14 @@ def end_to_end(config: Path, runs: int) -> list[dict[str, Any]]:
             done = subprocess.run(command, capture_output=True, check=True)
             times.append(time.perf_counter() - t)
             cpu.append(children_cpu_seconds() - c)
-        out.append({"query": q, "p50_ms": statistics.median(times) * 1000, "cpu_ms": statistics.median(cpu) * 1000,
-                    "hits": json.loads(done.stdout)["total"]})
+        out.append(
+            {
+                "query": q,
+                "p50_ms": statistics.median(times) * 1000,
+                "cpu_ms": statistics.median(cpu) * 1000,
+                "hits": json.loads(done.stdout)["total"],
+            }
+        )
     return out
 
 
@@ -260,8 +298,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--keep", help="build in this folder and leave it there")
-    parser.add_argument("--reuse", action="store_true",
-                        help="with --keep: reuse the rows and index already there, only time queries")
+    parser.add_argument(
+        "--reuse", action="store_true", help="with --keep: reuse the rows and index already there, only time queries"
+    )
     parser.add_argument("--build-only", action="store_true", help="stop after the index build")
     args = parser.parse_args()
     folder = Path(args.keep or tempfile.mkdtemp(prefix="bench-search-"))
@@ -274,23 +313,27 @@ def main() -> None:
         return
     for stale in folder.glob("ae.db*"):
         subprocess.run(["rm", "-rf", str(stale)], check=True)
-    config.write_text('[events."sales.order.created"]\ndescription = "orders"\n\n[settings]\n'
-                      f'database = "{db}"\n')
+    config.write_text(f'[events."sales.order.created"]\ndescription = "orders"\n\n[settings]\ndatabase = "{db}"\n')
     extra = max(1, args.rows // 50)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     t = time.perf_counter()
     populate(db, args.rows)
-    print(f"wrote {args.rows:,} log rows in {time.perf_counter() - t:.1f} s "
-          f"({db.stat().st_size / 1e6:.0f} MB store)", flush=True)
+    print(
+        f"wrote {args.rows:,} log rows in {time.perf_counter() - t:.1f} s ({db.stat().st_size / 1e6:.0f} MB store)",
+        flush=True,
+    )
     build = run_build(db)
     index_files = [p for p in (folder / "ae.db.index").rglob("*") if p.is_file()]
     size = sum(p.stat().st_size for p in index_files)
     segments = len({p.name.split(".")[0] for p in index_files if p.suffix == ".pst"})
-    print(f"index build: {build['docs']:,} docs in {build['seconds']:.1f} s = "
-          f"{build['docs'] / build['seconds']:,.0f} docs/s ({build['docs'] / build['cpu_seconds']:,.0f} per CPU "
-          f"second), peak RSS {build['peak_rss_mb']:.0f} MB (the build process), "
-          f"{build['tree_peak_rss_mb']:.0f} MB RSS / {build['tree_peak_pss_mb']:.0f} MB PSS (with its workers, "
-          f"sampled), index {size / 1e6:.0f} MB in {segments} segments", flush=True)
+    print(
+        f"index build: {build['docs']:,} docs in {build['seconds']:.1f} s = "
+        f"{build['docs'] / build['seconds']:,.0f} docs/s ({build['docs'] / build['cpu_seconds']:,.0f} per CPU "
+        f"second), peak RSS {build['peak_rss_mb']:.0f} MB (the build process), "
+        f"{build['tree_peak_rss_mb']:.0f} MB RSS / {build['tree_peak_pss_mb']:.0f} MB PSS (with its workers, "
+        f"sampled), index {size / 1e6:.0f} MB in {segments} segments",
+        flush=True,
+    )
     if not args.build_only:
         queries_and_end_to_end(db, config, args.runs)
         keeping_up(db, extra)
@@ -307,16 +350,21 @@ def keeping_up(db: Path, extra: int) -> None:
     store.close()
     populate_more(db, extra, top)
     follow = run_child("--child-follow", str(db), str(extra))
-    print(f"catch-up: {follow['docs']:,} new docs in {follow['seconds']:.2f} s = "
-          f"{follow['docs'] / follow['seconds']:,.0f} docs/s", flush=True)
+    print(
+        f"catch-up: {follow['docs']:,} new docs in {follow['seconds']:.2f} s = "
+        f"{follow['docs'] / follow['seconds']:,.0f} docs/s",
+        flush=True,
+    )
 
 
 def queries_and_end_to_end(db: Path, config: Path, runs: int) -> None:
     for q in run_child("--child-queries", str(db), str(runs)):
         print(f"query p50 {q['p50_ms']:8.1f} ms  {q['hits']:7d} hits  {q['query']}", flush=True)
     for q in end_to_end(config, runs):
-        print(f"ae search p50 {q['p50_ms']:8.1f} ms wall, {q['cpu_ms']:6.1f} ms CPU  {q['hits']:7d} hits  "
-              f"{q['query']}", flush=True)
+        print(
+            f"ae search p50 {q['p50_ms']:8.1f} ms wall, {q['cpu_ms']:6.1f} ms CPU  {q['hits']:7d} hits  {q['query']}",
+            flush=True,
+        )
 
 
 def populate_more(db: Path, rows: int, after: int) -> None:
@@ -324,15 +372,30 @@ def populate_more(db: Path, rows: int, after: int) -> None:
 
     rng = random.Random(after)
     store = Store(db)
-    sql = ("INSERT INTO delivery_log (uuid, subscription_id, event_name, success, status_code, response_data,"
-           " created, serialized_data, death_count, duration, message_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+    sql = (
+        "INSERT INTO delivery_log (uuid, subscription_id, event_name, success, status_code, response_data,"
+        " created, serialized_data, death_count, duration, message_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+    )
     moment = datetime(2026, 4, 30)
     with store.transaction():
         for n in range(after, after + rows):
             event, data = payload(rng, n, moment)
-            store.conn.execute(sql, (f"{rng.getrandbits(128):032x}", 1, event, 1, 200, "",
-                                     moment.strftime("%Y-%m-%d %H:%M:%S.%f"), json.dumps({"data": data}), 0,
-                                     0.01, f"m{n}"))
+            store.conn.execute(
+                sql,
+                (
+                    f"{rng.getrandbits(128):032x}",
+                    1,
+                    event,
+                    1,
+                    200,
+                    "",
+                    moment.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                    json.dumps({"data": data}),
+                    0,
+                    0.01,
+                    f"m{n}",
+                ),
+            )
     store.close()
 
 

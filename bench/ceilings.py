@@ -16,15 +16,19 @@ import json
 import sys
 import time
 
-BODY = json.dumps({"data": {"increment_id": "CK00000001", "customer_email": "user1@example.com",
-                            "grand_total": 100.5}}, separators=(",", ":")).encode()
+BODY = json.dumps(
+    {"data": {"increment_id": "CK00000001", "customer_email": "user1@example.com", "grand_total": 100.5}},
+    separators=(",", ":"),
+).encode()
 SECRET = b"bench-secret"
 
 
 def headers(n: int) -> dict[str, str]:
-    return {"Content-Type": "application/json",
-            "x-magento-signature": hmac.new(SECRET, BODY, hashlib.sha256).hexdigest(),
-            "Idempotency-Key": f"ceiling-{n}"}
+    return {
+        "Content-Type": "application/json",
+        "x-magento-signature": hmac.new(SECRET, BODY, hashlib.sha256).hexdigest(),
+        "Idempotency-Key": f"ceiling-{n}",
+    }
 
 
 def httpx_sync(url: str, requests: int) -> float:

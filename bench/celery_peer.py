@@ -62,6 +62,6 @@ def deliver(self: Any, url: str, secret: str, payload: Any, uuid: str) -> None:
     try:
         response = client().post(url, content=body, headers=headers)
     except httpx.HTTPError as exc:
-        raise self.retry(exc=exc, countdown=2 ** self.request.retries) from exc
+        raise self.retry(exc=exc, countdown=2**self.request.retries) from exc
     if not response.is_success:
-        raise self.retry(countdown=2 ** self.request.retries)
+        raise self.retry(countdown=2**self.request.retries)

@@ -68,8 +68,12 @@ def ae_command() -> list[str]:
 
 
 def order(n: int) -> dict[str, Any]:
-    return {"n": n, "increment_id": f"CK{n:08d}", "customer_email": f"user{n}@example.com",
-            "grand_total": n % 500 + 0.5}
+    return {
+        "n": n,
+        "increment_id": f"CK{n:08d}",
+        "customer_email": f"user{n}@example.com",
+        "grand_total": n % 500 + 0.5,
+    }
 
 
 def ae_env(config: Path) -> dict[str, str]:
@@ -86,6 +90,7 @@ def percentile(values: list[float], p: int) -> float:
 
 # -- one consumer run -----------------------------------------------------------------
 
+
 @contextmanager
 def ae_workspace(sink: Sink, queue: str, amqp_url: str, subscriptions: int, path: str = "hook") -> Iterator[Path]:
     """A config, a fresh SQLite store and `subscriptions` subscribers, in a temporary folder."""
@@ -101,14 +106,31 @@ def ae_workspace(sink: Sink, queue: str, amqp_url: str, subscriptions: int, path
         yield config
 
 
-def drain_result(who: str, events: int, subscriptions: int, stats: dict[str, Any], child: Child,
-                 usage: tuple[float, float], publish_rate: float) -> Drain:
+def drain_result(
+    who: str,
+    events: int,
+    subscriptions: int,
+    stats: dict[str, Any],
+    child: Child,
+    usage: tuple[float, float],
+    publish_rate: float,
+) -> Drain:
     count, first, last = stats["count"], stats["first"], stats["last"]
     span = max(last - first, 1e-9)
     cpu_seconds, peak_rss_mb = usage
-    return Drain(who, events, subscriptions, count, (count - 1) / span, count / (last - child.started_wall),
-                 first - child.started_wall, cpu_seconds / count * 1e6, peak_rss_mb, publish_rate,
-                 stats["cpu_seconds"] / span)
+    return Drain(
+        who,
+        events,
+        subscriptions,
+        count,
+        (count - 1) / span,
+        count / (last - child.started_wall),
+        first - child.started_wall,
+        cpu_seconds / count * 1e6,
+        peak_rss_mb,
+        publish_rate,
+        stats["cpu_seconds"] / span,
+    )
 
 
 def paced(publish: Callable[[list[int]], None], events: int, rate: float, first: int) -> dict[int, float]:
@@ -134,14 +156,21 @@ def latency_result(who: str, subscriptions: int, rate: float, sink: Sink, publis
     for arrived, head, body in sink.records():
         n = json.loads(body)["data"]["n"]
         delays.append((arrived - published[n]) * 1000)
-        signature = next((line.split(":", 1)[1].strip() for line in head.split("\r\n")
-                          if line.lower().startswith("x-magento-signature:")), "")
+        signature = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in head.split("\r\n")
+                if line.lower().startswith("x-magento-signature:")
+            ),
+            "",
+        )
         expected = hmac.new(SECRET.encode(), body.encode(), hashlib.sha256).hexdigest()
         signed = signed and hmac.compare_digest(signature, expected)
     if len(delays) != len(published) * subscriptions:
         raise BenchError(f"{who}: {len(delays)} of {len(published) * subscriptions} paced deliveries arrived")
-    return Latency(who, subscriptions, rate, len(delays), percentile(delays, 50), percentile(delays, 99),
-                   max(delays), signed)
+    return Latency(
+        who, subscriptions, rate, len(delays), percentile(delays, 50), percentile(delays, 99), max(delays), signed
+    )
 
 
 class Publisher(Protocol):
@@ -149,9 +178,18 @@ class Publisher(Protocol):
         """Enqueue events `order(n)` for each n, for every subscription."""
 
 
-def measure(who: str, sink: Sink, publisher: Publisher, start_consumer: Callable[[], Child], events: int,
-            subscriptions: int, sizes: Sizes, pace: bool, cap: float | None = None,
-            attach: Callable[[Child], None] | None = None) -> tuple[Drain, Latency | None]:
+def measure(
+    who: str,
+    sink: Sink,
+    publisher: Publisher,
+    start_consumer: Callable[[], Child],
+    events: int,
+    subscriptions: int,
+    sizes: Sizes,
+    pace: bool,
+    cap: float | None = None,
+    attach: Callable[[Child], None] | None = None,
+) -> tuple[Drain, Latency | None]:
     """Publish a backlog, start one consumer process and time it draining the backlog;
     then, with `pace`, publish at a steady rate to the same running consumer and
     measure publish-to-delivered latency. The consumer is stopped with SIGTERM.
@@ -196,6 +234,7 @@ def median_run(runs: list[tuple[Drain, Latency | None]]) -> tuple[Drain, Latency
 
 # -- ae ----------------------------------------------------------------------------
 
+
 class AePublisher:
     def __init__(self, config: Path) -> None:
         from asyncevents_cli.runtime import Runtime
@@ -211,9 +250,17 @@ class AePublisher:
         self.runtime.close()
 
 
-def ae_run(sink: Sink, vhost: Vhost, queue: str, events: int, subscriptions: int, sizes: Sizes,
-           pace: bool = True, cap: float | None = None,
-           attach: Callable[[Child], None] | None = None) -> tuple[Drain, Latency | None]:
+def ae_run(
+    sink: Sink,
+    vhost: Vhost,
+    queue: str,
+    events: int,
+    subscriptions: int,
+    sizes: Sizes,
+    pace: bool = True,
+    cap: float | None = None,
+    attach: Callable[[Child], None] | None = None,
+) -> tuple[Drain, Latency | None]:
     """`ae consume all` on a fresh store (and a fresh set of queues on RabbitMQ)."""
     from asyncevents_cli.runtime import Runtime
 
@@ -222,9 +269,18 @@ def ae_run(sink: Sink, vhost: Vhost, queue: str, events: int, subscriptions: int
     with ae_workspace(sink, queue, vhost.url, subscriptions) as config:
         publisher = AePublisher(config)
         try:
-            drain, latency = measure(f"ae {queue}", sink, publisher,
-                                     lambda: Child(ae_command() + ["consume", "all"], env=ae_env(config)),
-                                     events, subscriptions, sizes, pace, cap, attach)
+            drain, latency = measure(
+                f"ae {queue}",
+                sink,
+                publisher,
+                lambda: Child(ae_command() + ["consume", "all"], env=ae_env(config)),
+                events,
+                subscriptions,
+                sizes,
+                pace,
+                cap,
+                attach,
+            )
         finally:
             publisher.close()
         expected = drain.deliveries + (latency.deliveries if latency else 0)
@@ -254,11 +310,15 @@ def ae_slow(sink: Sink, vhost: Vhost, sizes: Sizes) -> dict[str, float]:
         stats = sink.stats()
         if stats["count"] < 2:
             raise BenchError(f"50 ms receiver: only {stats['count']} deliveries; stderr: {exit.stderr[-400:]}")
-        return {"deliveries": stats["count"], "rate": (stats["count"] - 1) / (stats["last"] - stats["first"]),
-                "finished": float(stats["count"] >= sizes.slow_events)}
+        return {
+            "deliveries": stats["count"],
+            "rate": (stats["count"] - 1) / (stats["last"] - stats["first"]),
+            "finished": float(stats["count"] >= sizes.slow_events),
+        }
 
 
 # -- Celery ------------------------------------------------------------------------
+
 
 class CeleryPublisher:
     """Publishes one `deliver` task per (event, subscription), on one connection."""
@@ -276,8 +336,9 @@ class CeleryPublisher:
         for n in ns:
             payload = order(n)
             for s in range(self.subscriptions):
-                self.peer.deliver.apply_async((f"{self.sink.url}/hook/{s}", SECRET, payload, f"{n}:{s}"),
-                                              producer=self.producer)
+                self.peer.deliver.apply_async(
+                    (f"{self.sink.url}/hook/{s}", SECRET, payload, f"{n}:{s}"), producer=self.producer
+                )
 
     def close(self) -> None:
         self._producer.__exit__(None, None, None)
@@ -285,13 +346,32 @@ class CeleryPublisher:
 
 def celery_worker(vhost: Vhost) -> Child:
     env = dict(os.environ, BENCH_CELERY_BROKER=vhost.url, PYTHONPATH=str(HERE))
-    return Child([sys.executable, "-m", "celery", "-A", "celery_peer", "worker", "-c", "2", "-P", "prefork",
-                  "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", CELERY_QUEUE,
-                  "--loglevel", "WARNING"], env=env, cwd=HERE)
+    return Child(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "celery_peer",
+            "worker",
+            "-c",
+            "2",
+            "-P",
+            "prefork",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-Q",
+            CELERY_QUEUE,
+            "--loglevel",
+            "WARNING",
+        ],
+        env=env,
+        cwd=HERE,
+    )
 
 
-def celery_run(sink: Sink, vhost: Vhost, events: int, subscriptions: int,
-               sizes: Sizes) -> tuple[Drain, Latency | None]:
+def celery_run(sink: Sink, vhost: Vhost, events: int, subscriptions: int, sizes: Sizes) -> tuple[Drain, Latency | None]:
     vhost.purge_queues([CELERY_QUEUE])  # the publisher declared it once: purge, do not delete
     publisher = CeleryPublisher(vhost, sink, subscriptions)
     try:
@@ -309,8 +389,16 @@ def ae_profile(sink: Sink, vhost: Vhost, sizes: Sizes, keep: Path | None = None)
     with tempfile.TemporaryDirectory(prefix="ae-bench-spy-") as folder:
         output = Path(folder) / "stacks.txt"
         try:
-            drain, _ = ae_run(sink, vhost, "db", sizes.single, 1, sizes, pace=False,
-                              attach=lambda child: recorders.append(spy.Recorder(child.pid, output)))
+            drain, _ = ae_run(
+                sink,
+                vhost,
+                "db",
+                sizes.single,
+                1,
+                sizes,
+                pace=False,
+                attach=lambda child: recorders.append(spy.Recorder(child.pid, output)),
+            )
         except FileNotFoundError as exc:
             raise BenchError(str(exc)) from None
         errors = recorders[0].finish() if recorders else "py-spy did not start"
@@ -319,11 +407,18 @@ def ae_profile(sink: Sink, vhost: Vhost, sizes: Sizes, keep: Path | None = None)
         summary = spy.summarise(output.read_text())
         if keep is not None:
             keep.write_text(output.read_text())
-    return {"who": "ae db", "events": sizes.single, "steady": drain.steady, "samples": summary.samples,
-            "self_time": summary.self_time, "inclusive": summary.inclusive}
+    return {
+        "who": "ae db",
+        "events": sizes.single,
+        "steady": drain.steady,
+        "samples": summary.samples,
+        "self_time": summary.self_time,
+        "inclusive": summary.inclusive,
+    }
 
 
 # -- raw clients ---------------------------------------------------------------------
+
 
 def ceiling(sink: Sink, client: str, requests: int) -> Ceiling:
     command = [sys.executable, str(HERE / "ceilings.py"), client, f"{sink.url}/hook/0", str(requests), "32"]
@@ -334,11 +429,11 @@ def ceiling(sink: Sink, client: str, requests: int) -> Ceiling:
         raise BenchError(f"{client} ceiling failed: {exit.stderr[-400:]}")
     stats = sink.stats()
     span = max(stats["last"] - stats["first"], 1e-9)
-    return Ceiling(client, (stats["count"] - 1) / span, exit.cpu_seconds / requests * 1e6,
-                   stats["cpu_seconds"] / span)
+    return Ceiling(client, (stats["count"] - 1) / span, exit.cpu_seconds / requests * 1e6, stats["cpu_seconds"] / span)
 
 
 # -- start-up and trace -------------------------------------------------------------
+
 
 def build_trace_store(config: Path, logs: int) -> str:
     """`logs` attempts in chains of three (fail, fail, success); return a uuid in the middle."""
@@ -355,8 +450,20 @@ def build_trace_store(config: Path, logs: int) -> str:
                 chain, step = divmod(n, 3)
                 uuid = str(uuidlib.UUID(int=chain + 1))
                 ok = step == 2
-                rt.store.log_attempt(Attempt(uuid, sub.subscription_id, EVENT, ok, 200 if ok else 500,
-                                             "ok" if ok else "error", body, step, 0.001, f"m{chain}"))
+                rt.store.log_attempt(
+                    Attempt(
+                        uuid,
+                        sub.subscription_id,
+                        EVENT,
+                        ok,
+                        200 if ok else 500,
+                        "ok" if ok else "error",
+                        body,
+                        step,
+                        0.001,
+                        f"m{chain}",
+                    )
+                )
                 if ok:
                     rt.store.set_delivery_state(uuid, sub.subscription_id, EVENT, DeliveryState.DELIVERED, step)
         return str(uuidlib.UUID(int=logs // 6 + 1))
@@ -373,11 +480,15 @@ def startup(sizes: Sizes, imports: dict[str, Any] | None = None) -> dict[str, fl
     def slowest_imports(name: str, command: list[str], env: dict[str, str] | None = None) -> None:
         if imports is not None:
             script = command[1:] if command[0] == sys.executable else command
-            imports[name] = {"with what they import": spy.import_times(script, env),
-                             "own time": spy.import_times(script, env, top_level=False)}
+            imports[name] = {
+                "with what they import": spy.import_times(script, env),
+                "own time": spy.import_times(script, env, top_level=False),
+            }
 
-    results = {"python -c pass": median_of([sys.executable, "-c", "pass"]),
-               "ae --help": median_of(ae_command() + ["--help"])}
+    results = {
+        "python -c pass": median_of([sys.executable, "-c", "pass"]),
+        "ae --help": median_of(ae_command() + ["--help"]),
+    }
     slowest_imports("ae --help", ae_command() + ["--help"])
     with tempfile.TemporaryDirectory(prefix="ae-bench-") as folder:
         config = Path(folder) / "events.toml"
@@ -393,8 +504,15 @@ def startup(sizes: Sizes, imports: dict[str, Any] | None = None) -> dict[str, fl
 PARTS = ("ceilings", "db", "amqp", "celery", "slow", "startup", "backlog")
 
 
-def run(sizes: Sizes, repeat: int, report: Report, log: Callable[[str], None], profile: bool = False,
-        parts: frozenset[str] = frozenset(PARTS), keep_profile: Path | None = None) -> None:
+def run(
+    sizes: Sizes,
+    repeat: int,
+    report: Report,
+    log: Callable[[str], None],
+    profile: bool = False,
+    parts: frozenset[str] = frozenset(PARTS),
+    keep_profile: Path | None = None,
+) -> None:
     vhost = Vhost()
     sink = Sink()
     try:
@@ -426,23 +544,29 @@ def run(sizes: Sizes, repeat: int, report: Report, log: Callable[[str], None], p
 
         for queue in [q for q in ("db", "amqp") if q in parts]:
             for events, subs in shapes:
-                attempt(f"ae {queue}: {events} events x {subs}",
-                        lambda: keep([ae_run(sink, vhost, queue, events, subs, sizes) for _ in range(repeat)]))
+                attempt(
+                    f"ae {queue}: {events} events x {subs}",
+                    lambda: keep([ae_run(sink, vhost, queue, events, subs, sizes) for _ in range(repeat)]),
+                )
         for events, subs in shapes if "celery" in parts else ():
-            attempt(f"celery: {events} events x {subs}",
-                    lambda: keep([celery_run(sink, vhost, events, subs, sizes) for _ in range(repeat)]))
+            attempt(
+                f"celery: {events} events x {subs}",
+                lambda: keep([celery_run(sink, vhost, events, subs, sizes) for _ in range(repeat)]),
+            )
         if "slow" in parts:
             attempt("50 ms receiver", lambda: report.slow.update(ae_slow(sink, vhost, sizes)))
         imports: dict[str, Any] = {}
         if "startup" in parts:
-            attempt("start-up and trace",
-                    lambda: report.startup.update(startup(sizes, imports if profile else None)))
+            attempt("start-up and trace", lambda: report.startup.update(startup(sizes, imports if profile else None)))
         if imports:
             report.profile["imports"] = imports
         if "backlog" in parts:
-            attempt(f"backlog of {sizes.backlog}",
-                    lambda: report.rss.append(ae_run(sink, vhost, "db", sizes.backlog, 1, sizes, pace=False,
-                                                     cap=sizes.backlog_seconds)[0]))
+            attempt(
+                f"backlog of {sizes.backlog}",
+                lambda: report.rss.append(
+                    ae_run(sink, vhost, "db", sizes.backlog, 1, sizes, pace=False, cap=sizes.backlog_seconds)[0]
+                ),
+            )
         if profile:
             attempt("profile (py-spy)", lambda: report.profile.update(ae_profile(sink, vhost, sizes, keep_profile)))
     finally:
@@ -466,19 +590,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="every part at a tiny size (for CI)")
     parser.add_argument("--repeat", type=int, default=1, help="repeat throughput runs, report medians")
     parser.add_argument("--backlog", type=int, help="events in the memory run (default 100,000)")
-    parser.add_argument("--backlog-seconds", type=float,
-                        help="stop the memory run after this long, drained or not (default 300)")
-    parser.add_argument("--profile", action="store_true",
-                        help="drain the SQLite x 1 backlog once more under py-spy and show where the time goes")
-    parser.add_argument("--only", metavar="PART,...",
-                        help=f"run only these parts (of {','.join(PARTS)}); default all. "
-                             "For A/B runs: --only ceilings,db,amqp,celery")
+    parser.add_argument(
+        "--backlog-seconds", type=float, help="stop the memory run after this long, drained or not (default 300)"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="drain the SQLite x 1 backlog once more under py-spy and show where the time goes",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="PART,...",
+        help=f"run only these parts (of {','.join(PARTS)}); default all. For A/B runs: --only ceilings,db,amqp,celery",
+    )
     parser.add_argument("--single", type=int, help="events in the x 1 subscription drains (default 10,000)")
     parser.add_argument("--no-fanout", action="store_true", help="skip the x 5 subscription drains")
-    parser.add_argument("--profile-stacks", type=Path, metavar="FILE",
-                        help="with --profile: keep py-spy's raw collapsed stacks here")
-    parser.add_argument("--render", type=Path, metavar="JSON",
-                        help="run nothing: print the report of a run saved with --json")
+    parser.add_argument(
+        "--profile-stacks", type=Path, metavar="FILE", help="with --profile: keep py-spy's raw collapsed stacks here"
+    )
+    parser.add_argument(
+        "--render", type=Path, metavar="JSON", help="run nothing: print the report of a run saved with --json"
+    )
     parser.add_argument("--out", type=Path, help="also write the Markdown report here")
     parser.add_argument("--json", type=Path, help="write the raw figures here")
     args = parser.parse_args(argv)
@@ -504,12 +636,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     signal.signal(signal.SIGTERM, interrupted)
     command = "python bench/engine.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    report = Report(command.strip(), datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                    args.quick, args.repeat)
+    report = Report(command.strip(), datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), args.quick, args.repeat)
     started = time.perf_counter()
     try:
-        run(sizes, max(1, args.repeat), report, lambda line: print(f"bench: {line}", file=sys.stderr, flush=True),
-            profile=args.profile, parts=parts, keep_profile=args.profile_stacks)
+        run(
+            sizes,
+            max(1, args.repeat),
+            report,
+            lambda line: print(f"bench: {line}", file=sys.stderr, flush=True),
+            profile=args.profile,
+            parts=parts,
+            keep_profile=args.profile_stacks,
+        )
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 1

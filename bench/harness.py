@@ -30,6 +30,7 @@ class BenchError(Exception):
 
 # -- child processes ------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Exit:
     returncode: int
@@ -46,8 +47,9 @@ class Child:
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115 - open for the child's life, closed in wait()
         self.started = time.perf_counter()
         self.started_wall = time.time()
-        self.proc = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=self.errors)
+        self.proc = subprocess.Popen(
+            command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.errors
+        )
         self.command = command
         self.exit: Exit | None = None
 
@@ -68,8 +70,9 @@ class Child:
         self.errors.seek(0)
         stderr = self.errors.read().decode("utf-8", "replace")
         self.errors.close()
-        self.exit = Exit(code, time.perf_counter() - self.started, usage.ru_utime + usage.ru_stime,
-                         usage.ru_maxrss / 1024, stderr)
+        self.exit = Exit(
+            code, time.perf_counter() - self.started, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stderr
+        )
 
     def usage(self) -> tuple[float, float]:
         """CPU seconds and peak RSS (MB) so far, of the process and its children (a
@@ -97,8 +100,9 @@ class Child:
         while self.poll() is None:
             if time.perf_counter() > deadline:
                 exit = self.stop()
-                raise BenchError(f"{' '.join(self.command[:4])} still running after {timeout:.0f} s; "
-                                 f"stderr: {exit.stderr[-400:]}")
+                raise BenchError(
+                    f"{' '.join(self.command[:4])} still running after {timeout:.0f} s; stderr: {exit.stderr[-400:]}"
+                )
             time.sleep(0.01)
         assert self.exit is not None
         return self.exit
@@ -139,6 +143,7 @@ def timed_command(command: list[str], env: dict[str, str] | None = None) -> floa
 
 
 # -- the sink ----------------------------------------------------------------
+
 
 class Sink:
     """Client side of bench/sink.py, which runs in its own process."""
@@ -258,6 +263,7 @@ class Vhost:
 
 # -- the machine ------------------------------------------------------------
 
+
 def _first_line_with(path: str, prefix: str) -> str:
     try:
         for line in Path(path).read_text().splitlines():
@@ -277,8 +283,9 @@ def version(distribution: str) -> str:
 
 def git_commit() -> str:
     done = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %s"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    ).stdout.strip()
     return (done.stdout.strip() or "?") + (" (with uncommitted changes)" if dirty else "")
 
 
@@ -314,14 +321,19 @@ def describe_machine(rabbitmq_version: str) -> dict[str, str]:
         "SQLite": sqlite3.sqlite_version,
         "RabbitMQ": rabbitmq_version,
         "ae": f"{version('asyncevents-cli')}, commit {git_commit()}",
-        "libraries": ", ".join(f"{name} {version(name)}" for name in
-                               ("httpx", "aiohttp", "pika", "sqlite-utils", "celery", "kombu", "uvloop")),
+        "libraries": ", ".join(
+            f"{name} {version(name)}"
+            for name in ("httpx", "aiohttp", "pika", "sqlite-utils", "celery", "kombu", "uvloop")
+        ),
     }
 
 
 def delivering_library() -> str:
     """The HTTP client `ae` delivers with, read from its runtime dependencies."""
     requirements = metadata.requires("asyncevents-cli") or []
-    names = {r.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip().lower()
-             for r in requirements if "extra ==" not in r}
+    names = {
+        r.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip().lower()
+        for r in requirements
+        if "extra ==" not in r
+    }
     return "aiohttp" if "aiohttp" in names else "httpx"

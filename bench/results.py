@@ -23,8 +23,20 @@ class Sizes:
     timeout: float = 600.0  # one drain may take this long before it counts as failed
 
 
-QUICK = Sizes(single=200, fanout=40, paced_rate=200, paced_seconds=0.5, ceiling_requests=300, slow_events=60,
-              slow_seconds=1.5, backlog=600, backlog_seconds=60.0, trace_logs=1_000, startup_runs=1, timeout=120.0)
+QUICK = Sizes(
+    single=200,
+    fanout=40,
+    paced_rate=200,
+    paced_seconds=0.5,
+    ceiling_requests=300,
+    slow_events=60,
+    slow_seconds=1.5,
+    backlog=600,
+    backlog_seconds=60.0,
+    trace_logs=1_000,
+    startup_runs=1,
+    timeout=120.0,
+)
 
 
 @dataclass
@@ -88,8 +100,6 @@ class Report:
 
     def ceiling(self, client: str) -> Ceiling | None:
         return next((c for c in self.ceilings if c.client == client), None)
-
-
 
 
 def report_from_json(data: dict[str, Any]) -> Report:

@@ -87,6 +87,7 @@ class Results:
 
 # -- a database per run ------------------------------------------------------------
 
+
 def admin_url() -> str:
     return os.environ.get("AE_BENCH_POSTGRES_URL") or DEFAULT_POSTGRES_URL
 
@@ -124,6 +125,7 @@ def empty_database(url: str) -> None:
 
 
 # -- one cell ------------------------------------------------------------------------
+
 
 def environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AE_")}
@@ -164,8 +166,17 @@ def logged_attempts(config: Path) -> int:
         return rt.store.max_log_id()
 
 
-def cell(sink: Sink, vhost: Vhost, database: str | None, setup: str, queue: str, slow: bool, consumers: int,
-         sizes: Sizes, profile: dict[str, Any] | None = None) -> Cell:
+def cell(
+    sink: Sink,
+    vhost: Vhost,
+    database: str | None,
+    setup: str,
+    queue: str,
+    slow: bool,
+    consumers: int,
+    sizes: Sizes,
+    profile: dict[str, Any] | None = None,
+) -> Cell:
     if database:
         empty_database(database)
     if queue == "amqp":
@@ -180,8 +191,9 @@ def cell(sink: Sink, vhost: Vhost, database: str | None, setup: str, queue: str,
             # Consumers first, each named (PGAPPNAME) so the run can see it connected;
             # then the backlog: no consumer's start-up falls inside the measured span.
             names = [f"ae-scale-{uuidlib.uuid4().hex[:8]}" for _ in range(consumers)]
-            children = [Child(ae_command() + ["consume", "all", *options], env={**env, "PGAPPNAME": name})
-                        for name in names]
+            children = [
+                Child(ae_command() + ["consume", "all", *options], env={**env, "PGAPPNAME": name}) for name in names
+            ]
             wait_connected(database, names, children, sizes.timeout)
             recorder = start_profile(children[0]) if profile is not None else None
             publish_backlog(config, events)
@@ -212,8 +224,17 @@ def cell(sink: Sink, vhost: Vhost, database: str | None, setup: str, queue: str,
         if (count >= events and logged != count) or logged < count:
             raise BenchError(f"{logged} attempts logged for {count} deliveries")
         rate = (count - 1) / max(stats["last"] - stats["first"], 1e-9)
-        return Cell(setup, "50 ms" if slow else "fast", consumers, events, count, rate,
-                    load_average().split()[0], count >= events, cpu / count * 1000)
+        return Cell(
+            setup,
+            "50 ms" if slow else "fast",
+            consumers,
+            events,
+            count,
+            rate,
+            load_average().split()[0],
+            count >= events,
+            cpu / count * 1000,
+        )
 
 
 def start_profile(child: Child) -> Any:
@@ -238,8 +259,12 @@ def wait_connected(database: str, names: list[str], children: list[Child], timeo
     deadline = time.time() + timeout
     with psycopg.connect(database, autocommit=True) as conn:
         while True:
-            seen = {row[0] for row in conn.execute(
-                "SELECT application_name FROM pg_stat_activity WHERE datname = current_database()")}
+            seen = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT application_name FROM pg_stat_activity WHERE datname = current_database()"
+                )
+            }
             if set(names) <= seen:
                 break
             if any(child.poll() is not None for child in children) or time.time() > deadline:
@@ -251,6 +276,7 @@ def wait_connected(database: str, names: list[str], children: list[Child], timeo
 
 
 # -- the run -------------------------------------------------------------------------
+
 
 def run(sizes: Sizes, results: Results, log: Callable[[str], None], setups: list[str], profile: bool) -> None:
     vhost = Vhost()
@@ -278,8 +304,9 @@ def run(sizes: Sizes, results: Results, log: Callable[[str], None], setups: list
                     for n in CONSUMERS:
                         what = f"{setup} {'50 ms' if slow else 'fast'} x{n}"
                         spied = results.profiles.setdefault(what, {}) if profile and slow and n == 4 else None
-                        attempt(what, functools.partial(cell, sink, vhost, database, setup, queue, slow, n, sizes,
-                                                        spied))
+                        attempt(
+                            what, functools.partial(cell, sink, vhost, database, setup, queue, slow, n, sizes, spied)
+                        )
         attempt("sqlite+db fast x1 (again)", lambda: cell(sink, vhost, None, "sqlite+db", "db", False, 1, sizes))
     finally:
         sink.close()
@@ -294,8 +321,7 @@ def server_version() -> str:
 
 
 def rate_of(results: Results, setup: str, receiver: str, consumers: int) -> float | None:
-    rates = [c.rate for c in results.cells
-             if (c.setup, c.receiver, c.consumers) == (setup, receiver, consumers)]
+    rates = [c.rate for c in results.cells if (c.setup, c.receiver, c.consumers) == (setup, receiver, consumers)]
     return sum(rates) / len(rates) if rates else None
 
 
@@ -309,36 +335,55 @@ def targets(results: Results) -> list[tuple[str, float | None, float, bool | Non
         rows.append((f"{setup}, 50 ms receiver: 4 consumers / 1", ratio, 3.0, None if ratio is None else ratio >= 3))
         fast = rate_of(results, setup, "fast", 1)
         ratio = fast / sqlite if fast and sqlite else None
-        rows.append((f"{setup}, fast sink, 1 consumer / SQLite default", ratio, 0.5,
-                     None if ratio is None else ratio >= 0.5))
+        rows.append(
+            (f"{setup}, fast sink, 1 consumer / SQLite default", ratio, 0.5, None if ratio is None else ratio >= 0.5)
+        )
         best = max((c.rate for c in results.cells if c.setup == setup and c.receiver == "fast"), default=None)
         ratio = best / sqlite if best and sqlite else None
-        rows.append((f"{setup}, fast sink, best of 1/2/4 consumers / SQLite default", ratio, 0.5,
-                     None if ratio is None else ratio >= 0.5))
+        rows.append(
+            (
+                f"{setup}, fast sink, best of 1/2/4 consumers / SQLite default",
+                ratio,
+                0.5,
+                None if ratio is None else ratio >= 0.5,
+            )
+        )
     return rows
 
 
 def render(results: Results, sizes: Sizes, command: str) -> str:
     out = [f"# Scale-out benchmark ({results.started})", "", f"Command: `{command}`", "", "## Machine", ""]
     out += [f"- {k}: {v}" for k, v in results.machine.items()]
-    out += ["", f"Backlogs: {sizes.events} events (fast sink), {sizes.slow_events} (50 ms receiver), one "
-                f"subscription; 50 ms cells run each consumer with --concurrency {SLOW_WINDOW}; a cell is cut "
-                f"at {sizes.cap_seconds:g} s after its first delivery (drained: no).", "",
-            "## Deliveries/s", "",
-            "| setup | receiver | consumers | deliveries | drained | per s | consumers' CPU ms per delivery"
-            " | load (1 min) |",
-            "|---|---|---:|---:|---|---:|---:|---:|"]
+    out += [
+        "",
+        f"Backlogs: {sizes.events} events (fast sink), {sizes.slow_events} (50 ms receiver), one "
+        f"subscription; 50 ms cells run each consumer with --concurrency {SLOW_WINDOW}; a cell is cut "
+        f"at {sizes.cap_seconds:g} s after its first delivery (drained: no).",
+        "",
+        "## Deliveries/s",
+        "",
+        "| setup | receiver | consumers | deliveries | drained | per s | consumers' CPU ms per delivery"
+        " | load (1 min) |",
+        "|---|---|---:|---:|---|---:|---:|---:|",
+    ]
     for c in results.cells:
-        out.append(f"| {c.setup} | {c.receiver} | {c.consumers} | {c.deliveries} | {'yes' if c.drained else 'no'} "
-                   f"| {c.rate:.0f} | {c.cpu_ms:.2f} | {c.load} |")
+        out.append(
+            f"| {c.setup} | {c.receiver} | {c.consumers} | {c.deliveries} | {'yes' if c.drained else 'no'} "
+            f"| {c.rate:.0f} | {c.cpu_ms:.2f} | {c.load} |"
+        )
     out += ["", "## Targets (issue 8)", "", "| ratio | measured | target | met |", "|---|---:|---:|---|"]
     for what, ratio, target, met in targets(results):
         shown = "n/a" if ratio is None else f"{ratio:.2f}x"
         out.append(f"| {what} | {shown} | {target:g}x | {'n/a' if met is None else 'yes' if met else 'NO'} |")
     for what, summary in results.profiles.items():
         samples = summary.get("samples", 0)
-        out += ["", f"## Where the time goes: {what}, first consumer (py-spy, {samples} busy samples)",
-                "", "| function (self) | share |", "|---|---:|"]
+        out += [
+            "",
+            f"## Where the time goes: {what}, first consumer (py-spy, {samples} busy samples)",
+            "",
+            "| function (self) | share |",
+            "|---|---:|",
+        ]
         out += [f"| {name} | {share:.0%} |" for name, share in summary.get("self", [])[:12]]
         out += ["", "| function (inclusive) | share |", "|---|---:|"]
         out += [f"| {name} | {share:.0%} |" for name, share in summary.get("inclusive", [])[:12]]
@@ -357,8 +402,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, help=f"fast-sink backlog (default {Sizes.events})")
     parser.add_argument("--slow-events", type=int, help=f"50 ms receiver backlog (default {Sizes.slow_events})")
     parser.add_argument("--only", metavar="SETUP,...", help=f"only these of {','.join(SETUPS)} (default both)")
-    parser.add_argument("--profile", action="store_true",
-                        help="py-spy on the first consumer of each 4-consumer 50 ms cell: where its time goes")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy on the first consumer of each 4-consumer 50 ms cell: where its time goes",
+    )
     parser.add_argument("--out", type=Path, help="also write the Markdown report here")
     parser.add_argument("--json", type=Path, help="write the raw figures here")
     args = parser.parse_args(argv)
@@ -373,8 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         setups = [x.strip() for x in args.only.split(",")] if args.only else list(SETUPS)
         if set(setups) - set(SETUPS):
             parser.error(f"unknown setup(s): choose from {', '.join(SETUPS)}")
-        run(sizes, results, lambda line: print(f"bench: {line}", file=sys.stderr, flush=True), setups,
-            args.profile)
+        run(sizes, results, lambda line: print(f"bench: {line}", file=sys.stderr, flush=True), setups, args.profile)
     except BenchError as exc:
         results.failures.append(str(exc))
     except KeyboardInterrupt:

@@ -55,8 +55,12 @@ class Tally:
             self.records.append((now, head, body))
 
     def stats(self) -> dict[str, object]:
-        return {"count": self.count, "first": self.first, "last": self.last,
-                "cpu_seconds": time.process_time() - self.cpu_at_reset}
+        return {
+            "count": self.count,
+            "first": self.first,
+            "last": self.last,
+            "cpu_seconds": time.process_time() - self.cpu_at_reset,
+        }
 
 
 def json_response(value: object) -> bytes:
@@ -70,7 +74,7 @@ def content_length(head: bytes) -> int:
     if at < 0:
         return 0
     end = lowered.find(b"\r\n", at + 2)
-    return int(lowered[at + 17: end if end >= 0 else None])
+    return int(lowered[at + 17 : end if end >= 0 else None])
 
 
 class SinkProtocol(asyncio.Protocol):
@@ -95,7 +99,7 @@ class SinkProtocol(asyncio.Protocol):
             total = end + 4 + content_length(head)
             if len(self.buffer) < total:
                 return
-            body = self.buffer[end + 4: total]
+            body = self.buffer[end + 4 : total]
             self.buffer = self.buffer[total:]
             self.handle(head, body)
 
@@ -121,8 +125,9 @@ class SinkProtocol(asyncio.Protocol):
         if url.path == "/_sink/stats":
             return json_response(self.tally.stats())
         if url.path == "/_sink/records":
-            return json_response([[t, h.decode("latin-1"), b.decode("utf-8", "replace")]
-                                  for t, h, b in self.tally.records])
+            return json_response(
+                [[t, h.decode("latin-1"), b.decode("utf-8", "replace")] for t, h, b in self.tally.records]
+            )
         return NOT_FOUND
 
     def reply(self, response: bytes) -> None:

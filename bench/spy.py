@@ -33,9 +33,21 @@ class Recorder:
             raise FileNotFoundError("py-spy is not installed (pip install -e '.[bench]')")
         self.output = output
         self.proc = subprocess.Popen(
-            [executable, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--nonblocking",
-             "--output", str(output)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                executable,
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                str(rate),
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                str(output),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
 
     def finish(self, timeout: float = 60) -> str:
@@ -103,8 +115,9 @@ def _imports(command: list[str], env: dict[str, str] | None, top_level: bool) ->
     return found
 
 
-def import_times(command: list[str], env: dict[str, str] | None = None, top: int = 10,
-                 top_level: bool = True) -> list[tuple[str, float]]:
+def import_times(
+    command: list[str], env: dict[str, str] | None = None, top: int = 10, top_level: bool = True
+) -> list[tuple[str, float]]:
     """The slowest imports of a Python command (`-X importtime`), leaving out what a bare
     interpreter imports anyway: top-level modules with what they import, or every module
     by its own time. `command` is what follows `python`: a script or `-m module`, then arguments."""

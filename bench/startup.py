@@ -77,11 +77,19 @@ def environment(code: Path, config: Path | None) -> dict[str, str]:
 
 def import_times(command: list[str], env: dict[str, str], top: int = 12) -> list[tuple[str, float]]:
     """The slowest top-level imports of one run (`python -X importtime`), with what they import."""
-    script = [sys.executable, "-X", "importtime", *command[1:]] if command[0] == sys.executable else \
-        [sys.executable, "-X", "importtime", "-c", "import sys; from asyncevents_cli.cli import main; "
-         "sys.argv = ['ae', *sys.argv[1:]]; main()", *command[1:]]
-    done = subprocess.run(script, env=env, cwd=NEUTRAL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True)
+    script = (
+        [sys.executable, "-X", "importtime", *command[1:]]
+        if command[0] == sys.executable
+        else [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-c",
+            "import sys; from asyncevents_cli.cli import main; sys.argv = ['ae', *sys.argv[1:]]; main()",
+            *command[1:],
+        ]
+    )
+    done = subprocess.run(script, env=env, cwd=NEUTRAL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     found = []
     for line in done.stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
@@ -112,14 +120,21 @@ def main() -> int:
         uuid = build_trace_store(config, args.logs)
         print(f"store of {args.logs:,} attempts built in {time.perf_counter() - t:.1f} s", file=sys.stderr)
         commands: list[tuple[str, str, list[str], dict[str, str]]] = [
-            ("python -c pass", "", [sys.executable, "-c", "pass"], environment(REPO, None))]
+            ("python -c pass", "", [sys.executable, "-c", "pass"], environment(REPO, None))
+        ]
         for side, code in sides.items():
             commands.append(("ae --help", side, [ae, "--help"], environment(code, None)))
             commands.append(("ae trace UUID", side, [ae, "trace", uuid], environment(code, config)))
             if args.search_config and side == "this checkout":  # another version may not read this index
                 for query in SEARCHES:
-                    commands.append((f"ae search '{query}' --json", side, [ae, "search", query, "--json"],
-                                     environment(code, args.search_config.resolve())))
+                    commands.append(
+                        (
+                            f"ae search '{query}' --json",
+                            side,
+                            [ae, "search", query, "--json"],
+                            environment(code, args.search_config.resolve()),
+                        )
+                    )
         for _, _, command, env in commands:
             run_once(command, env)  # warm the page cache and the bytecode
         times: dict[int, list[tuple[float, float]]] = {n: [] for n in range(len(commands))}
@@ -127,8 +142,10 @@ def main() -> int:
             for n, (_, _, command, env) in enumerate(commands):
                 times[n].append(run_once(command, env))
         load = os.getloadavg()
-        print(f"Load average after the runs: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
-              f"{args.runs} runs each, interleaved, after one warm-up; median of each.\n")
+        print(
+            f"Load average after the runs: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
+            f"{args.runs} runs each, interleaved, after one warm-up; median of each.\n"
+        )
         print("| command | code | wall ms | / python -c pass | CPU ms | / python -c pass |")
         print("|---|---|---|---|---|---|")
         base_wall = statistics.median(w for w, _ in times[0])
@@ -136,8 +153,10 @@ def main() -> int:
         for n, (name, side, _, _) in enumerate(commands):
             wall = statistics.median(w for w, _ in times[n])
             cpu = statistics.median(c for _, c in times[n])
-            print(f"| `{name}` | {side} | {wall * 1000:,.0f} | {wall / base_wall:.1f}x | {cpu * 1000:,.0f} | "
-                  f"{cpu / base_cpu:.1f}x |")
+            print(
+                f"| `{name}` | {side} | {wall * 1000:,.0f} | {wall / base_wall:.1f}x | {cpu * 1000:,.0f} | "
+                f"{cpu / base_cpu:.1f}x |"
+            )
         if args.importtime:
             for name, side, command, env in commands[1:]:
                 slowest = ", ".join(f"{module} {ms:.0f}" for module, ms in import_times(command, env))

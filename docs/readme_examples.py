@@ -109,8 +109,9 @@ class Session:
         real = [a.replace("{uuid}", self.uuid) for a in args]
         for port, readme_port in self.ports.items():
             real = [a.replace(f"127.0.0.1:{readme_port}", f"127.0.0.1:{port}") for a in real]
-        result = self.runner.invoke(app, ["--config", str(self.config), *real], input=input,
-                                    env={"COLUMNS": WIDTH, "AE_CONFIG": None})
+        result = self.runner.invoke(
+            app, ["--config", str(self.config), *real], input=input, env={"COLUMNS": WIDTH, "AE_CONFIG": None}
+        )
         if result.exit_code != 0:
             raise SystemExit(f"`ae {' '.join(real)}` failed ({result.exit_code}): {result.stderr}")
         lines = self.blocks.setdefault(block, [])
@@ -136,16 +137,40 @@ def render() -> dict[str, str]:
     with tempfile.TemporaryDirectory(prefix="ae-readme-") as folder, receiver(orders):
         s = Session(Path(folder), {orders: ORDERS_PORT, crm: CRM_PORT})
         s.run("events", "ae events list", "events", "list")
-        s.run("subscribe", "", "subscribe", "sales.order.created", f"http://127.0.0.1:{ORDERS_PORT}/orders",
-              "--secret", "my-secret",
-              shown=f"ae subscribe sales.order.created http://127.0.0.1:{ORDERS_PORT}/orders --secret my-secret")
-        s.run("subscribe", "", "subscribe", "sales.order.created", f"http://127.0.0.1:{CRM_PORT}/crm",
-              shown=f"ae subscribe sales.order.created http://127.0.0.1:{CRM_PORT}/crm")
+        s.run(
+            "subscribe",
+            "",
+            "subscribe",
+            "sales.order.created",
+            f"http://127.0.0.1:{ORDERS_PORT}/orders",
+            "--secret",
+            "my-secret",
+            shown=f"ae subscribe sales.order.created http://127.0.0.1:{ORDERS_PORT}/orders --secret my-secret",
+        )
+        s.run(
+            "subscribe",
+            "",
+            "subscribe",
+            "sales.order.created",
+            f"http://127.0.0.1:{CRM_PORT}/crm",
+            shown=f"ae subscribe sales.order.created http://127.0.0.1:{CRM_PORT}/crm",
+        )
         s.run("subscribe", "ae subscriptions list", "subscriptions", "list")
-        s.run("publish", f"ae publish sales.order.created --data '{FIRST}'", "publish", "sales.order.created",
-              "--data", FIRST)
-        s.run("publish", f"echo '{SECOND}' | ae publish sales.order.created", "publish", "sales.order.created",
-              input=SECOND + "\n")
+        s.run(
+            "publish",
+            f"ae publish sales.order.created --data '{FIRST}'",
+            "publish",
+            "sales.order.created",
+            "--data",
+            FIRST,
+        )
+        s.run(
+            "publish",
+            f"echo '{SECOND}' | ae publish sales.order.created",
+            "publish",
+            "sales.order.created",
+            input=SECOND + "\n",
+        )
         s.run("consume", "ae consume trigger --until-empty", "consume", "trigger", "--until-empty")
         s.run("consume", "ae logs", "logs")
         s.run("consume", "ae status", "status")

@@ -302,10 +302,9 @@ def _isolate_env(clean_env: Callable[[], None]) -> None:
 DEFAULT_TEST_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 # Queues and exchanges the AMQP backend may create. Delay queues never expire;
 # fractional back-offs (event.delay.2.82843) are only named in tests, never declared.
-AMQP_QUEUES = (
-    ["event.trigger", "event.failover.retry", "event.failover.deadletter", "event.retry.init"]
-    + [f"event.delay.{n}" for n in range(1, 121)]
-)
+AMQP_QUEUES = ["event.trigger", "event.failover.retry", "event.failover.deadletter", "event.retry.init"] + [
+    f"event.delay.{n}" for n in range(1, 121)
+]
 AMQP_EXCHANGES = ("event", "event.failover")
 
 # "postgres" is the table queue too, on a PostgreSQL store (settings.database is
@@ -364,8 +363,7 @@ def rabbitmqctl_works() -> bool:
     if shutil.which("rabbitmqctl") is None:
         return False
     try:
-        return subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True,
-                              timeout=30).returncode == 0
+        return subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, timeout=30).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 

@@ -47,7 +47,9 @@ def start_server(config: Path, log_path: Path, *extra: str) -> Server:
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "asyncevents_cli", "--config", str(config), "serve", "--port", str(port), *extra],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
     server = Server(f"http://127.0.0.1:{port}", process, log_path)
     deadline = time.monotonic() + 60  # importing the web stack on a busy 2-core machine

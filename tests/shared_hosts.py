@@ -59,13 +59,23 @@ class Host:
         return Runtime(self.config, environ={"AE_SECRET_KEY": TEST_SECRET_KEY})
 
     def ae(self, *args: str, timeout: float = WAIT_SECONDS) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "asyncevents_cli", "--config", str(self.config), *args],
-                              capture_output=True, text=True, env=self.env, cwd=self.folder, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "asyncevents_cli", "--config", str(self.config), *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=self.folder,
+            timeout=timeout,
+        )
 
     def consumer(self, *args: str) -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, "-m", "asyncevents_cli", "--config", str(self.config), "consume", "all", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env, text=True, cwd=self.folder,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env,
+            text=True,
+            cwd=self.folder,
         )
 
 

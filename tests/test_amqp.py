@@ -56,7 +56,10 @@ def test_default_backoff_uses_the_modules_delay_queues() -> None:
     names = [q.name for q in delay_queues(RetryPolicy(max_deaths=20))]
     assert names == ["event.retry.init"] + [f"event.delay.{n}" for n in (4, 9, 16, 25, 36, 49, 60)]
     assert [q.routing_key for q in delay_queues(RetryPolicy(max_deaths=3))] == [
-        "event.retry.init", "event.retry.4", "event.retry.9"]
+        "event.retry.init",
+        "event.retry.4",
+        "event.retry.9",
+    ]
     fractional = delay_queues(RetryPolicy(max_deaths=2, exponent=1.5, unit_seconds=0.01))
     assert [(q.name, q.ttl_ms) for q in fractional] == [("event.retry.init", 10), ("event.delay.2.82843", 28)]
 
@@ -71,15 +74,17 @@ def test_declared_topology_matches_the_module(amqp_url: str, amqp_vhost: AmqpVho
         queue.dead_letter(b"{}", "test")
 
         exchanges = {
-            tuple(line.split("\t")) for line in
-            rabbitmqctl("list_exchanges", "-p", amqp_vhost.name, "name", "type", "durable").splitlines()
+            tuple(line.split("\t"))
+            for line in rabbitmqctl("list_exchanges", "-p", amqp_vhost.name, "name", "type", "durable").splitlines()
         }
         assert {("event", "topic", "true"), ("event.failover", "topic", "true")} <= exchanges
 
         bindings = {
-            tuple(line.split("\t")) for line in rabbitmqctl(
+            tuple(line.split("\t"))
+            for line in rabbitmqctl(
                 "list_bindings", "-p", amqp_vhost.name, "source_name", "destination_name", "routing_key"
-            ).splitlines() if line.startswith("event")
+            ).splitlines()
+            if line.startswith("event")
         }
         assert bindings == {
             ("event", "event.trigger", "event.trigger"),
@@ -90,11 +95,20 @@ def test_declared_topology_matches_the_module(amqp_url: str, amqp_vhost: AmqpVho
             ("event.failover", "event.delay.9", "event.retry.9"),
         }
 
-        listed = json.loads(rabbitmqctl("list_queues", "-p", amqp_vhost.name, "--formatter", "json",
-                                        "name", "durable", "arguments", "messages"))
+        listed = json.loads(
+            rabbitmqctl(
+                "list_queues", "-p", amqp_vhost.name, "--formatter", "json", "name", "durable", "arguments", "messages"
+            )
+        )
         queues = {q["name"]: q for q in listed}
-        assert set(queues) == {"event.trigger", "event.failover.retry", "event.failover.deadletter",
-                               "event.retry.init", "event.delay.4", "event.delay.9"}
+        assert set(queues) == {
+            "event.trigger",
+            "event.failover.retry",
+            "event.failover.deadletter",
+            "event.retry.init",
+            "event.delay.4",
+            "event.delay.9",
+        }
         assert all(q["durable"] for q in listed)
         for name in ("event.trigger", "event.failover.retry", "event.failover.deadletter"):
             assert not queues[name]["arguments"]
@@ -114,8 +128,11 @@ def test_declared_topology_matches_the_module(amqp_url: str, amqp_vhost: AmqpVho
     # arguments is refused, one with the same arguments is accepted.
     connection, channel = raw_channel(amqp_url)
     try:
-        same = {"x-message-ttl": 400_000, "x-dead-letter-exchange": "event.failover",
-                "x-dead-letter-routing-key": "event.retry"}
+        same = {
+            "x-message-ttl": 400_000,
+            "x-dead-letter-exchange": "event.failover",
+            "x-dead-letter-routing-key": "event.retry",
+        }
         assert channel.queue_declare("event.delay.4", durable=True, arguments=same).method.message_count == 1
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
             channel.queue_declare("event.delay.4", durable=True, arguments={**same, "x-message-ttl": 1})
@@ -128,8 +145,12 @@ def test_a_delay_queue_left_from_another_backoff_unit_is_replaced_when_empty(amq
     """Also the upgrade from versions that declared delay queues with x-expires."""
     connection, channel = raw_channel(amqp_url)
     try:
-        old = {"x-message-ttl": 4000, "x-dead-letter-exchange": "event.failover",
-               "x-dead-letter-routing-key": "event.retry", "x-expires": 8000}
+        old = {
+            "x-message-ttl": 4000,
+            "x-dead-letter-exchange": "event.failover",
+            "x-dead-letter-routing-key": "event.retry",
+            "x-expires": 8000,
+        }
         channel.queue_declare("event.delay.4", durable=True, arguments=old)
         with AmqpQueue(amqp_url, RetryPolicy(unit_seconds=0.01)) as queue:
             message_id = queue.publish_retry(RetryMessage(1, 2, "{}", "u"), 0.04)
@@ -153,8 +174,7 @@ def test_trigger_from_a_plain_amqp_client_is_delivered(tmp_path: Path, amqp_url:
         connection, channel = raw_channel(amqp_url)
         try:
             body = json.dumps([EVENT, json.dumps({"increment_id": "000000042"}), 1])
-            channel.basic_publish("event", "event.trigger", body.encode(),
-                                  pika.BasicProperties(delivery_mode=2))
+            channel.basic_publish("event", "event.trigger", body.encode(), pika.BasicProperties(delivery_mode=2))
         finally:
             connection.close()
 
@@ -186,7 +206,11 @@ def store_settings(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
 
 @needs_rabbitmqctl
 def test_connection_cut_mid_stream_loses_and_duplicates_nothing(
-    tmp_path: Path, amqp_url: str, amqp_vhost: AmqpVhost, receiver: Receiver, caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    amqp_url: str,
+    amqp_vhost: AmqpVhost,
+    receiver: Receiver,
+    caplog: pytest.LogCaptureFixture,
     store_settings: dict[str, str],
 ) -> None:
     count = 50
@@ -206,8 +230,7 @@ def test_connection_cut_mid_stream_loses_and_duplicates_nothing(
             subscribe(publisher.config, publisher.store, EVENT, receiver.endpoint(path), secret="tok")[0]
             for path in ("/a", "/b")
         ]
-        ids = publish_batch(publisher.config, publisher.queue, EVENT,
-                            [{"n": n} for n in range(count)])
+        ids = publish_batch(publisher.config, publisher.queue, EVENT, [{"n": n} for n in range(count)])
 
     caplog.set_level(logging.WARNING, logger="asyncevents_cli")
     with Runtime(config, environ=environ) as consumer:
@@ -268,7 +291,10 @@ def test_publishing_to_an_unreachable_broker_fails_fast_and_publishes_nothing(tm
     env = environ_without_ae()
     done = subprocess.run(
         [str(Path(sys.executable).with_name("ae")), "--config", str(config), "publish", EVENT, "--data", "{}"],
-        capture_output=True, text=True, timeout=30, env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
     )
     assert done.returncode == EXIT_QUEUE_UNAVAILABLE
     assert done.stdout.strip() == ""  # no message id: nothing was published

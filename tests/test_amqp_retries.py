@@ -40,8 +40,13 @@ def fail_odd_events_once(request: Request, earlier: list[Request]) -> int:
 
 def ae(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = environ_without_ae()
-    return subprocess.run([sys.executable, "-m", "asyncevents_cli", "--config", str(config), *args],
-                          capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "asyncevents_cli", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_tiny_backoff_units_lose_no_retry(tmp_path: Path, amqp_url: str, receiver: Receiver) -> None:
@@ -67,9 +72,13 @@ def test_tiny_backoff_units_lose_no_retry(tmp_path: Path, amqp_url: str, receive
         uuids = {r.headers["idempotency-key"] for r in receiver.requests}
         states = Counter((rt.store.delivery(uuid) or {}).get("state") for uuid in uuids)
         assert states == {DeliveryState.DELIVERED: count}, "lost retries stay 'retrying' forever"
-        assert rt.queue.depths().as_dict() == {"trigger": 0, "retry_due": 0, "retry_delayed": 0,
-                                               "dead_letters": 0, "in_flight": 0}
-
+        assert rt.queue.depths().as_dict() == {
+            "trigger": 0,
+            "retry_due": 0,
+            "retry_delayed": 0,
+            "dead_letters": 0,
+            "in_flight": 0,
+        }
 
 
 def test_a_retry_waiting_under_earlier_settings_is_still_counted(tmp_path: Path, amqp_url: str) -> None:
@@ -130,7 +139,9 @@ def test_a_second_store_on_the_same_vhost_refuses_the_first_stores_messages(
         a.consumer().run(until_empty=True)
         logged = sorted((r["serialized_data"], r["death_count"], r["success"]) for r in a.store.recent_logs())
         assert logged == [
-            ('{"data":{"order":1}}', 0, 0), ('{"data":{"order":1}}', 1, 1), ('{"data":{"order":2}}', 0, 1),
+            ('{"data":{"order":1}}', 0, 0),
+            ('{"data":{"order":1}}', 1, 1),
+            ('{"data":{"order":2}}', 0, 1),
         ]
     assert sorted(r.json["data"]["order"] for r in receiver.to("/a")) == [1, 1, 2]
     assert all(r.signed_with("secret-a") for r in receiver.to("/a"))
@@ -139,8 +150,9 @@ def test_a_second_store_on_the_same_vhost_refuses_the_first_stores_messages(
     try:  # what Magento's publisher sends: no headers at all; and a header no store made
         for order, headers in ((3, None), (4, {"x-ae-store": "not-a-store"})):
             body = json.dumps([EVENT, json.dumps({"order": order}), 1]).encode()
-            connection.channel().basic_publish("event", "event.trigger", body,
-                                               pika.BasicProperties(delivery_mode=2, headers=headers))
+            connection.channel().basic_publish(
+                "event", "event.trigger", body, pika.BasicProperties(delivery_mode=2, headers=headers)
+            )
     finally:
         connection.close()
     with Runtime(config_b, environ={}) as b:
@@ -160,15 +172,18 @@ def test_a_refused_message_goes_back_untouched_with_those_taken_before_it(tmp_pa
             publisher.depths()  # connects: declares the exchanges and queues
             connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
             try:
-                connection.channel().basic_publish("event", "event.trigger", b'["sales.order.created","{}",0]',
-                                                   pika.BasicProperties(delivery_mode=2))
+                connection.channel().basic_publish(
+                    "event", "event.trigger", b'["sales.order.created","{}",0]', pika.BasicProperties(delivery_mode=2)
+                )
             finally:
                 connection.close()
             publisher.publish_trigger(TriggerMessage(EVENT, {"order": 1}))
-        with AmqpQueue(amqp_url, store=lambda: mine) as consumer, \
-                pytest.raises(AeError, match="belongs to another ae store"):
-                for _ in range(50):  # the first call may see only the first message
-                    consumer.receive_many(["trigger"], 10, timeout=0.2)
+        with (
+            AmqpQueue(amqp_url, store=lambda: mine) as consumer,
+            pytest.raises(AeError, match="belongs to another ae store"),
+        ):
+            for _ in range(50):  # the first call may see only the first message
+                consumer.receive_many(["trigger"], 10, timeout=0.2)
         connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
         try:
             channel = connection.channel()

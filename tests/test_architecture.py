@@ -58,8 +58,11 @@ def test_importing_the_core_does_not_load_typer() -> None:
     assert out.strip() == "False"
 
 
-SQL_STATEMENT = re.compile(r"\b(SELECT\b.*\bFROM|INSERT INTO|UPDATE \w+ SET|DELETE FROM|CREATE (TEMP )?(TABLE|INDEX)"
-                           r"|ALTER TABLE|DROP TABLE|PRAGMA \w)\b", re.DOTALL)
+SQL_STATEMENT = re.compile(
+    r"\b(SELECT\b.*\bFROM|INSERT INTO|UPDATE \w+ SET|DELETE FROM|CREATE (TEMP )?(TABLE|INDEX)"
+    r"|ALTER TABLE|DROP TABLE|PRAGMA \w)\b",
+    re.DOTALL,
+)
 SQL_HOMES = {"store", "queues"}
 
 
@@ -68,6 +71,9 @@ def test_only_the_store_and_queues_write_sql(path: Path) -> None:
     if path.relative_to(PACKAGE).parts[0] in SQL_HOMES:
         return
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    statements = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
-                  and isinstance(node.value, str) and SQL_STATEMENT.search(node.value)]
+    statements = [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL_STATEMENT.search(node.value)
+    ]
     assert not statements, f"{path.name} holds SQL: {statements[0]!r}"

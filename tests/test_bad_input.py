@@ -51,8 +51,11 @@ def snapshot(folder: Path) -> dict[str, Any]:
         rows = {t: sorted(map(repr, conn.execute(f'SELECT * FROM "{t}"'))) for t in tables}
     finally:
         conn.close()
-    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (folder / ".ae").iterdir()
-             if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
+    files = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in (folder / ".ae").iterdir()
+        if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+    }
     return {"rows": rows, "files": files, "index": sorted(p.name for p in (folder / ".ae" / "ae.db.index").iterdir())}
 
 
@@ -181,8 +184,9 @@ COMMANDS = [
 ]
 
 
-@pytest.mark.parametrize("args, exit_code, fragment", COMMANDS,
-                         ids=[f"{n}-{' '.join(a[:2])}" for n, (a, _c, _f) in enumerate(COMMANDS)])
+@pytest.mark.parametrize(
+    "args, exit_code, fragment", COMMANDS, ids=[f"{n}-{' '.join(a[:2])}" for n, (a, _c, _f) in enumerate(COMMANDS)]
+)
 def test_bad_command_line(store_folder: Path, args: list[str], exit_code: int, fragment: str) -> None:
     before = snapshot(store_folder)
     assert_refused(ae(store_folder / "events.toml", *args), exit_code, fragment)
@@ -239,8 +243,9 @@ def test_a_wrong_secret_key_is_refused_before_signing(store_folder: Path) -> Non
 
     before = snapshot(store_folder)
     env = {"AE_SECRET_KEY": Fernet.generate_key().decode()}
-    assert_refused(ae(store_folder / "events.toml", "consume", "trigger", "--max-messages", "1", env=env),
-                   1, "cannot decrypt")
+    assert_refused(
+        ae(store_folder / "events.toml", "consume", "trigger", "--max-messages", "1", env=env), 1, "cannot decrypt"
+    )
     assert snapshot(store_folder) == before
 
 
@@ -256,13 +261,13 @@ FILES = [
     ('[settings]\namqp_url = "notaurl"\n', "amqp_url"),
     ('[settings]\nqueue = "kafka"\n', "queue"),
     ("[settings]\nindexing = 1\n", "indexing"),
-    ("[settings]\ndeny_private_targets = \"yes\"\n", "deny_private_targets"),
+    ('[settings]\ndeny_private_targets = "yes"\n', "deny_private_targets"),
     ('settings = "x"\n', "[settings]"),
     ('[events."bad name!"]\n', "invalid event name"),
     ('[events."x"]\ncolour = "red"\n', "unknown key"),
     ('[events."x"]\nservice = 3\n', "service"),
     ('[events."x"]\ndescription = 3\n', "description"),
-    ('events = 3\n', "[events]"),
+    ("events = 3\n", "[events]"),
 ]
 
 
@@ -313,8 +318,7 @@ RAW_RETRIES = [
     (b"{}", "lacks"),
     (b'{"subscription_id": 1e400, "death_count": 1, "content": "{}", "uuid": "%s"}', "too large"),
     (b'{"subscription_id": 1.0, "death_count": 1, "content": "{}", "uuid": "%s"}', "subscription_id"),
-    (b'{"subscription_id": 99999999999999999999, "death_count": 1, "content": "{}", "uuid": "%s"}',
-     "subscription_id"),
+    (b'{"subscription_id": 99999999999999999999, "death_count": 1, "content": "{}", "uuid": "%s"}', "subscription_id"),
     (b'{"subscription_id": 0, "death_count": 1, "content": "{}", "uuid": "%s"}', "subscription_id"),
     (b'{"subscription_id": 1, "death_count": -5, "content": "{}", "uuid": "%s"}', "death_count"),
     (b'{"subscription_id": 1, "death_count": "x", "content": "{}", "uuid": "%s"}', "death_count"),

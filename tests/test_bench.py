@@ -35,7 +35,9 @@ def test_a_quick_run_reports_every_part(tmp_path: Path) -> None:
     report, figures = tmp_path / "report.md", tmp_path / "figures.json"
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "engine.py"), "--quick", "--out", str(report), "--json", str(figures)],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     text = report.read_text()
@@ -69,7 +71,9 @@ def test_the_scale_out_benchmark_runs_every_cell_quickly(tmp_path: Path) -> None
     report, figures = tmp_path / "report.md", tmp_path / "figures.json"
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "scale.py"), "--quick", "--out", str(report), "--json", str(figures)],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     data = json.loads(figures.read_text())

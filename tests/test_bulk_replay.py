@@ -124,12 +124,15 @@ def test_time_window_selects_on_the_latest_attempt(outage: dict[str, Any]) -> No
     assert sorted(r["uuid"] for r in json.loads(day.stdout)) == outage["uuids"]
 
 
-@pytest.mark.parametrize("args", [
-    ["replay"],
-    ["replay", "some-uuid", "--query", "success:false"],
-    ["replay", "--query", "success:false", "--since", "last night"],
-    ["replay", "--query", "(success:false"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["replay"],
+        ["replay", "some-uuid", "--query", "success:false"],
+        ["replay", "--query", "success:false", "--since", "last night"],
+        ["replay", "--query", "(success:false"],
+    ],
+)
 def test_bad_combinations_exit_2(outage: dict[str, Any], args: list[str]) -> None:
     result = ae(outage["config"], *args)
     assert result.exit_code == 2

@@ -85,37 +85,57 @@ def delivered(config: Path, receiver: Receiver) -> dict[str, Any]:
     assert "handled 1 message(s)" in consumed.stderr
     logs = ok_json(config, "logs")
     assert len(logs) == 1
-    return {"config": config, "secret": secret, "subscription_id": subscription_id, "message_id": message_id,
-            "uuid": logs[0]["uuid"], "log": logs[0]}
+    return {
+        "config": config,
+        "secret": secret,
+        "subscription_id": subscription_id,
+        "message_id": message_id,
+        "uuid": logs[0]["uuid"],
+        "log": logs[0],
+    }
 
 
 # -- exit codes and bad configuration -----------------------------------------------
 
 BAD_CONFIGS = [
     pytest.param('[events."sales.order.created"\ndescription = "x"\n', ["invalid TOML"], id="malformed-toml"),
-    pytest.param('[events."sales.order.created"]\ndescripton = "x"\n', ["descripton", "sales.order.created"],
-                 id="unknown-event-key"),
-    pytest.param('[events."sales.order.created"]\n[settings]\nmax_death = 3\n', ["[settings]", "max_death"],
-                 id="unknown-settings-key"),
-    pytest.param('[events."sales.order.created"]\n[subscriptions]\nx = 1\n', ["subscriptions"],
-                 id="unknown-top-level-table"),
-    pytest.param('[events."sales order!"]\ndescription = "x"\n', ["invalid event name", "sales order!"],
-                 id="invalid-event-name"),
-    pytest.param('[events."sales.order.created"]\n[settings]\nqueue = "kafka"\n', ["queue", "kafka"],
-                 id="queue-kafka"),
-    pytest.param('[events."sales.order.created"]\n[settings]\nmax_deaths = -1\n', ["max_deaths", "between 0 and 1000"],
-                 id="negative-max-deaths"),
+    pytest.param(
+        '[events."sales.order.created"]\ndescripton = "x"\n',
+        ["descripton", "sales.order.created"],
+        id="unknown-event-key",
+    ),
+    pytest.param(
+        '[events."sales.order.created"]\n[settings]\nmax_death = 3\n',
+        ["[settings]", "max_death"],
+        id="unknown-settings-key",
+    ),
+    pytest.param(
+        '[events."sales.order.created"]\n[subscriptions]\nx = 1\n', ["subscriptions"], id="unknown-top-level-table"
+    ),
+    pytest.param(
+        '[events."sales order!"]\ndescription = "x"\n', ["invalid event name", "sales order!"], id="invalid-event-name"
+    ),
+    pytest.param('[events."sales.order.created"]\n[settings]\nqueue = "kafka"\n', ["queue", "kafka"], id="queue-kafka"),
+    pytest.param(
+        '[events."sales.order.created"]\n[settings]\nmax_deaths = -1\n',
+        ["max_deaths", "between 0 and 1000"],
+        id="negative-max-deaths",
+    ),
 ]
 
 
 @pytest.mark.parametrize("text, fragments", BAD_CONFIGS)
-@pytest.mark.parametrize("command", [
-    ["subscribe", EVENT, "http://127.0.0.1:9/hook"],
-    ["publish", EVENT, "--data", "{}"],
-    ["events", "list"],
-])
-def test_bad_config_exits_2_and_writes_nothing(tmp_path: Path, text: str, fragments: list[str],
-                                               command: list[str]) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["subscribe", EVENT, "http://127.0.0.1:9/hook"],
+        ["publish", EVENT, "--data", "{}"],
+        ["events", "list"],
+    ],
+)
+def test_bad_config_exits_2_and_writes_nothing(
+    tmp_path: Path, text: str, fragments: list[str], command: list[str]
+) -> None:
     path = tmp_path / "events.toml"
     path.write_text(text)
     assert_error(ae(path, *command), 2, str(path), *fragments)
@@ -128,12 +148,15 @@ def test_missing_config_file_exits_2(tmp_path: Path) -> None:
     assert_error(ae(missing, "events", "list"), 2, str(missing), "not found")
 
 
-@pytest.mark.parametrize("variable, value, fragments", [
-    ("AE_MAX_DEATHS", "abc", ["AE_MAX_DEATHS", "max_deaths", "int", "abc"]),
-    ("AE_INDEXING", "maybe", ["AE_INDEXING", "bool"]),
-    ("AE_BACKOFF_EXPONENT", "fast", ["AE_BACKOFF_EXPONENT", "float"]),
-    ("AE_QUEUE", "kafka", ["AE_QUEUE", "kafka"]),
-])
+@pytest.mark.parametrize(
+    "variable, value, fragments",
+    [
+        ("AE_MAX_DEATHS", "abc", ["AE_MAX_DEATHS", "max_deaths", "int", "abc"]),
+        ("AE_INDEXING", "maybe", ["AE_INDEXING", "bool"]),
+        ("AE_BACKOFF_EXPONENT", "fast", ["AE_BACKOFF_EXPONENT", "float"]),
+        ("AE_QUEUE", "kafka", ["AE_QUEUE", "kafka"]),
+    ],
+)
 def test_bad_environment_value_exits_2(config: Path, variable: str, value: str, fragments: list[str]) -> None:
     result = ae(config, "subscribe", EVENT, "http://127.0.0.1:9/hook", env={variable: value})
     assert_error(result, 2, *fragments)
@@ -184,19 +207,21 @@ def test_database_under_a_file_is_a_clear_error(config: Path) -> None:
 # -- bad input writes nothing -------------------------------------------------------
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["--data", "not json"], ["--data", "not valid JSON"]),
-    (["--data", "[1, 2]"], ["JSON object", "list"]),
-    (["--data", '"a string"'], ["JSON object", "str"]),
-    (["--data", "42"], ["JSON object", "int"]),
-    (["--data", "{}", "--data-file", "data.json"], ["give the data once"]),
-    (["--data", "{}", "-"], ["give the data once"]),
-    (["--batch", "batch.jsonl", "--data", "{}"], ["cannot be combined"]),
-    (["--data-file", "missing.json"], ["cannot read --data-file", "missing.json"]),
-    (["--store", "-1"], ["store id", "-1"]),
-])
-def test_publish_bad_data_exits_2_and_enqueues_nothing(populated: Path, args: list[str],
-                                                      fragments: list[str]) -> None:
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--data", "not json"], ["--data", "not valid JSON"]),
+        (["--data", "[1, 2]"], ["JSON object", "list"]),
+        (["--data", '"a string"'], ["JSON object", "str"]),
+        (["--data", "42"], ["JSON object", "int"]),
+        (["--data", "{}", "--data-file", "data.json"], ["give the data once"]),
+        (["--data", "{}", "-"], ["give the data once"]),
+        (["--batch", "batch.jsonl", "--data", "{}"], ["cannot be combined"]),
+        (["--data-file", "missing.json"], ["cannot read --data-file", "missing.json"]),
+        (["--store", "-1"], ["store id", "-1"]),
+    ],
+)
+def test_publish_bad_data_exits_2_and_enqueues_nothing(populated: Path, args: list[str], fragments: list[str]) -> None:
     folder = populated.parent
     (folder / "data.json").write_text("{}")
     (folder / "batch.jsonl").write_text("{}\n")
@@ -206,10 +231,13 @@ def test_publish_bad_data_exits_2_and_enqueues_nothing(populated: Path, args: li
     assert row_counts(populated) == before
 
 
-@pytest.mark.parametrize("event, fragments", [
-    ("customer.deleted", ["customer.deleted", "not defined", "ae events list"]),
-    ("sales order!", ["invalid event name", "sales order!"]),
-])
+@pytest.mark.parametrize(
+    "event, fragments",
+    [
+        ("customer.deleted", ["customer.deleted", "not defined", "ae events list"]),
+        ("sales order!", ["invalid event name", "sales order!"]),
+    ],
+)
 def test_publish_unknown_or_invalid_event_exits_2(config: Path, event: str, fragments: list[str]) -> None:
     assert_error(ae(config, "publish", event, "--data", "{}"), 2, *fragments)
     assert not (row_counts(config) or {}).get("queue_messages")
@@ -247,26 +275,34 @@ def test_subscribe_non_http_url_exits_2(populated: Path, url: str) -> None:
     assert row_counts(populated) == before
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["customer.deleted", "http://127.0.0.1:9/hook"], ["customer.deleted", "not defined"]),
-    (["sales order!", "http://127.0.0.1:9/hook"], ["invalid event name"]),
-    ([EVENT, "http://127.0.0.1:9/hook", "--notifier", "carrier-pigeon"], ["unknown notifier", "carrier-pigeon",
-                                                                         "http"]),
-    ([EVENT, "http://127.0.0.1:9/hook", "--secret", "  "], ["--secret"]),
-    ([EVENT, "http://127.0.0.1:9/hook", "--store", "-2"], ["store id"]),
-])
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["customer.deleted", "http://127.0.0.1:9/hook"], ["customer.deleted", "not defined"]),
+        (["sales order!", "http://127.0.0.1:9/hook"], ["invalid event name"]),
+        (
+            [EVENT, "http://127.0.0.1:9/hook", "--notifier", "carrier-pigeon"],
+            ["unknown notifier", "carrier-pigeon", "http"],
+        ),
+        ([EVENT, "http://127.0.0.1:9/hook", "--secret", "  "], ["--secret"]),
+        ([EVENT, "http://127.0.0.1:9/hook", "--store", "-2"], ["store id"]),
+    ],
+)
 def test_subscribe_bad_input_exits_2(populated: Path, args: list[str], fragments: list[str]) -> None:
     before = row_counts(populated)
     assert_error(ae(populated, "subscribe", *args), 2, *fragments)
     assert row_counts(populated) == before
 
 
-@pytest.mark.parametrize("command", [
-    ["subscriptions", "show", "99"],
-    ["subscriptions", "enable", "99"],
-    ["subscriptions", "disable", "99"],
-    ["subscriptions", "delete", "99"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["subscriptions", "show", "99"],
+        ["subscriptions", "enable", "99"],
+        ["subscriptions", "disable", "99"],
+        ["subscriptions", "delete", "99"],
+    ],
+)
 def test_unknown_subscription_id_exits_1(populated: Path, command: list[str]) -> None:
     before = row_counts(populated)
     assert_error(ae(populated, *command), 1, "no subscription with id 99", "ae subscriptions list")
@@ -276,8 +312,11 @@ def test_unknown_subscription_id_exits_1(populated: Path, command: list[str]) ->
 @pytest.mark.parametrize("command", ["trace", "replay"])
 def test_unknown_uuid_exits_1(populated: Path, command: str) -> None:
     before = row_counts(populated)
-    assert_error(ae(populated, command, "0d7b0c8e-0000-0000-0000-000000000000"), 1,
-                 "no delivery with uuid 0d7b0c8e-0000-0000-0000-000000000000")
+    assert_error(
+        ae(populated, command, "0d7b0c8e-0000-0000-0000-000000000000"),
+        1,
+        "no delivery with uuid 0d7b0c8e-0000-0000-0000-000000000000",
+    )
     assert row_counts(populated) == before
 
 
@@ -340,10 +379,16 @@ def test_generated_token_is_printed_once_on_stderr_and_never_again(delivered: di
     assert len(secret) >= 32
     # It signed the delivery, so it is the real token.
     for command in (
-        ["subscriptions", "list"], ["subscriptions", "list", "--json"],
-        ["subscriptions", "show", "1"], ["subscriptions", "show", "1", "--json"],
-        ["status"], ["status", "--json"], ["logs"], ["logs", "--json"],
-        ["trace", delivered["uuid"]], ["trace", delivered["uuid"], "--json"],
+        ["subscriptions", "list"],
+        ["subscriptions", "list", "--json"],
+        ["subscriptions", "show", "1"],
+        ["subscriptions", "show", "1", "--json"],
+        ["status"],
+        ["status", "--json"],
+        ["logs"],
+        ["logs", "--json"],
+        ["trace", delivered["uuid"]],
+        ["trace", delivered["uuid"], "--json"],
     ):
         result = ok(config, *command)
         # A fragment too, in case a table folds the token over two lines.
@@ -366,9 +411,14 @@ def test_given_secret_is_never_printed(config: Path) -> None:
     result = ok(config, "subscribe", EVENT, "http://127.0.0.1:9/hook", "--secret", secret)
     assert result.stdout == "1\n"
     assert result.stderr == ""
-    for command in (["subscriptions", "list"], ["subscriptions", "list", "--json"],
-                    ["subscriptions", "show", "1"], ["subscriptions", "show", "1", "--json"],
-                    ["status", "--json"], ["status"]):
+    for command in (
+        ["subscriptions", "list"],
+        ["subscriptions", "list", "--json"],
+        ["subscriptions", "show", "1"],
+        ["subscriptions", "show", "1", "--json"],
+        ["status", "--json"],
+        ["status"],
+    ):
         result = ok(config, *command)
         assert secret not in result.stdout + result.stderr
 
@@ -402,16 +452,22 @@ def test_publish_on_a_terminal_without_data_refuses(config: Path) -> None:
 
     leader, follower = pty.openpty()
     try:
-        done = subprocess.run([sys.executable, "-m", "asyncevents_cli", "--config", str(config), "publish", EVENT],
-                              stdin=follower, capture_output=True, text=True, timeout=60,
-                              env={k: v for k, v in os.environ.items() if not k.startswith("AE_")})
+        done = subprocess.run(
+            [sys.executable, "-m", "asyncevents_cli", "--config", str(config), "publish", EVENT],
+            stdin=follower,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={k: v for k, v in os.environ.items() if not k.startswith("AE_")},
+        )
     finally:
         os.close(follower)
         os.close(leader)
     assert done.returncode == 2, done
     assert done.stderr.splitlines() == [
         "ae: error: no data to publish: give --data JSON, --data-file PATH, or pipe it in "
-        "(--data '{}' publishes an empty object)"]
+        "(--data '{}' publishes an empty object)"
+    ]
     assert ok_json(config, "status")["queues"]["trigger"] == 0
 
 
@@ -605,8 +661,15 @@ def test_demo(tmp_path: Path) -> None:
     env = environ_without_ae()
     env.update(TMPDIR=str(scratch), AE_MAX_DEATHS="0")  # the demo ignores the shell's AE_* settings
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "asyncevents_cli", "demo"], capture_output=True, text=True,
-                            timeout=30, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [sys.executable, "-m", "asyncevents_cli", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+    )
     took = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     assert "Delivered with 1 retry" in result.stdout
@@ -631,18 +694,35 @@ COMMANDS = list(walk(typer.main.get_command(app)))
 
 def test_command_tree_is_complete() -> None:
     names = {" ".join(path) for path, _ in COMMANDS}
-    assert {"events list", "config show", "subscribe", "subscriptions list", "subscriptions show",
-            "subscriptions enable", "subscriptions disable", "subscriptions delete", "publish",
-            "consume trigger", "consume retry", "consume all", "logs", "logs prune", "trace", "replay",
-            "status", "demo"} <= names
+    assert {
+        "events list",
+        "config show",
+        "subscribe",
+        "subscriptions list",
+        "subscriptions show",
+        "subscriptions enable",
+        "subscriptions disable",
+        "subscriptions delete",
+        "publish",
+        "consume trigger",
+        "consume retry",
+        "consume all",
+        "logs",
+        "logs prune",
+        "trace",
+        "replay",
+        "status",
+        "demo",
+    } <= names
 
 
 @pytest.mark.parametrize("path, command", COMMANDS, ids=[" ".join(p) or "ae" for p, _ in COMMANDS])
 def test_every_command_has_help(path: tuple[str, ...], command: Any) -> None:
     assert (command.help or "").strip(), f"`ae {' '.join(path)}` has no help text"
     for param in command.params:
-        assert (getattr(param, "help", None) or "").strip(), \
+        assert (getattr(param, "help", None) or "").strip(), (
             f"`ae {' '.join(path)}` {param.param_type_name} {param.name} has no help"
+        )
     result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "100"})
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.stdout
@@ -650,12 +730,15 @@ def test_every_command_has_help(path: tuple[str, ...], command: Any) -> None:
     assert command.help.strip().splitlines()[0][:40] in " ".join(result.stdout.split())
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["subscriptions", "show", "abc"], "valid integer"),
-    (["publish"], "Missing argument"),
-    (["status", "--bogus"], "No such option"),
-    (["consume", "all", "--max-messages", "0"], "--max-messages"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["subscriptions", "show", "abc"], "valid integer"),
+        (["publish"], "Missing argument"),
+        (["status", "--bogus"], "No such option"),
+        (["consume", "all", "--max-messages", "0"], "--max-messages"),
+    ],
+)
 def test_usage_errors_are_one_line_exit_2(config: Path, args: list[str], fragment: str) -> None:
     result = ae(config, *args)
     assert_error(result, 2, fragment)

@@ -61,18 +61,28 @@ def build(folder: Path) -> Path:
                 (UUID_DEAD, crm, False, 500, "boom", 1),
                 (UUID_DEAD, crm, False, None, "ClientConnectorError: Cannot connect to host", 2),
             ]:
-                store.log_attempt(Attempt(uuid, sub.subscription_id, EVENT, success, code, response, body, deaths,
-                                          0.012))
+                store.log_attempt(
+                    Attempt(uuid, sub.subscription_id, EVENT, success, code, response, body, deaths, 0.012)
+                )
             store.set_delivery_state(UUID_DELIVERED, orders.subscription_id, EVENT, DeliveryState.DELIVERED, 0)
-            store.set_delivery_state(UUID_RETRYING, crm.subscription_id, EVENT, DeliveryState.RETRYING, 1,
-                                     next_attempt_at=parse_timestamp("2999-01-01 00:00:00.000000"))
+            store.set_delivery_state(
+                UUID_RETRYING,
+                crm.subscription_id,
+                EVENT,
+                DeliveryState.RETRYING,
+                1,
+                next_attempt_at=parse_timestamp("2999-01-01 00:00:00.000000"),
+            )
             store.set_delivery_state(UUID_DEAD, crm.subscription_id, EVENT, DeliveryState.DEAD_LETTERED, 2)
-        rt.queue.dead_letter(RetryMessage(crm.subscription_id, 2, json.dumps(ORDER), UUID_DEAD).encode(),
-                             "failed 3 attempt(s)", RETRY)
+        rt.queue.dead_letter(
+            RetryMessage(crm.subscription_id, 2, json.dumps(ORDER), UUID_DEAD).encode(), "failed 3 attempt(s)", RETRY
+        )
     with sqlite3.connect(folder / ".ae" / "ae.db") as db:  # fixed times, so the tables are known exactly
         db.execute("UPDATE delivery_log SET created = '2026-03-01 10:00:0' || log_id || '.250000'")
-        db.execute("UPDATE subscriptions SET subscribed_at = '2026-02-27 09:00:00.000000',"
-                   " modified = '2026-02-28 09:00:00.000000'")
+        db.execute(
+            "UPDATE subscriptions SET subscribed_at = '2026-02-27 09:00:00.000000',"
+            " modified = '2026-02-28 09:00:00.000000'"
+        )
     return config
 
 
@@ -194,5 +204,7 @@ def test_subscriptions_list(shop: Path) -> None:
         " 1  sales.order.created  https://erp.example.com/hooks/orders  enabled",
         " 2  sales.order.created  https://crm.example.com/hooks/orders  enabled",
     ]
-    assert result.stderr == ("(not shown at this width: headers, modified (UTC), notifier, store, signature, "
-                             "subscribed (UTC); widen the terminal or use --json)\n")
+    assert result.stderr == (
+        "(not shown at this width: headers, modified (UTC), notifier, store, signature, "
+        "subscribed (UTC); widen the terminal or use --json)\n"
+    )

@@ -34,13 +34,13 @@ def ae_process(config: Path, *args: str, answer: str | None = None, **env: str) 
     """`ae` in a child process. With `answer`, stdin is a terminal (a pty) and `answer` is typed into it."""
     command = [sys.executable, "-m", "asyncevents_cli", "--config", str(config), *args]
     if answer is None:
-        return subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
-                              env=clean_env(**env))
+        return subprocess.run(
+            command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, env=clean_env(**env)
+        )
     leader, follower = pty.openpty()
     try:
         os.write(leader, answer.encode())
-        return subprocess.run(command, stdin=follower, capture_output=True, text=True, timeout=60,
-                              env=clean_env(**env))
+        return subprocess.run(command, stdin=follower, capture_output=True, text=True, timeout=60, env=clean_env(**env))
     finally:
         os.close(follower)
         os.close(leader)
@@ -58,26 +58,35 @@ def test_install_completion_writes_a_script_that_completes_commands(tmp_path: Pa
     home = tmp_path / "home"
     home.mkdir()
     ae_script = Path(sys.executable).with_name("ae")  # the console script, as a user runs it
-    done = subprocess.run([str(ae_script), "--install-completion", "bash"],
-                          capture_output=True, text=True, timeout=60, env=clean_env(HOME=str(home)))
+    done = subprocess.run(
+        [str(ae_script), "--install-completion", "bash"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(HOME=str(home)),
+    )
     assert done.returncode == 0, done.stderr
     script = home / ".bash_completions" / "ae.sh"
     assert "_AE_COMPLETE=complete_bash" in script.read_text()
     assert str(script) in (home / ".bashrc").read_text()
     # What the script asks `ae` for when Tab is pressed after `ae subscriptions de`:
-    asked = subprocess.run([str(ae_script)], capture_output=True, text=True, timeout=60,
-                           env=clean_env(_AE_COMPLETE="complete_bash", COMP_WORDS="ae subscriptions de",
-                                         COMP_CWORD="2"))
+    asked = subprocess.run(
+        [str(ae_script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(_AE_COMPLETE="complete_bash", COMP_WORDS="ae subscriptions de", COMP_CWORD="2"),
+    )
     assert asked.stdout.split() == ["delete"]
 
 
 # -- a service module beside events.toml ------------------------------------------------------
 
 
-def test_a_service_module_beside_events_toml_is_imported_without_pythonpath(tmp_path: Path,
-                                                                             receiver: Receiver) -> None:
+def test_a_service_module_beside_events_toml_is_imported_without_pythonpath(tmp_path: Path, receiver: Receiver) -> None:
     (tmp_path / "shop_service_12.py").write_text(
-        "def load(order_id):\n    return {'order_id': order_id, 'sku': 'MB01'}\n")
+        "def load(order_id):\n    return {'order_id': order_id, 'sku': 'MB01'}\n"
+    )
     config = write_config(tmp_path, events={EVENT: {"service": "shop_service_12:load"}})
     assert ae_process(config, "subscribe", EVENT, receiver.endpoint("/hook"), "--secret", "s").returncode == 0
     assert ae_process(config, "publish", EVENT, "--data", '{"order_id": 7}').returncode == 0
@@ -116,8 +125,9 @@ def test_a_retry_not_yet_due_shows_its_time(tmp_path: Path, receiver: Receiver) 
     ok(config, "publish", EVENT, "--data", "{}")
     ok(config, "consume", "trigger", "--until-empty")
     uuid = ok_json(config, "logs")[0]["uuid"]
-    assert re.fullmatch(r"Retrying, next attempt at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC",
-                        ok_json(config, "trace", uuid)["status"])
+    assert re.fullmatch(
+        r"Retrying, next attempt at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", ok_json(config, "trace", uuid)["status"]
+    )
 
 
 # -- duplicate subscriptions --------------------------------------------------------------------
@@ -126,8 +136,12 @@ def test_a_retry_not_yet_due_shows_its_time(tmp_path: Path, receiver: Receiver) 
 def test_a_second_subscription_of_an_event_to_the_same_url_is_refused_without_force(config: Path) -> None:
     url = "http://127.0.0.1:9/hook"
     assert subscribe(config, url, "--secret", "s") == 1
-    assert_error(ae(config, "subscribe", EVENT, url, "--secret", "s"), 2,
-                 "sales.order.created already has subscription 1 to this recipient; nothing changed", "--force")
+    assert_error(
+        ae(config, "subscribe", EVENT, url, "--secret", "s"),
+        2,
+        "sales.order.created already has subscription 1 to this recipient; nothing changed",
+        "--force",
+    )
     ok(config, "subscriptions", "disable", "1")  # a disabled twin counts too: enable it instead
     assert_error(ae(config, "subscribe", EVENT, url, "--secret", "s"), 2, "subscription 1")
     assert len(ok_json(config, "subscriptions", "list")) == 1
@@ -138,13 +152,15 @@ def test_a_second_subscription_of_an_event_to_the_same_url_is_refused_without_fo
 # -- confirmation before destructive commands ----------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [
-    ["subscriptions", "delete", "1"],
-    ["logs", "prune", "--older-than", "0"],
-    ["deadletters", "purge"],
-])
-def test_destructive_commands_refuse_without_yes_when_stdin_is_not_a_terminal(config: Path,
-                                                                            command: list[str]) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["subscriptions", "delete", "1"],
+        ["logs", "prune", "--older-than", "0"],
+        ["deadletters", "purge"],
+    ],
+)
+def test_destructive_commands_refuse_without_yes_when_stdin_is_not_a_terminal(config: Path, command: list[str]) -> None:
     subscribe(config, "http://127.0.0.1:9/hook", "--secret", "s")
     before = ok_json(config, "subscriptions", "list")
     line = assert_error(ae(config, *command, input="y\n"), 2, "refusing without --yes", "(add --yes)")
@@ -204,12 +220,15 @@ def test_subscribe_publish_and_replay_speak_json(config: Path, receiver: Receive
 # -- empty results and time zones ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command, sentence", [
-    (["subscriptions", "list"], "No subscriptions. `ae subscribe EVENT URL` adds one.\n"),
-    (["logs"], "No delivery attempts match.\n"),
-    (["deadletters"], "No dead letters. (--all also lists resolved ones)\n"),
-    (["tokens", "list"], "No API tokens. `ae tokens create NAME` makes one.\n"),
-])
+@pytest.mark.parametrize(
+    "command, sentence",
+    [
+        (["subscriptions", "list"], "No subscriptions. `ae subscribe EVENT URL` adds one.\n"),
+        (["logs"], "No delivery attempts match.\n"),
+        (["deadletters"], "No dead letters. (--all also lists resolved ones)\n"),
+        (["tokens", "list"], "No API tokens. `ae tokens create NAME` makes one.\n"),
+    ],
+)
 def test_an_empty_result_is_a_sentence(config: Path, command: list[str], sentence: str) -> None:
     assert ok(config, *command).stdout == sentence
 
@@ -288,7 +307,8 @@ def test_the_repositorys_events_toml_is_what_init_writes_with_the_modules_two_ev
 
     path = REPOSITORY / "events.toml"
     assert path.read_text() == render(EXAMPLE_EVENTS), (
-        "events.toml is stale: run `python -m asyncevents_cli.starter > events.toml`")
+        "events.toml is stale: run `python -m asyncevents_cli.starter > events.toml`"
+    )
     # Same settings section as `ae init` writes; only the second example event is added.
     assert render().split("[settings]")[1] == path.read_text().split("[settings]")[1]
     config = load_config(path, environ={})
@@ -299,8 +319,15 @@ def test_the_repositorys_events_toml_is_what_init_writes_with_the_modules_two_ev
 
 def test_ae_works_from_the_repository_root(tmp_path: Path) -> None:
     """From a fresh clone's root, `ae` finds ./events.toml (its database goes to the ignored .ae/)."""
-    done = subprocess.run([sys.executable, "-m", "asyncevents_cli", "events", "list", "--json"], cwd=REPOSITORY,
-                          capture_output=True, text=True, timeout=60, env=clean_env(), stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-m", "asyncevents_cli", "events", "list", "--json"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stderr
     assert [e["name"] for e in json.loads(done.stdout)] == ["customer.created", "sales.order.created"]
     assert ".ae/" in (REPOSITORY / ".gitignore").read_text().split()
@@ -309,8 +336,15 @@ def test_ae_works_from_the_repository_root(tmp_path: Path) -> None:
 def test_the_demo_ignores_the_repositorys_events_toml(tmp_path: Path) -> None:
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    done = subprocess.run([sys.executable, "-m", "asyncevents_cli", "demo"], cwd=REPOSITORY, capture_output=True,
-                          text=True, timeout=60, env=clean_env(TMPDIR=str(scratch)), stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-m", "asyncevents_cli", "demo"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(TMPDIR=str(scratch)),
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stderr
     assert "Delivered with 1 retry" in done.stdout
     assert list(scratch.glob("ae-demo-*")) == []
@@ -318,8 +352,10 @@ def test_the_demo_ignores_the_repositorys_events_toml(tmp_path: Path) -> None:
 
 # -- watching work happen -------------------------------------------------------------------------
 
-ATTEMPT_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}  sales\.order\.created  sub 1  "
-                          r"(ok 200|failed 500)  \d+ ms  [0-9a-f-]{36}$")
+ATTEMPT_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}  sales\.order\.created  sub 1  "
+    r"(ok 200|failed 500)  \d+ ms  [0-9a-f-]{36}$"
+)
 
 
 def test_consume_verbose_prints_one_line_per_attempt(config: Path, receiver: Receiver) -> None:
@@ -341,9 +377,14 @@ def test_until_empty_shows_the_backlog_on_a_terminal_only(config: Path, receiver
         ok(config, "publish", EVENT, "--data", json.dumps({"n": n}))
     leader, follower = pty.openpty()
     try:
-        done = subprocess.run([sys.executable, "-m", "asyncevents_cli", "--config", str(config), "consume", "all",
-                               "--until-empty"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=follower,
-                              timeout=60, env=clean_env(COLUMNS="80"))
+        done = subprocess.run(
+            [sys.executable, "-m", "asyncevents_cli", "--config", str(config), "consume", "all", "--until-empty"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=60,
+            env=clean_env(COLUMNS="80"),
+        )
         os.close(follower)
         follower = -1
         shown = b""
@@ -390,7 +431,8 @@ def test_logs_filters_combine(history: dict[str, Any]) -> None:
     assert ids("--subscription", "2") == [r["log_id"] for r in every if r["subscription_id"] == 2]
     assert ids("--status", "failed") == [r["log_id"] for r in every if not r["success"]] == ids("--failed")
     assert ids("--status", "ok", "--subscription", "2") == [
-        r["log_id"] for r in every if r["success"] and r["subscription_id"] == 2]
+        r["log_id"] for r in every if r["success"] and r["subscription_id"] == 2
+    ]
     uuid = every[0]["uuid"]
     assert ids("--uuid", uuid.upper()) == [r["log_id"] for r in every if r["uuid"] == uuid]
     today = every[0]["created"][:10]
@@ -402,13 +444,16 @@ def test_logs_filters_combine(history: dict[str, Any]) -> None:
     assert ok(config, "logs", "--subscription", "99").stdout == "No delivery attempts match.\n"
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--status", "maybe"], "--status"),
-    (["--since", "yesterday"], "--since"),
-    (["--since", "2026-03-02", "--until", "2026-03-01"], "--since must be before --until"),
-    (["--failed", "--status", "ok"], "contradict"),
-    (["--with-response"], "--with-response goes with --json"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--status", "maybe"], "--status"),
+        (["--since", "yesterday"], "--since"),
+        (["--since", "2026-03-02", "--until", "2026-03-01"], "--since must be before --until"),
+        (["--failed", "--status", "ok"], "contradict"),
+        (["--with-response"], "--with-response goes with --json"),
+    ],
+)
 def test_logs_bad_filters_exit_2(config: Path, args: list[str], fragment: str) -> None:
     assert_error(ae(config, "logs", *args), 2, fragment)
 
@@ -429,9 +474,25 @@ def test_logs_follow_prints_new_attempts_as_they_are_logged(config: Path, receiv
     subscribe(config, receiver.endpoint("/hook"), "--secret", "s")
     ok(config, "publish", EVENT, "--data", '{"n": 0}')
     ok(config, "consume", "all", "--until-empty")
-    follower = subprocess.Popen([sys.executable, "-m", "asyncevents_cli", "--config", str(config), "logs", "--follow",
-                                 "--interval", "0.1", "--json"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=clean_env())
+    follower = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "asyncevents_cli",
+            "--config",
+            str(config),
+            "logs",
+            "--follow",
+            "--interval",
+            "0.1",
+            "--json",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(follower.stdout.readline, "")), daemon=True)
     reader.start()
@@ -468,12 +529,15 @@ def test_update_changes_the_recipient_and_store_and_keeps_the_rest(config: Path,
     assert request.signed_with("s") and request.headers["x-tenant"] == "shop-1"
 
 
-@pytest.mark.parametrize("args, code, fragment", [
-    (["1"], 2, "nothing to change"),
-    (["1", "--url", "ftp://x"], 2, "recipient URL"),
-    (["1", "--store", "-1"], 2, "store id"),
-    (["7", "--url", "http://127.0.0.1:9/x"], 1, "no subscription with id 7"),
-])
+@pytest.mark.parametrize(
+    "args, code, fragment",
+    [
+        (["1"], 2, "nothing to change"),
+        (["1", "--url", "ftp://x"], 2, "recipient URL"),
+        (["1", "--store", "-1"], 2, "store id"),
+        (["7", "--url", "http://127.0.0.1:9/x"], 1, "no subscription with id 7"),
+    ],
+)
 def test_update_bad_input_changes_nothing(config: Path, args: list[str], code: int, fragment: str) -> None:
     subscribe(config, "http://127.0.0.1:9/old", "--secret", "s")
     before = ok_json(config, "subscriptions", "list")
@@ -491,8 +555,9 @@ def test_ping_sends_one_signed_delivery_and_logs_it(config: Path, receiver: Rece
     logged = ok_json(config, "logs", "--event", "ae.ping", "--with-response")
     assert len(logged) == 1 and logged[0]["success"] and logged[0]["status_code"] == 200
     first, second = result.stdout.splitlines()
-    assert first.startswith("ok 200 in ") and first.endswith(f" ms from {receiver.endpoint('/hook')} "
-                                                             f"(uuid {logged[0]['uuid']})")
+    assert first.startswith("ok 200 in ") and first.endswith(
+        f" ms from {receiver.endpoint('/hook')} (uuid {logged[0]['uuid']})"
+    )
     assert json.loads(second) == {"received": len(request.body), "status": 200}
     assert ok_json(config, "status")["queues"]["trigger"] == 0  # nothing queued, nothing to retry
 

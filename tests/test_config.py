@@ -54,10 +54,13 @@ def test_an_empty_file_is_a_valid_config(tmp_path: Path) -> None:
 
 
 def test_events(tmp_path: Path) -> None:
-    path = write_config(tmp_path, events={
-        "sales.order.created": {"description": "An order was placed", "service": "json:dumps"},
-        "customer-created_v2": {},
-    })
+    path = write_config(
+        tmp_path,
+        events={
+            "sales.order.created": {"description": "An order was placed", "service": "json:dumps"},
+            "customer-created_v2": {},
+        },
+    )
     config = load_config(path, environ={})
     assert config.events == {
         "sales.order.created": EventDefinition("sales.order.created", "An order was placed", "json:dumps"),
@@ -68,7 +71,9 @@ def test_events(tmp_path: Path) -> None:
 
 
 def test_file_values(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [settings]
 database = "data/events.db"
 queue = "amqp"
@@ -84,7 +89,8 @@ deny_private_targets = true
 concurrency = 128
 subscription_concurrency = 8
 eventbridge_source = "shop.example"
-""")
+""",
+    )
     config = load_config(path, environ={})
     assert config.settings.as_dict() == {
         "database": "data/events.db",
@@ -144,24 +150,38 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
     }
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("true", True), ("1", True), ("TRUE", True), ("yes", True), ("on", True),
-    ("false", False), ("0", False), ("False", False), ("no", False), ("off", False),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("true", True),
+        ("1", True),
+        ("TRUE", True),
+        ("yes", True),
+        ("on", True),
+        ("false", False),
+        ("0", False),
+        ("False", False),
+        ("no", False),
+        ("off", False),
+    ],
+)
 def test_env_booleans(tmp_path: Path, text: str, expected: bool) -> None:
     config = load_config(write_config(tmp_path, indexing=not expected), environ={"AE_INDEXING": text})
     assert config.settings.indexing is expected
 
 
-@pytest.mark.parametrize("variable, value, kind", [
-    ("AE_MAX_DEATHS", "abc", "int"),
-    ("AE_MAX_DEATHS", "2.5", "int"),
-    ("AE_MAX_DEATHS", "", "int"),
-    ("AE_BACKOFF_EXPONENT", "fast", "float"),
-    ("AE_INDEXING", "maybe", "bool"),
-    ("AE_INDEXING", "2", "bool"),
-    ("AE_LOG_RETENTION_DAYS", "a week", "int"),
-])
+@pytest.mark.parametrize(
+    "variable, value, kind",
+    [
+        ("AE_MAX_DEATHS", "abc", "int"),
+        ("AE_MAX_DEATHS", "2.5", "int"),
+        ("AE_MAX_DEATHS", "", "int"),
+        ("AE_BACKOFF_EXPONENT", "fast", "float"),
+        ("AE_INDEXING", "maybe", "bool"),
+        ("AE_INDEXING", "2", "bool"),
+        ("AE_LOG_RETENTION_DAYS", "a week", "int"),
+    ],
+)
 def test_bad_env_values_name_the_variable(tmp_path: Path, variable: str, value: str, kind: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(write_config(tmp_path), environ={variable: value})
@@ -171,15 +191,18 @@ def test_bad_env_values_name_the_variable(tmp_path: Path, variable: str, value: 
     assert caught.value.exit_code == 2
 
 
-@pytest.mark.parametrize("variable, value, fragment", [
-    ("AE_QUEUE", "kafka", "queue must be one of db, amqp, got 'kafka'"),
-    ("AE_MAX_DEATHS", "-1", "max_deaths must be between 0 and 1000, got -1"),
-    ("AE_BACKOFF_UNIT_SECONDS", "-0.5", "backoff_unit_seconds must be between 0 and 3600, got -0.5"),
-    ("AE_BACKOFF_EXPONENT", "nan", "backoff_exponent must be a finite number, got nan"),
-    ("AE_CONCURRENCY", "0", "concurrency must be between 1 and 10000, got 0"),
-    ("AE_SUBSCRIPTION_CONCURRENCY", "100000", "subscription_concurrency must be between 1 and 10000, got 100000"),
-    ("AE_DATABASE", "", "database must not be empty"),
-])
+@pytest.mark.parametrize(
+    "variable, value, fragment",
+    [
+        ("AE_QUEUE", "kafka", "queue must be one of db, amqp, got 'kafka'"),
+        ("AE_MAX_DEATHS", "-1", "max_deaths must be between 0 and 1000, got -1"),
+        ("AE_BACKOFF_UNIT_SECONDS", "-0.5", "backoff_unit_seconds must be between 0 and 3600, got -0.5"),
+        ("AE_BACKOFF_EXPONENT", "nan", "backoff_exponent must be a finite number, got nan"),
+        ("AE_CONCURRENCY", "0", "concurrency must be between 1 and 10000, got 0"),
+        ("AE_SUBSCRIPTION_CONCURRENCY", "100000", "subscription_concurrency must be between 1 and 10000, got 100000"),
+        ("AE_DATABASE", "", "database must not be empty"),
+    ],
+)
 def test_invalid_env_values_name_the_variable(tmp_path: Path, variable: str, value: str, fragment: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(write_config(tmp_path), environ={variable: value})
@@ -204,8 +227,7 @@ def test_database_path_is_relative_to_the_config_file(tmp_path: Path, monkeypatc
     assert home == Path("~/ae.db").expanduser() and home.is_absolute()
 
 
-def test_default_file_is_events_toml_in_the_working_directory(tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_file_is_events_toml_in_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     write_config(tmp_path, events={"here.event": {}})
     config = load_config(None, environ={})
@@ -261,35 +283,48 @@ INVALID = [
     pytest.param('[events."sales order!"]\n', ["invalid event name 'sales order!'"], id="event-name-space"),
     pytest.param('[events."a/b"]\n', ["invalid event name 'a/b'"], id="event-name-slash"),
     pytest.param('[events.""]\n', ["invalid event name ''"], id="event-name-empty"),
-    pytest.param('[events."a"]\ndescripton = "x"\n', ['[events."a"]', "descripton", "allowed: description, service"],
-                 id="unknown-event-key"),
-    pytest.param('[events."a"]\ndescription = 3\n', ['[events."a"]', "description must be a string"],
-                 id="description-not-string"),
-    pytest.param('[events."a"]\nservice = "no colon"\n', ['[events."a"]', "service must look like"],
-                 id="service-format"),
+    pytest.param(
+        '[events."a"]\ndescripton = "x"\n',
+        ['[events."a"]', "descripton", "allowed: description, service"],
+        id="unknown-event-key",
+    ),
+    pytest.param(
+        '[events."a"]\ndescription = 3\n', ['[events."a"]', "description must be a string"], id="description-not-string"
+    ),
+    pytest.param(
+        '[events."a"]\nservice = "no colon"\n', ['[events."a"]', "service must look like"], id="service-format"
+    ),
     pytest.param('[events."a"]\nservice = 3\n', ['[events."a"]', "service must look like"], id="service-type"),
     pytest.param("settings = 3\n", ["[settings] must be a table"], id="settings-not-a-table"),
     pytest.param("[settings]\nmax_death = 3\n", ["[settings]", "max_death", "allowed:"], id="unknown-setting"),
-    pytest.param("[subscriptions]\n", ["unknown top-level key(s) subscriptions", "allowed: events, settings"],
-                 id="unknown-table"),
+    pytest.param(
+        "[subscriptions]\n", ["unknown top-level key(s) subscriptions", "allowed: events, settings"], id="unknown-table"
+    ),
     pytest.param('title = "x"\n', ["unknown top-level key(s) title"], id="unknown-top-level-key"),
     pytest.param('[settings]\nqueue = "kafka"\n', ["queue must be one of db, amqp, got 'kafka'"], id="queue-kafka"),
-    pytest.param("[settings]\nmax_deaths = -1\n", ["max_deaths must be between 0 and 1000, got -1"],
-                 id="negative-max-deaths"),
+    pytest.param(
+        "[settings]\nmax_deaths = -1\n", ["max_deaths must be between 0 and 1000, got -1"], id="negative-max-deaths"
+    ),
     pytest.param("[settings]\nmax_deaths = 2.5\n", ["max_deaths must be int, got 2.5"], id="float-for-int"),
     pytest.param("[settings]\nmax_deaths = true\n", ["max_deaths must be int, got True"], id="bool-for-int"),
     pytest.param('[settings]\nmax_deaths = "3"\n', ["max_deaths must be int, got '3'"], id="string-for-int"),
     pytest.param('[settings]\nindexing = "yes"\n', ["indexing must be bool, got 'yes'"], id="string-for-bool"),
     pytest.param("[settings]\nindexing = 1\n", ["indexing must be bool, got 1"], id="int-for-bool"),
-    pytest.param("[settings]\nbackoff_exponent = -2\n", ["backoff_exponent must be between 0 and 10"],
-                 id="negative-exponent"),
+    pytest.param(
+        "[settings]\nbackoff_exponent = -2\n", ["backoff_exponent must be between 0 and 10"], id="negative-exponent"
+    ),
     pytest.param("[settings]\nbackoff_max_seconds = nan\n", ["backoff_max_seconds must be a finite number"], id="nan"),
-    pytest.param("[settings]\nbackoff_unit_seconds = \"fast\"\n", ["backoff_unit_seconds must be float"],
-                 id="string-for-float"),
-    pytest.param("[settings]\neventbridge_source = \"\"\n", ["eventbridge_source must be 1 to 256"],
-                 id="empty-eventbridge-source"),
-    pytest.param("[settings]\nlog_retention_days = -3\n", ["log_retention_days must be between 0 and 36500"],
-                 id="negative-retention"),
+    pytest.param(
+        '[settings]\nbackoff_unit_seconds = "fast"\n', ["backoff_unit_seconds must be float"], id="string-for-float"
+    ),
+    pytest.param(
+        '[settings]\neventbridge_source = ""\n', ["eventbridge_source must be 1 to 256"], id="empty-eventbridge-source"
+    ),
+    pytest.param(
+        "[settings]\nlog_retention_days = -3\n",
+        ["log_retention_days must be between 0 and 36500"],
+        id="negative-retention",
+    ),
     pytest.param('[settings]\ndatabase = ""\n', ["database must not be empty"], id="empty-database"),
     pytest.param("[settings]\ndatabase = 3\n", ["database must be str"], id="database-not-string"),
 ]
@@ -334,11 +369,14 @@ def test_event_lookup(tmp_path: Path) -> None:
 
 
 def test_unimportable_service_is_a_config_error(tmp_path: Path) -> None:
-    path = write_config(tmp_path, events={
-        "a": {"service": "no_such_module_xyz:build"},
-        "b": {"service": "json:no_such_function"},
-        "c": {"service": "json:__name__"},
-    })
+    path = write_config(
+        tmp_path,
+        events={
+            "a": {"service": "no_such_module_xyz:build"},
+            "b": {"service": "json:no_such_function"},
+            "c": {"service": "json:__name__"},
+        },
+    )
     config = load_config(path, environ={})
     with pytest.raises(ConfigError, match="event 'a': cannot import service 'no_such_module_xyz:build'"):
         config.event("a").resolve_service()
@@ -348,19 +386,27 @@ def test_unimportable_service_is_a_config_error(tmp_path: Path) -> None:
         config.event("c").resolve_service()
 
 
-@pytest.mark.parametrize("url, shown", [
-    ("amqp://guest:guest@127.0.0.1:5672/%2F", "amqp://guest:***@127.0.0.1:5672/%2F"),
-    ("amqp://user@host/v", "amqp://user@host/v"),
-    ("amqp://host/v", "amqp://host/v"),
-])
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("amqp://guest:guest@127.0.0.1:5672/%2F", "amqp://guest:***@127.0.0.1:5672/%2F"),
+        ("amqp://user@host/v", "amqp://user@host/v"),
+        ("amqp://host/v", "amqp://host/v"),
+    ],
+)
 def test_redact_url(url: str, shown: str) -> None:
     assert redact_url(url) == shown
 
 
-@pytest.mark.parametrize("name, value", [
-    ("AE_BACKOFF_MAX_SECONDS", "inf"), ("AE_BACKOFF_UNIT_SECONDS", "inf"), ("AE_BACKOFF_EXPONENT", "1e308"),
-    ("AE_BACKOFF_EXPONENT", "-inf"),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("AE_BACKOFF_MAX_SECONDS", "inf"),
+        ("AE_BACKOFF_UNIT_SECONDS", "inf"),
+        ("AE_BACKOFF_EXPONENT", "1e308"),
+        ("AE_BACKOFF_EXPONENT", "-inf"),
+    ],
+)
 def test_float_settings_must_be_finite_and_bounded(tmp_path: Path, name: str, value: str) -> None:
     """Infinity once meant "no cap" and overflowed later, in the consumer (issue 7)."""
     with pytest.raises(ConfigError, match=name.removeprefix("AE_").lower()):
@@ -373,5 +419,9 @@ def test_settings_are_typed_and_frozen(tmp_path: Path) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.settings.max_deaths = 4  # type: ignore[misc]
     assert [(s.name, s.kind) for s in SETTINGS][:4] == [
-        ("database", str), ("queue", str), ("amqp_url", str), ("max_deaths", int)]
+        ("database", str),
+        ("queue", str),
+        ("amqp_url", str),
+        ("max_deaths", int),
+    ]
     assert {s.kind for s in SETTINGS} == {str, int, float, bool}

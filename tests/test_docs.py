@@ -30,8 +30,11 @@ def module_map() -> dict[str, str]:
 
 
 def modules() -> list[Path]:
-    return sorted(p.relative_to(PACKAGE) for p in PACKAGE.rglob("*.py")
-                  if p.name not in ("__init__.py", "__main__.py") and "templates" not in p.parts)
+    return sorted(
+        p.relative_to(PACKAGE)
+        for p in PACKAGE.rglob("*.py")
+        if p.name not in ("__init__.py", "__main__.py") and "templates" not in p.parts
+    )
 
 
 @pytest.mark.parametrize("module", modules(), ids=str)
@@ -44,7 +47,8 @@ def test_the_readme_module_map_names_every_module(module: Path) -> None:
     package = f"{module.parts[0]}/"
     assert package in entries, f"README.md's module map does not list asyncevents_cli/{package}"
     assert re.search(rf"\b{re.escape(module.stem)}\b", entries[package]), (
-        f"README.md's module map does not name {module.stem} under {package}")
+        f"README.md's module map does not name {module.stem} under {package}"
+    )
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))

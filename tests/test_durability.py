@@ -66,7 +66,10 @@ def consumer_process(config: Path, *args: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AE_")}
     return subprocess.Popen(
         [sys.executable, "-m", "asyncevents_cli", "--config", str(config), "consume", "all", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
     )
 
 
@@ -97,13 +100,16 @@ def test_sigterm_finishes_the_window_in_flight_then_exits_0(tmp_path: Path, rece
     assert len(receiver.requests) == 2
 
 
-def test_a_second_ctrl_c_aborts_the_deliveries_in_flight_and_they_come_back(
-    tmp_path: Path, receiver: Receiver
-) -> None:
+def test_a_second_ctrl_c_aborts_the_deliveries_in_flight_and_they_come_back(tmp_path: Path, receiver: Receiver) -> None:
     config = write_config(tmp_path)
     with Runtime(config, environ={}) as rt:
-        subscribe(rt.config, rt.store, EVENT,
-                  receiver.script("/hang", ("sleep", 60), ("sleep", 60), ("sleep", 60), 200), secret="t")
+        subscribe(
+            rt.config,
+            rt.store,
+            EVENT,
+            receiver.script("/hang", ("sleep", 60), ("sleep", 60), ("sleep", 60), 200),
+            secret="t",
+        )
         for n in range(3):
             publish(rt.config, rt.queue, EVENT, {"n": n})
 

@@ -170,7 +170,9 @@ def put_raw(rt: Runtime, kind: str, body: bytes) -> None:
         with rt.store.transaction():
             rt.store.execute(
                 "INSERT INTO queue_messages (queue, message_id, body, headers, available_at, deliveries, created)"
-                " VALUES (?, 'poison', ?, '{}', 0, 0, 0)", (name, body))
+                " VALUES (?, 'poison', ?, '{}', 0, 0, 0)",
+                (name, body),
+            )
         return
     rt.queue.depths()  # the topology exists, as a running consumer would have declared it
     connection = pika.BlockingConnection(pika.URLParameters(rt.config.settings.amqp_url))
@@ -181,9 +183,11 @@ def put_raw(rt: Runtime, kind: str, body: bytes) -> None:
         connection.close()
 
 
-@pytest.mark.parametrize("kind, body", [(TRIGGER, b) for b in POISON_TRIGGERS.values()]
-                         + [(RETRY, b) for b in POISON_RETRIES.values()],
-                         ids=list(POISON_TRIGGERS) + list(POISON_RETRIES))
+@pytest.mark.parametrize(
+    "kind, body",
+    [(TRIGGER, b) for b in POISON_TRIGGERS.values()] + [(RETRY, b) for b in POISON_RETRIES.values()],
+    ids=list(POISON_TRIGGERS) + list(POISON_RETRIES),
+)
 def test_a_poison_message_at_the_head_is_parked_and_the_five_behind_are_delivered(
     make_runtime, receiver: Receiver, kind: str, body: bytes
 ) -> None:
@@ -207,15 +211,17 @@ def test_a_retry_for_a_uuid_of_another_subscription_is_parked(make_runtime, rece
     publish(rt.config, rt.queue, EVENT, {"n": 1})
     rt.consumer((TRIGGER,)).run(until_empty=True)
     uuid_of_a = next(r["uuid"] for r in rt.store.recent_logs() if r["subscription_id"] == first.subscription_id)
-    forged = json.dumps({"subscription_id": second.subscription_id, "death_count": 1, "content": '{"n": 1}',
-                         "uuid": uuid_of_a}).encode()
+    forged = json.dumps(
+        {"subscription_id": second.subscription_id, "death_count": 1, "content": '{"n": 1}', "uuid": uuid_of_a}
+    ).encode()
     put_raw(rt, RETRY, forged)
     receiver.script("/a", 200)
     rt.consumer().run(until_empty=True)
     assert len(receiver.to("/b")) == 1  # only its own trigger delivery: the forged retry was not sent
     reasons = [letter.reason for letter in rt.queue.peek_dead_letters(10)]
-    assert any(f"belongs to subscription {first.subscription_id}, not {second.subscription_id}" in r
-               for r in reasons), reasons
+    assert any(
+        f"belongs to subscription {first.subscription_id}, not {second.subscription_id}" in r for r in reasons
+    ), reasons
 
 
 # -- replay supersedes the pending retry ---------------------------------------

@@ -70,8 +70,9 @@ class Bus:
         self.queue_url = self.sqs.create_queue(QueueName=self.name)["QueueUrl"]
         queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
         self.events.put_rule(Name="to-sqs", EventBusName=self.name, EventPattern=json.dumps({"source": [source]}))
-        self.events.put_targets(Rule="to-sqs", EventBusName=self.name,
-                                Targets=[{"Id": "queue", "Arn": queue_arn["Attributes"]["QueueArn"]}])
+        self.events.put_targets(
+            Rule="to-sqs", EventBusName=self.name, Targets=[{"Id": "queue", "Arn": queue_arn["Attributes"]["QueueArn"]}]
+        )
 
     def received(self, expected: int) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
@@ -92,7 +93,9 @@ def test_delivery_puts_one_event_that_a_rule_routes_to_sqs(tmp_path: Path, aws_e
     assert arn_subscription.stderr == ""  # no secret to keep: EventBridge deliveries are not signed
     listed = ok_json(config, "subscriptions", "list")
     assert [(s["notifier"], s["recipient_url"], s["signature_scheme"]) for s in listed] == [
-        ("eventbridge", bus.name, "none"), ("eventbridge", bus.arn, "none")]
+        ("eventbridge", bus.name, "none"),
+        ("eventbridge", bus.arn, "none"),
+    ]
 
     ok(config, "publish", EVENT, "--data", json.dumps(ORDER))
     ok(config, "consume", "all", "--until-empty")
@@ -129,8 +132,9 @@ def test_a_missing_bus_fails_every_attempt_then_dead_letters(tmp_path: Path, aws
     assert found["total"] == 3
 
 
-def test_unreachable_endpoint_is_a_failed_attempt_with_the_error(aws_env: dict[str, str],
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_endpoint_is_a_failed_attempt_with_the_error(
+    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -165,13 +169,29 @@ def test_one_notifier_serves_concurrent_deliveries(aws_env: dict[str, str]) -> N
 
 
 def subscription(bus: str) -> Subscription:
-    return Subscription(subscription_id=1, event_name=EVENT, recipient_url=bus, status=1, subscribed_at="",
-                        modified="", notifier="eventbridge", store_id=0, verification_token="unused")
+    return Subscription(
+        subscription_id=1,
+        event_name=EVENT,
+        recipient_url=bus,
+        status=1,
+        subscribed_at="",
+        modified="",
+        notifier="eventbridge",
+        store_id=0,
+        verification_token="unused",
+    )
 
 
-@pytest.mark.parametrize("recipient", [
-    "http://example.com/hook", "orders bus", "", "arn:aws:events:us-east-1:123:event-bus/x", "a" * 257,
-])
+@pytest.mark.parametrize(
+    "recipient",
+    [
+        "http://example.com/hook",
+        "orders bus",
+        "",
+        "arn:aws:events:us-east-1:123:event-bus/x",
+        "a" * 257,
+    ],
+)
 def test_subscribe_refuses_what_is_not_a_bus(tmp_path: Path, recipient: str) -> None:
     config = write_config(tmp_path)
     result = ae(config, "subscribe", EVENT, recipient, "--notifier", "eventbridge")

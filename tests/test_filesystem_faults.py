@@ -22,8 +22,9 @@ from test_cli import EVENT
 def _namespaces_work() -> str | None:
     if shutil.which("unshare") is None:
         return "unshare is not installed"
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=64k none /mnt"],
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=64k none /mnt"], capture_output=True, text=True
+    )
     return None if probe.returncode == 0 else f"cannot mount in a private namespace: {probe.stderr.strip()}"
 
 
@@ -47,16 +48,20 @@ print(json.dumps(results))
 def in_namespace(setup: str, folder: Path, *commands: list[str]) -> list[subprocess.CompletedProcess[str]]:
     """Run `setup` (mounts), then each `ae` command, in one private mount namespace and
     one Python process; each command's exit code, stdout and stderr come back."""
-    script = f"{setup} && exec {sys.executable} -c \"$0\" \"$1\" \"$2\""
-    done = subprocess.run(["unshare", "-m", "sh", "-c", script, RUNNER, str(folder / "events.toml"),
-                           json.dumps(commands)], capture_output=True, text=True)
+    script = f'{setup} && exec {sys.executable} -c "$0" "$1" "$2"'
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, RUNNER, str(folder / "events.toml"), json.dumps(commands)],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
-    return [subprocess.CompletedProcess(command, code, out, err)
-            for command, (code, out, err) in zip(commands, json.loads(done.stdout))]
+    return [
+        subprocess.CompletedProcess(command, code, out, err)
+        for command, (code, out, err) in zip(commands, json.loads(done.stdout))
+    ]
 
 
-def test_read_commands_work_on_a_read_only_store_and_writes_fail_clearly(
-        tmp_path: Path, receiver: Receiver) -> None:
+def test_read_commands_work_on_a_read_only_store_and_writes_fail_clearly(tmp_path: Path, receiver: Receiver) -> None:
     folder = tmp_path / "store"
     folder.mkdir()
     config = write_config(folder, max_deaths=1)
@@ -66,17 +71,30 @@ def test_read_commands_work_on_a_read_only_store_and_writes_fail_clearly(
     uuid = ok_json(config, "logs")[0]["uuid"]
     before = (folder / ".ae" / "ae.db").read_bytes()
 
-    reads = [["subscriptions", "list"], ["status"], ["logs"], ["trace", uuid], ["deadletters"],
-             ["search", "RO1", "--json"], ["logs", "--json"]]
-    writes = [["publish", EVENT, "--data", "{}"], ["subscribe", EVENT, "http://127.0.0.1:9/x", "--secret", "s"],
-              ["subscriptions", "disable", "1"], ["logs", "prune", "--older-than", "0", "--yes"], ["replay", uuid],
-              ["consume", "all", "--until-empty"], ["deadletters", "purge", "--yes"]]
+    reads = [
+        ["subscriptions", "list"],
+        ["status"],
+        ["logs"],
+        ["trace", uuid],
+        ["deadletters"],
+        ["search", "RO1", "--json"],
+        ["logs", "--json"],
+    ]
+    writes = [
+        ["publish", EVENT, "--data", "{}"],
+        ["subscribe", EVENT, "http://127.0.0.1:9/x", "--secret", "s"],
+        ["subscriptions", "disable", "1"],
+        ["logs", "prune", "--older-than", "0", "--yes"],
+        ["replay", uuid],
+        ["consume", "all", "--until-empty"],
+        ["deadletters", "purge", "--yes"],
+    ]
     results = in_namespace(f"mount --bind -o ro {folder} {folder}", folder, *reads, *writes)
-    for result in results[:len(reads)]:
+    for result in results[: len(reads)]:
         assert result.returncode == 0 and result.stdout, (result.args, result.stderr)
     assert json.loads(results[5].stdout)["total"] == 2  # the attempt and its retry
     assert len(json.loads(results[6].stdout)) == 2
-    for result in results[len(reads):]:
+    for result in results[len(reads) :]:
         assert result.returncode == 1, (result.args, result.stdout, result.stderr)
         assert result.stderr.splitlines() == [result.stderr.strip()] and "is read-only" in result.stderr
     assert (folder / ".ae" / "ae.db").read_bytes() == before
@@ -88,17 +106,20 @@ def test_a_full_disk_under_the_search_index_is_one_clear_line(tmp_path: Path, re
     config = write_config(source, indexing=False)
     ok(config, "subscribe", EVENT, receiver.endpoint("/hook"), "--secret", "s")
     batch = tmp_path / "batch.jsonl"
-    batch.write_text("".join(json.dumps({"n": n, "text": " ".join(f"w{n}x{i}" for i in range(400))}) + "\n"
-                             for n in range(60)))
+    batch.write_text(
+        "".join(json.dumps({"n": n, "text": " ".join(f"w{n}x{i}" for i in range(400))}) + "\n" for n in range(60))
+    )
     ok(config, "publish", EVENT, "--batch", str(batch))
     ok(config, "consume", "all", "--until-empty")
     small = tmp_path / "small"
     small.mkdir()
     # The store fits, with room for SQLite's own files; the index does not.
-    setup = (f"mount -t tmpfs -o size=4m none {small} && cp -a {source}/. {small}/ &&"
-             f" sed -i 's/indexing = false/indexing = true/' {small}/events.toml &&"
-             f" free=$(df -k --output=avail {small} | tail -1) &&"
-             f" dd if=/dev/zero of={small}/filler bs=1k count=$((free - 160)) 2>/dev/null")
+    setup = (
+        f"mount -t tmpfs -o size=4m none {small} && cp -a {source}/. {small}/ &&"
+        f" sed -i 's/indexing = false/indexing = true/' {small}/events.toml &&"
+        f" free=$(df -k --output=avail {small} | tail -1) &&"
+        f" dd if=/dev/zero of={small}/filler bs=1k count=$((free - 160)) 2>/dev/null"
+    )
     rebuild, search = in_namespace(setup, small, ["index", "rebuild"], ["search", "w7x3"])
     for result in (rebuild, search):
         assert result.returncode == 1, (result.args, result.stdout, result.stderr)

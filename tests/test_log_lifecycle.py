@@ -69,9 +69,12 @@ def test_a_store_with_reused_ids_is_migrated_and_its_index_rebuilt(tmp_path: Pat
     _downgrade_to_reusable_ids(database(config))
     # What the old schema did: the next attempt reused log id 1.
     conn = sqlite3.connect(database(config))
-    conn.execute("INSERT INTO delivery_log (uuid, subscription_id, event_name, success, status_code, response_data,"
-                 " created, serialized_data, death_count, duration) VALUES ('u', 1, ?, 1, 200, '',"
-                 " '2026-01-01 00:00:00.000000', '{\"data\":{\"increment_id\":\"C1\"}}', 0, 0.01)", (EVENT,))
+    conn.execute(
+        "INSERT INTO delivery_log (uuid, subscription_id, event_name, success, status_code, response_data,"
+        " created, serialized_data, death_count, duration) VALUES ('u', 1, ?, 1, 200, '',"
+        ' \'2026-01-01 00:00:00.000000\', \'{"data":{"increment_id":"C1"}}\', 0, 0.01)',
+        (EVENT,),
+    )
     conn.commit()
     assert conn.execute("SELECT MAX(log_id) FROM delivery_log").fetchone()[0] == 1
     conn.close()

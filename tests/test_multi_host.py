@@ -78,8 +78,10 @@ def test_two_hosts_are_one_system(tmp_path: Path, receiver: Receiver, hosts: tup
         before = len(receiver.requests)
         wait_until(lambda: len(receiver.requests) >= before + 10, what="B's consumers under way")
         consumers.append(a.consumer("--concurrency", "4"))
-        wait_until(lambda: set(range(events)) <= set(received_numbers(receiver, "/hook", TOKEN)),
-                   what="every event at the receiver")
+        wait_until(
+            lambda: set(range(events)) <= set(received_numbers(receiver, "/hook", TOKEN)),
+            what="every event at the receiver",
+        )
         with b.runtime() as rt:  # and logged: the consumers are idle once the log has them all
             wait_until(lambda: len(successes_by_uuid(rt)) == events + 1, what="every delivery logged")
         for consumer in consumers:
@@ -117,8 +119,9 @@ class AckLostQueue(AmqpQueue):
         pass
 
 
-def test_a_redelivery_logged_by_another_host_is_not_delivered_again(receiver: Receiver,
-                                                                    hosts: tuple[Host, Host]) -> None:
+def test_a_redelivery_logged_by_another_host_is_not_delivered_again(
+    receiver: Receiver, hosts: tuple[Host, Host]
+) -> None:
     a, b = hosts
     ok(a, "subscribe", EVENT, receiver.endpoint("/once"), "--secret", TOKEN)
     with a.runtime() as rt:

@@ -13,27 +13,30 @@ from test_cli import EVENT
 from asyncevents_cli.netguard import TargetRefused, refusal, resolve_checked
 
 
-@pytest.mark.parametrize("address, private, refused", [
-    ("169.254.169.254", False, "cloud-metadata"),
-    ("169.254.0.1", False, "link-local"),
-    ("fe80::1", False, "link-local"),
-    ("fd00:ec2::254", False, "cloud-metadata"),
-    ("::ffff:169.254.169.254", False, "cloud-metadata"),
-    ("127.0.0.1", False, None),
-    ("10.1.2.3", False, None),
-    ("::1", False, None),
-    ("93.184.216.34", False, None),
-    ("127.0.0.1", True, "non-global"),
-    ("10.1.2.3", True, "non-global"),
-    ("192.168.0.10", True, "non-global"),
-    ("172.16.5.4", True, "non-global"),
-    ("100.64.0.1", True, "non-global"),
-    ("::1", True, "non-global"),
-    ("fc00::1", True, "non-global"),
-    ("0.0.0.0", True, "non-global"),
-    ("93.184.216.34", True, None),
-    ("2606:4700::1111", True, None),
-])
+@pytest.mark.parametrize(
+    "address, private, refused",
+    [
+        ("169.254.169.254", False, "cloud-metadata"),
+        ("169.254.0.1", False, "link-local"),
+        ("fe80::1", False, "link-local"),
+        ("fd00:ec2::254", False, "cloud-metadata"),
+        ("::ffff:169.254.169.254", False, "cloud-metadata"),
+        ("127.0.0.1", False, None),
+        ("10.1.2.3", False, None),
+        ("::1", False, None),
+        ("93.184.216.34", False, None),
+        ("127.0.0.1", True, "non-global"),
+        ("10.1.2.3", True, "non-global"),
+        ("192.168.0.10", True, "non-global"),
+        ("172.16.5.4", True, "non-global"),
+        ("100.64.0.1", True, "non-global"),
+        ("::1", True, "non-global"),
+        ("fc00::1", True, "non-global"),
+        ("0.0.0.0", True, "non-global"),
+        ("93.184.216.34", True, None),
+        ("2606:4700::1111", True, None),
+    ],
+)
 def test_refusal(address: str, private: bool, refused: str | None) -> None:
     why = refusal(address, private)
     assert (why is None) if refused is None else (refused in (why or ""))
@@ -41,6 +44,7 @@ def test_refusal(address: str, private: bool, refused: str | None) -> None:
 
 def test_a_name_is_refused_if_any_address_it_resolves_to_is() -> None:
     """DNS can change between subscribe and delivery: delivery resolves and checks again."""
+
     def rebinding(_host: str, _port: int) -> list[str]:
         return ["93.184.216.34", "169.254.169.254"]
 
@@ -93,8 +97,10 @@ def test_deny_private_targets_is_checked_again_at_delivery(tmp_path: Path, recei
     ok(config, "subscribe", EVENT, receiver.endpoint("/by-name").replace("127.0.0.1", "localhost"), "--secret", "s")
     ok(config, "publish", EVENT, "--data", "{}")
     ok(config, "consume", "all", "--until-empty", env={"AE_DENY_PRIVATE_TARGETS": "true"})
-    responses = sorted(a["response_data"] for a in
-                       (ok_json(config, "trace", row["uuid"])["attempts"][0] for row in ok_json(config, "logs")))
+    responses = sorted(
+        a["response_data"]
+        for a in (ok_json(config, "trace", row["uuid"])["attempts"][0] for row in ok_json(config, "logs"))
+    )
     assert receiver.requests == []
     assert "127.0.0.1 is a loopback" in responses[0] or "127.0.0.1 is a loopback" in responses[1]
     assert any("localhost resolves to 127.0.0.1" in r for r in responses), responses

@@ -19,8 +19,15 @@ TOKEN = "s3cret-token"
 
 def subscription(url: str, token: str = TOKEN) -> Subscription:
     return Subscription(
-        subscription_id=7, event_name="sales.order.created", recipient_url=url, status=1,
-        subscribed_at="", modified="", notifier="http", store_id=0, verification_token=token,
+        subscription_id=7,
+        event_name="sales.order.created",
+        recipient_url=url,
+        status=1,
+        subscribed_at="",
+        modified="",
+        notifier="http",
+        store_id=0,
+        verification_token=token,
     )
 
 
@@ -44,8 +51,20 @@ def test_posts_the_exact_body_signed_with_the_token(receiver: Receiver, notifier
     assert json.loads(result.response_data) == {"received": len(body), "status": 200}
 
 
-@pytest.mark.parametrize("code, success", [(200, True), (201, True), (204, True), (299, True),
-                                           (400, False), (404, False), (410, False), (500, False), (503, False)])
+@pytest.mark.parametrize(
+    "code, success",
+    [
+        (200, True),
+        (201, True),
+        (204, True),
+        (299, True),
+        (400, False),
+        (404, False),
+        (410, False),
+        (500, False),
+        (503, False),
+    ],
+)
 def test_success_iff_2xx(receiver: Receiver, notifier: HttpNotifier, code: int, success: bool) -> None:
     url = receiver.script("/hook", code)
     result = notifier.notify(subscription(url), b'{"data":{}}', "u")

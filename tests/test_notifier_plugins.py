@@ -59,9 +59,7 @@ def plugin_path(tmp_path: Path) -> Path:
     dist = site / "ae_pigeon-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ae-pigeon\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(
-        "[asyncevents_cli.notifiers]\npigeon = ae_pigeon:PigeonNotifier\n"
-    )
+    (dist / "entry_points.txt").write_text("[asyncevents_cli.notifiers]\npigeon = ae_pigeon:PigeonNotifier\n")
     broken = site / "ae_broken-0.1.dist-info"
     broken.mkdir()
     (broken / "METADATA").write_text("Metadata-Version: 2.1\nName: ae-broken\nVersion: 0.1\n")
@@ -71,15 +69,21 @@ def plugin_path(tmp_path: Path) -> Path:
 
 def run_ae(config: Path, site: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), *sys.path])}
-    return subprocess.run([sys.executable, "-m", "asyncevents_cli", "--config", str(config), *args],
-                          capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "asyncevents_cli", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
 
 
 def test_built_ins_come_from_this_distribution(config_path: Path) -> None:
     listed = ok_json(config_path, "notifiers", "list")
     own = f"asyncevents-cli {version('asyncevents-cli')}"
     assert [(n["name"], n["aliases"], n["source"]) for n in listed] == [
-        ("eventbridge", ["event_bridge"], own), ("http", [], own),
+        ("eventbridge", ["event_bridge"], own),
+        ("http", [], own),
     ]
     assert listed[1]["target"] == "asyncevents_cli.notifiers.http:HttpNotifier"
 
@@ -107,8 +111,11 @@ def installed(plugin_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_an_installed_package_delivers(tmp_path: Path, installed: None) -> None:
     config = write_config(tmp_path)
-    assert_error(ae(config, "subscribe", EVENT, "/tmp/loft", "--notifier", "pigeon"), 2,
-                 "a pigeon recipient must look like loft:PATH, got '/tmp/loft'")
+    assert_error(
+        ae(config, "subscribe", EVENT, "/tmp/loft", "--notifier", "pigeon"),
+        2,
+        "a pigeon recipient must look like loft:PATH, got '/tmp/loft'",
+    )
     loft = tmp_path / "loft.txt"
     ok(config, "subscribe", EVENT, f"loft:{loft}", "--notifier", "pigeon")
     ok(config, "publish", EVENT, "--data", '{"increment_id": "CK1"}')
@@ -118,13 +125,19 @@ def test_an_installed_package_delivers(tmp_path: Path, installed: None) -> None:
     trace = ok_json(config, "trace", uuid)
     assert (trace["status"], trace["attempts"][0]["response_data"]) == ("Delivered", "landed")
 
-    assert_error(ae(config, "subscribe", EVENT, "x", "--notifier", "broken"), 2,
-                 "notifier 'broken' is installed but failed to load: ModuleNotFoundError")
+    assert_error(
+        ae(config, "subscribe", EVENT, "x", "--notifier", "broken"),
+        2,
+        "notifier 'broken' is installed but failed to load: ModuleNotFoundError",
+    )
 
 
 def test_an_unknown_notifier_is_refused_and_nothing_is_written(config_path: Path) -> None:
-    assert_error(ae(config_path, "subscribe", EVENT, "http://127.0.0.1:9/h", "--notifier", "carrier-pigeon"), 2,
-                 "unknown notifier 'carrier-pigeon'; available: eventbridge, http")
+    assert_error(
+        ae(config_path, "subscribe", EVENT, "http://127.0.0.1:9/h", "--notifier", "carrier-pigeon"),
+        2,
+        "unknown notifier 'carrier-pigeon'; available: eventbridge, http",
+    )
     assert ok_json(config_path, "subscriptions", "list") == []
 
 

@@ -19,7 +19,8 @@ def parked(config: Path, *extra: str) -> list[dict[str, Any]]:
 
 
 def test_a_dead_letter_is_resolved_when_its_replay_is_delivered(
-        tmp_path: Path, receiver: Receiver, backend: dict[str, Any]) -> None:
+    tmp_path: Path, receiver: Receiver, backend: dict[str, Any]
+) -> None:
     config = write_config(tmp_path, max_deaths=1, **backend)
     ok(config, "subscribe", EVENT, receiver.script("/hook", 500, 500, 200), "--secret", "s")
     ok(config, "publish", EVENT, "--data", '{"n": 1}')
@@ -39,7 +40,8 @@ def test_a_dead_letter_is_resolved_when_its_replay_is_delivered(
 
 
 def test_parked_triggers_are_requeued_once_their_cause_is_fixed(
-        tmp_path: Path, receiver: Receiver, backend: dict[str, Any]) -> None:
+    tmp_path: Path, receiver: Receiver, backend: dict[str, Any]
+) -> None:
     config = write_config(tmp_path, **backend)
     ok(config, "subscribe", EVENT, receiver.endpoint("/hook"), "--secret", "s")
     ok(config, "publish", EVENT, "--data", '{"n": 1}')
@@ -70,8 +72,10 @@ def test_purge_asks_first_and_honours_before(tmp_path: Path, backend: dict[str, 
     assert refused.exit_code == 2 and "refusing without --yes" in refused.stderr and len(parked(config)) == 2
     assert ok(config, "deadletters", "purge", "--before", "2000-01-01", "--yes").stdout == "purged 0 dead letter(s)\n"
     assert len(parked(config)) == 2
-    assert ok(config, "deadletters", "purge", "--before", "2999-01-01T00:00Z", "--yes").stdout == \
-        "purged 2 dead letter(s)\n"
+    assert (
+        ok(config, "deadletters", "purge", "--before", "2999-01-01T00:00Z", "--yes").stdout
+        == "purged 2 dead letter(s)\n"
+    )
     assert parked(config, "--all") == []
     assert ok_json(config, "status")["queues"]["dead_letters"] == 0
 
@@ -100,7 +104,8 @@ def _enqueue_raw(config: Path, messages: list[tuple[str, bytes]]) -> None:
 
 
 def test_poison_messages_are_parked_and_the_messages_behind_them_delivered(
-        tmp_path: Path, receiver: Receiver, backend: dict[str, Any]) -> None:
+    tmp_path: Path, receiver: Receiver, backend: dict[str, Any]
+) -> None:
     """Every raw body above at the head of the queues, five good events behind them:
     one consumer run parks each bad one with its reason and delivers all five."""
     config = write_config(tmp_path, **backend)

@@ -80,9 +80,7 @@ def test_publish_fans_out_signed_to_every_enabled_subscriber(make_runtime, recei
     assert trace(rt.store, uuid_for(rt, a))["status"] == "Delivered"
 
 
-def test_permanent_failure_gets_one_plus_max_deaths_attempts_then_dead_letter(
-    make_runtime, receiver: Receiver
-) -> None:
+def test_permanent_failure_gets_one_plus_max_deaths_attempts_then_dead_letter(make_runtime, receiver: Receiver) -> None:
     unit = 0.05
     rt = make_runtime(max_deaths=3, backoff_unit_seconds=unit)
     sid = sub(rt, receiver.script("/down", 503))

@@ -20,8 +20,10 @@ def files_in(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
-@pytest.mark.parametrize("command", [["subscriptions", "list"], ["status"], ["logs"], ["db", "status"],
-                                     ["trace", "0123456789abcdef0123456789abcdef"]])
+@pytest.mark.parametrize(
+    "command",
+    [["subscriptions", "list"], ["status"], ["logs"], ["db", "status"], ["trace", "0123456789abcdef0123456789abcdef"]],
+)
 def test_an_unreachable_postgresql_store_exits_3_with_one_line(tmp_path: Path, command: list[str]) -> None:
     config = write_config(tmp_path, database=UNREACHABLE)
     line = assert_error(ae(config, *command), 3, "cannot reach the database postgresql://ae:***@127.0.0.1:1/ae")
@@ -31,8 +33,9 @@ def test_an_unreachable_postgresql_store_exits_3_with_one_line(tmp_path: Path, c
 
 def test_a_database_url_of_another_kind_is_bad_input(tmp_path: Path) -> None:
     config = write_config(tmp_path, database="mysql://root:hunter2@db/shop")
-    line = assert_error(ae(config, "subscriptions", "list"), 2, "database", "is not a PostgreSQL URL",
-                        "mysql://root:***@db/shop")
+    line = assert_error(
+        ae(config, "subscriptions", "list"), 2, "database", "is not a PostgreSQL URL", "mysql://root:***@db/shop"
+    )
     assert "hunter2" not in line
     config = write_config(tmp_path, database="postgresql://ae@db:5432/")
     assert_error(ae(config, "status"), 2, "names no database")
@@ -60,8 +63,9 @@ def test_db_status_and_migrate_on_sqlite(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_the_commands_on_a_postgresql_store(tmp_path: Path, postgres_url: str, receiver: Receiver,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_commands_on_a_postgresql_store(
+    tmp_path: Path, postgres_url: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AE_SECRET_KEY", TEST_SECRET_KEY)
     config = write_config(tmp_path, database=postgres_url)
     assert ok_json(config, "db", "status")["schema_version"] == 0  # status changes nothing
@@ -89,18 +93,21 @@ def test_the_commands_on_a_postgresql_store(tmp_path: Path, postgres_url: str, r
 
 
 @pytest.mark.postgres
-def test_a_postgresql_store_needs_the_secret_key_from_the_environment(tmp_path: Path, postgres_url: str,
-                                                                     receiver: Receiver) -> None:
+def test_a_postgresql_store_needs_the_secret_key_from_the_environment(
+    tmp_path: Path, postgres_url: str, receiver: Receiver
+) -> None:
     config = write_config(tmp_path, database=postgres_url)
-    assert_error(ae(config, "subscribe", EVENT, receiver.endpoint("/hook"), "--secret", "pw"), 1,
-                 "AE_SECRET_KEY is not set")
+    assert_error(
+        ae(config, "subscribe", EVENT, receiver.endpoint("/hook"), "--secret", "pw"), 1, "AE_SECRET_KEY is not set"
+    )
     assert ok_json(config, "subscriptions", "list") == []  # nothing was made
     assert files_in(tmp_path) == ["events.toml"]
 
 
 @pytest.mark.postgres
 def test_subscription_management_dead_letters_and_bulk_replay_on_postgresql(
-        tmp_path: Path, postgres_url: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, postgres_url: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AE_SECRET_KEY", TEST_SECRET_KEY)
     config = write_config(tmp_path, database=postgres_url, max_deaths=0)
     sid = ok(config, "subscribe", EVENT, receiver.script("/orders", 503), "--secret", "first").stdout.strip()

@@ -37,8 +37,9 @@ def outage(postgres_url: str) -> Iterator[str]:
     set_reachable(postgres_url, True)
 
 
-def test_commands_exit_3_while_the_database_refuses_connections(tmp_path: Path, outage: str,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_commands_exit_3_while_the_database_refuses_connections(
+    tmp_path: Path, outage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AE_SECRET_KEY", TEST_SECRET_KEY)
     config = write_config(tmp_path, database=outage)
     ok(config, "db", "migrate")
@@ -49,8 +50,9 @@ def test_commands_exit_3_while_the_database_refuses_connections(tmp_path: Path, 
     ok(config, "status")
 
 
-def test_a_consumer_waits_for_the_database_and_then_delivers_everything(tmp_path: Path, outage: str,
-                                                                        receiver: Receiver) -> None:
+def test_a_consumer_waits_for_the_database_and_then_delivers_everything(
+    tmp_path: Path, outage: str, receiver: Receiver
+) -> None:
     env = {**os.environ, "AE_SECRET_KEY": TEST_SECRET_KEY}
     config = write_config(tmp_path, database=outage)
     ok(config, "subscribe", EVENT, receiver.endpoint("/hook"), "--secret", "pw", env=env)
@@ -59,7 +61,11 @@ def test_a_consumer_waits_for_the_database_and_then_delivers_everything(tmp_path
     set_reachable(outage, False)
     consumer = subprocess.Popen(
         [sys.executable, "-m", "asyncevents_cli", "--config", str(config), "consume", "all", "--until-empty"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(consumer.stderr or []), daemon=True)
     reader.start()

@@ -17,22 +17,37 @@ API = "/rest/V1"
 pytestmark = pytest.mark.postgres
 
 
-def test_the_rest_api_and_the_pages_on_postgresql(tmp_path: Path, postgres_url: str, receiver: Receiver,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_rest_api_and_the_pages_on_postgresql(
+    tmp_path: Path, postgres_url: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AE_SECRET_KEY", TEST_SECRET_KEY)  # the server process inherits it
     config = write_config(tmp_path, database=postgres_url)
     admin = ok(config, "tokens", "create", "admin").stdout.splitlines()[-1]
     server = start_server(config, tmp_path / "serve.log")
     try:
         auth = {"Authorization": f"Bearer {admin}"}
-        made = httpx.post(server.url + API + "/async_event", headers=auth, timeout=30, json={"asyncEvent": {
-            "event_name": EVENT, "recipient_url": receiver.endpoint("/hook"), "verification_token": "rest-secret"}})
+        made = httpx.post(
+            server.url + API + "/async_event",
+            headers=auth,
+            timeout=30,
+            json={
+                "asyncEvent": {
+                    "event_name": EVENT,
+                    "recipient_url": receiver.endpoint("/hook"),
+                    "verification_token": "rest-secret",
+                }
+            },
+        )
         assert made.status_code == 200, made.text
         sid = made.json()["subscription_id"]
         listed = httpx.get(server.url + API + "/async_events", headers=auth, timeout=30).json()
         assert [item["subscription_id"] for item in listed["items"]] == [sid]
-        published = httpx.post(server.url + API + "/async_event/publish", headers=auth, timeout=30,
-                               json={"event_name": EVENT, "arguments": {"increment_id": "REST1"}})
+        published = httpx.post(
+            server.url + API + "/async_event/publish",
+            headers=auth,
+            timeout=30,
+            json={"event_name": EVENT, "arguments": {"increment_id": "REST1"}},
+        )
         assert published.status_code == 200, published.text
         ok(config, "consume", "all", "--until-empty")
         assert receiver.to("/hook")[0].signed_with("rest-secret")

@@ -22,10 +22,18 @@ MODEST = settings(max_examples=150, deadline=None, suppress_health_check=[Health
 
 # Any Python value json.dumps can write, including what strict JSON refuses:
 # NaN and infinities, lone surrogates, huge integers.
-scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True)
-           | st.text(alphabet=st.characters(blacklist_categories=()), max_size=20))
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                      | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(alphabet=st.characters(blacklist_categories=()), max_size=20)
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
 nested_json = st.integers(min_value=1, max_value=3 * MAX_DEPTH).map(lambda n: "[" * n + "]" * n)
 json_texts = values.map(lambda v: json.dumps(v)) | nested_json | st.text(max_size=200)
 
@@ -97,14 +105,22 @@ def test_retry_decoder_decodes_or_refuses(body: bytes) -> None:
     assert RetryMessage.decode(message.encode()) == message
 
 
-env_values = st.sampled_from(["inf", "-inf", "nan", "1e308", "-1", "0", "1", "2.5", "3600", "true", "no", "",
-                              "amqp://h/", "notaurl"]) | st.text(max_size=12) | st.integers().map(str) \
+env_values = (
+    st.sampled_from(
+        ["inf", "-inf", "nan", "1e308", "-1", "0", "1", "2.5", "3600", "true", "no", "", "amqp://h/", "notaurl"]
+    )
+    | st.text(max_size=12)
+    | st.integers().map(str)
     | st.floats().map(str)
+)
 
 
 @MODEST
-@given(st.dictionaries(st.sampled_from([f"AE_{s.name.upper()}" for s in SETTINGS if s.name != "database"]),
-                       env_values, max_size=4))
+@given(
+    st.dictionaries(
+        st.sampled_from([f"AE_{s.name.upper()}" for s in SETTINGS if s.name != "database"]), env_values, max_size=4
+    )
+)
 def test_config_loader_yields_bounded_settings_or_refuses(tmp_path: Path, env: dict[str, str]) -> None:
     path = tmp_path / "events.toml"
     path.write_text('[events."a"]\n')
@@ -121,24 +137,29 @@ def test_config_loader_yields_bounded_settings_or_refuses(tmp_path: Path, env: d
         assert math.isfinite(policy.delay_seconds(death))
 
 
-toml_values = (st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.booleans()
-               | st.text(max_size=10))
+toml_values = st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.booleans() | st.text(max_size=10)
 
 
 def toml_literal(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else "inf" if value == math.inf else "-inf" if value == -math.inf \
+        return (
+            "nan"
+            if math.isnan(value)
+            else "inf"
+            if value == math.inf
+            else "-inf"
+            if value == -math.inf
             else repr(value)
+        )
     if isinstance(value, str):
         return json.dumps(value)
     return str(value)
 
 
 @MODEST
-@given(st.dictionaries(st.sampled_from([s.name for s in SETTINGS if s.name != "database"]), toml_values,
-                       max_size=4))
+@given(st.dictionaries(st.sampled_from([s.name for s in SETTINGS if s.name != "database"]), toml_values, max_size=4))
 def test_config_file_yields_bounded_settings_or_refuses(tmp_path: Path, chosen: dict[str, object]) -> None:
     path = tmp_path / "events.toml"
     path.write_text("[settings]\n" + "".join(f"{k} = {toml_literal(v)}\n" for k, v in chosen.items()))
@@ -151,9 +172,37 @@ def test_config_file_yields_bounded_settings_or_refuses(tmp_path: Path, chosen: 
         assert low <= getattr(config.settings, name) <= high
 
 
-query_words = st.sampled_from(["data.a:", "success:", "event_name:", "*", "?", ":", "(", ")", "[", "]", "{", "}",
-                               " TO ", " AND ", " OR ", " NOT ", "-", "+", '"', "~", "^2", "*:*", "1", "x",
-                               "2026-01-01", "\\", " "])
+query_words = st.sampled_from(
+    [
+        "data.a:",
+        "success:",
+        "event_name:",
+        "*",
+        "?",
+        ":",
+        "(",
+        ")",
+        "[",
+        "]",
+        "{",
+        "}",
+        " TO ",
+        " AND ",
+        " OR ",
+        " NOT ",
+        "-",
+        "+",
+        '"',
+        "~",
+        "^2",
+        "*:*",
+        "1",
+        "x",
+        "2026-01-01",
+        "\\",
+        " ",
+    ]
+)
 queries = st.lists(query_words, max_size=12).map("".join) | st.text(max_size=40)
 
 
@@ -171,6 +220,7 @@ def test_search_query_parser_parses_or_refuses(text: str) -> None:
 
 # -- the consumer's shortcuts compute exactly what they replace ----------------
 
+
 @MODEST
 @given(st.text(max_size=40) | st.uuids().map(lambda u: u.hex), st.integers(min_value=1, max_value=2**63 - 1))
 def test_delivery_uuid_is_the_uuid5_of_message_and_subscription(message_id: str, subscription_id: int) -> None:
@@ -180,7 +230,8 @@ def test_delivery_uuid_is_the_uuid5_of_message_and_subscription(message_id: str,
 
     if message_id:
         assert delivery_uuid(message_id, subscription_id) == str(
-            uuid.uuid5(UUID_NAMESPACE, f"{message_id}:{subscription_id}"))
+            uuid.uuid5(UUID_NAMESPACE, f"{message_id}:{subscription_id}")
+        )
     else:
         assert uuid.UUID(delivery_uuid(message_id, subscription_id)).version == 4
 

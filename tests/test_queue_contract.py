@@ -26,8 +26,9 @@ LEASE_SECONDS = 0.5
 BOTH = (TRIGGER, RETRY)
 
 
-@pytest.fixture(params=["db", pytest.param("postgres", marks=pytest.mark.postgres),
-                        pytest.param("amqp", marks=pytest.mark.amqp)])
+@pytest.fixture(
+    params=["db", pytest.param("postgres", marks=pytest.mark.postgres), pytest.param("amqp", marks=pytest.mark.amqp)]
+)
 def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Queue]]:
     """A factory of queue objects on one shared backend (a second one plays another consumer:
     on PostgreSQL, with a store of its own, as another host would have)."""
@@ -220,14 +221,19 @@ def test_is_empty_counts_queued_and_in_flight_messages(queue: Queue) -> None:
     queue.ack(envelope)
     assert queue.is_empty(BOTH)
     assert queue.depths().as_dict() == {
-        "trigger": 0, "retry_due": 0, "retry_delayed": 0, "dead_letters": 0, "in_flight": 0,
+        "trigger": 0,
+        "retry_due": 0,
+        "retry_delayed": 0,
+        "dead_letters": 0,
+        "in_flight": 0,
     }
 
 
 def test_every_message_gets_a_unique_id(queue: Queue) -> None:
     ids = queue.publish_triggers([TriggerMessage("a", {"n": n}) for n in range(5)])
-    ids += [queue.publish_retry(retry(death_count=3, uuid=f"00000000-0000-4000-8000-00000000000{n}"), 0)
-            for n in range(3)]
+    ids += [
+        queue.publish_retry(retry(death_count=3, uuid=f"00000000-0000-4000-8000-00000000000{n}"), 0) for n in range(3)
+    ]
     ids.append(queue.dead_letter(b"{}", "test"))
     assert len(set(ids)) == len(ids) == 9
     assert all(isinstance(i, str) and i for i in ids)

@@ -25,7 +25,8 @@ def test_readme_console_examples_are_current() -> None:
     assert sorted(shown) == sorted(fresh), "README.md and docs/readme_examples.py name different examples"
     for name, text in fresh.items():
         assert examples.masked(shown[name]) == examples.masked(text), (  # type: ignore[attr-defined]
-            f"README example {name!r} is stale: run `python docs/readme_examples.py --write`")
+            f"README example {name!r} is stale: run `python docs/readme_examples.py --write`"
+        )
 
 
 def test_every_console_example_in_the_readme_is_generated() -> None:
@@ -38,8 +39,9 @@ def test_every_console_example_in_the_readme_is_generated() -> None:
 def test_masking_keeps_what_matters() -> None:
     examples = load()
     masked = examples.masked  # type: ignore[attr-defined]
-    assert masked("1  sales.order.created  2026-03-01 10:00:05  12 ms") == masked("1 sales.order.created 2026-11-26 "
-                                                                               "18:47:38 3 ms")
+    assert masked("1  sales.order.created  2026-03-01 10:00:05  12 ms") == masked(
+        "1 sales.order.created 2026-11-26 18:47:38 3 ms"
+    )
     assert masked("id  event") != masked("event  id")  # swapped columns are seen
     assert masked("a\nb") == masked("b\na")  # rows logged in either order are the same rows
     assert masked("ok 200") != masked("failed 500")

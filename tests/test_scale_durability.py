@@ -88,8 +88,7 @@ def test_a_sigkilled_consumer_loses_nothing(tmp_path: Path, receiver: Receiver, 
     assert_each_delivery_logged_once(host, receiver, "/hook", events)
 
 
-def test_several_consumers_deliver_each_event_once(tmp_path: Path, receiver: Receiver,
-                                                    shared: dict[str, Any]) -> None:
+def test_several_consumers_deliver_each_event_once(tmp_path: Path, receiver: Receiver, shared: dict[str, Any]) -> None:
     host = Host.make(tmp_path / "host", **shared)
     events = 90
     set_up(host, receiver, events, ("/hook", ("sleep", 0.01)), ("/flaky", 500, 200))
@@ -136,13 +135,15 @@ def terminate_backends(database: str) -> int:
     import psycopg
 
     with psycopg.connect(postgres_admin_url(), autocommit=True) as conn:
-        return len(conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            (database,)).fetchall())
+        return len(
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database,),
+            ).fetchall()
+        )
 
 
-def test_killed_database_connections_are_ridden_out(tmp_path: Path, receiver: Receiver,
-                                                    shared: dict[str, Any]) -> None:
+def test_killed_database_connections_are_ridden_out(tmp_path: Path, receiver: Receiver, shared: dict[str, Any]) -> None:
     host = Host.make(tmp_path / "host", **shared)
     events = 80
     set_up(host, receiver, events, ("/hook", ("sleep", 0.02)))
@@ -205,10 +206,17 @@ def test_a_database_outage_is_waited_out(tmp_path: Path, receiver: Receiver, sha
 
 
 # (`ae consume` is the exception: it waits up to a minute for the database; see engine/reconnect.py)
-@pytest.mark.parametrize("command", [["publish", EVENT, "--data", "{}"], ["search", "status:200"], ["deadletters"],
-                                     ["logs"], ["replay", "--query", "success:false", "--yes"]])
-def test_commands_exit_3_with_one_line_when_the_database_cannot_be_reached(tmp_path: Path,
-                                                                           command: list[str]) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["publish", EVENT, "--data", "{}"],
+        ["search", "status:200"],
+        ["deadletters"],
+        ["logs"],
+        ["replay", "--query", "success:false", "--yes"],
+    ],
+)
+def test_commands_exit_3_with_one_line_when_the_database_cannot_be_reached(tmp_path: Path, command: list[str]) -> None:
     host = Host.make(tmp_path / "host", database="postgresql://ae:pw@127.0.0.1:1/ae", queue="db")
     done = host.ae(*command, timeout=WAIT_SECONDS)
     assert done.returncode == 3, done.stderr

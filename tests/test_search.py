@@ -27,18 +27,33 @@ from asyncevents_cli.search import index_path, matching_log_ids
 from asyncevents_cli.subscribe import subscribe
 
 ORDERS: list[dict[str, Any]] = [
-    {"increment_id": "CK00000101", "customer_email": "roni_cost@example.com", "grand_total": 45.5,
-     "items": [{"sku": "WS12-M-Orange", "qty": 1}], "note": "leave at the back door",
-     "placed_on": "2026-04-09"},
-    {"increment_id": "CK00000102", "customer_email": "veronica_costello@example.com", "grand_total": 92.0,
-     "items": [{"sku": "MJ01-L-Red", "name": "Beaumont Summit Kit", "qty": 2},
-               {"sku": "24-MB01", "name": "Electra Bra Top", "qty": 1}],
-     "placed_on": "2026-05-01T10:30:00Z"},
-    {"increment_id": "SO00000103", "customer_email": "roni_cost@example.com", "grand_total": 17.25,
-     "items": [{"sku": "24-MB01", "qty": 1}], "note": "back door is locked"},
+    {
+        "increment_id": "CK00000101",
+        "customer_email": "roni_cost@example.com",
+        "grand_total": 45.5,
+        "items": [{"sku": "WS12-M-Orange", "qty": 1}],
+        "note": "leave at the back door",
+        "placed_on": "2026-04-09",
+    },
+    {
+        "increment_id": "CK00000102",
+        "customer_email": "veronica_costello@example.com",
+        "grand_total": 92.0,
+        "items": [
+            {"sku": "MJ01-L-Red", "name": "Beaumont Summit Kit", "qty": 2},
+            {"sku": "24-MB01", "name": "Electra Bra Top", "qty": 1},
+        ],
+        "placed_on": "2026-05-01T10:30:00Z",
+    },
+    {
+        "increment_id": "SO00000103",
+        "customer_email": "roni_cost@example.com",
+        "grand_total": 17.25,
+        "items": [{"sku": "24-MB01", "qty": 1}],
+        "note": "back door is locked",
+    },
 ]
 CUSTOMER = {"customer_email": "Roni_Cost@Example.com", "firstname": "Roni", "group_id": 1}
-
 
 
 def build(tmp_path: Path, receiver: Any, **settings: Any) -> Path:
@@ -111,35 +126,57 @@ def test_readme_examples_return_exactly_the_matching_events(data: Path) -> None:
 
     by_increment = search_ids(data, "data.data.increment_id: CK* AND success: true")
     assert by_increment == expected(
-        data, lambda r: str(r["body"].get("increment_id", "")).startswith("CK") and r["success"] == 1)
+        data, lambda r: str(r["body"].get("increment_id", "")).startswith("CK") and r["success"] == 1
+    )
     assert len(by_increment) == 2  # 101's successful retry and 102
 
 
 SYNTAX = [
-    ("field:value without a space", "data.data.customer_email:veronica_costello@example.com",
-     lambda r: email(r) == "veronica_costello@example.com"),
+    (
+        "field:value without a space",
+        "data.data.customer_email:veronica_costello@example.com",
+        lambda r: email(r) == "veronica_costello@example.com",
+    ),
     ("bare term searches all data", "roni", lambda r: r["body"].get("firstname") == "Roni"),
     ("bare compound part", "orange", lambda r: "WS12-M-Orange" in skus(r)),
-    ("AND", "success:true AND event_name:sales.order.created",
-     lambda r: r["success"] == 1 and r["event_name"] == "sales.order.created"),
-    ("OR", "data.data.increment_id:CK00000102 OR event_name:customer.created",
-     lambda r: r["body"].get("increment_id") == "CK00000102" or r["event_name"] == "customer.created"),
-    ("NOT", "event_name:sales.order.created NOT success:true",
-     lambda r: r["event_name"] == "sales.order.created" and r["success"] == 0),
-    ("+ and -", "+event_name:sales.order.created -data.data.increment_id:SO*",
-     lambda r: r["event_name"] == "sales.order.created" and not r["body"]["increment_id"].startswith("SO")),
-    ("parentheses", "(data.data.increment_id:SO00000103 OR data.data.increment_id:CK00000102) AND success:true",
-     # success too: the receiver fails whichever order reaches it first, and the engine
-     # has several in flight, so that is not always order 101.
-     lambda r: r["body"].get("increment_id") in ("SO00000103", "CK00000102") and r["success"] == 1),
+    (
+        "AND",
+        "success:true AND event_name:sales.order.created",
+        lambda r: r["success"] == 1 and r["event_name"] == "sales.order.created",
+    ),
+    (
+        "OR",
+        "data.data.increment_id:CK00000102 OR event_name:customer.created",
+        lambda r: r["body"].get("increment_id") == "CK00000102" or r["event_name"] == "customer.created",
+    ),
+    (
+        "NOT",
+        "event_name:sales.order.created NOT success:true",
+        lambda r: r["event_name"] == "sales.order.created" and r["success"] == 0,
+    ),
+    (
+        "+ and -",
+        "+event_name:sales.order.created -data.data.increment_id:SO*",
+        lambda r: r["event_name"] == "sales.order.created" and not r["body"]["increment_id"].startswith("SO"),
+    ),
+    (
+        "parentheses",
+        "(data.data.increment_id:SO00000103 OR data.data.increment_id:CK00000102) AND success:true",
+        # success too: the receiver fails whichever order reaches it first, and the engine
+        # has several in flight, so that is not always order 101.
+        lambda r: r["body"].get("increment_id") in ("SO00000103", "CK00000102") and r["success"] == 1,
+    ),
     ("quoted phrase", '"back door"', lambda r: "back door" in r["body"].get("note", "")),
     ("phrase in order only", '"door back"', lambda r: False),
     ("* wildcard", "event_name:sales.*", lambda r: r["event_name"].startswith("sales.")),
     ("? wildcard", "data.data.increment_id:CK0000010?", lambda r: r["body"].get("increment_id", "")[:2] == "CK"),
     ("success false", "success: false", lambda r: r["success"] == 0),
     ("a lone NOT", "NOT success:true", lambda r: r["success"] == 0),
-    ("OR with NOT", "data.data.grand_total:[90 TO *] OR NOT event_name:sales.order.created",
-     lambda r: r["body"].get("grand_total", 0) >= 90 or r["event_name"] != "sales.order.created"),
+    (
+        "OR with NOT",
+        "data.data.grand_total:[90 TO *] OR NOT event_name:sales.order.created",
+        lambda r: r["body"].get("grand_total", 0) >= 90 or r["event_name"] != "sales.order.created",
+    ),
     ("uuid is case-insensitive", "", None),  # filled in by the test from the data
 ]
 
@@ -157,7 +194,8 @@ def test_each_syntax_element(data: Path, name: str, query: str, keep: Callable[[
 def test_dotted_list_and_numeric_fields(data: Path) -> None:
     assert search_ids(data, "data.data.items.sku:24-MB01") == expected(data, lambda r: "24-MB01" in skus(r))
     assert search_ids(data, "data.data.items.qty:2") == expected(
-        data, lambda r: 2 in [i["qty"] for i in r["body"].get("items", [])])
+        data, lambda r: 2 in [i["qty"] for i in r["body"].get("items", [])]
+    )
     total = lambda r: r["body"].get("grand_total", -1)  # noqa: E731
     assert search_ids(data, "data.data.grand_total:[10 TO 50]") == expected(data, lambda r: 10 <= total(r) <= 50)
     assert search_ids(data, "data.data.grand_total:{* TO 45.5}") == expected(data, lambda r: 0 <= total(r) < 45.5)
@@ -192,19 +230,22 @@ def test_limit_offset_and_table(data: Path) -> None:
     assert f"{len(roni)} matches" in result.stderr
 
 
-@pytest.mark.parametrize("query,position", [
-    ("(success:true", 1),
-    ("success:true)", 13),
-    ('"back door', 1),
-    ("log_id:[1 TO 5", 8),
-    ("log_id:[1 5]", 8),
-    ("evnt_name:sales.order.created", 1),
-    ("success:true AND", 14),
-    ("OR success:true", 1),
-    ("log_id:abc", 8),
-    ("success:maybe", 9),
-    ("data.data.customer_email:", 1),
-])
+@pytest.mark.parametrize(
+    "query,position",
+    [
+        ("(success:true", 1),
+        ("success:true)", 13),
+        ('"back door', 1),
+        ("log_id:[1 TO 5", 8),
+        ("log_id:[1 5]", 8),
+        ("evnt_name:sales.order.created", 1),
+        ("success:true AND", 14),
+        ("OR success:true", 1),
+        ("log_id:abc", 8),
+        ("success:maybe", 9),
+        ("data.data.customer_email:", 1),
+    ],
+)
 def test_malformed_query_exits_2_with_position(data: Path, query: str, position: int) -> None:
     shutil.rmtree(index_path_of(data), ignore_errors=True)
     result = ae(data, "search", query)
@@ -222,12 +263,15 @@ def index_path_of(config: Path) -> Path:
 def test_fallback_without_index_is_a_substring_match(tmp_path: Path, receiver: Any) -> None:
     config = build(tmp_path, receiver, indexing=False)
     assert search_ids(config, "veronica_costello") == expected(
-        config, lambda r: "veronica_costello" in r["serialized_data"].lower())
+        config, lambda r: "veronica_costello" in r["serialized_data"].lower()
+    )
     # field:value pairs: data paths reduce to substrings, columns compare.
     assert search_ids(config, "data.data.customer_email: ROni_cost@example.com AND success:true") == expected(
-        config, lambda r: "roni_cost@example.com" in r["serialized_data"].lower() and r["success"] == 1)
+        config, lambda r: "roni_cost@example.com" in r["serialized_data"].lower() and r["success"] == 1
+    )
     assert search_ids(config, "event_name:sales.* SO*103") == expected(
-        config, lambda r: r["event_name"].startswith("sales.") and "SO00000103" in r["serialized_data"])
+        config, lambda r: r["event_name"].startswith("sales.") and "SO00000103" in r["serialized_data"]
+    )
     assert search_ids(config, '"back door"') == expected(config, lambda r: "back door" in r["serialized_data"])
     result = ae(config, "search", "roni OR veronica")
     assert result.exit_code == 2 and "indexing = false" in result.stderr
@@ -264,14 +308,17 @@ def test_prune_removes_entries_from_the_index(data: Path) -> None:
     old = [r["log_id"] for r in rows_of(data) if r["body"].get("increment_id") == "CK00000101"]
     db = index_path_of(data).with_suffix("")
     with sqlite3.connect(db) as conn:  # age two entries, as if logged 40 days ago
-        conn.execute(f"UPDATE delivery_log SET created = '2000-01-01 00:00:00.000000' WHERE log_id IN "
-                     f"({','.join(map(str, old))})")
+        conn.execute(
+            f"UPDATE delivery_log SET created = '2000-01-01 00:00:00.000000' WHERE log_id IN "
+            f"({','.join(map(str, old))})"
+        )
     result = ae(data, "logs", "prune", "--older-than", "30", "--yes")
     # Two attempts if order 101 was the one the receiver failed first, else one.
     assert result.exit_code == 0 and f"pruned {len(old)} log entr" in result.stdout
     assert search_ids(data, "CK00000101") == []
     assert search_ids(data, "data.data.increment_id:CK*") == expected(
-        data, lambda r: str(r["body"].get("increment_id", "")).startswith("CK"))
+        data, lambda r: str(r["body"].get("increment_id", "")).startswith("CK")
+    )
     assert search_ids(data, "NOT success:false") == expected(data, lambda r: r["success"] == 1)
     assert sorted(search_ids_all(data)) == sorted(r["log_id"] for r in rows_of(data))
     assert json.loads(ae(data, "index", "status", "--json").stdout)["documents"] == 5 - len(old)
@@ -317,17 +364,21 @@ def test_a_minus_b_excludes_every_document_matching_b(data: Path) -> None:
     # Bulk replay selects through the same matching.
     with Runtime(data) as rt:
         assert matching_log_ids(rt.config, rt.store, "event_name:sales.* -success:true") == expected(
-            data, lambda r: r["event_name"].startswith("sales.") and r["success"] == 0)
+            data, lambda r: r["event_name"].startswith("sales.") and r["success"] == 0
+        )
 
 
-@pytest.mark.parametrize("query,keep", [
-    ("data.data.placed_on:2026", lambda r: str(r["body"].get("placed_on", "")).startswith("2026")),
-    ("data.data.placed_on:2026-04", lambda r: str(r["body"].get("placed_on", "")).startswith("2026-04")),
-    ("data.data.placed_on:2026-04-09", lambda r: r["body"].get("placed_on") == "2026-04-09"),
-    ("data.data.placed_on:2026-05-01", lambda r: str(r["body"].get("placed_on", "")).startswith("2026-05-01")),
-    ("2026-05", lambda r: str(r["body"].get("placed_on", "")).startswith("2026-05")),
-    ("data.data.placed_on:[2026-04-01 TO 2026-04-30]", lambda r: r["body"].get("placed_on") == "2026-04-09"),
-])
+@pytest.mark.parametrize(
+    "query,keep",
+    [
+        ("data.data.placed_on:2026", lambda r: str(r["body"].get("placed_on", "")).startswith("2026")),
+        ("data.data.placed_on:2026-04", lambda r: str(r["body"].get("placed_on", "")).startswith("2026-04")),
+        ("data.data.placed_on:2026-04-09", lambda r: r["body"].get("placed_on") == "2026-04-09"),
+        ("data.data.placed_on:2026-05-01", lambda r: str(r["body"].get("placed_on", "")).startswith("2026-05-01")),
+        ("2026-05", lambda r: str(r["body"].get("placed_on", "")).startswith("2026-05")),
+        ("data.data.placed_on:[2026-04-01 TO 2026-04-30]", lambda r: r["body"].get("placed_on") == "2026-04-09"),
+    ],
+)
 def test_parts_of_dates_are_found(data: Path, query: str, keep: Callable[[dict[str, Any]], bool]) -> None:
     want = expected(data, keep)
     assert want
@@ -337,13 +388,15 @@ def test_parts_of_dates_are_found(data: Path, query: str, keep: Callable[[dict[s
 def test_decimals_stay_whole(data: Path) -> None:
     assert search_ids(data, "data.data.grand_total:45") == []
     assert search_ids(data, "data.data.grand_total:45.5") == expected(
-        data, lambda r: r["body"].get("grand_total") == 45.5)
+        data, lambda r: r["body"].get("grand_total") == 45.5
+    )
 
 
 def test_a_phrase_never_spans_two_values(data: Path) -> None:
     names = lambda r: [i.get("name", "") for i in r["body"].get("items", [])]  # noqa: E731
     assert search_ids(data, 'data.data.items.name:"Summit Kit"') == expected(
-        data, lambda r: "Beaumont Summit Kit" in names(r))
+        data, lambda r: "Beaumont Summit Kit" in names(r)
+    )
     # The last word of one item and the first of the next are not a phrase ...
     assert search_ids(data, 'data.data.items.name:"Kit Electra"') == []
     assert search_ids(data, 'data.data.items.sku:"red 24"') == []
@@ -376,22 +429,27 @@ def test_prefix_queries_on_every_kind_of_word(data: Path) -> None:
     increment = lambda r: str(r["body"].get("increment_id", ""))  # noqa: E731
     for prefix in ("C", "CK", "CK0000010", "CK00000101", "SO0"):
         assert search_ids(data, f"data.data.increment_id:{prefix}*") == expected(
-            data, lambda r, prefix=prefix: increment(r).lower().startswith(prefix.lower())), prefix
+            data, lambda r, prefix=prefix: increment(r).lower().startswith(prefix.lower())
+        ), prefix
     assert search_ids(data, "data.data.items.sku:mb*") == expected(data, lambda r: "24-MB01" in skus(r))
     assert search_ids(data, "data.data.items.sku:24*") == expected(data, lambda r: "24-MB01" in skus(r))
-    assert search_ids(data, "data.data.customer_email:veron*") == expected(
-        data, lambda r: email(r).startswith("veron"))
+    assert search_ids(data, "data.data.customer_email:veron*") == expected(data, lambda r: email(r).startswith("veron"))
     assert search_ids(data, "data.data.grand_total:9*") == expected(
-        data, lambda r: str(r["body"].get("grand_total", "")).startswith("9"))
+        data, lambda r: str(r["body"].get("grand_total", "")).startswith("9")
+    )
     assert search_ids(data, "data.data.increment_id:*") == expected(data, lambda r: "increment_id" in r["body"])
     assert search_ids(data, "data.data.increment_id:[CK00000102 TO *]") == expected(
-        data, lambda r: increment(r).lower() >= "ck00000102")
+        data, lambda r: increment(r).lower() >= "ck00000102"
+    )
 
 
 def test_index_follow_keeps_the_index_current_in_its_own_process(data: Path, receiver: Any) -> None:
     follower = subprocess.Popen(
         [sys.executable, "-m", "asyncevents_cli", "--config", str(data), "index", "follow", "--interval", "0.1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         with Runtime(data) as rt:
             publish(rt.config, rt.queue, "sales.order.created", {"increment_id": "SO00000105"})

@@ -15,7 +15,8 @@ def test_search_reference_examples_are_current() -> None:
     spec.loader.exec_module(examples)
     doc = examples.DOC.read_text()
     assert examples.replace_examples(doc, examples.render()) == doc, (
-        "docs/search.md is stale: run `python docs/search_examples.py --write`")
+        "docs/search.md is stale: run `python docs/search_examples.py --write`"
+    )
 
 
 def test_the_readme_links_the_search_reference() -> None:

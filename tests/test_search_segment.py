@@ -33,20 +33,34 @@ def rows(count: int, seed: int = 3) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     out = []
     for n in range(1, count + 1):
-        body = {"data": {
-            "increment_id": f"{rng.choice(['CK', 'SO'])}{n:08d}",
-            "customer_email": f"user{rng.randrange(40)}@example.com",
-            "grand_total": round(rng.uniform(1, 300), 2),
-            "items": [{"sku": rng.choice(["WS12-M-Orange", "24-MB01", "MJ01-L-Red"]),
-                       "name": rng.choice(["Companion Kit", "Electra Bra Top", "Kit Kit Kit"]),
-                       "qty": rng.randint(1, 3)} for _ in range(rng.randint(1, 3))],
-            "placed_on": f"2026-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}",
-            "note": rng.choice(["leave at the back door", "back door back door", "", "ring"]),
-        }}
+        body = {
+            "data": {
+                "increment_id": f"{rng.choice(['CK', 'SO'])}{n:08d}",
+                "customer_email": f"user{rng.randrange(40)}@example.com",
+                "grand_total": round(rng.uniform(1, 300), 2),
+                "items": [
+                    {
+                        "sku": rng.choice(["WS12-M-Orange", "24-MB01", "MJ01-L-Red"]),
+                        "name": rng.choice(["Companion Kit", "Electra Bra Top", "Kit Kit Kit"]),
+                        "qty": rng.randint(1, 3),
+                    }
+                    for _ in range(rng.randint(1, 3))
+                ],
+                "placed_on": f"2026-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}",
+                "note": rng.choice(["leave at the back door", "back door back door", "", "ring"]),
+            }
+        }
         created = datetime(2026, 3, 1) + timedelta(seconds=n * 7)
-        out.append({"log_id": n, "uuid": f"{rng.getrandbits(64):016x}", "event_name": "sales.order.created",
-                    "success": n % 9 != 0, "created": created.strftime("%Y-%m-%d %H:%M:%S.%f"),
-                    "serialized_data": json.dumps(body)})
+        out.append(
+            {
+                "log_id": n,
+                "uuid": f"{rng.getrandbits(64):016x}",
+                "event_name": "sales.order.created",
+                "success": n % 9 != 0,
+                "created": created.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                "serialized_data": json.dumps(body),
+            }
+        )
     return out
 
 
@@ -74,8 +88,9 @@ def test_bulk_writer_writes_what_whoosh_writes(tmp_path: Path) -> None:
     multi_block = 0
     for fieldname, text in terms[0]:
         infos = [r.term_info(fieldname, text) for r in readers]
-        assert [(i.weight(), i.doc_frequency(), i.max_weight(), i.min_id(), i.max_id()) for i in infos][0] == \
-            [(i.weight(), i.doc_frequency(), i.max_weight(), i.min_id(), i.max_id()) for i in infos][1]
+        assert [(i.weight(), i.doc_frequency(), i.max_weight(), i.min_id(), i.max_id()) for i in infos][0] == [
+            (i.weight(), i.doc_frequency(), i.max_weight(), i.min_id(), i.max_id()) for i in infos
+        ][1]
         postings = []
         for r in readers:
             m, found = r.postings(fieldname, text), []
@@ -88,6 +103,7 @@ def test_bulk_writer_writes_what_whoosh_writes(tmp_path: Path) -> None:
     assert multi_block > 10
     sizes = {name: sum(p.stat().st_size for p in folders[name].iterdir() if p.suffix == ".pst") for name in folders}
     assert sizes["bulk"] <= sizes["whoosh"]
+
 
 def scan(all_rows: list[dict[str, Any]], keep: Any) -> list[int]:
     return sorted((r["log_id"] for r in all_rows if keep(json.loads(r["serialized_data"])["data"])), reverse=True)
@@ -102,8 +118,11 @@ def test_many_commits_merges_and_workers_find_what_a_scan_finds(tmp_path: Path, 
             "INSERT INTO delivery_log (log_id, uuid, subscription_id, event_name, success, status_code,"
             " response_data, created, serialized_data, death_count, duration, message_id)"
             " VALUES (?,?,1,?,?,200,'',?,?,0,0.01,'m')",
-            [(r["log_id"], r["uuid"], r["event_name"], int(r["success"]), r["created"], r["serialized_data"])
-             for r in all_rows[:1000]])
+            [
+                (r["log_id"], r["uuid"], r["event_name"], int(r["success"]), r["created"], r["serialized_data"])
+                for r in all_rows[:1000]
+            ],
+        )
     # Small segments: the build writes several, in worker processes; later catch-ups
     # commit small segments that whoosh's merge policy joins through its own pool.
     monkeypatch.setattr(search_index, "WORKER_ROWS", 200)
@@ -122,8 +141,11 @@ def test_many_commits_merges_and_workers_find_what_a_scan_finds(tmp_path: Path, 
                 "INSERT INTO delivery_log (log_id, uuid, subscription_id, event_name, success, status_code,"
                 " response_data, created, serialized_data, death_count, duration, message_id)"
                 " VALUES (?,?,1,?,?,200,'',?,?,0,0.01,'m')",
-                [(r["log_id"], r["uuid"], r["event_name"], int(r["success"]), r["created"], r["serialized_data"])
-                 for r in all_rows[first : first + 25]])
+                [
+                    (r["log_id"], r["uuid"], r["event_name"], int(r["success"]), r["created"], r["serialized_data"])
+                    for r in all_rows[first : first + 25]
+                ],
+            )
         assert ix.catch_up() == 25
         if first == 1100:
             assert ix.remove([1003, 1051, 1052, 1101]) == 4
@@ -137,8 +159,11 @@ def test_many_commits_merges_and_workers_find_what_a_scan_finds(tmp_path: Path, 
             "INSERT INTO delivery_log (log_id, uuid, subscription_id, event_name, success, status_code,"
             " response_data, created, serialized_data, death_count, duration, message_id)"
             " VALUES (?,?,1,?,?,200,'',?,?,0,0.01,'m')",
-            [(r["log_id"], r["uuid"], r["event_name"], int(r["success"]), r["created"], r["serialized_data"])
-             for r in all_rows[1500:]])
+            [
+                (r["log_id"], r["uuid"], r["event_name"], int(r["success"]), r["created"], r["serialized_data"])
+                for r in all_rows[1500:]
+            ],
+        )
     assert ix.catch_up() == 500
     added = [s.doc_count_all() for s in ix._open()._segments() if s.segment_id() not in before]
     assert added == [200, 200, 100]
@@ -154,11 +179,13 @@ def test_many_commits_merges_and_workers_find_what_a_scan_finds(tmp_path: Path, 
     assert ids("data.data.increment_id: CK*") and ids("data.data.increment_id: SO0000*")
     assert ids("data.data.increment_id: SO0000*") == scan(all_rows, lambda d: d["increment_id"].startswith("SO0000"))
     assert ids('data.data.items.name:"Companion Kit"') == scan(
-        all_rows, lambda d: any(i["name"] == "Companion Kit" for i in d["items"]))
+        all_rows, lambda d: any(i["name"] == "Companion Kit" for i in d["items"])
+    )
     assert ids('"back door"') == scan(all_rows, lambda d: "back door" in d["note"])
     assert ids("data.data.grand_total:[10 TO 50]") == scan(all_rows, lambda d: 10 <= d["grand_total"] <= 50)
     assert ids("data.data.customer_email: user7@example.com") == scan(
-        all_rows, lambda d: d["customer_email"] == "user7@example.com")
+        all_rows, lambda d: d["customer_email"] == "user7@example.com"
+    )
     assert ids("data.data.placed_on:2026-04") == scan(all_rows, lambda d: d["placed_on"].startswith("2026-04"))
     assert ids("success:false") == sorted((r["log_id"] for r in all_rows if not r["success"]), reverse=True)
     ix.close()
@@ -181,14 +208,28 @@ def test_phrases_match_what_whoosh_matches(tmp_path: Path) -> None:
             "INSERT INTO delivery_log (log_id, uuid, subscription_id, event_name, success, status_code,"
             " response_data, created, serialized_data, death_count, duration, message_id)"
             " VALUES (?,?,1,?,?,200,'',?,?,0,0.01,'m')",
-            [(r["log_id"], r["uuid"], r["event_name"], int(r["success"]), r["created"], r["serialized_data"])
-             for r in all_rows])
+            [
+                (r["log_id"], r["uuid"], r["event_name"], int(r["success"]), r["created"], r["serialized_data"])
+                for r in all_rows
+            ],
+        )
     ix = SearchIndex(tmp_path / "ae.db.index", store)
     ix.rebuild()
     ix.remove([3, 4, 5, 40])  # deletions are filtered too
-    phrases = ['"back door"', '"door back"', '"kit kit"', '"kit kit kit"', '"Electra Bra Top"', '"Kit Electra"',
-               '"Companion Kit"', 'data.data.items.name:"Companion Kit"', 'data.data.items.name:"kit kit"',
-               'data.data.note:"back door back"', '"example.com ck00000007"', '"leave at the back door"']
+    phrases = [
+        '"back door"',
+        '"door back"',
+        '"kit kit"',
+        '"kit kit kit"',
+        '"Electra Bra Top"',
+        '"Kit Electra"',
+        '"Companion Kit"',
+        'data.data.items.name:"Companion Kit"',
+        'data.data.items.name:"kit kit"',
+        'data.data.note:"back door back"',
+        '"example.com ck00000007"',
+        '"leave at the back door"',
+    ]
     checked = 0
     with ix._open().searcher() as searcher:
         for text in phrases:

@@ -127,11 +127,19 @@ def test_credentials_in_recipient_urls_are_redacted_in_every_listing(tmp_path: P
     ok(config, "publish", EVENT, "--data", "{}")
     ok(config, "consume", "trigger", "--max-messages", "1")
     uuid = ok_json(config, "logs")[0]["uuid"]
-    outputs = [ae(config, *args) for args in (
-        ["subscriptions", "list"], ["subscriptions", "list", "--json"], ["subscriptions", "show", "1"],
-        ["subscriptions", "show", "1", "--json"], ["status"], ["status", "--json"], ["trace", uuid],
-        ["trace", uuid, "--json"],
-    )]
+    outputs = [
+        ae(config, *args)
+        for args in (
+            ["subscriptions", "list"],
+            ["subscriptions", "list", "--json"],
+            ["subscriptions", "show", "1"],
+            ["subscriptions", "show", "1", "--json"],
+            ["status"],
+            ["status", "--json"],
+            ["trace", uuid],
+            ["trace", uuid, "--json"],
+        )
+    ]
     for result in outputs:
         assert result.exit_code == 0, result.stderr
         assert "pa55word" not in result.stdout and "alice" not in result.stdout

@@ -99,10 +99,13 @@ def test_tokens_are_printed_once_and_stored_hashed(tmp_path: Path) -> None:
     assert missing.exit_code == 1 and "no token named 'erp'" in missing.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["tokens", "create", "bad name"], "invalid token name 'bad name'"),
-    (["tokens", "create", "ok", "--events", "sales order"], "invalid event pattern 'sales order'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["tokens", "create", "bad name"], "invalid token name 'bad name'"),
+        (["tokens", "create", "ok", "--events", "sales order"], "invalid event pattern 'sales order'"),
+    ],
+)
 def test_bad_token_input_is_refused_and_nothing_is_stored(tmp_path: Path, args: list[str], message: str) -> None:
     config = write_config(tmp_path)
     result = ae(config, *args)
@@ -112,8 +115,10 @@ def test_bad_token_input_is_refused_and_nothing_is_stored(tmp_path: Path, args: 
 
 
 def test_the_cli_does_not_import_the_web_stack() -> None:
-    code = ("import sys; from asyncevents_cli.cli import app; "
-            "print(sorted({'fastapi', 'starlette', 'uvicorn'} & set(sys.modules)))")
+    code = (
+        "import sys; from asyncevents_cli.cli import app; "
+        "print(sorted({'fastapi', 'starlette', 'uvicorn'} & set(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -122,20 +127,33 @@ def test_the_cli_does_not_import_the_web_stack() -> None:
 
 
 def test_the_module_readme_curl_body_subscribes(site: dict[str, Any]) -> None:
-    response = call(site, "POST", "/async_event", content=README_BODY,
-                    headers={"Content-Type": "application/json"})
+    response = call(site, "POST", "/async_event", content=README_BODY, headers={"Content-Type": "application/json"})
     assert response.status_code == 200, response.text
     data = response.json()
-    assert set(data) == {"subscription_id", "event_name", "recipient_url", "status", "subscribed_at", "store_id",
-                         "metadata"}
+    assert set(data) == {
+        "subscription_id",
+        "event_name",
+        "recipient_url",
+        "status",
+        "subscribed_at",
+        "store_id",
+        "metadata",
+    }
     assert (data["event_name"], data["recipient_url"], data["status"], data["store_id"], data["metadata"]) == (
-        EVENT, "https://example.com/order_created", True, 0, "http")
+        EVENT,
+        "https://example.com/order_created",
+        True,
+        0,
+        "http",
+    )
     assert "fD03@NpYbXYg" not in response.text and "verification_token" not in response.text
     # Kept (encrypted at rest) to sign deliveries, as the module encrypts it; a delivery signed
     # with a token given over HTTP is checked in test_publish_enqueues_and_a_rest_subscriber_receives_it_signed.
-    row = sqlite3.connect(site["db"]).execute(
-        "SELECT verification_token FROM subscriptions WHERE subscription_id = ?", (data["subscription_id"],)
-    ).fetchone()
+    row = (
+        sqlite3.connect(site["db"])
+        .execute("SELECT verification_token FROM subscriptions WHERE subscription_id = ?", (data["subscription_id"],))
+        .fetchone()
+    )
     assert row is not None and row[0]
     one = call(site, "GET", f"/async_event/{data['subscription_id']}")
     assert one.status_code == 200 and one.json() == data
@@ -178,17 +196,27 @@ def test_a_scoped_token_manages_only_its_events(site: dict[str, Any]) -> None:
     forbidden = [
         call(site, "POST", "/async_event", token="crm", json=body()),
         call(site, "GET", f"/async_event/{sale['subscription_id']}", token="crm"),
-        call(site, "PUT", f"/async_event/{sale['subscription_id']}", token="crm",
-             json={"asyncEvent": {"status": False}}),
+        call(
+            site, "PUT", f"/async_event/{sale['subscription_id']}", token="crm", json={"asyncEvent": {"status": False}}
+        ),
         call(site, "POST", "/async_event/publish", token="crm", json={"event_name": EVENT, "arguments": {}}),
-        call(site, "GET", "/async_events", token="crm", params={
-            "searchCriteria[filterGroups][0][filters][0][field]": "event_name",
-            "searchCriteria[filterGroups][0][filters][0][value]": EVENT}),
+        call(
+            site,
+            "GET",
+            "/async_events",
+            token="crm",
+            params={
+                "searchCriteria[filterGroups][0][filters][0][field]": "event_name",
+                "searchCriteria[filterGroups][0][filters][0][value]": EVENT,
+            },
+        ),
     ]
     for response in forbidden:
         assert response.status_code == 403, response.text
-        assert response.json() == {"message": "The consumer isn't authorized to access event 'sales.order.created': "
-                                              "token 'crm' is limited to customer.*."}
+        assert response.json() == {
+            "message": "The consumer isn't authorized to access event 'sales.order.created': "
+            "token 'crm' is limited to customer.*."
+        }
     assert subscription_count(site) == before
     assert call(site, "GET", f"/async_event/{sale['subscription_id']}").json()["status"] is True
 
@@ -197,8 +225,13 @@ def test_a_scoped_token_manages_only_its_events(site: dict[str, Any]) -> None:
     listed = call(site, "GET", "/async_events", token="crm").json()
     assert listed["items"] and {i["event_name"] for i in listed["items"]} == {"customer.created"}
     assert listed["total_count"] == len(listed["items"])
-    published = call(site, "POST", "/async_event/publish", token="crm",
-                     json={"event_name": "customer.created", "arguments": {"id": 7}})
+    published = call(
+        site,
+        "POST",
+        "/async_event/publish",
+        token="crm",
+        json={"event_name": "customer.created", "arguments": {"id": 7}},
+    )
     assert published.status_code == 200 and len(published.json()["message_id"]) == 32
 
 
@@ -230,13 +263,17 @@ def test_a_bad_body_is_400_and_writes_nothing(site: dict[str, Any], payload: Any
     assert subscription_count(site) == before
 
 
-@pytest.mark.parametrize("content, headers, message", [
-    ("{", {"Content-Type": "application/json"}, "the body is not valid JSON"),
-    ("", {"Content-Type": "application/json"}, "a JSON body is required"),
-    ('{"asyncEvent": {}}', {"Content-Type": "text/plain"}, "send the body as JSON"),
-])
-def test_a_body_that_is_not_json_is_400(site: dict[str, Any], content: str, headers: dict[str, str],
-                                        message: str) -> None:
+@pytest.mark.parametrize(
+    "content, headers, message",
+    [
+        ("{", {"Content-Type": "application/json"}, "the body is not valid JSON"),
+        ("", {"Content-Type": "application/json"}, "a JSON body is required"),
+        ('{"asyncEvent": {}}', {"Content-Type": "text/plain"}, "send the body as JSON"),
+    ],
+)
+def test_a_body_that_is_not_json_is_400(
+    site: dict[str, Any], content: str, headers: dict[str, str], message: str
+) -> None:
     response = call(site, "POST", "/async_event", content=content, headers=headers)
     assert response.status_code == 400 and message in response.json()["message"]
 
@@ -244,7 +281,9 @@ def test_a_body_that_is_not_json_is_400(site: dict[str, Any], content: str, head
 def test_get_an_unknown_or_malformed_id(site: dict[str, Any]) -> None:
     missing = call(site, "GET", "/async_event/999999")
     assert (missing.status_code, missing.json()) == (
-        404, {"message": "Async event with subscription ID 999999 does not exist"})
+        404,
+        {"message": "Async event with subscription ID 999999 does not exist"},
+    )
     malformed = call(site, "GET", "/async_event/abc")
     assert malformed.status_code == 400 and "subscription_id" in malformed.json()["message"]
     assert call(site, "PUT", "/async_event/999999", json={"asyncEvent": {"status": True}}).status_code == 404
@@ -274,12 +313,20 @@ def test_put_changes_status_and_metadata_as_the_module_saves(site: dict[str, Any
 
 def test_put_cannot_move_a_signed_subscription_to_an_unsigned_notifier(site: dict[str, Any]) -> None:
     """The module's EventBridge body subscribes; moving it to http would need a secret it never had."""
-    bus = call(site, "POST", "/async_event", json=body(
-        recipient_url="arn:aws:events:ap-southeast-2:005158166381:event-bus/orders", metadata="event_bridge"))
+    bus = call(
+        site,
+        "POST",
+        "/async_event",
+        json=body(recipient_url="arn:aws:events:ap-southeast-2:005158166381:event-bus/orders", metadata="event_bridge"),
+    )
     assert bus.status_code == 200, bus.text
     assert bus.json()["metadata"] == "eventbridge"
-    moved = call(site, "PUT", f"/async_event/{bus.json()['subscription_id']}",
-                 json={"asyncEvent": {"status": True, "metadata": "http"}})
+    moved = call(
+        site,
+        "PUT",
+        f"/async_event/{bus.json()['subscription_id']}",
+        json={"asyncEvent": {"status": True, "metadata": "http"}},
+    )
     assert moved.status_code == 400
     assert "invalid recipient URL 'arn:aws:events:" in moved.json()["message"]
     assert call(site, "GET", f"/async_event/{bus.json()['subscription_id']}").json() == bus.json()
@@ -300,11 +347,16 @@ def test_list_pages_and_filters_with_search_criteria(site: dict[str, Any]) -> No
     assert page["search_criteria"] == {"filter_groups": [], "page_size": 2, "current_page": 2}
 
     flt = "searchCriteria[filterGroups][0][filters][0]"
-    customers = call(site, "GET", "/async_events", params={f"{flt}[field]": "event_name",
-                                                           f"{flt}[value]": "customer.created"}).json()
+    customers = call(
+        site, "GET", "/async_events", params={f"{flt}[field]": "event_name", f"{flt}[value]": "customer.created"}
+    ).json()
     assert customers["items"] and {i["event_name"] for i in customers["items"]} == {"customer.created"}
-    liked = call(site, "GET", "/async_events", params={f"{flt}[field]": "event_name", f"{flt}[value]": "cust%",
-                                                       f"{flt}[conditionType]": "like"}).json()
+    liked = call(
+        site,
+        "GET",
+        "/async_events",
+        params={f"{flt}[field]": "event_name", f"{flt}[value]": "cust%", f"{flt}[conditionType]": "like"},
+    ).json()
     assert liked["items"] == customers["items"]
 
     for params, message in [
@@ -321,12 +373,19 @@ def test_list_pages_and_filters_with_search_criteria(site: dict[str, Any]) -> No
 
 def test_publish_enqueues_and_a_rest_subscriber_receives_it_signed(site: dict[str, Any], receiver: Receiver) -> None:
     url = receiver.endpoint("/rest-subscriber")
-    created = call(site, "POST", "/async_event", json=body(event_name="customer.created", recipient_url=url,
-                                                           verification_token="from-rest"))
+    created = call(
+        site,
+        "POST",
+        "/async_event",
+        json=body(event_name="customer.created", recipient_url=url, verification_token="from-rest"),
+    )
     assert created.status_code == 200
-    published = call(site, "POST", "/async_event/publish",
-                     json={"event_name": "customer.created", "arguments": {"email": "roni_cost@example.com"},
-                           "store_id": 1})
+    published = call(
+        site,
+        "POST",
+        "/async_event/publish",
+        json={"event_name": "customer.created", "arguments": {"email": "roni_cost@example.com"}, "store_id": 1},
+    )
     assert published.status_code == 200, published.text
     consumed = ae(site["config"], "consume", "trigger", "--until-empty")
     assert consumed.exit_code == 0, consumed.stderr
@@ -357,8 +416,12 @@ def test_unknown_routes_and_methods_answer_in_the_same_shape(site: dict[str, Any
 def test_openapi_document_describes_the_routes_and_their_errors(site: dict[str, Any]) -> None:
     document = httpx.get(site["server"].url + "/openapi.json").json()
     paths = document["paths"]
-    assert set(paths) == {f"{API}/async_event/{{subscription_id}}", f"{API}/async_events", f"{API}/async_event",
-                          f"{API}/async_event/publish"}
+    assert set(paths) == {
+        f"{API}/async_event/{{subscription_id}}",
+        f"{API}/async_events",
+        f"{API}/async_event",
+        f"{API}/async_event/publish",
+    }
     assert set(paths[f"{API}/async_event/{{subscription_id}}"]) == {"get", "put"}
     post = paths[f"{API}/async_event"]["post"]
     assert {"200", "400", "401", "403"} <= set(post["responses"]) and "422" not in post["responses"]
@@ -375,7 +438,9 @@ def test_serve_refuses_a_taken_port_in_one_line(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "asyncevents_cli", "--config", str(config), "serve", "--port", str(port)],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.strip().count("\n") == 0
@@ -411,8 +476,13 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import positive_data_acceptance  # noqa: E402
 
-OPERATIONS = [f"GET {API}/async_event/{{subscription_id}}", f"GET {API}/async_events", f"POST {API}/async_event",
-              f"PUT {API}/async_event/{{subscription_id}}", f"POST {API}/async_event/publish"]
+OPERATIONS = [
+    f"GET {API}/async_event/{{subscription_id}}",
+    f"GET {API}/async_events",
+    f"POST {API}/async_event",
+    f"PUT {API}/async_event/{{subscription_id}}",
+    f"POST {API}/async_event/publish",
+]
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
@@ -442,8 +512,12 @@ def test_publish_over_http_with_the_rabbitmq_queue(tmp_path: Path, amqp_url: str
     assert ae(config, "subscribe", EVENT, receiver.endpoint("/amqp"), "--secret", "s").exit_code == 0
     server = start_server(config, tmp_path / "serve.log")
     try:
-        published = httpx.post(server.url + API + "/async_event/publish", headers={"Authorization": f"Bearer {token}"},
-                               json={"event_name": EVENT, "arguments": {"increment_id": "CK1"}}, timeout=30)
+        published = httpx.post(
+            server.url + API + "/async_event/publish",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"event_name": EVENT, "arguments": {"increment_id": "CK1"}},
+            timeout=30,
+        )
     finally:
         assert server.stop() == 0, server.log()
     assert published.status_code == 200, published.text
@@ -458,8 +532,12 @@ def test_publish_answers_503_when_the_queue_is_unreachable(tmp_path: Path) -> No
     token = new_token(config, "publisher")
     server = start_server(config, tmp_path / "serve.log")
     try:
-        response = httpx.post(server.url + API + "/async_event/publish", headers={"Authorization": f"Bearer {token}"},
-                              json={"event_name": EVENT, "arguments": {}}, timeout=30)
+        response = httpx.post(
+            server.url + API + "/async_event/publish",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"event_name": EVENT, "arguments": {}},
+            timeout=30,
+        )
     finally:
         assert server.stop() == 0, server.log()
     assert response.status_code == 503, response.text

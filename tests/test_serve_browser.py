@@ -42,8 +42,15 @@ def chrome() -> Iterator[Any]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or ""
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--window-size=1280,1000", "--disable-extensions", "--no-first-run"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,1000",
+        "--disable-extensions",
+        "--no-first-run",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or ""), options=options)
     driver.set_page_load_timeout(60)
@@ -67,8 +74,9 @@ def delivered_after_a_retry(tmp_path_factory: pytest.TempPathFactory) -> Iterato
         assert server.stop() == 0
 
 
-def test_sign_in_through_the_form_and_read_a_trace(chrome: Any, delivered_after_a_retry: dict[str, Any],
-                                                   tmp_path: Path) -> None:
+def test_sign_in_through_the_form_and_read_a_trace(
+    chrome: Any, delivered_after_a_retry: dict[str, Any], tmp_path: Path
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
@@ -90,8 +98,10 @@ def test_sign_in_through_the_form_and_read_a_trace(chrome: Any, delivered_after_
     assert chrome.find_element(By.ID, "status").text == expected
     payload = json.loads(chrome.find_element(By.ID, "payload").text)
     assert payload == {"data": ORDER}
-    cells = [[td.text for td in row.find_elements(By.TAG_NAME, "td")]
-             for row in chrome.find_elements(By.CSS_SELECTOR, "#attempts tbody tr")]
+    cells = [
+        [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+        for row in chrome.find_elements(By.CSS_SELECTOR, "#attempts tbody tr")
+    ]
     assert [(c[0], c[2], c[3]) for c in cells] == [("1", "no", "500"), ("2", "yes", "200")]
     assert "orders-secret" not in chrome.page_source and site["token"] not in chrome.page_source
     shot = tmp_path / "trace.png"

@@ -47,8 +47,17 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     admin = ok(config, "tokens", "create", "admin").stdout.splitlines()[-1]
     scoped = ok(config, "tokens", "create", "crm", "--events", "customer.*").stdout.splitlines()[-1]
     server = start_server(config, folder / "serve.log")
-    yield {"config": config, "url": server.url, "admin": admin, "scoped": scoped, "orders": orders,
-           "broken": broken, "delivered": uuids[orders], "dead": uuids[broken], "receiver": receiver}
+    yield {
+        "config": config,
+        "url": server.url,
+        "admin": admin,
+        "scoped": scoped,
+        "orders": orders,
+        "broken": broken,
+        "delivered": uuids[orders],
+        "dead": uuids[broken],
+        "receiver": receiver,
+    }
     assert server.stop() == 0, server.log()
     server_http.shutdown()
 

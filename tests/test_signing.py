@@ -145,13 +145,16 @@ def test_magento_rotation_switches_at_once(config, store: Store, receiver: Recei
     assert not request.signed_with("old-secret")
 
 
-@pytest.mark.parametrize("secret, fragment", [
-    ("my-secret", "must start with 'whsec_'"),
-    ("whsec_not base64!", "followed by base64"),
-    ("whsec_" + base64.b64encode(b"short").decode(), "24 to 64 bytes, got 5"),
-    ("whsec_" + base64.b64encode(bytes(65)).decode(), "24 to 64 bytes, got 65"),
-    ("   ", "must not be empty"),
-])
+@pytest.mark.parametrize(
+    "secret, fragment",
+    [
+        ("my-secret", "must start with 'whsec_'"),
+        ("whsec_not base64!", "followed by base64"),
+        ("whsec_" + base64.b64encode(b"short").decode(), "24 to 64 bytes, got 5"),
+        ("whsec_" + base64.b64encode(bytes(65)).decode(), "24 to 64 bytes, got 65"),
+        ("   ", "must not be empty"),
+    ],
+)
 def test_standard_webhooks_secrets_are_checked(secret: str, fragment: str) -> None:
     with pytest.raises(InputError, match=fragment):
         check_secret("standard-webhooks", secret)
@@ -159,14 +162,17 @@ def test_standard_webhooks_secrets_are_checked(secret: str, fragment: str) -> No
 
 def test_a_given_standard_webhooks_secret_is_used(config, store: Store) -> None:
     secret = "whsec_" + base64.b64encode(bytes(range(32))).decode()
-    subscription, generated = subscribe(config, store, EVENT, "https://example.com/h", secret=secret,
-                                        signature="standard-webhooks")
+    subscription, generated = subscribe(
+        config, store, EVENT, "https://example.com/h", secret=secret, signature="standard-webhooks"
+    )
     assert generated is None
     Webhook(secret).verify(BODY, request_headers(subscription, BODY, "u"))
 
 
-@pytest.mark.parametrize("text, seconds", [("24h", 86400), ("30m", 1800), ("90s", 90), ("2d", 172800),
-                                           ("0", 0), ("1.5h", 5400), (" 15 ", 15)])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("24h", 86400), ("30m", 1800), ("90s", 90), ("2d", 172800), ("0", 0), ("1.5h", 5400), (" 15 ", 15)],
+)
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 

@@ -23,9 +23,28 @@ from asyncevents_cli.cli.app import COMMANDS, app
 from asyncevents_cli.cli.lazy import summary_of
 
 #: Libraries `ae --help` has no use for. Each one was on the start-up path once.
-HEAVY = ("pika", "aiohttp", "httpx", "yarl", "whoosh", "sqlite_utils", "pydantic", "fastapi", "starlette",
-         "uvicorn", "jinja2", "cryptography", "asyncio", "rich.progress", "rich.json", "rich.markdown",
-         "rich.traceback", "markdown_it", "pygments", "attr")
+HEAVY = (
+    "pika",
+    "aiohttp",
+    "httpx",
+    "yarl",
+    "whoosh",
+    "sqlite_utils",
+    "pydantic",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "jinja2",
+    "cryptography",
+    "asyncio",
+    "rich.progress",
+    "rich.json",
+    "rich.markdown",
+    "rich.traceback",
+    "markdown_it",
+    "pygments",
+    "attr",
+)
 
 
 def modules_after(argv: list[str], env: dict[str, str] | None = None) -> set[str]:
@@ -46,8 +65,14 @@ def modules_after(argv: list[str], env: dict[str, str] | None = None) -> set[str
 def test_ae_help_imports_no_command_module_and_no_heavy_library() -> None:
     loaded = modules_after(["--help"])
     assert "asyncevents_cli.cli.app" in loaded  # the probe itself works
-    needed = {"asyncevents_cli.cli", "asyncevents_cli.cli.app", "asyncevents_cli.cli.lazy",
-              "asyncevents_cli.cli.plain_values", "asyncevents_cli.cli.help_imports", "asyncevents_cli.errors"}
+    needed = {
+        "asyncevents_cli.cli",
+        "asyncevents_cli.cli.app",
+        "asyncevents_cli.cli.lazy",
+        "asyncevents_cli.cli.plain_values",
+        "asyncevents_cli.cli.help_imports",
+        "asyncevents_cli.errors",
+    }
     commands = sorted(m for m in loaded if m.startswith("asyncevents_cli.") and m not in needed)
     assert commands == []
     heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY or m in HEAVY)
@@ -120,7 +145,7 @@ def samples(param: Any) -> list[Any]:
     if annotation is str:
         values += ["", "x y", "ünïcode", "5"]
     elif annotation in (int, float):
-        values += [annotation(0), annotation(1), annotation(5), annotation(10 ** 6), "7", "abc", -1]
+        values += [annotation(0), annotation(1), annotation(5), annotation(10**6), "7", "abc", -1]
     elif annotation is bool:
         values += [True, False, "true", "no"]
     return values
@@ -163,16 +188,27 @@ def test_ae_trace_reads_the_store_with_no_engine_search_or_pydantic(tmp_path: An
     with Runtime(config, environ={}) as rt:
         sub, _ = subscribe(rt.config, rt.store, "a.b", "http://127.0.0.1:9/hook", secret="s" * 32)
         with rt.store.transaction():
-            rt.store.log_attempt(Attempt(uuid, sub.subscription_id, "a.b", True, 200, "ok", '{"data": {}}', 0,
-                                         0.001, "m1"))
+            rt.store.log_attempt(
+                Attempt(uuid, sub.subscription_id, "a.b", True, 200, "ok", '{"data": {}}', 0, 0.001, "m1")
+            )
             rt.store.set_delivery_state(uuid, sub.subscription_id, "a.b", DeliveryState.DELIVERED, 0)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AE_")} | {"AE_CONFIG": str(config)}
     loaded = modules_after(["trace", uuid], env)
     assert "asyncevents_cli.trace" in loaded
-    unneeded = sorted(m for m in loaded if m.split(".")[0] in ("pydantic", "whoosh", "aiohttp", "httpx", "pika",
-                                                                "yarl", "asyncio", "fastapi")
-                      or m.startswith(("asyncevents_cli.engine", "asyncevents_cli.search", "asyncevents_cli.queues",
-                                       "asyncevents_cli.notifiers", "rich.progress")))
+    unneeded = sorted(
+        m
+        for m in loaded
+        if m.split(".")[0] in ("pydantic", "whoosh", "aiohttp", "httpx", "pika", "yarl", "asyncio", "fastapi")
+        or m.startswith(
+            (
+                "asyncevents_cli.engine",
+                "asyncevents_cli.search",
+                "asyncevents_cli.queues",
+                "asyncevents_cli.notifiers",
+                "rich.progress",
+            )
+        )
+    )
     assert unneeded == []
 
 
@@ -181,9 +217,8 @@ def test_ae_trace_reads_the_store_with_no_engine_search_or_pydantic(tmp_path: An
 
 def help_text(preload_renderer: bool) -> str:
     code = (
-        ("import typer.rich_utils\n" if preload_renderer else "")
-        + "import sys\nsys.argv = ['ae', '--help']\nfrom asyncevents_cli.cli import main\nmain()\n"
-    )
+        "import typer.rich_utils\n" if preload_renderer else ""
+    ) + "import sys\nsys.argv = ['ae', '--help']\nfrom asyncevents_cli.cli import main\nmain()\n"
     env = os.environ | {"COLUMNS": "100", "TERMINAL_WIDTH": "100"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr

@@ -52,10 +52,26 @@ def store(open_store: Callable[..., Store]) -> Store:
     return open_store()
 
 
-def attempt(uuid: str, success: bool = True, subscription_id: int = 1, message_id: str | None = None,
-            data: str = '{"data":{"increment_id":"A1"}}', death_count: int = 0) -> Attempt:
-    return Attempt(uuid, subscription_id, EVENT, success, 200 if success else 500, "reply", data, death_count,
-                   0.0123456789, message_id)
+def attempt(
+    uuid: str,
+    success: bool = True,
+    subscription_id: int = 1,
+    message_id: str | None = None,
+    data: str = '{"data":{"increment_id":"A1"}}',
+    death_count: int = 0,
+) -> Attempt:
+    return Attempt(
+        uuid,
+        subscription_id,
+        EVENT,
+        success,
+        200 if success else 500,
+        "reply",
+        data,
+        death_count,
+        0.0123456789,
+        message_id,
+    )
 
 
 # -- subscriptions and their secrets ---------------------------------------------
@@ -66,11 +82,22 @@ HEADER_SECRET = "header-secret-that-never-shows-in-plain-text"
 
 
 def test_a_subscription_round_trips_with_its_secrets(store: Store) -> None:
-    made = store.add_subscription(EVENT, "https://shop.example/hook", "tok-1", notifier="http", store_id=2,
-                                  signature_scheme="standard", custom_headers=[("X-Key", HEADER_SECRET)])
+    made = store.add_subscription(
+        EVENT,
+        "https://shop.example/hook",
+        "tok-1",
+        notifier="http",
+        store_id=2,
+        signature_scheme="standard",
+        custom_headers=[("X-Key", HEADER_SECRET)],
+    )
     assert made.subscription_id >= 1
     assert (made.event_name, made.recipient_url, made.store_id, made.notifier) == (
-        EVENT, "https://shop.example/hook", 2, "http")
+        EVENT,
+        "https://shop.example/hook",
+        2,
+        "http",
+    )
     assert made.verification_token == "tok-1" and made.custom_headers == (("X-Key", HEADER_SECRET),)
     assert made.signature_scheme == "standard" and made.enabled
     hidden = store.subscription(made.subscription_id, reveal=False)
@@ -83,8 +110,11 @@ def test_subscriptions_list_filter_and_change(store: Store) -> None:
     a = store.add_subscription(EVENT, "https://a.example/", "ta")
     b = store.add_subscription("other.event", "https://b.example/", "tb", store_id=3)
     c = store.add_subscription(EVENT, "https://c.example/", "tc", store_id=4)
-    assert [s.subscription_id for s in store.subscriptions()] == [a.subscription_id, b.subscription_id,
-                                                                   c.subscription_id]
+    assert [s.subscription_id for s in store.subscriptions()] == [
+        a.subscription_id,
+        b.subscription_id,
+        c.subscription_id,
+    ]
     assert [s.subscription_id for s in store.subscriptions(EVENT)] == [a.subscription_id, c.subscription_id]
     assert [s.subscription_id for s in store.subscriptions_for(EVENT, 4)] == [a.subscription_id, c.subscription_id]
     assert [s.subscription_id for s in store.subscriptions_for(EVENT, 5)] == [a.subscription_id]
@@ -145,7 +175,9 @@ def test_attempts_are_logged_in_order_and_read_back(store: Store) -> None:
     assert sorted(r["log_id"] for r in store.logs_by_id([first, first + 2, 12345])) == [first, first + 2]
     assert store.uuids_of([first, first + 1]) == {"u1"}
     assert sorted((r["uuid"], r["log_id"]) for r in store.latest_attempts(["u1", "u2"])) == [
-        ("u1", first + 1), ("u2", first + 2)]
+        ("u1", first + 1),
+        ("u2", first + 2),
+    ]
     assert store.last_uuid(1) == "u2" and store.last_uuid(7) is None
     total, page = store.log_page(limit=2, offset=1)
     assert total == 3 and [r["log_id"] for r in page] == [first + 1, first]
@@ -166,11 +198,14 @@ def test_many_ids_are_read_in_chunks(store: Store) -> None:
 
 
 def test_logs_matching_conditions(store: Store) -> None:
-    store.log_attempts([
-        attempt("abc-1", data='{"data":{"sku":"Red_Shirt 100%"}}'),
-        attempt("abd-2", success=False, data='{"data":{"sku":"blue shirt"}}'),
-        attempt("xyz-3", data='{"data":{"sku":"RedXShirt"}}'),
-    ])
+    store.log_attempts(
+        [
+            attempt("abc-1", data='{"data":{"sku":"Red_Shirt 100%"}}'),
+            attempt("abd-2", success=False, data='{"data":{"sku":"blue shirt"}}'),
+            attempt("xyz-3", data='{"data":{"sku":"RedXShirt"}}'),
+        ]
+    )
+
     def uuids(*conditions: LogCondition, **page: Any) -> tuple[int, list[str]]:
         total, rows = store.logs_matching(list(conditions), **page)
         return total, [r["uuid"] for r in rows]
@@ -200,13 +235,18 @@ def test_chain_states_accumulate_and_ignore_older_generations(store: Store) -> N
     row = store.delivery("u1")
     assert row is not None
     assert (row["state"], row["attempts"], row["death_count"]) == (DeliveryState.DEAD_LETTERED, 2, 2)
-    store.set_delivery_states([ChainState("u1", 1, EVENT, DeliveryState.RETRYING, 0, None,
-                                          attempted=False, generation=1)])
+    store.set_delivery_states(
+        [ChainState("u1", 1, EVENT, DeliveryState.RETRYING, 0, None, attempted=False, generation=1)]
+    )
     store.set_delivery_states([ChainState("u1", 1, EVENT, DeliveryState.DELIVERED, 3, generation=0)])  # a stale attempt
     row = store.delivery("u1")
     assert row is not None and (row["state"], row["generation"], row["attempts"]) == (DeliveryState.RETRYING, 1, 2)
-    store.set_delivery_states([ChainState("u2", 1, EVENT, DeliveryState.DELIVERED, 0),
-                               ChainState("u3", 1, EVENT, DeliveryState.STOPPED, 0, attempted=False)])
+    store.set_delivery_states(
+        [
+            ChainState("u2", 1, EVENT, DeliveryState.DELIVERED, 0),
+            ChainState("u3", 1, EVENT, DeliveryState.STOPPED, 0, attempted=False),
+        ]
+    )
     assert store.delivered_uuids(["u1", "u2", "u3", "u2", "nope"]) == {"u2"}
     assert store.delivery("nope") is None
 
@@ -217,25 +257,51 @@ def test_delivery_counts_per_subscription(store: Store) -> None:
     store.set_status([idle.subscription_id], enabled=False)
     sid = sub.subscription_id
     store.log_attempts([attempt("u1", False, sid), attempt("u1", True, sid), attempt("u2", False, sid)])
-    store.set_delivery_states([ChainState("u1", sid, EVENT, DeliveryState.DELIVERED, 1),
-                               ChainState("u2", sid, EVENT, DeliveryState.RETRYING, 1),
-                               ChainState("u3", sid, EVENT, DeliveryState.DEAD_LETTERED, 5)])
+    store.set_delivery_states(
+        [
+            ChainState("u1", sid, EVENT, DeliveryState.DELIVERED, 1),
+            ChainState("u2", sid, EVENT, DeliveryState.RETRYING, 1),
+            ChainState("u3", sid, EVENT, DeliveryState.DEAD_LETTERED, 5),
+        ]
+    )
     counts = store.delivery_counts()
     assert counts == [
-        {"subscription_id": sid, "event_name": EVENT, "recipient_url": "https://user:pw@a.example/",
-         "status": "enabled", "attempts": 3, "succeeded": 1, "failed": 2, "delivered": 1, "retrying": 1,
-         "dead_lettered": 1},
-        {"subscription_id": idle.subscription_id, "event_name": EVENT, "recipient_url": "https://b.example/",
-         "status": "disabled", "attempts": 0, "succeeded": 0, "failed": 0, "delivered": 0, "retrying": 0,
-         "dead_lettered": 0},
+        {
+            "subscription_id": sid,
+            "event_name": EVENT,
+            "recipient_url": "https://user:pw@a.example/",
+            "status": "enabled",
+            "attempts": 3,
+            "succeeded": 1,
+            "failed": 2,
+            "delivered": 1,
+            "retrying": 1,
+            "dead_lettered": 1,
+        },
+        {
+            "subscription_id": idle.subscription_id,
+            "event_name": EVENT,
+            "recipient_url": "https://b.example/",
+            "status": "disabled",
+            "attempts": 0,
+            "succeeded": 0,
+            "failed": 0,
+            "delivered": 0,
+            "retrying": 0,
+            "dead_lettered": 0,
+        },
     ]
 
 
 def test_pruning_removes_finished_chains_only(store: Store) -> None:
     store.log_attempts([attempt("done"), attempt("retrying", False), attempt("dead", False)])
-    store.set_delivery_states([ChainState("done", 1, EVENT, DeliveryState.DELIVERED, 0),
-                               ChainState("retrying", 1, EVENT, DeliveryState.RETRYING, 1),
-                               ChainState("dead", 1, EVENT, DeliveryState.DEAD_LETTERED, 5)])
+    store.set_delivery_states(
+        [
+            ChainState("done", 1, EVENT, DeliveryState.DELIVERED, 0),
+            ChainState("retrying", 1, EVENT, DeliveryState.RETRYING, 1),
+            ChainState("dead", 1, EVENT, DeliveryState.DEAD_LETTERED, 5),
+        ]
+    )
     high = store.max_log_id()
     assert store.prune_logs(1) == []  # nothing is a day old
     removed = store.prune_logs(0)
@@ -326,8 +392,10 @@ def test_a_new_store_is_at_the_code_schema_version(open_store: Callable[..., Sto
 def test_a_store_newer_than_the_code_is_refused(open_store: Callable[..., Store]) -> None:
     store = open_store()
     with store.transaction():
-        store._run("INSERT INTO schema_migrations (version, description, applied) VALUES (?, 'from the future', '')",
-                   (SCHEMA_VERSION + 1,))
+        store._run(
+            "INSERT INTO schema_migrations (version, description, applied) VALUES (?, 'from the future', '')",
+            (SCHEMA_VERSION + 1,),
+        )
     with pytest.raises(StoreTooNew, match=f"schema version {SCHEMA_VERSION + 1}, newer than this ae"):
         open_store()
     with pytest.raises(StoreTooNew):

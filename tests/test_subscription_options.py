@@ -27,8 +27,18 @@ def deliver_one(config: Path) -> None:
 
 def test_custom_headers_are_sent_and_listed_by_name_only(config_path: Path, receiver: Receiver) -> None:
     url = receiver.endpoint("/hook")
-    sid = ok(config_path, "subscribe", EVENT, url, "--secret", "s", "--header", f"Authorization: {TOKEN_VALUE}",
-             "--header", "X-Tenant:  shop-1 ").stdout.strip()
+    sid = ok(
+        config_path,
+        "subscribe",
+        EVENT,
+        url,
+        "--secret",
+        "s",
+        "--header",
+        f"Authorization: {TOKEN_VALUE}",
+        "--header",
+        "X-Tenant:  shop-1 ",
+    ).stdout.strip()
     deliver_one(config_path)
     [request] = receiver.requests
     assert request.headers["authorization"] == TOKEN_VALUE
@@ -47,8 +57,10 @@ def test_custom_headers_are_sent_and_listed_by_name_only(config_path: Path, rece
 
 def test_set_headers_replaces_and_clear_removes(config_path: Path, receiver: Receiver) -> None:
     sid = ok(config_path, "subscribe", EVENT, receiver.endpoint("/hook"), "--header", "X-Old: 1").stdout.strip()
-    assert ok(config_path, "subscriptions", "set-headers", sid, "X-New: 2", "X-Other: 3").stdout == \
-        f"{sid}\tX-New, X-Other\n"
+    assert (
+        ok(config_path, "subscriptions", "set-headers", sid, "X-New: 2", "X-Other: 3").stdout
+        == f"{sid}\tX-New, X-Other\n"
+    )
     deliver_one(config_path)
     headers = receiver.requests[-1].headers
     assert (headers.get("x-old"), headers["x-new"], headers["x-other"]) == (None, "2", "3")
@@ -56,23 +68,26 @@ def test_set_headers_replaces_and_clear_removes(config_path: Path, receiver: Rec
     assert ok_json(config_path, "subscriptions", "show", sid)["header_names"] == []
 
 
-@pytest.mark.parametrize("header, fragment", [
-    ("Host: evil.example", "'Host' cannot be set per subscription: the HTTP client sets it"),
-    ("Content-Length: 0", "'Content-Length' cannot be set"),
-    ("Connection: close", "hop-by-hop"),
-    ("Transfer-Encoding: chunked", "hop-by-hop"),
-    ("Keep-Alive: timeout=5", "hop-by-hop"),
-    ("Upgrade: websocket", "hop-by-hop"),
-    ("TE: trailers", "hop-by-hop"),
-    ("x-magento-signature: forged", "signature header"),
-    ("Webhook-Signature: v1,forged", "signature header"),
-    ("webhook-id: 1", "signature header"),
-    ("webhook-timestamp: 1", "signature header"),
-    ("Idempotency-Key: 1", "ae sets it on every delivery"),
-    ("Authorization", "must look like 'Name: value'"),
-    ("Bad Name: x", "invalid header name 'Bad Name'"),
-    ("X-Empty:", "has no value"),
-])
+@pytest.mark.parametrize(
+    "header, fragment",
+    [
+        ("Host: evil.example", "'Host' cannot be set per subscription: the HTTP client sets it"),
+        ("Content-Length: 0", "'Content-Length' cannot be set"),
+        ("Connection: close", "hop-by-hop"),
+        ("Transfer-Encoding: chunked", "hop-by-hop"),
+        ("Keep-Alive: timeout=5", "hop-by-hop"),
+        ("Upgrade: websocket", "hop-by-hop"),
+        ("TE: trailers", "hop-by-hop"),
+        ("x-magento-signature: forged", "signature header"),
+        ("Webhook-Signature: v1,forged", "signature header"),
+        ("webhook-id: 1", "signature header"),
+        ("webhook-timestamp: 1", "signature header"),
+        ("Idempotency-Key: 1", "ae sets it on every delivery"),
+        ("Authorization", "must look like 'Name: value'"),
+        ("Bad Name: x", "invalid header name 'Bad Name'"),
+        ("X-Empty:", "has no value"),
+    ],
+)
 def test_refused_headers_exit_2_and_change_nothing(config_path: Path, header: str, fragment: str) -> None:
     sid = ok(config_path, "subscribe", EVENT, "http://127.0.0.1:9/h", "--header", "X-Keep: 1").stdout.strip()
     before = subscriptions_table(config_path)
@@ -140,10 +155,13 @@ def test_rotate_secret_input_errors(config_path: Path) -> None:
     assert subscriptions_table(config_path) == before
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--signature", "svix"], "unknown signature scheme 'svix'; use one of: magento, standard-webhooks"),
-    (["--signature", "standard-webhooks", "--secret", "not-whsec"], "must start with 'whsec_'"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--signature", "svix"], "unknown signature scheme 'svix'; use one of: magento, standard-webhooks"),
+        (["--signature", "standard-webhooks", "--secret", "not-whsec"], "must start with 'whsec_'"),
+    ],
+)
 def test_subscribe_signature_errors(config_path: Path, args: list[str], fragment: str) -> None:
     assert_error(ae(config_path, "subscribe", EVENT, "http://127.0.0.1:9/h", *args), 2, fragment)
     assert ok_json(config_path, "subscriptions", "list") == []

@@ -28,30 +28,42 @@ from .lazy import LazyCommand, LazyCommands
 #: what they use; help shows the summaries from here, and a test checks that they
 #: match the commands' own help. Add a new command here, not with `app.command`.
 COMMANDS: dict[str, LazyCommand] = {
-    "subscribe": LazyCommand("subscriptions", "subscribe",
-                             "Subscribe a recipient to an event; prints the new subscription id."),
-    "publish": LazyCommand("publish", "publish",
-                           "Validate an event and put it on the trigger queue; prints the message id."),
+    "subscribe": LazyCommand(
+        "subscriptions", "subscribe", "Subscribe a recipient to an event; prints the new subscription id."
+    ),
+    "publish": LazyCommand(
+        "publish", "publish", "Validate an event and put it on the trigger queue; prints the message id."
+    ),
     "trace": LazyCommand("logs", "trace", "Show every attempt of one delivery, its status and its payload."),
-    "replay": LazyCommand("replay", "replay", "Start a delivery again (same uuid and retry limit), "
-                          "or every delivery a search query selects."),
+    "replay": LazyCommand(
+        "replay",
+        "replay",
+        "Start a delivery again (same uuid and retry limit), or every delivery a search query selects.",
+    ),
     "search": LazyCommand("search", "search", "Search delivery logs and payloads with Lucene syntax; newest first."),
-    "status": LazyCommand("status", "status",
-                          "Show queue depths (trigger, retry due, retry delayed, dead letters) and deliveries."),
-    "init": LazyCommand("init", "init",
-                        "Write a commented events.toml: one example event, and every setting at its default."),
-    "demo": LazyCommand("demo", "demo",
-                        "Run the whole pipeline locally in a temporary folder and show a retried delivery's trace."),
-    "serve": LazyCommand("serve", "serve",
-                         "Serve the module's REST API under /rest/V1/ and the admin pages, in the foreground."),
+    "status": LazyCommand(
+        "status", "status", "Show queue depths (trigger, retry due, retry delayed, dead letters) and deliveries."
+    ),
+    "init": LazyCommand(
+        "init", "init", "Write a commented events.toml: one example event, and every setting at its default."
+    ),
+    "demo": LazyCommand(
+        "demo", "demo", "Run the whole pipeline locally in a temporary folder and show a retried delivery's trace."
+    ),
+    "serve": LazyCommand(
+        "serve", "serve", "Serve the module's REST API under /rest/V1/ and the admin pages, in the foreground."
+    ),
     "events": LazyCommand("events", "events_app", "Event definitions (from events.toml)."),
     "config": LazyCommand("events", "config_app", "Effective configuration."),
     "subscriptions": LazyCommand("subscriptions", "subscriptions_app", "List and manage subscriptions."),
     "notifiers": LazyCommand("notifiers", "notifiers_app", "Notifiers: how deliveries reach subscribers."),
     "consume": LazyCommand("consume", "consume_app", "Run consumers that deliver queued events."),
     "logs": LazyCommand("logs", "logs_app", "The delivery log: recent attempts, and pruning old ones."),
-    "index": LazyCommand("search", "index_app",
-                         "The local search index (`index_path`; by default `<database>.index/` beside a SQLite file)."),
+    "index": LazyCommand(
+        "search",
+        "index_app",
+        "The local search index (`index_path`; by default `<database>.index/` beside a SQLite file).",
+    ),
     "deadletters": LazyCommand("status", "deadletters_app", "Parked messages: list, purge, requeue parked triggers."),
     "tokens": LazyCommand("tokens", "tokens_app", "API tokens for `ae serve` (REST API and admin pages)."),
     "db": LazyCommand("db", "db_app", "The store's schema: its version, and migrating it."),
@@ -97,8 +109,14 @@ class AeGroup(TyperGroup):
         finally:
             self._listing = False
 
-    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,  # type: ignore[override]
-             standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(
+        self,
+        args: Any = None,
+        prog_name: Any = None,
+        complete_var: Any = None,  # type: ignore[override]
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         """Usage errors (unknown option, bad integer, missing argument) become one
         line too, instead of typer's usage block and error panel."""
         call = {"args": args, "prog_name": prog_name, "complete_var": complete_var, **extra}
@@ -145,8 +163,10 @@ class AeGroup(TyperGroup):
                 raise
             if type(exc).__module__.startswith("psycopg"):  # not imported here: `ae --help` stays light
                 _fail(f"ae: error: database: {' '.join(str(exc).split())}", EXIT_FAILURE)
-            _fail(f"ae: unexpected error: {exc.__class__.__name__}: {exc} (set AE_DEBUG=1 for the traceback)",
-                  EXIT_FAILURE)
+            _fail(
+                f"ae: unexpected error: {exc.__class__.__name__}: {exc} (set AE_DEBUG=1 for the traceback)",
+                EXIT_FAILURE,
+            )
 
 
 def _note(message: str) -> None:
@@ -184,7 +204,10 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     config: str | None = typer.Option(
-        None, "--config", "-c", help="Path to events.toml (default: $AE_CONFIG or ./events.toml).",
+        None,
+        "--config",
+        "-c",
+        help="Path to events.toml (default: $AE_CONFIG or ./events.toml).",
         show_default=False,
     ),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),

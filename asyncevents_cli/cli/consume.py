@@ -28,11 +28,16 @@ UNTIL_EMPTY_OPTION = typer.Option(
     False, "--until-empty", help="Exit once nothing is queued, due or delayed (for scripts and tests)."
 )
 VERBOSE_OPTION = typer.Option(
-    False, "--verbose", "-v",
+    False,
+    "--verbose",
+    "-v",
     help="Print one line per attempt on stdout: time, event, subscription, result, duration, uuid.",
 )
 CONCURRENCY_OPTION = typer.Option(
-    None, "--concurrency", min=1, max=10_000,
+    None,
+    "--concurrency",
+    min=1,
+    max=10_000,
     help="Deliveries in flight at once (default: the `concurrency` setting, 64).",
 )
 
@@ -82,8 +87,14 @@ def _backlog(ctx: typer.Context, kinds: tuple[str, ...]) -> int:
     return sum(waiting[kind] for kind in kinds)
 
 
-def _run(ctx: typer.Context, kinds: tuple[str, ...], max_messages: int | None, until_empty: bool,
-         concurrency: int | None, verbose: bool = False) -> None:
+def _run(
+    ctx: typer.Context,
+    kinds: tuple[str, ...],
+    max_messages: int | None,
+    until_empty: bool,
+    concurrency: int | None,
+    verbose: bool = False,
+) -> None:
     from ..engine import Aborted
     from ..engine.reconnect import run_reconnecting
 
@@ -111,8 +122,14 @@ def _run(ctx: typer.Context, kinds: tuple[str, ...], max_messages: int | None, u
     show_progress = until_empty and not verbose and is_terminal(sys.stderr)
     try:
         with backlog_display(_backlog(ctx, kinds) if show_progress else 0, show_progress) as advance:
-            handled = run_reconnecting(lambda: rt.consumer(kinds, concurrency=concurrency), max_messages,
-                                       until_empty, stop, watch, on_message=advance)
+            handled = run_reconnecting(
+                lambda: rt.consumer(kinds, concurrency=concurrency),
+                max_messages,
+                until_empty,
+                stop,
+                watch,
+                on_message=advance,
+            )
     except Aborted:
         raise KeyboardInterrupt from None
     finally:
@@ -126,25 +143,37 @@ def _run(ctx: typer.Context, kinds: tuple[str, ...], max_messages: int | None, u
 
 
 @consume_app.command("trigger")
-def consume_trigger(ctx: typer.Context, max_messages: int | None = MAX_OPTION,
-                    until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: int | None = CONCURRENCY_OPTION,
-                    verbose: bool = VERBOSE_OPTION) -> None:
+def consume_trigger(
+    ctx: typer.Context,
+    max_messages: int | None = MAX_OPTION,
+    until_empty: bool = UNTIL_EMPTY_OPTION,
+    concurrency: int | None = CONCURRENCY_OPTION,
+    verbose: bool = VERBOSE_OPTION,
+) -> None:
     """Fan published events out to their subscribers."""
     _run(ctx, (TRIGGER,), max_messages, until_empty, concurrency, verbose)
 
 
 @consume_app.command("retry")
-def consume_retry(ctx: typer.Context, max_messages: int | None = MAX_OPTION,
-                  until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: int | None = CONCURRENCY_OPTION,
-                  verbose: bool = VERBOSE_OPTION) -> None:
+def consume_retry(
+    ctx: typer.Context,
+    max_messages: int | None = MAX_OPTION,
+    until_empty: bool = UNTIL_EMPTY_OPTION,
+    concurrency: int | None = CONCURRENCY_OPTION,
+    verbose: bool = VERBOSE_OPTION,
+) -> None:
     """Attempt failed deliveries again as their back-off comes due."""
     _run(ctx, (RETRY,), max_messages, until_empty, concurrency, verbose)
 
 
 @consume_app.command("all")
-def consume_all(ctx: typer.Context, max_messages: int | None = MAX_OPTION,
-                until_empty: bool = UNTIL_EMPTY_OPTION, concurrency: int | None = CONCURRENCY_OPTION,
-                verbose: bool = VERBOSE_OPTION) -> None:
+def consume_all(
+    ctx: typer.Context,
+    max_messages: int | None = MAX_OPTION,
+    until_empty: bool = UNTIL_EMPTY_OPTION,
+    concurrency: int | None = CONCURRENCY_OPTION,
+    verbose: bool = VERBOSE_OPTION,
+) -> None:
     """Run the trigger and retry consumers in one process.
 
     Quiet but for warnings; -v prints each attempt. With --until-empty on a terminal, a progress display shows

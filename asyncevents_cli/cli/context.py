@@ -27,8 +27,11 @@ def confirm(question: str, yes: bool) -> None:
     if yes:
         return
     if not is_terminal(sys.stdin):
-        raise InputError(f"{question[:-1] if question.endswith('?') else question}: refusing without --yes, "
-                         "since stdin is not a terminal to ask on", hint="add --yes")
+        raise InputError(
+            f"{question[:-1] if question.endswith('?') else question}: refusing without --yes, "
+            "since stdin is not a terminal to ask on",
+            hint="add --yes",
+        )
     # Asked on stderr, read from stdin (click's prompt writes a space to stdout).
     sys.stderr.write(f"{question} [y/N]: ")
     sys.stderr.flush()

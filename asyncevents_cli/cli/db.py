@@ -14,8 +14,10 @@ db_app = typer.Typer(help="The store's schema: its version, and migrating it.")
 
 
 def _render(data: dict[str, Any]) -> None:
-    say(f"{data['backend']} {data['database']}: schema version {data['schema_version']}"
-        f" (this ae writes {data['code_schema_version']})")
+    say(
+        f"{data['backend']} {data['database']}: schema version {data['schema_version']}"
+        f" (this ae writes {data['code_schema_version']})"
+    )
     for migration in data["applied"]:
         say(f"applied {migration['version']}: {migration['description']}")
     for migration in data["pending"]:

@@ -24,9 +24,12 @@ def list_events(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     ]
 
     def render(rows: list[dict[str, Any]]) -> None:
-        table([Col("event"), Col("description"), Col("service", drop=1)],
-              [(r["name"], r["description"], r["service"] or "") for r in rows], title=f"Events in {config.path}",
-              empty=f"No events defined in {config.path}: add an [events.\"NAME\"] table.")
+        table(
+            [Col("event"), Col("description"), Col("service", drop=1)],
+            [(r["name"], r["description"], r["service"] or "") for r in rows],
+            title=f"Events in {config.path}",
+            empty=f'No events defined in {config.path}: add an [events."NAME"] table.',
+        )
 
     emit(data, as_json, render)
 
@@ -51,7 +54,10 @@ def show_config(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 
     def render(d: dict[str, Any]) -> None:
         rows = [(s["name"], s["value"], s["source"]) for s in d["settings"]]
-        table([Col("setting", whole=True), Col("value"), Col("source", whole=True)], rows,
-              title=f"Settings from {d['config_file']}")
+        table(
+            [Col("setting", whole=True), Col("value"), Col("source", whole=True)],
+            rows,
+            title=f"Settings from {d['config_file']}",
+        )
 
     emit(data, as_json, render)

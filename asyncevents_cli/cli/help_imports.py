@@ -67,6 +67,8 @@ def import_help_renderer() -> None:
         importlib.import_module("typer.rich_utils")
     finally:
         for name in missing:
-            if isinstance(sys.modules.get(name), types.ModuleType) and \
-                    getattr(sys.modules[name], "__spec__", None) is None:
+            if (
+                isinstance(sys.modules.get(name), types.ModuleType)
+                and getattr(sys.modules[name], "__spec__", None) is None
+            ):
                 del sys.modules[name]

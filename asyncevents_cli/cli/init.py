@@ -16,7 +16,9 @@ from .output import note, say
 def init(
     ctx: typer.Context,
     path: Path | None = typer.Argument(
-        None, help="Where to write it (default: --config, $AE_CONFIG, or ./events.toml).", show_default=False,
+        None,
+        help="Where to write it (default: --config, $AE_CONFIG, or ./events.toml).",
+        show_default=False,
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:

@@ -23,22 +23,45 @@ def outcome(success: Any, status_code: Any) -> str:
     return f"{word} {status_code}" if status_code else word
 
 
-LOG_COLUMNS = ["log_id", "uuid", "event_name", "subscription_id", "success", "status_code", "death_count",
-               "created", "duration"]
+LOG_COLUMNS = [
+    "log_id",
+    "uuid",
+    "event_name",
+    "subscription_id",
+    "success",
+    "status_code",
+    "death_count",
+    "created",
+    "duration",
+]
 
 #: The attempts table of `ae logs` (and `ae logs --follow`): at 80 columns, uuid, event,
 #: subscription, ok and time are shown; the rest goes first.
 ATTEMPT_COLUMNS = [
-    Col("uuid", whole=True), Col("event"), Col("sub", whole=True, justify="right"), Col("ok", whole=True),
-    Col("time (UTC)", comfort=10), Col("code", whole=True, drop=1, justify="right"),
+    Col("uuid", whole=True),
+    Col("event"),
+    Col("sub", whole=True, justify="right"),
+    Col("ok", whole=True),
+    Col("time (UTC)", comfort=10),
+    Col("code", whole=True, drop=1, justify="right"),
     Col("try", whole=True, drop=2, justify="right"),
-    Col("took", whole=True, drop=2, justify="right"), Col("log id", whole=True, drop=3, justify="right"),
+    Col("took", whole=True, drop=2, justify="right"),
+    Col("log id", whole=True, drop=3, justify="right"),
 ]
 
 
 def attempt_cells(r: dict[str, Any]) -> tuple[Any, ...]:
-    return (r["uuid"], r["event_name"], r["subscription_id"], yes_no(r["success"]), time_utc(r["created"]),
-            r["status_code"] or "-", r["death_count"], ms(r["duration"]), r["log_id"])
+    return (
+        r["uuid"],
+        r["event_name"],
+        r["subscription_id"],
+        yes_no(r["success"]),
+        time_utc(r["created"]),
+        r["status_code"] or "-",
+        r["death_count"],
+        ms(r["duration"]),
+        r["log_id"],
+    )
 
 
 class Outcome(StrEnum):
@@ -52,19 +75,28 @@ def logs(
     event: str | None = typer.Option(None, "--event", help="Only this event."),
     subscription: int | None = typer.Option(None, "--subscription", help="Only this subscription id."),
     uuid: str | None = typer.Option(None, "--uuid", help="Only this delivery (any case)."),
-    since: str | None = typer.Option(None, "--since", help="Only attempts at or after this UTC date or time "
-                                        "(e.g. 2026-03-01 or 2026-03-01T22:00)."),
-    until: str | None = typer.Option(None, "--until", help="Only attempts before this UTC date or time; "
-                                        "a date alone includes that day."),
+    since: str | None = typer.Option(
+        None, "--since", help="Only attempts at or after this UTC date or time (e.g. 2026-03-01 or 2026-03-01T22:00)."
+    ),
+    until: str | None = typer.Option(
+        None, "--until", help="Only attempts before this UTC date or time; a date alone includes that day."
+    ),
     status: Outcome | None = typer.Option(None, "--status", help="Only successful or only failed attempts."),
     failed: bool = typer.Option(False, "--failed", help="Only failed attempts (same as --status failed)."),
     limit: int = typer.Option(50, "--limit", min=1, help="How many attempts, newest first."),
-    with_response: bool = typer.Option(False, "--with-response",
-                                       help="With --json: include each attempt's response (or error)."),
-    follow: bool = typer.Option(False, "--follow", "-f", help="Print the last --limit attempts, then each new one as "
-                                "it is logged, one line each, until Ctrl-C (like tail -f)."),
-    interval: float = typer.Option(1.0, "--interval", min=0.05, max=3600,
-                                   help="With --follow: seconds between looks at the log."),
+    with_response: bool = typer.Option(
+        False, "--with-response", help="With --json: include each attempt's response (or error)."
+    ),
+    follow: bool = typer.Option(
+        False,
+        "--follow",
+        "-f",
+        help="Print the last --limit attempts, then each new one as "
+        "it is logged, one line each, until Ctrl-C (like tail -f).",
+    ),
+    interval: float = typer.Option(
+        1.0, "--interval", min=0.05, max=3600, help="With --follow: seconds between looks at the log."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The delivery log: recent attempts, and pruning old ones.
@@ -90,7 +122,9 @@ def logs(
     from ..moments import parse_moment
 
     filters: dict[str, Any] = {
-        "event_name": event, "subscription_id": subscription, "uuid": uuid.strip().lower() if uuid else None,
+        "event_name": event,
+        "subscription_id": subscription,
+        "uuid": uuid.strip().lower() if uuid else None,
         "success": False if failed else None if status is None else status == Outcome.ok,
         "since": parse_moment(since, "--since") if since else None,
         "until": parse_moment(until, "--until", end=True) if until else None,
@@ -114,8 +148,7 @@ def logs(
     emit(rows, as_json, render)
 
 
-def _follow(store: Any, filters: dict[str, Any], backlog: list[dict[str, Any]], interval: float,
-            as_json: bool) -> None:
+def _follow(store: Any, filters: dict[str, Any], backlog: list[dict[str, Any]], interval: float, as_json: bool) -> None:
     """`ae logs --follow`: lines (or JSON Lines) as attempts are logged, oldest first, until Ctrl-C or
     SIGTERM, which end it with exit 0 (handlers of its own: an inherited "ignore SIGINT" would not)."""
     import signal
@@ -132,8 +165,9 @@ def _follow(store: Any, filters: dict[str, Any], backlog: list[dict[str, Any]], 
         out(backlog)
         last = backlog[-1]["log_id"] if backlog else store.max_log_id()
         while not stop.wait(interval):
-            rows = [{**r, "success": bool(r["success"])}
-                    for r in store.find_logs(**filters, after_log_id=last, limit=1000)]
+            rows = [
+                {**r, "success": bool(r["success"])} for r in store.find_logs(**filters, after_log_id=last, limit=1000)
+            ]
             out(rows)
             if rows:
                 last = rows[-1]["log_id"]
@@ -167,8 +201,11 @@ def prune(
     say(f"pruned {len(removed)} log entr{'y' if len(removed) == 1 else 'ies'} older than {days:g} day(s)")
 
 
-def trace(ctx: typer.Context, uuid: str = typer.Argument(..., help="The delivery uuid (see `ae logs`), in any case."),
-          as_json: bool = JSON_OPTION) -> None:
+def trace(
+    ctx: typer.Context,
+    uuid: str = typer.Argument(..., help="The delivery uuid (see `ae logs`), in any case."),
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Show every attempt of one delivery, its status and its payload.
 
     Example: ae trace da7ea04e-e218-574b-9eb5-24c511cfff4c
@@ -178,21 +215,38 @@ def trace(ctx: typer.Context, uuid: str = typer.Argument(..., help="The delivery
 
 
 def render_trace(data: dict[str, Any]) -> None:
-    fields([
-        ("Event", data["event_name"]),
-        ("UUID", data["uuid"]),
-        ("Subscription", f"{data['subscription_id']}  {data['recipient_url'] or ''}"),
-        ("Subscription status", data["subscription_status"]),
-        ("Status", data["status"]),
-        ("First attempt", f"{time_utc(data['first_attempt'])} UTC"),
-        ("Last attempt", f"{time_utc(data['last_attempt'])} UTC"),
-    ])
+    fields(
+        [
+            ("Event", data["event_name"]),
+            ("UUID", data["uuid"]),
+            ("Subscription", f"{data['subscription_id']}  {data['recipient_url'] or ''}"),
+            ("Subscription status", data["subscription_status"]),
+            ("Status", data["status"]),
+            ("First attempt", f"{time_utc(data['first_attempt'])} UTC"),
+            ("Last attempt", f"{time_utc(data['last_attempt'])} UTC"),
+        ]
+    )
     say("")
     table(
-        [Col("#", whole=True, justify="right"), Col("time (UTC)"), Col("result", whole=True),
-         Col("took", whole=True, justify="right"), Col("response"), Col("log id", whole=True, drop=1, justify="right")],
-        [(n, time_utc(a["created"], 23), outcome(a["success"], a["status_code"]), ms(a["duration"]),
-          (a["response_data"] or "")[:60], a["log_id"]) for n, a in enumerate(data["attempts"], 1)],
+        [
+            Col("#", whole=True, justify="right"),
+            Col("time (UTC)"),
+            Col("result", whole=True),
+            Col("took", whole=True, justify="right"),
+            Col("response"),
+            Col("log id", whole=True, drop=1, justify="right"),
+        ],
+        [
+            (
+                n,
+                time_utc(a["created"], 23),
+                outcome(a["success"], a["status_code"]),
+                ms(a["duration"]),
+                (a["response_data"] or "")[:60],
+                a["log_id"],
+            )
+            for n, a in enumerate(data["attempts"], 1)
+        ],
         title="Attempts",
     )
     say("")

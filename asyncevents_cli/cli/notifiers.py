@@ -14,8 +14,13 @@ notifiers_app = typer.Typer(help="Notifiers: how deliveries reach subscribers.",
 
 COLUMNS = ["name", "aliases", "source", "target", "recipient"]
 #: The listing's columns: the target (an import path) is left out first in a narrow terminal, never split.
-LISTING = [Col("name", whole=True), Col("aliases"), Col("source"), Col("target", whole=True, drop=1),
-           Col("recipient", comfort=40)]
+LISTING = [
+    Col("name", whole=True),
+    Col("aliases"),
+    Col("source"),
+    Col("target", whole=True, drop=1),
+    Col("recipient", comfort=40),
+]
 
 
 @notifiers_app.command("list")
@@ -26,7 +31,10 @@ def list_notifiers(as_json: bool = JSON_OPTION) -> None:
         note(f"ae: warning: notifier {name!r} failed to load: {reason}")
 
     def render(data: list[dict[str, Any]]) -> None:
-        table(LISTING, [[", ".join(r[c]) if c == "aliases" else r[c] for c in COLUMNS] for r in data],
-              empty="No notifiers are installed.")
+        table(
+            LISTING,
+            [[", ".join(r[c]) if c == "aliases" else r[c] for c in COLUMNS] for r in data],
+            empty="No notifiers are installed.",
+        )
 
     emit(rows, as_json, render)

@@ -66,8 +66,14 @@ def progress_bar(label: str, total: int, enabled: bool = True, transient: bool =
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=stderr_console(), transient=transient) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr_console(),
+        transient=transient,
+    ) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
 
@@ -81,8 +87,14 @@ def backlog_display(backlog: int, enabled: bool) -> Iterator[Callable[[int], Non
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    with Progress(TextColumn("consuming"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[left]}"),
-                  console=stderr_console(), transient=True) as bar:
+    with Progress(
+        TextColumn("consuming"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[left]}"),
+        console=stderr_console(),
+        transient=True,
+    ) as bar:
         task = bar.add_task("consuming", total=max(backlog, 1), left=f"{backlog} left")
 
         def handled(count: int) -> None:
@@ -98,17 +110,32 @@ def attempt_line(attempt: dict[str, Any], at: Any = None) -> str:
     when = at.strftime("%Y-%m-%d %H:%M:%S.%f")[:23] if at is not None else str(attempt["created"])[:23]
     code = attempt["status_code"]
     result = ("ok" if attempt["success"] else "failed") + (f" {code}" if code else "")
-    return (f"{when}  {attempt['event_name']}  sub {attempt['subscription_id']}  {result}  "
-            f"{ms(attempt['duration'])}  {attempt['uuid']}")
+    return (
+        f"{when}  {attempt['event_name']}  sub {attempt['subscription_id']}  {result}  "
+        f"{ms(attempt['duration'])}  {attempt['uuid']}"
+    )
 
 
 # ---------------------------------------------------------------- JSON
 
 #: Keys whose values are times stored as "YYYY-MM-DD HH:MM:SS[.ffffff]" in UTC.
-TIME_KEYS = frozenset({
-    "created", "modified", "subscribed_at", "updated", "next_attempt_at", "first_attempt", "last_attempt",
-    "last_used", "previous_token_expires", "previous_secret_until", "parked_at", "due_at", "time",
-})
+TIME_KEYS = frozenset(
+    {
+        "created",
+        "modified",
+        "subscribed_at",
+        "updated",
+        "next_attempt_at",
+        "first_attempt",
+        "last_attempt",
+        "last_used",
+        "previous_token_expires",
+        "previous_secret_until",
+        "parked_at",
+        "due_at",
+        "time",
+    }
+)
 #: Keys holding user data, which is printed exactly as it was given.
 OPAQUE_KEYS = frozenset({"payload", "arguments", "data", "response_data", "serialized_data", "body", "response"})
 STORED_TIME = re.compile(r"^(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d(?:\.\d+)?)(?:Z|[+-]00:?00)?$")
@@ -132,8 +159,9 @@ def iso_utc(value: Any) -> Any:
 
 def _json_ready(data: Any) -> Any:
     if isinstance(data, dict):
-        return {k: (v if k in OPAQUE_KEYS else iso_utc(v) if k in TIME_KEYS else _json_ready(v))
-                for k, v in data.items()}
+        return {
+            k: (v if k in OPAQUE_KEYS else iso_utc(v) if k in TIME_KEYS else _json_ready(v)) for k, v in data.items()
+        }
     if isinstance(data, (list, tuple)):
         return [_json_ready(v) for v in data]
     return data
@@ -159,6 +187,7 @@ def emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
 
 # ---------------------------------------------------------------- tables
 
+
 @dataclass(frozen=True)
 class Col:
     """A table column. `whole`: never wrapped (uuids, ids, codes). `drop`: 0 is always
@@ -171,15 +200,30 @@ class Col:
     comfort: int = 24  # a wrapping column is kept at least this wide (or as wide as its content) if it fits
 
 
-def _grid(columns: Sequence[Col], rows: list[list[str]], title: str | None, header: bool,
-          widths: Sequence[int | None]) -> Table:
-    grid = Table(title=title, title_justify="left", title_style="bold", header_style="bold", box=box.SIMPLE_HEAD,
-                 show_edge=False, pad_edge=False, collapse_padding=True, show_header=header)
+def _grid(
+    columns: Sequence[Col], rows: list[list[str]], title: str | None, header: bool, widths: Sequence[int | None]
+) -> Table:
+    grid = Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+        show_header=header,
+    )
     for column, width in zip(columns, widths):
         # A whole column is as wide as its widest cell, so it is never cut; when the table fits, every
         # column gets its comfortable width, so Rich has nothing to squeeze (it would cut, not wrap).
-        grid.add_column(column.header, no_wrap=column.whole, overflow="fold", justify=column.justify,  # type: ignore[arg-type]
-                        width=width)
+        grid.add_column(
+            column.header,
+            no_wrap=column.whole,
+            overflow="fold",
+            justify=column.justify,  # type: ignore[arg-type]
+            width=width,
+        )
     for row in rows:
         grid.add_row(*row)
     return grid
@@ -194,8 +238,13 @@ def _cells(row: Sequence[Any]) -> list[str]:
     return ["" if v is None else str(v) for v in row]
 
 
-def table(columns: Sequence[str | Col], rows: Iterable[Sequence[Any]], title: str | None = None,
-          empty: str | None = None, header: bool = True) -> None:
+def table(
+    columns: Sequence[str | Col],
+    rows: Iterable[Sequence[Any]],
+    title: str | None = None,
+    empty: str | None = None,
+    header: bool = True,
+) -> None:
     """Print a table on stdout, fitted to the width; `empty` is printed instead when there are no rows."""
     cols = [c if isinstance(c, Col) else Col(c) for c in columns]
     body = [_cells(r) for r in rows]

@@ -30,9 +30,15 @@ class PlainValues:
         if descriptor is None or not hasattr(param, "_runtime_param"):
             return False
         info = descriptor.parameter_info
-        return (descriptor.annotation in (str, int, float, bool) and descriptor.file_annotation is None
-                and getattr(info, "parser", None) is None and getattr(info, "click_type", None) is None
-                and not getattr(info, "clamp", False) and not param.multiple and param.nargs == 1)
+        return (
+            descriptor.annotation in (str, int, float, bool)
+            and descriptor.file_annotation is None
+            and getattr(info, "parser", None) is None
+            and getattr(info, "click_type", None) is None
+            and not getattr(info, "clamp", False)
+            and not param.multiple
+            and param.nargs == 1
+        )
 
     def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
         if value is None:

@@ -50,7 +50,9 @@ def publish(
     ctx: typer.Context,
     event: str = typer.Argument(..., help="A defined event name (see `ae events list`).", show_default=False),
     stdin: str | None = typer.Argument(
-        None, metavar="[-]", help="Read the JSON data from stdin (the default when stdin is piped).",
+        None,
+        metavar="[-]",
+        help="Read the JSON data from stdin (the default when stdin is piped).",
         show_default=False,
     ),
     data: str | None = typer.Option(None, "--data", "-d", help="The event's arguments as a JSON object."),
@@ -89,8 +91,7 @@ def publish(
     check_store_id(store_id)  # before stdin is read
     arguments = _read_data(data, data_file, stdin)
     message_id = publishing.publish(rt.config, rt.queue, event, arguments, store_id)
-    emit({"event_name": event, "store_id": store_id, "message_id": message_id}, as_json,
-         lambda d: say(d["message_id"]))
+    emit({"event_name": event, "store_id": store_id, "message_id": message_id}, as_json, lambda d: say(d["message_id"]))
 
 
 def _say_ids(data: dict[str, Any]) -> None:

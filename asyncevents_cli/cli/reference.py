@@ -34,8 +34,13 @@ def _param_line(param: Any) -> str:
 
 def render() -> str:
     root = typer.main.get_command(app)
-    lines = ["# `ae` command reference", "", "Generated from the command tree by "
-             "`python -m asyncevents_cli.cli.reference`; `ae COMMAND --help` shows the same.", ""]
+    lines = [
+        "# `ae` command reference",
+        "",
+        "Generated from the command tree by "
+        "`python -m asyncevents_cli.cli.reference`; `ae COMMAND --help` shows the same.",
+        "",
+    ]
     for path, command in walk(root):
         title = " ".join(("ae", *path))
         lines += [f"## `{title}`", "", (command.help or "").strip(), ""]

@@ -18,17 +18,21 @@ CONFIRM_ABOVE = 10
 
 def replay(
     ctx: typer.Context,
-    uuid: str | None = typer.Argument(None, help="The delivery uuid to start again (any case).",
-                                         show_default=False),
+    uuid: str | None = typer.Argument(None, help="The delivery uuid to start again (any case).", show_default=False),
     query: str | None = typer.Option(
         None, "--query", "-q", help="Replay every delivery whose latest attempt matches this search query."
     ),
     since: str | None = typer.Option(None, "--since", help="With --query: latest attempt at or after (UTC)."),
-    until: str | None = typer.Option(None, "--until", help="With --query: latest attempt before (UTC); "
-                                        "a date alone includes that day."),
+    until: str | None = typer.Option(
+        None, "--until", help="With --query: latest attempt before (UTC); a date alone includes that day."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="With --query: list what would be replayed, change nothing."),
-    yes: bool = typer.Option(False, "--yes", "-y", help=f"With --query: do not ask above {CONFIRM_ABOVE} "
-                             "deliveries (needed when stdin is not a terminal)."),
+    yes: bool = typer.Option(
+        False,
+        "--yes",
+        "-y",
+        help=f"With --query: do not ask above {CONFIRM_ABOVE} deliveries (needed when stdin is not a terminal).",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Start a delivery again (same uuid and retry limit), or every delivery a search query selects.
@@ -43,37 +47,66 @@ def replay(
       ae replay --query 'event_name:sales.* AND success:false' --since 2026-03-01 --dry-run
     """
     if (uuid is None) == (query is None):
-        raise InputError("give either a UUID or --query, not both" if uuid else "give a UUID or --query",
-                         hint="`ae replay UUID` or `ae replay --query 'success:false'`")
+        raise InputError(
+            "give either a UUID or --query, not both" if uuid else "give a UUID or --query",
+            hint="`ae replay UUID` or `ae replay --query 'success:false'`",
+        )
     rt = runtime(ctx)
     if uuid is not None:
         if since or until or dry_run:
             raise InputError("--since, --until and --dry-run go with --query")
         result = replaying.replay(rt.store, rt.queue, rt.config.retry_policy, uuid)
-        emit(result, as_json, lambda r: say(
-            f"replaying {r['uuid']} to subscription {r['subscription_id']}; "
-            f"first attempt due at {r['next_attempt_at'][:19]} UTC"))
+        emit(
+            result,
+            as_json,
+            lambda r: say(
+                f"replaying {r['uuid']} to subscription {r['subscription_id']}; "
+                f"first attempt due at {r['next_attempt_at'][:19]} UTC"
+            ),
+        )
         return
     bulk_replay(ctx, query or "", since, until, dry_run, yes, as_json)
 
 
-def bulk_replay(ctx: typer.Context, query: str, since: str | None, until: str | None,
-                dry_run: bool, yes: bool, as_json: bool) -> None:
+def bulk_replay(
+    ctx: typer.Context, query: str, since: str | None, until: str | None, dry_run: bool, yes: bool, as_json: bool
+) -> None:
     from ..search_replay import candidate_row, replay_all, select  # whoosh loads only for --query
 
     rt = runtime(ctx)
     candidates = select(rt.config, rt.store, query, since, until)
     rows = [candidate_row(c) for c in candidates]
     if dry_run:
+
         def render(data: list[dict[str, Any]]) -> None:
-            table([Col("uuid", whole=True), Col("event"), Col("sub", whole=True, justify="right"),
-                   Col("status", whole=True), Col("ok", whole=True), Col("last attempt (UTC)", drop=1)],
-                  [(r["uuid"], r["event_name"], r["subscription_id"], r["subscription_status"],
-                    yes_no(r["success"]), time_utc(r["last_attempt"])) for r in data],
-                  title="Would replay (dry run)", empty="No delivery's latest attempt matches.")
+            table(
+                [
+                    Col("uuid", whole=True),
+                    Col("event"),
+                    Col("sub", whole=True, justify="right"),
+                    Col("status", whole=True),
+                    Col("ok", whole=True),
+                    Col("last attempt (UTC)", drop=1),
+                ],
+                [
+                    (
+                        r["uuid"],
+                        r["event_name"],
+                        r["subscription_id"],
+                        r["subscription_status"],
+                        yes_no(r["success"]),
+                        time_utc(r["last_attempt"]),
+                    )
+                    for r in data
+                ],
+                title="Would replay (dry run)",
+                empty="No delivery's latest attempt matches.",
+            )
             skip = sum(1 for r in data if r["subscription_status"] != SubscriptionStatus.ENABLED)
-            note(f"{len(data) - skip} would be replayed, {skip} skipped (subscription disabled or deleted); "
-                 "nothing was changed")
+            note(
+                f"{len(data) - skip} would be replayed, {skip} skipped (subscription disabled or deleted); "
+                "nothing was changed"
+            )
 
         emit(rows, as_json, render)
         return
@@ -89,11 +122,18 @@ def bulk_replay(ctx: typer.Context, query: str, since: str | None, until: str | 
         note(f"skipped {uuid}: {why}")
     for uuid, error in result.failed:
         note(f"failed {uuid}: {error}")
-    data = {"replayed": result.replayed,
-            "skipped": [{"uuid": u, "reason": w} for u, w in result.skipped],
-            "failed": [{"uuid": u, "error": e} for u, e in result.failed]}
-    emit(data, as_json, lambda d: say(
-        f"replayed {len(d['replayed'])} deliver{'y' if len(d['replayed']) == 1 else 'ies'}, "
-        f"skipped {len(d['skipped'])} (subscription disabled or deleted), failed {len(d['failed'])}"))
+    data = {
+        "replayed": result.replayed,
+        "skipped": [{"uuid": u, "reason": w} for u, w in result.skipped],
+        "failed": [{"uuid": u, "error": e} for u, e in result.failed],
+    }
+    emit(
+        data,
+        as_json,
+        lambda d: say(
+            f"replayed {len(d['replayed'])} deliver{'y' if len(d['replayed']) == 1 else 'ies'}, "
+            f"skipped {len(d['skipped'])} (subscription disabled or deleted), failed {len(d['failed'])}"
+        ),
+    )
     if result.failed:
         raise typer.Exit(EXIT_FAILURE)

@@ -24,8 +24,10 @@ def _index(ctx: typer.Context) -> Any:
     rt = runtime(ctx)
     ix = open_index(rt.config, rt.store)
     if ix is None:
-        raise InputError("search indexing is off (settings.indexing = false)",
-                         hint="set indexing = true in [settings] to keep an index")
+        raise InputError(
+            "search indexing is off (settings.indexing = false)",
+            hint="set indexing = true in [settings] to keep an index",
+        )
     return ix
 
 
@@ -69,15 +71,32 @@ def search(
             ix.close()
     else:
         hits = search_logs(rt.config, rt.store, query, limit, offset)
-    data = {"query": query, "mode": hits.mode, "total": hits.total, "offset": offset, "limit": limit,
-            "results": hits.rows}
+    data = {
+        "query": query,
+        "mode": hits.mode,
+        "total": hits.total,
+        "offset": offset,
+        "limit": limit,
+        "results": hits.rows,
+    }
 
     def render(data: dict[str, Any]) -> None:
         rows = data["results"]
-        table([Col("uuid", whole=True), Col("event"), Col("ok", whole=True), Col("time (UTC)"), Col("payload", drop=1),
-               Col("log id", whole=True, drop=2, justify="right")],
-              [(r["uuid"], r["event_name"], yes_no(r["success"]), time_utc(r["created"]), r["excerpt"], r["log_id"])
-               for r in rows], empty="No delivery attempts match.")
+        table(
+            [
+                Col("uuid", whole=True),
+                Col("event"),
+                Col("ok", whole=True),
+                Col("time (UTC)"),
+                Col("payload", drop=1),
+                Col("log id", whole=True, drop=2, justify="right"),
+            ],
+            [
+                (r["uuid"], r["event_name"], yes_no(r["success"]), time_utc(r["created"]), r["excerpt"], r["log_id"])
+                for r in rows
+            ],
+            empty="No delivery attempts match.",
+        )
         shown = f"{offset + 1}-{offset + len(rows)}" if rows else "none"
         more = f"; --offset {offset + len(rows)} for more" if offset + len(rows) < data["total"] else ""
         via = "" if data["mode"] == "index" else " (substring match: indexing is off)"
@@ -99,8 +118,11 @@ def status(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
         if not d["indexing"]:
             say("indexing is off (settings.indexing = false): `ae search` matches substrings of the log")
             return
-        built = f"{d['documents']} documents in {d['index_path']}" if d["exists"] else \
-            f"no usable index at {d['index_path']} (the next search builds it)"
+        built = (
+            f"{d['documents']} documents in {d['index_path']}"
+            if d["exists"]
+            else f"no usable index at {d['index_path']} (the next search builds it)"
+        )
         say(f"indexed up to log_id {d['indexed_up_to']}, log at {d['log_at']}, {d['behind']} behind; {built}")
 
     emit(data, as_json, render)
@@ -116,8 +138,11 @@ def rebuild(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
             count = ix.rebuild(advance)
     finally:
         ix.close()
-    emit({"documents": count, "index_path": str(ix.path)}, as_json,
-         lambda d: say(f"indexed {d['documents']} log entries into {d['index_path']}"))
+    emit(
+        {"documents": count, "index_path": str(ix.path)},
+        as_json,
+        lambda d: say(f"indexed {d['documents']} log entries into {d['index_path']}"),
+    )
 
 
 @index_app.command("follow")
@@ -147,8 +172,13 @@ def follow(
         behind = ix.behind()
         with progress_bar("indexing the delivery log", behind, behind >= PROGRESS_THRESHOLD) as advance:
             total = ix.catch_up(advance)
-        total += follow_log(ix, interval, lambda: bool(stopping), once=once,
-                           on_indexed=lambda n, up_to: note(f"indexed {n} log entries, up to log_id {up_to}"))
+        total += follow_log(
+            ix,
+            interval,
+            lambda: bool(stopping),
+            once=once,
+            on_indexed=lambda n, up_to: note(f"indexed {n} log entries, up to log_id {up_to}"),
+        )
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)

@@ -21,23 +21,50 @@ def status(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 
 def render(data: dict[str, Any]) -> None:
     q = data["queues"]
-    table([Col("queue"), Col("messages", whole=True, justify="right")], [
-        ("trigger", q["trigger"]),
-        ("retry due", q["retry_due"]),
-        ("retry delayed", q["retry_delayed"]),
-        ("dead letters", q["dead_letters"]),
-        ("in flight", q["in_flight"]),
-    ], title=f"Queues ({data['backend']})")
+    table(
+        [Col("queue"), Col("messages", whole=True, justify="right")],
+        [
+            ("trigger", q["trigger"]),
+            ("retry due", q["retry_due"]),
+            ("retry delayed", q["retry_delayed"]),
+            ("dead letters", q["dead_letters"]),
+            ("in flight", q["in_flight"]),
+        ],
+        title=f"Queues ({data['backend']})",
+    )
     say("")
+
     def number(header: str, drop: int = 0) -> Col:
         return Col(header, whole=True, justify="right", drop=drop)
 
     table(
-        [number("id"), Col("event"), Col("recipient", drop=1), Col("status", whole=True, drop=1),
-         number("attempts", drop=2), number("ok"), number("failed"), number("delivered"), number("retrying"),
-         number("dead")],
-        [(s["subscription_id"], s["event_name"], s["recipient_url"], s["status"], s["attempts"], s["succeeded"],
-          s["failed"], s["delivered"], s["retrying"], s["dead_lettered"]) for s in data["subscriptions"]],
+        [
+            number("id"),
+            Col("event"),
+            Col("recipient", drop=1),
+            Col("status", whole=True, drop=1),
+            number("attempts", drop=2),
+            number("ok"),
+            number("failed"),
+            number("delivered"),
+            number("retrying"),
+            number("dead"),
+        ],
+        [
+            (
+                s["subscription_id"],
+                s["event_name"],
+                s["recipient_url"],
+                s["status"],
+                s["attempts"],
+                s["succeeded"],
+                s["failed"],
+                s["delivered"],
+                s["retrying"],
+                s["dead_lettered"],
+            )
+            for s in data["subscriptions"]
+        ],
         title="Deliveries by subscription",
         empty="No subscriptions yet: `ae subscribe EVENT URL` adds one.",
     )
@@ -62,15 +89,34 @@ def deadletters(
     rows = statuses.dead_letters(rt.queue, rt.store, limit, include_resolved)
 
     def render(data: list[dict[str, Any]]) -> None:
-        table([Col("origin", whole=True), Col("uuid", whole=True), Col("what"), Col("reason"),
-               Col("message id", whole=True, drop=1), Col("parked (UTC)", drop=2)], [
-            (r["origin"] + (" (resolved)" if r["resolved"] else ""), r.get("uuid", ""), _what(r), r["reason"],
-             r["message_id"], _parked(r)) for r in data
-        ], title="Dead letters", empty="No dead letters." + ("" if include_resolved else
-                                                              " (--all also lists resolved ones)"))
+        table(
+            [
+                Col("origin", whole=True),
+                Col("uuid", whole=True),
+                Col("what"),
+                Col("reason"),
+                Col("message id", whole=True, drop=1),
+                Col("parked (UTC)", drop=2),
+            ],
+            [
+                (
+                    r["origin"] + (" (resolved)" if r["resolved"] else ""),
+                    r.get("uuid", ""),
+                    _what(r),
+                    r["reason"],
+                    r["message_id"],
+                    _parked(r),
+                )
+                for r in data
+            ],
+            title="Dead letters",
+            empty="No dead letters." + ("" if include_resolved else " (--all also lists resolved ones)"),
+        )
         if data:
-            note("A retry: `ae replay UUID` starts it again. A trigger: `ae deadletters requeue` once its cause"
-                 " is fixed.")
+            note(
+                "A retry: `ae replay UUID` starts it again. A trigger: `ae deadletters requeue` once its cause"
+                " is fixed."
+            )
 
     emit(rows, as_json, render)
 
@@ -79,7 +125,9 @@ def deadletters(
 def purge(
     ctx: typer.Context,
     before: str | None = typer.Option(
-        None, "--before", help="Only messages parked before this UTC date or date-time (e.g. 2026-01-31).",
+        None,
+        "--before",
+        help="Only messages parked before this UTC date or date-time (e.g. 2026-01-31).",
         show_default=False,
     ),
     yes: bool = YES_OPTION,

@@ -52,16 +52,21 @@ def _cell(row: dict[str, Any], key: str) -> Any:
 
 
 def _render_rows(rows: list[dict[str, Any]]) -> None:
-    table([col for _, _, col in LISTING], [[_cell(r, key) for key, _, _ in LISTING] for r in rows],
-          empty="No subscriptions. `ae subscribe EVENT URL` adds one.")
+    table(
+        [col for _, _, col in LISTING],
+        [[_cell(r, key) for key, _, _ in LISTING] for r in rows],
+        empty="No subscriptions. `ae subscribe EVENT URL` adds one.",
+    )
 
 
 def render_subscription(row: dict[str, Any]) -> None:
     fields([(header, _cell(row, key)) for key, header in DETAIL])
 
 
-HEADER_HELP = ("A header sent with every delivery, 'Name: value' (repeatable), e.g. 'Authorization: Bearer ...'. "
-               "Stored like the secret; listings show names only.")
+HEADER_HELP = (
+    "A header sent with every delivery, 'Name: value' (repeatable), e.g. 'Authorization: Bearer ...'. "
+    "Stored like the secret; listings show names only."
+)
 
 
 def _read_secret(secret: str | None, secret_file: Path | None) -> str | None:
@@ -85,20 +90,25 @@ def subscribe(
         ..., help="The recipient: an http(s) URL for http, an event bus name or ARN for eventbridge."
     ),
     secret: str | None = typer.Option(
-        None, "--secret",
+        None,
+        "--secret",
         help="Verification token used to sign deliveries (generated if omitted; "
-             "standard-webhooks wants whsec_ + base64); - reads it from stdin, so it shows neither in `ps`"
-             " nor in the shell history.",
+        "standard-webhooks wants whsec_ + base64); - reads it from stdin, so it shows neither in `ps`"
+        " nor in the shell history.",
     ),
     secret_file: Path | None = typer.Option(
-        None, "--secret-file", help="Read the verification token from this file (one line).",
+        None,
+        "--secret-file",
+        help="Read the verification token from this file (one line).",
     ),
     notifier: str = typer.Option(
         "http", "--notifier", help="How to deliver: http, eventbridge, or another installed notifier."
     ),
     store_id: int = typer.Option(0, "--store", help="Store scope; 0 means all stores."),
     signature: str | None = typer.Option(
-        None, "--signature", help="Signature scheme for http: magento (default) or standard-webhooks.",
+        None,
+        "--signature",
+        help="Signature scheme for http: magento (default) or standard-webhooks.",
         show_default=False,
     ),
     headers: list[str] | None = typer.Option(None, "--header", help=HEADER_HELP, show_default=False),
@@ -123,7 +133,15 @@ def subscribe(
     rt = runtime(ctx)
     secret = _read_secret(secret, secret_file)
     subscription, generated = subscribing.subscribe(
-        rt.config, rt.store, event, url, secret, notifier, store_id, signature, headers or [],
+        rt.config,
+        rt.store,
+        event,
+        url,
+        secret,
+        notifier,
+        store_id,
+        signature,
+        headers or [],
         refuse_duplicate=not force,
     )
     if as_json:
@@ -199,8 +217,11 @@ def delete(ctx: typer.Context, subscription_id: int = ID_ARGUMENT, yes: bool = Y
     """
     store = runtime(ctx).store
     subscription = store.subscription(subscription_id, reveal=False)  # an unknown id fails before asking
-    confirm(f"Delete subscription {subscription_id} ({subscription.event_name} to "
-            f"{subscription.public()['recipient_url']})?", yes)
+    confirm(
+        f"Delete subscription {subscription_id} ({subscription.event_name} to "
+        f"{subscription.public()['recipient_url']})?",
+        yes,
+    )
     removed = store.delete_subscription(subscription_id)
     changed(removed.subscription_id, "deleted")
 
@@ -209,10 +230,12 @@ def delete(ctx: typer.Context, subscription_id: int = ID_ARGUMENT, yes: bool = Y
 def update(
     ctx: typer.Context,
     subscription_id: int = ID_ARGUMENT,
-    url: str | None = typer.Option(None, "--url", help="The new recipient (checked as `ae subscribe` checks it).",
-                                      show_default=False),
-    store_id: int | None = typer.Option(None, "--store", help="The new store scope; 0 means all stores.",
-                                           show_default=False),
+    url: str | None = typer.Option(
+        None, "--url", help="The new recipient (checked as `ae subscribe` checks it).", show_default=False
+    ),
+    store_id: int | None = typer.Option(
+        None, "--store", help="The new store scope; 0 means all stores.", show_default=False
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Change a subscription's recipient or store scope; prints `ID<tab>updated`.
@@ -259,9 +282,10 @@ def rotate_secret(
     ctx: typer.Context,
     subscription_id: int = ID_ARGUMENT,
     grace: str = typer.Option(
-        subscribing.DEFAULT_GRACE, "--grace",
+        subscribing.DEFAULT_GRACE,
+        "--grace",
         help="How long the old secret keeps signing standard-webhooks deliveries, beside the new one "
-             "(e.g. 90s, 30m, 24h, 7d; 0 to drop it at once).",
+        "(e.g. 90s, 30m, 24h, 7d; 0 to drop it at once).",
     ),
     secret: str | None = typer.Option(None, "--secret", help="The new secret (generated if omitted)."),
 ) -> None:
@@ -287,7 +311,8 @@ def set_headers(
     ctx: typer.Context,
     subscription_id: int = ID_ARGUMENT,
     headers: list[str] | None = typer.Argument(
-        None, help="Headers as 'Name: value'; they replace all the subscription's custom headers.",
+        None,
+        help="Headers as 'Name: value'; they replace all the subscription's custom headers.",
         show_default=False,
     ),
     clear: bool = typer.Option(False, "--clear", help="Remove all custom headers."),

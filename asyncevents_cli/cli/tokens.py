@@ -21,14 +21,19 @@ def create(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="A name for the token, e.g. the system that will use it."),
     events: list[str] = typer.Option(
-        [], "--events", help="Limit the token to events matching this pattern (e.g. 'customer.*'); repeatable. "
-        "Without it the token may manage every event and sign in to the admin pages.", show_default=False,
+        [],
+        "--events",
+        help="Limit the token to events matching this pattern (e.g. 'customer.*'); repeatable. "
+        "Without it the token may manage every event and sign in to the admin pages.",
+        show_default=False,
     ),
 ) -> None:
     """Create a token and print it once, on the last line of stdout."""
     secret = api_tokens.create_token(runtime(ctx).store, name, events)
-    note(f"token {name!r} created for {', '.join(events) if events else 'every event'}; "
-         "it is shown once and cannot be retrieved again.")
+    note(
+        f"token {name!r} created for {', '.join(events) if events else 'every event'}; "
+        "it is shown once and cannot be retrieved again."
+    )
     say(secret)
 
 
@@ -38,9 +43,19 @@ def list_tokens(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     rows = api_tokens.list_tokens(runtime(ctx).store)
 
     def render(data: list[dict[str, Any]]) -> None:
-        table([Col("name"), Col("events"), Col("created (UTC)"), Col("last used (UTC)")],
-              [(r["name"], ", ".join(r["events"]) or "all", time_utc(r["created"]), time_utc(r["last_used"]) or "never")
-               for r in data], empty="No API tokens. `ae tokens create NAME` makes one.")
+        table(
+            [Col("name"), Col("events"), Col("created (UTC)"), Col("last used (UTC)")],
+            [
+                (
+                    r["name"],
+                    ", ".join(r["events"]) or "all",
+                    time_utc(r["created"]),
+                    time_utc(r["last_used"]) or "never",
+                )
+                for r in data
+            ],
+            empty="No API tokens. `ae tokens create NAME` makes one.",
+        )
 
     emit(rows, as_json, render)
 

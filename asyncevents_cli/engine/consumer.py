@@ -135,13 +135,19 @@ class Consumer:
         if self._loop is not None and self._main is not None:
             self._loop.call_soon_threadsafe(self._main.cancel)
 
-    async def _run(self, max_messages: int | None, until_empty: bool, should_stop: Callable[[], bool],
-                   on_message: Callable[[int], None] | None) -> None:
+    async def _run(
+        self,
+        max_messages: int | None,
+        until_empty: bool,
+        should_stop: Callable[[], bool],
+        on_message: Callable[[int], None] | None,
+    ) -> None:
         self._loop = loop = asyncio.get_running_loop()
         self._main = asyncio.current_task()
         io = IoThread()
-        handler = Handler(self.config, self.store, self.queue, self.notifiers, self.concurrency,
-                          self.per_subscription, self.now, io)
+        handler = Handler(
+            self.config, self.store, self.queue, self.notifiers, self.concurrency, self.per_subscription, self.now, io
+        )
         tasks: dict[asyncio.Task[Settlement], Work] = {}  # under way (or waiting for a slot)
         finished: list[asyncio.Task[Settlement]] = []  # done, not settled yet
         settle_by = 0.0  # when the oldest finished work is due to be settled
@@ -202,8 +208,8 @@ class Consumer:
                     if tasks and looked_empty_at is not None and now - looked_empty_at < BUSY_WAIT:
                         room = 0  # the queue was empty a moment ago: do not look again yet
                 settle_now = bool(finished) and (
-                    room > 0 or not tasks or not taking or len(finished) * 2 >= self.concurrency
-                    or now >= settle_by)
+                    room > 0 or not tasks or not taking or len(finished) * 2 >= self.concurrency or now >= settle_by
+                )
                 extend = bool(tasks) and now - last_extend > EXTEND_EVERY
                 if not (settle_now or room > 0 or extend):
                     # until some work finishes, the settle is due, or it is time to look again
@@ -266,8 +272,9 @@ class Consumer:
             finally:
                 io.close()
 
-    def _cycle(self, settlements: list[Settlement], held: list[Envelope], room: int, timeout: float,
-               probe_empty: bool) -> tuple[list[Envelope], bool]:
+    def _cycle(
+        self, settlements: list[Settlement], held: list[Envelope], room: int, timeout: float, probe_empty: bool
+    ) -> tuple[list[Envelope], bool]:
         """On the I/O thread: settle, renew leases, lease up to `room` more (waiting up to
         `timeout` for one); with `probe_empty`, also say whether nothing is left at all."""
         retry = self.retrying.call  # each step again after a lost database connection
@@ -311,10 +318,14 @@ class Consumer:
             return []  # it never ran, or failed: what it held comes back by lease expiry or requeue
         return cycle.result()[0]
 
-    async def _give_back(self, io: IoThread, tasks: dict[asyncio.Task[Settlement], Work],
-                         finished: list[asyncio.Task[Settlement]],
-                         cycle: concurrent.futures.Future[tuple[list[Envelope], bool]] | None,
-                         deferred: list[Envelope]) -> None:
+    async def _give_back(
+        self,
+        io: IoThread,
+        tasks: dict[asyncio.Task[Settlement], Work],
+        finished: list[asyncio.Task[Settlement]],
+        cycle: concurrent.futures.Future[tuple[list[Envelope], bool]] | None,
+        deferred: list[Envelope],
+    ) -> None:
         """After an abort: cancel the attempts, and give every held message back unsettled
         (those whose attempts finished but were not settled yet too, and `deferred`: copies
         waiting for their first, or those of a settle that failed)."""

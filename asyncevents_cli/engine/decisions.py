@@ -82,8 +82,10 @@ def ownership_problem(message: RetryMessage, chain: dict[str, Any] | None) -> st
     if chain is None:
         return f"retry uuid {message.uuid} is not a delivery in this store"
     if chain["subscription_id"] != message.subscription_id:
-        return (f"retry uuid {message.uuid} belongs to subscription {chain['subscription_id']}, "
-                f"not {message.subscription_id}")
+        return (
+            f"retry uuid {message.uuid} belongs to subscription {chain['subscription_id']}, "
+            f"not {message.subscription_id}"
+        )
     return None
 
 

@@ -84,8 +84,17 @@ class PayloadError(AeError):
 class Handler:
     """Store reads go through the consumer's I/O thread (`io`), which owns the store's connection."""
 
-    def __init__(self, config: Config, store: Store, queue: Queue, notifiers: Notifiers,
-                 concurrency: int, per_subscription: int, now: Callable[[], datetime], io: IoThread) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        queue: Queue,
+        notifiers: Notifiers,
+        concurrency: int,
+        per_subscription: int,
+        now: Callable[[], datetime],
+        io: IoThread,
+    ) -> None:
         self.config = config
         self.store = store
         self.queue = queue
@@ -157,8 +166,10 @@ class Handler:
         if not envelope.first_delivery and envelope.message_id:
             # Taken before: its attempts that were logged are not made again.
             subscriptions = await self.io.call(self._not_attempted, envelope.message_id, subscriptions)
-        attempts = [self._attempt(work, s, delivery_uuid(envelope.message_id, s.subscription_id), 0,
-                                  body, content, 0) for s in subscriptions]
+        attempts = [
+            self._attempt(work, s, delivery_uuid(envelope.message_id, s.subscription_id), 0, body, content, 0)
+            for s in subscriptions
+        ]
         outcomes: list[Outcome] = []
         if len(attempts) == 1:  # the common case: no task of its own, no gather
             outcomes.append(await attempts[0])
@@ -202,14 +213,19 @@ class Handler:
         subscription = await self.subscriptions.by_id(message.subscription_id)
         if subscription is None or not subscription.enabled:
             # Only still-enabled subscriptions are retried: the chain stops here.
-            return Settlement(envelope, stopped=(message.uuid, message.subscription_id, chain["event_name"],
-                                                 message.death_count, generation))
-        if (not envelope.first_delivery and envelope.message_id
-                and await self.io.call(self.store.already_attempted, envelope.message_id,
-                                       subscription.subscription_id)):
+            return Settlement(
+                envelope,
+                stopped=(message.uuid, message.subscription_id, chain["event_name"], message.death_count, generation),
+            )
+        if (
+            not envelope.first_delivery
+            and envelope.message_id
+            and await self.io.call(self.store.already_attempted, envelope.message_id, subscription.subscription_id)
+        ):
             return Settlement(envelope)  # its attempt is logged; only the ack was lost
-        outcome = await self._attempt(work, subscription, message.uuid, message.death_count, body,
-                                      message.content, generation)
+        outcome = await self._attempt(
+            work, subscription, message.uuid, message.death_count, body, message.content, generation
+        )
         return Settlement(envelope, attempts=[(outcome, follow_up(self.policy, outcome, self.now()))])
 
     # -- attempts --------------------------------------------------------
@@ -220,8 +236,16 @@ class Handler:
             cap = self._caps[subscription_id] = asyncio.Semaphore(self.per_subscription)
         return cap
 
-    async def _attempt(self, work: Work, subscription: Subscription, uuid: str, death_count: int,
-                       body: bytes, content: str, generation: int) -> Outcome:
+    async def _attempt(
+        self,
+        work: Work,
+        subscription: Subscription,
+        uuid: str,
+        death_count: int,
+        body: bytes,
+        content: str,
+        generation: int,
+    ) -> Outcome:
         async with self._cap(subscription.subscription_id), self.window:
             if not work.started:
                 if self.stopping:
@@ -245,7 +269,15 @@ class Handler:
             why = f"Timeout: notifier {subscription.notifier!r} gave no result within {ATTEMPT_DEADLINE:g} s"
             return NotifyResult(False, None, why, time.perf_counter() - started)
         except Exception as exc:  # a plugin's bug or its client's error: a failed attempt, retried as any
-            log.warning("notifier %r raised for subscription %s: %s", subscription.notifier,
-                        subscription.subscription_id, describe(exc))
-            return NotifyResult(False, None, clip(f"notifier {subscription.notifier!r} raised {describe(exc)}"),
-                                time.perf_counter() - started)
+            log.warning(
+                "notifier %r raised for subscription %s: %s",
+                subscription.notifier,
+                subscription.subscription_id,
+                describe(exc),
+            )
+            return NotifyResult(
+                False,
+                None,
+                clip(f"notifier {subscription.notifier!r} raised {describe(exc)}"),
+                time.perf_counter() - started,
+            )

@@ -47,8 +47,9 @@ def run_reconnecting(
             on_consumer(consumer)
             remaining = None if max_messages is None else max_messages - handled
             counted = None if on_message is None else _offset(on_message, handled)
-            return handled + consumer.run(max_messages=remaining, until_empty=until_empty, should_stop=should_stop,
-                                          on_message=counted)
+            return handled + consumer.run(
+                max_messages=remaining, until_empty=until_empty, should_stop=should_stop, on_message=counted
+            )
         except DatabaseUnavailable as exc:
             if consumer is not None and consumer.processed:
                 handled += consumer.processed

@@ -38,8 +38,12 @@ def delays(first: float = FIRST_DELAY, most: float = MAX_DELAY) -> Iterator[floa
 
 
 class Retrying:
-    def __init__(self, give_up_after: float = GIVE_UP_AFTER, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        give_up_after: float = GIVE_UP_AFTER,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.give_up_after = give_up_after
         self.sleep = sleep
         self.clock = clock

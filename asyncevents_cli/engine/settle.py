@@ -50,8 +50,9 @@ def settle(store: Store, queue: Queue, settlements: Sequence[Settlement]) -> Non
             _settle_alone(store, queue, settlement)
 
 
-def settle_and_take(store: Store, queue: Queue, settlements: Sequence[Settlement],
-                    take: Callable[[], list[Envelope]]) -> list[Envelope]:
+def settle_and_take(
+    store: Store, queue: Queue, settlements: Sequence[Settlement], take: Callable[[], list[Envelope]]
+) -> list[Envelope]:
     """`settle`, then `take()` (a lease of more messages). Where the queue shares the
     store's transaction both commit together: one fsync for the batch and the next.
     A batch that fails there is rolled back whole and settled by `settle` instead."""
@@ -111,10 +112,21 @@ def _report(settlements: Sequence[Settlement]) -> None:
         for settlement in settlements:
             for outcome, _ in settlement.attempts:
                 sub, result = outcome.subscription, outcome.result
-                attempt_log.info("attempt %s", outcome.uuid, extra={"attempt": {
-                    "uuid": outcome.uuid, "event_name": sub.event_name, "subscription_id": sub.subscription_id,
-                    "success": result.success, "status_code": result.status_code, "duration": result.duration,
-                    "death_count": outcome.death_count}})
+                attempt_log.info(
+                    "attempt %s",
+                    outcome.uuid,
+                    extra={
+                        "attempt": {
+                            "uuid": outcome.uuid,
+                            "event_name": sub.event_name,
+                            "subscription_id": sub.subscription_id,
+                            "success": result.success,
+                            "status_code": result.status_code,
+                            "duration": result.duration,
+                            "death_count": outcome.death_count,
+                        }
+                    },
+                )
 
 
 def _record(store: Store, settlements: Sequence[Settlement]) -> None:
@@ -123,18 +135,39 @@ def _record(store: Store, settlements: Sequence[Settlement]) -> None:
     for settlement in settlements:
         for outcome, follow in settlement.attempts:
             sub, result = outcome.subscription, outcome.result
-            attempts.append(Attempt(
-                uuid=outcome.uuid, subscription_id=sub.subscription_id, event_name=sub.event_name,
-                success=result.success, status_code=result.status_code, response_data=result.response_data,
-                serialized_data=outcome.body.decode(), death_count=outcome.death_count,
-                duration=result.duration, message_id=outcome.message_id,
-            ))
-            states.append(ChainState(outcome.uuid, sub.subscription_id, sub.event_name, follow.state,
-                                     outcome.death_count, follow.next_attempt_at, True, outcome.generation))
+            attempts.append(
+                Attempt(
+                    uuid=outcome.uuid,
+                    subscription_id=sub.subscription_id,
+                    event_name=sub.event_name,
+                    success=result.success,
+                    status_code=result.status_code,
+                    response_data=result.response_data,
+                    serialized_data=outcome.body.decode(),
+                    death_count=outcome.death_count,
+                    duration=result.duration,
+                    message_id=outcome.message_id,
+                )
+            )
+            states.append(
+                ChainState(
+                    outcome.uuid,
+                    sub.subscription_id,
+                    sub.event_name,
+                    follow.state,
+                    outcome.death_count,
+                    follow.next_attempt_at,
+                    True,
+                    outcome.generation,
+                )
+            )
         if settlement.stopped is not None:
             uuid, subscription_id, event_name, death_count, generation = settlement.stopped
-            states.append(ChainState(uuid, subscription_id, event_name, DeliveryState.STOPPED, death_count, None, False,
-                                     generation))
+            states.append(
+                ChainState(
+                    uuid, subscription_id, event_name, DeliveryState.STOPPED, death_count, None, False, generation
+                )
+            )
     if attempts:
         store.log_attempts(attempts)
     if states:

@@ -20,8 +20,9 @@ DEFAULT_TTL_SECONDS = 1.0
 
 
 class SubscriptionCache:
-    def __init__(self, store: Store, io: IoThread, ttl: float = DEFAULT_TTL_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, store: Store, io: IoThread, ttl: float = DEFAULT_TTL_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.store = store
         self.io = io
         self.ttl = ttl
@@ -44,8 +45,9 @@ class SubscriptionCache:
             return hit[1]
         return await self._look_up(self._by_id, subscription_id, self.store.find_subscription, subscription_id)
 
-    async def _look_up(self, cache: dict[Any, tuple[float, Any]], key: Any, read: Callable[..., Any],
-                       *args: Any) -> Any:
+    async def _look_up(
+        self, cache: dict[Any, tuple[float, Any]], key: Any, read: Callable[..., Any], *args: Any
+    ) -> Any:
         """One store read per key at a time: messages that miss together share it."""
         pending = self._pending.get((id(cache), key))
         if pending is None:

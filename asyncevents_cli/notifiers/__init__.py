@@ -21,5 +21,18 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-__all__ = ["Notifier", "NotifyResult", "Notifiers", "NotifierPlugin", "HttpNotifier", "register", "names",
-           "check_name", "find", "load_errors", "plugins", "sign", "request_headers"]
+__all__ = [
+    "Notifier",
+    "NotifyResult",
+    "Notifiers",
+    "NotifierPlugin",
+    "HttpNotifier",
+    "register",
+    "names",
+    "check_name",
+    "find",
+    "load_errors",
+    "plugins",
+    "sign",
+    "request_headers",
+]

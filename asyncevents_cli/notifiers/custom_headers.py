@@ -17,10 +17,19 @@ from .signing import SIGNATURE_HEADERS
 
 Headers = tuple[tuple[str, str], ...]  # (name, value) pairs, in the order given
 
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-    "te", "trailer", "transfer-encoding", "upgrade",
-})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
 AE_HEADERS = frozenset({"content-type", "idempotency-key", "x-ae-event"})
 REFUSED = HOP_BY_HOP | {"host", "content-length"} | SIGNATURE_HEADERS | AE_HEADERS
 

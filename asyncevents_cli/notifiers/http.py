@@ -42,8 +42,9 @@ def request_headers(subscription: Subscription, body: bytes, uuid: str, now: dat
     moment = now or utcnow()
     if subscription.verification_token is None:
         raise ValueError("a subscription must be read with reveal=True before it can be signed for")
-    in_use = secrets_in_use(subscription.verification_token, subscription.previous_token,
-                            subscription.previous_token_until, moment)
+    in_use = secrets_in_use(
+        subscription.verification_token, subscription.previous_token, subscription.previous_token_until, moment
+    )
     return {
         **dict(subscription.custom_headers),
         "Content-Type": "application/json",
@@ -127,8 +128,9 @@ class HttpNotifier(Notifier):
 
         return check_url(recipient, config)
 
-    def __init__(self, connect_timeout: float = 5.0, total_timeout: float = 15.0,
-                 deny_private_targets: bool = False) -> None:
+    def __init__(
+        self, connect_timeout: float = 5.0, total_timeout: float = 15.0, deny_private_targets: bool = False
+    ) -> None:
         if not 0 < total_timeout < ATTEMPT_DEADLINE_LIMIT:
             raise ValueError(f"total_timeout must be between 0 and {ATTEMPT_DEADLINE_LIMIT:g} s")
         self.connect_timeout = connect_timeout
@@ -142,11 +144,13 @@ class HttpNotifier(Notifier):
         import aiohttp
 
         # No connection limit here: the consumer's window bounds what is in flight.
-        connector = aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True,
-                                         resolver=guarded_resolver(self.deny_private_targets))
+        connector = aiohttp.TCPConnector(
+            limit=0, enable_cleanup_closed=True, resolver=guarded_resolver(self.deny_private_targets)
+        )
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout)
-        return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
-                                     headers={"User-Agent": USER_AGENT})
+        return aiohttp.ClientSession(
+            connector=connector, timeout=timeout, auto_decompress=False, headers={"User-Agent": USER_AGENT}
+        )
 
     def _session_for_this_loop(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -158,8 +162,9 @@ class HttpNotifier(Notifier):
     async def deliver(self, subscription: Subscription, body: bytes, uuid: str) -> NotifyResult:
         return await self._post(self._session_for_this_loop(), subscription, body, uuid)
 
-    async def _post(self, session: aiohttp.ClientSession, subscription: Subscription, body: bytes,
-                    uuid: str) -> NotifyResult:
+    async def _post(
+        self, session: aiohttp.ClientSession, subscription: Subscription, body: bytes, uuid: str
+    ) -> NotifyResult:
         import aiohttp
 
         started = time.perf_counter()
@@ -169,9 +174,12 @@ class HttpNotifier(Notifier):
             if refused is not None:
                 raise TargetRefused(refused)
             async with asyncio.timeout(self.total_timeout):
-                async with session.post(subscription.recipient_url, data=body,
-                                        headers=request_headers(subscription, body, uuid),
-                                        allow_redirects=False) as response:
+                async with session.post(
+                    subscription.recipient_url,
+                    data=body,
+                    headers=request_headers(subscription, body, uuid),
+                    allow_redirects=False,
+                ) as response:
                     chunks: list[bytes] = []
                     kept = 0
                     while kept < RESPONSE_LIMIT:  # read at most what the log keeps

@@ -93,8 +93,14 @@ class NotifierPlugin:
         return from_config(config) if from_config is not None else self.factory()
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "aliases": list(self.aliases), "source": self.source, "target": self.target,
-                "recipient": self.recipient_help, "signs_requests": self.signs_requests}
+        return {
+            "name": self.name,
+            "aliases": list(self.aliases),
+            "source": self.source,
+            "target": self.target,
+            "recipient": self.recipient_help,
+            "signs_requests": self.signs_requests,
+        }
 
 
 class _Registry:
@@ -168,8 +174,10 @@ def find(name: str) -> NotifierPlugin:
     for plugin in available.values():  # aliases are class attributes: this imports them all
         if plugin.load_error is None and name in plugin.aliases:
             return plugin
-    raise InputError(f"unknown notifier {name!r}; available: {', '.join(sorted(available))}",
-                     hint="run `ae notifiers list` to see them")
+    raise InputError(
+        f"unknown notifier {name!r}; available: {', '.join(sorted(available))}",
+        hint="run `ae notifiers list` to see them",
+    )
 
 
 def check_name(name: str) -> str:

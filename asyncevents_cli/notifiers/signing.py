@@ -54,7 +54,7 @@ def generate_secret(scheme: str) -> str:
 
 
 def _standard_key(secret: str) -> bytes:
-    encoded = secret[len(SECRET_PREFIX):] if secret.startswith(SECRET_PREFIX) else secret
+    encoded = secret[len(SECRET_PREFIX) :] if secret.startswith(SECRET_PREFIX) else secret
     return base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
 
 
@@ -86,8 +86,9 @@ def standard_webhooks_signature(body: bytes, msg_id: str, timestamp: int, secret
     return "v1," + base64.b64encode(digest).decode()
 
 
-def signature_headers(scheme: str, body: bytes, uuid: str, secrets_in_use: Sequence[str],
-                      now: datetime) -> dict[str, str]:
+def signature_headers(
+    scheme: str, body: bytes, uuid: str, secrets_in_use: Sequence[str], now: datetime
+) -> dict[str, str]:
     """The headers that sign one attempt. `secrets_in_use` starts with the current secret;
     the rest are rotated-out secrets still in their grace period."""
     current = secrets_in_use[0]
@@ -100,8 +101,7 @@ def signature_headers(scheme: str, body: bytes, uuid: str, secrets_in_use: Seque
     return {MAGENTO_HEADER: magento_signature(body, current)}
 
 
-def secrets_in_use(current: str, previous: str | None, previous_until: datetime | None,
-                   now: datetime) -> list[str]:
+def secrets_in_use(current: str, previous: str | None, previous_until: datetime | None, now: datetime) -> list[str]:
     """The current secret, then the previous one while its grace period lasts."""
     if previous and previous_until is not None and now < previous_until:
         return [current, previous]

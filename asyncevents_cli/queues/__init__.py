@@ -9,8 +9,9 @@ from ..store import Store
 from .base import KINDS, RETRY, TRIGGER, Envelope, Queue, QueueDepths
 
 
-def open_queue(config: Config, store: Callable[[], Store],
-               existing_store: Callable[[], Store | None] = lambda: None) -> Queue:
+def open_queue(
+    config: Config, store: Callable[[], Store], existing_store: Callable[[], Store | None] = lambda: None
+) -> Queue:
     """The backend named by ``settings.queue``: "db" (default) or "amqp".
 
     "db" is a table in the store's own database, whichever that is: SQLite

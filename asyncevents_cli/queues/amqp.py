@@ -314,8 +314,9 @@ class AmqpQueue(Queue):
 
     # -- publishing ------------------------------------------------------
 
-    def _properties(self, message_id: str, headers: dict[str, Any] | None = None,
-                    owner: str | None = None) -> pika.BasicProperties:
+    def _properties(
+        self, message_id: str, headers: dict[str, Any] | None = None, owner: str | None = None
+    ) -> pika.BasicProperties:
         if owner is not None:
             headers = {**(headers or {}), STORE_HEADER: owner}
         return pika.BasicProperties(
@@ -351,8 +352,17 @@ class AmqpQueue(Queue):
                     self._declare_topology()
                 tries.append(None)
 
-            return [self._publish_confirmed(TRIGGER_ROUTING_KEY, bodies[0], None, redeclare_on_retry,
-                                            exchange=TRIGGER_EXCHANGE, message_id=ids[0], owner=owner)]
+            return [
+                self._publish_confirmed(
+                    TRIGGER_ROUTING_KEY,
+                    bodies[0],
+                    None,
+                    redeclare_on_retry,
+                    exchange=TRIGGER_EXCHANGE,
+                    message_id=ids[0],
+                    owner=owner,
+                )
+            ]
 
         def publish() -> list[str]:
             pending = list(zip(ids, bodies))
@@ -360,8 +370,13 @@ class AmqpQueue(Queue):
                 ch = self._channel("_tx_ch")
                 self._returned.clear()
                 for message_id, body in pending:
-                    ch.basic_publish(TRIGGER_EXCHANGE, TRIGGER_ROUTING_KEY, body,
-                                     self._properties(message_id, owner=owner), mandatory=True)
+                    ch.basic_publish(
+                        TRIGGER_EXCHANGE,
+                        TRIGGER_ROUTING_KEY,
+                        body,
+                        self._properties(message_id, owner=owner),
+                        mandatory=True,
+                    )
                 ch.tx_commit()
                 # Returns precede commit-ok on the wire; this dispatches them.
                 assert self._conn is not None
@@ -376,9 +391,16 @@ class AmqpQueue(Queue):
 
         return self._run(publish)
 
-    def _publish_confirmed(self, routing_key: str, body: bytes, headers: dict[str, Any] | None,
-                           prepare: Callable[[], None], exchange: str = FAILOVER_EXCHANGE,
-                           message_id: str | None = None, owner: str | None = None) -> str:
+    def _publish_confirmed(
+        self,
+        routing_key: str,
+        body: bytes,
+        headers: dict[str, Any] | None,
+        prepare: Callable[[], None],
+        exchange: str = FAILOVER_EXCHANGE,
+        message_id: str | None = None,
+        owner: str | None = None,
+    ) -> str:
         """Publish one message with confirms (to event.failover unless told); `prepare` declares its target.
 
         Without `exchange`, the message is a retry or dead letter of this store and carries its identity."""
@@ -431,9 +453,14 @@ class AmqpQueue(Queue):
     def _on_delivery(self, kind: str, generation: int) -> Callable[..., None]:
         def deliver(_ch: BlockingChannel, method: Any, props: pika.BasicProperties, body: bytes) -> None:
             self._buffer.append(
-                Envelope(kind=kind, body=body, message_id=props.message_id or None,
-                         headers=dict(props.headers or {}), handle=(generation, method.delivery_tag),
-                         first_delivery=not method.redelivered)
+                Envelope(
+                    kind=kind,
+                    body=body,
+                    message_id=props.message_id or None,
+                    headers=dict(props.headers or {}),
+                    handle=(generation, method.delivery_tag),
+                    first_delivery=not method.redelivered,
+                )
             )
 
         return deliver
@@ -511,8 +538,11 @@ class AmqpQueue(Queue):
             settle(self._channel("_consume_ch"), tag)
         except (*CONNECTION_ERRORS, pika.exceptions.AMQPChannelError) as exc:
             # Unsettled means redelivered, and the dispatcher skips what it logged.
-            log.warning("RabbitMQ connection lost (%s) before message %s was settled; it will be redelivered",
-                        describe(exc), envelope.message_id)
+            log.warning(
+                "RabbitMQ connection lost (%s) before message %s was settled; it will be redelivered",
+                describe(exc),
+                envelope.message_id,
+            )
             self._drop()
 
     def ack(self, envelope: Envelope) -> None:
@@ -535,7 +565,7 @@ class AmqpQueue(Queue):
         unsettled += [e.handle[1] for e in self._buffer]
         below = min(unsettled, default=tags[-1] + 1)  # nothing unsettled below this tag but ours
         upto = [tag for tag in tags if tag < below]
-        rest = tags[len(upto):]
+        rest = tags[len(upto) :]
         try:
             channel = self._channel("_consume_ch")
             if upto:
@@ -544,8 +574,11 @@ class AmqpQueue(Queue):
                 channel.basic_ack(tag)
         except (*CONNECTION_ERRORS, pika.exceptions.AMQPChannelError) as exc:
             # Unsettled means redelivered, and the dispatcher skips what it logged.
-            log.warning("RabbitMQ connection lost (%s) before %d message(s) were settled; they will be"
-                        " redelivered", describe(exc), len(tags))
+            log.warning(
+                "RabbitMQ connection lost (%s) before %d message(s) were settled; they will be redelivered",
+                describe(exc),
+                len(tags),
+            )
             self._drop()
 
     def release(self, envelope: Envelope) -> None:
@@ -602,9 +635,15 @@ class AmqpQueue(Queue):
                     if method is None:
                         break
                     headers = dict(props.headers or {})
-                    letters.append(DeadLetter(props.message_id or None, str(headers.get("x-origin", RETRY)),
-                                              str(headers.get("x-death-reason", "")), body,
-                                              float(props.timestamp) if props.timestamp else None))
+                    letters.append(
+                        DeadLetter(
+                            props.message_id or None,
+                            str(headers.get("x-origin", RETRY)),
+                            str(headers.get("x-death-reason", "")),
+                            body,
+                            float(props.timestamp) if props.timestamp else None,
+                        )
+                    )
             finally:
                 if channel.is_open:
                     channel.close()
@@ -648,8 +687,11 @@ class AmqpQueue(Queue):
         def requeue(props: Any, body: bytes) -> bool:
             if str(dict(props.headers or {}).get("x-origin", RETRY)) != TRIGGER:
                 return False
-            ids.append(self._publish_confirmed(TRIGGER_ROUTING_KEY, body, None, lambda: None,
-                                               exchange=TRIGGER_EXCHANGE, owner=owner))
+            ids.append(
+                self._publish_confirmed(
+                    TRIGGER_ROUTING_KEY, body, None, lambda: None, exchange=TRIGGER_EXCHANGE, owner=owner
+                )
+            )
             return True
 
         self._sweep_dead_letters(requeue)

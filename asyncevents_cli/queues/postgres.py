@@ -48,8 +48,10 @@ class PostgresQueue(TableQueue):
                 (now + self.lease_seconds, token, now, *queues, limit),
             ).rows
         rows.sort(key=lambda r: (r[6], r[0]))
-        return [self._envelope(row_id, queue, message_id, body, headers, deliveries == 1, token, now)
-                for row_id, queue, message_id, body, headers, deliveries, _ in rows]
+        return [
+            self._envelope(row_id, queue, message_id, body, headers, deliveries == 1, token, now)
+            for row_id, queue, message_id, body, headers, deliveries, _ in rows
+        ]
 
 
 __all__ = ["PostgresQueue"]

@@ -30,11 +30,13 @@ class SqliteQueue(TableQueue):
         with self.store.transaction():
             rows: list[tuple] = []
             for queue in queues:
-                rows.extend(self.store.execute(
-                    "SELECT id, queue, message_id, body, headers, deliveries, available_at FROM queue_messages"
-                    " WHERE queue = ? AND available_at <= ? ORDER BY available_at, id LIMIT ?",
-                    (queue, now, limit),
-                ).rows)
+                rows.extend(
+                    self.store.execute(
+                        "SELECT id, queue, message_id, body, headers, deliveries, available_at FROM queue_messages"
+                        " WHERE queue = ? AND available_at <= ? ORDER BY available_at, id LIMIT ?",
+                        (queue, now, limit),
+                    ).rows
+                )
             if len(queues) > 1:
                 rows.sort(key=lambda r: (r[6], r[0]))
                 del rows[limit:]
@@ -42,12 +44,13 @@ class SqliteQueue(TableQueue):
                 return []
             tokens = [secrets.token_hex(8) for _ in rows]
             self.store.execute_many(
-                "UPDATE queue_messages SET available_at = ?, lease_token = ?, deliveries = deliveries + 1"
-                " WHERE id = ?",
+                "UPDATE queue_messages SET available_at = ?, lease_token = ?, deliveries = deliveries + 1 WHERE id = ?",
                 [(now + self.lease_seconds, token, row[0]) for token, row in zip(tokens, rows)],
             )
-        return [self._envelope(row_id, queue, message_id, body, headers, not deliveries, token, now)
-                for token, (row_id, queue, message_id, body, headers, deliveries, _) in zip(tokens, rows)]
+        return [
+            self._envelope(row_id, queue, message_id, body, headers, not deliveries, token, now)
+            for token, (row_id, queue, message_id, body, headers, deliveries, _) in zip(tokens, rows)
+        ]
 
 
 __all__ = ["SqliteQueue"]

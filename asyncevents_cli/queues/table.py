@@ -58,8 +58,9 @@ class TableQueue(Queue):
         clock: Callable[[], float] = time.time,
     ) -> None:
         if store.backend != self.backend:
-            raise AeError(f"{type(self).__name__} keeps its table in a {self.backend} store;"
-                          f" {store.location} is {store.backend}")
+            raise AeError(
+                f"{type(self).__name__} keeps its table in a {self.backend} store; {store.location} is {store.backend}"
+            )
         self.store = store
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
@@ -78,11 +79,25 @@ class TableQueue(Queue):
 
     # -- the rules, once -----------------------------------------------------------
 
-    def _envelope(self, row_id: int, queue: str, message_id: str, body: bytes, headers: str | None,
-                  first_delivery: bool, token: str, leased_at: float) -> Envelope:
-        return Envelope(kind=KIND_FOR_QUEUE[queue], body=bytes(body), message_id=message_id,
-                        headers=json.loads(headers or "{}"), handle=(row_id, token, leased_at),
-                        first_delivery=first_delivery)
+    def _envelope(
+        self,
+        row_id: int,
+        queue: str,
+        message_id: str,
+        body: bytes,
+        headers: str | None,
+        first_delivery: bool,
+        token: str,
+        leased_at: float,
+    ) -> Envelope:
+        return Envelope(
+            kind=KIND_FOR_QUEUE[queue],
+            body=bytes(body),
+            message_id=message_id,
+            headers=json.loads(headers or "{}"),
+            handle=(row_id, token, leased_at),
+            first_delivery=first_delivery,
+        )
 
     def _insert(self, queue: str, body: bytes, available_at: float, headers: dict | None = None) -> str:
         message_id = uuid.uuid4().hex
@@ -100,11 +115,13 @@ class TableQueue(Queue):
         ids: list[str] = []
         with self.store.transaction():  # one transaction: all of them or none
             for start in range(0, len(messages), PROGRESS_STEP):
-                chunk = messages[start:start + PROGRESS_STEP]
+                chunk = messages[start : start + PROGRESS_STEP]
                 rows = [(TRIGGER_QUEUE, uuid.uuid4().hex, m.encode(), "{}", now, now) for m in chunk]
                 self.store.execute_many(
                     "INSERT INTO queue_messages (queue, message_id, body, headers, available_at, deliveries,"
-                    " created) VALUES (?, ?, ?, ?, ?, 0, ?)", rows)
+                    " created) VALUES (?, ?, ?, ?, ?, 0, ?)",
+                    rows,
+                )
                 ids.extend(row[1] for row in rows)
                 if progress:
                     progress(len(chunk))
@@ -147,8 +164,9 @@ class TableQueue(Queue):
 
     def ack_many(self, envelopes: Sequence[Envelope]) -> None:
         with self.store.transaction():
-            self.store.execute_many("DELETE FROM queue_messages WHERE id = ? AND lease_token = ?",
-                                    [e.handle[:2] for e in envelopes])
+            self.store.execute_many(
+                "DELETE FROM queue_messages WHERE id = ? AND lease_token = ?", [e.handle[:2] for e in envelopes]
+            )
 
     def release(self, envelope: Envelope) -> None:
         self.release_many([envelope])
@@ -180,8 +198,9 @@ class TableQueue(Queue):
     def depths(self) -> QueueDepths:
         now = self.clock()
         t, r, d = TRIGGER_QUEUE, RETRY_QUEUE, DEADLETTER_QUEUE
-        counts = dict(self.store.execute(
-            """
+        counts = dict(
+            self.store.execute(
+                """
             SELECT 'trigger', COUNT(*) FROM queue_messages WHERE queue = ?
             UNION ALL SELECT 'retry_due', COUNT(*) FROM queue_messages WHERE queue = ? AND available_at <= ?
             UNION ALL SELECT 'retry_delayed', COUNT(*) FROM queue_messages
@@ -190,8 +209,9 @@ class TableQueue(Queue):
             UNION ALL SELECT 'in_flight', COUNT(*) FROM queue_messages
                 WHERE queue IN (?, ?) AND lease_token IS NOT NULL AND available_at > ?
             """,
-            (t, r, now, r, now, d, t, r, now),
-        ).rows)
+                (t, r, now, r, now, d, t, r, now),
+            ).rows
+        )
         return QueueDepths(
             trigger=int(counts["trigger"]),
             retry_due=int(counts["retry_due"]),
@@ -214,8 +234,11 @@ class TableQueue(Queue):
         letters = []
         for message_id, body, headers, created in rows:
             meta = json.loads(headers or "{}")
-            letters.append(DeadLetter(message_id, meta.get("x-origin", RETRY), meta.get("x-death-reason", ""),
-                                      bytes(body), created))
+            letters.append(
+                DeadLetter(
+                    message_id, meta.get("x-origin", RETRY), meta.get("x-death-reason", ""), bytes(body), created
+                )
+            )
         return letters
 
     def purge_dead_letters(self, before: float | None = None) -> int:
@@ -223,8 +246,9 @@ class TableQueue(Queue):
             if before is None:
                 done = self.store.execute("DELETE FROM queue_messages WHERE queue = ?", (DEADLETTER_QUEUE,))
             else:
-                done = self.store.execute("DELETE FROM queue_messages WHERE queue = ? AND created < ?",
-                                          (DEADLETTER_QUEUE, before))
+                done = self.store.execute(
+                    "DELETE FROM queue_messages WHERE queue = ? AND created < ?", (DEADLETTER_QUEUE, before)
+                )
         return done.rowcount
 
     def requeue_dead_triggers(self) -> list[str]:
@@ -232,8 +256,11 @@ class TableQueue(Queue):
             rows = self.store.execute(
                 "SELECT id, message_id, headers FROM queue_messages WHERE queue = ? ORDER BY id", (DEADLETTER_QUEUE,)
             ).rows
-            parked = [(row_id, message_id) for row_id, message_id, headers in rows
-                      if json.loads(headers or "{}").get("x-origin") == TRIGGER]
+            parked = [
+                (row_id, message_id)
+                for row_id, message_id, headers in rows
+                if json.loads(headers or "{}").get("x-origin") == TRIGGER
+            ]
             self.store.execute_many(
                 "UPDATE queue_messages SET queue = ?, available_at = ?, headers = '{}', lease_token = NULL,"
                 " deliveries = 0 WHERE id = ?",

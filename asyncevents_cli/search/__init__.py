@@ -28,8 +28,16 @@ from .results import Hits
 if TYPE_CHECKING:
     from .index import SearchIndex
 
-__all__ = ["Hits", "SearchIndex", "check_syntax", "index_path", "matching_log_ids", "open_index",
-           "remove_pruned", "search_logs"]
+__all__ = [
+    "Hits",
+    "SearchIndex",
+    "check_syntax",
+    "index_path",
+    "matching_log_ids",
+    "open_index",
+    "remove_pruned",
+    "search_logs",
+]
 
 
 def __getattr__(name: str) -> Any:

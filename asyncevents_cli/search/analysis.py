@@ -147,9 +147,14 @@ def expand(word: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
     found = _expansions.get(word)
     if found is None:
         pieces = tuple((piece, mark(piece)) for piece in (word, *parts(word)))
-        prefixes = tuple(dict.fromkeys(
-            piece[:end] for piece, kind in pieces if kind == IDENTIFIER and not piece[0].isdigit()
-            for end in range(1, min(len(piece), MAX_PREFIX) + 1)))
+        prefixes = tuple(
+            dict.fromkeys(
+                piece[:end]
+                for piece, kind in pieces
+                if kind == IDENTIFIER and not piece[0].isdigit()
+                for end in range(1, min(len(piece), MAX_PREFIX) + 1)
+            )
+        )
         found = (pieces, prefixes)
         if len(_expansions) >= CACHE_SIZE:
             _expansions.clear()

@@ -16,8 +16,13 @@ from collections.abc import Callable
 from .index import SearchIndex
 
 
-def follow(ix: SearchIndex, interval: float, should_stop: Callable[[], bool],
-           on_indexed: Callable[[int, int], None], once: bool = False) -> int:
+def follow(
+    ix: SearchIndex,
+    interval: float,
+    should_stop: Callable[[], bool],
+    on_indexed: Callable[[int, int], None],
+    once: bool = False,
+) -> int:
     """Catch up every `interval` seconds until `should_stop()`; return how many rows were indexed.
 
     `on_indexed(count, up_to_log_id)` is called after each pass that added rows."""

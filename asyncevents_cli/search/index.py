@@ -79,8 +79,7 @@ class TermsField(fields.FieldType):
     def __init__(self, positions: bool) -> None:
         # Not scorable: search never scores (results come newest first), so no
         # field keeps per-document lengths.
-        super().__init__(formats.Positions() if positions else formats.Existence(), query_analyzer(),
-                         scorable=False)
+        super().__init__(formats.Positions() if positions else formats.Existence(), query_analyzer(), scorable=False)
 
     def index(self, value: Any, **kwargs: Any) -> Iterator[tuple[bytes, int, float, bytes]]:
         if isinstance(value, dict):
@@ -209,16 +208,21 @@ class SearchIndex:
             return None
         # Built for another log (new or migrated store), or log ids went backwards:
         # treat it as outdated, so it is rebuilt rather than silently missing rows.
-        if meta.get("log_generation") != self.store.log_generation() or \
-                meta["last_log_id"] > self.store.log_id_high_water():
+        if (
+            meta.get("log_generation") != self.store.log_generation()
+            or meta["last_log_id"] > self.store.log_id_high_water()
+        ):
             return None
         return meta
 
     def _write_meta(self, last_log_id: int, folder: Path | None = None) -> None:
         target = (folder or self.path) / META_FILE
         temporary = target.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"schema": SCHEMA_VERSION, "last_log_id": last_log_id,
-                                         "log_generation": self.store.log_generation()}))
+        temporary.write_text(
+            json.dumps(
+                {"schema": SCHEMA_VERSION, "last_log_id": last_log_id, "log_generation": self.store.log_generation()}
+            )
+        )
         os.replace(temporary, target)
 
     # -- opening, building -----------------------------------------------
@@ -264,8 +268,9 @@ class SearchIndex:
         self._ix = index.open_dir(str(self.path))
         return count
 
-    def _add_in_workers(self, ix: index.Index, after: int, workers: int, progress: Progress | None,
-                        folder: Path | None = None) -> int:
+    def _add_in_workers(
+        self, ix: index.Index, after: int, workers: int, progress: Progress | None, folder: Path | None = None
+    ) -> int:
         """Add every row past `after`, one segment per WORKER_ROWS rows, in worker
         processes (see `parallel`), in one commit; return how many."""
         writer = self._writer(ix)  # holds the lock while the workers write segments
@@ -273,8 +278,9 @@ class SearchIndex:
             if folder is None:
                 # Rows past `after` may be in the index if a crash hit between commit and meta.
                 writer.delete_by_query(query.NumericRange("log_id", after + 1, None))
-            segments, last = build_segments(str(folder or self.path), self._chunks(WORKER_ROWS, after), workers,
-                                            progress)
+            segments, last = build_segments(
+                str(folder or self.path), self._chunks(WORKER_ROWS, after), workers, progress
+            )
         except BaseException:
             writer.cancel()
             raise
@@ -292,13 +298,15 @@ class SearchIndex:
         try:
             # Separate files per segment, not whoosh's compound file: opening a file
             # inside a compound file copies it into memory, on every search.
-            return BulkWriter(ix, merge_below=WORKER_ROWS, timeout=30.0, codec=LeanCodec(), limitmb=POOL_MB,
-                              compound=False)
+            return BulkWriter(
+                ix, merge_below=WORKER_ROWS, timeout=30.0, codec=LeanCodec(), limitmb=POOL_MB, compound=False
+            )
         except LockError:
             raise AeError(f"search index {self.path} is locked by another process; try again") from None
 
-    def _add_rows(self, ix: index.Index, after: int, progress: Progress | None,
-                  folder: Path | None = None) -> tuple[int, int]:
+    def _add_rows(
+        self, ix: index.Index, after: int, progress: Progress | None, folder: Path | None = None
+    ) -> tuple[int, int]:
         """Add every log row past `after`, committing every COMMIT_EVERY rows and
         recording each commit in the meta file; return (added, last log_id)."""
         count, last = 0, after
@@ -346,8 +354,10 @@ class SearchIndex:
         return count
 
     def _cannot_write(self, exc: OSError) -> AeError:
-        return AeError(f"cannot write the search index {self.path}: {exc.strerror or exc}",
-                       hint="free some disk space, then run `ae index rebuild`")
+        return AeError(
+            f"cannot write the search index {self.path}: {exc.strerror or exc}",
+            hint="free some disk space, then run `ae index rebuild`",
+        )
 
     def indexed_up_to(self) -> int:
         meta = self._read_meta()

@@ -117,8 +117,9 @@ class SegmentMatcher:
         field = self.reader.schema[q.fieldname] if q.fieldname in self.reader.schema.names() else None
         if q.slop != 1 or len(q.words) < 2 or field is None or not field.format.supports("positions"):
             return set(q.docs(self.searcher))
-        postings: list[dict[int, bytes]] = [term_positions(self.reader, q.fieldname, field.to_bytes(word))
-                                            for word in q.words]
+        postings: list[dict[int, bytes]] = [
+            term_positions(self.reader, q.fieldname, field.to_bytes(word)) for word in q.words
+        ]
         smallest: dict[int, bytes] = min(postings, key=len)
         candidates: DocSet = set(smallest)
         for held in postings:

@@ -56,8 +56,7 @@ class Worker:
     """One worker process and its pipes."""
 
     def __init__(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE)
+        self.process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.busy = 0  # rows of the chunk it is working on
 
     def send(self, folder: str, rows: list[dict[str, Any]]) -> None:
@@ -71,14 +70,17 @@ class Worker:
         try:
             ok, value = pickle.load(self.process.stdout)
         except EOFError:
-            raise AeError(f"a search index worker exited with code {self.process.wait()}",
-                          hint="run `ae index rebuild` again; AE_DEBUG=1 shows why") from None
+            raise AeError(
+                f"a search index worker exited with code {self.process.wait()}",
+                hint="run `ae index rebuild` again; AE_DEBUG=1 shows why",
+            ) from None
         self.busy = 0
         if not ok:
             if isinstance(value, (OSError, AeError)):
                 raise value  # a full disk is reported as such by the index
-            raise AeError(f"a search index worker failed: {value}",
-                          hint="run `ae index rebuild` again; AE_DEBUG=1 shows why") from value
+            raise AeError(
+                f"a search index worker failed: {value}", hint="run `ae index rebuild` again; AE_DEBUG=1 shows why"
+            ) from value
         return value
 
     def close(self) -> None:
@@ -91,8 +93,9 @@ class Worker:
             self.process.wait()
 
 
-def build_segments(folder: str, chunks: Iterator[list[dict[str, Any]]], workers: int,
-                   progress: Callable[[int], None] | None = None) -> tuple[list[Any], int]:
+def build_segments(
+    folder: str, chunks: Iterator[list[dict[str, Any]]], workers: int, progress: Callable[[int], None] | None = None
+) -> tuple[list[Any], int]:
     """Index every chunk in worker processes; return (the segments, and the last log_id).
 
     Chunks go to the workers in turn and come back in the same turn, so every

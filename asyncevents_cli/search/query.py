@@ -205,8 +205,9 @@ def _number(text: Any) -> float | None:
     return float(text) if NUMBER_RE.match(str(text)) else None
 
 
-def _numbers(path: str, start: float | None, end: float | None, startexcl: bool = False,
-             endexcl: bool = False) -> query.Query:
+def _numbers(
+    path: str, start: float | None, end: float | None, startexcl: bool = False, endexcl: bool = False
+) -> query.Query:
     """Numbers at `path` within [start, end]: whoosh's tiered numeric ranges, on path-keyed terms."""
     from whoosh.util.numeric import tiered_ranges
 
@@ -217,8 +218,9 @@ def _numbers(path: str, start: float | None, end: float | None, startexcl: bool 
     low = None if start is None else codec.prepare_number(start)
     high = None if end is None else codec.prepare_number(end)
     parts: list[query.Query] = []
-    for low_n, high_n, shift in tiered_ranges(codec.numtype, codec.bits, codec.signed, low, high,
-                                              codec.shift_step, startexcl, endexcl):
+    for low_n, high_n, shift in tiered_ranges(
+        codec.numtype, codec.bits, codec.signed, low, high, codec.shift_step, startexcl, endexcl
+    ):
         first = prefix + codec.sortable_to_bytes(low_n, shift)
         if low_n == high_n:
             parts.append(query.Term("numbers", first))
@@ -237,8 +239,7 @@ def _prefix(path: str, text: str) -> query.Query:
     if not text:
         return query.Or([query.Prefix("paths", path + space) for space in MARKS])
     if text[0].isdigit() or text[0] in "+-.":  # identifiers and numbers that start with a digit
-        return query.Or([query.Prefix("paths", path + IDENTIFIER + text),
-                         query.Prefix("paths", path + NUMBER + text)])
+        return query.Or([query.Prefix("paths", path + IDENTIFIER + text), query.Prefix("paths", path + NUMBER + text)])
     parts: list[query.Query] = []
     if len(text) <= MAX_PREFIX:
         parts.append(query.Term("prefixes", path + WORD + text))  # every identifier, one posting list
@@ -273,8 +274,7 @@ def _payload(q: query.Query) -> query.Query:
         for space in MARKS:
             low = path + space + (str(q.start) if q.start else "")
             high, endexcl = (path + space + str(q.end), q.endexcl) if q.end else (_space_end(path, space), True)
-            ranges.append(query.TermRange("paths", low, high, startexcl=q.startexcl and bool(q.start),
-                                          endexcl=endexcl))
+            ranges.append(query.TermRange("paths", low, high, startexcl=q.startexcl and bool(q.start), endexcl=endexcl))
         return query.Or(ranges)
     if isinstance(q, query.Every):
         return _prefix(path, "")
@@ -344,5 +344,3 @@ def needles(q: query.Query) -> list[str]:
                 if word:
                     found.append(word)
     return found
-
-

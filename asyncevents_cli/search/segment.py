@@ -213,7 +213,6 @@ class BulkWriter(SegmentWriter):
         self._commit_toc([*self.segments, *segments])
         self._finish()
 
-
     def _flush_segment(self) -> None:
         pool = self.pool
         if pool.current or pool.runs:  # a merge added older postings: whoosh writes them all
@@ -310,8 +309,9 @@ class BulkWriter(SegmentWriter):
                 # A rare term: its postings go in the term table, not the postings file,
                 # as whoosh's `inlinelimit` would (which whoosh-reloaded 2.7.5 fails on).
                 weight_list = [1.0] * count if freqs is None else [float(f) for f in freqs]
-                terminfo = W3TermInfo._struct.pack(True, sum(weight_list), count, NO_LENGTH, NO_LENGTH,
-                                                   max(weight_list), ids[0], ids[-1])
+                terminfo = W3TermInfo._struct.pack(
+                    True, sum(weight_list), count, NO_LENGTH, NO_LENGTH, max(weight_list), ids[0], ids[-1]
+                )
                 # Empty values as b"" (not none at all), or whoosh's merge reads them back as "".
                 terminfo += dumps((tuple(ids), tuple(weight_list), tuple(values or (emptybytes,) * count)), 2)
             else:
@@ -350,8 +350,9 @@ class BulkWriter(SegmentWriter):
                     posts += pack_int(-size if first + block_limit >= count else size)
                     posts += info
                     posts += data
-                terminfo = W3TermInfo._struct.pack(False, total_weight, count, NO_LENGTH, NO_LENGTH, max_weight,
-                                                   ids[0], ids[-1])
+                terminfo = W3TermInfo._struct.pack(
+                    False, total_weight, count, NO_LENGTH, NO_LENGTH, max_weight, ids[0], ids[-1]
+                )
                 terminfo += pack_long(start) + pack_int(post_base + len(posts) - start)
             key = key_prefix + tbytes
             if key <= last_key:
@@ -378,4 +379,3 @@ class BulkWriter(SegmentWriter):
         tindex.index.extend(index_positions)
         table.clear()  # written: free it before the next field's
         writer.finish_field()
-

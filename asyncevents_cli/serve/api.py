@@ -136,8 +136,9 @@ def _not_found(subscription_id: int) -> ApiError:
     return ApiError(404, f"Async event with subscription ID {subscription_id} does not exist")
 
 
-@router.get("/async_event/{subscription_id}", response_model=AsyncEvent, responses=NOT_FOUND,
-            summary="Get a subscription")
+@router.get(
+    "/async_event/{subscription_id}", response_model=AsyncEvent, responses=NOT_FOUND, summary="Get a subscription"
+)
 def get_subscription(request: Request, subscription_id: SubscriptionId, token: Token) -> AsyncEvent:
     with backend(request).use() as rt:
         subscription = rt.store.find_subscription(subscription_id)
@@ -149,8 +150,14 @@ def get_subscription(request: Request, subscription_id: SubscriptionId, token: T
 
 # Magento's searchCriteria, as far as subscriptions need it: one event_name filter and paging.
 FILTER = "searchCriteria[filterGroups][0][filters][0]"
-KNOWN_CRITERIA = {f"{FILTER}[field]", f"{FILTER}[value]", f"{FILTER}[conditionType]",
-                  "searchCriteria[pageSize]", "searchCriteria[currentPage]", "searchCriteria"}
+KNOWN_CRITERIA = {
+    f"{FILTER}[field]",
+    f"{FILTER}[value]",
+    f"{FILTER}[conditionType]",
+    "searchCriteria[pageSize]",
+    "searchCriteria[currentPage]",
+    "searchCriteria",
+}
 
 
 def _like(pattern: str) -> str:
@@ -162,19 +169,23 @@ def _like(pattern: str) -> str:
 def list_subscriptions(
     request: Request,
     token: Token,
-    field: Annotated[str | None, Query(alias=f"{FILTER}[field]", description="Only event_name can be filtered.")]
-    = None,
-    value: Annotated[str | None, Query(alias=f"{FILTER}[value]", description="The event name, or a 'like' pattern.")]
-    = None,
-    condition_type: Annotated[str, Query(alias=f"{FILTER}[conditionType]", description="eq (default) or like.")]
-    = "eq",
+    field: Annotated[
+        str | None, Query(alias=f"{FILTER}[field]", description="Only event_name can be filtered.")
+    ] = None,
+    value: Annotated[
+        str | None, Query(alias=f"{FILTER}[value]", description="The event name, or a 'like' pattern.")
+    ] = None,
+    condition_type: Annotated[str, Query(alias=f"{FILTER}[conditionType]", description="eq (default) or like.")] = "eq",
     page_size: Annotated[int | None, Query(alias="searchCriteria[pageSize]", ge=1, le=10000)] = None,
     current_page: Annotated[int, Query(alias="searchCriteria[currentPage]", ge=1, le=1_000_000)] = 1,
 ) -> AsyncEventList:
     unknown = sorted(k for k in request.query_params if k not in KNOWN_CRITERIA)
     if unknown:
-        raise ApiError(400, f"unsupported search criteria {unknown[0]!r}: one event_name filter, "
-                            "pageSize and currentPage are supported")
+        raise ApiError(
+            400,
+            f"unsupported search criteria {unknown[0]!r}: one event_name filter, "
+            "pageSize and currentPage are supported",
+        )
     if (field is None) != (value is None):
         raise ApiError(400, f"a filter needs both {FILTER}[field] and [value]")
     if field is not None and field != "event_name":
@@ -190,10 +201,12 @@ def list_subscriptions(
         subscriptions = [s for s in subscriptions if fnmatchcase(s.event_name, glob)]
     visible = [s for s in subscriptions if token.allows(s.event_name)]
     start = (current_page - 1) * (page_size or 0)
-    page = visible[start:start + page_size] if page_size else visible
-    filters = [] if field is None else [
-        FilterGroup(filters=[Filter(field=field, value=value or "", condition_type=condition_type)])
-    ]
+    page = visible[start : start + page_size] if page_size else visible
+    filters = (
+        []
+        if field is None
+        else [FilterGroup(filters=[Filter(field=field, value=value or "", condition_type=condition_type)])]
+    )
     return AsyncEventList(
         items=[display(s) for s in page],
         search_criteria=SearchCriteria(filter_groups=filters, page_size=page_size, current_page=current_page),
@@ -207,16 +220,26 @@ def create_subscription(request: Request, body: CreateBody, token: Token) -> Asy
     require_event(token, new.event_name)
     with backend(request).use() as rt:
         subscription, _ = subscribing.subscribe(
-            rt.config, rt.store, new.event_name, new.recipient_url, new.verification_token, new.metadata,
+            rt.config,
+            rt.store,
+            new.event_name,
+            new.recipient_url,
+            new.verification_token,
+            new.metadata,
             new.store_id,
         )
     return display(subscription)
 
 
-@router.put("/async_event/{subscription_id}", response_model=AsyncEvent, responses=NOT_FOUND,
-            summary="Enable, disable, or change the notifier of a subscription")
-def change_subscription(request: Request, subscription_id: SubscriptionId, body: ChangeBody,
-                        token: Token) -> AsyncEvent:
+@router.put(
+    "/async_event/{subscription_id}",
+    response_model=AsyncEvent,
+    responses=NOT_FOUND,
+    summary="Enable, disable, or change the notifier of a subscription",
+)
+def change_subscription(
+    request: Request, subscription_id: SubscriptionId, body: ChangeBody, token: Token
+) -> AsyncEvent:
     change = body.asyncEvent
     with backend(request).use() as rt:
         current = rt.store.find_subscription(subscription_id)
@@ -227,8 +250,12 @@ def change_subscription(request: Request, subscription_id: SubscriptionId, body:
     return display(subscription)
 
 
-@router.post("/async_event/publish", response_model=Published, responses=UNAVAILABLE,
-             summary="Publish an event (beyond the module)")
+@router.post(
+    "/async_event/publish",
+    response_model=Published,
+    responses=UNAVAILABLE,
+    summary="Publish an event (beyond the module)",
+)
 def publish_event(request: Request, body: PublishBody, token: Token) -> Published:
     require_event(token, body.event_name)
     # The size and shape limits of `ae publish --data`, applied to the same JSON.

@@ -88,8 +88,14 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(pages.router)
     # Signed (itsdangerous), HttpOnly, SameSite=strict: another site can neither read
     # the cookie nor make the browser send it with a forged POST.
-    app.add_middleware(SessionMiddleware, secret_key=signing_key(runtime.config), session_cookie=COOKIE,
-                       max_age=MAX_AGE, same_site="strict", https_only=False)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=signing_key(runtime.config),
+        session_cookie=COOKIE,
+        max_age=MAX_AGE,
+        same_site="strict",
+        https_only=False,
+    )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
     @app.exception_handler(ApiError)
@@ -107,8 +113,12 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.exception_handler(CsrfFailed)
     def csrf_failed(request: Request, exc: CsrfFailed) -> Response:
-        return _answer(request, 403, "The form was stale or not sent by this site (CSRF check); nothing was changed. "
-                                     "Reload the page and try again.")
+        return _answer(
+            request,
+            403,
+            "The form was stale or not sent by this site (CSRF check); nothing was changed. "
+            "Reload the page and try again.",
+        )
 
     @app.exception_handler(sqlite3.Error)
     async def database_error(request: Request, exc: sqlite3.Error) -> JSONResponse:

@@ -17,9 +17,7 @@ def backend(request: Request) -> Backend:
     return request.app.state.backend
 
 
-def api_token(
-    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
-) -> ApiToken:
+def api_token(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> ApiToken:
     """The token behind `Authorization: Bearer ...`, or 401 as the module answers."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise unauthorized("The consumer isn't authorized to access the API: send 'Authorization: Bearer TOKEN'.")

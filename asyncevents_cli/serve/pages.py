@@ -75,9 +75,14 @@ def login(request: Request, token: Annotated[str, Form()] = "", next: Annotated[
     if user is None:
         return render(request, "login.html", 401, next=safe_next(next), error="Unknown or revoked token.")
     if not user.unscoped:
-        return render(request, "login.html", 403, next=safe_next(next),
-                      error=f"Token {user.name!r} is limited to {', '.join(user.events)}; "
-                            "the admin pages need a token for every event.")
+        return render(
+            request,
+            "login.html",
+            403,
+            next=safe_next(next),
+            error=f"Token {user.name!r} is limited to {', '.join(user.events)}; "
+            "the admin pages need a token for every event.",
+        )
     return RedirectResponse(safe_next(next), status_code=303)
 
 
@@ -149,8 +154,20 @@ def logs(request: Request, user: Admin, q: str = "", page: Annotated[int, Query(
         except InputError as exc:
             total, rows, error = 0, [], exc.message
     pages = max(1, math.ceil(total / PAGE_SIZE))
-    return render(request, "logs.html", 400 if error else 200, user=user, q=q, rows=rows, total=total, page=page,
-                  pages=pages, offset=offset, error=error, mode=mode)
+    return render(
+        request,
+        "logs.html",
+        400 if error else 200,
+        user=user,
+        q=q,
+        rows=rows,
+        total=total,
+        page=page,
+        pages=pages,
+        offset=offset,
+        error=error,
+        mode=mode,
+    )
 
 
 @router.get("/trace/{uuid}")

@@ -78,8 +78,9 @@ def run(runtime: Runtime, host: str, port: int) -> None:
     sock = listen(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    server = uvicorn.Server(uvicorn.Config(app, log_config=LOGGING, lifespan="off", timeout_graceful_shutdown=5,
-                                           server_header=False))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=LOGGING, lifespan="off", timeout_graceful_shutdown=5, server_header=False)
+    )
     log.info("ae serve: listening on http://%s:%s (Ctrl-C or SIGTERM to stop)", shown, bound_port)
     sys.stderr.flush()
     with _stop_quietly():

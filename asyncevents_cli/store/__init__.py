@@ -24,7 +24,17 @@ from .records import (
 )
 
 __all__ = [
-    "Store", "Result", "Subscription", "Attempt", "ChainState", "LogCondition", "LOG_COLUMNS",
-    "ENABLED", "DISABLED", "MAX_ROWID",
-    "utcnow", "timestamp", "parse_timestamp",
+    "Store",
+    "Result",
+    "Subscription",
+    "Attempt",
+    "ChainState",
+    "LogCondition",
+    "LOG_COLUMNS",
+    "ENABLED",
+    "DISABLED",
+    "MAX_ROWID",
+    "utcnow",
+    "timestamp",
+    "parse_timestamp",
 ]

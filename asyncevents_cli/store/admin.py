@@ -10,8 +10,9 @@ from .api import Store, is_postgres_url
 from .schema import SCHEMA_VERSION
 
 
-def schema_status(database: str | Path, environ: Mapping[str, str] | None = None,
-                  migrate: bool = False) -> dict[str, Any]:
+def schema_status(
+    database: str | Path, environ: Mapping[str, str] | None = None, migrate: bool = False
+) -> dict[str, Any]:
     """Where the store's schema stands (after migrating it, with `migrate`)."""
     with Store(database, environ, migrate=False) as store:
         before = store.schema_version()

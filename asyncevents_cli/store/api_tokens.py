@@ -23,10 +23,14 @@ class ApiTokenTable(StoreBase):
     def add_token(self, name: str, token_hash: str, events: Sequence[str]) -> dict[str, Any]:
         with self.transaction():
             if self._run("SELECT 1 FROM api_tokens WHERE name = ?", (name,)).first():
-                raise AeError(f"a token named {name!r} already exists",
-                              hint=f"run `ae tokens revoke {name}` first, or pick another name")
-            self._run("INSERT INTO api_tokens (name, token_hash, events, created) VALUES (?, ?, ?, ?)",
-                      (name, token_hash, json.dumps(list(events)), timestamp()))
+                raise AeError(
+                    f"a token named {name!r} already exists",
+                    hint=f"run `ae tokens revoke {name}` first, or pick another name",
+                )
+            self._run(
+                "INSERT INTO api_tokens (name, token_hash, events, created) VALUES (?, ?, ?, ?)",
+                (name, token_hash, json.dumps(list(events)), timestamp()),
+            )
         return self.tokens(name)[0]
 
     def tokens(self, name: str | None = None) -> list[dict[str, Any]]:

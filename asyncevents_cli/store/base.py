@@ -151,12 +151,13 @@ class StoreBase:
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return self._run(sql, params).dicts()
 
-    def _in_chunks(self, sql: str, values: Sequence[Any], before: Sequence[Any] = (),
-                   size: int = 500) -> Iterator[Result]:
+    def _in_chunks(
+        self, sql: str, values: Sequence[Any], before: Sequence[Any] = (), size: int = 500
+    ) -> Iterator[Result]:
         """Run `sql` once per chunk of `values`, with `{marks}` replaced by the chunk's
         placeholders (`before` are the parameters that come first)."""
         for start in range(0, len(values), size):
-            chunk = list(values[start:start + size])
+            chunk = list(values[start : start + size])
             yield self._run(sql.format(marks=",".join("?" * len(chunk))), [*before, *chunk])
 
     @property

@@ -37,9 +37,19 @@ def _attempt_row(attempt: Attempt, created: str) -> tuple[Any, ...]:
     """A receiver's reply may hold NUL characters, which PostgreSQL's text cannot:
     both backends keep U+FFFD in their place, so a reply never fails a settle."""
     a = attempt
-    return (a.uuid, a.subscription_id, a.event_name, 1 if a.success else 0, a.status_code,
-            a.response_data.replace("\x00", "\ufffd"), created, a.serialized_data.replace("\x00", "\ufffd"),
-            a.death_count, round(a.duration, 6), a.message_id)
+    return (
+        a.uuid,
+        a.subscription_id,
+        a.event_name,
+        1 if a.success else 0,
+        a.status_code,
+        a.response_data.replace("\x00", "\ufffd"),
+        created,
+        a.serialized_data.replace("\x00", "\ufffd"),
+        a.death_count,
+        round(a.duration, 6),
+        a.message_id,
+    )
 
 
 class DeliveryLogTable(StoreBase):
@@ -68,8 +78,9 @@ class DeliveryLogTable(StoreBase):
         attempted: bool = True,
         generation: int = 0,
     ) -> None:
-        self.set_delivery_states([ChainState(uuid, subscription_id, event_name, state, death_count,
-                                             next_attempt_at, attempted, generation)])
+        self.set_delivery_states(
+            [ChainState(uuid, subscription_id, event_name, state, death_count, next_attempt_at, attempted, generation)]
+        )
 
     def set_delivery_states(self, states: Sequence[ChainState]) -> None:
         """Record where chains stand. A state from a generation older than the chain's
@@ -86,9 +97,20 @@ class DeliveryLogTable(StoreBase):
             " next_attempt_at = excluded.next_attempt_at, updated = excluded.updated,"
             " generation = excluded.generation"
             " WHERE excluded.generation >= deliveries.generation",
-            [(c.uuid, c.subscription_id, c.event_name, c.state, 1 if c.attempted else 0, c.death_count,
-              timestamp(c.next_attempt_at) if c.next_attempt_at else None, now, c.generation)
-             for c in sorted(states, key=lambda c: c.uuid)],
+            [
+                (
+                    c.uuid,
+                    c.subscription_id,
+                    c.event_name,
+                    c.state,
+                    1 if c.attempted else 0,
+                    c.death_count,
+                    timestamp(c.next_attempt_at) if c.next_attempt_at else None,
+                    now,
+                    c.generation,
+                )
+                for c in sorted(states, key=lambda c: c.uuid)
+            ],
         )
 
     def prune_logs(self, older_than_days: float) -> list[int]:
@@ -101,10 +123,14 @@ class DeliveryLogTable(StoreBase):
         prunable, so both statements see the same uuids."""
         cutoff = timestamp(utcnow() - timedelta(days=older_than_days))
         with self.transaction():
-            self._run(f"DELETE FROM deliveries WHERE state != ? AND uuid IN ({PRUNABLE_UUIDS})",
-                      (DeliveryState.RETRYING, cutoff, DeliveryState.RETRYING))
-            removed = self._run(f"DELETE FROM delivery_log WHERE uuid IN ({PRUNABLE_UUIDS}) RETURNING log_id",
-                                (cutoff, DeliveryState.RETRYING))
+            self._run(
+                f"DELETE FROM deliveries WHERE state != ? AND uuid IN ({PRUNABLE_UUIDS})",
+                (DeliveryState.RETRYING, cutoff, DeliveryState.RETRYING),
+            )
+            removed = self._run(
+                f"DELETE FROM delivery_log WHERE uuid IN ({PRUNABLE_UUIDS}) RETURNING log_id",
+                (cutoff, DeliveryState.RETRYING),
+            )
         return sorted(int(row[0]) for row in removed.rows)
 
     # -- reads ---------------------------------------------------------------
@@ -112,8 +138,13 @@ class DeliveryLogTable(StoreBase):
     def already_attempted(self, message_id: str, subscription_id: int) -> bool:
         """True if this queue message was already delivered to this subscription and
         logged: the message came back because its acknowledgement was lost."""
-        return self._run("SELECT 1 FROM delivery_log WHERE message_id = ? AND subscription_id = ? LIMIT 1",
-                         (message_id, subscription_id)).first() is not None
+        return (
+            self._run(
+                "SELECT 1 FROM delivery_log WHERE message_id = ? AND subscription_id = ? LIMIT 1",
+                (message_id, subscription_id),
+            ).first()
+            is not None
+        )
 
     def delivery(self, uuid: str) -> dict[str, Any] | None:
         rows = self._rows("SELECT * FROM deliveries WHERE uuid = ?", (uuid,))
@@ -144,9 +175,15 @@ class DeliveryLogTable(StoreBase):
         it, oldest first (how `ae logs --follow` tails the log)."""
         clauses: list[str] = []
         params: list[Any] = []
-        for sql, value in (("event_name = ?", event_name), ("subscription_id = ?", subscription_id),
-                           ("uuid = ?", uuid), ("success = ?", None if success is None else int(success)),
-                           ("created >= ?", since), ("created < ?", until), ("log_id > ?", after_log_id)):
+        for sql, value in (
+            ("event_name = ?", event_name),
+            ("subscription_id = ?", subscription_id),
+            ("uuid = ?", uuid),
+            ("success = ?", None if success is None else int(success)),
+            ("created >= ?", since),
+            ("created < ?", until),
+            ("log_id > ?", after_log_id),
+        ):
             if value is not None:
                 clauses.append(sql)
                 params.append(value)
@@ -160,14 +197,18 @@ class DeliveryLogTable(StoreBase):
 
     def logs_by_id(self, log_ids: Sequence[int]) -> list[dict[str, Any]]:
         """The log rows of these ids, in no particular order."""
-        return [row for result in self._in_chunks("SELECT * FROM delivery_log WHERE log_id IN ({marks})", log_ids)
-                for row in result.dicts()]
+        return [
+            row
+            for result in self._in_chunks("SELECT * FROM delivery_log WHERE log_id IN ({marks})", log_ids)
+            for row in result.dicts()
+        ]
 
     def count_logs_after(self, log_id: int) -> int:
         return int(self._run("SELECT COUNT(*) FROM delivery_log WHERE log_id > ?", (log_id,)).scalar())
 
-    def logs_matching(self, conditions: Sequence[LogCondition], limit: int | None = None,
-                      offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+    def logs_matching(
+        self, conditions: Sequence[LogCondition], limit: int | None = None, offset: int = 0
+    ) -> tuple[int, list[dict[str, Any]]]:
         """(how many rows meet every condition, a page of them newest first)."""
         clauses: list[str] = []
         params: list[Any] = []
@@ -190,28 +231,44 @@ class DeliveryLogTable(StoreBase):
 
     def uuids_of(self, log_ids: Sequence[int]) -> set[str]:
         """The delivery uuids these attempts belong to."""
-        return {row[0] for result in self._in_chunks(
-            "SELECT DISTINCT uuid FROM delivery_log WHERE log_id IN ({marks})", log_ids) for row in result.rows}
+        return {
+            row[0]
+            for result in self._in_chunks("SELECT DISTINCT uuid FROM delivery_log WHERE log_id IN ({marks})", log_ids)
+            for row in result.rows
+        }
 
     def latest_attempts(self, uuids: Sequence[str]) -> list[dict[str, Any]]:
         """The newest attempt of each of these deliveries."""
-        return [row for result in self._in_chunks(
-            "SELECT * FROM delivery_log WHERE log_id IN (SELECT MAX(log_id) FROM delivery_log"
-            " WHERE uuid IN ({marks}) GROUP BY uuid)", uuids) for row in result.dicts()]
+        return [
+            row
+            for result in self._in_chunks(
+                "SELECT * FROM delivery_log WHERE log_id IN (SELECT MAX(log_id) FROM delivery_log"
+                " WHERE uuid IN ({marks}) GROUP BY uuid)",
+                uuids,
+            )
+            for row in result.dicts()
+        ]
 
     def max_log_id(self) -> int:
         return int(self._run("SELECT COALESCE(MAX(log_id), 0) FROM delivery_log").scalar())
 
     def delivered_uuids(self, uuids: Sequence[str]) -> set[str]:
         """Those of `uuids` whose latest chain ended delivered."""
-        return {row[0] for result in self._in_chunks(
-            "SELECT uuid FROM deliveries WHERE state = ? AND uuid IN ({marks})", sorted(set(uuids)),
-            before=(DeliveryState.DELIVERED,)) for row in result.rows}
+        return {
+            row[0]
+            for result in self._in_chunks(
+                "SELECT uuid FROM deliveries WHERE state = ? AND uuid IN ({marks})",
+                sorted(set(uuids)),
+                before=(DeliveryState.DELIVERED,),
+            )
+            for row in result.rows
+        }
 
     def last_uuid(self, subscription_id: int) -> str | None:
         """The uuid of a subscription's latest attempt: what "replay last" replays."""
-        return self._run("SELECT uuid FROM delivery_log WHERE subscription_id = ? ORDER BY log_id DESC LIMIT 1",
-                         (subscription_id,)).scalar()
+        return self._run(
+            "SELECT uuid FROM delivery_log WHERE subscription_id = ? ORDER BY log_id DESC LIMIT 1", (subscription_id,)
+        ).scalar()
 
     def log_page(self, limit: int, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
         """The admin logs grid: how many attempts there are, and one page of them, newest first."""
@@ -242,6 +299,12 @@ class DeliveryLogTable(StoreBase):
                      WHERE d.subscription_id = s.subscription_id AND d.state = ?) AS dead_lettered
             FROM subscriptions s ORDER BY s.subscription_id
             """,
-            (ENABLED, SubscriptionStatus.ENABLED, SubscriptionStatus.DISABLED,
-             DeliveryState.DELIVERED, DeliveryState.RETRYING, DeliveryState.DEAD_LETTERED),
+            (
+                ENABLED,
+                SubscriptionStatus.ENABLED,
+                SubscriptionStatus.DISABLED,
+                DeliveryState.DELIVERED,
+                DeliveryState.RETRYING,
+                DeliveryState.DEAD_LETTERED,
+            ),
         )

@@ -53,8 +53,9 @@ class PostgresStore(Store):
     like_operator = "ILIKE"
     migrations = MIGRATIONS
 
-    def __init__(self, database: str, environ: Mapping[str, str] | None = None, migrate: bool = True,
-                 pool_size: int = 4) -> None:
+    def __init__(
+        self, database: str, environ: Mapping[str, str] | None = None, migrate: bool = True, pool_size: int = 4
+    ) -> None:
         import psycopg
         from psycopg_pool import ConnectionPool
 
@@ -65,9 +66,14 @@ class PostgresStore(Store):
         self._held: Any = None
         self._closed = False
         self._pool = ConnectionPool(
-            self.url, min_size=1, max_size=max(1, pool_size), open=False, name="ae-store",
+            self.url,
+            min_size=1,
+            max_size=max(1, pool_size),
+            open=False,
+            name="ae-store",
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
-            check=ConnectionPool.check_connection, timeout=CONNECT_TIMEOUT_SECONDS,
+            check=ConnectionPool.check_connection,
+            timeout=CONNECT_TIMEOUT_SECONDS,
             reconnect_timeout=CONNECT_TIMEOUT_SECONDS,
         )
         with self._translated(connecting=True):
@@ -120,8 +126,10 @@ class PostgresStore(Store):
         password = _password(self.url)
         if password:
             detail = detail.replace(password, "***")
-        return DatabaseUnavailable(f"cannot reach the database {self.location}: {detail}",
-                                   hint="check that PostgreSQL is running and the URL in settings.database")
+        return DatabaseUnavailable(
+            f"cannot reach the database {self.location}: {detail}",
+            hint="check that PostgreSQL is running and the URL in settings.database",
+        )
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:

@@ -36,6 +36,10 @@ FIRST_TABLES = (
 )
 
 MIGRATIONS = (
-    Migration(1, "subscriptions, delivery_log, deliveries, store_info, amqp_delay_queues, api_tokens",
-              FIRST_TABLES, apply=lambda store: store._new_log_generation()),
+    Migration(
+        1,
+        "subscriptions, delivery_log, deliveries, store_info, amqp_delay_queues, api_tokens",
+        FIRST_TABLES,
+        apply=lambda store: store._new_log_generation(),
+    ),
 )

@@ -81,8 +81,20 @@ class LogCondition:
     value: Any
 
 
-LOG_COLUMNS = ("log_id", "uuid", "subscription_id", "event_name", "success", "status_code", "response_data",
-               "created", "serialized_data", "death_count", "duration", "message_id")
+LOG_COLUMNS = (
+    "log_id",
+    "uuid",
+    "subscription_id",
+    "event_name",
+    "success",
+    "status_code",
+    "response_data",
+    "created",
+    "serialized_data",
+    "death_count",
+    "duration",
+    "message_id",
+)
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,10 @@ from .records import timestamp
 #: The version this code writes and reads; every backend's last migration has it.
 SCHEMA_VERSION = 1
 VERSION_TABLE = "schema_migrations"
-CREATE_VERSION_TABLE = (f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version INTEGER PRIMARY KEY,"
-                        " description TEXT NOT NULL, applied TEXT NOT NULL)")
+CREATE_VERSION_TABLE = (
+    f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version INTEGER PRIMARY KEY,"
+    " description TEXT NOT NULL, applied TEXT NOT NULL)"
+)
 
 
 class StoreTooNew(AeError):
@@ -83,8 +85,9 @@ class SchemaMixin(StoreBase):
                     self._run(statement)
                 if migration.apply is not None:
                     migration.apply(self)
-                self._run(f"INSERT INTO {VERSION_TABLE} (version, description, applied) VALUES (?, ?, ?)",
-                          (migration.version, migration.description, timestamp()))
+                self._run(
+                    f"INSERT INTO {VERSION_TABLE} (version, description, applied) VALUES (?, ?, ?)",
+                    (migration.version, migration.description, timestamp()),
+                )
                 applied.append(migration)
         return applied
-

@@ -70,19 +70,26 @@ def _first_schema(store: SqliteStore) -> None:
         # never reuses an id; the new log generation makes every index rebuild once.
         store._run("ALTER TABLE delivery_log RENAME TO delivery_log_before_autoincrement")
         store._run(DELIVERY_LOG_SQL)
-        store._run("INSERT INTO delivery_log SELECT log_id, uuid, subscription_id, event_name, success,"
-                   " status_code, response_data, created, serialized_data, death_count, duration,"
-                   " message_id FROM delivery_log_before_autoincrement")
+        store._run(
+            "INSERT INTO delivery_log SELECT log_id, uuid, subscription_id, event_name, success,"
+            " status_code, response_data, created, serialized_data, death_count, duration,"
+            " message_id FROM delivery_log_before_autoincrement"
+        )
         store._run("DROP TABLE delivery_log_before_autoincrement")
         store._new_log_generation()
     for columns in DELIVERY_LOG_INDEXES:
-        store._run(f"CREATE INDEX IF NOT EXISTS idx_delivery_log_{'_'.join(columns)}"
-                   f" ON delivery_log ({', '.join(columns)})")
+        store._run(
+            f"CREATE INDEX IF NOT EXISTS idx_delivery_log_{'_'.join(columns)} ON delivery_log ({', '.join(columns)})"
+        )
 
 
 MIGRATIONS = (
-    Migration(1, "subscriptions, delivery_log, deliveries, store_info, amqp_delay_queues, api_tokens"
-                 " (stores from before versions are brought level)", apply=_first_schema),
+    Migration(
+        1,
+        "subscriptions, delivery_log, deliveries, store_info, amqp_delay_queues, api_tokens"
+        " (stores from before versions are brought level)",
+        apply=_first_schema,
+    ),
 )
 
 
@@ -98,13 +105,13 @@ class SqliteStore(Store):
     missing_table_errors = (sqlite3.OperationalError,)
     migrations = MIGRATIONS
 
-    def __init__(self, database: str | Path, environ: Mapping[str, str] | None = None,
-                 migrate: bool = True) -> None:
+    def __init__(self, database: str | Path, environ: Mapping[str, str] | None = None, migrate: bool = True) -> None:
         super().__init__(environ)
         self.path = Path(database)
         self._db: Any = None
         self.read_only = self.path.exists() and not (
-            os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK))
+            os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
+        )
         try:
             if self.read_only:
                 self.conn = self._connect_read_only()
@@ -114,8 +121,7 @@ class SqliteStore(Store):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if not self.path.exists():
                 _create_private(self.path)
-            self.conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False,
-                                        isolation_level=None)
+            self.conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute("PRAGMA busy_timeout=30000")
@@ -132,15 +138,13 @@ class SqliteStore(Store):
         read-only folder may not have; then it is opened as immutable (nothing can
         change it there anyway)."""
         uri = self.path.absolute().as_uri()
-        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30, check_same_thread=False,
-                               isolation_level=None)
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30, check_same_thread=False, isolation_level=None)
         try:
             conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
             return conn
         except sqlite3.OperationalError:
             conn.close()
-        return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False,
-                               isolation_level=None)
+        return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False, isolation_level=None)
 
     # -- the backend's part ----------------------------------------------------
 

@@ -25,8 +25,10 @@ class StoreInfoTable(StoreBase):
             value = None
         if value is None and create:
             with self.transaction():
-                self._run("INSERT INTO store_info (key, value) VALUES ('identity', ?) ON CONFLICT (key) DO NOTHING",
-                          (uuidlib.uuid4().hex,))
+                self._run(
+                    "INSERT INTO store_info (key, value) VALUES ('identity', ?) ON CONFLICT (key) DO NOTHING",
+                    (uuidlib.uuid4().hex,),
+                )
             value = self._info("identity")
         return value
 
@@ -35,8 +37,11 @@ class StoreInfoTable(StoreBase):
         return None if value is None else str(value)
 
     def _new_log_generation(self) -> None:
-        self._run("INSERT INTO store_info (key, value) VALUES ('log_generation', ?)"
-                  " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (secrets.token_hex(8),))
+        self._run(
+            "INSERT INTO store_info (key, value) VALUES ('log_generation', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (secrets.token_hex(8),),
+        )
 
     def log_generation(self) -> str:
         """Changes whenever log ids may have restarted (a new or migrated log): a
@@ -54,8 +59,10 @@ class StoreInfoTable(StoreBase):
     def record_delay_queue(self, name: str) -> None:
         """Remember a delay queue before a retry is published to it."""
         with self.transaction():
-            self._run("INSERT INTO amqp_delay_queues (name, first_used) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-                      (name, timestamp()))
+            self._run(
+                "INSERT INTO amqp_delay_queues (name, first_used) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                (name, timestamp()),
+            )
 
     def delay_queue_names(self) -> list[str]:
         try:

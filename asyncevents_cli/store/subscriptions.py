@@ -28,14 +28,17 @@ class SubscriptionTable(StoreBase):
     # -- secrets -----------------------------------------------------------
 
     def _holds_sealed_values(self) -> bool:
-        return self._run("SELECT 1 FROM subscriptions WHERE verification_token LIKE ? LIMIT 1",
-                         (SEALED_PATTERN,)).first() is not None
+        return (
+            self._run("SELECT 1 FROM subscriptions WHERE verification_token LIKE ? LIMIT 1", (SEALED_PATTERN,)).first()
+            is not None
+        )
 
     def check_secret_key(self) -> None:
         """Raise SecretKeyError now, rather than mid-message, if the key does not open
         this store's secrets (consumers call this before taking any message)."""
-        token = self._run("SELECT verification_token FROM subscriptions WHERE verification_token LIKE ? LIMIT 1",
-                          (SEALED_PATTERN,)).scalar()
+        token = self._run(
+            "SELECT verification_token FROM subscriptions WHERE verification_token LIKE ? LIMIT 1", (SEALED_PATTERN,)
+        ).scalar()
         if token is not None:
             self.secret_box.open(token)
 
@@ -47,8 +50,13 @@ class SubscriptionTable(StoreBase):
             " WHERE verification_token NOT LIKE ? OR previous_token NOT LIKE ? OR custom_headers IS NOT NULL",
             (SEALED_PATTERN, SEALED_PATTERN),
         ).rows
-        plain = [r for r in rows if not is_sealed(r[1]) or (r[2] and not is_sealed(r[2]))
-                 or any(not is_sealed(value) for _name, value in json.loads(r[3] or "[]"))]
+        plain = [
+            r
+            for r in rows
+            if not is_sealed(r[1])
+            or (r[2] and not is_sealed(r[2]))
+            or any(not is_sealed(value) for _name, value in json.loads(r[3] or "[]"))
+        ]
         if not plain:
             return
         box = self.secret_box
@@ -56,9 +64,15 @@ class SubscriptionTable(StoreBase):
             self._run_many(
                 "UPDATE subscriptions SET verification_token = ?, previous_token = ?, custom_headers = ?"
                 " WHERE subscription_id = ?",
-                [(box.seal(box.open(token)), box.seal(box.open(previous)) if previous else None,
-                  self._encode_headers([(n, box.open(v)) for n, v in json.loads(headers or "[]")]), sid)
-                 for sid, token, previous, headers in plain],
+                [
+                    (
+                        box.seal(box.open(token)),
+                        box.seal(box.open(previous)) if previous else None,
+                        self._encode_headers([(n, box.open(v)) for n, v in json.loads(headers or "[]")]),
+                        sid,
+                    )
+                    for sid, token, previous, headers in plain
+                ],
             )
 
     def _encode_headers(self, headers: Sequence[tuple[str, str]]) -> str | None:
@@ -82,8 +96,14 @@ class SubscriptionTable(StoreBase):
     # -- reads and writes ----------------------------------------------------
 
     def add_subscription(
-        self, event_name: str, recipient_url: str, token: str, notifier: str = "http", store_id: int = 0,
-        signature_scheme: str = "magento", custom_headers: Sequence[tuple[str, str]] = (),
+        self,
+        event_name: str,
+        recipient_url: str,
+        token: str,
+        notifier: str = "http",
+        store_id: int = 0,
+        signature_scheme: str = "magento",
+        custom_headers: Sequence[tuple[str, str]] = (),
     ) -> Subscription:
         now = timestamp()
         with self.transaction():
@@ -91,8 +111,18 @@ class SubscriptionTable(StoreBase):
                 "INSERT INTO subscriptions (event_name, recipient_url, verification_token, status,"
                 " subscribed_at, modified, notifier, store_id, signature_scheme, custom_headers)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING subscription_id",
-                (event_name, recipient_url, self.secret_box.seal(token), ENABLED, now, now, notifier, store_id,
-                 signature_scheme, self._encode_headers(custom_headers)),
+                (
+                    event_name,
+                    recipient_url,
+                    self.secret_box.seal(token),
+                    ENABLED,
+                    now,
+                    now,
+                    notifier,
+                    store_id,
+                    signature_scheme,
+                    self._encode_headers(custom_headers),
+                ),
             ).scalar()
         return self.subscription(int(new_id))
 
@@ -101,9 +131,7 @@ class SubscriptionTable(StoreBase):
             raise NotFound(f"no subscription with id {subscription_id}")
         rows = self._rows("SELECT * FROM subscriptions WHERE subscription_id = ?", (subscription_id,))
         if not rows:
-            raise NotFound(
-                f"no subscription with id {subscription_id}", hint="run `ae subscriptions list` to see them"
-            )
+            raise NotFound(f"no subscription with id {subscription_id}", hint="run `ae subscriptions list` to see them")
         return self._subscription(rows[0], reveal)
 
     def find_subscription(self, subscription_id: int, reveal: bool = True) -> Subscription | None:
@@ -130,8 +158,10 @@ class SubscriptionTable(StoreBase):
         """Replace a subscription's custom headers (an empty sequence removes them)."""
         with self.transaction():
             self.subscription(subscription_id, reveal=False)
-            self._run("UPDATE subscriptions SET custom_headers = ?, modified = ? WHERE subscription_id = ?",
-                      (self._encode_headers(headers), timestamp(), subscription_id))
+            self._run(
+                "UPDATE subscriptions SET custom_headers = ?, modified = ? WHERE subscription_id = ?",
+                (self._encode_headers(headers), timestamp(), subscription_id),
+            )
         return self.subscription(subscription_id)
 
     def rotate_token(self, subscription_id: int, new_token: str, previous_until: datetime | None) -> Subscription:
@@ -141,9 +171,13 @@ class SubscriptionTable(StoreBase):
             self._run(
                 "UPDATE subscriptions SET verification_token = ?, previous_token = ?, previous_token_expires = ?,"
                 " modified = ? WHERE subscription_id = ?",
-                (self.secret_box.seal(new_token),
-                 self.secret_box.seal(old.verification_token or "") if previous_until else None,
-                 timestamp(previous_until) if previous_until else None, timestamp(), subscription_id),
+                (
+                    self.secret_box.seal(new_token),
+                    self.secret_box.seal(old.verification_token or "") if previous_until else None,
+                    timestamp(previous_until) if previous_until else None,
+                    timestamp(),
+                    subscription_id,
+                ),
             )
         return self.subscription(subscription_id)
 
@@ -168,15 +202,20 @@ class SubscriptionTable(StoreBase):
             )
         return self.subscription(subscription_id)
 
-    def set_recipient(self, subscription_id: int, recipient_url: str | None = None,
-                      store_id: int | None = None) -> Subscription:
+    def set_recipient(
+        self, subscription_id: int, recipient_url: str | None = None, store_id: int | None = None
+    ) -> Subscription:
         """A new recipient and/or store scope for a subscription (None keeps the current one)."""
         with self.transaction():
             current = self.subscription(subscription_id, reveal=False)
             self._run(
                 "UPDATE subscriptions SET recipient_url = ?, store_id = ?, modified = ? WHERE subscription_id = ?",
-                (current.recipient_url if recipient_url is None else recipient_url,
-                 current.store_id if store_id is None else store_id, timestamp(), subscription_id),
+                (
+                    current.recipient_url if recipient_url is None else recipient_url,
+                    current.store_id if store_id is None else store_id,
+                    timestamp(),
+                    subscription_id,
+                ),
             )
         return self.subscription(subscription_id, reveal=False)
 
