@@ -109,11 +109,11 @@ class AeGroup(TyperGroup):
         finally:
             self._listing = False
 
-    def main(
+    def main(  # type: ignore[override]
         self,
         args: Any = None,
         prog_name: Any = None,
-        complete_var: Any = None,  # type: ignore[override]
+        complete_var: Any = None,
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
