@@ -105,6 +105,20 @@ def test_bulk_writer_writes_what_whoosh_writes(tmp_path: Path) -> None:
     assert sizes["bulk"] <= sizes["whoosh"]
 
 
+def log_rows(store: Store, logged: list[dict[str, Any]]) -> None:
+    """Write generated rows into the delivery log, with their own log ids, in one transaction."""
+    with store.transaction():
+        store.conn.executemany(
+            "INSERT INTO delivery_log (log_id, uuid, subscription_id, event_name, success, status_code,"
+            " response_data, created, serialized_data, death_count, duration, message_id)"
+            " VALUES (?,?,1,?,?,200,'',?,?,0,0.01,'m')",
+            [
+                (r["log_id"], r["uuid"], r["event_name"], int(r["success"]), r["created"], r["serialized_data"])
+                for r in logged
+            ],
+        )
+
+
 def scan(all_rows: list[dict[str, Any]], keep: Any) -> list[int]:
     return sorted((r["log_id"] for r in all_rows if keep(json.loads(r["serialized_data"])["data"])), reverse=True)
 
@@ -113,16 +127,7 @@ def test_many_commits_merges_and_workers_find_what_a_scan_finds(tmp_path: Path, 
     db = tmp_path / "ae.db"
     store = Store(db)
     all_rows = rows(2000, seed=11)
-    with store.transaction():
-        store.conn.executemany(
-            "INSERT INTO delivery_log (log_id, uuid, subscription_id, event_name, success, status_code,"
-            " response_data, created, serialized_data, death_count, duration, message_id)"
-            " VALUES (?,?,1,?,?,200,'',?,?,0,0.01,'m')",
-            [
-                (r["log_id"], r["uuid"], r["event_name"], int(r["success"]), r["created"], r["serialized_data"])
-                for r in all_rows[:1000]
-            ],
-        )
+    log_rows(store, all_rows[:1000])
     # Small segments: the build writes several, in worker processes; later catch-ups
     # commit small segments that whoosh's merge policy joins through its own pool.
     monkeypatch.setattr(search_index, "WORKER_ROWS", 200)
@@ -136,16 +141,7 @@ def test_many_commits_merges_and_workers_find_what_a_scan_finds(tmp_path: Path, 
     # Twenty small catch-ups: once ten small segments are there, the smallest are
     # merged (up to WORKER_ROWS documents), one with deletions among them.
     for first in range(1000, 1500, 25):
-        with store.transaction():
-            store.conn.executemany(
-                "INSERT INTO delivery_log (log_id, uuid, subscription_id, event_name, success, status_code,"
-                " response_data, created, serialized_data, death_count, duration, message_id)"
-                " VALUES (?,?,1,?,?,200,'',?,?,0,0.01,'m')",
-                [
-                    (r["log_id"], r["uuid"], r["event_name"], int(r["success"]), r["created"], r["serialized_data"])
-                    for r in all_rows[first : first + 25]
-                ],
-            )
+        log_rows(store, all_rows[first : first + 25])
         assert ix.catch_up() == 25
         if first == 1100:
             assert ix.remove([1003, 1051, 1052, 1101]) == 4
@@ -154,16 +150,7 @@ def test_many_commits_merges_and_workers_find_what_a_scan_finds(tmp_path: Path, 
     assert sum(sizes) - ix._open().doc_count() <= 4  # deleted documents that no merge has dropped yet
     # A long backlog is indexed by the workers too, beside the segments already there.
     before = [s.segment_id() for s in ix._open()._segments()]
-    with store.transaction():
-        store.conn.executemany(
-            "INSERT INTO delivery_log (log_id, uuid, subscription_id, event_name, success, status_code,"
-            " response_data, created, serialized_data, death_count, duration, message_id)"
-            " VALUES (?,?,1,?,?,200,'',?,?,0,0.01,'m')",
-            [
-                (r["log_id"], r["uuid"], r["event_name"], int(r["success"]), r["created"], r["serialized_data"])
-                for r in all_rows[1500:]
-            ],
-        )
+    log_rows(store, all_rows[1500:])
     assert ix.catch_up() == 500
     added = [s.doc_count_all() for s in ix._open()._segments() if s.segment_id() not in before]
     assert added == [200, 200, 100]
@@ -203,16 +190,7 @@ def test_phrases_match_what_whoosh_matches(tmp_path: Path) -> None:
     db = tmp_path / "ae.db"
     store = Store(db)
     all_rows = rows(600, seed=5)
-    with store.transaction():
-        store.conn.executemany(
-            "INSERT INTO delivery_log (log_id, uuid, subscription_id, event_name, success, status_code,"
-            " response_data, created, serialized_data, death_count, duration, message_id)"
-            " VALUES (?,?,1,?,?,200,'',?,?,0,0.01,'m')",
-            [
-                (r["log_id"], r["uuid"], r["event_name"], int(r["success"]), r["created"], r["serialized_data"])
-                for r in all_rows
-            ],
-        )
+    log_rows(store, all_rows)
     ix = SearchIndex(tmp_path / "ae.db.index", store)
     ix.rebuild()
     ix.remove([3, 4, 5, 40])  # deletions are filtered too
