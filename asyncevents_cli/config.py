@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from .backoff import RetryPolicy
 from .errors import ConfigError, InputError
@@ -224,22 +224,33 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(query=query))
 
 
-def database_url_problem(url: str) -> str | None:
-    """Why `url` is not a postgresql://[user[:password]@][host][:port]/dbname URL, or None."""
+def _split_service_url(url: str) -> tuple[SplitResult, int | None] | str:
+    """A service URL split into its parts and port, or why it cannot be: the checks
+    the database and AMQP URLs share before their own."""
     if any(ord(c) < 0x21 or c == "\x7f" for c in url):
         return "it contains whitespace or a control character"
     try:
         parts = urlsplit(url)
-        port = parts.port
+        return parts, parts.port
     except ValueError as exc:
         return str(exc)
+
+
+def _port_problem(port: int | None) -> str | None:
+    return f"port {port} is out of range" if port is not None and not 0 < port < 65536 else None
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why `url` is not a postgresql://[user[:password]@][host][:port]/dbname URL, or None."""
+    split = _split_service_url(url)
+    if isinstance(split, str):
+        return split
+    parts, port = split
     if parts.scheme.lower() not in POSTGRES_SCHEMES:
         return f"the scheme {parts.scheme!r} is not postgresql (a SQLite store is a file path, not a URL)"
     if not parts.path.strip("/"):
         return "it names no database (postgresql://user:password@host:5432/dbname)"
-    if port is not None and not 0 < port < 65536:
-        return f"port {port} is out of range"
-    return None
+    return _port_problem(port)
 
 
 def _coerce(setting: Setting, value: Any, where: str, parse: bool = False) -> Any:
@@ -305,20 +316,15 @@ def _validate(settings: Settings, where: Mapping[str, str]) -> None:
 
 def amqp_url_problem(url: str) -> str | None:
     """Why `url` is not an amqp(s)://[user[:password]@]host[:port][/vhost] URL, or None."""
-    if any(ord(c) < 0x21 or c == "\x7f" for c in url):
-        return "it contains whitespace or a control character"
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        return str(exc)
+    split = _split_service_url(url)
+    if isinstance(split, str):
+        return split
+    parts, port = split
     if parts.scheme not in AMQP_SCHEMES:
         return "the scheme must be amqp or amqps"
     if not parts.hostname:
         return "it names no host"
-    if port is not None and not 0 < port < 65536:
-        return f"port {port} is out of range"
-    return None
+    return _port_problem(port)
 
 
 def _parse_events(raw: Any, path: Path) -> dict[str, EventDefinition]:
