@@ -178,6 +178,17 @@ def set_connections_allowed(database: str, allowed: bool) -> None:
         conn.execute(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS {str(allowed).lower()}')
 
 
+def cut_off(database: str, seconds: float) -> None:
+    """An outage as a restart looks from outside: the database refuses new connections,
+    its sessions are ended, and after `seconds` it takes connections again."""
+    set_connections_allowed(database, False)
+    try:
+        terminate_backends(database)
+        time.sleep(seconds)
+    finally:
+        set_connections_allowed(database, True)
+
+
 def test_a_database_outage_is_waited_out(tmp_path: Path, receiver: Receiver, shared: dict[str, Any]) -> None:
     """The database refuses every connection for a while (as in a restart): the
     consumer says so, keeps trying with back-off (in place for a few seconds, then by
@@ -191,12 +202,7 @@ def test_a_database_outage_is_waited_out(tmp_path: Path, receiver: Receiver, sha
     consumer = host.consumer("--until-empty", "--concurrency", "2")
     try:
         wait_until(lambda: len(receiver.requests) >= 4, what="the first deliveries")
-        set_connections_allowed(database, False)
-        try:
-            terminate_backends(database)
-            time.sleep(15)  # longer than the pool waits for a connection (10 s): calls fail meanwhile
-        finally:
-            set_connections_allowed(database, True)
+        cut_off(database, 15)  # longer than the pool waits for a connection (10 s): calls fail meanwhile
         stderr = finish(consumer)
     finally:
         if consumer.poll() is None:
@@ -275,12 +281,7 @@ def test_a_long_outage_restarts_the_consumer_and_rabbitmq_gets_its_messages_back
     consumer = host.consumer("--until-empty", "--concurrency", "2")
     try:
         wait_until(lambda: len(receiver.requests) >= 4, what="the first deliveries")
-        set_connections_allowed(database, False)
-        try:
-            terminate_backends(database)
-            time.sleep(30)  # past the in-place retry's 10 s (each try waits up to 10 s for the pool)
-        finally:
-            set_connections_allowed(database, True)
+        cut_off(database, 30)  # past the in-place retry's 10 s (each try waits up to 10 s for the pool)
         stderr = finish(consumer)
     finally:
         if consumer.poll() is None:
