@@ -67,6 +67,9 @@ class Settings:
         32, "deliveries in flight at once to one subscription", (1, MAX_CONCURRENCY)
     )
     eventbridge_source: str = _setting("ae", "Source of the events the eventbridge notifier puts")
+    cloudevents_source: str = _setting(
+        "/ae", "CloudEvents `source` of deliveries in the cloudevents format (a URI-reference)"
+    )
 
     def as_dict(self) -> dict[str, Any]:
         """name -> value, in the order of the table."""
@@ -309,6 +312,9 @@ def _validate(settings: Settings, where: Mapping[str, str]) -> None:
         raise bad("index_path", "must not contain a NUL character")
     if not 1 <= len(settings.eventbridge_source.strip()) <= 256:
         raise bad("eventbridge_source", "must be 1 to 256 characters")
+    source = settings.cloudevents_source
+    if not 1 <= len(source) <= 256 or any(c.isspace() or not c.isprintable() for c in source):
+        raise bad("cloudevents_source", "must be 1 to 256 printable characters without spaces (a URI-reference)")
     why = amqp_url_problem(settings.amqp_url)
     if why:
         raise bad("amqp_url", f"is not an AMQP URL ({why}): {redact_url(settings.amqp_url)!r}")

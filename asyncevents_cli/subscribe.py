@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
+from typing import Any
 
 from .config import Config
+from .envelopes import CLOUDEVENTS, DATA, check_format
 from .errors import InputError
 from .messages import check_store_id
 from .netguard import check_recipient_url, check_target
@@ -26,6 +28,8 @@ __all__ = [
     "change",
     "rotate_secret",
     "set_headers",
+    "set_shape",
+    "check_filter",
     "parse_duration",
     "check_url",
     "generate_secret",
@@ -76,6 +80,8 @@ def subscribe(
     signature: str | None = None,
     headers: Mapping[str, str] | Iterable[str] = (),
     refuse_duplicate: bool = False,
+    payload_filter: str | None = None,
+    body_format: str = DATA,
 ) -> tuple[Subscription, str | None]:
     """Subscribe a recipient; return the subscription and the secret if one was generated.
 
@@ -94,6 +100,7 @@ def subscribe(
             raise InputError(f"the {plugin.name} notifier does not sign HTTP requests: --signature does not apply")
         if custom:
             raise InputError(f"the {plugin.name} notifier sends no HTTP headers: --header does not apply")
+    shape = check_shape(plugin, payload_filter, body_format)
     scheme = check_scheme(signature or MAGENTO)
     if secret is not None:
         check_secret(scheme, check_secret_text(secret))
@@ -107,9 +114,45 @@ def subscribe(
             hint="add --force to subscribe it again anyway",
         )
     subscription = store.add_subscription(
-        event_name, recipient, secret or generated or "", plugin.name, store_id, stored_scheme, custom
+        event_name, recipient, secret or generated or "", plugin.name, store_id, stored_scheme, custom, *shape
     )
     return subscription, generated if plugin.signs_requests else None
+
+
+def check_shape(plugin: Any, payload_filter: str | None, body_format: str) -> tuple[str | None, str]:
+    """(the filter as stored, the body format), checked: a filter in the search language
+    (exit 2 with the parser's message and position), a known format that the notifier can send."""
+    checked = check_filter(payload_filter) if payload_filter is not None else None
+    check_format(body_format)
+    if body_format == CLOUDEVENTS and not plugin.signs_requests:
+        raise InputError(f"the {plugin.name} notifier sends its own envelope: --format cloudevents does not apply")
+    return checked, body_format
+
+
+def check_filter(text: str) -> str:
+    """A filter as stored, or InputError naming the first problem and its position."""
+    from .search.filtering import check_filter as check
+
+    if not text.strip():
+        raise InputError("the filter is empty: give a query, or --no-filter to remove it")
+    return check(text)
+
+
+def set_shape(
+    store: Store,
+    subscription_id: int,
+    payload_filter: str | None = None,
+    clear_filter: bool = False,
+    body_format: str | None = None,
+) -> Subscription:
+    """Change what a subscription receives: a new filter (or none) and/or a new body format."""
+    if payload_filter is not None and clear_filter:
+        raise InputError("give --filter or --no-filter, not both")
+    current = store.subscription(subscription_id, reveal=False)
+    new_filter = None if clear_filter else current.payload_filter if payload_filter is None else payload_filter
+    new_format = current.body_format if body_format is None else body_format
+    checked, new_format = check_shape(find(current.notifier), new_filter, new_format)
+    return store.set_delivery_shape(subscription_id, checked, new_format)
 
 
 def same_recipient(store: Store, event_name: str, url: str) -> list[Subscription]:
@@ -119,17 +162,31 @@ def same_recipient(store: Store, event_name: str, url: str) -> list[Subscription
 
 
 def update(
-    config: Config, store: Store, subscription_id: int, url: str | None = None, store_id: int | None = None
+    config: Config,
+    store: Store,
+    subscription_id: int,
+    url: str | None = None,
+    store_id: int | None = None,
+    payload_filter: str | None = None,
+    clear_filter: bool = False,
+    body_format: str | None = None,
 ) -> Subscription:
-    """Point a subscription at a new recipient and/or store scope, checked as `subscribe` checks them.
-    Its secret, notifier, headers and delivery log stay."""
-    if url is None and store_id is None:
-        raise InputError("nothing to change: give --url and/or --store")
+    """Point a subscription at a new recipient and/or store scope, and/or change its filter or
+    body format, checked as `subscribe` checks them; all or nothing. Its secret, notifier,
+    headers and delivery log stay."""
+    reshaped = payload_filter is not None or clear_filter or body_format is not None
+    if url is None and store_id is None and not reshaped:
+        raise InputError("nothing to change: give --url, --store, --filter, --no-filter and/or --format")
     current = store.subscription(subscription_id, reveal=False)
     recipient = find(current.notifier).check_recipient(url, config) if url is not None else None
     if store_id is not None:
         check_store_id(store_id)
-    return store.set_recipient(subscription_id, recipient, store_id)
+    with store.transaction():
+        if reshaped:
+            set_shape(store, subscription_id, payload_filter, clear_filter, body_format)
+        if url is None and store_id is None:
+            return store.subscription(subscription_id, reveal=False)
+        return store.set_recipient(subscription_id, recipient, store_id)
 
 
 def _signing_subscription(store: Store, subscription_id: int) -> Subscription:

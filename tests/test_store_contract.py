@@ -264,6 +264,9 @@ def test_delivery_counts_per_subscription(store: Store) -> None:
             ChainState("u3", sid, EVENT, DeliveryState.DEAD_LETTERED, 5),
         ]
     )
+    with store.transaction():
+        store.count_filtered({sid: 2})
+    store.count_filtered({sid: 1})  # added to, not replaced
     counts = store.delivery_counts()
     assert counts == [
         {
@@ -277,6 +280,7 @@ def test_delivery_counts_per_subscription(store: Store) -> None:
             "delivered": 1,
             "retrying": 1,
             "dead_lettered": 1,
+            "filtered": 3,
         },
         {
             "subscription_id": idle.subscription_id,
@@ -289,8 +293,26 @@ def test_delivery_counts_per_subscription(store: Store) -> None:
             "delivered": 0,
             "retrying": 0,
             "dead_lettered": 0,
+            "filtered": 0,
         },
     ]
+    assert store.filtered_counts() == {sid: 3}
+
+
+def test_a_subscription_keeps_its_filter_and_format(store: Store) -> None:
+    plain = store.add_subscription(EVENT, "https://a.example/", "t")
+    assert (plain.payload_filter, plain.body_format) == (None, "data")
+    shaped = store.add_subscription(
+        EVENT, "https://b.example/", "t", payload_filter="data.data.x:1", body_format="cloudevents"
+    )
+    assert (shaped.payload_filter, shaped.body_format) == ("data.data.x:1", "cloudevents")
+    assert store.subscriptions_for(EVENT, 0)[1].payload_filter == "data.data.x:1"
+    changed = store.set_delivery_shape(shaped.subscription_id, None, "data")
+    assert (changed.payload_filter, changed.body_format) == (None, "data")
+    assert changed.public()["filter"] is None and changed.public()["format"] == "data"
+    store.count_filtered({shaped.subscription_id: 4})
+    store.delete_subscription(shaped.subscription_id)
+    assert store.filtered_counts() == {}  # its count goes with it
 
 
 def test_pruning_removes_finished_chains_only(store: Store) -> None:

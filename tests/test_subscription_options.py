@@ -185,7 +185,8 @@ def test_a_store_from_before_gains_the_columns(config_path: Path, receiver: Rece
     assert (row["signature_scheme"], row["header_names"], row["previous_secret_until"]) == ("magento", [], None)
     with sqlite3.connect(path) as conn:
         columns = [r[1] for r in conn.execute("PRAGMA table_info(subscriptions)")]
-    assert columns[-4:] == ["signature_scheme", "custom_headers", "previous_token", "previous_token_expires"]
+    added = ["signature_scheme", "custom_headers", "previous_token", "previous_token_expires"]
+    assert [c for c in columns if c in added] == added  # later migrations add more after them
     deliver_one(config_path)
     assert receiver.requests[0].signed_with("legacy-secret")
     ok(config_path, "subscriptions", "list")  # opening again finds nothing to migrate

@@ -49,6 +49,7 @@ def render(data: dict[str, Any]) -> None:
             number("delivered"),
             number("retrying"),
             number("dead"),
+            number("filtered", drop=3),
         ],
         [
             (
@@ -62,6 +63,7 @@ def render(data: dict[str, Any]) -> None:
                 s["delivered"],
                 s["retrying"],
                 s["dead_lettered"],
+                s["filtered"],
             )
             for s in data["subscriptions"]
         ],

@@ -36,6 +36,8 @@ LISTING = [
     ("store_id", "store", Col("store", whole=True, drop=2, justify="right")),
     ("signature_scheme", "signature", Col("signature", drop=2)),
     ("header_names", "headers", Col("headers", drop=3)),
+    ("format", "format", Col("format", drop=3)),
+    ("filter", "filter", Col("filter", drop=3)),
     ("subscribed_at", "subscribed (UTC)", Col("subscribed (UTC)", drop=1)),
     ("modified", "modified (UTC)", Col("modified (UTC)", drop=3)),
 ]
@@ -48,6 +50,8 @@ def _cell(row: dict[str, Any], key: str) -> Any:
         return time_utc(value)
     if key == "header_names":
         return ", ".join(value)
+    if key == "filter":
+        return value or ""
     return value
 
 
@@ -62,6 +66,12 @@ def _render_rows(rows: list[dict[str, Any]]) -> None:
 def render_subscription(row: dict[str, Any]) -> None:
     fields([(header, _cell(row, key)) for key, header in DETAIL])
 
+
+FILTER_HELP = (
+    "Send only events whose body matches this `ae search` query, e.g. "
+    "'data.data.grand_total:[100 TO *] AND NOT data.data.status:canceled'. Others are counted as filtered."
+)
+FORMAT_HELP = 'The body: data ({"data": payload}, the module\'s) or cloudevents (CloudEvents 1.0, structured).'
 
 HEADER_HELP = (
     "A header sent with every delivery, 'Name: value' (repeatable), e.g. 'Authorization: Bearer ...'. "
@@ -112,6 +122,8 @@ def subscribe(
         show_default=False,
     ),
     headers: list[str] | None = typer.Option(None, "--header", help=HEADER_HELP, show_default=False),
+    payload_filter: str | None = typer.Option(None, "--filter", help=FILTER_HELP, show_default=False),
+    body_format: str = typer.Option("data", "--format", help=FORMAT_HELP),
     force: bool = typer.Option(
         False, "--force", help="Subscribe even if the event already has a subscription to this recipient."
     ),
@@ -129,6 +141,8 @@ def subscribe(
       ae subscribe sales.order.created https://erp.example.com/hooks/orders
 
       ae subscribe customer.created https://crm.example.com/hooks --signature standard-webhooks --secret - < secret.txt
+
+      ae subscribe sales.order.created https://erp.example.com/hooks --filter 'data.data.grand_total:[100 TO *]'
     """
     rt = runtime(ctx)
     secret = _read_secret(secret, secret_file)
@@ -143,6 +157,8 @@ def subscribe(
         signature,
         headers or [],
         refuse_duplicate=not force,
+        payload_filter=payload_filter,
+        body_format=body_format,
     )
     if as_json:
         emit({**subscription.public(), "secret": generated}, True, lambda d: None)
@@ -236,16 +252,23 @@ def update(
     store_id: int | None = typer.Option(
         None, "--store", help="The new store scope; 0 means all stores.", show_default=False
     ),
+    payload_filter: str | None = typer.Option(None, "--filter", help=FILTER_HELP, show_default=False),
+    no_filter: bool = typer.Option(False, "--no-filter", help="Remove the filter: send every event."),
+    body_format: str | None = typer.Option(None, "--format", help=FORMAT_HELP, show_default=False),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Change a subscription's recipient or store scope; prints `ID<tab>updated`.
+    """Change a subscription's recipient, store scope, filter or body format; prints `ID<tab>updated`.
 
     Its secret, notifier, headers and delivery log stay. A running consumer sees the change within a second.
 
     Example: ae subscriptions update 2 --url https://crm.example.com/hooks/orders
+
+    Example: ae subscriptions update 2 --filter 'NOT data.data.status:canceled' --format cloudevents
     """
     rt = runtime(ctx)
-    subscription = subscribing.update(rt.config, rt.store, subscription_id, url, store_id)
+    subscription = subscribing.update(
+        rt.config, rt.store, subscription_id, url, store_id, payload_filter, no_filter, body_format
+    )
     if as_json:
         emit(subscription.public(), True, lambda d: None)
     else:

@@ -148,3 +148,4 @@ class Settlement:
     stopped: tuple[str, int, str, int, int] | None = None  # uuid, subscription, event, death count, generation
     release: bool = False
     queued: bool = False  # its follow-ups are on the broker already (a retried settle must not repeat them)
+    filtered: list[int] = field(default_factory=list)  # subscriptions whose filter held the event back

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from ..config import Config
+from ..envelopes import CLOUDEVENTS, is_cloudevent
 from ..errors import AeError, DatabaseUnavailable, QueueUnavailable
 from ..messages import RetryMessage, TriggerMessage
 from ..notifiers import Notifiers, NotifyResult
@@ -31,7 +32,6 @@ from ..store import Store, Subscription
 from .decisions import (
     Outcome,
     Settlement,
-    body_of,
     delivery_uuid,
     encode_payload,
     follow_up,
@@ -42,6 +42,7 @@ from .decisions import (
     serialize_body,
 )
 from .io import IoThread
+from .shaping import EventBodies, split_wanted
 from .subscriptions import SubscriptionCache
 
 log = logging.getLogger("asyncevents_cli")
@@ -157,18 +158,20 @@ class Handler:
             message = TriggerMessage.decode(envelope.body)
             payload = self._resolve_payload(message)
             content = encode_payload(payload)
-            body = body_of(content)
         except AeError as exc:  # malformed, undefined event, or the service failed
             return self._park(envelope, exc.message)
         except ValueError as exc:  # NaN or Infinity: not JSON a receiver could read
             return self._park(envelope, f"payload is not valid JSON: {exc}")
         subscriptions = await self.subscriptions.for_event(message.event_name, message.store_id)
+        subscriptions, filtered = split_wanted(subscriptions, payload)
         if not envelope.first_delivery and envelope.message_id:
             # Taken before: its attempts that were logged are not made again.
             subscriptions = await self.io.call(self._not_attempted, envelope.message_id, subscriptions)
+        bodies = EventBodies(content, message.event_name, self.config.settings.cloudevents_source, self.now())
+        uuids = [delivery_uuid(envelope.message_id, s.subscription_id) for s in subscriptions]
         attempts = [
-            self._attempt(work, s, delivery_uuid(envelope.message_id, s.subscription_id), 0, body, content, 0)
-            for s in subscriptions
+            self._attempt(work, s, uuid, 0, bodies.for_subscription(s, uuid), content, 0)
+            for s, uuid in zip(subscriptions, uuids, strict=True)
         ]
         outcomes: list[Outcome] = []
         if len(attempts) == 1:  # the common case: no task of its own, no gather
@@ -179,7 +182,7 @@ class Handler:
                     raise result
                 outcomes.append(result)
         now = self.now()
-        return Settlement(envelope, attempts=[(o, follow_up(self.policy, o, now)) for o in outcomes])
+        return Settlement(envelope, attempts=[(o, follow_up(self.policy, o, now)) for o in outcomes], filtered=filtered)
 
     def _not_attempted(self, message_id: str, subscriptions: list[Subscription]) -> list[Subscription]:
         return [s for s in subscriptions if not self.store.already_attempted(message_id, s.subscription_id)]
@@ -207,7 +210,7 @@ class Handler:
             log.info("dropping retry of %s: a replay superseded it", message.uuid)
             return Settlement(envelope)
         try:
-            body = serialize_body(json.loads(message.content))
+            payload = json.loads(message.content)
         except ValueError as exc:
             return self._park(envelope, f"retry content is not valid JSON: {exc}")
         subscription = await self.subscriptions.by_id(message.subscription_id)
@@ -223,10 +226,22 @@ class Handler:
             and await self.io.call(self.store.already_attempted, envelope.message_id, subscription.subscription_id)
         ):
             return Settlement(envelope)  # its attempt is logged; only the ack was lost
+        body = await self._retry_body(subscription, message, payload, chain["event_name"])
         outcome = await self._attempt(
             work, subscription, message.uuid, message.death_count, body, message.content, generation
         )
         return Settlement(envelope, attempts=[(outcome, follow_up(self.policy, outcome, self.now()))])
+
+    async def _retry_body(self, subscription: Subscription, message: RetryMessage, payload: Any, event: str) -> bytes:
+        """The body a retry resends: a CloudEvent as its chain's first attempt sent it
+        (same `time`, same bytes signed), else built from the retry's content."""
+        if subscription.body_format == CLOUDEVENTS:
+            first = await self.io.call(self.store.first_body, message.uuid)
+            if is_cloudevent(first):
+                return str(first).encode()
+            bodies = EventBodies(message.content, event, self.config.settings.cloudevents_source, self.now())
+            return bodies.for_subscription(subscription, message.uuid)
+        return serialize_body(payload)
 
     # -- attempts --------------------------------------------------------
 

@@ -16,6 +16,7 @@ propagate and stop the consumer.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from ..errors import AeError
@@ -168,6 +169,9 @@ def _record(store: Store, settlements: Sequence[Settlement]) -> None:
                     uuid, subscription_id, event_name, DeliveryState.STOPPED, death_count, None, False, generation
                 )
             )
+    filtered = Counter(sid for settlement in settlements for sid in settlement.filtered)
+    if filtered:
+        store.count_filtered(filtered)
     if attempts:
         store.log_attempts(attempts)
     if states:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..config import Config
+from ..envelopes import content_type
 from ..netguard import TargetRefused, check_addresses, check_name, describe_refusal, parse_ip
 from ..store import Subscription, utcnow
 from .base import RESPONSE_LIMIT, Notifier, NotifyResult, clip
@@ -47,7 +48,7 @@ def request_headers(subscription: Subscription, body: bytes, uuid: str, now: dat
     )
     return {
         **dict(subscription.custom_headers),
-        "Content-Type": "application/json",
+        "Content-Type": content_type(subscription.body_format),
         IDEMPOTENCY_HEADER: uuid,
         "x-ae-event": subscription.event_name,
         **signature_headers(subscription.signature_scheme, body, uuid, in_use, moment),

@@ -31,6 +31,13 @@ MAX_ID = 2**63 - 1  # SQLite's INTEGER
 MAX_STORE_ID = 2**31 - 1
 
 
+FILTER_DESCRIPTION = (
+    "Beyond the module: send only events whose body matches this `ae search` query,"
+    " e.g. data.data.grand_total:[100 TO *]."
+)
+FORMAT_DESCRIPTION = 'Beyond the module: the body, data ({"data": payload}) or cloudevents (CloudEvents 1.0).'
+
+
 class Strict(BaseModel):
     # Unknown fields and wrong types are a 400, never silently dropped or coerced.
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -42,11 +49,15 @@ class NewSubscription(Strict):
     verification_token: str = Field(description="Signs every delivery (x-magento-signature); never returned.")
     metadata: str = Field("http", description="The notifier: how deliveries are made.")
     store_id: int = Field(0, le=MAX_STORE_ID, description="Store scope; 0 means all stores.")
+    filter: str | None = Field(None, description=FILTER_DESCRIPTION)
+    format: str = Field("data", description=FORMAT_DESCRIPTION)
 
 
 class SubscriptionChange(Strict):
     status: bool = Field(description="true enables the subscription, false disables it.")
     metadata: str | None = Field(None, description="A new notifier, if given.")
+    filter: str | None = Field(None, description=FILTER_DESCRIPTION + " null removes it; absent keeps it.")
+    format: str | None = Field(None, description=FORMAT_DESCRIPTION + " Absent keeps it.")
 
 
 class CreateBody(Strict):
@@ -67,6 +78,8 @@ class AsyncEvent(BaseModel):
     subscribed_at: str
     store_id: int
     metadata: str
+    filter: str | None = None
+    format: str = "data"
 
 
 class Filter(BaseModel):
@@ -129,6 +142,8 @@ def display(subscription: Subscription) -> AsyncEvent:
         subscribed_at=(subscription.subscribed_at or "")[:19],  # Magento's "Y-m-d H:i:s"
         store_id=subscription.store_id,
         metadata=subscription.notifier,
+        filter=subscription.payload_filter,
+        format=subscription.body_format,
     )
 
 
@@ -227,6 +242,8 @@ def create_subscription(request: Request, body: CreateBody, token: Token) -> Asy
             new.verification_token,
             new.metadata,
             new.store_id,
+            payload_filter=new.filter,
+            body_format=new.format,
         )
     return display(subscription)
 
@@ -246,7 +263,16 @@ def change_subscription(
         if current is None:
             raise _not_found(subscription_id)
         require_event(token, current.event_name)
-        subscription = subscribing.change(rt.config, rt.store, subscription_id, change.status, change.metadata)
+        with rt.store.transaction():
+            subscription = subscribing.change(rt.config, rt.store, subscription_id, change.status, change.metadata)
+            if "filter" in change.model_fields_set or change.format is not None:
+                subscription = subscribing.set_shape(
+                    rt.store,
+                    subscription_id,
+                    change.filter,
+                    clear_filter="filter" in change.model_fields_set and change.filter is None,
+                    body_format=change.format,
+                )
     return display(subscription)
 
 

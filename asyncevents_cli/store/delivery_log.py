@@ -150,6 +150,12 @@ class DeliveryLogTable(StoreBase):
         rows = self._rows("SELECT * FROM deliveries WHERE uuid = ?", (uuid,))
         return rows[0] if rows else None
 
+    def first_body(self, uuid: str) -> str | None:
+        """The body the first logged attempt of a delivery sent (None: none is logged)."""
+        return self._run(
+            "SELECT serialized_data FROM delivery_log WHERE uuid = ? ORDER BY log_id LIMIT 1", (uuid,)
+        ).scalar()
+
     def attempts(self, uuid: str) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM delivery_log WHERE uuid = ? ORDER BY log_id", (uuid,))
 
@@ -281,7 +287,7 @@ class DeliveryLogTable(StoreBase):
         return total, rows
 
     def delivery_counts(self) -> list[dict[str, Any]]:
-        """Per subscription: attempts, successes, failures, and chains by state."""
+        """Per subscription: attempts, successes, failures, chains by state, and events filtered out."""
         return self._rows(
             """
             SELECT s.subscription_id, s.event_name, s.recipient_url,
@@ -296,7 +302,9 @@ class DeliveryLogTable(StoreBase):
                    (SELECT COUNT(*) FROM deliveries d
                      WHERE d.subscription_id = s.subscription_id AND d.state = ?) AS retrying,
                    (SELECT COUNT(*) FROM deliveries d
-                     WHERE d.subscription_id = s.subscription_id AND d.state = ?) AS dead_lettered
+                     WHERE d.subscription_id = s.subscription_id AND d.state = ?) AS dead_lettered,
+                   COALESCE((SELECT f.filtered FROM filtered_events f
+                     WHERE f.subscription_id = s.subscription_id), 0) AS filtered
             FROM subscriptions s ORDER BY s.subscription_id
             """,
             (

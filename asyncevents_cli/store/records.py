@@ -45,6 +45,8 @@ class Subscription:
     custom_headers: tuple[tuple[str, str], ...] = ()  # (name, value) pairs
     previous_token: str | None = None  # the token before the last rotation ...
     previous_token_expires: str | None = None  # ... accepted until then (UTC timestamp)
+    payload_filter: str | None = None  # an `ae search` query the body must match to be sent
+    body_format: str = "data"  # what is POSTed: "data" ({"data": payload}) or "cloudevents"
 
     @property
     def enabled(self) -> bool:
@@ -62,6 +64,8 @@ class Subscription:
         row["status"] = SubscriptionStatus.of(self.enabled)
         row["recipient_url"] = redact_credentials(self.recipient_url)
         row["header_names"] = [name for name, _ in self.custom_headers]
+        row["filter"] = row.pop("payload_filter")
+        row["format"] = row.pop("body_format")
         until = self.previous_token_until
         in_grace = self.previous_token and until is not None and (now or utcnow()) < until
         expires = self.previous_token_expires

@@ -20,11 +20,19 @@ from .base import StoreBase
 from .records import timestamp
 
 #: The version this code writes and reads; every backend's last migration has it.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 6
 VERSION_TABLE = "schema_migrations"
 CREATE_VERSION_TABLE = (
     f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version INTEGER PRIMARY KEY,"
     " description TEXT NOT NULL, applied TEXT NOT NULL)"
+)
+
+#: Migration 6, the same SQL on both backends: a subscription's filter and body
+#: format, and how many events each subscription's filter has held back.
+FILTER_TABLES = (
+    "ALTER TABLE subscriptions ADD COLUMN payload_filter TEXT",
+    "ALTER TABLE subscriptions ADD COLUMN body_format TEXT NOT NULL DEFAULT 'data'",
+    "CREATE TABLE filtered_events (subscription_id BIGINT PRIMARY KEY, filtered BIGINT NOT NULL DEFAULT 0)",
 )
 
 

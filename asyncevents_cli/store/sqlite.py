@@ -19,7 +19,7 @@ from ..errors import AeError
 from ..secretbox import SecretBox
 from .api import Store
 from .base import Result
-from .schema import Migration
+from .schema import FILTER_TABLES, Migration
 
 DELIVERY_LOG_SQL = """
 CREATE TABLE delivery_log (
@@ -90,6 +90,7 @@ MIGRATIONS = (
         " (stores from before versions are brought level)",
         apply=_first_schema,
     ),
+    Migration(6, "subscription filters and body formats; events filtered out per subscription", FILTER_TABLES),
 )
 
 

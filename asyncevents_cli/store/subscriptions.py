@@ -1,6 +1,8 @@
 """Table `subscriptions`: the module's columns, plus the (never printed)
-verification token, the signature scheme, custom headers (JSON) and a
-rotated-out token with the end of its grace period.
+verification token, the signature scheme, custom headers (JSON), a
+rotated-out token with the end of its grace period, a payload filter and a
+body format; and table `filtered_events`, how many events each
+subscription's filter held back.
 
 Secrets are sealed at rest (see `secretbox`): tokens, previous tokens and
 custom header values. `reveal=False` reads leave `verification_token` None
@@ -11,7 +13,7 @@ by mistake.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -104,13 +106,16 @@ class SubscriptionTable(StoreBase):
         store_id: int = 0,
         signature_scheme: str = "magento",
         custom_headers: Sequence[tuple[str, str]] = (),
+        payload_filter: str | None = None,
+        body_format: str = "data",
     ) -> Subscription:
         now = timestamp()
         with self.transaction():
             new_id = self._run(
                 "INSERT INTO subscriptions (event_name, recipient_url, verification_token, status,"
-                " subscribed_at, modified, notifier, store_id, signature_scheme, custom_headers)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING subscription_id",
+                " subscribed_at, modified, notifier, store_id, signature_scheme, custom_headers,"
+                " payload_filter, body_format)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING subscription_id",
                 (
                     event_name,
                     recipient_url,
@@ -122,6 +127,8 @@ class SubscriptionTable(StoreBase):
                     store_id,
                     signature_scheme,
                     self._encode_headers(custom_headers),
+                    payload_filter,
+                    body_format,
                 ),
             ).scalar()
         return self.subscription(int(new_id))
@@ -219,8 +226,32 @@ class SubscriptionTable(StoreBase):
             )
         return self.subscription(subscription_id, reveal=False)
 
+    def set_delivery_shape(self, subscription_id: int, payload_filter: str | None, body_format: str) -> Subscription:
+        """A subscription's filter (None: every event) and body format, both written at once."""
+        with self.transaction():
+            self.subscription(subscription_id, reveal=False)
+            self._run(
+                "UPDATE subscriptions SET payload_filter = ?, body_format = ?, modified = ? WHERE subscription_id = ?",
+                (payload_filter, body_format, timestamp(), subscription_id),
+            )
+        return self.subscription(subscription_id, reveal=False)
+
+    def count_filtered(self, counts: Mapping[int, int]) -> None:
+        """Add to each subscription's count of events its filter held back (subscription id -> how many)."""
+        if counts:
+            self._run_many(
+                "INSERT INTO filtered_events (subscription_id, filtered) VALUES (?, ?)"
+                " ON CONFLICT (subscription_id) DO UPDATE SET filtered = filtered_events.filtered + excluded.filtered",
+                sorted(counts.items()),
+            )
+
+    def filtered_counts(self) -> dict[int, int]:
+        """subscription id -> events its filter held back, for the subscriptions that have any."""
+        return {int(sid): int(n) for sid, n in self._run("SELECT subscription_id, filtered FROM filtered_events").rows}
+
     def delete_subscription(self, subscription_id: int) -> Subscription:
         with self.transaction():
             subscription = self.subscription(subscription_id, reveal=False)
             self._run("DELETE FROM subscriptions WHERE subscription_id = ?", (subscription_id,))
+            self._run("DELETE FROM filtered_events WHERE subscription_id = ?", (subscription_id,))
         return subscription
