@@ -138,7 +138,10 @@ def test_the_module_readme_curl_body_subscribes(site: dict[str, Any]) -> None:
         "subscribed_at",
         "store_id",
         "metadata",
+        "filter",  # beyond the module, added: null and "data" for its bodies
+        "format",
     }
+    assert (data["filter"], data["format"]) == (None, "data")
     assert (data["event_name"], data["recipient_url"], data["status"], data["store_id"], data["metadata"]) == (
         EVENT,
         "https://example.com/order_created",
@@ -542,3 +545,33 @@ def test_publish_answers_503_when_the_queue_is_unreachable(tmp_path: Path) -> No
         assert server.stop() == 0, server.log()
     assert response.status_code == 503, response.text
     assert set(response.json()) == {"message"} and "RabbitMQ" in response.json()["message"]
+
+
+def test_filter_and_format_are_optional_fields_of_async_event(site: dict[str, Any]) -> None:
+    query = "data.data.grand_total:[100 TO *] AND NOT data.data.status:canceled"
+    created = call(site, "POST", "/async_event", json=body(filter=query, format="cloudevents"))
+    assert created.status_code == 200, created.text
+    assert (created.json()["filter"], created.json()["format"]) == (query, "cloudevents")
+    path = f"/async_event/{created.json()['subscription_id']}"
+    shown = ae(site["config"], "subscriptions", "show", str(created.json()["subscription_id"]), "--json")
+    cli = json.loads(shown.stdout)
+    assert (cli["filter"], cli["format"]) == (query, "cloudevents")
+
+    before = subscription_count(site)
+    for payload, message in [
+        (body(filter="data.data.status:(pending"), "unclosed '(' at position 18"),
+        (body(filter="success:true"), "delivery body only"),
+        (body(format="xml"), "unknown format 'xml'"),
+        (body(filter=5), "asyncEvent.filter"),
+    ]:
+        response = call(site, "POST", "/async_event", json=payload)
+        assert response.status_code == 400 and message in response.json()["message"], response.text
+    assert subscription_count(site) == before
+
+    kept = call(site, "PUT", path, json={"asyncEvent": {"status": True}})  # absent: kept
+    assert kept.json()["filter"] == query
+    refused = call(site, "PUT", path, json={"asyncEvent": {"status": False, "filter": "a AND"}})
+    assert refused.status_code == 400 and "AND needs a term after it" in refused.json()["message"]
+    assert call(site, "GET", path).json() == kept.json()  # nothing changed, not even the status
+    cleared = call(site, "PUT", path, json={"asyncEvent": {"status": True, "filter": None, "format": "data"}})
+    assert (cleared.json()["filter"], cleared.json()["format"]) == (None, "data")
