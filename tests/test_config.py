@@ -26,6 +26,7 @@ DEFAULTS = {
     "concurrency": 64,
     "subscription_concurrency": 32,
     "eventbridge_source": "ae",
+    "cloudevents_source": "/ae",
 }
 
 
@@ -89,6 +90,7 @@ deny_private_targets = true
 concurrency = 128
 subscription_concurrency = 8
 eventbridge_source = "shop.example"
+cloudevents_source = "https://shop.example/ae"
 """,
     )
     config = load_config(path, environ={})
@@ -107,6 +109,7 @@ eventbridge_source = "shop.example"
         "concurrency": 128,
         "subscription_concurrency": 8,
         "eventbridge_source": "shop.example",
+        "cloudevents_source": "https://shop.example/ae",
     }
     assert isinstance(config.settings.backoff_exponent, float)
     assert set(config.sources.values()) == {"file"}
@@ -147,6 +150,7 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
         "concurrency": "env AE_CONCURRENCY",
         "subscription_concurrency": "default",
         "eventbridge_source": "default",
+        "cloudevents_source": "default",
     }
 
 

@@ -34,6 +34,9 @@ def render(data: dict[str, Any]) -> None:
     )
     say("")
 
+    # events held back by filters: a column only once some subscription has any
+    filtering = any(s["filtered"] for s in data["subscriptions"])
+
     def number(header: str, drop: int = 0) -> Col:
         return Col(header, whole=True, justify="right", drop=drop)
 
@@ -49,7 +52,7 @@ def render(data: dict[str, Any]) -> None:
             number("delivered"),
             number("retrying"),
             number("dead"),
-            number("filtered", drop=3),
+            *([number("filtered", drop=3)] if filtering else []),
         ],
         [
             (
@@ -63,7 +66,7 @@ def render(data: dict[str, Any]) -> None:
                 s["delivered"],
                 s["retrying"],
                 s["dead_lettered"],
-                s["filtered"],
+                *([s["filtered"]] if filtering else []),
             )
             for s in data["subscriptions"]
         ],
