@@ -92,8 +92,11 @@ def percentile(values: list[float], p: int) -> float:
 
 
 @contextmanager
-def ae_workspace(sink: Sink, queue: str, amqp_url: str, subscriptions: int, path: str = "hook") -> Iterator[Path]:
-    """A config, a fresh SQLite store and `subscriptions` subscribers, in a temporary folder."""
+def ae_workspace(
+    sink: Sink, queue: str, amqp_url: str, subscriptions: int, path: str = "hook", payload_filter: str | None = None
+) -> Iterator[Path]:
+    """A config, a fresh SQLite store and `subscriptions` subscribers (each with `payload_filter`),
+    in a temporary folder."""
     from asyncevents_cli.runtime import Runtime
     from asyncevents_cli.subscribe import subscribe
 
@@ -102,7 +105,9 @@ def ae_workspace(sink: Sink, queue: str, amqp_url: str, subscriptions: int, path
         config.write_text(f'[events."{EVENT}"]\n\n[settings]\nqueue = "{queue}"\namqp_url = "{amqp_url}"\n')
         with Runtime(config, environ={}) as rt:
             for n in range(subscriptions):
-                subscribe(rt.config, rt.store, EVENT, f"{sink.url}/{path}/{n}", secret=SECRET)
+                subscribe(
+                    rt.config, rt.store, EVENT, f"{sink.url}/{path}/{n}", secret=SECRET, payload_filter=payload_filter
+                )
         yield config
 
 
@@ -611,6 +616,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--render", type=Path, metavar="JSON", help="run nothing: print the report of a run saved with --json"
     )
+    parser.add_argument(
+        "--filter-cost",
+        action="store_true",
+        help="run only the filter comparison (issue 22): consumer CPU per event without a filter and with a"
+        " three-clause filter matching half or all of the events, interleaved --repeat times (bench/filter_cost.py)",
+    )
     parser.add_argument("--out", type=Path, help="also write the Markdown report here")
     parser.add_argument("--json", type=Path, help="write the raw figures here")
     args = parser.parse_args(argv)
@@ -635,6 +646,10 @@ def main(argv: list[str] | None = None) -> int:
         print(render(report_from_json(json.loads(args.render.read_text())), sizes))
         return 0
     signal.signal(signal.SIGTERM, interrupted)
+    if args.filter_cost:
+        from filter_cost import main as filter_cost
+
+        return filter_cost(sizes, max(1, args.repeat), args.out, args.json)
     command = "python bench/engine.py " + " ".join(argv if argv is not None else sys.argv[1:])
     report = Report(command.strip(), datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), args.quick, args.repeat)
     started = time.perf_counter()

@@ -13,9 +13,14 @@ Only the body's fields can be used (`data` and `data.<path>`): a filter runs
 before the attempt, so `success`, `created`, `log_id` and `uuid` do not exist
 yet, and `event_name` is the subscription's own.
 
-Cost: a compiled filter knows the payload paths it reads, so the body's terms
-are worked out for those paths only (a bare word, which searches every value,
-needs them all); `BodyTerms` of one body are shared by every filter that asks.
+Cost: each leaf of a compiled filter knows the payload path it reads, so a
+body's terms are worked out per path and per kind, on demand: a numeric range
+encodes the numbers at its path and analyses no words; a word or prefix
+analyses the words at its path only; a bare word (which searches every value)
+needs the whole body's terms. One body's terms are shared by every filter
+that asks (`BodyView`). Positions within one path differ from the whole
+body's only by a constant per value, and values stay VALUE_GAP apart, so
+every phrase answers the same.
 """
 
 from __future__ import annotations
@@ -30,12 +35,11 @@ from typing import Any
 from whoosh import query
 
 from ..errors import InputError
-from .analysis import BodyTerms, flatten, plain_text_terms
+from .analysis import BodyTerms, as_number, as_text, body_terms, field_name, plain_text_terms
 from .query import is_payload_field, malformed, parse, rewrite
 
 #: The only fields a filter may read: the body's.
 BODY_FIELD = "data"
-EVERY_PATH = None  # `CompiledFilter.paths` when a bare word needs every value
 
 
 @functools.cache
@@ -45,46 +49,40 @@ def _schema() -> Any:
     return build_schema()
 
 
+Check = Callable[["BodyView"], bool]
+
+
 @dataclass(frozen=True)
 class CompiledFilter:
-    """A filter ready to test bodies: its text, the rewritten query, and the payload
-    paths it reads (None: every path)."""
+    """A filter ready to test bodies: its text, the rewritten query, and the query turned
+    into one Python check."""
 
     text: str
     query: query.Query
-    paths: frozenset[str] | None
+    check: Check
 
     def matches(self, body: BodyView) -> bool:
-        return _matches(self.query, body.terms(self.paths))
+        return self.check(body)
 
 
-def _check_fields(parsed: query.Query, text: str) -> frozenset[str] | None:
-    """Refuse fields a body does not have; return the payload paths read (None: all)."""
-    paths: set[str] = set()
-    every = False
+def _check_fields(parsed: query.Query, text: str) -> None:
+    """Refuse fields a body does not have, naming the first one's position."""
     for leaf in parsed.leaves() if not parsed.is_leaf() else [parsed]:
         name = getattr(leaf, "fieldname", None) or BODY_FIELD
-        if name == BODY_FIELD:
-            every = True
-        elif is_payload_field(name):
-            paths.add(name)
-        else:
+        if name != BODY_FIELD and not is_payload_field(name):
             found = re.search(rf"(?<![\w.]){re.escape(name)}:", text)
             raise malformed(
                 f"a filter reads the delivery body only (data, data.<json.path>), not {name!r}",
                 found.start() if found else 0,
                 text,
             )
-    return None if every else frozenset(paths)
 
 
 def compile_filter(text: str) -> CompiledFilter:
     """Check and compile a filter; InputError (exit 2) names the first problem and its position."""
     parsed = parse(text, _schema())
-    paths = _check_fields(parsed, text)
-    rewritten = rewrite(parsed)
-    _check_supported(rewritten, text)
-    return CompiledFilter(text, rewritten, paths)
+    _check_fields(parsed, text)
+    return CompiledFilter(text, rewrite(parsed), _compile(parsed, text))
 
 
 def check_filter(text: str) -> str:
@@ -101,67 +99,120 @@ def compiled(text: str) -> CompiledFilter:
 
 
 class BodyView:
-    """One body, and its index terms worked out on demand for the paths a filter reads."""
+    """One body, and its index terms, worked out on demand per path and kind (see the module docstring)."""
 
-    __slots__ = ("body", "_cache")
+    __slots__ = ("body", "_values", "_words", "_numbers", "_whole", "_lowered")
 
     def __init__(self, body: Any) -> None:
         self.body = body
-        self._cache: dict[frozenset[str] | None, BodyTerms] = {}
+        self._values: dict[str, list[Any]] | None = None
+        self._words: dict[str, BodyTerms] = {}
+        self._numbers: dict[str, set[bytes]] = {}
+        self._whole: BodyTerms | None = None
+        self._lowered: dict[str, str] = {}
 
-    def terms(self, paths: frozenset[str] | None) -> BodyTerms:
-        found = self._cache.get(paths)
-        if found is None:
-            found = self._cache[paths] = _body_terms(self.body, paths)
-        return found
+    def values(self, path: str) -> list[Any]:
+        """The scalars at `path` (list items share their list's path), in body order."""
+        if self._values is None:
+            self._values = {}
+            if not isinstance(self.body, str):
+                _collect(self.body, BODY_FIELD, self._values)
+        return self._values.get(path, [])
+
+    def mentions(self, path: str, needle: str) -> bool:
+        """Whether the lowercased text of some value at `path` contains `needle`."""
+        lowered = self._lowered.get(path)
+        if lowered is None:
+            lowered = self._lowered[path] = "\0".join(as_text(value).lower() for value in self.values(path))
+        return needle in lowered
+
+    def field(self, name: str, path: str | None) -> Any:
+        """The terms of index field `name` that a leaf on `path` reads (None: a bare word's, the whole body)."""
+        if path is None:
+            if self._whole is None:
+                self._whole = plain_text_terms(self.body) if isinstance(self.body, str) else body_terms(self.body)
+            return _field_of(self._whole, name)
+        if name == "numbers":
+            found = self._numbers.get(path)
+            if found is None:
+                found = self._numbers[path] = _number_terms(path, self.values(path))
+            return found
+        terms = self._words.get(path)
+        if terms is None:
+            terms = self._words[path] = _words_at(path, self.values(path))
+        return _field_of(terms, name)
 
 
-def _body_terms(body: Any, paths: frozenset[str] | None) -> BodyTerms:
-    """`analysis.body_terms`, limited to `paths`. Positions differ from the full
-    terms only by a constant per value, and values stay VALUE_GAP apart, so
-    every phrase answers the same."""
-    if isinstance(body, str):
-        return plain_text_terms(body)
+def _collect(value: Any, path: str, found: dict[str, list[Any]]) -> None:
+    """`analysis.flatten`, gathered by path in one pass without generators (it runs once per event)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _collect(item, f"{path}.{field_name(key)}", found)
+    elif isinstance(value, list):
+        for item in value:
+            _collect(item, path, found)
+    else:
+        held = found.get(path)
+        if held is None:
+            found[path] = [value]
+        else:
+            held.append(value)
+
+
+def _words_at(path: str, values: list[Any]) -> BodyTerms:
+    """The index's terms of the values at one path (`BodyTerms.add_value`, as indexing runs it)."""
     terms = BodyTerms()
     position = 0
-    for path, value in flatten(body, BODY_FIELD):
-        if paths is None or path in paths:
-            position = terms.add_value(path, value, position)
+    for value in values:
+        position = terms.add_value(path, value, position)
     return terms
 
 
-# -- evaluating a rewritten query against one body's terms -------------------------
+def _number_terms(path: str, values: list[Any]) -> set[bytes]:
+    """The index's numeric terms of the values at one path, without analysing their words."""
+    from .index import number_terms
+
+    terms = BodyTerms()
+    for value in values:
+        number = as_number(value)
+        if number is not None and number == number and abs(number) != float("inf"):  # as add_value keeps them
+            terms.numbers.append((path, number))
+    return number_terms(terms)
 
 
-def _field_terms(terms: BodyTerms, fieldname: str) -> Any:
-    """The body's terms of one index field: a dict (with positions) or a set."""
-    if fieldname == "data":
-        return terms.data
-    if fieldname == "paths":
-        return terms.paths
-    if fieldname == "prefixes":
-        return terms.prefixes
-    if fieldname == "numbers":
+def _field_of(terms: BodyTerms, name: str) -> Any:
+    if name == "numbers":
         from .index import number_terms
 
         return number_terms(terms)
-    return {}
+    return getattr(terms, name)
 
 
-def _in_range(q: query.TermRange, term: Any) -> bool:
-    """Within the range's bounds; an empty bound is open, as whoosh reads it."""
-    start, end = q.start, q.end
-    above = start in (None, "", b"") or term > start or (term == start and not q.startexcl)
-    below = end in (None, "", b"") or term < end or (term == end and not q.endexcl)
-    return bool(above and below)
+# -- a rewritten query as one Python check of a body's terms ------------------------
+#
+# Each node becomes a closure once, when the filter is compiled, so testing a body
+# costs the checks themselves and no dispatch on query types.
+
+INDEX_FIELDS = ("data", "paths", "prefixes", "numbers")
 
 
-def _phrase(q: query.Phrase, held: Any) -> bool:
+def _bound(value: Any) -> Any:
+    """A range bound, or None for an open end (whoosh reads an empty bound as open)."""
+    return None if value in (None, "", b"") else value
+
+
+def _in_range(term: Any, start: Any, end: Any, startexcl: bool, endexcl: bool) -> bool:
+    above = start is None or term > start or (term == start and not startexcl)
+    below = end is None or term < end or (term == end and not endexcl)
+    return above and below
+
+
+def _phrase(held: Any, words: list[str], slop: int) -> bool:
     """Words in order, each at most `slop` positions after the one before (whoosh's
     SpanNear2 with mindist 1; slop 1 is consecutive)."""
     if not isinstance(held, dict):
         return False
-    positions: list[list[int]] = [held.get(word) or [] for word in q.words]
+    positions: list[list[int]] = [held.get(word) or [] for word in words]
     if not all(positions):
         return False
     later = [set(p) for p in positions[1:]]
@@ -169,57 +220,84 @@ def _phrase(q: query.Phrase, held: Any) -> bool:
     def follows(position: int, k: int) -> bool:
         if k == len(later):
             return True
-        return any(position + step in later[k] and follows(position + step, k + 1) for step in range(1, q.slop + 1))
+        return any(position + step in later[k] and follows(position + step, k + 1) for step in range(1, slop + 1))
 
     return any(follows(start, 0) for start in positions[0])
 
 
-def _leaf(q: query.Query, terms: BodyTerms) -> bool:
-    held = _field_terms(terms, q.fieldname)
-    if isinstance(q, query.Term):
-        return q.text in held
+def _needles(q: query.Query, path: str | None) -> list[str]:
+    """Text a body's values at `path` must contain (lowercased) for the leaf to match: every
+    word, part and prefix the index stores is a piece of the lowercased value, so a leaf
+    whose words are absent is answered without analysing anything."""
+    if path is None or q.fieldname not in ("paths", "prefixes"):
+        return []
+    start = len(path) + 1  # a term is path + mark + word
     if isinstance(q, query.Phrase):
-        return _phrase(q, held)
+        return [str(word)[start:] for word in q.words]
+    if isinstance(q, (query.Term, query.Prefix)):
+        return [str(q.text)[start:]]
+    return []
+
+
+def _leaf(q: query.Query, path: str | None, text: str) -> Check:
+    """One leaf of a rewritten query, with the cheap absence check of `_needles` first."""
+    exact = _exact_leaf(q, path, text)
+    needles = [n for n in _needles(q, path) if n]
+    if not needles or path is None:
+        return exact
+    at = path
+    return lambda body: all(body.mentions(at, needle) for needle in needles) and exact(body)
+
+
+def _exact_leaf(q: query.Query, path: str | None, text: str) -> Check:
+    """One leaf of a rewritten query, on an index field, for a payload `path` (None: the whole body)."""
+    name = q.fieldname
+    if name not in INDEX_FIELDS:
+        raise InputError(f"malformed query: {q} is not supported in a filter: {text}")
+    if isinstance(q, query.Term):
+        wanted = q.text
+        return lambda body: wanted in body.field(name, path)
+    if isinstance(q, query.Phrase):
+        words, slop = list(q.words), q.slop
+        return lambda body: _phrase(body.field(name, path), words, slop)
     if isinstance(q, query.Prefix):
-        return any(term.startswith(q.text) for term in held)
+        prefix = q.text
+        return lambda body: any(term.startswith(prefix) for term in body.field(name, path))
     if isinstance(q, query.Wildcard):
         pattern = re.compile(fnmatch.translate(q.text))
-        return any(pattern.match(term) for term in held)
+        return lambda body: any(pattern.match(term) for term in body.field(name, path))
     if isinstance(q, query.TermRange):
-        return any(_in_range(q, term) for term in held)
+        low, high, startexcl, endexcl = _bound(q.start), _bound(q.end), q.startexcl, q.endexcl
+        return lambda body: any(_in_range(term, low, high, startexcl, endexcl) for term in body.field(name, path))
     if isinstance(q, query.Every):
-        return bool(held)
-    raise InputError(f"malformed query: {q} is not supported in a filter")
+        return lambda body: bool(body.field(name, path))
+    raise InputError(f"malformed query: {q} is not supported in a filter: {text}")
 
 
-def _matches(q: query.Query, terms: BodyTerms) -> bool:
+def _compile(q: query.Query, text: str, path: str | None = None) -> Check:
+    """A parsed query as a check. A leaf on a payload field is rewritten as `ae search`
+    rewrites it (`query.rewrite`) and compiled knowing its path; compound nodes are
+    walked here, with `a -b` read as `a AND NOT b`, as `rewrite` does."""
     if q is query.NullQuery:
-        return False
-    compound = _COMPOUND.get(type(q))
-    if compound is not None:
-        return compound(q, terms)
+        return lambda body: False
+    if isinstance(q, (query.And, query.Or, query.DisjunctionMax)):
+        children = [_compile(c, text, path) for c in q.subqueries]
+        if isinstance(q, query.And):
+            return lambda body: all(child(body) for child in children)
+        return lambda body: any(child(body) for child in children)
+    if isinstance(q, query.Not):
+        inner = _compile(q.query, text, path)
+        return lambda body: not inner(body)
+    if isinstance(q, (query.Require, query.AndNot, query.AndMaybe)):
+        a, b = _compile(q.a, text, path), _compile(q.b, text, path)
+        if isinstance(q, query.Require):
+            return lambda body: a(body) and b(body)
+        if isinstance(q, query.AndNot):
+            return lambda body: a(body) and not b(body)
+        return a  # AndMaybe: b only scores
     if isinstance(q, query.Every) and getattr(q, "fieldname", None) in (None, "", "*"):
-        return True
-    return _leaf(q, terms)
-
-
-_COMPOUND: dict[type, Callable[[Any, BodyTerms], bool]] = {
-    query.And: lambda q, t: all(_matches(c, t) for c in q.subqueries),
-    query.Or: lambda q, t: any(_matches(c, t) for c in q.subqueries),
-    query.DisjunctionMax: lambda q, t: any(_matches(c, t) for c in q.subqueries),
-    query.Not: lambda q, t: not _matches(q.query, t),
-    query.Require: lambda q, t: _matches(q.a, t) and _matches(q.b, t),
-    query.AndMaybe: lambda q, t: _matches(q.a, t),
-    query.AndNot: lambda q, t: _matches(q.a, t) and not _matches(q.b, t),
-}
-_LEAVES = (query.Term, query.Phrase, query.Prefix, query.Wildcard, query.TermRange, query.Every)
-
-
-def _check_supported(q: query.Query, text: str) -> None:
-    """Every node is one the evaluator answers: found at subscribe time, not in the consumer."""
-    if q is query.NullQuery or type(q) in _COMPOUND:
-        for child in q.children():
-            _check_supported(child, text)
-        return
-    if not isinstance(q, _LEAVES):
-        raise InputError(f"malformed query: {q} is not supported in a filter: {text}")
+        return lambda body: True
+    name = getattr(q, "fieldname", None)
+    if name is not None and is_payload_field(name) and path is None:
+        return _compile(rewrite(q), text, name)
+    return _leaf(q, path, text)
