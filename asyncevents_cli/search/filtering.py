@@ -105,19 +105,21 @@ class BodyView:
 
     def __init__(self, body: Any) -> None:
         self.body = body
-        self._values: dict[str, list[Any]] | None = None
+        self._values: dict[str, list[Any]] = {}
         self._words: dict[str, BodyTerms] = {}
         self._numbers: dict[str, set[bytes]] = {}
         self._whole: BodyTerms | None = None
         self._lowered: dict[str, str] = {}
 
     def values(self, path: str) -> list[Any]:
-        """The scalars at `path` (list items share their list's path), in body order."""
-        if self._values is None:
-            self._values = {}
+        """The scalars at `path` (list items share their list's path), in body order: what
+        `analysis.flatten` yields for that path, reached by walking down that path only."""
+        found = self._values.get(path)
+        if found is None:
+            found = self._values[path] = []
             if not isinstance(self.body, str):
-                _collect(self.body, BODY_FIELD, self._values)
-        return self._values.get(path, [])
+                _walk(self.body, path.split(".")[1:], 0, found)
+        return found
 
     def mentions(self, path: str, needle: str) -> bool:
         """Whether the lowercased text of some value at `path` contains `needle`."""
@@ -143,20 +145,19 @@ class BodyView:
         return _field_of(terms, name)
 
 
-def _collect(value: Any, path: str, found: dict[str, list[Any]]) -> None:
-    """`analysis.flatten`, gathered by path in one pass without generators (it runs once per event)."""
+def _walk(value: Any, steps: list[str], depth: int, found: list[Any]) -> None:
+    """Append the scalars at the path `steps` below `value` (keys compared as `field_name` makes them)."""
     if isinstance(value, dict):
-        for key, item in value.items():
-            _collect(item, f"{path}.{field_name(key)}", found)
+        if depth < len(steps):
+            step = steps[depth]
+            for key, item in value.items():
+                if field_name(key) == step:
+                    _walk(item, steps, depth + 1, found)
     elif isinstance(value, list):
         for item in value:
-            _collect(item, path, found)
-    else:
-        held = found.get(path)
-        if held is None:
-            found[path] = [value]
-        else:
-            held.append(value)
+            _walk(item, steps, depth, found)
+    elif depth == len(steps):
+        found.append(value)
 
 
 def _words_at(path: str, values: list[Any]) -> BodyTerms:
