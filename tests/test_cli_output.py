@@ -205,6 +205,6 @@ def test_subscriptions_list(shop: Path) -> None:
         " 2  sales.order.created  https://crm.example.com/hooks/orders  enabled",
     ]
     assert result.stderr == (
-        "(not shown at this width: headers, modified (UTC), notifier, store, signature, "
+        "(not shown at this width: headers, format, filter, modified (UTC), notifier, store, signature, "
         "subscribed (UTC); widen the terminal or use --json)\n"
     )
