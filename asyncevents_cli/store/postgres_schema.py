@@ -6,7 +6,7 @@ sortable text, `success` is 0/1, ids are 64-bit identities.
 
 from __future__ import annotations
 
-from .schema import FILTER_TABLES, Migration
+from .schema import FILTER_COLUMNS, FILTER_DESCRIPTION, FILTER_TABLE, Migration
 
 FIRST_TABLES = (
     "CREATE TABLE store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -42,5 +42,9 @@ MIGRATIONS = (
         FIRST_TABLES,
         apply=lambda store: store._new_log_generation(),
     ),
-    Migration(6, "subscription filters and body formats; events filtered out per subscription", FILTER_TABLES),
+    Migration(
+        6,
+        FILTER_DESCRIPTION,
+        (*(f"ALTER TABLE subscriptions ADD COLUMN IF NOT EXISTS {n} {d}" for n, d in FILTER_COLUMNS), FILTER_TABLE),
+    ),
 )

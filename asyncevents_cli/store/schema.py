@@ -27,13 +27,14 @@ CREATE_VERSION_TABLE = (
     " description TEXT NOT NULL, applied TEXT NOT NULL)"
 )
 
-#: Migration 6, the same SQL on both backends: a subscription's filter and body
-#: format, and how many events each subscription's filter has held back.
-FILTER_TABLES = (
-    "ALTER TABLE subscriptions ADD COLUMN payload_filter TEXT",
-    "ALTER TABLE subscriptions ADD COLUMN body_format TEXT NOT NULL DEFAULT 'data'",
-    "CREATE TABLE filtered_events (subscription_id BIGINT PRIMARY KEY, filtered BIGINT NOT NULL DEFAULT 0)",
+#: Migration 6 on both backends: a subscription's filter and body format (columns),
+#: and how many events each subscription's filter has held back (a table).
+FILTER_COLUMNS = (("payload_filter", "TEXT"), ("body_format", "TEXT NOT NULL DEFAULT 'data'"))
+FILTER_TABLE = (
+    "CREATE TABLE IF NOT EXISTS filtered_events"
+    " (subscription_id BIGINT PRIMARY KEY, filtered BIGINT NOT NULL DEFAULT 0)"
 )
+FILTER_DESCRIPTION = "subscription filters and body formats; events filtered out per subscription"
 
 
 class StoreTooNew(AeError):

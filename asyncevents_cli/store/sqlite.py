@@ -19,7 +19,7 @@ from ..errors import AeError
 from ..secretbox import SecretBox
 from .api import Store
 from .base import Result
-from .schema import FILTER_TABLES, Migration
+from .schema import FILTER_COLUMNS, FILTER_DESCRIPTION, FILTER_TABLE, Migration
 
 DELIVERY_LOG_SQL = """
 CREATE TABLE delivery_log (
@@ -83,6 +83,15 @@ def _first_schema(store: SqliteStore) -> None:
         )
 
 
+def _filter_schema(store: SqliteStore) -> None:
+    """Version 6 (see `schema.FILTER_COLUMNS`); a column already there is kept, as in version 1."""
+    columns = store._columns("subscriptions")
+    for name, definition in FILTER_COLUMNS:
+        if name not in columns:
+            store._run(f"ALTER TABLE subscriptions ADD COLUMN {name} {definition}")
+    store._run(FILTER_TABLE)
+
+
 MIGRATIONS = (
     Migration(
         1,
@@ -90,7 +99,7 @@ MIGRATIONS = (
         " (stores from before versions are brought level)",
         apply=_first_schema,
     ),
-    Migration(6, "subscription filters and body formats; events filtered out per subscription", FILTER_TABLES),
+    Migration(6, FILTER_DESCRIPTION, apply=lambda store: _filter_schema(store)),
 )
 
 
