@@ -254,3 +254,19 @@ def test_status_shows_the_filtered_count(config_path: Path, receiver: Receiver) 
     [row] = ok_json(config_path, "status")["subscriptions"]
     assert (row["attempts"], row["filtered"]) == (2, len(PAYLOADS) - 2)
     assert "filtered" in ok(config_path, "status", env={"COLUMNS": "200"}).stdout
+
+
+def test_a_stored_filter_that_no_longer_parses_hides_nothing(
+    config_path: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Written by another version of ae, say: every event is delivered, and a warning says why."""
+    with Runtime(config_path, environ={}) as rt:
+        subscription, _ = subscribe(rt.config, rt.store, EVENT, receiver.endpoint("/x"))
+        rt.store.set_delivery_shape(subscription.subscription_id, "data.data.status:(pending", "data")
+        for payload in PAYLOADS[:3]:
+            publish(rt.config, rt.queue, EVENT, payload)
+        with caplog.at_level("WARNING", logger="asyncevents_cli"):
+            rt.consumer(poll_timeout=0.02).run(until_empty=True)
+    assert len(receiver.to("/x")) == 3
+    warnings = [r.getMessage() for r in caplog.records if "its filter cannot be read" in r.getMessage()]
+    assert len(warnings) == 1 and "unclosed '('" in warnings[0]
