@@ -35,7 +35,7 @@ from typing import Any
 from whoosh import query
 
 from ..errors import InputError
-from .analysis import BodyTerms, as_number, as_text, body_terms, field_name, plain_text_terms
+from .analysis import WORD, BodyTerms, as_number, as_text, body_terms, expand, field_name, plain_text_terms, words
 from .query import is_payload_field, malformed, parse, rewrite
 
 #: The only fields a filter may read: the body's.
@@ -101,25 +101,25 @@ def compiled(text: str) -> CompiledFilter:
 class BodyView:
     """One body, and its index terms, worked out on demand per path and kind (see the module docstring)."""
 
-    __slots__ = ("body", "_values", "_words", "_numbers", "_whole", "_lowered")
+    __slots__ = ("body", "_values", "_words", "_numbers", "_prefixes", "_whole", "_lowered")
 
     def __init__(self, body: Any) -> None:
         self.body = body
-        self._values: dict[str, list[Any]] = {}
+        self._values: dict[str, list[Any]] | None = None
         self._words: dict[str, BodyTerms] = {}
         self._numbers: dict[str, set[bytes]] = {}
+        self._prefixes: dict[str, set[str]] = {}
         self._whole: BodyTerms | None = None
         self._lowered: dict[str, str] = {}
 
     def values(self, path: str) -> list[Any]:
         """The scalars at `path` (list items share their list's path), in body order: what
-        `analysis.flatten` yields for that path, reached by walking down that path only."""
-        found = self._values.get(path)
-        if found is None:
-            found = self._values[path] = []
+        `analysis.flatten` yields for that path. One pass over the body serves every path."""
+        if self._values is None:
+            self._values = {}
             if not isinstance(self.body, str):
-                _walk(self.body, path.split(".")[1:], 0, found)
-        return found
+                _collect(self.body, BODY_FIELD, self._values)
+        return self._values.get(path, [])
 
     def mentions(self, path: str, needle: str) -> bool:
         """Whether the lowercased text of some value at `path` contains `needle`."""
@@ -139,25 +139,31 @@ class BodyView:
             if found is None:
                 found = self._numbers[path] = _number_terms(path, self.values(path))
             return found
+        if name == "prefixes":  # asked for first by a prefix query: no positions needed
+            prefixes = self._prefixes.get(path)
+            if prefixes is None:
+                prefixes = self._prefixes[path] = _prefixes_at(path, self.values(path))
+            return prefixes
         terms = self._words.get(path)
         if terms is None:
             terms = self._words[path] = _words_at(path, self.values(path))
         return _field_of(terms, name)
 
 
-def _walk(value: Any, steps: list[str], depth: int, found: list[Any]) -> None:
-    """Append the scalars at the path `steps` below `value` (keys compared as `field_name` makes them)."""
+def _collect(value: Any, path: str, found: dict[str, list[Any]]) -> None:
+    """`analysis.flatten`, gathered by path in one pass without generators (it runs once per event)."""
     if isinstance(value, dict):
-        if depth < len(steps):
-            step = steps[depth]
-            for key, item in value.items():
-                if field_name(key) == step:
-                    _walk(item, steps, depth + 1, found)
+        for key, item in value.items():
+            _collect(item, path + "." + field_name(key), found)
     elif isinstance(value, list):
         for item in value:
-            _walk(item, steps, depth, found)
-    elif depth == len(steps):
-        found.append(value)
+            _collect(item, path, found)
+    else:
+        held = found.get(path)
+        if held is None:
+            found[path] = [value]
+        else:
+            held.append(value)
 
 
 def _words_at(path: str, values: list[Any]) -> BodyTerms:
@@ -167,6 +173,12 @@ def _words_at(path: str, values: list[Any]) -> BodyTerms:
     for value in values:
         position = terms.add_value(path, value, position)
     return terms
+
+
+def _prefixes_at(path: str, values: list[Any]) -> set[str]:
+    """The `prefixes` terms `BodyTerms.add_value` would make for the values at one path,
+    from the same words and `expand`, without its position lists."""
+    return {path + WORD + prefix for value in values for word in words(as_text(value)) for prefix in expand(word)[1]}
 
 
 def _number_terms(path: str, values: list[Any]) -> set[bytes]:
