@@ -129,7 +129,7 @@ class AeGroup(TyperGroup):
         except typer.TyperException as exc:  # click's UsageError / BadParameter
             context = getattr(exc, "ctx", None)
             where = f" (see `{context.command_path} --help`)" if context is not None else ""
-            _note(f"ae: error: {exc.format_message()}{where}")
+            _note(f"ae: error: {_usage_message(exc)}{where}")
             sys.exit(getattr(exc, "exit_code", 2))
         except typer.Abort:
             _note("ae: aborted")
@@ -167,6 +167,16 @@ class AeGroup(TyperGroup):
                 f"ae: unexpected error: {exc.__class__.__name__}: {exc} (set AE_DEBUG=1 for the traceback)",
                 EXIT_FAILURE,
             )
+
+
+def _usage_message(exc: Any) -> str:
+    """What a usage error says. A group run without its command (bare `ae`, `ae consume`) has
+    printed its help already (rich renders it straight to the terminal): the line names what is missing."""
+    if type(exc).__name__ == "NoArgsIsHelpError":  # by name: typer keeps click's classes private
+        if exc.format_message():  # a plain-text help, returned rather than printed
+            print(exc.format_message())
+        return "a command is missing: give one of the commands listed above"
+    return str(exc.format_message()) or f"{type(exc).__name__} with no message"
 
 
 def _note(message: str) -> None:
