@@ -44,6 +44,9 @@ COMMANDS: dict[str, LazyCommand] = {
     "status": LazyCommand(
         "status", "status", "Show queue depths (trigger, retry due, retry delayed, dead letters) and deliveries."
     ),
+    "listen": LazyCommand(
+        "listen", "listen", "Receive webhooks locally and print one line per delivery, until Ctrl-C (exit 0)."
+    ),
     "init": LazyCommand(
         "init", "init", "Write a commented events.toml: one example event, and every setting at its default."
     ),
@@ -67,6 +70,9 @@ COMMANDS: dict[str, LazyCommand] = {
     "deadletters": LazyCommand("status", "deadletters_app", "Parked messages: list, purge, requeue parked triggers."),
     "tokens": LazyCommand("tokens", "tokens_app", "API tokens for `ae serve` (REST API and admin pages)."),
     "db": LazyCommand("db", "db_app", "The store's schema: its version, and migrating it."),
+    "key": LazyCommand(
+        "key", "key_app", "The key for secrets at rest (AE_SECRET_KEY, or the key file beside a SQLite store)."
+    ),
 }
 
 
