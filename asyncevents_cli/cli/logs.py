@@ -42,7 +42,7 @@ ATTEMPT_COLUMNS = [
     Col("event"),
     Col("sub", whole=True, justify="right"),
     Col("ok", whole=True),
-    Col("time (UTC)", comfort=10),
+    Col("time (UTC)", whole=True, drop=1),
     Col("code", whole=True, drop=1, justify="right"),
     Col("try", whole=True, drop=2, justify="right"),
     Col("took", whole=True, drop=2, justify="right"),
@@ -230,7 +230,7 @@ def render_trace(data: dict[str, Any]) -> None:
     table(
         [
             Col("#", whole=True, justify="right"),
-            Col("time (UTC)"),
+            Col("time (UTC)", whole=True),
             Col("result", whole=True),
             Col("took", whole=True, justify="right"),
             Col("response"),
