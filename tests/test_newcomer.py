@@ -11,7 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_config
+from conftest import Receiver, ok, write_config
+from cryptography.fernet import Fernet
+
+EVENT = "sales.order.created"
 
 AE = str(Path(sys.executable).with_name("ae"))
 
@@ -52,3 +55,44 @@ def test_a_missing_config_suggests_ae_init(tmp_path: Path) -> None:
     )
     assert run_ae("init", cwd=tmp_path).returncode == 0
     assert run_ae("events", "list", cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_each_attempt_records_where_it_went_and_trace_shows_it_where_it_differs(
+    backend: str, tmp_path: Path, receiver: Receiver, request: pytest.FixtureRequest
+) -> None:
+    env = {"AE_SECRET_KEY": Fernet.generate_key().decode()}
+    database = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    config = write_config(tmp_path, **({"database": database} if database else {}))
+    old = receiver.script("/old", 500).replace("http://", "http://shop:hunter2@")
+    ok(config, "subscribe", EVENT, old, "--secret", "s", env=env)
+    ok(config, "publish", EVENT, "--data", '{"increment_id": "CK1"}', env=env)
+    ok(config, "consume", "trigger", "--until-empty", env=env)
+    ok(config, "subscriptions", "update", "1", "--url", receiver.endpoint("/new"), env=env)
+    ok(config, "consume", "retry", "--until-empty", env=env)
+    [uuid] = {r["uuid"] for r in json.loads(ok(config, "logs", "--json", env=env).stdout)}
+    traced = json.loads(ok(config, "trace", uuid, "--json", env=env).stdout)
+    redacted_old = old.replace("shop:hunter2@", "***@")
+    assert [(a["recipient_url"], a["sent_elsewhere"]) for a in traced["attempts"]] == [
+        (redacted_old, True),
+        (receiver.endpoint("/new"), False),
+    ]
+    assert traced["recipient_url"] == receiver.endpoint("/new")
+    shown = ok(config, "trace", uuid, env={**env, "COLUMNS": "200"}).stdout
+    assert "hunter2" not in shown and "hunter2" not in json.dumps(traced)
+    header, _rule, first, second = shown.split("Attempts\n")[1].split("\n\n")[0].splitlines()
+    assert "sent to" in header
+    assert redacted_old in first and receiver.endpoint("/new") not in second
+
+
+def test_a_trace_whose_attempts_all_went_to_the_current_url_has_no_sent_to_column(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    config = write_config(tmp_path)
+    ok(config, "subscribe", EVENT, receiver.endpoint("/hook"), "--secret", "s")
+    ok(config, "publish", EVENT, "--data", "{}")
+    ok(config, "consume", "all", "--until-empty")
+    [row] = json.loads(ok(config, "logs", "--json").stdout)
+    [attempt] = json.loads(ok(config, "trace", row["uuid"], "--json").stdout)["attempts"]
+    assert (attempt["recipient_url"], attempt["sent_elsewhere"]) == (receiver.endpoint("/hook"), False)
+    assert "sent to" not in ok(config, "trace", row["uuid"], env={"COLUMNS": "200"}).stdout
