@@ -38,8 +38,8 @@ LISTING = [
     ("header_names", "headers", Col("headers", drop=3)),
     ("format", "format", Col("format", drop=3)),
     ("filter", "filter", Col("filter", drop=3)),
-    ("subscribed_at", "subscribed (UTC)", Col("subscribed (UTC)", drop=1)),
-    ("modified", "modified (UTC)", Col("modified (UTC)", drop=3)),
+    ("subscribed_at", "subscribed (UTC)", Col("subscribed (UTC)", whole=True, drop=1)),
+    ("modified", "modified (UTC)", Col("modified (UTC)", whole=True, drop=3)),
 ]
 DETAIL = [*((key, header) for key, header, _ in LISTING), ("previous_secret_until", "previous secret until (UTC)")]
 

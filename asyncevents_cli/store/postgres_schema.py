@@ -43,6 +43,11 @@ MIGRATIONS = (
         apply=lambda store: store._new_log_generation(),
     ),
     Migration(
+        4,
+        "delivery_log.recipient_url: where each attempt was sent",
+        ("ALTER TABLE delivery_log ADD COLUMN recipient_url TEXT",),
+    ),
+    Migration(
         6,
         FILTER_DESCRIPTION,
         (*(f"ALTER TABLE subscriptions ADD COLUMN IF NOT EXISTS {n} {d}" for n, d in FILTER_COLUMNS), FILTER_TABLE),

@@ -83,6 +83,10 @@ def _first_schema(store: SqliteStore) -> None:
         )
 
 
+#: Each attempt records the recipient it went to: a subscription's URL can change after it.
+ADD_RECIPIENT_URL = "ALTER TABLE delivery_log ADD COLUMN recipient_url TEXT"
+
+
 def _filter_schema(store: SqliteStore) -> None:
     """Version 6 (see `schema.FILTER_COLUMNS`); a column already there is kept, as in version 1."""
     columns = store._columns("subscriptions")
@@ -99,6 +103,7 @@ MIGRATIONS = (
         " (stores from before versions are brought level)",
         apply=_first_schema,
     ),
+    Migration(4, "delivery_log.recipient_url: where each attempt was sent", (ADD_RECIPIENT_URL,)),
     Migration(6, FILTER_DESCRIPTION, apply=lambda store: _filter_schema(store)),
 )
 
