@@ -22,7 +22,8 @@ from whoosh import index
 from whoosh.writing import SegmentWriter
 
 from asyncevents_cli.search import index as search_index
-from asyncevents_cli.search.index import LeanCodec, SearchIndex, build_schema, log_document
+from asyncevents_cli.search.documents import LeanCodec, build_schema, log_document
+from asyncevents_cli.search.index import SearchIndex
 from asyncevents_cli.search.segment import BulkWriter
 from asyncevents_cli.store import Store
 
@@ -183,7 +184,7 @@ def test_phrases_match_what_whoosh_matches(tmp_path: Path) -> None:
     """`matching` compares positions itself; whoosh's span matcher is the reference."""
     from whoosh import query
 
-    from asyncevents_cli.search.index import parser_schema
+    from asyncevents_cli.search.documents import parser_schema
     from asyncevents_cli.search.matching import SegmentMatcher
     from asyncevents_cli.search.query import parse_for_index
 

@@ -24,18 +24,43 @@ and whoosh writes the segment its own way.
 
 from __future__ import annotations
 
+import re
+import sys
 import zlib
+from array import array
 from collections.abc import Callable
 from hashlib import md5
 from pickle import dumps
 from typing import Any
 
-from whoosh import fields
-from whoosh.analysis import IDTokenizer, LowercaseFilter
-from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3TermInfo
+from whoosh import fields, query
+from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3LeafMatcher, W3TermInfo
+from whoosh.matching.wrappers import FilterMatcher
+from whoosh.reading import TermNotFound
 from whoosh.system import emptybytes, pack_int, pack_long, pack_uint, pack_ushort
-from whoosh.util.numeric import length_to_byte, to_sortable
+from whoosh.util.numeric import length_to_byte
 from whoosh.writing import SegmentWriter
+
+from .fieldterms import term_maker
+
+# Every private whoosh name this module relies on, as (owner, name): the
+# format-compatibility test (tests/test_search_segment.py) checks each exists,
+# naming the one that moved, and compares what this module writes and reads with
+# whoosh's own writer and reader.
+PRIVATE_NAMES: tuple[tuple[Any, str], ...] = (
+    (SegmentWriter, "_check_state"),
+    (SegmentWriter, "_flush_segment"),
+    (SegmentWriter, "_close_segment"),
+    (SegmentWriter, "_commit_toc"),
+    (SegmentWriter, "_finish"),
+    (W3TermInfo, "_struct"),
+    (W3LeafMatcher, "_read_ids"),
+    (W3LeafMatcher, "_read_values"),
+    (W3LeafMatcher, "_next_block"),
+    (fields.DATETIME, "_parse_datestring"),
+    (query.NumericRange, "_compile_query"),
+    (query.MultiTerm, "_btexts"),
+)
 
 LENGTH_PAIR = __import__("struct").Struct("!ii")  # OrderedHashWriter's key/value length prefix
 NO_LENGTH = length_to_byte(None)
@@ -69,62 +94,103 @@ def _positions_value(positions: list[int]) -> bytes:
     return encode_positions(positions)
 
 
-def numeric_terms(field: fields.NUMERIC, number: Any) -> list[bytes]:
-    """What `field.index(number)` yields as terms, converting the number once, not once per tier."""
-    if isinstance(field, fields.DATETIME):
-        number = field.prepare_datetime(number)
-    x = to_sortable(field.numtype, field.bits, field.signed, field.prepare_number(number))
-    if not field.shift_step:
-        return [field.sortable_to_bytes(x)]
-    return [field.sortable_to_bytes(x, shift) for shift in range(0, field.bits, field.shift_step)]
+def read_toc(ix: Any) -> None:
+    """Read an index's table of contents (its segment list): garbage fails here."""
+    ix._read_toc()
 
 
-MERGE_AT = 10  # small segments an index may hold before a commit merges some
+def compiled_range(q: query.NumericRange, reader: Any) -> query.Query:
+    """A numeric or date range as the term ranges whoosh would search."""
+    return q._compile_query(reader)
 
 
-def merge_small_segments(writer: Any, segments: list[Any]) -> list[Any]:
-    """A merge policy (whoosh's `mergetype`) for catch-ups, which add one small segment each.
-
-    Once MERGE_AT segments hold fewer than `writer.merge_below` documents, the
-    smallest are merged into this commit's segment, up to `merge_below` documents
-    in all. Larger segments (those of a build) are never merged: a merge holds its
-    postings in memory, as a build does, and whoosh's own MERGE_SMALL would merge
-    half of a 100,000-row index through its posting pool (96 s for one catch-up)."""
-    from whoosh.reading import SegmentReader
-
-    limit = writer.merge_below
-    small = sorted((s for s in segments if s.doc_count_all() < limit), key=lambda s: s.doc_count_all())
-    if len(small) < MERGE_AT:
-        return segments
-    taken: list[Any] = []
-    total = 0
-    for segment in small:
-        if taken and total + segment.doc_count_all() > limit:
-            break
-        taken.append(segment)
-        total += segment.doc_count_all()
-    if len(taken) < 2:
-        return segments
-    for segment in taken:
-        reader = SegmentReader(writer.storage, writer.schema, segment)
-        writer.add_reader(reader)
-        reader.close()
-    return [s for s in segments if s not in taken]
+def range_terms(q: query.MultiTerm, reader: Any) -> Any:
+    """The terms a prefix, wildcard or term range expands to in one segment."""
+    return q._btexts(reader)
 
 
-def _is_keyword(field: fields.FieldType) -> bool:
-    """An ID field analysed as one lowercased token (index.build_schema's uuid and event_name)."""
-    items = getattr(field.analyzer, "items", ())
-    return isinstance(field, fields.ID) and [type(i) for i in items] == [IDTokenizer, LowercaseFilter]
+class CreatedField(fields.DATETIME):
+    """DATETIME that also reads ISO forms people type (2026-01-31T10:00:00Z, 2026-01-31 10:00),
+    with 4 numeric terms per value instead of 8."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shift_step = 16
+
+    def _parse_datestring(self, qstring: str) -> Any:
+        return super()._parse_datestring(re.sub(r"[TtZz:]", "", qstring))
 
 
-def term_maker(field: fields.FieldType) -> Callable[[Any], list[bytes]]:
-    """value -> the terms `field.index(value)` yields, without whoosh's per-token objects where that is simple."""
-    if isinstance(field, fields.NUMERIC):
-        return lambda value: numeric_terms(field, value)
-    if _is_keyword(field):
-        return lambda value: [value.lower().encode("utf-8")]
-    return lambda value: [tbytes for tbytes, _, _, _ in field.index(value)]
+def term_docs(reader: Any, fieldname: str, text: Any) -> list[int]:
+    """The live documents holding one term."""
+    if fieldname not in reader.schema:
+        return []
+    btext = text if isinstance(text, bytes) else reader.schema[fieldname].to_bytes(text)
+    try:
+        matcher = reader.postings(fieldname, btext)
+    except TermNotFound:
+        return []
+    deleted = None
+    if isinstance(matcher, FilterMatcher):  # the segment has deletions
+        deleted = reader.deleted_docs_set
+        matcher = matcher.child
+    ids: list[int] = []
+    if isinstance(matcher, W3LeafMatcher):
+        while matcher.is_active():
+            if matcher._ids is None:
+                matcher._read_ids()
+            ids.extend(matcher._ids[matcher._i :])
+            matcher._next_block()
+    else:
+        ids.extend(matcher.all_ids())
+    return [i for i in ids if i not in deleted] if deleted else ids
+
+
+def term_positions(reader: Any, fieldname: str, btext: bytes) -> dict[int, bytes]:
+    """docnum -> the encoded positions of one term, for the live documents holding it."""
+    try:
+        matcher = reader.postings(fieldname, btext)
+    except TermNotFound:
+        return {}
+    deleted = None
+    if isinstance(matcher, FilterMatcher):
+        deleted = reader.deleted_docs_set
+        matcher = matcher.child
+    found: dict[int, bytes] = {}
+    if isinstance(matcher, W3LeafMatcher):
+        while matcher.is_active():
+            if matcher._ids is None:
+                matcher._read_ids()
+            if matcher._values is None:
+                matcher._read_values()
+            found.update(zip(matcher._ids[matcher._i :], matcher._values[matcher._i :]))
+            matcher._next_block()
+    else:
+        found.update(matcher.all_items())
+    if deleted:
+        for docnum in deleted.intersection(found):
+            del found[docnum]
+    return found
+
+
+def log_id_column(reader: Any) -> Callable[[int], int]:
+    """docnum -> log_id for one segment, read in one go when the column allows it."""
+    column = reader.column_reader("log_id", translate=False)
+    field = reader.schema["log_id"]
+    raw = getattr(column, "_dbfile", None)
+    typecode = getattr(column, "_typecode", None)
+    if raw is not None and typecode == "Q":
+        count = reader.doc_count_all()
+        values = array("Q")
+        values.frombytes(raw.get(column._basepos, count * values.itemsize))
+        if sys.byteorder == "little":
+            values.byteswap()  # whoosh writes columns big-endian
+        convert = field.from_column_value
+        first = convert(values[0]) if count else 0
+        offset = values[0] - first if count else 0
+        return lambda docnum: values[docnum] - offset
+    translated = reader.column_reader("log_id")
+    return translated.__getitem__
 
 
 class BulkWriter(SegmentWriter):
@@ -228,8 +294,6 @@ class BulkWriter(SegmentWriter):
     def add_postings_to_pool(self, reader: Any, startdoc: int, docmap: dict[int, int] | None) -> None:
         """A merged segment's postings (`add_reader`): into this writer's tables, read a
         block at a time, instead of whoosh's pool one posting at a time."""
-        from .matching import term_docs, term_positions
-
         for name in reader.indexed_field_names():
             if name not in self.schema:
                 continue
