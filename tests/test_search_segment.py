@@ -230,3 +230,43 @@ def test_a_failing_worker_is_reported_as_an_error(tmp_path: Path) -> None:
     row = rows(1)[0]
     with pytest.raises(AeError, match="search index worker failed"):
         build_segments(str(tmp_path / "no-index-here"), iter([[row], [row]]), 2)
+
+
+# -- whoosh's private names: in segment.py only, and still where they were ------------
+
+
+def test_every_private_whoosh_name_segment_relies_on_still_exists() -> None:
+    """A whoosh release that renames or removes one fails here, naming it, rather
+    than as silent rebuilds or wrong results (the format test above then says whether
+    what segment.py writes and reads is still whoosh's format)."""
+    from asyncevents_cli.search.segment import PRIVATE_NAMES
+
+    missing = [
+        f"{owner.__module__}.{owner.__qualname__}.{name}" for owner, name in PRIVATE_NAMES if not hasattr(owner, name)
+    ]
+    assert not missing, f"whoosh no longer has {', '.join(missing)}: search/segment.py must follow it"
+
+
+def test_no_other_search_module_touches_a_private_whoosh_name() -> None:
+    import ast
+
+    folder = Path(__file__).resolve().parent.parent / "asyncevents_cli" / "search"
+    found = []
+    for path in sorted(folder.glob("*.py")):
+        if path.name == "segment.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            private_attribute = (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+            )
+            private_import = (
+                isinstance(node, ast.ImportFrom)
+                and (node.module or "").startswith("whoosh")
+                and any(alias.name.startswith("_") for alias in node.names)
+            )
+            if private_attribute or private_import:
+                found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    assert found == []

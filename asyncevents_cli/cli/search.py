@@ -133,6 +133,7 @@ def rebuild(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Rebuild the search index from the whole delivery log."""
     ix = _index(ctx)
     try:
+        ix.check_folder()  # a folder ae did not create is refused before any progress shows
         total = runtime(ctx).store.count_logs_after(0)
         with progress_bar("rebuilding the search index", total, not as_json) as advance:
             count = ix.rebuild(advance)

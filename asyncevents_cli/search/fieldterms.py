@@ -1,13 +1,16 @@
-"""The terms whoosh's own field types make of a value, through whoosh's public API,
-without the per-token objects of `field.index()` where that is simple."""
+"""The terms whoosh's own field types make of a value, without the per-token
+objects of `field.index()` where that is simple, and positions as whoosh encodes
+them: whoosh's public API only (its private names are in `segment`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pickle import dumps
 from typing import Any
 
 from whoosh import fields
 from whoosh.analysis import IDTokenizer, LowercaseFilter
+from whoosh.system import pack_uint
 from whoosh.util.numeric import to_sortable
 
 
@@ -34,3 +37,23 @@ def term_maker(field: fields.FieldType) -> Callable[[Any], list[bytes]]:
     if _is_keyword(field):
         return lambda value: [value.lower().encode("utf-8")]
     return lambda value: [tbytes for tbytes, _, _, _ in field.index(value)]
+
+
+def encode_positions(positions: list[int]) -> bytes:
+    """whoosh's `formats.Positions.encode`: a count, then the pickled deltas."""
+    deltas = [positions[0]]
+    deltas.extend(b - a for a, b in zip(positions, positions[1:]))
+    return pack_uint(len(deltas)) + dumps(deltas, 2)
+
+
+_single_position: dict[int, bytes] = {}
+
+
+def positions_value(positions: list[int]) -> bytes:
+    if len(positions) == 1:  # most words occur once in a document: encode each position once per process
+        p = positions[0]
+        value = _single_position.get(p)
+        if value is None:
+            value = _single_position[p] = encode_positions(positions)
+        return value
+    return encode_positions(positions)

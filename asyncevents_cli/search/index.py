@@ -136,6 +136,10 @@ class SearchIndex:
             log.warning("search index %s is %s: rebuilding it from the log", self.path, cause)
         self.rebuild()
 
+    def check_folder(self) -> None:
+        """Raise InputError (exit 2) if `path` is not a folder this index may replace (see `folder`)."""
+        check_ours(self.path)
+
     def rebuild(self, progress: Progress | None = None) -> int:
         """Index the whole log into a fresh folder, then swap it in; return the document count."""
         self.close()

@@ -37,11 +37,11 @@ from whoosh import fields, query
 from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3LeafMatcher, W3TermInfo
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.reading import TermNotFound
-from whoosh.system import emptybytes, pack_int, pack_long, pack_uint, pack_ushort
+from whoosh.system import emptybytes, pack_int, pack_long, pack_ushort
 from whoosh.util.numeric import length_to_byte
 from whoosh.writing import SegmentWriter
 
-from .fieldterms import term_maker
+from .fieldterms import positions_value, term_maker
 
 # Every private whoosh name this module relies on, as (owner, name): the
 # format-compatibility test (tests/test_search_segment.py) checks each exists,
@@ -72,26 +72,6 @@ INLINE_LIMIT = 2
 # One term's postings: document numbers, and for positional fields also
 # frequencies and encoded positions.
 Postings = list[Any]
-
-
-def encode_positions(positions: list[int]) -> bytes:
-    """whoosh's `formats.Positions.encode`: a count, then the pickled deltas."""
-    deltas = [positions[0]]
-    deltas.extend(b - a for a, b in zip(positions, positions[1:]))
-    return pack_uint(len(deltas)) + dumps(deltas, 2)
-
-
-_single_position: dict[int, bytes] = {}
-
-
-def _positions_value(positions: list[int]) -> bytes:
-    if len(positions) == 1:  # most words occur once in a document: encode each position once per process
-        p = positions[0]
-        value = _single_position.get(p)
-        if value is None:
-            value = _single_position[p] = encode_positions(positions)
-        return value
-    return encode_positions(positions)
 
 
 def read_toc(ix: Any) -> None:
@@ -227,9 +207,9 @@ class BulkWriter(SegmentWriter):
                     for term, positions in value.items():
                         entry = table.get(term)
                         if entry is None:
-                            table[term] = [docnum, len(positions), _positions_value(positions)]
+                            table[term] = [docnum, len(positions), positions_value(positions)]
                         else:
-                            entry += (docnum, len(positions), _positions_value(positions))
+                            entry += (docnum, len(positions), positions_value(positions))
                         length += len(positions)
                 else:
                     plain = self._plain.setdefault(name, {})
