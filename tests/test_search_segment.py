@@ -270,3 +270,33 @@ def test_no_other_search_module_touches_a_private_whoosh_name() -> None:
             if private_attribute or private_import:
                 found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
     assert found == []
+
+
+def test_the_attributes_segment_reads_on_whoosh_objects_are_still_there(tmp_path: Path) -> None:
+    """Instance attributes cannot be checked on the class: look on live objects."""
+    from whoosh.codec.whoosh3 import W3LeafMatcher
+
+    from asyncevents_cli.search.segment import INSTANCE_NAMES
+
+    ix = index.create_in(str(tmp_path), build_schema())
+    writer = BulkWriter(ix, codec=LeanCodec(), compound=False)
+    for row in rows(300):
+        writer.add_terms(**log_document(row))
+    live: dict[str, Any] = {"W3FieldWriter": writer.fieldwriter, "W3Codec": writer.codec}
+    writer.commit()
+    with ix.searcher() as searcher:
+        reader = next(iter(searcher.leaf_searchers()))[0].reader()
+        live["CompactIntColumn reader"] = reader.column_reader("log_id", translate=False)
+        common = max(reader.all_terms(), key=lambda term: reader.doc_frequency(*term) if term[0] == "paths" else 0)
+        matcher = reader.postings(*common)
+        assert isinstance(matcher, W3LeafMatcher) and reader.doc_frequency(*common) > 2
+        matcher._read_ids()
+        matcher._read_values()
+        live["W3LeafMatcher"] = matcher
+        missing = [
+            f"{owner}.{name}"
+            for owner, names in INSTANCE_NAMES.items()
+            for name in names
+            if not hasattr(live[owner], name)
+        ]
+    assert not missing, f"whoosh no longer has {', '.join(missing)}: search/segment.py must follow it"

@@ -1,4 +1,7 @@
-"""A whoosh segment writer that takes ready-made terms and writes them in bulk.
+"""whoosh's segment format, written in bulk and read a block at a time: the only
+module of `ae` that touches whoosh's private names (`PRIVATE_NAMES` and
+`INSTANCE_NAMES` list them; tests/test_search_segment.py checks each, and
+compares what is written and read here with whoosh's own writer and reader).
 
 whoosh's own `SegmentWriter.add_document` puts every posting in a sorting pool
 as a 5-tuple, then `FieldWriter.add_postings` replays them one at a time
@@ -19,7 +22,8 @@ writes once per block, so the postings file is smaller.)
 It is a `SegmentWriter` for everything else (locking, per-document columns,
 deletions, merging older segments, the table of contents). When a merge put
 postings of older segments in the pool, this writer's postings join them there
-and whoosh writes the segment its own way.
+and whoosh writes the segment its own way. Reading: `term_docs` and
+`term_positions` read whole posting blocks, `log_id_column` the raw column.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from typing import Any
 
 from whoosh import fields, query
 from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3LeafMatcher, W3TermInfo
+from whoosh.index import FileIndex
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.reading import TermNotFound
 from whoosh.system import emptybytes, pack_int, pack_long, pack_ushort
@@ -60,7 +65,17 @@ PRIVATE_NAMES: tuple[tuple[Any, str], ...] = (
     (fields.DATETIME, "_parse_datestring"),
     (query.NumericRange, "_compile_query"),
     (query.MultiTerm, "_btexts"),
+    (FileIndex, "_read_toc"),
 )
+# Attributes whoosh sets on its objects, which the test checks on live ones:
+# the postings matcher's block, the field writer's files, the codec's settings and
+# the log_id column reader's raw file.
+INSTANCE_NAMES = {
+    "W3LeafMatcher": ("_ids", "_i", "_values"),
+    "W3FieldWriter": ("_postfile", "_tindex", "_fieldid"),
+    "W3Codec": ("_blocklimit", "_compression"),
+    "CompactIntColumn reader": ("_dbfile", "_typecode", "_basepos"),
+}
 
 LENGTH_PAIR = __import__("struct").Struct("!ii")  # OrderedHashWriter's key/value length prefix
 NO_LENGTH = length_to_byte(None)
