@@ -46,7 +46,7 @@ from whoosh.system import emptybytes, pack_int, pack_long, pack_ushort
 from whoosh.util.numeric import length_to_byte
 from whoosh.writing import SegmentWriter
 
-from .fieldterms import positions_value, term_maker
+from .fieldterms import PICKLE, positions_value, term_maker
 
 # Every private whoosh name this module relies on, as (owner, name): the
 # format-compatibility test (tests/test_search_segment.py) checks each exists,
@@ -372,7 +372,7 @@ class BulkWriter(SegmentWriter):
                     True, sum(weight_list), count, NO_LENGTH, NO_LENGTH, max(weight_list), ids[0], ids[-1]
                 )
                 # Empty values as b"" (not none at all), or whoosh's merge reads them back as "".
-                terminfo += dumps((tuple(ids), tuple(weight_list), tuple(values or (emptybytes,) * count)), 2)
+                terminfo += dumps((tuple(ids), tuple(weight_list), tuple(values or (emptybytes,) * count)), PICKLE)
             else:
                 start = post_base + len(posts)
                 posts += WHOOSH3_HEADER_MAGIC
@@ -401,10 +401,10 @@ class BulkWriter(SegmentWriter):
                         block_values: Any = None
                     else:
                         block_values = tuple(values[first : first + block_limit])
-                    data = dumps((tuple(deltas), weights, block_values), 2)
+                    data = dumps((tuple(deltas), weights, block_values), PICKLE)
                     if compression:
                         data = zlib.compress(data, compression)
-                    info = dumps((len(block), block[-1], block_max, compression, NO_LENGTH, NO_LENGTH), 2)
+                    info = dumps((len(block), block[-1], block_max, compression, NO_LENGTH, NO_LENGTH), PICKLE)
                     size = len(info) + len(data)
                     posts += pack_int(-size if first + block_limit >= count else size)
                     posts += info
