@@ -218,3 +218,18 @@ def test_a_900_kb_payload_adds_a_bounded_amount_to_the_index(tmp_path: Path, rec
     # the log keeps the whole body, and the trace shows it
     trace = ae(config, "trace", json.loads(result.stdout)["results"][0]["uuid"], "--json")
     assert trace.exit_code == 0 and words[-1] in trace.stdout
+
+
+def test_an_index_built_before_the_marker_is_recognised_and_rebuilt(tmp_path: Path, receiver: Any) -> None:
+    """An earlier `ae` left no marker, only its meta file, and a 0755 folder: it is still ae's own."""
+    config = delivered(tmp_path, receiver, ORDER)
+    assert ae(config, "search", "CK00000101").exit_code == 0
+    folder = tmp_path / ".ae" / "ae.db.index"
+    (folder / ".ae-index").unlink()
+    meta = json.loads((folder / ".ae-index.json").read_text())
+    (folder / ".ae-index.json").write_text(json.dumps({**meta, "schema": 3}))  # the format before this one
+    folder.chmod(0o755)
+    result = ae(config, "search", "CK00000101", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["total"] == 1
+    assert (folder / ".ae-index").is_file()
+    assert_private(folder)
