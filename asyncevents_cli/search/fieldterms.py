@@ -1,17 +1,22 @@
-"""The terms whoosh's own field types make of a value, without the per-token
-objects of `field.index()` where that is simple, and positions as whoosh encodes
-them: whoosh's public API only (its private names are in `segment`)."""
+"""The terms whoosh's own field types make of a value (without the per-token
+objects of `field.index()` where that is simple), positions as whoosh encodes
+them, and posting blocks as whoosh 3 writes them: whoosh's public names only
+(its private names are in `segment`)."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from pickle import dumps
 from typing import Any
 
 from whoosh import fields
 from whoosh.analysis import IDTokenizer, LowercaseFilter
-from whoosh.system import pack_uint
-from whoosh.util.numeric import to_sortable
+from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC
+from whoosh.system import pack_int, pack_uint
+from whoosh.util.numeric import length_to_byte, to_sortable
+
+NO_LENGTH = length_to_byte(None)  # no length statistics: search never scores
 
 # The pickle protocol of posting blocks and inline postings: whoosh reads any
 # (`pickle.loads`) and writes 2, which spells each bytes object (a posting's
@@ -64,3 +69,46 @@ def positions_value(positions: list[int]) -> bytes:
             value = _single_position[p] = encode_positions(positions)
         return value
     return encode_positions(positions)
+
+
+def _block_weights(block_freqs: list[int] | None, size: int) -> tuple[Any, float, float]:
+    """(the weights as a block stores them, the block's max weight, its total weight)."""
+    if block_freqs is None:
+        return None, 1.0, float(size)
+    block_max = float(max(block_freqs))
+    if block_max == 1.0:
+        weights: Any = None
+    elif min(block_freqs) == block_max:
+        weights = block_max
+    else:
+        weights = tuple(float(f) for f in block_freqs)
+    return weights, block_max, float(sum(block_freqs))
+
+
+def posting_blocks(
+    ids: list[int], freqs: list[int] | None, values: list[bytes] | None, block_limit: int, compression: int
+) -> tuple[bytearray, float, float]:
+    """A term's posting list as `W3PostingsWriter` writes it (a header, then blocks of
+    up to `block_limit` postings); and its total and max weight."""
+    posts = bytearray(WHOOSH3_HEADER_MAGIC)
+    total_weight = max_weight = 0.0
+    count = len(ids)
+    for first in range(0, count, block_limit):
+        block = ids[first : first + block_limit]
+        deltas = [block[0]]
+        deltas.extend(b - a for a, b in zip(block, block[1:]))
+        weights, block_max, block_total = _block_weights(
+            None if freqs is None else freqs[first : first + block_limit], len(block)
+        )
+        total_weight += block_total
+        max_weight = max(max_weight, block_max)
+        block_values = None if values is None else tuple(values[first : first + block_limit])
+        data = dumps((tuple(deltas), weights, block_values), PICKLE)
+        if compression:
+            data = zlib.compress(data, compression)
+        info = dumps((len(block), block[-1], block_max, compression, NO_LENGTH, NO_LENGTH), PICKLE)
+        size = len(info) + len(data)
+        posts += pack_int(-size if first + block_limit >= count else size)
+        posts += info
+        posts += data
+    return posts, total_weight, max_weight

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import re
 import sys
-import zlib
 from array import array
 from collections.abc import Callable
 from hashlib import md5
@@ -38,15 +37,14 @@ from pickle import dumps
 from typing import Any
 
 from whoosh import fields, query
-from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3LeafMatcher, W3TermInfo
+from whoosh.codec.whoosh3 import W3LeafMatcher, W3TermInfo
 from whoosh.index import FileIndex
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.reading import TermNotFound
 from whoosh.system import emptybytes, pack_int, pack_long, pack_ushort
-from whoosh.util.numeric import length_to_byte
 from whoosh.writing import SegmentWriter
 
-from .fieldterms import PICKLE, positions_value, term_maker
+from .fieldterms import NO_LENGTH, PICKLE, positions_value, posting_blocks, term_maker
 
 # Every private whoosh name this module relies on, as (owner, name): the
 # format-compatibility test (tests/test_search_segment.py) checks each exists,
@@ -78,7 +76,6 @@ INSTANCE_NAMES = {
 }
 
 LENGTH_PAIR = __import__("struct").Struct("!ii")  # OrderedHashWriter's key/value length prefix
-NO_LENGTH = length_to_byte(None)
 # Terms in at most this many documents of a segment keep their postings in the
 # term table: most terms (an order number, an email) are in one document, and a
 # posting list of its own costs a header, two pickles and a seek to read.
@@ -186,6 +183,17 @@ def log_id_column(reader: Any) -> Callable[[int], int]:
         return lambda docnum: values[docnum] - offset
     translated = reader.column_reader("log_id")
     return translated.__getitem__
+
+
+def inline_terminfo(ids: list[int], freqs: list[int] | None, values: list[bytes] | None) -> bytes:
+    """A rare term's entry in the term table, its postings inline (as whoosh's `W3TermInfo` reads them)."""
+    count = len(ids)
+    weight_list = [1.0] * count if freqs is None else [float(f) for f in freqs]
+    terminfo = W3TermInfo._struct.pack(
+        True, sum(weight_list), count, NO_LENGTH, NO_LENGTH, max(weight_list), ids[0], ids[-1]
+    )
+    # Empty values as b"" (not none at all), or whoosh's merge reads them back as "".
+    return terminfo + dumps((tuple(ids), tuple(weight_list), tuple(values or (emptybytes,) * count)), PICKLE)
 
 
 class BulkWriter(SegmentWriter):
@@ -367,48 +375,13 @@ class BulkWriter(SegmentWriter):
             if count <= INLINE_LIMIT:
                 # A rare term: its postings go in the term table, not the postings file,
                 # as whoosh's `inlinelimit` would (which whoosh-reloaded 2.7.5 fails on).
-                weight_list = [1.0] * count if freqs is None else [float(f) for f in freqs]
-                terminfo = W3TermInfo._struct.pack(
-                    True, sum(weight_list), count, NO_LENGTH, NO_LENGTH, max(weight_list), ids[0], ids[-1]
-                )
-                # Empty values as b"" (not none at all), or whoosh's merge reads them back as "".
-                terminfo += dumps((tuple(ids), tuple(weight_list), tuple(values or (emptybytes,) * count)), PICKLE)
+                terminfo = inline_terminfo(ids, freqs, values)
             else:
                 start = post_base + len(posts)
-                posts += WHOOSH3_HEADER_MAGIC
-                total_weight = 0.0
-                max_weight = 0.0
-                for first in range(0, count, block_limit):
-                    block = ids[first : first + block_limit]
-                    deltas = [block[0]]
-                    deltas.extend(b - a for a, b in zip(block, block[1:]))
-                    if freqs is None:
-                        weights: Any = None
-                        block_max = 1.0
-                        total_weight += len(block)
-                    else:
-                        block_freqs = freqs[first : first + block_limit]
-                        block_max = float(max(block_freqs))
-                        total_weight += sum(block_freqs)
-                        if block_max == 1.0:
-                            weights = None
-                        elif min(block_freqs) == block_max:
-                            weights = block_max
-                        else:
-                            weights = tuple(float(f) for f in block_freqs)
-                    max_weight = max(max_weight, block_max)
-                    if fixed_values or values is None:
-                        block_values: Any = None
-                    else:
-                        block_values = tuple(values[first : first + block_limit])
-                    data = dumps((tuple(deltas), weights, block_values), PICKLE)
-                    if compression:
-                        data = zlib.compress(data, compression)
-                    info = dumps((len(block), block[-1], block_max, compression, NO_LENGTH, NO_LENGTH), PICKLE)
-                    size = len(info) + len(data)
-                    posts += pack_int(-size if first + block_limit >= count else size)
-                    posts += info
-                    posts += data
+                blocks, total_weight, max_weight = posting_blocks(
+                    ids, freqs, None if fixed_values else values, block_limit, compression
+                )
+                posts += blocks
                 terminfo = W3TermInfo._struct.pack(
                     False, total_weight, count, NO_LENGTH, NO_LENGTH, max_weight, ids[0], ids[-1]
                 )
