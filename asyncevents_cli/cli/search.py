@@ -63,6 +63,7 @@ def search(
         check_syntax(query)  # a malformed query exits 2 before the index is touched
         ix = _index(ctx)
         try:
+            ix.check_folder()  # a folder ae did not create is refused before any progress shows
             behind = ix.behind()
             with progress_bar("indexing the delivery log", behind, behind >= PROGRESS_THRESHOLD) as advance:
                 ix.catch_up(advance)

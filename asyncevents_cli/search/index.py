@@ -116,7 +116,12 @@ class SearchIndex:
         """The index, rebuilt when missing, unreadable or of another schema version."""
         if self._ix is None:
             if self._read_meta() is None:
-                cause = "missing" if not (self.path / META_FILE).exists() else "outdated or of another log"
+                if not self.path.exists():
+                    cause = "missing"
+                elif not (self.path / META_FILE).exists():
+                    cause = "without its meta file"
+                else:
+                    cause = "outdated or of another log"
                 self._rebuild_because(cause)
             else:
                 try:
