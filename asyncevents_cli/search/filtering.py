@@ -9,6 +9,11 @@ parts, key spaces, numeric encoding and range bounds serve both, so a filter
 passes a body exactly when `ae search` would find its logged delivery
 (tests/test_filters.py runs one table of queries both ways).
 
+One difference, on purpose: the index keeps only the first
+`documents.MAX_INDEXED_CHARS` (16 KiB) of a body, while a filter reads the
+whole payload, so an event is never sent or held back for what lies past
+a cut it cannot see.
+
 Only the body's fields can be used (`data` and `data.<path>`): a filter runs
 before the attempt, so `success`, `created`, `log_id` and `uuid` do not exist
 yet, and `event_name` is the subscription's own.
@@ -44,9 +49,9 @@ BODY_FIELD = "data"
 
 @functools.cache
 def _schema() -> Any:
-    from .index import build_schema
+    from .documents import parser_schema
 
-    return build_schema()
+    return parser_schema()
 
 
 Check = Callable[["BodyView"], bool]
@@ -183,7 +188,7 @@ def _prefixes_at(path: str, values: list[Any]) -> set[str]:
 
 def _number_terms(path: str, values: list[Any]) -> set[bytes]:
     """The index's numeric terms of the values at one path, without analysing their words."""
-    from .index import number_terms
+    from .documents import number_terms
 
     terms = BodyTerms()
     for value in values:
@@ -195,7 +200,7 @@ def _number_terms(path: str, values: list[Any]) -> set[bytes]:
 
 def _field_of(terms: BodyTerms, name: str) -> Any:
     if name == "numbers":
-        from .index import number_terms
+        from .documents import number_terms
 
         return number_terms(terms)
     return getattr(terms, name)
