@@ -18,10 +18,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit
 
 from .backoff import RetryPolicy
 from .errors import ConfigError, InputError
+from .redaction import redact_url
 
 EVENT_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 DEFAULT_CONFIG = "events.toml"
@@ -156,7 +157,7 @@ class Config:
     @property
     def database_display(self) -> str:
         """The database as it may be printed: a URL's password is ***."""
-        return redact_url(self.settings.database) if self.uses_postgres else str(self.database_path)
+        return redact_url(self.settings.database, keep_user=True) if self.uses_postgres else str(self.database_path)
 
     @property
     def database_path(self) -> Path:
@@ -208,20 +209,6 @@ class Config:
 def is_url(value: str) -> bool:
     """A `scheme://...` value (a SQLite path never looks like one)."""
     return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value) is not None
-
-
-def redact_url(url: str) -> str:
-    """A URL safe to print: the password (in the authority, or a `password=`
-    query parameter) replaced by ***."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
-    if password:
-        parts = parts._replace(netloc=parts.netloc.replace(f":{password}@", ":***@", 1))
-    query = re.sub(r"(^|&)(password=)[^&]*", r"\1\2***", parts.query)
-    return urlunsplit(parts._replace(query=query))
 
 
 def _split_service_url(url: str) -> tuple[SplitResult, int | None] | str:
@@ -304,14 +291,14 @@ def _validate(settings: Settings, where: Mapping[str, str]) -> None:
     if is_url(settings.database):
         why = database_url_problem(settings.database)
         if why:
-            raise bad("database", f"is not a PostgreSQL URL ({why}): {redact_url(settings.database)!r}")
+            raise bad("database", f"is not a PostgreSQL URL ({why}): {redact_url(settings.database, keep_user=True)!r}")
     if "\0" in settings.index_path:
         raise bad("index_path", "must not contain a NUL character")
     if not 1 <= len(settings.eventbridge_source.strip()) <= 256:
         raise bad("eventbridge_source", "must be 1 to 256 characters")
     why = amqp_url_problem(settings.amqp_url)
     if why:
-        raise bad("amqp_url", f"is not an AMQP URL ({why}): {redact_url(settings.amqp_url)!r}")
+        raise bad("amqp_url", f"is not an AMQP URL ({why}): {redact_url(settings.amqp_url, keep_user=True)!r}")
 
 
 def amqp_url_problem(url: str) -> str | None:

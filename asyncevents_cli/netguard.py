@@ -30,6 +30,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from .errors import InputError
+from .redaction import redact_url
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -59,7 +60,6 @@ NOT_GLOBAL = (
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 MAX_URL_LENGTH = 2048
 LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
-USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
 DOTTED_QUAD = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$")
 FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x20\x7f-\x9f\s]")
 
@@ -71,7 +71,8 @@ class TargetRefused(InputError):
 
 
 def _bad(url: str, why: str) -> InputError:
-    shown = url if len(url) <= 80 else url[:77] + "..."
+    shown = redact_url(url)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
     return InputError(f"invalid recipient URL {shown!r}: {why}")
 
 
@@ -220,11 +221,6 @@ def check_target(url: str, deny_private: bool = False, resolver: Resolver = syst
         resolve_checked(parsed.host or "", port, deny_private, resolver)
 
 
-def redact_credentials(url: str | None) -> str | None:
-    """A recipient URL fit for a listing: any user and password shown as ***."""
-    return USERINFO.sub(r"\1***@", url) if url else url
-
-
 def describe_refusal(exc: TargetRefused) -> str:
     """What the delivery log keeps for a refused attempt: the refusal, nothing from the target."""
     return f"TargetRefused: {exc.message}"
@@ -241,7 +237,6 @@ __all__ = [
     "embedded_ipv4",
     "is_globally_routable",
     "parse_ip",
-    "redact_credentials",
     "refusal",
     "resolve_checked",
     "system_resolver",

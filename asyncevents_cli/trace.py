@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from .errors import NotFound
-from .netguard import redact_credentials
+from .redaction import redact_url
 from .states import DeliveryState, SubscriptionStatus
 from .store import Store, parse_timestamp, utcnow
 
@@ -69,7 +69,7 @@ def trace(store: Store, uuid: str) -> dict[str, Any]:
         "uuid": uuid,
         "event_name": last["event_name"],
         "subscription_id": last["subscription_id"],
-        "recipient_url": redact_credentials(subscription.recipient_url) if subscription else None,
+        "recipient_url": redact_url(subscription.recipient_url) if subscription else None,
         "subscription_status": (
             SubscriptionStatus.of(subscription.enabled) if subscription else SubscriptionStatus.DELETED
         ),

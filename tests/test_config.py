@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import write_config
 
-from asyncevents_cli.config import DEFAULT_AMQP_URL, SETTINGS, EventDefinition, load_config, redact_url
+from asyncevents_cli.config import DEFAULT_AMQP_URL, SETTINGS, EventDefinition, load_config
 from asyncevents_cli.errors import ConfigError, InputError
+from asyncevents_cli.redaction import redact_url
 
 DEFAULTS = {
     "database": ".ae/ae.db",
@@ -395,7 +396,7 @@ def test_unimportable_service_is_a_config_error(tmp_path: Path) -> None:
     ],
 )
 def test_redact_url(url: str, shown: str) -> None:
-    assert redact_url(url) == shown
+    assert redact_url(url, keep_user=True) == shown
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .. import publish as publishing
 from .. import subscribe as subscribing
+from ..redaction import redact_url
 from ..store import Subscription
 from ..tokens import ApiToken
 from .auth import api_token, backend, require_event
@@ -124,7 +125,7 @@ def display(subscription: Subscription) -> AsyncEvent:
     return AsyncEvent(
         subscription_id=subscription.subscription_id,
         event_name=subscription.event_name,
-        recipient_url=subscription.recipient_url,
+        recipient_url=redact_url(subscription.recipient_url),
         status=subscription.enabled,
         subscribed_at=(subscription.subscribed_at or "")[:19],  # Magento's "Y-m-d H:i:s"
         store_id=subscription.store_id,

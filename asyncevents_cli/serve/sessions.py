@@ -8,7 +8,6 @@ a new token of the same name does not inherit them.
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -17,6 +16,7 @@ from fastapi import Request
 
 from ..config import Config
 from ..errors import AeError
+from ..private_files import check_private_key_file, create_private_file, private_folder
 from ..tokens import ApiToken, authenticate
 from .backend import Backend
 
@@ -44,23 +44,22 @@ def key_path(config: Config) -> Path:
 
 
 def signing_key(config: Config) -> str:
-    """The session-signing key, kept in a 0600 file beside the store and created on first use."""
+    """The session-signing key, kept in a 0600 file beside the store and created on
+    first use; refused, like the store's key file, if other users can read it."""
     path = key_path(config)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
+        private_folder(path.parent)
+        key = secrets.token_urlsafe(48)
+        if not create_private_file(path, (key + "\n").encode("ascii")):
+            check_private_key_file(path, "session key file")
             key = path.read_text(encoding="ascii").strip()
             if len(key) < 32:
-                raise AeError(f"session key file {path} is damaged", hint="delete it; a new one is made") from None
-            return key
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            key = secrets.token_urlsafe(48)
-            handle.write(key + "\n")
+                raise AeError(f"session key file {path} is damaged", hint="delete it; a new one is made")
         return key
-    except OSError as exc:
-        raise AeError(f"cannot read or create the session key {path}: {exc.strerror or exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AeError(
+            f"cannot read or create the session key {path}: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
 
 
 def safe_next(target: str | None) -> str:
