@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from .backoff import RetryPolicy
+from .config_input import control_character, is_ascii_number, read_config_text
 from .errors import ConfigError, InputError
 from .redaction import redact_url
 
@@ -246,13 +247,15 @@ def _coerce(setting: Setting, value: Any, where: str, parse: bool = False) -> An
     TOML values are typed already: `max_deaths = "3"` in the file is an error, not 3."""
     kind = setting.kind
     if parse and isinstance(value, str) and kind is not str:
-        text = value.strip().lower()
+        text = value.strip(" \t").lower()  # ASCII blanks only: str.strip() also eats U+00A0
         try:
             if kind is bool:
                 if text in ("1", "true", "yes", "on"):
                     return True
                 if text in ("0", "false", "no", "off"):
                     return False
+                raise ValueError(value)
+            if not is_ascii_number(text, kind):  # int() takes "５" and "5_0"; nobody means those
                 raise ValueError(value)
             return kind(text)
         except ValueError:
@@ -286,14 +289,15 @@ def _validate(settings: Settings, where: Mapping[str, str]) -> None:
         )
     if not settings.database:
         raise bad("database", "must not be empty")
-    if "\0" in settings.database:
-        raise bad("database", "must not contain a NUL character")
+    for setting in SETTINGS:
+        value = getattr(settings, setting.name)
+        found = control_character(value) if isinstance(value, str) else None
+        if found is not None:
+            raise bad(setting.name, f"must not contain a control character (found {found})")
     if is_url(settings.database):
         why = database_url_problem(settings.database)
         if why:
             raise bad("database", f"is not a PostgreSQL URL ({why}): {redact_url(settings.database, keep_user=True)!r}")
-    if "\0" in settings.index_path:
-        raise bad("index_path", "must not contain a NUL character")
     if not 1 <= len(settings.eventbridge_source.strip()) <= 256:
         raise bad("eventbridge_source", "must be 1 to 256 characters")
     why = amqp_url_problem(settings.amqp_url)
@@ -343,15 +347,18 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str
     """Read and validate the config file and the AE_* environment."""
     env = os.environ if environ is None else environ
     chosen = path or env.get("AE_CONFIG") or DEFAULT_CONFIG
+    found = control_character(str(chosen))
+    if found is not None:
+        raise ConfigError(f"the config file's path must not contain a control character (found {found})")
     config_path = Path(chosen).expanduser().absolute()
     try:
-        text = config_path.read_text(encoding="utf-8")
+        text = read_config_text(config_path)
     except FileNotFoundError:
         raise ConfigError(
             f"config file {config_path} not found",
             hint="create events.toml, or point --config / AE_CONFIG at one",
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(f"cannot read config file {config_path}: {exc}") from None
     try:
         raw = tomllib.loads(text)

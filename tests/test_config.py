@@ -426,3 +426,43 @@ def test_settings_are_typed_and_frozen(tmp_path: Path) -> None:
         ("max_deaths", int),
     ]
     assert {s.kind for s in SETTINGS} == {str, int, float, bool}
+
+
+def test_an_unknown_ae_variable_gets_one_warning_naming_the_nearest_known_one(tmp_path: Path) -> None:
+    """Issue 18: a typo such as AE_MAX_DEATH used to be ignored silently."""
+    from conftest import ae, ok
+
+    from asyncevents_cli.config import SETTINGS_BY_NAME
+    from asyncevents_cli.config_input import unknown_variables
+
+    config = write_config(tmp_path)
+    result = ok(config, "events", "list", env={"AE_MAX_DEATH": "3"})
+    assert result.stderr.splitlines() == [
+        "ae: warning: AE_MAX_DEATH is not an ae setting and is ignored; did you mean AE_MAX_DEATHS?"
+    ]
+    assert "sales.order.created" in result.stdout
+    quiet = ae(config, "events", "list", env={"AE_MAX_DEATHS": "3", "AE_DEBUG": "0", "AE_REQUIRE_AMQP": "1"})
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    warnings = unknown_variables(
+        {"AE_DATABSE": "x", "AE_SECRETKEY": "k", "AE_ZZZZZZZZZZZZZ": "1", "HOME": "/", "AE_QUEUE": "db"},
+        SETTINGS_BY_NAME,
+    )
+    assert [w.split(" is not")[0] for w in warnings] == [
+        "ae: warning: AE_DATABSE",
+        "ae: warning: AE_SECRETKEY",
+        "ae: warning: AE_ZZZZZZZZZZZZZ",
+    ]
+    assert "did you mean AE_DATABASE?" in warnings[0] and "did you mean AE_SECRET_KEY?" in warnings[1]
+    assert "known: AE_AMQP_URL" in warnings[2]
+
+
+def test_toml_numbers_keep_toml_syntax_and_the_environment_takes_ascii_digits_only(tmp_path: Path) -> None:
+    """`5_0` is a TOML integer (the file's own grammar); in AE_* it is refused, as `５` is."""
+    config = tmp_path / "events.toml"
+    config.write_text("[settings]\nmax_deaths = 5_0\n")
+    assert load_config(config, environ={}).settings.max_deaths == 50
+    assert load_config(config, environ={"AE_MAX_DEATHS": " 7 "}).settings.max_deaths == 7
+    assert load_config(config, environ={"AE_BACKOFF_EXPONENT": "1.5e0"}).settings.backoff_exponent == 1.5
+    for text in ("\uff15", "5_0", "\u0665", "1\u00a0", "0x5", "5.0"):
+        with pytest.raises(ConfigError, match="max_deaths must be int"):
+            load_config(config, environ={"AE_MAX_DEATHS": text})
