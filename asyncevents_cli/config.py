@@ -69,6 +69,15 @@ class Settings:
         32, "deliveries in flight at once to one subscription", (1, MAX_CONCURRENCY)
     )
     eventbridge_source: str = _setting("ae", "Source of the events the eventbridge notifier puts")
+    serve_max_body_bytes: int = _setting(
+        2 * 1024 * 1024, "`ae serve`: the largest request body, in bytes (a 1 MiB payload fits)", (1024, 2**30)
+    )
+    serve_read_timeout_seconds: float = _setting(
+        15.0, "`ae serve`: time a client has to send a request's head, and then its body", (0.1, 3600)
+    )
+    serve_search_seconds: float = _setting(
+        10.0, "`ae serve`: time budget of one search from the pages; then 503", (0.1, 3600)
+    )
 
     def as_dict(self) -> dict[str, Any]:
         """name -> value, in the order of the table."""
