@@ -142,6 +142,12 @@ COMMANDS = [
     (["subscribe", EVENT, "http://[fd00:ec2::254]/"], 2, "cloud-metadata"),
     (["subscribe", EVENT, "http://[::ffff:169.254.169.254]/"], 2, "cloud-metadata"),
     (["subscribe", EVENT, "http://2852039166/"], 2, "169.254.169.254"),
+    # issue 18: IPv6 forms that carry the metadata address
+    (["subscribe", EVENT, "http://[::a9fe:a9fe]/"], 2, "cloud-metadata"),
+    (["subscribe", EVENT, "http://[64:ff9b::a9fe:a9fe]/"], 2, "cloud-metadata"),
+    (["subscribe", EVENT, "http://[2002:a9fe:a9fe::1]/"], 2, "cloud-metadata"),
+    (["subscribe", EVENT, "http://[2001:0:4136:e378:8000:63bf:5601:5601]/"], 2, "cloud-metadata"),
+    (["subscribe", EVENT, "http://alice:pa55word@exa mple/"], 2, "***@exa"),  # redacted in the error
     (["subscribe", EVENT, "http://metadata.google.internal/computeMetadata/v1/"], 2, "cloud-metadata"),
     (["subscribe", EVENT, "http://METADATA.google.internal./"], 2, "cloud-metadata"),
     # subscribe: secrets, store, notifier, event
