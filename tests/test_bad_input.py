@@ -247,6 +247,10 @@ ENVIRONMENTS = [
     ({"AE_AMQP_URL": "amqp://rabbit/\x1b[31m"}, "control character"),
     ({"AE_EVENTBRIDGE_SOURCE": "ae\x7f"}, "control character"),
     ({"AE_DATABASE": "line\u2028separator.db"}, "control character"),
+    ({"AE_SERVE_MAX_BODY_BYTES": "100"}, "serve_max_body_bytes"),
+    ({"AE_SERVE_MAX_BODY_BYTES": "2MiB"}, "serve_max_body_bytes"),
+    ({"AE_SERVE_READ_TIMEOUT_SECONDS": "0"}, "serve_read_timeout_seconds"),
+    ({"AE_SERVE_SEARCH_SECONDS": "inf"}, "serve_search_seconds"),
 ]
 
 

@@ -27,6 +27,9 @@ DEFAULTS = {
     "concurrency": 64,
     "subscription_concurrency": 32,
     "eventbridge_source": "ae",
+    "serve_max_body_bytes": 2 * 1024 * 1024,
+    "serve_read_timeout_seconds": 15.0,
+    "serve_search_seconds": 10.0,
 }
 
 
@@ -90,6 +93,9 @@ deny_private_targets = true
 concurrency = 128
 subscription_concurrency = 8
 eventbridge_source = "shop.example"
+serve_max_body_bytes = 4096
+serve_read_timeout_seconds = 2
+serve_search_seconds = 0.5
 """,
     )
     config = load_config(path, environ={})
@@ -108,6 +114,9 @@ eventbridge_source = "shop.example"
         "concurrency": 128,
         "subscription_concurrency": 8,
         "eventbridge_source": "shop.example",
+        "serve_max_body_bytes": 4096,
+        "serve_read_timeout_seconds": 2.0,
+        "serve_search_seconds": 0.5,
     }
     assert isinstance(config.settings.backoff_exponent, float)
     assert set(config.sources.values()) == {"file"}
@@ -148,6 +157,9 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
         "concurrency": "env AE_CONCURRENCY",
         "subscription_concurrency": "default",
         "eventbridge_source": "default",
+        "serve_max_body_bytes": "default",
+        "serve_read_timeout_seconds": "default",
+        "serve_search_seconds": "default",
     }
 
 
