@@ -17,7 +17,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from .. import __version__
 from ..errors import AeError
 from ..runtime import Runtime
-from . import api, pages
+from . import api, pages, queue_pages
 from .backend import Backend
 from .errors import ApiError, from_ae_error
 from .guard import RequestGuard
@@ -88,6 +88,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.signed_out = SignedOut(signed_out_path(runtime.config))
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(queue_pages.router)
     settings = runtime.config.settings
     # Inside the session middleware, so that a page POST's session is known before its body is read.
     app.add_middleware(
