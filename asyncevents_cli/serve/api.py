@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import publish as publishing
+from .. import publishing
 from .. import subscribe as subscribing
 from ..store import Subscription
 from ..tokens import ApiToken
