@@ -16,13 +16,16 @@ import threading
 import uuid as uuids
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .errors import InputError
 from .messages import TriggerMessage, check_store_id
 from .publishing import parse_data
 from .runtime import Runtime
+
+if TYPE_CHECKING:
+    from .queues.outbox import StoreTarget
 
 
 def _checked_data(data: Any) -> dict[str, Any]:
@@ -50,7 +53,7 @@ class Client:
         else:
             self._runtime = Runtime(None if config is None else Path(config), environ)
         self._lock = threading.RLock()
-        self._prepared = False
+        self._target: StoreTarget | None = None
 
     @property
     def config(self) -> Config:
@@ -77,30 +80,30 @@ class Client:
         if connection is None:
             with self._lock:
                 return self._runtime.queue.publish_triggers(messages)
-        return self._publish_in_transaction(config, messages, connection)
+        return self._publish_in_transaction(messages, connection)
 
-    def _publish_in_transaction(self, config: Config, messages: list[TriggerMessage], connection: Any) -> list[str]:
+    def _publish_in_transaction(self, messages: list[TriggerMessage], connection: Any) -> list[str]:
         from .queues import outbox
 
-        self._prepare_store()
+        target = self._target or self._prepare_store()
         rows = [(uuids.uuid4().hex, message.encode()) for message in messages]
-        into_outbox = config.settings.queue == "amqp"
-        outbox.write_events(outbox.driver_connection(connection), config, into_outbox, rows)
+        outbox.write_events(outbox.driver_connection(connection), target, rows)
         return [message_id for message_id, _ in rows]
 
-    def _prepare_store(self) -> None:
+    def _prepare_store(self) -> StoreTarget:
         """Once: the store migrated (the outbox exists) and, for the table queue on PostgreSQL,
         its table made. (On SQLite the application's open transaction holds the write lock;
         `queues/outbox.py` makes the table on its connection if need be.)"""
-        if self._prepared:
-            return
+        from .queues.outbox import StoreTarget
+
         with self._lock:
             config = self._runtime.config
             if config.settings.queue == "db" and config.uses_postgres:
                 self._runtime.queue  # noqa: B018 - the table queue makes its table
             else:
                 self._runtime.store  # noqa: B018 - opening it migrates it
-            self._prepared = True
+            self._target = StoreTarget.of(config)
+            return self._target
 
     # -- the rest of the CLI's core calls ----------------------------------------------
 
@@ -154,7 +157,7 @@ class Client:
         """Close the store and queue connections; the client opens them again if used."""
         with self._lock:
             self._runtime.close()
-            self._prepared = False
+            self._target = None
 
     def __enter__(self) -> Client:
         return self

@@ -333,12 +333,15 @@ def _start_consumer(setup: Setup) -> subprocess.Popen[bytes]:
     )
 
 
-def test_the_outbox_rows_hold_the_wire_format(tmp_path: Path) -> None:
-    """What the relay forwards is the module's trigger message, byte for byte what `ae publish` sends."""
+def test_a_transactional_publish_queues_what_ae_publish_queues(tmp_path: Path) -> None:
+    """The row is the module's trigger message, byte for byte what `ae publish` writes."""
     config = write_config(tmp_path, queue="db")
+    data = {"increment_id": "W1", "note": "é"}
+    ok(config, "publish", EVENT, "--store", "2", "--data", json.dumps(data))
     with ae.Client(config) as client, sqlite3.connect(client.config.database_path) as conn:
-        message_id = client.publish(EVENT, {"increment_id": "W1", "note": "é"}, store_id=2, connection=conn)
-    [(body,)] = sqlite3.connect(tmp_path / ".ae" / "ae.db").execute(
-        "SELECT body FROM queue_messages WHERE message_id = ?", (message_id,)
-    )
-    assert json.loads(body) == [EVENT, '{"increment_id":"W1","note":"é"}', 2]
+        message_id = client.publish(EVENT, data, store_id=2, connection=conn)
+    with sqlite3.connect(tmp_path / ".ae" / "ae.db") as conn:
+        rows = conn.execute("SELECT message_id, body FROM queue_messages ORDER BY id").fetchall()
+    [(_, by_cli), (mine, by_client)] = rows
+    assert mine == message_id and by_client == by_cli
+    assert json.loads(by_client) == [EVENT, '{"increment_id":"W1","note":"é"}', 2]

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -61,78 +63,101 @@ def driver_connection(connection: Any) -> Any:
     return connection
 
 
-def write_events(connection: Any, config: Config, into_outbox: bool, rows: Sequence[tuple[str, bytes]]) -> None:
-    """Write (message_id, body) rows on the application's connection, in its transaction."""
-    import time
+@dataclass(frozen=True)
+class StoreTarget:
+    """Where an application's connection must lead, worked out once per client."""
 
+    into_outbox: bool  # queue = "amqp": the outbox; else the table queue
+    described: str  # the store, safe to print
+    sqlite_file: str | None = None  # the SQLite store's file, links resolved
+    postgres: tuple[str, int] | None = None  # the PostgreSQL store's database name and port
+    queue_table_seen: set[str] = field(default_factory=set)  # once seen, ae never drops it
+
+    @classmethod
+    def of(cls, config: Config) -> StoreTarget:
+        into_outbox = config.settings.queue == "amqp"
+        if config.uses_postgres:
+            parts = urlsplit(str(config.database))
+            postgres = (unquote(parts.path.lstrip("/")), parts.port or 5432)
+            return cls(into_outbox, redact_url(str(config.database)), postgres=postgres)
+        return cls(into_outbox, str(config.database_path), sqlite_file=os.path.realpath(config.database_path))
+
+
+def write_events(connection: Any, target: StoreTarget, rows: Sequence[tuple[str, bytes]]) -> None:
+    """Write (message_id, body) rows on the application's connection, in its transaction."""
     now = time.time()
     params: list[tuple[Any, ...]]
-    if into_outbox:
+    if target.into_outbox:
         sql, params = OUTBOX_INSERT, [(message_id, body, now) for message_id, body in rows]
     else:
         sql, params = QUEUE_INSERT, [(message_id, body, now, now) for message_id, body in rows]
     if isinstance(connection, sqlite3.Connection):
-        _check_sqlite(connection, config)
+        _check_sqlite(connection, target)
         try:
-            if not into_outbox:
-                _make_queue_table(connection)
+            if not target.into_outbox:
+                _make_queue_table(connection, target)
             connection.executemany(sql, params)
         except sqlite3.Error as exc:
             raise AeError(f"could not publish in the application's transaction: {exc}") from exc
         return
     if type(connection).__module__.split(".")[0] == "psycopg":
-        _check_psycopg(connection, config)
+        _check_psycopg(connection, target)
         _write_psycopg(connection, sql.replace("?", "%s"), params)
         return
     raise InputError(WRONG_KIND.format(kind=f"{type(connection).__module__}.{type(connection).__name__}"))
 
 
-def _check_sqlite(connection: sqlite3.Connection, config: Config) -> None:
-    if config.uses_postgres:
-        raise InputError(f"ae's store is PostgreSQL ({config.database_display}): a sqlite3 connection cannot reach it")
+def _check_sqlite(connection: sqlite3.Connection, target: StoreTarget) -> None:
+    if target.sqlite_file is None:
+        raise InputError(f"ae's store is PostgreSQL ({target.described}): a sqlite3 connection cannot reach it")
     autocommit = getattr(connection, "autocommit", -1)  # Python 3.12+; -1: the legacy transaction control
     opens_one = autocommit is False or (autocommit == -1 and connection.isolation_level is not None)
     if not (connection.in_transaction or opens_one):
         raise InputError(AUTOCOMMIT)
     files = [row[2] for row in connection.execute("PRAGMA database_list") if row[1] == "main"]
+    if files and files[0] == target.sqlite_file:
+        return  # the usual case, without a stat
     try:
-        same = bool(files and files[0]) and os.path.samefile(files[0], config.database_path)
+        same = bool(files and files[0]) and os.path.samefile(files[0], target.sqlite_file)
     except OSError:
         same = False
     if not same:
         raise InputError(
             f"the sqlite3 connection is to {files[0] if files and files[0] else 'an in-memory database'},"
-            f" not to ae's store {config.database_path}"
+            f" not to ae's store {target.described}"
         )
 
 
-def _make_queue_table(connection: sqlite3.Connection) -> None:
+def _make_queue_table(connection: sqlite3.Connection, target: StoreTarget) -> None:
     """The table queue's table, if no consumer made it yet: made on the application's
     connection, since its transaction holds the file's write lock (and a rollback
     takes the table back too, harmlessly)."""
     from .sqlite import SCHEMA
 
+    if target.queue_table_seen:
+        return
     if connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'queue_messages'").fetchone() is None:
         for statement in SCHEMA:
             connection.execute(statement)
+    else:
+        target.queue_table_seen.add("queue_messages")
 
 
-def _check_psycopg(connection: Any, config: Config) -> None:
+def _check_psycopg(connection: Any, target: StoreTarget) -> None:
     from psycopg.pq import TransactionStatus
 
-    if not config.uses_postgres:
-        raise InputError(f"ae's store is the SQLite file {config.database_path}: a psycopg connection cannot reach it")
+    if target.postgres is None:
+        raise InputError(f"ae's store is the SQLite file {target.described}: a psycopg connection cannot reach it")
     status = connection.info.transaction_status
     if status == TransactionStatus.INERROR:
         raise InputError("the connection's transaction has failed already: roll it back first")
     if connection.autocommit and status == TransactionStatus.IDLE:
         raise InputError(AUTOCOMMIT)
-    url = urlsplit(str(config.database))
-    dbname, port = unquote(url.path.lstrip("/")), url.port or 5432
+    dbname, port = target.postgres
     if connection.info.dbname != dbname or connection.info.port != port:
         raise InputError(
             f"the connection is to database {connection.info.dbname!r} on port {connection.info.port},"
-            f" not to ae's store {redact_url(str(config.database))}"
+            f" not to ae's store {target.described}"
         )
 
 
@@ -141,7 +166,7 @@ def _write_psycopg(connection: Any, sql: str, params: list[tuple[Any, ...]]) -> 
 
     try:
         if len(params) == 1:
-            connection.execute(sql, params[0], prepare=True)
+            connection.execute(sql, params[0])  # psycopg prepares it from its fifth run
         else:
             with connection.cursor() as cursor:
                 cursor.executemany(sql, params)
