@@ -217,6 +217,20 @@ def test_a_message_forwarded_again_is_not_delivered_again(outbox_setup: Setup, r
     assert delivered(receiver) == Counter({"R1": 1, "R2": 1, "R3": 1})
 
 
+def test_a_running_consumer_forwards_the_outbox_as_it_goes(outbox_setup: Setup, receiver: Receiver) -> None:
+    """No `ae relay` needed: `ae consume all` runs one on a thread of its own."""
+    consumer = _start_consumer(outbox_setup)
+    try:
+        app = App(outbox_setup)
+        assert app.send("commit", "C1") == "committed C1"
+        app.close()
+        receiver.wait_for(1, timeout=30)
+        assert delivered(receiver) == Counter({"C1": 1})
+    finally:
+        consumer.send_signal(signal.SIGTERM)
+        assert consumer.wait(30) == 0
+
+
 def test_a_relay_killed_mid_stream_loses_nothing_and_sends_nothing_twice(
     outbox_setup: Setup, receiver: Receiver
 ) -> None:
