@@ -144,13 +144,6 @@ class Client:
         with self._lock:
             return search_logs(self._runtime.config, self._runtime.store, query, limit, offset).rows
 
-    def relay(self) -> int:
-        """Forward what the outbox holds now (see `relay.py`); return how many."""
-        from .relay import Relay
-
-        with self._lock:
-            return Relay(self._runtime.store, self._runtime.queue).drain()
-
     # -- life cycle ---------------------------------------------------------------------
 
     def close(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 
 import typer
 
@@ -41,7 +42,11 @@ def relay(
         forwarded = forwarder.drain()
     else:
         stop = StopFlag()
-        stop.install()
-        forwarded = forwarder.run(stop)
+        previous = stop.install()
+        try:
+            forwarded = forwarder.run(stop)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     data = {"forwarded": forwarded, "unsent": outbox.count_unsent(rt.store)}
     emit(data, as_json, lambda d: say(f"forwarded {d['forwarded']} event(s); {d['unsent']} unsent"))

@@ -44,10 +44,11 @@ TABLES = (
 )
 #: Events published inside an application's own transaction (`queue = "amqp"`),
 #: waiting for the relay to forward them; `sent_at` is set once the broker has them.
+#: (IF NOT EXISTS: a store whose version table was lost is brought level again.)
 OUTBOX_TABLES = (
-    "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL, body BLOB NOT NULL,"
-    " created FLOAT NOT NULL, sent_at FLOAT)",
-    "CREATE INDEX idx_outbox_unsent ON outbox (id) WHERE sent_at IS NULL",
+    "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL,"
+    " body BLOB NOT NULL, created FLOAT NOT NULL, sent_at FLOAT)",
+    "CREATE INDEX IF NOT EXISTS idx_outbox_unsent ON outbox (id) WHERE sent_at IS NULL",
 )
 # Columns added to the first tables before the schema had versions: (table,
 # name, SQL definition). A store made earlier gains them; rows get the defaults.
