@@ -106,11 +106,16 @@ class RelayThread:
         return self
 
     def _main(self) -> None:
-        try:
-            relay, close = self._open()
-        except Exception:  # the consumer goes on delivering; the next start relays again
-            log.exception("outbox relay did not start")
-            return
+        while True:  # through an outage at start, as the consumer beside it does
+            try:
+                relay, close = self._open()
+                break
+            except (QueueUnavailable, DatabaseUnavailable):
+                if self._stopping.wait(OUTAGE_WAIT_SECONDS):
+                    return
+            except Exception:  # the consumer goes on delivering; the next start relays again
+                log.exception("outbox relay did not start")
+                return
         try:
             relay.run(self._stopping.is_set)
         except Exception:

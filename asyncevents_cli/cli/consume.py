@@ -8,6 +8,7 @@ next start.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from ..errors import DatabaseUnavailable, QueueUnavailable
 from ..queues.base import KINDS, RETRY, TRIGGER
 from .context import runtime
 from .output import attempt_line, backlog_display, is_terminal, note, say
@@ -157,7 +159,9 @@ def _start_relay(rt: Runtime, kinds: tuple[str, ...], until_empty: bool) -> Rela
     if TRIGGER not in kinds or not outbox_in_use(rt.config):
         return None
     if until_empty:
-        Relay(rt.store, rt.queue).drain()
+        # In an outage the consumer reports it and waits it out; the outbox waits for the next run.
+        with contextlib.suppress(DatabaseUnavailable, QueueUnavailable):
+            Relay(rt.store, rt.queue).drain()
         return None
     return beside_consumer(rt.config, rt.environ)
 
