@@ -77,5 +77,10 @@ MIGRATIONS = (
         FIRST_TABLES,
         apply=lambda store: store._new_log_generation(),
     ),
+    Migration(
+        4,
+        "delivery_log.recipient_url: where each attempt was sent",
+        ("ALTER TABLE delivery_log ADD COLUMN recipient_url TEXT",),
+    ),
     Migration(5, "outbox, and ae_publish(event, data, store_id): publishing inside any transaction", OUTBOX),
 )
