@@ -26,7 +26,10 @@ from .store import Store
 
 log = logging.getLogger("asyncevents_cli")
 BATCH = 500  # rows per turn: one broker transaction
-IDLE_WAIT_SECONDS = 0.01  # between looks at an empty outbox: the bulk of the latency it adds
+IDLE_WAIT_SECONDS = 0.01  # between looks at an outbox that just had work: the bulk of the latency it adds
+#: An outbox that stays empty is looked at less and less often, up to this: every consumer on
+#: PostgreSQL runs a relay, and 100 idle looks a second from each would load a shared server.
+IDLE_WAIT_MAX_SECONDS = 0.2
 OUTAGE_WAIT_SECONDS = 1.0
 KEEP_SENT_SECONDS = 24 * 3600  # sent rows are kept a day, to answer "was it forwarded?"
 PRUNE_EVERY_SECONDS = 600.0
@@ -68,6 +71,7 @@ class Relay:
     def run(self, stop: Callable[[], bool]) -> int:
         """Forward until `stop()`; ride through outages. Return how many were forwarded."""
         outage = False
+        idle_wait = self.idle_wait
         while not stop():
             try:
                 forwarded = self.forward_once()
@@ -81,8 +85,10 @@ class Relay:
             if outage:
                 log.warning("outbox relay: forwarding again")
                 outage = False
+            # an empty look doubles the wait (up to the most); a look that found work resets it
+            idle_wait = min(idle_wait * 2, IDLE_WAIT_MAX_SECONDS) if not forwarded else self.idle_wait
             if forwarded < self.batch:
-                time.sleep(self.idle_wait)
+                time.sleep(idle_wait)
         return self.forwarded
 
     def _prune(self) -> None:
