@@ -16,7 +16,7 @@ from cloudevents.v1.http import from_http
 from conftest import Receiver, ae, assert_error, backend_environ, ok, ok_json, write_config
 from standardwebhooks import Webhook
 
-from asyncevents_cli.publish import publish
+from asyncevents_cli.publishing import publish
 from asyncevents_cli.replay import replay
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.search import matching_log_ids, search_logs

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from conftest import Receiver, ae, assert_error, backend_environ, ok, ok_json, serving_receiver, write_config
 
-from asyncevents_cli.publish import publish
+from asyncevents_cli.publishing import publish
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.search import matching_log_ids
 from asyncevents_cli.status import status
