@@ -27,6 +27,7 @@ EVENT_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 DEFAULT_CONFIG = "events.toml"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 QUEUE_BACKENDS = ("db", "amqp")
+LOG_FORMATS = ("text", "json")
 MAX_CONCURRENCY = 10_000  # deliveries in flight in one consumer: beyond this, run more consumers
 
 
@@ -67,6 +68,12 @@ class Settings:
         32, "deliveries in flight at once to one subscription", (1, MAX_CONCURRENCY)
     )
     eventbridge_source: str = _setting("ae", "Source of the events the eventbridge notifier puts")
+    metrics_port: int = _setting(
+        0, "`ae consume` serves /metrics, /healthz and /readyz on this port (0: not served)", (0, 65535)
+    )
+    metrics_host: str = _setting("127.0.0.1", "address the consumer's metrics endpoint listens on")
+    metrics_public: bool = _setting(False, "`ae serve` answers /metrics without signing in")
+    log_format: str = _setting("text", "`ae consume` and `ae serve` log as text or json (one object per line)")
 
     def as_dict(self) -> dict[str, Any]:
         """name -> value, in the order of the table."""
@@ -307,6 +314,10 @@ def _validate(settings: Settings, where: Mapping[str, str]) -> None:
             raise bad("database", f"is not a PostgreSQL URL ({why}): {redact_url(settings.database)!r}")
     if "\0" in settings.index_path:
         raise bad("index_path", "must not contain a NUL character")
+    if settings.log_format not in LOG_FORMATS:
+        raise bad("log_format", f"must be one of {', '.join(LOG_FORMATS)}, got {settings.log_format!r}")
+    if not settings.metrics_host.strip():
+        raise bad("metrics_host", "must not be empty")
     if not 1 <= len(settings.eventbridge_source.strip()) <= 256:
         raise bad("eventbridge_source", "must be 1 to 256 characters")
     why = amqp_url_problem(settings.amqp_url)

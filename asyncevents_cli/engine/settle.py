@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from ..errors import AeError
+from ..metrics import instruments as metrics
 from ..queues.base import RETRY, Envelope, Queue
 from ..states import DeliveryState
 from ..store import Attempt, ChainState, Store
@@ -107,7 +108,15 @@ def _place(queue: Queue, settlements: Sequence[Settlement]) -> None:
 
 
 def _report(settlements: Sequence[Settlement]) -> None:
-    """Once committed, each attempt as one INFO record (for `ae consume -v`)."""
+    """Once committed, each attempt counted in the metrics (when served) and logged as
+    one INFO record (for `ae consume -v`): the one place that sees every attempt."""
+    counting = metrics.active()
+    if counting is not None:
+        for settlement in settlements:
+            for outcome, follow in settlement.attempts:
+                sub, result = outcome.subscription, outcome.result
+                dead = follow.state == DeliveryState.DEAD_LETTERED
+                counting.attempt(sub.event_name, sub.subscription_id, result.success, result.duration, dead)
     if attempt_log.isEnabledFor(logging.INFO):
         for settlement in settlements:
             for outcome, _ in settlement.attempts:

@@ -1,0 +1,65 @@
+"""The consumer's counters and histogram.
+
+They are fed at one place: `engine/settle.py` reports every committed attempt
+here, so a counter never counts an attempt the store does not hold. Nothing is
+counted unless a process asked for metrics (`enable`), so a consumer without
+`--metrics-port` pays one attribute read per settled batch.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+
+#: seconds: webhook answers from a few ms up to the 15 s timeout (and slow plugins)
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0)
+
+
+class DeliveryInstruments:
+    """The counters of one process, in a registry of its own (not the library's global one)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.attempts = Counter(
+            "ae_delivery_attempts",
+            "Delivery attempts committed to the delivery log, by event, subscription and outcome.",
+            ("event", "subscription", "outcome"),
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "ae_delivery_duration_seconds",
+            "How long a delivery attempt took, from sending to the receiver's answer or the timeout.",
+            ("subscription",),
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.dead_lettered = Counter(
+            "ae_deliveries_dead_lettered",
+            "Deliveries dead-lettered after their last retry.",
+            ("subscription",),
+            registry=self.registry,
+        )
+
+    def attempt(self, event: str, subscription_id: int, success: bool, duration: float, dead: bool) -> None:
+        """One committed attempt; `dead` when it ended its chain in the dead letters."""
+        subscription = str(subscription_id)
+        self.attempts.labels(event, subscription, "success" if success else "failure").inc()
+        self.duration.labels(subscription).observe(duration)
+        if dead:
+            self.dead_lettered.labels(subscription).inc()
+
+
+_active: DeliveryInstruments | None = None
+
+
+def enable() -> DeliveryInstruments:
+    """Start counting in this process (idempotent); the instruments to serve."""
+    global _active
+    if _active is None:
+        disable_created_metrics()  # the `_created` series double every counter and no dashboard reads them
+        _active = DeliveryInstruments()
+    return _active
+
+
+def active() -> DeliveryInstruments | None:
+    """The instruments counting in this process, or None when no one asked for metrics."""
+    return _active
