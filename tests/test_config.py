@@ -26,6 +26,10 @@ DEFAULTS = {
     "concurrency": 64,
     "subscription_concurrency": 32,
     "eventbridge_source": "ae",
+    "metrics_port": 0,
+    "metrics_host": "127.0.0.1",
+    "metrics_public": False,
+    "log_format": "text",
 }
 
 
@@ -89,6 +93,10 @@ deny_private_targets = true
 concurrency = 128
 subscription_concurrency = 8
 eventbridge_source = "shop.example"
+metrics_port = 9464
+metrics_host = "0.0.0.0"
+metrics_public = true
+log_format = "json"
 """,
     )
     config = load_config(path, environ={})
@@ -107,6 +115,10 @@ eventbridge_source = "shop.example"
         "concurrency": 128,
         "subscription_concurrency": 8,
         "eventbridge_source": "shop.example",
+        "metrics_port": 9464,
+        "metrics_host": "0.0.0.0",
+        "metrics_public": True,
+        "log_format": "json",
     }
     assert isinstance(config.settings.backoff_exponent, float)
     assert set(config.sources.values()) == {"file"}
@@ -147,6 +159,10 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
         "concurrency": "env AE_CONCURRENCY",
         "subscription_concurrency": "default",
         "eventbridge_source": "default",
+        "metrics_port": "default",
+        "metrics_host": "default",
+        "metrics_public": "default",
+        "log_format": "default",
     }
 
 
