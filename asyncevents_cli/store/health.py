@@ -79,9 +79,20 @@ class HealthQueries(StoreBase):
         )
         return {
             int(row["subscription_id"]): {
-                "at": row["created"],
+                "created": row["created"],
                 "status_code": row["status_code"],
                 "response": (row["response_data"] or "")[:LAST_ERROR_CHARS],
             }
             for row in rows
         }
+
+    def consecutive_failures(self, subscription_id: int) -> int:
+        """Failed attempts to the subscription since its last success (all of them if none)."""
+        return int(
+            self._run(
+                "SELECT COUNT(*) FROM delivery_log WHERE subscription_id = ? AND log_id > COALESCE("
+                "(SELECT MAX(log_id) FROM delivery_log WHERE subscription_id = ? AND success = 1), 0)",
+                (subscription_id, subscription_id),
+            ).scalar()
+            or 0
+        )
