@@ -17,7 +17,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from .. import __version__
 from ..errors import AeError
 from ..runtime import Runtime
-from . import api, pages
+from . import api, metrics, pages
 from .backend import Backend
 from .errors import ApiError, from_ae_error
 from .sessions import COOKIE, MAX_AGE, CsrfFailed, SignInRequired, signing_key
@@ -61,7 +61,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/rest/") or request.url.path == "/openapi.json"
+    return request.url.path.startswith("/rest/") or request.url.path in ("/openapi.json", "/metrics")
 
 
 def _answer(request: Request, status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
@@ -86,6 +86,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.backend = Backend(runtime)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(metrics.router)
+    app.state.http_instruments = instruments = metrics.HttpInstruments()
+    app.add_middleware(metrics.MeasureRequests, instruments=instruments)
     # Signed (itsdangerous), HttpOnly, SameSite=strict: another site can neither read
     # the cookie nor make the browser send it with a forged POST.
     app.add_middleware(
