@@ -202,7 +202,12 @@ class Config:
         )
 
     def event(self, name: str) -> EventDefinition:
+        """A defined event, or one of the operator events `ae` raises itself."""
+        from .operator_events import OPERATOR_EVENTS
+
         check_event_name(name)
+        if name in OPERATOR_EVENTS:
+            return EventDefinition(name, OPERATOR_EVENTS[name])
         try:
             return self.events[name]
         except KeyError:
