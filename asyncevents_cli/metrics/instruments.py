@@ -8,6 +8,8 @@ counted unless a process asked for metrics (`enable`), so a consumer without
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
 #: seconds: webhook answers from a few ms up to the 15 s timeout (and slow plugins)
@@ -39,13 +41,25 @@ class DeliveryInstruments:
             registry=self.registry,
         )
 
+        #: label children by (event, subscription id, success): `labels()` is most of a count's cost
+        self._children: dict[tuple[str, int, bool], tuple[Any, Any]] = {}
+
     def attempt(self, event: str, subscription_id: int, success: bool, duration: float, dead: bool) -> None:
         """One committed attempt; `dead` when it ended its chain in the dead letters."""
-        subscription = str(subscription_id)
-        self.attempts.labels(event, subscription, "success" if success else "failure").inc()
-        self.duration.labels(subscription).observe(duration)
+        key = (event, subscription_id, success)
+        children = self._children.get(key)
+        if children is None:
+            subscription = str(subscription_id)
+            outcome = "success" if success else "failure"
+            children = self._children[key] = (
+                self.attempts.labels(event, subscription, outcome),
+                self.duration.labels(subscription),
+            )
+        counter, histogram = children
+        counter.inc()
+        histogram.observe(duration)
         if dead:
-            self.dead_lettered.labels(subscription).inc()
+            self.dead_lettered.labels(str(subscription_id)).inc()
 
 
 _active: DeliveryInstruments | None = None
