@@ -5,7 +5,6 @@ real PostgreSQL store taken away under a running consumer."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -138,13 +137,15 @@ def test_the_endpoint_serves_queue_gauges_and_says_ready(
 
 
 @pytest.mark.postgres
-def test_readyz_answers_503_within_2_s_of_losing_postgresql(tmp_path: Path, postgres_url: str) -> None:
+def test_readyz_answers_503_within_2_s_of_losing_postgresql(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The PostgreSQL store refuses connections and its sessions end: /readyz says 503
     within 2 s, /healthz still 200; once the database is back, /readyz says 200 again."""
     from postgres_db import TEST_SECRET_KEY
     from test_scale_durability import set_connections_allowed, terminate_backends
 
-    os.environ["AE_SECRET_KEY"] = TEST_SECRET_KEY  # undone by the autouse clean_env after the test
+    monkeypatch.setenv("AE_SECRET_KEY", TEST_SECRET_KEY)
     config = write_config(tmp_path, database=postgres_url)
     database = postgres_url.rsplit("/", 1)[1]
     port = free_port()
