@@ -73,7 +73,16 @@ def signed_in(shop: dict[str, Any], token: str | None = None) -> httpx.Client:
     return client
 
 
-PAGES = ["/subscriptions", "/subscriptions/{broken}", "/logs", "/logs?q=success:false", "/trace/{delivered}", "/"]
+PAGES = [
+    "/subscriptions",
+    "/subscriptions/{broken}",
+    "/logs",
+    "/logs?q=success:false",
+    "/trace/{delivered}",
+    "/",
+    "/deadletters",
+    "/status",
+]
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -87,9 +87,9 @@ def search(
                 Col("uuid", whole=True),
                 Col("event"),
                 Col("ok", whole=True),
-                Col("time (UTC)"),
-                Col("payload", drop=1),
-                Col("log id", whole=True, drop=2, justify="right"),
+                Col("time (UTC)", whole=True, drop=1),
+                Col("payload", drop=2),
+                Col("log id", whole=True, drop=3, justify="right"),
             ],
             [
                 (r["uuid"], r["event_name"], yes_no(r["success"]), time_utc(r["created"]), r["excerpt"], r["log_id"])

@@ -42,4 +42,9 @@ MIGRATIONS = (
         FIRST_TABLES,
         apply=lambda store: store._new_log_generation(),
     ),
+    Migration(
+        4,
+        "delivery_log.recipient_url: where each attempt was sent",
+        ("ALTER TABLE delivery_log ADD COLUMN recipient_url TEXT",),
+    ),
 )

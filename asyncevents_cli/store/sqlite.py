@@ -83,6 +83,9 @@ def _first_schema(store: SqliteStore) -> None:
         )
 
 
+#: Each attempt records the recipient it went to: a subscription's URL can change after it.
+ADD_RECIPIENT_URL = "ALTER TABLE delivery_log ADD COLUMN recipient_url TEXT"
+
 MIGRATIONS = (
     Migration(
         1,
@@ -90,6 +93,7 @@ MIGRATIONS = (
         " (stores from before versions are brought level)",
         apply=_first_schema,
     ),
+    Migration(4, "delivery_log.recipient_url: where each attempt was sent", (ADD_RECIPIENT_URL,)),
 )
 
 
