@@ -80,20 +80,28 @@ def set_up(config: Path, receiver: Receiver, events: int) -> tuple[int, int]:
 
 def test_prometheus_counts_every_attempt_exactly(tmp_path: Path, receiver: Receiver, backend: dict[str, Any]) -> None:
     """After N events to a healthy and a failing subscriber, the counters Prometheus
-    scraped read N successes, and every failed attempt (max_deaths + 1 per event) under
-    `failure`, with each failing delivery dead-lettered once."""
+    scraped from two consumer processes (each on its own port) read N successes, and
+    every failed attempt (max_deaths + 1 per event) under `failure`, with each failing
+    delivery dead-lettered once."""
     events, max_deaths = 12, 2
     config = write_config(tmp_path, max_deaths=max_deaths, **backend)
     healthy, failing = set_up(config, receiver, events)
-    port = free_port()
-    with consumer(config, port), prometheus(tmp_path / "prometheus", [f"127.0.0.1:{port}"]) as server:
+    ports = [free_port(), free_port()]
+    targets = [f"127.0.0.1:{port}" for port in ports]
+    with (
+        consumer(config, ports[0]),
+        consumer(config, ports[1]),
+        prometheus(tmp_path / "prometheus", targets) as server,
+    ):
         receiver.wait_for(events * (max_deaths + 2), timeout=120)
         successes = server.wait_for('sum(ae_delivery_attempts_total{outcome="success"})', events)
         failures = server.wait_for('sum(ae_delivery_attempts_total{outcome="failure"})', events * (max_deaths + 1))
-        dead = server.wait_for(f'ae_deliveries_dead_lettered_total{{subscription="{failing}"}}', events)
+        dead = server.wait_for(f'sum(ae_deliveries_dead_lettered_total{{subscription="{failing}"}})', events)
         by_subscription = server.value(f'sum(ae_delivery_attempts_total{{subscription="{healthy}"}})')
-        durations = server.value(f'ae_delivery_duration_seconds_count{{subscription="{healthy}"}}')
-        up = server.wait_for("ae_store_up", 1)
+        durations = server.value(f'sum(ae_delivery_duration_seconds_count{{subscription="{healthy}"}})')
+        up = server.wait_for("min(ae_store_up)", 1)
+        scraped = server.wait_for('count(up{job="ae"} == 1)', 2)
+    assert scraped == 2
     assert successes == events
     assert failures == events * (max_deaths + 1)
     assert dead == events
