@@ -63,6 +63,7 @@ def search(
         check_syntax(query)  # a malformed query exits 2 before the index is touched
         ix = _index(ctx)
         try:
+            ix.check_folder()  # a folder ae did not create is refused before any progress shows
             behind = ix.behind()
             with progress_bar("indexing the delivery log", behind, behind >= PROGRESS_THRESHOLD) as advance:
                 ix.catch_up(advance)
@@ -133,6 +134,7 @@ def rebuild(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Rebuild the search index from the whole delivery log."""
     ix = _index(ctx)
     try:
+        ix.check_folder()  # a folder ae did not create is refused before any progress shows
         total = runtime(ctx).store.count_logs_after(0)
         with progress_bar("rebuilding the search index", total, not as_json) as advance:
             count = ix.rebuild(advance)
