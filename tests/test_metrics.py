@@ -236,3 +236,14 @@ def test_alert_rules_pass_promtool() -> None:
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS" in checked.stdout and "rules found" in checked.stdout
+
+
+def test_a_consumer_without_metrics_does_not_import_prometheus_client() -> None:
+    """prometheus_client costs ~75 ms to import: only a process that serves metrics pays it."""
+    code = (
+        "import sys, asyncevents_cli.engine.settle, asyncevents_cli.cli.consume, asyncevents_cli.metrics;"
+        " print('prometheus_client' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -8,9 +8,10 @@ counted unless a process asked for metrics (`enable`), so a consumer without
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 #: seconds: webhook answers from a few ms up to the 15 s timeout (and slow plugins)
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0)
@@ -20,7 +21,11 @@ class DeliveryInstruments:
     """The counters of one process, in a registry of its own (not the library's global one)."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        # Imported here: prometheus_client takes ~75 ms to import, which a consumer
+        # without --metrics-port (and every command that loads the engine) need not pay.
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.registry: CollectorRegistry = CollectorRegistry(auto_describe=True)
         self.attempts = Counter(
             "ae_delivery_attempts",
             "Delivery attempts committed to the delivery log, by event, subscription and outcome.",
@@ -69,6 +74,8 @@ def enable() -> DeliveryInstruments:
     """Start counting in this process (idempotent); the instruments to serve."""
     global _active
     if _active is None:
+        from prometheus_client import disable_created_metrics
+
         disable_created_metrics()  # the `_created` series double every counter and no dashboard reads them
         _active = DeliveryInstruments()
     return _active
