@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .config import Config
-from .netguard import redact_credentials
+from .redaction import redact_url
 from .states import DeliveryState, SubscriptionStatus
 from .store import Store, Subscription
 from .store.records import parse_timestamp, utcnow
@@ -100,7 +100,7 @@ def _figures_row(
     return {
         "subscription_id": sub.subscription_id,
         "event_name": sub.event_name,
-        "recipient_url": redact_credentials(sub.recipient_url),
+        "recipient_url": redact_url(sub.recipient_url),
         "status": SubscriptionStatus.of(sub.enabled),
         "state": health_state(figures),
         "consecutive_failures": failures,

@@ -13,7 +13,7 @@ delivered, signed, retried, logged, traced and searched like any other event
 
 No loops: nothing that happens to a delivery *of* an operator event raises
 another one, so a failing operator receiver cannot feed itself. Recipient URLs
-in payloads go through `netguard.redact_credentials`, like every listing.
+in payloads go through `redaction.redact_url`, like every listing.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from .messages import TriggerMessage
-from .netguard import redact_credentials
+from .redaction import redact_url
 
 DEAD_LETTERED = "ae.delivery.dead_lettered"
 FAILING = "ae.subscription.failing"
@@ -66,7 +66,7 @@ def dead_lettered_payload(
         "uuid": uuid,
         "event_name": event_name,
         "subscription_id": subscription_id,
-        "recipient_url": redact_credentials(recipient_url),
+        "recipient_url": redact_url(recipient_url),
         "attempts": attempts,
         "reason": reason,
         "last_status_code": status_code,
@@ -82,7 +82,7 @@ def subscription_payload(
     return {
         "subscription_id": subscription_id,
         "event_name": event_name,
-        "recipient_url": redact_credentials(recipient_url),
+        "recipient_url": redact_url(recipient_url),
         "since": since.isoformat(),
         "reason": reason,
     }
