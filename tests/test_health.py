@@ -18,7 +18,7 @@ from asyncevents_cli.health import (
     Figures,
     health_state,
 )
-from asyncevents_cli.publish import publish_batch
+from asyncevents_cli.publishing import publish_batch
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.subscribe import subscribe
 

@@ -21,7 +21,7 @@ from conftest import Receiver, ae, assert_error, backend_environ, environ_withou
 from prometheus_server import prometheus, require
 from serving import free_port
 
-from asyncevents_cli.publish import publish_batch
+from asyncevents_cli.publishing import publish_batch
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.subscribe import subscribe
 
