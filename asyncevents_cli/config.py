@@ -30,6 +30,7 @@ EVENT_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 DEFAULT_CONFIG = "events.toml"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 QUEUE_BACKENDS = ("db", "amqp")
+LOG_FORMATS = ("text", "json")
 MAX_CONCURRENCY = 10_000  # deliveries in flight in one consumer: beyond this, run more consumers
 
 
@@ -73,6 +74,12 @@ class Settings:
     cloudevents_source: str = _setting(
         "/ae", "CloudEvents `source` of deliveries in the cloudevents format (a URI-reference)"
     )
+    metrics_port: int = _setting(
+        0, "`ae consume` serves /metrics, /healthz and /readyz on this port (0: not served)", (0, 65535)
+    )
+    metrics_host: str = _setting("127.0.0.1", "address the consumer's metrics endpoint listens on")
+    metrics_public: bool = _setting(False, "`ae serve` answers /metrics without signing in")
+    log_format: str = _setting("text", "`ae consume` and `ae serve` log as text or json (one object per line)")
     serve_max_body_bytes: int = _setting(
         2 * 1024 * 1024, "`ae serve`: the largest request body, in bytes (a 1 MiB payload fits)", (1024, 2**30)
     )
@@ -210,7 +217,12 @@ class Config:
         )
 
     def event(self, name: str) -> EventDefinition:
+        """A defined event, or one of the operator events `ae` raises itself."""
+        from .operator_events import OPERATOR_EVENTS
+
         check_event_name(name)
+        if name in OPERATOR_EVENTS:
+            return EventDefinition(name, OPERATOR_EVENTS[name])
         try:
             return self.events[name]
         except KeyError:
@@ -315,6 +327,10 @@ def _validate(settings: Settings, where: Mapping[str, str]) -> None:
         why = database_url_problem(settings.database)
         if why:
             raise bad("database", f"is not a PostgreSQL URL ({why}): {redact_url(settings.database, keep_user=True)!r}")
+    if settings.log_format not in LOG_FORMATS:
+        raise bad("log_format", f"must be one of {', '.join(LOG_FORMATS)}, got {settings.log_format!r}")
+    if not settings.metrics_host.strip():
+        raise bad("metrics_host", "must not be empty")
     if not 1 <= len(settings.eventbridge_source.strip()) <= 256:
         raise bad("eventbridge_source", "must be 1 to 256 characters")
     source = settings.cloudevents_source

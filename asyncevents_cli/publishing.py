@@ -9,6 +9,7 @@ from typing import Any
 from .config import Config
 from .errors import InputError
 from .messages import TriggerMessage, check_store_id
+from .operator_events import is_operator_event
 from .queues.base import Queue
 from .strict_json import JsonRejected, loads
 
@@ -28,9 +29,16 @@ def parse_data(text: str, where: str = "--data") -> dict[str, Any]:
     return value
 
 
+def publishable(config: Config, event_name: str) -> None:
+    """An event defined in events.toml: operator events are raised by `ae` alone."""
+    if is_operator_event(event_name):
+        raise InputError(f"{event_name} is an operator event: ae raises it itself, and it cannot be published")
+    config.event(event_name)
+
+
 def publish(config: Config, queue: Queue, event_name: str, data: dict[str, Any], store_id: int = 0) -> str:
     """Enqueue one trigger message; return its message id."""
-    config.event(event_name)
+    publishable(config, event_name)
     return queue.publish_trigger(TriggerMessage(event_name, data, check_store_id(store_id)))
 
 
@@ -52,6 +60,6 @@ def publish_batch(
     progress: Callable[[int], None] | None = None,
 ) -> list[str]:
     """Enqueue many events of one kind, all or none (one SQLite or AMQP transaction)."""
-    config.event(event_name)
+    publishable(config, event_name)
     messages = [TriggerMessage(event_name, data, check_store_id(store_id)) for data in items]
     return queue.publish_triggers(messages, progress)

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import uuid as uuidlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
@@ -265,8 +265,9 @@ def ae_run(
     pace: bool = True,
     cap: float | None = None,
     attach: Callable[[Child], None] | None = None,
+    consumer_args: Sequence[str] = (),
 ) -> tuple[Drain, Latency | None]:
-    """`ae consume all` on a fresh store (and a fresh set of queues on RabbitMQ)."""
+    """`ae consume all [consumer_args]` on a fresh store (and a fresh set of queues on RabbitMQ)."""
     from asyncevents_cli.runtime import Runtime
 
     if queue == "amqp":
@@ -278,7 +279,7 @@ def ae_run(
                 f"ae {queue}",
                 sink,
                 publisher,
-                lambda: Child(ae_command() + ["consume", "all"], env=ae_env(config)),
+                lambda: Child(ae_command() + ["consume", "all", *consumer_args], env=ae_env(config)),
                 events,
                 subscriptions,
                 sizes,
@@ -506,7 +507,7 @@ def startup(sizes: Sizes, imports: dict[str, Any] | None = None) -> dict[str, fl
 
 # -- the run ---------------------------------------------------------------------
 
-PARTS = ("ceilings", "db", "amqp", "celery", "slow", "startup", "backlog")
+PARTS = ("ceilings", "db", "amqp", "celery", "slow", "startup", "backlog", "metrics")
 
 
 def run(
@@ -572,6 +573,14 @@ def run(
                     ae_run(sink, vhost, "db", sizes.backlog, 1, sizes, pace=False, cap=sizes.backlog_seconds)[0]
                 ),
             )
+        if "metrics" in parts:
+            from metrics_cost import metrics_cost
+
+            def drain_steady(consumer_args: Sequence[str]) -> float:
+                drain, _ = ae_run(sink, vhost, "db", sizes.single, 1, sizes, pace=False, consumer_args=consumer_args)
+                return drain.steady
+
+            attempt("metrics cost", lambda: report.metrics_cost.update(metrics_cost(drain_steady, max(2, repeat))))
         if profile:
             attempt("profile (py-spy)", lambda: report.profile.update(ae_profile(sink, vhost, sizes, keep_profile)))
     finally:

@@ -144,6 +144,7 @@ def render(report: Report, sizes: Sizes) -> str:
     ]
     out += startup_section(report, sizes)
     out += rss_section(report, sizes)
+    out += metrics_section(report, sizes)
     out += profile_section(report)
     out += [
         "## Targets (issue 13)",
@@ -308,6 +309,33 @@ def startup_section(report: Report, sizes: Sizes) -> list[str]:
         f"{sizes.trace_logs:,} logs (built with the store API in a temporary folder).",
         "",
         *table(["command", "ms", "/ python -c pass"], rows),
+        "",
+    ]
+
+
+def metrics_section(report: Report, sizes: Sizes) -> list[str]:
+    cost = report.metrics_cost
+    if not cost:
+        return []
+    return [
+        "## Metrics cost (`ae consume all --metrics-port`)",
+        "",
+        f"SQLite x 1 drains of {sizes.single:,} events, without and with the metrics endpoint, interleaved "
+        f"{cost['runs']} times each; /metrics scraped every second while draining ({cost['scrapes']} scrapes). "
+        "Target (issue 19): with at least 0.95x without.",
+        "",
+        *table(
+            ["without (deliveries/s)", "with (deliveries/s)", "with / without", "runs without", "runs with"],
+            [
+                [
+                    fmt(cost["without"]),
+                    fmt(cost["with"]),
+                    fmt(cost["ratio"], 3),
+                    ", ".join(fmt(x) for x in cost["without_runs"]),
+                    ", ".join(fmt(x) for x in cost["with_runs"]),
+                ]
+            ],
+        ),
         "",
     ]
 

@@ -92,6 +92,7 @@ class Report:
     startup: dict[str, float] = field(default_factory=dict)
     rss: list[Drain] = field(default_factory=list)
     profile: dict[str, Any] = field(default_factory=dict)  # py-spy's summary, with --profile
+    metrics_cost: dict[str, Any] = field(default_factory=dict)  # steady rates without and with --metrics-port
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
 

@@ -22,6 +22,7 @@ SECTIONS = [
     "## 4. A receiver that takes 50 ms per request",
     "## 5. Start-up",
     "## 6. Consumer memory",
+    "## Metrics cost (`ae consume all --metrics-port`)",
     "## Targets (issue 13)",
 ]
 
@@ -56,6 +57,9 @@ def test_a_quick_run_reports_every_part(tmp_path: Path) -> None:
     assert data["slow"]["deliveries"] >= 2
     assert set(data["startup"]) == {"python -c pass", "ae --help", "ae trace UUID"}
     assert [r["deliveries"] for r in data["rss"]] == [r["events"] for r in data["rss"]] != []
+    cost = data["metrics_cost"]
+    assert cost["runs"] == 2 and len(cost["without_runs"]) == len(cost["with_runs"]) == 2
+    assert cost["with"] > 0 and cost["without"] > 0 and cost["ratio"] == cost["with"] / cost["without"]
 
 
 @pytest.mark.amqp

@@ -23,6 +23,7 @@ from conftest import Receiver, ae, assert_error, environ_without_ae, ok, ok_json
 
 from asyncevents_cli.cli import app
 from asyncevents_cli.errors import NotFound
+from asyncevents_cli.operator_events import OPERATOR_EVENTS
 
 EVENT = "sales.order.created"
 ORDER = {"increment_id": "CK00000101", "grand_total": 45.5}
@@ -506,10 +507,12 @@ def test_publish_batch_enqueues_every_line(config: Path) -> None:
 
 def test_events_list_json(config: Path) -> None:
     rows = ok_json(config, "events", "list")
-    assert rows == [
-        {"name": "customer.created", "description": "A customer signed up", "service": None},
-        {"name": EVENT, "description": "An order was placed", "service": None},
+    assert rows[:2] == [
+        {"name": "customer.created", "description": "A customer signed up", "service": None, "built_in": False},
+        {"name": EVENT, "description": "An order was placed", "service": None, "built_in": False},
     ]
+    # then the operator events ae raises itself (see test_operator_events.py)
+    assert [r["name"] for r in rows[2:]] == sorted(OPERATOR_EVENTS) and all(r["built_in"] for r in rows[2:])
     human = ok(config, "events", "list")
     assert EVENT in human.stdout and "An order was placed" in human.stdout
     assert human.stderr == ""
@@ -540,10 +543,10 @@ def test_config_option_beats_ae_config(tmp_path: Path) -> None:
     chosen = write_config(tmp_path / "a", events={"a.event": {}})
     other = write_config(tmp_path / "b", events={"b.event": {}})
     rows = ok_json(chosen, "events", "list", env={"AE_CONFIG": str(other)})
-    assert [r["name"] for r in rows] == ["a.event"]
+    assert [r["name"] for r in rows if not r["built_in"]] == ["a.event"]
     result = runner.invoke(app, ["events", "list", "--json"], env={"AE_CONFIG": str(other)})
     assert result.exit_code == 0, result.stderr
-    assert [r["name"] for r in json.loads(result.stdout)] == ["b.event"]
+    assert [r["name"] for r in json.loads(result.stdout) if not r["built_in"]] == ["b.event"]
 
 
 def test_status_json_on_an_empty_database(config: Path) -> None:

@@ -28,6 +28,10 @@ DEFAULTS = {
     "subscription_concurrency": 32,
     "eventbridge_source": "ae",
     "cloudevents_source": "/ae",
+    "metrics_port": 0,
+    "metrics_host": "127.0.0.1",
+    "metrics_public": False,
+    "log_format": "text",
     "serve_max_body_bytes": 2 * 1024 * 1024,
     "serve_read_timeout_seconds": 15.0,
     "serve_search_seconds": 10.0,
@@ -95,6 +99,10 @@ concurrency = 128
 subscription_concurrency = 8
 eventbridge_source = "shop.example"
 cloudevents_source = "https://shop.example/ae"
+metrics_port = 9464
+metrics_host = "0.0.0.0"
+metrics_public = true
+log_format = "json"
 serve_max_body_bytes = 4096
 serve_read_timeout_seconds = 2
 serve_search_seconds = 0.5
@@ -117,6 +125,10 @@ serve_search_seconds = 0.5
         "subscription_concurrency": 8,
         "eventbridge_source": "shop.example",
         "cloudevents_source": "https://shop.example/ae",
+        "metrics_port": 9464,
+        "metrics_host": "0.0.0.0",
+        "metrics_public": True,
+        "log_format": "json",
         "serve_max_body_bytes": 4096,
         "serve_read_timeout_seconds": 2.0,
         "serve_search_seconds": 0.5,
@@ -161,6 +173,10 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
         "subscription_concurrency": "default",
         "eventbridge_source": "default",
         "cloudevents_source": "default",
+        "metrics_port": "default",
+        "metrics_host": "default",
+        "metrics_public": "default",
+        "log_format": "default",
         "serve_max_body_bytes": "default",
         "serve_read_timeout_seconds": "default",
         "serve_search_seconds": "default",

@@ -123,3 +123,29 @@ def test_signed_out_the_trace_page_shows_nothing(chrome: Any, delivered_after_a_
     text = chrome.find_element(By.TAG_NAME, "body").text
     for secret in ("Delivered", "roni_cost", "CK00000101", "orders"):
         assert secret not in text
+
+
+def test_the_health_badge_leads_to_the_subscriptions_page(chrome: Any, delivered_after_a_retry: dict[str, Any]) -> None:
+    """/subscriptions shows the state `ae subscriptions health` gives; its badge opens
+    the subscription's page with the same state, rates and last error."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    site = delivered_after_a_retry
+    (health,) = json.loads(ok(site["config"], "subscriptions", "health", "--json").stdout)
+    assert health["state"] == "degraded" and health["success_rate_15m"] == 0.5  # a 500, then a 200
+    chrome.delete_all_cookies()
+    chrome.get(f"{site['url']}/login?next=/subscriptions")
+    chrome.find_element(By.NAME, "token").send_keys(site["token"])
+    chrome.find_element(By.CSS_SELECTOR, "form[action='/login'] button[type=submit]").click()
+    WebDriverWait(chrome, 15).until(expected_conditions.url_to_be(f"{site['url']}/subscriptions"))
+    badge = chrome.find_element(By.CSS_SELECTOR, "a[data-health]")
+    assert badge.text == "degraded"
+    badge.click()
+    page = f"{site['url']}/subscriptions/{health['subscription_id']}"
+    WebDriverWait(chrome, 15).until(expected_conditions.url_to_be(page))
+    assert chrome.find_element(By.CSS_SELECTOR, "#health [data-health]").text == "degraded"
+    facts = chrome.find_element(By.ID, "facts").text
+    assert "50.0% of 2" in facts and "500" in facts
+    assert "orders-secret" not in chrome.page_source

@@ -74,7 +74,16 @@ def signed_in(shop: dict[str, Any], token: str | None = None) -> httpx.Client:
     return client
 
 
-PAGES = ["/subscriptions", "/logs", "/logs?q=success:false", "/trace/{delivered}", "/", "/deadletters", "/status"]
+PAGES = [
+    "/subscriptions",
+    "/subscriptions/{broken}",
+    "/logs",
+    "/logs?q=success:false",
+    "/trace/{delivered}",
+    "/",
+    "/deadletters",
+    "/status",
+]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -202,6 +211,27 @@ def test_subscription_grid_and_its_mass_actions(shop: dict[str, Any]) -> None:
     assert none.status_code == 303 and "Select at least one" in client.get("/subscriptions").text
     unknown = client.post("/subscriptions", data={"action": "enable", "ids": [999], "csrf": token})
     assert unknown.status_code == 404 and "no subscription with id 999" in unknown.text
+
+
+def test_the_grid_shows_each_subscriptions_health_and_links_its_page(shop: dict[str, Any]) -> None:
+    """/subscriptions shows the state `ae subscriptions health` gives; /subscriptions/ID
+    shows its rates, counts and last error (the broken receiver's 503)."""
+    client = signed_in(shop)
+    expected = {
+        r["subscription_id"]: r for r in json.loads(ok(shop["config"], "subscriptions", "health", "--json").stdout)
+    }
+    grid = client.get("/subscriptions").text
+    for subscription_id, row in expected.items():
+        link = f'<a href="/subscriptions/{subscription_id}" class="badge health-{row["state"]}"'
+        assert link in grid, grid
+    page = client.get(f"/subscriptions/{shop['broken']}")
+    assert page.status_code == 200
+    broken = expected[shop["broken"]]
+    assert f'data-health="{broken["state"]}"' in page.text and broken["state"] == "degraded"
+    assert "0.0% of 2" in page.text and "503" in page.text
+    assert "broken-secret" not in page.text and shop["receiver"].endpoint("/broken") in page.text
+    missing = client.get("/subscriptions/999")
+    assert missing.status_code == 404 and "no subscription with id 999" in missing.text
 
 
 def test_logs_grid_search_and_paging(shop: dict[str, Any]) -> None:

@@ -12,13 +12,17 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ..errors import DatabaseUnavailable, QueueUnavailable
+from ..config import LOG_FORMATS
+from ..errors import DatabaseUnavailable, InputError, QueueUnavailable
+from ..jsonlog import json_handler
 from ..queues.base import KINDS, RETRY, TRIGGER
 from .context import runtime
 from .output import attempt_line, backlog_display, is_terminal, note, say
@@ -48,12 +52,33 @@ CONCURRENCY_OPTION = typer.Option(
 )
 
 
+METRICS_PORT_OPTION = typer.Option(
+    None,
+    "--metrics-port",
+    min=1,
+    max=65535,
+    help="Serve /metrics, /healthz and /readyz on this port (default: the `metrics_port` setting; 0 there: off).",
+)
+METRICS_HOST_OPTION = typer.Option(
+    None, "--metrics-host", help="Address for --metrics-port (default: the `metrics_host` setting, 127.0.0.1)."
+)
+LOG_FORMAT_OPTION = typer.Option(
+    None,
+    "--log-format",
+    help="text, or json: one JSON object per line on stderr, -v's attempts included (default: `log_format`).",
+)
+
+#: the consumer's own notes (stopping, handled, metrics address) in JSON mode
+consume_log = logging.getLogger("asyncevents_cli.consume")
+
+
 class StopFlag:
     """Set by SIGINT/SIGTERM; a second Ctrl-C calls `abort`."""
 
-    def __init__(self) -> None:
+    def __init__(self, tell: Callable[[str], None] = note) -> None:
         self.stopping = False
         self.abort: Callable[[], None] | None = None
+        self.tell = tell
 
     def __call__(self) -> bool:
         return self.stopping
@@ -64,13 +89,13 @@ class StopFlag:
 
         def handler(signum: int, frame: object) -> None:
             if self.stopping and signum == signal.SIGINT:
-                note("ae: aborting the deliveries in flight; their messages come back on the next start")
+                self.tell("ae: aborting the deliveries in flight; their messages come back on the next start")
                 if self.abort is None:
                     raise KeyboardInterrupt
                 self.abort()
                 return
             if not self.stopping:
-                note("ae: stopping: finishing the deliveries in flight (Ctrl-C again to abort them)")
+                self.tell("ae: stopping: finishing the deliveries in flight (Ctrl-C again to abort them)")
             self.stopping = True
 
         signal.signal(signal.SIGINT, handler)
@@ -93,18 +118,37 @@ def _backlog(ctx: typer.Context, kinds: tuple[str, ...]) -> int:
     return sum(waiting[kind] for kind in kinds)
 
 
-def _run(
-    ctx: typer.Context,
-    kinds: tuple[str, ...],
-    max_messages: int | None,
-    until_empty: bool,
-    concurrency: int | None,
-    verbose: bool = False,
-) -> None:
-    from ..engine import Aborted
-    from ..engine.reconnect import run_reconnecting
+@dataclass(frozen=True)
+class Observing:
+    """How this consumer reports: metrics endpoint (port 0: none) and log format."""
 
-    logging.basicConfig(format="ae: %(message)s", level=logging.WARNING)
+    metrics_port: int
+    metrics_host: str
+    log_format: str
+
+    @classmethod
+    def chosen(cls, ctx: typer.Context, port: int | None, host: str | None, log_format: str | None) -> Observing:
+        settings = runtime(ctx).config.settings
+        chosen_format = settings.log_format if log_format is None else log_format
+        if chosen_format not in LOG_FORMATS:
+            raise InputError(f"--log-format must be one of {', '.join(LOG_FORMATS)}, got {chosen_format!r}")
+        return cls(
+            settings.metrics_port if port is None else port,
+            settings.metrics_host if host is None else host,
+            chosen_format,
+        )
+
+
+@contextmanager
+def _logging(verbose: bool, json_lines: bool) -> Iterator[Callable[[str], None]]:
+    """The consumer's log set-up for its run; yields how to tell the operator something."""
+    root = logging.getLogger()
+    handler, root_level = json_handler(), root.level
+    if json_lines:
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+    else:
+        logging.basicConfig(format="ae: %(message)s", level=logging.WARNING)
     # The AMQP backend reports a lost connection and its reconnects in one line
     # of its own; pika's internal errors for the same event are noise here.
     logging.getLogger("pika").setLevel(logging.CRITICAL)
@@ -112,43 +156,87 @@ def _run(
     # reports a lost database connection itself (see engine/reconnect.py).
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     attempts = logging.getLogger("asyncevents_cli.attempts")
-    lines = AttemptLines()
+    attempt_handler = handler if json_lines else AttemptLines()
     if verbose:
-        attempts.addHandler(lines)
+        attempts.addHandler(attempt_handler)
         attempts.setLevel(logging.INFO)
         attempts.propagate = False
-    stop = StopFlag()
-    previous = stop.install()
-    rt = runtime(ctx)
-
-    def watch(consumer: Any) -> None:
-        stop.abort = consumer.abort
-
-    relay_thread = _start_relay(rt, kinds, until_empty)
-    # The remaining backlog, on a terminal only, and not mixed with -v's lines.
-    show_progress = until_empty and not verbose and is_terminal(sys.stderr)
+    consume_log.setLevel(logging.INFO)
     try:
-        with backlog_display(_backlog(ctx, kinds) if show_progress else 0, show_progress) as advance:
-            handled = run_reconnecting(
-                lambda: rt.consumer(kinds, concurrency=concurrency),
-                max_messages,
-                until_empty,
-                stop,
-                watch,
-                on_message=advance,
-            )
-    except Aborted:
-        raise KeyboardInterrupt from None
+        yield (lambda message: consume_log.info(message.removeprefix("ae: "))) if json_lines else note
     finally:
-        if relay_thread is not None:
-            relay_thread.stop()
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        if json_lines:
+            root.removeHandler(handler)
+            root.setLevel(root_level)
+        consume_log.setLevel(logging.NOTSET)
         if verbose:
-            attempts.removeHandler(lines)
+            attempts.removeHandler(attempt_handler)
             attempts.setLevel(logging.NOTSET)
             attempts.propagate = True
-    note(f"handled {handled} message(s)")
+
+
+@contextmanager
+def _metrics(
+    ctx: typer.Context, observing: Observing, current: list[Any], tell: Callable[[str], None]
+) -> Iterator[None]:
+    """Serve /metrics, /healthz and /readyz while the consumer runs, if a port was chosen."""
+    if not observing.metrics_port:
+        yield
+        return
+    from ..metrics.endpoint import MetricsEndpoint
+
+    in_flight = lambda: current[0].in_flight if current else 0  # noqa: E731 - the consumer of the moment
+    with MetricsEndpoint(runtime(ctx).config, observing.metrics_host, observing.metrics_port, in_flight) as served:
+        shown = f"[{served.host}]" if ":" in served.host else served.host
+        tell(f"ae: metrics on http://{shown}:{served.port}/metrics (and /healthz, /readyz)")
+        yield
+
+
+def _run(
+    ctx: typer.Context,
+    kinds: tuple[str, ...],
+    max_messages: int | None,
+    until_empty: bool,
+    concurrency: int | None,
+    verbose: bool = False,
+    observing: Observing | None = None,
+) -> None:
+    from ..engine import Aborted
+    from ..engine.reconnect import run_reconnecting
+
+    observing = observing or Observing(0, "", "text")
+    json_lines = observing.log_format == "json"
+    rt = runtime(ctx)
+    current: list[Any] = []  # the consumer of the moment (a new one after a reconnect)
+    with _logging(verbose, json_lines) as tell, _metrics(ctx, observing, current, tell):
+        stop = StopFlag(tell)
+        previous = stop.install()
+
+        def watch(consumer: Any) -> None:
+            stop.abort = consumer.abort
+            current[:] = [consumer]
+
+        relay_thread = _start_relay(rt, kinds, until_empty)
+        # The remaining backlog, on a terminal only, and not mixed with -v's lines or JSON logs.
+        show_progress = until_empty and not verbose and not json_lines and is_terminal(sys.stderr)
+        try:
+            with backlog_display(_backlog(ctx, kinds) if show_progress else 0, show_progress) as advance:
+                handled = run_reconnecting(
+                    lambda: rt.consumer(kinds, concurrency=concurrency),
+                    max_messages,
+                    until_empty,
+                    stop,
+                    watch,
+                    on_message=advance,
+                )
+        except Aborted:
+            raise KeyboardInterrupt from None
+        finally:
+            if relay_thread is not None:
+                relay_thread.stop()
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+        tell(f"handled {handled} message(s)")
 
 
 def _start_relay(rt: Runtime, kinds: tuple[str, ...], until_empty: bool) -> RelayThread | None:
@@ -173,9 +261,13 @@ def consume_trigger(
     until_empty: bool = UNTIL_EMPTY_OPTION,
     concurrency: int | None = CONCURRENCY_OPTION,
     verbose: bool = VERBOSE_OPTION,
+    metrics_port: int | None = METRICS_PORT_OPTION,
+    metrics_host: str | None = METRICS_HOST_OPTION,
+    log_format: str | None = LOG_FORMAT_OPTION,
 ) -> None:
     """Fan published events out to their subscribers."""
-    _run(ctx, (TRIGGER,), max_messages, until_empty, concurrency, verbose)
+    observing = Observing.chosen(ctx, metrics_port, metrics_host, log_format)
+    _run(ctx, (TRIGGER,), max_messages, until_empty, concurrency, verbose, observing)
 
 
 @consume_app.command("retry")
@@ -185,9 +277,13 @@ def consume_retry(
     until_empty: bool = UNTIL_EMPTY_OPTION,
     concurrency: int | None = CONCURRENCY_OPTION,
     verbose: bool = VERBOSE_OPTION,
+    metrics_port: int | None = METRICS_PORT_OPTION,
+    metrics_host: str | None = METRICS_HOST_OPTION,
+    log_format: str | None = LOG_FORMAT_OPTION,
 ) -> None:
     """Attempt failed deliveries again as their back-off comes due."""
-    _run(ctx, (RETRY,), max_messages, until_empty, concurrency, verbose)
+    observing = Observing.chosen(ctx, metrics_port, metrics_host, log_format)
+    _run(ctx, (RETRY,), max_messages, until_empty, concurrency, verbose, observing)
 
 
 @consume_app.command("all")
@@ -197,6 +293,9 @@ def consume_all(
     until_empty: bool = UNTIL_EMPTY_OPTION,
     concurrency: int | None = CONCURRENCY_OPTION,
     verbose: bool = VERBOSE_OPTION,
+    metrics_port: int | None = METRICS_PORT_OPTION,
+    metrics_host: str | None = METRICS_HOST_OPTION,
+    log_format: str | None = LOG_FORMAT_OPTION,
 ) -> None:
     """Run the trigger and retry consumers in one process.
 
@@ -209,4 +308,5 @@ def consume_all(
 
       ae consume all --until-empty -v
     """
-    _run(ctx, KINDS, max_messages, until_empty, concurrency, verbose)
+    observing = Observing.chosen(ctx, metrics_port, metrics_host, log_format)
+    _run(ctx, KINDS, max_messages, until_empty, concurrency, verbose, observing)

@@ -17,11 +17,18 @@ config_app = typer.Typer(help="Effective configuration.", no_args_is_help=True)
 
 @events_app.command("list")
 def list_events(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
-    """List the events defined in events.toml."""
+    """List the events defined in events.toml, and the operator events ae raises itself
+    (`ae.delivery.dead_lettered`, `ae.subscription.*`), which any subscription can take."""
+    from ..operator_events import OPERATOR_EVENTS
+
     config = runtime(ctx).config
     data = [
-        {"name": e.name, "description": e.description, "service": e.service}
+        {"name": e.name, "description": e.description, "service": e.service, "built_in": False}
         for e in sorted(config.events.values(), key=lambda e: e.name)
+    ] + [
+        {"name": name, "description": description, "service": None, "built_in": True}
+        for name, description in sorted(OPERATOR_EVENTS.items())
+        if name not in config.events
     ]
 
     def render(rows: list[dict[str, Any]]) -> None:

@@ -80,14 +80,14 @@ def publish(
     if batch is not None:
         if any(x is not None for x in (data, data_file, stdin)):
             raise InputError("--batch cannot be combined with --data, --data-file or -")
-        rt.config.event(event)
+        publishing.publishable(rt.config, event)
         items = publishing.read_batch(batch)
         with progress_bar("publishing", len(items), transient=True) as advance:
             ids = publishing.publish_batch(rt.config, rt.queue, event, items, store_id, progress=advance)
         note(f"published {len(ids)} {event} event(s)")
         emit({"event_name": event, "store_id": store_id, "message_ids": ids}, as_json, _say_ids)
         return
-    rt.config.event(event)
+    publishing.publishable(rt.config, event)
     check_store_id(store_id)  # before stdin is read
     arguments = _read_data(data, data_file, stdin)
     message_id = publishing.publish(rt.config, rt.queue, event, arguments, store_id)

@@ -1,4 +1,4 @@
-"""`ae subscribe` and `ae subscriptions list|show|enable|disable|delete|rotate-secret|set-headers`.
+"""`ae subscribe` and `ae subscriptions list|health|show|enable|disable|delete|rotate-secret|set-headers`.
 
 The verification token is shown once, when `ae subscribe` generates it or
 `rotate-secret` replaces it, and never again: `Subscription.public()` leaves it
@@ -19,6 +19,7 @@ from ..errors import EXIT_FAILURE, InputError
 from ..states import SubscriptionStatus
 from ..store import Subscription
 from .context import JSON_OPTION, YES_OPTION, confirm, runtime
+from .health import health
 from .output import Col, emit, fields, note, say, table, time_utc
 
 subscriptions_app = typer.Typer(help="List and manage subscriptions.", no_args_is_help=True)
@@ -185,6 +186,9 @@ def list_subscriptions(
         check_event_name(event)
     rows = [s.public() for s in runtime(ctx).store.subscriptions(event, reveal=False)]
     emit(rows, as_json, _render_rows)
+
+
+subscriptions_app.command("health")(health)
 
 
 @subscriptions_app.command("show")

@@ -110,6 +110,12 @@ class Consumer:
         self._aborted = False
         #: queue and store calls ride out a short loss of the database in place (see `retrying`)
         self.retrying = Retrying()
+        self._under_way: dict[asyncio.Task[Settlement], Work] = {}
+
+    @property
+    def in_flight(self) -> int:
+        """Attempts under way (or waiting for a slot) now; read by the metrics thread."""
+        return len(self._under_way)
 
     def run(
         self,
@@ -149,6 +155,7 @@ class Consumer:
             self.config, self.store, self.queue, self.notifiers, self.concurrency, self.per_subscription, self.now, io
         )
         tasks: dict[asyncio.Task[Settlement], Work] = {}  # under way (or waiting for a slot)
+        self._under_way = tasks
         finished: list[asyncio.Task[Settlement]] = []  # done, not settled yet
         settle_by = 0.0  # when the oldest finished work is due to be settled
         doorbell = Doorbell(loop)

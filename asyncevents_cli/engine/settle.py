@@ -20,10 +20,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from ..errors import AeError
+from ..metrics import instruments as metrics
+from ..operator_events import DEAD_LETTERED, dead_lettered_payload, operator_trigger, raises_about
 from ..queues.base import RETRY, Envelope, Queue
 from ..states import DeliveryState
-from ..store import Attempt, ChainState, Store
-from .decisions import Settlement
+from ..store import Attempt, ChainState, Store, utcnow
+from .decisions import Outcome, Settlement
 from .handling import INFRASTRUCTURE, describe
 
 log = logging.getLogger("asyncevents_cli")
@@ -88,8 +90,10 @@ def _settle_alone(store: Store, queue: Queue, settlement: Settlement) -> None:
         _apply(store, queue, [Settlement(envelope, park=reason)])
 
 
-def _place(queue: Queue, settlements: Sequence[Settlement]) -> None:
+def _place(store: Store, queue: Queue, settlements: Sequence[Settlement]) -> None:
     """Publish each message's follow-ups (retries, dead letters) or park it."""
+    dead = any(f.state == DeliveryState.DEAD_LETTERED for s in settlements for _, f in s.attempts if not s.queued)
+    operator_listens = dead and store.has_subscribers(DEAD_LETTERED)
     for settlement in settlements:
         if settlement.queued:
             continue
@@ -103,12 +107,42 @@ def _place(queue: Queue, settlements: Sequence[Settlement]) -> None:
                 queue.publish_retry(follow.retry, follow.delay, generation=outcome.generation)
             else:
                 queue.dead_letter(follow.retry.encode(), follow.reason, RETRY)
+                if operator_listens:
+                    _raise_dead_lettered(queue, outcome, follow.reason)
         if not queue.shares_store_transaction:
             settlement.queued = True  # on the broker now, whatever happens to the store write
 
 
+def _raise_dead_lettered(queue: Queue, outcome: Outcome, reason: str | None) -> None:
+    """`ae.delivery.dead_lettered`, placed with the dead letter itself (same transaction on
+    a table queue; before the store commits on a broker, as retries are)."""
+    sub = outcome.subscription
+    if not raises_about(sub.event_name):
+        return  # a dead-lettered operator event raises nothing: no loops
+    payload = dead_lettered_payload(
+        uuid=outcome.uuid,
+        event_name=sub.event_name,
+        subscription_id=sub.subscription_id,
+        recipient_url=sub.recipient_url,
+        attempts=outcome.death_count + 1,
+        reason=reason,
+        status_code=outcome.result.status_code,
+        response=outcome.result.response_data or "",
+        at=utcnow(),
+    )
+    queue.publish_trigger(operator_trigger(DEAD_LETTERED, payload))
+
+
 def _report(settlements: Sequence[Settlement]) -> None:
-    """Once committed, each attempt as one INFO record (for `ae consume -v`)."""
+    """Once committed, each attempt counted in the metrics (when served) and logged as
+    one INFO record (for `ae consume -v`): the one place that sees every attempt."""
+    counting = metrics.active()
+    if counting is not None:
+        for settlement in settlements:
+            for outcome, follow in settlement.attempts:
+                sub, result = outcome.subscription, outcome.result
+                dead = follow.state == DeliveryState.DEAD_LETTERED
+                counting.attempt(sub.event_name, sub.subscription_id, result.success, result.duration, dead)
     if attempt_log.isEnabledFor(logging.INFO):
         for settlement in settlements:
             for outcome, _ in settlement.attempts:
@@ -183,11 +217,11 @@ def _apply(store: Store, queue: Queue, settlements: Sequence[Settlement]) -> Non
     envelopes = [s.envelope for s in settlements]
     if queue.shares_store_transaction:
         with store.transaction():
-            _place(queue, settlements)
+            _place(store, queue, settlements)
             _record(store, settlements)
             queue.ack_many(envelopes)
     else:
-        _place(queue, settlements)
+        _place(store, queue, settlements)
         with store.transaction():
             _record(store, settlements)
         queue.ack_many(envelopes)

@@ -17,7 +17,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from .. import __version__
 from ..errors import AeError
 from ..runtime import Runtime
-from . import api, pages, queue_pages
+from . import api, metrics, pages, queue_pages
 from .backend import Backend
 from .errors import ApiError, from_ae_error
 from .guard import RequestGuard
@@ -62,7 +62,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/rest/") or request.url.path == "/openapi.json"
+    return request.url.path.startswith("/rest/") or request.url.path in ("/openapi.json", "/metrics")
 
 
 def _answer(request: Request, status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
@@ -97,6 +97,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         max_body=settings.serve_max_body_bytes,
         read_timeout=settings.serve_read_timeout_seconds,
     )
+    app.include_router(metrics.router)
+    app.state.http_instruments = instruments = metrics.HttpInstruments()
+    app.add_middleware(metrics.MeasureRequests, instruments=instruments)
     # Signed (itsdangerous), HttpOnly, SameSite=strict: another site can neither read
     # the cookie nor make the browser send it with a forged POST.
     app.add_middleware(

@@ -22,6 +22,7 @@ from pydantic import BeforeValidator
 from .. import replay as replaying
 from .. import trace as tracing
 from ..errors import AeError, InputError, NotFound
+from ..health import subscription_health
 from ..states import DeliveryState
 from ..tokens import ApiToken
 from .api import digits_only
@@ -110,9 +111,25 @@ def subscriptions(request: Request, user: Admin) -> Response:
     with backend(request).use() as rt:
         rows = {s.subscription_id: s for s in rt.store.subscriptions()}
         counts = {c["subscription_id"]: c for c in rt.store.delivery_counts()}
+        states = {h["subscription_id"]: h["state"] for h in subscription_health(rt.config, rt.store)}
     counted = ("attempts", DeliveryState.DELIVERED, DeliveryState.RETRYING, DeliveryState.DEAD_LETTERED)
-    grid = [{**s.public(), **{k: counts.get(i, {}).get(k, 0) for k in counted}} for i, s in rows.items()]
+    grid = [
+        {**s.public(), **{k: counts.get(i, {}).get(k, 0) for k in counted}, "health": states.get(i, "")}
+        for i, s in rows.items()
+    ]
     return render(request, "subscriptions.html", user=user, rows=grid)
+
+
+@router.get("/subscriptions/{subscription_id}")
+def subscription_page(request: Request, subscription_id: int, user: Admin) -> Response:
+    """One subscription: its settings and everything `ae subscriptions health` says of it."""
+    with backend(request).use() as rt:
+        try:
+            subscription = rt.store.subscription(subscription_id, reveal=False).public()
+        except NotFound as exc:
+            return render(request, "error.html", 404, user=user, title="Not found", message=exc.message)
+        (health,) = subscription_health(rt.config, rt.store, [subscription_id])
+    return render(request, "subscription.html", user=user, s=subscription, h=health)
 
 
 @router.post("/subscriptions")

@@ -44,6 +44,15 @@ LOGGING: dict[str, Any] = {
 }
 
 
+def logging_config(log_format: str) -> dict[str, Any]:
+    """uvicorn's log configuration: `LOGGING`, or with `json` one JSON object per line
+    (`jsonlog.JsonFormatter`) for the server's notes and its access log alike."""
+    if log_format != "json":
+        return LOGGING
+    as_json = {"()": "asyncevents_cli.jsonlog.JsonFormatter"}
+    return {**LOGGING, "formatters": {"plain": as_json, "access": as_json}}
+
+
 def listen(host: str, port: int) -> socket.socket:
     """Bind before starting, so a taken port is one clear error instead of a server log."""
     try:
@@ -71,7 +80,7 @@ def _stop_quietly() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def run(runtime: Runtime, host: str, port: int) -> None:
+def run(runtime: Runtime, host: str, port: int, log_format: str = "text") -> None:
     """Serve in the foreground until Ctrl-C or SIGTERM."""
     runtime.config  # noqa: B018 - a bad events.toml or database fails here, before listening
     runtime.store  # noqa: B018
@@ -83,7 +92,7 @@ def run(runtime: Runtime, host: str, port: int) -> None:
         uvicorn.Config(
             app,
             http=guarded_protocol(runtime.config.settings.serve_read_timeout_seconds),
-            log_config=LOGGING,
+            log_config=logging_config(log_format),
             lifespan="off",
             timeout_graceful_shutdown=5,
             server_header=False,

@@ -176,6 +176,14 @@ class SubscriptionTable(StoreBase):
         )
         return [self._subscription(row, True) for row in rows]
 
+    def has_subscribers(self, event_name: str) -> bool:
+        """Whether any enabled subscription takes the event (an operator event is raised only then)."""
+        return bool(
+            self._run(
+                "SELECT 1 FROM subscriptions WHERE event_name = ? AND status = ? LIMIT 1", (event_name, ENABLED)
+            ).rows
+        )
+
     def set_custom_headers(self, subscription_id: int, headers: Sequence[tuple[str, str]]) -> Subscription:
         """Replace a subscription's custom headers (an empty sequence removes them)."""
         with self.transaction():
