@@ -67,6 +67,12 @@ class Settings:
         32, "deliveries in flight at once to one subscription", (1, MAX_CONCURRENCY)
     )
     eventbridge_source: str = _setting("ae", "Source of the events the eventbridge notifier puts")
+    retry_after_max_seconds: float = _setting(
+        3600.0, "longest wait a receiver's Retry-After may ask for; a longer one is cut to this", (0, 30 * 24 * 3600)
+    )
+    service_timeout_seconds: float = _setting(
+        30.0, "longest an event's service may take to build a payload before the message is parked", (0.001, 86400)
+    )
 
     def as_dict(self) -> dict[str, Any]:
         """name -> value, in the order of the table."""

@@ -26,6 +26,8 @@ DEFAULTS = {
     "concurrency": 64,
     "subscription_concurrency": 32,
     "eventbridge_source": "ae",
+    "retry_after_max_seconds": 3600.0,
+    "service_timeout_seconds": 30.0,
 }
 
 
@@ -89,6 +91,8 @@ deny_private_targets = true
 concurrency = 128
 subscription_concurrency = 8
 eventbridge_source = "shop.example"
+retry_after_max_seconds = 600
+service_timeout_seconds = 2.5
 """,
     )
     config = load_config(path, environ={})
@@ -107,6 +111,8 @@ eventbridge_source = "shop.example"
         "concurrency": 128,
         "subscription_concurrency": 8,
         "eventbridge_source": "shop.example",
+        "retry_after_max_seconds": 600.0,
+        "service_timeout_seconds": 2.5,
     }
     assert isinstance(config.settings.backoff_exponent, float)
     assert set(config.sources.values()) == {"file"}
@@ -147,6 +153,8 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
         "concurrency": "env AE_CONCURRENCY",
         "subscription_concurrency": "default",
         "eventbridge_source": "default",
+        "retry_after_max_seconds": "default",
+        "service_timeout_seconds": "default",
     }
 
 
