@@ -8,6 +8,7 @@ keeps the shared token bucket a `RateLimit` describes.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,9 +51,10 @@ class RateLimit:
 
     @property
     def burst(self) -> int:
-        """Tokens a bucket holds at most: one second's worth (at least one), so an idle
-        subscription may start with a short burst but never exceed the rate over a second."""
-        return max(1, int(self.per_second))
+        """Tokens a bucket holds at most: a tenth of a second's worth, at least one. Any
+        one-second window then sees at most the rate plus this (20/s: 22), even just
+        after the subscription was idle."""
+        return max(1, math.ceil(self.per_second / 10))
 
     def __str__(self) -> str:
         return f"{self.count}/{self.unit}"
@@ -161,3 +163,21 @@ class AdaptiveLimit:
         # describe the load before this decrease, so they may not shrink it again.
         self._ignore = self.limit
         self.limit = max(self.floor, int(self.limit * DECREASE_FACTOR))
+
+
+#: A share of a token below which rounding errors are forgiven (see `take_tokens`).
+TOKEN_EPSILON = 1e-6
+
+
+def take_tokens(rate: RateLimit, tokens: float, elapsed: float, want: int) -> tuple[int, float, float]:
+    """A token bucket's take: refill `tokens` for `elapsed` seconds (a negative
+    interval, a clock behind the bucket's, refills nothing) up to `rate.burst`,
+    then take up to `want` whole tokens. Returns (granted, tokens left, seconds
+    until the next whole token; 0 if one is there already)."""
+    available = min(float(rate.burst), tokens + max(0.0, elapsed) * rate.per_second)
+    # Times are seconds since the epoch, precise to about 0.2 microseconds: a refill
+    # that should be exactly 2 tokens may come out as 1.9999998. That counts as 2.
+    granted = max(0, min(want, int(available + TOKEN_EPSILON)))
+    left = max(0.0, available - granted)
+    wait = 0.0 if left + TOKEN_EPSILON >= 1 else (1 - left) / rate.per_second
+    return granted, left, wait

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from asyncevents_cli.pacing import AdaptiveLimit, RateLimit, Signal, parse_retry_after
+from asyncevents_cli.pacing import AdaptiveLimit, RateLimit, Signal, parse_retry_after, take_tokens
 
 NOW = datetime(2026, 12, 5, 2, 0, 0, tzinfo=UTC)
 
@@ -58,8 +58,8 @@ def test_rate_limit_refuses_in_one_line(text: str, says: str) -> None:
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize(("rate", "burst"), [("50/s", 50), ("300/m", 5), ("1/m", 1), ("59/m", 1)])
-def test_rate_limit_burst_is_one_second(rate: str, burst: int) -> None:
+@pytest.mark.parametrize(("rate", "burst"), [("50/s", 5), ("20/s", 2), ("21/s", 3), ("300/m", 1), ("1/m", 1)])
+def test_rate_limit_burst_is_a_tenth_of_a_second(rate: str, burst: int) -> None:
     parsed = RateLimit.parse(rate)
     assert parsed is not None and parsed.burst == burst
 
@@ -219,3 +219,31 @@ def test_a_fixed_limit_would_miss_it() -> None:
     get a 503, which is what the target guards against."""
     tally = simulate(seconds=3, capacity=8, service=0.020, ceiling=32, after=1, floor=32)
     assert tally.refused > 0.9 * (tally.served + tally.refused)
+
+
+# -- the token bucket's arithmetic --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rate", "tokens", "elapsed", "want", "granted", "left", "wait"),
+    [
+        ("20/s", 2.0, 0.0, 5, 2, 0.0, 0.05),  # a full bucket: the burst, then one token per 50 ms
+        ("20/s", 0.0, 0.0, 1, 0, 0.0, 0.05),
+        ("20/s", 0.0, 0.025, 1, 0, 0.5, 0.025),  # half a token: half the wait
+        ("20/s", 0.0, 0.1, 1, 1, 1.0, 0.0),  # two tokens refilled, one left
+        ("20/s", 0.0, 3600.0, 100, 2, 0.0, 0.05),  # idle for an hour: still only the burst
+        ("20/s", 1.0, -5.0, 1, 1, 0.0, 0.05),  # a clock behind the bucket's refills nothing
+        ("300/m", 0.0, 0.1, 1, 0, 0.5, 0.1),
+        ("1/m", 1.0, 0.0, 3, 1, 0.0, 60.0),
+        ("20/s", 2.0, 0.0, 0, 0, 2.0, 0.0),
+    ],
+)
+def test_take_tokens(
+    rate: str, tokens: float, elapsed: float, want: int, granted: int, left: float, wait: float
+) -> None:
+    parsed = RateLimit.parse(rate)
+    assert parsed is not None
+    got = take_tokens(parsed, tokens, elapsed, want)
+    assert got[0] == granted
+    assert got[1] == pytest.approx(left)
+    assert got[2] == pytest.approx(wait)
