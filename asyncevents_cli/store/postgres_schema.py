@@ -52,4 +52,9 @@ MIGRATIONS = (
                 updated BIGINT NOT NULL, version BIGINT NOT NULL DEFAULT 0)""",
         ),
     ),
+    Migration(
+        4,
+        "delivery_log.recipient_url: where each attempt was sent",
+        ("ALTER TABLE delivery_log ADD COLUMN recipient_url TEXT",),
+    ),
 )

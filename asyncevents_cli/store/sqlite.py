@@ -83,6 +83,10 @@ def _first_schema(store: SqliteStore) -> None:
         )
 
 
+#: Each attempt records the recipient it went to: a subscription's URL can change after it.
+ADD_RECIPIENT_URL = "ALTER TABLE delivery_log ADD COLUMN recipient_url TEXT"
+
+
 def _add_column(store: SqliteStore, table: str, name: str, definition: str) -> None:
     """ALTER TABLE ADD COLUMN unless it is there: a store whose version table was lost
     (brought level by migration 1 again) may have it already; SQLite has no IF NOT EXISTS here."""
@@ -106,6 +110,7 @@ MIGRATIONS = (
         ),
         apply=lambda store: _add_column(store, "subscriptions", "rate_limit", "TEXT"),
     ),
+    Migration(4, "delivery_log.recipient_url: where each attempt was sent", (ADD_RECIPIENT_URL,)),
 )
 
 
