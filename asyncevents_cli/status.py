@@ -8,8 +8,8 @@ from typing import Any
 from .config import Config
 from .errors import InputError
 from .messages import MalformedMessage, RetryMessage, TriggerMessage
-from .netguard import redact_credentials
 from .queues.base import TRIGGER, Queue
+from .redaction import redact_url
 from .store import Store
 
 #: Up to this many parked messages are read to tell resolved ones apart; above it,
@@ -27,7 +27,7 @@ def status(config: Config, store: Store, queue: Queue) -> dict[str, Any]:
         "database": config.database_display,
         "queues": depths,
         "subscriptions": [
-            {**row, "recipient_url": redact_credentials(row["recipient_url"])} for row in store.delivery_counts()
+            {**row, "recipient_url": redact_url(row["recipient_url"])} for row in store.delivery_counts()
         ],
     }
 

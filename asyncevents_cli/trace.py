@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from .errors import NotFound
-from .netguard import redact_credentials
+from .redaction import redact_url
 from .states import DeliveryState, SubscriptionStatus
 from .store import Store, parse_timestamp, utcnow
 
@@ -61,7 +61,7 @@ def trace(store: Store, uuid: str) -> dict[str, Any]:
     state = store.delivery(uuid)
     first, last = attempts[0], attempts[-1]
     subscription = store.find_subscription(last["subscription_id"], reveal=False)
-    current_url = redact_credentials(subscription.recipient_url) if subscription else None
+    current_url = redact_url(subscription.recipient_url) if subscription else None
     try:
         payload = json.loads(last["serialized_data"])
     except ValueError:
