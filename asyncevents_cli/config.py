@@ -80,6 +80,12 @@ class Settings:
     metrics_host: str = _setting("127.0.0.1", "address the consumer's metrics endpoint listens on")
     metrics_public: bool = _setting(False, "`ae serve` answers /metrics without signing in")
     log_format: str = _setting("text", "`ae consume` and `ae serve` log as text or json (one object per line)")
+    retry_after_max_seconds: float = _setting(
+        3600.0, "longest wait a receiver's Retry-After may ask for; a longer one is cut to this", (0, 30 * 24 * 3600)
+    )
+    service_timeout_seconds: float = _setting(
+        30.0, "longest an event's service may take to build a payload before the message is parked", (0.001, 86400)
+    )
     serve_max_body_bytes: int = _setting(
         2 * 1024 * 1024, "`ae serve`: the largest request body, in bytes (a 1 MiB payload fits)", (1024, 2**30)
     )

@@ -32,6 +32,8 @@ DEFAULTS = {
     "metrics_host": "127.0.0.1",
     "metrics_public": False,
     "log_format": "text",
+    "retry_after_max_seconds": 3600.0,
+    "service_timeout_seconds": 30.0,
     "serve_max_body_bytes": 2 * 1024 * 1024,
     "serve_read_timeout_seconds": 15.0,
     "serve_search_seconds": 10.0,
@@ -103,6 +105,8 @@ metrics_port = 9464
 metrics_host = "0.0.0.0"
 metrics_public = true
 log_format = "json"
+retry_after_max_seconds = 600
+service_timeout_seconds = 2.5
 serve_max_body_bytes = 4096
 serve_read_timeout_seconds = 2
 serve_search_seconds = 0.5
@@ -129,6 +133,8 @@ serve_search_seconds = 0.5
         "metrics_host": "0.0.0.0",
         "metrics_public": True,
         "log_format": "json",
+        "retry_after_max_seconds": 600.0,
+        "service_timeout_seconds": 2.5,
         "serve_max_body_bytes": 4096,
         "serve_read_timeout_seconds": 2.0,
         "serve_search_seconds": 0.5,
@@ -177,6 +183,8 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
         "metrics_host": "default",
         "metrics_public": "default",
         "log_format": "default",
+        "retry_after_max_seconds": "default",
+        "service_timeout_seconds": "default",
         "serve_max_body_bytes": "default",
         "serve_read_timeout_seconds": "default",
         "serve_search_seconds": "default",

@@ -140,6 +140,7 @@ def test_the_module_readme_curl_body_subscribes(site: dict[str, Any]) -> None:
         "metadata",
         "filter",  # beyond the module, added: null and "data" for its bodies
         "format",
+        "rate_limit",  # beyond the module, additive: null without a limit
     }
     assert (data["filter"], data["format"]) == (None, "data")
     assert (data["event_name"], data["recipient_url"], data["status"], data["store_id"], data["metadata"]) == (
@@ -614,3 +615,24 @@ def test_filter_and_format_are_optional_fields_of_async_event(site: dict[str, An
     assert call(site, "GET", path).json() == kept.json()  # nothing changed, not even the status
     cleared = call(site, "PUT", path, json={"asyncEvent": {"status": True, "filter": None, "format": "data"}})
     assert (cleared.json()["filter"], cleared.json()["format"]) == (None, "data")
+
+
+def test_a_subscription_may_carry_a_rate_limit(site: dict[str, Any]) -> None:
+    created = call(site, "POST", "/async_event", json=body(rate_limit="50/s"))
+    assert created.status_code == 200, created.text
+    assert created.json()["rate_limit"] == "50/s"
+    path = f"/async_event/{created.json()['subscription_id']}"
+    cli = ae(site["config"], "subscriptions", "show", str(created.json()["subscription_id"]), "--json")
+    assert json.loads(cli.stdout)["rate_limit"] == "50/s"
+    kept = call(site, "PUT", path, json={"asyncEvent": {"status": True}})
+    assert kept.json()["rate_limit"] == "50/s"  # absent: kept
+    slower = call(site, "PUT", path, json={"asyncEvent": {"status": True, "rate_limit": "300/m"}})
+    assert slower.json()["rate_limit"] == "300/m"
+    for bad in ("fast", "0/s", "5/h"):
+        refused = call(site, "PUT", path, json={"asyncEvent": {"status": False, "rate_limit": bad}})
+        assert refused.status_code == 400 and "--rate-limit" not in refused.json()["message"], refused.text
+        assert "rate limit" in refused.json()["message"]
+        assert call(site, "POST", "/async_event", json=body(rate_limit=bad)).status_code == 400
+    assert call(site, "GET", path).json() == slower.json()  # the refused changes wrote nothing
+    removed = call(site, "PUT", path, json={"asyncEvent": {"status": True, "rate_limit": "none"}})
+    assert removed.json()["rate_limit"] is None

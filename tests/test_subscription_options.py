@@ -183,6 +183,7 @@ def test_a_store_from_before_gains_the_columns(config_path: Path, receiver: Rece
         conn.executescript(OLD_SCHEMA.format(url=receiver.endpoint("/hook")))
     [row] = ok_json(config_path, "subscriptions", "list")
     assert (row["signature_scheme"], row["header_names"], row["previous_secret_until"]) == ("magento", [], None)
+    assert row["rate_limit"] is None
     with sqlite3.connect(path) as conn:
         columns = [r[1] for r in conn.execute("PRAGMA table_info(subscriptions)")]
     added = ["signature_scheme", "custom_headers", "previous_token", "previous_token_expires"]

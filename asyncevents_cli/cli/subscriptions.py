@@ -42,7 +42,15 @@ LISTING = [
     ("subscribed_at", "subscribed (UTC)", Col("subscribed (UTC)", whole=True, drop=1)),
     ("modified", "modified (UTC)", Col("modified (UTC)", whole=True, drop=3)),
 ]
-DETAIL = [*((key, header) for key, header, _ in LISTING), ("previous_secret_until", "previous secret until (UTC)")]
+DETAIL = [
+    *((key, header) for key, header, _ in LISTING),
+    ("rate_limit", "rate limit"),
+    ("previous_secret_until", "previous secret until (UTC)"),
+]
+RATE_LIMIT_HELP = (
+    "At most this many deliveries to the subscription per second or minute, e.g. 50/s or 300/m,"
+    " across every consumer that shares the store."
+)
 
 
 def _cell(row: dict[str, Any], key: str) -> Any:
@@ -53,6 +61,8 @@ def _cell(row: dict[str, Any], key: str) -> Any:
         return ", ".join(value)
     if key == "filter":
         return value or ""
+    if key == "rate_limit":
+        return value or "none"
     return value
 
 
@@ -125,6 +135,7 @@ def subscribe(
     headers: list[str] | None = typer.Option(None, "--header", help=HEADER_HELP, show_default=False),
     payload_filter: str | None = typer.Option(None, "--filter", help=FILTER_HELP, show_default=False),
     body_format: str = typer.Option("data", "--format", help=FORMAT_HELP),
+    rate_limit: str | None = typer.Option(None, "--rate-limit", help=RATE_LIMIT_HELP, show_default=False),
     force: bool = typer.Option(
         False, "--force", help="Subscribe even if the event already has a subscription to this recipient."
     ),
@@ -160,6 +171,7 @@ def subscribe(
         refuse_duplicate=not force,
         payload_filter=payload_filter,
         body_format=body_format,
+        rate_limit=rate_limit,
     )
     if as_json:
         emit({**subscription.public(), "secret": generated}, True, lambda d: None)
@@ -259,19 +271,26 @@ def update(
     payload_filter: str | None = typer.Option(None, "--filter", help=FILTER_HELP, show_default=False),
     no_filter: bool = typer.Option(False, "--no-filter", help="Remove the filter: send every event."),
     body_format: str | None = typer.Option(None, "--format", help=FORMAT_HELP, show_default=False),
+    rate_limit: str | None = typer.Option(
+        None, "--rate-limit", help=RATE_LIMIT_HELP + " none removes the limit.", show_default=False
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Change a subscription's recipient, store scope, filter or body format; prints `ID<tab>updated`.
+    """Change a subscription's recipient, store scope, filter, body format or rate limit; prints `ID<tab>updated`.
 
     Its secret, notifier, headers and delivery log stay. A running consumer sees the change within a second.
 
-    Example: ae subscriptions update 2 --url https://crm.example.com/hooks/orders
+    Examples:
 
-    Example: ae subscriptions update 2 --filter 'NOT data.data.status:canceled' --format cloudevents
+      ae subscriptions update 2 --url https://crm.example.com/hooks/orders
+
+      ae subscriptions update 2 --filter 'NOT data.data.status:canceled' --format cloudevents
+
+      ae subscriptions update 2 --rate-limit 50/s
     """
     rt = runtime(ctx)
     subscription = subscribing.update(
-        rt.config, rt.store, subscription_id, url, store_id, payload_filter, no_filter, body_format
+        rt.config, rt.store, subscription_id, url, store_id, payload_filter, no_filter, body_format, rate_limit
     )
     if as_json:
         emit(subscription.public(), True, lambda d: None)

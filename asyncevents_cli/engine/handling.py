@@ -42,6 +42,7 @@ from .decisions import (
     serialize_body,
 )
 from .io import IoThread
+from .services import ServiceRunner
 from .shaping import EventBodies, split_wanted
 from .subscriptions import SubscriptionCache
 
@@ -78,10 +79,6 @@ class Work:
         self.started = False
 
 
-class PayloadError(AeError):
-    """An event's service could not build the payload."""
-
-
 class Handler:
     """Store reads go through the consumer's I/O thread (`io`), which owns the store's connection."""
 
@@ -104,6 +101,7 @@ class Handler:
         self.now = now
         self.io = io
         self.subscriptions = SubscriptionCache(store, io)
+        self.services = ServiceRunner(config)
         self.window = asyncio.Semaphore(concurrency)
         self.per_subscription = per_subscription
         self._caps: dict[int, asyncio.Semaphore] = {}
@@ -140,23 +138,11 @@ class Handler:
 
     # -- trigger ---------------------------------------------------------
 
-    def _resolve_payload(self, message: TriggerMessage) -> Any:
-        event = self.config.event(message.event_name)
-        service = event.resolve_service()
-        if service is None:
-            return message.arguments
-        try:
-            payload = service(**message.arguments)
-            json.dumps(payload, allow_nan=False)
-        except Exception as exc:  # the user's code: any failure parks the message
-            raise PayloadError(f"service {event.service} failed: {exc.__class__.__name__}: {exc}") from None
-        return payload
-
     async def _trigger(self, work: Work) -> Settlement:
         envelope = work.envelope
         try:
             message = TriggerMessage.decode(envelope.body)
-            payload = self._resolve_payload(message)
+            payload = await self.services.payload(message)
             content = encode_payload(payload)
         except AeError as exc:  # malformed, undefined event, or the service failed
             return self._park(envelope, exc.message)

@@ -38,6 +38,7 @@ FILTER_DESCRIPTION = (
     " e.g. data.data.grand_total:[100 TO *]."
 )
 FORMAT_DESCRIPTION = 'Beyond the module: the body, data ({"data": payload}) or cloudevents (CloudEvents 1.0).'
+RATE_LIMIT_DESCRIPTION = "At most this many deliveries per second or minute (e.g. 50/s, 300/m), across consumers."
 
 
 class Strict(BaseModel):
@@ -53,6 +54,7 @@ class NewSubscription(Strict):
     store_id: int = Field(0, le=MAX_STORE_ID, description="Store scope; 0 means all stores.")
     filter: str | None = Field(None, description=FILTER_DESCRIPTION)
     format: str = Field("data", description=FORMAT_DESCRIPTION)
+    rate_limit: str | None = Field(None, description=RATE_LIMIT_DESCRIPTION)
 
 
 class SubscriptionChange(Strict):
@@ -60,6 +62,7 @@ class SubscriptionChange(Strict):
     metadata: str | None = Field(None, description="A new notifier, if given.")
     filter: str | None = Field(None, description=FILTER_DESCRIPTION + " null removes it; absent keeps it.")
     format: str | None = Field(None, description=FORMAT_DESCRIPTION + " Absent keeps it.")
+    rate_limit: str | None = Field(None, description=RATE_LIMIT_DESCRIPTION + " none removes it; absent keeps it.")
 
 
 class CreateBody(Strict):
@@ -82,6 +85,7 @@ class AsyncEvent(BaseModel):
     metadata: str
     filter: str | None = None
     format: str = "data"
+    rate_limit: str | None = None
 
 
 class Filter(BaseModel):
@@ -155,6 +159,7 @@ def display(subscription: Subscription) -> AsyncEvent:
         metadata=subscription.notifier,
         filter=subscription.payload_filter,
         format=subscription.body_format,
+        rate_limit=str(subscription.rate_limit) if subscription.rate_limit else None,
     )
 
 
@@ -285,6 +290,7 @@ def create_subscription(request: Request, body: CreateBody, token: Token) -> Asy
             new.store_id,
             payload_filter=new.filter,
             body_format=new.format,
+            rate_limit=new.rate_limit,
         )
     return display(subscription)
 
@@ -302,7 +308,9 @@ def change_subscription(
     with backend(request).use() as rt:
         _visible(rt.store.find_subscription(subscription_id), subscription_id, token)
         with rt.store.transaction():
-            subscription = subscribing.change(rt.config, rt.store, subscription_id, change.status, change.metadata)
+            subscription = subscribing.change(
+                rt.config, rt.store, subscription_id, change.status, change.metadata, change.rate_limit
+            )
             if "filter" in change.model_fields_set or change.format is not None:
                 subscription = subscribing.set_shape(
                     rt.store,

@@ -78,6 +78,16 @@ MIGRATIONS = (
         apply=lambda store: store._new_log_generation(),
     ),
     Migration(
+        2,
+        "subscriptions.rate_limit, rate_buckets (per-subscription rate limits)",
+        (
+            "ALTER TABLE subscriptions ADD COLUMN IF NOT EXISTS rate_limit TEXT",
+            """CREATE TABLE IF NOT EXISTS rate_buckets (
+                subscription_id BIGINT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL,
+                updated BIGINT NOT NULL, version BIGINT NOT NULL DEFAULT 0)""",
+        ),
+    ),
+    Migration(
         4,
         "delivery_log.recipient_url: where each attempt was sent",
         ("ALTER TABLE delivery_log ADD COLUMN recipient_url TEXT",),

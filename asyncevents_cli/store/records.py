@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..pacing import RateLimit
 from ..redaction import redact_url
 from ..states import DeliveryState, SubscriptionStatus
 
@@ -47,6 +48,7 @@ class Subscription:
     previous_token_expires: str | None = None  # ... accepted until then (UTC timestamp)
     payload_filter: str | None = None  # an `ae search` query the body must match to be sent
     body_format: str = "data"  # what is POSTed: "data" ({"data": payload}) or "cloudevents"
+    rate_limit: RateLimit | None = None  # at most this many requests per second or minute, across consumers
 
     @property
     def enabled(self) -> bool:
@@ -62,6 +64,7 @@ class Subscription:
         for secret in ("verification_token", "previous_token", "previous_token_expires", "custom_headers"):
             del row[secret]
         row["status"] = SubscriptionStatus.of(self.enabled)
+        row["rate_limit"] = str(self.rate_limit) if self.rate_limit else None
         row["recipient_url"] = redact_url(self.recipient_url)
         row["header_names"] = [name for name, _ in self.custom_headers]
         row["filter"] = row.pop("payload_filter")

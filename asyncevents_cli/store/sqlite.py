@@ -104,12 +104,28 @@ def _filter_schema(store: SqliteStore) -> None:
     store._run(FILTER_TABLE)
 
 
+def _add_column(store: SqliteStore, table: str, name: str, definition: str) -> None:
+    """ALTER TABLE ADD COLUMN unless it is there: a store whose version table was lost
+    (brought level by migration 1 again) may have it already; SQLite has no IF NOT EXISTS here."""
+    if name not in store._columns(table):
+        store._run(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+
+
 MIGRATIONS = (
     Migration(
         1,
         "subscriptions, delivery_log, deliveries, store_info, amqp_delay_queues, api_tokens"
         " (stores from before versions are brought level)",
         apply=_first_schema,
+    ),
+    Migration(
+        2,
+        "subscriptions.rate_limit, rate_buckets (per-subscription rate limits)",
+        (
+            "CREATE TABLE IF NOT EXISTS rate_buckets (subscription_id INTEGER PRIMARY KEY, tokens REAL NOT NULL,"
+            " updated INTEGER NOT NULL, version INTEGER NOT NULL DEFAULT 0)",
+        ),
+        apply=lambda store: _add_column(store, "subscriptions", "rate_limit", "TEXT"),
     ),
     Migration(4, "delivery_log.recipient_url: where each attempt was sent", (ADD_RECIPIENT_URL,)),
     Migration(5, "outbox: events published in an application's transaction, for the relay", OUTBOX_TABLES),

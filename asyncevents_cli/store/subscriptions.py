@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import NotFound
+from ..pacing import RateLimit
 from ..secretbox import PREFIX as SEALED_PREFIX
 from ..secretbox import SecretBox, is_sealed
 from .base import StoreBase
@@ -108,6 +109,7 @@ class SubscriptionTable(StoreBase):
         row["verification_token"] = box.open(row["verification_token"]) if box else None
         if box and row.get("previous_token"):
             row["previous_token"] = box.open(row["previous_token"])
+        row["rate_limit"] = RateLimit.parse(row["rate_limit"]) if row.get("rate_limit") else None
         return Subscription(**row)
 
     # -- reads and writes ----------------------------------------------------
@@ -123,14 +125,15 @@ class SubscriptionTable(StoreBase):
         custom_headers: Sequence[tuple[str, str]] = (),
         payload_filter: str | None = None,
         body_format: str = "data",
+        rate_limit: RateLimit | None = None,
     ) -> Subscription:
         now = timestamp()
         with self.transaction():
             new_id = self._run(
                 "INSERT INTO subscriptions (event_name, recipient_url, verification_token, status,"
                 " subscribed_at, modified, notifier, store_id, signature_scheme, custom_headers,"
-                " payload_filter, body_format)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING subscription_id",
+                " payload_filter, body_format, rate_limit)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING subscription_id",
                 (
                     event_name,
                     recipient_url,
@@ -144,6 +147,7 @@ class SubscriptionTable(StoreBase):
                     self._encode_headers(custom_headers),
                     payload_filter,
                     body_format,
+                    str(rate_limit) if rate_limit else None,
                 ),
             ).scalar()
         return self.subscription(int(new_id))
@@ -272,9 +276,27 @@ class SubscriptionTable(StoreBase):
         """subscription id -> events its filter held back, for the subscriptions that have any."""
         return {int(sid): int(n) for sid, n in self._run("SELECT subscription_id, filtered FROM filtered_events").rows}
 
+    def set_rate_limit(self, subscription_id: int, rate_limit: RateLimit | None) -> Subscription:
+        """A new rate limit for a subscription; None removes it (and its bucket)."""
+        with self.transaction():
+            self.subscription(subscription_id, reveal=False)
+            self._run(
+                "UPDATE subscriptions SET rate_limit = ?, modified = ? WHERE subscription_id = ?",
+                (str(rate_limit) if rate_limit else None, timestamp(), subscription_id),
+            )
+            if rate_limit is None:
+                self._forget_rate_bucket(subscription_id)
+        return self.subscription(subscription_id, reveal=False)
+
     def delete_subscription(self, subscription_id: int) -> Subscription:
         with self.transaction():
             subscription = self.subscription(subscription_id, reveal=False)
             self._run("DELETE FROM subscriptions WHERE subscription_id = ?", (subscription_id,))
             self._run("DELETE FROM filtered_events WHERE subscription_id = ?", (subscription_id,))
+            self._forget_rate_bucket(subscription_id)
         return subscription
+
+    def _forget_rate_bucket(self, subscription_id: int) -> None:
+        """Inside a transaction: the bucket (rate_buckets.py) of a subscription that no longer
+        has a limit, or is gone. `ae` deletes only what it created: it made this row."""
+        self._run("DELETE FROM rate_buckets WHERE subscription_id = ?", (subscription_id,))
