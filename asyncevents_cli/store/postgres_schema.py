@@ -6,6 +6,7 @@ sortable text, `success` is 0/1, ids are 64-bit identities.
 
 from __future__ import annotations
 
+from .lanes import LANES_MIGRATION
 from .schema import Migration
 
 FIRST_TABLES = (
@@ -42,4 +43,5 @@ MIGRATIONS = (
         FIRST_TABLES,
         apply=lambda store: store._new_log_generation(),
     ),
+    LANES_MIGRATION,
 )

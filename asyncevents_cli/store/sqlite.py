@@ -19,6 +19,7 @@ from ..errors import AeError
 from ..secretbox import SecretBox
 from .api import Store
 from .base import Result
+from .lanes import LANES_MIGRATION
 from .schema import Migration
 
 DELIVERY_LOG_SQL = """
@@ -90,6 +91,7 @@ MIGRATIONS = (
         " (stores from before versions are brought level)",
         apply=_first_schema,
     ),
+    LANES_MIGRATION,
 )
 
 
