@@ -6,22 +6,40 @@ delivery over is `replay.py`."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import NotFound
 from .netguard import redact_credentials
 from .states import DeliveryState, SubscriptionStatus
-from .store import Store, parse_timestamp, utcnow
+from .store import EndpointState, Store, parse_timestamp, utcnow
 
 
 def _retries(n: int) -> str:
     return f"{n} retry" if n == 1 else f"{n} retries"
 
 
-def overall_status(state: dict[str, Any] | None, attempts: list[dict[str, Any]], now: datetime | None = None) -> str:
+def _held(endpoint: EndpointState | None, retries: int) -> str:
+    if endpoint is None or not endpoint.circuit_open:
+        return f"Held with {_retries(retries)}: subscription disabled; it resumes when enabled"
+    since = _moment(endpoint.failing_since or endpoint.opened_at)
+    probe = f"next probe at {_moment(endpoint.next_probe)}" if endpoint.next_probe else "no more probes"
+    return f"Held: endpoint failing since {since}; {probe}"
+
+
+def _moment(epoch: float | None) -> str:
+    return datetime.fromtimestamp(epoch or 0, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def overall_status(
+    state: dict[str, Any] | None,
+    attempts: list[dict[str, Any]],
+    now: datetime | None = None,
+    endpoint: EndpointState | None = None,
+) -> str:
     """The module's wording: Delivered, Delivered with N retries, Dead Lettered with N retries,
-    or Retrying, next attempt at ... (or overdue since ..., once that time has passed)."""
+    or Retrying, next attempt at ... (or overdue since ..., once that time has passed);
+    and for a delivery kept in the store: Held (its endpoint's circuit is open) or Waiting."""
     retries = max(0, len(attempts) - 1)
     delivered = attempts and attempts[-1]["success"]
     current = state["state"] if state else (DeliveryState.DELIVERED if delivered else None)
@@ -37,6 +55,10 @@ def overall_status(state: dict[str, Any] | None, attempts: list[dict[str, Any]],
             # Due but not yet taken: no retry consumer is running, or it is behind.
             return f"Retrying, overdue since {when[:19]} UTC (waiting for `ae consume retry`)"
         return f"Retrying, next attempt at {when[:19]} UTC"
+    if current == DeliveryState.HELD:
+        return _held(endpoint, retries)
+    if current == DeliveryState.PENDING:
+        return f"Waiting for its subscription's lane with {_retries(retries)}"
     if current == DeliveryState.STOPPED:
         return f"Stopped with {_retries(retries)}: subscription disabled or deleted"
     return "Failed"
@@ -56,11 +78,14 @@ def find_attempts(store: Store, uuid: str) -> tuple[str, list[dict[str, Any]]]:
 def trace(store: Store, uuid: str) -> dict[str, Any]:
     """Everything the module's trace page shows, as plain data."""
     uuid, attempts = find_attempts(store, uuid)
-    if not attempts:
-        raise NotFound(f"no delivery with uuid {uuid}", hint="run `ae logs` to see recent uuids")
     state = store.delivery(uuid)
+    if not attempts and (state is None or state["state"] not in (DeliveryState.HELD, DeliveryState.PENDING)):
+        raise NotFound(f"no delivery with uuid {uuid}", hint="run `ae logs` to see recent uuids")
+    if not attempts:  # kept in the store before its first attempt
+        return _unattempted(store, uuid, state or {})
     first, last = attempts[0], attempts[-1]
     subscription = store.find_subscription(last["subscription_id"], reveal=False)
+    endpoint = store.endpoint_states([last["subscription_id"]]).get(last["subscription_id"])
     try:
         payload = json.loads(last["serialized_data"])
     except ValueError:
@@ -73,7 +98,7 @@ def trace(store: Store, uuid: str) -> dict[str, Any]:
         "subscription_status": (
             SubscriptionStatus.of(subscription.enabled) if subscription else SubscriptionStatus.DELETED
         ),
-        "status": overall_status(state, attempts),
+        "status": overall_status(state, attempts, endpoint=endpoint),
         "state": state["state"] if state else None,
         "next_attempt_at": state["next_attempt_at"] if state else None,
         "first_attempt": first["created"],
@@ -91,4 +116,28 @@ def trace(store: Store, uuid: str) -> dict[str, Any]:
             for a in attempts
         ],
         "payload": payload,
+    }
+
+
+def _unattempted(store: Store, uuid: str, state: dict[str, Any]) -> dict[str, Any]:
+    """A delivery kept (held or waiting) before any attempt: what is known of it."""
+    subscription_id = state["subscription_id"]
+    subscription = store.find_subscription(subscription_id, reveal=False)
+    endpoint = store.endpoint_states([subscription_id]).get(subscription_id)
+    content = store.pending_content(uuid)
+    return {
+        "uuid": uuid,
+        "event_name": state["event_name"],
+        "subscription_id": subscription_id,
+        "recipient_url": redact_credentials(subscription.recipient_url) if subscription else None,
+        "subscription_status": (
+            SubscriptionStatus.of(subscription.enabled) if subscription else SubscriptionStatus.DELETED
+        ),
+        "status": overall_status(state, [], endpoint=endpoint),
+        "state": state["state"],
+        "next_attempt_at": state.get("next_attempt_at"),
+        "first_attempt": None,
+        "last_attempt": None,
+        "attempts": [],
+        "payload": {"data": json.loads(content)} if content is not None else None,
     }

@@ -48,6 +48,7 @@ def render(data: dict[str, Any]) -> None:
             number("failed"),
             number("delivered"),
             number("retrying"),
+            number("held"),
             number("dead"),
         ],
         [
@@ -61,6 +62,7 @@ def render(data: dict[str, Any]) -> None:
                 s["failed"],
                 s["delivered"],
                 s["retrying"],
+                s["held"],
                 s["dead_lettered"],
             )
             for s in data["subscriptions"]

@@ -39,12 +39,17 @@ LISTING = [
     ("subscribed_at", "subscribed (UTC)", Col("subscribed (UTC)", drop=1)),
     ("modified", "modified (UTC)", Col("modified (UTC)", drop=3)),
 ]
-DETAIL = [*((key, header) for key, header, _ in LISTING), ("previous_secret_until", "previous secret until (UTC)")]
+DETAIL = [
+    *((key, header) for key, header, _ in LISTING),
+    ("previous_secret_until", "previous secret until (UTC)"),
+    ("disabled_reason", "disabled by ae"),
+    ("disabled_at", "disabled at (UTC)"),
+]
 
 
 def _cell(row: dict[str, Any], key: str) -> Any:
     value = row[key]
-    if key in ("subscribed_at", "modified", "previous_secret_until"):
+    if key in ("subscribed_at", "modified", "previous_secret_until", "disabled_at"):
         return time_utc(value)
     if key == "header_names":
         return ", ".join(value)

@@ -46,6 +46,10 @@ class NotStarted(Exception):
     """The consumer is stopping and this message's work had not begun: give it back."""
 
 
+class Shed(Exception):
+    """Its lane stalled while the delivery waited for a slot: it waits in the store instead."""
+
+
 class Work:
     """One received message (None: a delivery taken from the store) and whether any of its attempts has started."""
 
@@ -119,20 +123,24 @@ class Attempter:
         now = self.lanes.clock()
         settlement = Settlement(work.envelope, lease_until=now + LEASE_SECONDS)
         fast: list[Delivery] = []
-        slow: list[Delivery] = []  # to lanes already known to be slow: not waited for
+        slow: list[Delivery] = []  # to lanes already known to be stalled: not waited for
+        moment = time.monotonic()
         for delivery in deliveries:
             lane = self.lanes.lane(delivery.subscription.subscription_id)
-            is_slow = lane.slow
             where = self.lanes.route(lane.subscription_id, now)
             if where is Route.ATTEMPT:
-                (slow if is_slow else fast).append(delivery)
+                (slow if lane.stalled(moment) else fast).append(delivery)
             else:
                 state = DeliveryState.HELD if where is Route.HOLD else DeliveryState.PENDING
                 due = max(now, self.lanes.deferred_until(lane.subscription_id))
                 settlement.waiting.append((delivery.pending(due), state))
         starting, waited_for = fast + slow, len(fast)
         if len(starting) == 1 and waited_for == 1:  # the common case: no task of its own, no timer
-            outcome = await self.attempt(work, starting[0])
+            try:
+                outcome = await self.attempt(work, starting[0])
+            except Shed:
+                settlement.waiting.append((starting[0].pending(now), DeliveryState.PENDING))
+                return settlement
             settlement.attempts.append((outcome, self.follow(outcome)))
             return settlement
         if starting:
@@ -147,12 +155,15 @@ class Attempter:
             await asyncio.wait(tasks[:waited_for], timeout=DETACH_AFTER)
             await asyncio.sleep(0)  # those started with them may have finished too
         for task in tasks:  # a failure that is not a result stops the lot, as `gather` did
-            if task.done() and task.exception() is not None:
+            failure = task.exception() if task.done() else None
+            if failure is not None and not isinstance(failure, Shed):
                 for other in tasks:
                     other.cancel()
-                raise task.exception()  # type: ignore[misc]
+                raise failure
         for delivery, task in zip(starting, tasks, strict=True):
-            if task.done():
+            if task.done() and task.exception() is not None:  # shed: it waits in the store
+                settlement.waiting.append((delivery.pending(self.lanes.clock()), DeliveryState.PENDING))
+            elif task.done():
                 outcome = task.result()
                 settlement.attempts.append((outcome, self.follow(outcome)))
             else:
@@ -164,7 +175,7 @@ class Attempter:
         """A detached attempt, settled on its own once it finishes."""
         try:
             outcome = await task
-        except NotStarted:  # the consumer stopped first: the delivery waits in the store again
+        except (NotStarted, Shed):  # the consumer stopped first, or the lane stalled: it waits in the store
             return Settlement(None, waiting=[(row, DeliveryState.PENDING)])
         return self._settled(outcome, probe=False)
 
@@ -177,9 +188,7 @@ class Attempter:
             return Settlement(None, stopped=stopped, finished=[row.uuid])
         if not subscription.enabled:  # kept until it is enabled again
             return Settlement(None, waiting=[(row, DeliveryState.HELD)])
-        if probe:
-            self.lanes.lane(row.subscription_id).in_flight += 1
-        else:
+        if not probe:
             where = self.lanes.route(row.subscription_id, self.lanes.clock())
             if where is not Route.ATTEMPT:
                 state = DeliveryState.HELD if where is Route.HOLD else DeliveryState.PENDING
@@ -187,8 +196,8 @@ class Attempter:
         body = f'{{"data":{row.content}}}'.encode()
         delivery = Delivery(subscription, row.uuid, row.death_count, row.content, body, row.generation, row.message_id)
         try:
-            outcome = await self.attempt(work, delivery)
-        except NotStarted:
+            outcome = await self.attempt(work, delivery, probe)
+        except (NotStarted, Shed):
             return Settlement(None, waiting=[(row, DeliveryState.PENDING)])
         return self._settled(outcome, probe)
 
@@ -206,9 +215,14 @@ class Attempter:
         held = probe or self.lanes.is_open(outcome.subscription.subscription_id)
         return self._follow_up(outcome, now, defer, held)
 
-    async def attempt(self, work: Work, delivery: Delivery) -> Outcome:
-        """One attempt, in a slot of its lane (taken by `route`) and of the consumer's window."""
+    async def attempt(self, work: Work, delivery: Delivery, probe: bool = False) -> Outcome:
+        """One attempt, in a slot of its lane and of the consumer's window (a probe takes its slot
+        regardless: it is one attempt, and an open circuit's lane is empty)."""
         lane = self.lanes.lane(delivery.subscription.subscription_id)
+        if probe:
+            lane.in_flight += 1
+        elif not await lane.acquire():
+            raise Shed
         signal, duration = Signal.FAILURE, 0.0
         try:
             async with self.window:

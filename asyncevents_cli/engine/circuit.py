@@ -101,9 +101,9 @@ def route(state: EndpointState | None, has_room: bool, now: float) -> Route:
     return Route.ATTEMPT if has_room else Route.WAIT
 
 
-def is_healthy(state: EndpointState) -> bool:
-    """Nothing worth a row: no failures, no circuit, no deferral still to come."""
-    return state.consecutive_failures == 0 and not state.circuit_open and state.deferred_until == 0.0
+def is_healthy(state: EndpointState, now: float) -> bool:
+    """Nothing the engine must consult: no failures, no circuit, no deferral still to come."""
+    return state.consecutive_failures == 0 and not state.circuit_open and state.deferred_until <= now
 
 
 def defer_seconds(status_code: int | None, retry_after: float | None, cap: float) -> float | None:

@@ -54,6 +54,7 @@ QUICK_LOOK = 0.02  # seconds: right after work, the queue is often empty; do not
 BUSY_WAIT = 0.05  # seconds between looks at an empty queue and the stop flag while attempts run
 EXTEND_EVERY = 5.0  # seconds between lease renewals of the messages held
 PUMP_EVERY = 0.05  # seconds between takes of kept deliveries for lanes with room
+MIN_TAKE = 16  # kept deliveries a lane with room may take at once, however narrow it is
 
 
 class Aborted(Exception):
@@ -163,6 +164,7 @@ class Consumer:
                 handler.stopping = stopping
                 taking = not stopping and (max_messages is None or pace.taken < max_messages)
                 flight.start_deferred()
+                self.lanes.shed_stalled()
                 if not taking and not flight.tasks and not flight.finished and not flight.deferred:
                     break
                 plan = self._plan(flight, pace, taking, max_messages, until_empty)
@@ -178,6 +180,7 @@ class Consumer:
                 cycle, settling = None, []
                 self._count(plan.settlements, on_message)
                 flight.settled(plan.settlements)
+                self._note_kept(plan.settlements)
                 self._apply_endpoint_updates(result.discovered)
                 for row, probe in result.kept:
                     flight.start_kept(handler.handle_pending(row, probe), row)
@@ -233,6 +236,8 @@ class Consumer:
         if pump:
             pace.last_pump = now
         busy = bool(flight.tasks or finished)
+        if self.lanes.waiting and not busy:
+            pace.just_worked = True  # kept deliveries may be due: look again soon, not after a full poll
         return Plan(
             settlements=flight.take_finished() if settle_now else [],
             held=flight.held_envelopes() if extend else [],
@@ -246,7 +251,7 @@ class Consumer:
     def _pump_request(self) -> tuple[dict[int, int], list[int]]:
         """Lanes with room for kept deliveries (within the window), and open circuits due a probe."""
         wall = time.time()
-        free = self.concurrency - self.lanes.in_flight()
+        free = 2 * self.concurrency - self.lanes.in_flight()
         rooms: dict[int, int] = {}
         probes: list[int] = []
         for subscription_id in sorted(self.lanes.waiting):
@@ -258,11 +263,21 @@ class Consumer:
             if state is not None and state.deferred_until > wall:
                 continue
             lane = self.lanes.lane(subscription_id)
-            room = min(lane.limit - lane.in_flight, free)
+            # more than its limit: the rest waits in memory for a slot, so the lane
+            # stays busy between takes (and is shed back to the store if it stalls)
+            room = min(max(4 * lane.limit, MIN_TAKE) - lane.in_flight - len(lane.waiters), free)
             if room > 0:
                 rooms[subscription_id] = room
                 free -= room
         return rooms, probes
+
+    def _note_kept(self, settlements: Sequence[Settlement]) -> None:
+        """Lanes whose deliveries now wait in the store: the pump looks at them."""
+        for settlement in settlements:
+            self.lanes.waiting.update(row.subscription_id for row, _ in settlement.waiting)
+            for _, follow in settlement.attempts:
+                if follow.keep is not None:
+                    self.lanes.waiting.add(follow.keep.subscription_id)
 
     def _apply_endpoint_updates(self, discovered: set[int]) -> None:
         """On the loop: what the I/O thread learnt about endpoints (lanes change only here)."""

@@ -131,6 +131,11 @@ class LaneTable(StoreBase):
             found.update(row[0] for row in result.rows)
         return found
 
+    def pending_content(self, uuid: str) -> str | None:
+        """The payload a kept delivery will carry (as `encode_payload` wrote it), or None."""
+        value = self._run("SELECT content FROM pending_deliveries WHERE uuid = ?", (uuid,)).scalar()
+        return None if value is None else str(value)
+
     def pending_to_attempt(self) -> int:
         """Kept deliveries that will be attempted without anyone's help: not held by an open
         circuit or a disabled subscription (`ae consume --until-empty` waits for these)."""
