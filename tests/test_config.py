@@ -26,6 +26,10 @@ DEFAULTS = {
     "concurrency": 64,
     "subscription_concurrency": 32,
     "eventbridge_source": "ae",
+    "retry_after_max_seconds": 3600.0,
+    "circuit_failure_threshold": 10,
+    "circuit_probe_seconds": 30.0,
+    "disable_after_hours": 72.0,
 }
 
 
@@ -89,6 +93,10 @@ deny_private_targets = true
 concurrency = 128
 subscription_concurrency = 8
 eventbridge_source = "shop.example"
+retry_after_max_seconds = 600
+circuit_failure_threshold = 5
+circuit_probe_seconds = 10
+disable_after_hours = 24
 """,
     )
     config = load_config(path, environ={})
@@ -107,6 +115,10 @@ eventbridge_source = "shop.example"
         "concurrency": 128,
         "subscription_concurrency": 8,
         "eventbridge_source": "shop.example",
+        "retry_after_max_seconds": 600.0,
+        "circuit_failure_threshold": 5,
+        "circuit_probe_seconds": 10.0,
+        "disable_after_hours": 24.0,
     }
     assert isinstance(config.settings.backoff_exponent, float)
     assert set(config.sources.values()) == {"file"}
@@ -147,6 +159,10 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
         "concurrency": "env AE_CONCURRENCY",
         "subscription_concurrency": "default",
         "eventbridge_source": "default",
+        "retry_after_max_seconds": "default",
+        "circuit_failure_threshold": "default",
+        "circuit_probe_seconds": "default",
+        "disable_after_hours": "default",
     }
 
 
