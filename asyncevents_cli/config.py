@@ -70,6 +70,9 @@ class Settings:
     retry_after_max_seconds: float = _setting(
         3600.0, "longest wait a receiver's Retry-After may ask for; a longer one is cut to this", (0, 30 * 24 * 3600)
     )
+    service_timeout_seconds: float = _setting(
+        30.0, "longest an event's service may take to build a payload before the message is parked", (0.001, 86400)
+    )
     circuit_failure_threshold: int = _setting(
         10,
         "consecutive failed attempts to one subscription that open its circuit (its deliveries are held)",

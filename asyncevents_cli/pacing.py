@@ -165,13 +165,19 @@ class AdaptiveLimit:
         self.limit = max(self.floor, int(self.limit * DECREASE_FACTOR))
 
 
+#: A share of a token below which rounding errors are forgiven (see `take_tokens`).
+TOKEN_EPSILON = 1e-6
+
+
 def take_tokens(rate: RateLimit, tokens: float, elapsed: float, want: int) -> tuple[int, float, float]:
     """A token bucket's take: refill `tokens` for `elapsed` seconds (a negative
     interval, a clock behind the bucket's, refills nothing) up to `rate.burst`,
     then take up to `want` whole tokens. Returns (granted, tokens left, seconds
     until the next whole token; 0 if one is there already)."""
     available = min(float(rate.burst), tokens + max(0.0, elapsed) * rate.per_second)
-    granted = max(0, min(want, int(available)))
-    left = available - granted
-    wait = 0.0 if left >= 1 else (1 - left) / rate.per_second
+    # Times are seconds since the epoch, precise to about 0.2 microseconds: a refill
+    # that should be exactly 2 tokens may come out as 1.9999998. That counts as 2.
+    granted = max(0, min(want, int(available + TOKEN_EPSILON)))
+    left = max(0.0, available - granted)
+    wait = 0.0 if left + TOKEN_EPSILON >= 1 else (1 - left) / rate.per_second
     return granted, left, wait

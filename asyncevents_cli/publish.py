@@ -10,9 +10,9 @@ from .config import Config
 from .errors import InputError
 from .messages import TriggerMessage, check_store_id
 from .queues.base import Queue
-from .strict_json import JsonRejected, loads
+from .strict_json import MAX_PAYLOAD_BYTES, JsonRejected, loads
 
-MAX_DATA_BYTES = 1024 * 1024  # one event's published arguments, as JSON
+MAX_DATA_BYTES = MAX_PAYLOAD_BYTES  # one event's published arguments, as JSON
 
 
 def parse_data(text: str, where: str = "--data") -> dict[str, Any]:

@@ -19,6 +19,9 @@ from typing import Any
 #: of levels; this leaves room while keeping every recursive walk (encoders,
 #: the search index, rich's renderer) far from Python's recursion limit.
 MAX_DEPTH = 100
+#: The largest payload, as compact JSON: what `ae publish` accepts, and what an
+#: event's service may return (a larger one is parked, not delivered).
+MAX_PAYLOAD_BYTES = 1024 * 1024
 #: A JSON escape of a UTF-16 surrogate (\\ud800-\\udfff), paired or not.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 

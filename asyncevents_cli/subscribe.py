@@ -17,6 +17,7 @@ from .netguard import check_recipient_url, check_target
 from .notifiers import find
 from .notifiers.custom_headers import check_headers
 from .notifiers.signing import MAGENTO, UNSIGNED, check_scheme, check_secret, generate_secret
+from .pacing import RateLimit
 from .store import Store, Subscription, utcnow
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "rotate_secret",
     "set_headers",
     "parse_duration",
+    "parse_rate_limit",
     "check_url",
     "generate_secret",
 ]
@@ -65,6 +67,14 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * UNIT_SECONDS[match.group(2)]
 
 
+def parse_rate_limit(text: str) -> RateLimit | None:
+    """`--rate-limit` (or the API's `rate_limit`): "50/s", "300/m", or "none"."""
+    try:
+        return RateLimit.parse(text)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+
+
 def subscribe(
     config: Config,
     store: Store,
@@ -76,6 +86,7 @@ def subscribe(
     signature: str | None = None,
     headers: Mapping[str, str] | Iterable[str] = (),
     refuse_duplicate: bool = False,
+    rate_limit: str | None = None,
 ) -> tuple[Subscription, str | None]:
     """Subscribe a recipient; return the subscription and the secret if one was generated.
 
@@ -89,6 +100,7 @@ def subscribe(
     recipient = plugin.check_recipient(url, config)
     check_store_id(store_id)
     custom = check_headers(headers)
+    rate = parse_rate_limit(rate_limit) if rate_limit is not None else None
     if not plugin.signs_requests:
         if signature not in (None, MAGENTO):
             raise InputError(f"the {plugin.name} notifier does not sign HTTP requests: --signature does not apply")
@@ -107,7 +119,7 @@ def subscribe(
             hint="add --force to subscribe it again anyway",
         )
     subscription = store.add_subscription(
-        event_name, recipient, secret or generated or "", plugin.name, store_id, stored_scheme, custom
+        event_name, recipient, secret or generated or "", plugin.name, store_id, stored_scheme, custom, rate
     )
     return subscription, generated if plugin.signs_requests else None
 
@@ -119,17 +131,29 @@ def same_recipient(store: Store, event_name: str, url: str) -> list[Subscription
 
 
 def update(
-    config: Config, store: Store, subscription_id: int, url: str | None = None, store_id: int | None = None
+    config: Config,
+    store: Store,
+    subscription_id: int,
+    url: str | None = None,
+    store_id: int | None = None,
+    rate_limit: str | None = None,
 ) -> Subscription:
-    """Point a subscription at a new recipient and/or store scope, checked as `subscribe` checks them.
-    Its secret, notifier, headers and delivery log stay."""
-    if url is None and store_id is None:
-        raise InputError("nothing to change: give --url and/or --store")
+    """Point a subscription at a new recipient and/or store scope, checked as `subscribe` checks them,
+    and/or give it a new rate limit ("none" removes it). Its secret, notifier, headers and delivery
+    log stay. Everything is checked before anything changes."""
+    if url is None and store_id is None and rate_limit is None:
+        raise InputError("nothing to change: give --url, --store and/or --rate-limit")
     current = store.subscription(subscription_id, reveal=False)
     recipient = find(current.notifier).check_recipient(url, config) if url is not None else None
     if store_id is not None:
         check_store_id(store_id)
-    return store.set_recipient(subscription_id, recipient, store_id)
+    rate = parse_rate_limit(rate_limit) if rate_limit is not None else None
+    with store.transaction():
+        if url is not None or store_id is not None:
+            store.set_recipient(subscription_id, recipient, store_id)
+        if rate_limit is not None:
+            store.set_rate_limit(subscription_id, rate)
+    return store.subscription(subscription_id, reveal=False)
 
 
 def _signing_subscription(store: Store, subscription_id: int) -> Subscription:
@@ -166,10 +190,15 @@ def set_headers(store: Store, subscription_id: int, headers: Mapping[str, str] |
 
 
 def change(
-    config: Config, store: Store, subscription_id: int, enabled: bool, notifier: str | None = None
+    config: Config,
+    store: Store,
+    subscription_id: int,
+    enabled: bool,
+    notifier: str | None = None,
+    rate_limit: str | None = None,
 ) -> Subscription:
     """The module's save of an existing subscription (its REST PUT): a new status, and a
-    new notifier (`metadata`) if one is given. The new notifier must accept the
+    new notifier (`metadata`) and a new rate limit ("none" removes it) if given. The new notifier must accept the
     subscription's recipient, and sign deliveries if and only if the old one did: the
     stored secret and signature scheme were chosen for that."""
     name = None
@@ -184,4 +213,9 @@ def change(
                     f"{plugin.name}: one signs HTTP requests and the other does not; subscribe again instead"
                 )
         name = plugin.name
-    return store.update_subscription(subscription_id, enabled, name)
+    rate = parse_rate_limit(rate_limit) if rate_limit is not None else None
+    with store.transaction():
+        store.update_subscription(subscription_id, enabled, name)
+        if rate_limit is not None:
+            store.set_rate_limit(subscription_id, rate)
+    return store.subscription(subscription_id)

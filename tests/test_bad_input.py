@@ -123,6 +123,12 @@ COMMANDS = [
     (["subscribe", EVENT, "http://example.com:0/"], 2, "port 0"),
     (["subscribe", EVENT, "http://example.com:-1/"], 2, "recipient URL"),
     (["subscribe", EVENT, "http://300.1.1.1/"], 2, "not a valid IPv4 address"),
+    # subscribe: rate limits (ASCII digits, /s or /m, 1..1000000)
+    (["subscribe", EVENT, "http://example.com/", "--rate-limit", "50"], 2, "rate limit must look like 50/s"),
+    (["subscribe", EVENT, "http://example.com/", "--rate-limit", "50/h"], 2, "rate limit must look like 50/s"),
+    (["subscribe", EVENT, "http://example.com/", "--rate-limit", "５0/s"], 2, "rate limit must look like 50/s"),
+    (["subscribe", EVENT, "http://example.com/", "--rate-limit", "0/s"], 2, "between 1 and 1000000"),
+    (["subscriptions", "update", "1", "--rate-limit", "fast"], 2, "rate limit must look like 50/s"),
     (["subscribe", EVENT, "http://\u2603.net/"], 2, "recipient URL"),
     (["subscribe", EVENT, "http://-bad.example/"], 2, "domain name"),
     (["subscribe", EVENT, "http://a..b.example/"], 2, "recipient URL"),

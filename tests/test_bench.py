@@ -84,3 +84,32 @@ def test_the_scale_out_benchmark_runs_every_cell_quickly(tmp_path: Path) -> None
     assert all(c["deliveries"] == c["events"] and c["drained"] for c in data["cells"])
     text = report.read_text()
     assert "## Targets (issue 8)" in text and "## Failed cells" not in text
+
+
+def test_the_lanes_benchmark_runs_every_scenario_quickly(tmp_path: Path) -> None:
+    """bench/lanes.py --quick: every issue 17 scenario against real `ae consume` processes
+    and its own receiver, with a row per measure. Its figures are not asserted here."""
+    figures = tmp_path / "lanes.json"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "lanes.py"), "--quick", "--json", str(figures)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(figures.read_text())
+    assert [r["scenario"] for r in rows] == [
+        "neighbours",
+        "neighbours",
+        "neighbours",
+        "slow service",
+        "outage",
+        "outage",
+        "outage",
+        "overload",
+        "overload",
+        "rate limit",
+    ]
+    assert all(r["figure"] is not None for r in rows if r["measure"] != "time to deliver every event after recovery")
+    assert rows[0]["figure"] > 0  # the healthy subscriber alone was measured
+    assert "| scenario | measure | figure | target | met |" in done.stdout

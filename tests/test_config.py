@@ -27,6 +27,7 @@ DEFAULTS = {
     "subscription_concurrency": 32,
     "eventbridge_source": "ae",
     "retry_after_max_seconds": 3600.0,
+    "service_timeout_seconds": 30.0,
     "circuit_failure_threshold": 10,
     "circuit_probe_seconds": 30.0,
     "disable_after_hours": 72.0,
@@ -94,6 +95,7 @@ concurrency = 128
 subscription_concurrency = 8
 eventbridge_source = "shop.example"
 retry_after_max_seconds = 600
+service_timeout_seconds = 2.5
 circuit_failure_threshold = 5
 circuit_probe_seconds = 10
 disable_after_hours = 24
@@ -116,6 +118,7 @@ disable_after_hours = 24
         "subscription_concurrency": 8,
         "eventbridge_source": "shop.example",
         "retry_after_max_seconds": 600.0,
+        "service_timeout_seconds": 2.5,
         "circuit_failure_threshold": 5,
         "circuit_probe_seconds": 10.0,
         "disable_after_hours": 24.0,
@@ -160,6 +163,7 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
         "subscription_concurrency": "default",
         "eventbridge_source": "default",
         "retry_after_max_seconds": "default",
+        "service_timeout_seconds": "default",
         "circuit_failure_threshold": "default",
         "circuit_probe_seconds": "default",
         "disable_after_hours": "default",

@@ -138,6 +138,7 @@ def test_the_module_readme_curl_body_subscribes(site: dict[str, Any]) -> None:
         "subscribed_at",
         "store_id",
         "metadata",
+        "rate_limit",  # beyond the module, additive: null without a limit
     }
     assert (data["event_name"], data["recipient_url"], data["status"], data["store_id"], data["metadata"]) == (
         EVENT,
@@ -542,3 +543,24 @@ def test_publish_answers_503_when_the_queue_is_unreachable(tmp_path: Path) -> No
         assert server.stop() == 0, server.log()
     assert response.status_code == 503, response.text
     assert set(response.json()) == {"message"} and "RabbitMQ" in response.json()["message"]
+
+
+def test_a_subscription_may_carry_a_rate_limit(site: dict[str, Any]) -> None:
+    created = call(site, "POST", "/async_event", json=body(rate_limit="50/s"))
+    assert created.status_code == 200, created.text
+    assert created.json()["rate_limit"] == "50/s"
+    path = f"/async_event/{created.json()['subscription_id']}"
+    cli = ae(site["config"], "subscriptions", "show", str(created.json()["subscription_id"]), "--json")
+    assert json.loads(cli.stdout)["rate_limit"] == "50/s"
+    kept = call(site, "PUT", path, json={"asyncEvent": {"status": True}})
+    assert kept.json()["rate_limit"] == "50/s"  # absent: kept
+    slower = call(site, "PUT", path, json={"asyncEvent": {"status": True, "rate_limit": "300/m"}})
+    assert slower.json()["rate_limit"] == "300/m"
+    for bad in ("fast", "0/s", "5/h"):
+        refused = call(site, "PUT", path, json={"asyncEvent": {"status": False, "rate_limit": bad}})
+        assert refused.status_code == 400 and "--rate-limit" not in refused.json()["message"], refused.text
+        assert "rate limit" in refused.json()["message"]
+        assert call(site, "POST", "/async_event", json=body(rate_limit=bad)).status_code == 400
+    assert call(site, "GET", path).json() == slower.json()  # the refused changes wrote nothing
+    removed = call(site, "PUT", path, json={"asyncEvent": {"status": True, "rate_limit": "none"}})
+    assert removed.json()["rate_limit"] is None

@@ -183,9 +183,16 @@ def test_a_store_from_before_gains_the_columns(config_path: Path, receiver: Rece
         conn.executescript(OLD_SCHEMA.format(url=receiver.endpoint("/hook")))
     [row] = ok_json(config_path, "subscriptions", "list")
     assert (row["signature_scheme"], row["header_names"], row["previous_secret_until"]) == ("magento", [], None)
+    assert row["rate_limit"] is None
     with sqlite3.connect(path) as conn:
         columns = [r[1] for r in conn.execute("PRAGMA table_info(subscriptions)")]
-    assert columns[-4:] == ["signature_scheme", "custom_headers", "previous_token", "previous_token_expires"]
+    assert columns[-5:] == [
+        "signature_scheme",
+        "custom_headers",
+        "previous_token",
+        "previous_token_expires",
+        "rate_limit",
+    ]
     deliver_one(config_path)
     assert receiver.requests[0].signed_with("legacy-secret")
     ok(config_path, "subscriptions", "list")  # opening again finds nothing to migrate

@@ -41,10 +41,15 @@ LISTING = [
 ]
 DETAIL = [
     *((key, header) for key, header, _ in LISTING),
+    ("rate_limit", "rate limit"),
     ("previous_secret_until", "previous secret until (UTC)"),
     ("disabled_reason", "disabled by ae"),
     ("disabled_at", "disabled at (UTC)"),
 ]
+RATE_LIMIT_HELP = (
+    "At most this many deliveries to the subscription per second or minute, e.g. 50/s or 300/m,"
+    " across every consumer that shares the store."
+)
 
 
 def _cell(row: dict[str, Any], key: str) -> Any:
@@ -53,6 +58,8 @@ def _cell(row: dict[str, Any], key: str) -> Any:
         return time_utc(value)
     if key == "header_names":
         return ", ".join(value)
+    if key == "rate_limit":
+        return value or "none"
     return value
 
 
@@ -117,6 +124,7 @@ def subscribe(
         show_default=False,
     ),
     headers: list[str] | None = typer.Option(None, "--header", help=HEADER_HELP, show_default=False),
+    rate_limit: str | None = typer.Option(None, "--rate-limit", help=RATE_LIMIT_HELP, show_default=False),
     force: bool = typer.Option(
         False, "--force", help="Subscribe even if the event already has a subscription to this recipient."
     ),
@@ -148,6 +156,7 @@ def subscribe(
         signature,
         headers or [],
         refuse_duplicate=not force,
+        rate_limit=rate_limit,
     )
     if as_json:
         emit({**subscription.public(), "secret": generated}, True, lambda d: None)
@@ -241,16 +250,23 @@ def update(
     store_id: int | None = typer.Option(
         None, "--store", help="The new store scope; 0 means all stores.", show_default=False
     ),
+    rate_limit: str | None = typer.Option(
+        None, "--rate-limit", help=RATE_LIMIT_HELP + " none removes the limit.", show_default=False
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Change a subscription's recipient or store scope; prints `ID<tab>updated`.
+    """Change a subscription's recipient, store scope or rate limit; prints `ID<tab>updated`.
 
     Its secret, notifier, headers and delivery log stay. A running consumer sees the change within a second.
 
-    Example: ae subscriptions update 2 --url https://crm.example.com/hooks/orders
+    Examples:
+
+      ae subscriptions update 2 --url https://crm.example.com/hooks/orders
+
+      ae subscriptions update 2 --rate-limit 50/s
     """
     rt = runtime(ctx)
-    subscription = subscribing.update(rt.config, rt.store, subscription_id, url, store_id)
+    subscription = subscribing.update(rt.config, rt.store, subscription_id, url, store_id, rate_limit)
     if as_json:
         emit(subscription.public(), True, lambda d: None)
     else:

@@ -12,6 +12,7 @@ or hanging receiver holds at most its lane, never its neighbours' messages.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,7 @@ from datetime import datetime
 
 from ..notifiers import Notifiers, NotifyResult
 from ..notifiers.base import clip
-from ..pacing import Signal, parse_retry_after
+from ..pacing import RateLimit, Signal, parse_retry_after
 from ..queues.base import Envelope
 from ..states import DeliveryState
 from ..store import PendingDelivery, Subscription
@@ -34,6 +35,10 @@ log = logging.getLogger("asyncevents_cli")
 ATTEMPT_DEADLINE = 120.0
 #: A detached delivery's lease in the store; renewed while its attempt runs (see the consumer).
 LEASE_SECONDS = 60.0
+#: Rate-limit tokens a lane takes from the shared bucket at once (fewer store calls; never more than a burst).
+TOKENS_AT_ONCE = 4
+#: The shortest wait for a token: a bucket that says "now" lost a race with another consumer.
+MIN_RATE_WAIT = 0.005
 
 
 def describe(exc: BaseException) -> str:
@@ -108,6 +113,7 @@ class Attempter:
         detach: Callable[[Awaitable[Settlement], PendingDelivery], None],
         stopping: Callable[[], bool],
         retry_after_cap: float,
+        take_tokens: Callable[[int, RateLimit, int], Awaitable[tuple[int, float]]],
     ) -> None:
         self.notifiers = notifiers
         self.lanes = lanes
@@ -117,6 +123,7 @@ class Attempter:
         self.detach = detach
         self.stopping = stopping
         self.retry_after_cap = retry_after_cap
+        self.take_tokens = take_tokens
 
     async def fan_out(self, work: Work, deliveries: list[Delivery]) -> Settlement:
         """Route each delivery, attempt those with room, detach the slow; the message's settlement."""
@@ -128,7 +135,12 @@ class Attempter:
         for delivery in deliveries:
             lane = self.lanes.lane(delivery.subscription.subscription_id)
             where = self.lanes.route(lane.subscription_id, now)
-            if where is Route.ATTEMPT:
+            limited = where is Route.ATTEMPT and delivery.subscription.rate_limit is not None
+            wait = await self._rate_wait(delivery.subscription) if limited else None
+            if wait is not None:  # rate-limited: it waits in the store for its token
+                settlement.waiting.append((delivery.pending(now + wait), DeliveryState.PENDING))
+                self.lanes.waiting.add(lane.subscription_id)
+            elif where is Route.ATTEMPT:
                 (slow if lane.stalled(moment) else fast).append(delivery)
             else:
                 state = DeliveryState.HELD if where is Route.HOLD else DeliveryState.PENDING
@@ -189,10 +201,14 @@ class Attempter:
         if not subscription.enabled:  # kept until it is enabled again
             return Settlement(None, waiting=[(row, DeliveryState.HELD)])
         if not probe:
-            where = self.lanes.route(row.subscription_id, self.lanes.clock())
+            now = self.lanes.clock()
+            where = self.lanes.route(row.subscription_id, now)
             if where is not Route.ATTEMPT:
                 state = DeliveryState.HELD if where is Route.HOLD else DeliveryState.PENDING
                 return Settlement(None, waiting=[(row, state)])
+            wait = await self._rate_wait(subscription)
+            if wait is not None:
+                return Settlement(None, waiting=[(dataclasses.replace(row, due=now + wait), DeliveryState.PENDING)])
         body = f'{{"data":{row.content}}}'.encode()
         delivery = Delivery(subscription, row.uuid, row.death_count, row.content, body, row.generation, row.message_id)
         try:
@@ -200,6 +216,22 @@ class Attempter:
         except (NotStarted, Shed):
             return Settlement(None, waiting=[(row, DeliveryState.PENDING)])
         return self._settled(outcome, probe)
+
+    async def _rate_wait(self, subscription: Subscription) -> float | None:
+        """None when a rate-limited subscription may have one more attempt now (its token is
+        spent), else the seconds until its bucket has one. Tokens come from the store's bucket,
+        shared by every consumer, a few at a time."""
+        rate = subscription.rate_limit
+        if rate is None:
+            return None
+        lane = self.lanes.lane(subscription.subscription_id)
+        if lane.tokens <= 0:
+            granted, wait = await self.take_tokens(subscription.subscription_id, rate, min(rate.burst, TOKENS_AT_ONCE))
+            if granted <= 0:
+                return max(wait, MIN_RATE_WAIT)
+            lane.tokens += granted
+        lane.tokens -= 1
+        return None
 
     def _settled(self, outcome: Outcome, probe: bool) -> Settlement:
         follow = self.follow(outcome, probe)

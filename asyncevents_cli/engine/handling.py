@@ -16,8 +16,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
 
 from ..config import Config
 from ..errors import AeError, DatabaseUnavailable, QueueUnavailable
@@ -41,6 +40,7 @@ from .decisions import (
 )
 from .io import IoThread
 from .lanes import Lanes
+from .services import ServiceRunner
 from .subscriptions import SubscriptionCache
 
 log = logging.getLogger("asyncevents_cli")
@@ -52,10 +52,6 @@ INFRASTRUCTURE = (QueueUnavailable, DatabaseUnavailable, sqlite3.OperationalErro
 #: On a broker, a retry may arrive a moment before the store write that placed it
 #: is visible to this process: look again once after this long before parking it.
 OWNERSHIP_RECHECK_SECONDS = 1.0
-
-
-class PayloadError(AeError):
-    """An event's service could not build the payload."""
 
 
 class Handler:
@@ -82,6 +78,7 @@ class Handler:
         self.io = io
         self.subscriptions = SubscriptionCache(store, io)
         self.lanes = lanes
+        self.services = ServiceRunner(config)
         #: set when the consumer stops taking messages: work not yet begun is given back
         self.stopping = False
         self.attempter = Attempter(
@@ -93,6 +90,9 @@ class Handler:
             detach,
             lambda: self.stopping,
             config.settings.retry_after_max_seconds,
+            lambda subscription_id, rate, want: io.call(
+                store.take_rate_tokens, subscription_id, rate, want, datetime.now(UTC)
+            ),
         )
 
     async def handle(self, work: Work) -> Settlement:
@@ -137,22 +137,10 @@ class Handler:
 
     # -- trigger ---------------------------------------------------------
 
-    def _resolve_payload(self, message: TriggerMessage) -> Any:
-        event = self.config.event(message.event_name)
-        service = event.resolve_service()
-        if service is None:
-            return message.arguments
-        try:
-            payload = service(**message.arguments)
-            json.dumps(payload, allow_nan=False)
-        except Exception as exc:  # the user's code: any failure parks the message
-            raise PayloadError(f"service {event.service} failed: {exc.__class__.__name__}: {exc}") from None
-        return payload
-
     async def _trigger(self, work: Work, envelope: Envelope) -> Settlement:
         try:
             message = TriggerMessage.decode(envelope.body)
-            payload = self._resolve_payload(message)
+            payload = await self.services.payload(message)
             content = encode_payload(payload)
             body = body_of(content)
         except AeError as exc:  # malformed, undefined event, or the service failed

@@ -33,7 +33,7 @@ LATENCY_WEIGHT = 0.2
 class Lane:
     """The attempts in flight to one subscription, how many may be, and who waits for a slot."""
 
-    __slots__ = ("subscription_id", "in_flight", "adaptive", "latency", "last_finish", "waiters")
+    __slots__ = ("subscription_id", "in_flight", "adaptive", "latency", "last_finish", "waiters", "tokens")
 
     def __init__(self, subscription_id: int, ceiling: int) -> None:
         self.subscription_id = subscription_id
@@ -44,6 +44,8 @@ class Lane:
         self.last_finish = time.monotonic()
         #: deliveries waiting in memory for a slot: True when they get one, False when shed
         self.waiters: deque[asyncio.Future[bool]] = deque()
+        #: rate-limit tokens taken from the store's shared bucket and not spent yet
+        self.tokens = 0
 
     @property
     def limit(self) -> int:

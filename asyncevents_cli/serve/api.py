@@ -31,6 +31,9 @@ MAX_ID = 2**63 - 1  # SQLite's INTEGER
 MAX_STORE_ID = 2**31 - 1
 
 
+RATE_LIMIT_DESCRIPTION = "At most this many deliveries per second or minute (e.g. 50/s, 300/m), across consumers."
+
+
 class Strict(BaseModel):
     # Unknown fields and wrong types are a 400, never silently dropped or coerced.
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -42,11 +45,13 @@ class NewSubscription(Strict):
     verification_token: str = Field(description="Signs every delivery (x-magento-signature); never returned.")
     metadata: str = Field("http", description="The notifier: how deliveries are made.")
     store_id: int = Field(0, le=MAX_STORE_ID, description="Store scope; 0 means all stores.")
+    rate_limit: str | None = Field(None, description=RATE_LIMIT_DESCRIPTION)
 
 
 class SubscriptionChange(Strict):
     status: bool = Field(description="true enables the subscription, false disables it.")
     metadata: str | None = Field(None, description="A new notifier, if given.")
+    rate_limit: str | None = Field(None, description=RATE_LIMIT_DESCRIPTION + " none removes it; absent keeps it.")
 
 
 class CreateBody(Strict):
@@ -67,6 +72,7 @@ class AsyncEvent(BaseModel):
     subscribed_at: str
     store_id: int
     metadata: str
+    rate_limit: str | None = None
 
 
 class Filter(BaseModel):
@@ -129,6 +135,7 @@ def display(subscription: Subscription) -> AsyncEvent:
         subscribed_at=(subscription.subscribed_at or "")[:19],  # Magento's "Y-m-d H:i:s"
         store_id=subscription.store_id,
         metadata=subscription.notifier,
+        rate_limit=str(subscription.rate_limit) if subscription.rate_limit else None,
     )
 
 
@@ -227,6 +234,7 @@ def create_subscription(request: Request, body: CreateBody, token: Token) -> Asy
             new.verification_token,
             new.metadata,
             new.store_id,
+            rate_limit=new.rate_limit,
         )
     return display(subscription)
 
@@ -246,7 +254,9 @@ def change_subscription(
         if current is None:
             raise _not_found(subscription_id)
         require_event(token, current.event_name)
-        subscription = subscribing.change(rt.config, rt.store, subscription_id, change.status, change.metadata)
+        subscription = subscribing.change(
+            rt.config, rt.store, subscription_id, change.status, change.metadata, change.rate_limit
+        )
     return display(subscription)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from .api_tokens import ApiTokenTable
 from .delivery_log import DeliveryLogTable
 from .lanes import LaneTable
+from .rate_buckets import RateBucketTable
 from .schema import SchemaMixin
 from .store_info import StoreInfoTable
 from .subscriptions import SubscriptionTable
@@ -25,7 +26,9 @@ def is_postgres_url(database: str | Path) -> bool:
     return isinstance(database, str) and database.lower().startswith(POSTGRES_SCHEMES)
 
 
-class Store(SchemaMixin, SubscriptionTable, DeliveryLogTable, LaneTable, ApiTokenTable, StoreInfoTable):
+class Store(
+    SchemaMixin, SubscriptionTable, DeliveryLogTable, LaneTable, ApiTokenTable, StoreInfoTable, RateBucketTable
+):
     """Open with `Store(database, environ, migrate=True)`; `migrate=False` only checks
     the schema version (what `ae db status` needs)."""
 

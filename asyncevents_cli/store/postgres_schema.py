@@ -43,5 +43,15 @@ MIGRATIONS = (
         FIRST_TABLES,
         apply=lambda store: store._new_log_generation(),
     ),
+    Migration(
+        2,
+        "subscriptions.rate_limit, rate_buckets (per-subscription rate limits)",
+        (
+            "ALTER TABLE subscriptions ADD COLUMN rate_limit TEXT",
+            """CREATE TABLE rate_buckets (
+                subscription_id BIGINT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL,
+                updated BIGINT NOT NULL, version BIGINT NOT NULL DEFAULT 0)""",
+        ),
+    ),
     LANES_MIGRATION,
 )

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..netguard import redact_credentials
+from ..pacing import RateLimit
 from ..states import DeliveryState, SubscriptionStatus
 
 ENABLED, DISABLED = 1, 0  # the `subscriptions.status` column, as the module stores it
@@ -45,6 +46,7 @@ class Subscription:
     custom_headers: tuple[tuple[str, str], ...] = ()  # (name, value) pairs
     previous_token: str | None = None  # the token before the last rotation ...
     previous_token_expires: str | None = None  # ... accepted until then (UTC timestamp)
+    rate_limit: RateLimit | None = None  # at most this many requests per second or minute, across consumers
     disabled_reason: str | None = None  # why `ae` disabled it itself (auto-disable), else None
     disabled_at: str | None = None  # ... and when (UTC timestamp)
 
@@ -62,6 +64,7 @@ class Subscription:
         for secret in ("verification_token", "previous_token", "previous_token_expires", "custom_headers"):
             del row[secret]
         row["status"] = SubscriptionStatus.of(self.enabled)
+        row["rate_limit"] = str(self.rate_limit) if self.rate_limit else None
         row["recipient_url"] = redact_credentials(self.recipient_url)
         row["header_names"] = [name for name, _ in self.custom_headers]
         until = self.previous_token_until

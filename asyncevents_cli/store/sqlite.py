@@ -91,6 +91,15 @@ MIGRATIONS = (
         " (stores from before versions are brought level)",
         apply=_first_schema,
     ),
+    Migration(
+        2,
+        "subscriptions.rate_limit, rate_buckets (per-subscription rate limits)",
+        (
+            "ALTER TABLE subscriptions ADD COLUMN rate_limit TEXT",
+            "CREATE TABLE rate_buckets (subscription_id INTEGER PRIMARY KEY, tokens REAL NOT NULL,"
+            " updated INTEGER NOT NULL, version INTEGER NOT NULL DEFAULT 0)",
+        ),
+    ),
     LANES_MIGRATION,
 )
 

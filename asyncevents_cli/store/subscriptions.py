@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import NotFound
+from ..pacing import RateLimit
 from ..secretbox import PREFIX as SEALED_PREFIX
 from ..secretbox import is_sealed
 from ..states import DeliveryState
@@ -92,6 +93,7 @@ class SubscriptionTable(StoreBase):
         row["verification_token"] = box.open(row["verification_token"]) if box else None
         if box and row.get("previous_token"):
             row["previous_token"] = box.open(row["previous_token"])
+        row["rate_limit"] = RateLimit.parse(row["rate_limit"]) if row.get("rate_limit") else None
         return Subscription(**row)
 
     # -- reads and writes ----------------------------------------------------
@@ -105,13 +107,14 @@ class SubscriptionTable(StoreBase):
         store_id: int = 0,
         signature_scheme: str = "magento",
         custom_headers: Sequence[tuple[str, str]] = (),
+        rate_limit: RateLimit | None = None,
     ) -> Subscription:
         now = timestamp()
         with self.transaction():
             new_id = self._run(
                 "INSERT INTO subscriptions (event_name, recipient_url, verification_token, status,"
-                " subscribed_at, modified, notifier, store_id, signature_scheme, custom_headers)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING subscription_id",
+                " subscribed_at, modified, notifier, store_id, signature_scheme, custom_headers, rate_limit)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING subscription_id",
                 (
                     event_name,
                     recipient_url,
@@ -123,6 +126,7 @@ class SubscriptionTable(StoreBase):
                     store_id,
                     signature_scheme,
                     self._encode_headers(custom_headers),
+                    str(rate_limit) if rate_limit else None,
                 ),
             ).scalar()
         return self.subscription(int(new_id))
@@ -233,8 +237,26 @@ class SubscriptionTable(StoreBase):
             )
         return self.subscription(subscription_id, reveal=False)
 
+    def set_rate_limit(self, subscription_id: int, rate_limit: RateLimit | None) -> Subscription:
+        """A new rate limit for a subscription; None removes it (and its bucket)."""
+        with self.transaction():
+            self.subscription(subscription_id, reveal=False)
+            self._run(
+                "UPDATE subscriptions SET rate_limit = ?, modified = ? WHERE subscription_id = ?",
+                (str(rate_limit) if rate_limit else None, timestamp(), subscription_id),
+            )
+            if rate_limit is None:
+                self._forget_rate_bucket(subscription_id)
+        return self.subscription(subscription_id, reveal=False)
+
     def delete_subscription(self, subscription_id: int) -> Subscription:
         with self.transaction():
             subscription = self.subscription(subscription_id, reveal=False)
             self._run("DELETE FROM subscriptions WHERE subscription_id = ?", (subscription_id,))
+            self._forget_rate_bucket(subscription_id)
         return subscription
+
+    def _forget_rate_bucket(self, subscription_id: int) -> None:
+        """Inside a transaction: the bucket (rate_buckets.py) of a subscription that no longer
+        has a limit, or is gone. `ae` deletes only what it created: it made this row."""
+        self._run("DELETE FROM rate_buckets WHERE subscription_id = ?", (subscription_id,))
