@@ -186,12 +186,14 @@ def test_a_store_from_before_gains_the_columns(config_path: Path, receiver: Rece
     assert row["rate_limit"] is None
     with sqlite3.connect(path) as conn:
         columns = [r[1] for r in conn.execute("PRAGMA table_info(subscriptions)")]
-    assert columns[-5:] == [
+    assert columns[-7:] == [
         "signature_scheme",
         "custom_headers",
         "previous_token",
         "previous_token_expires",
         "rate_limit",
+        "disabled_reason",
+        "disabled_at",
     ]
     deliver_one(config_path)
     assert receiver.requests[0].signed_with("legacy-secret")
