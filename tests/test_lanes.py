@@ -213,3 +213,23 @@ def test_a_circuit_open_too_long_disables_the_subscription_and_keeps_its_deliver
         assert reader.store.subscription(down.subscription_id, reveal=False).disabled_reason is None
         wait_until(lambda: reader.store.delivery_counts()[0]["delivered"] == 5, 20, "the kept deliveries to resume")
     assert rt.queue.depths().dead_letters == 0
+
+
+# -- the rate limit --------------------------------------------------------------
+
+
+def test_a_rate_limited_lane_takes_tokens_from_the_shared_bucket(
+    make_runtime: Callable[..., Runtime], receiver: Receiver
+) -> None:
+    rt = make_runtime()
+    subscribe(rt.config, rt.store, EVENT, receiver.endpoint("/limited"), secret="tok", rate_limit="20/s")
+    for n in range(50):
+        publish(rt.config, rt.queue, EVENT, {"n": n})
+    rt.consumer().run(until_empty=True)
+    moments = sorted(r.at for r in receiver.to("/limited"))
+    assert len(moments) == 50 and len({r.body for r in receiver.requests}) == 50
+    # 20 to start with (a second's burst), then 20 a second: never more than 22 in any second
+    most = max(sum(1 for m in moments if start <= m < start + 1.0) for start in moments)
+    assert most <= 22
+    assert moments[-1] - moments[0] >= 1.2  # 50 at 20/s after a burst of 20 take 1.5 s
+    assert rt.queue.depths().dead_letters == 0 and rt.store.pending_counts() == {}
