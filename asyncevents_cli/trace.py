@@ -12,16 +12,24 @@ from typing import Any
 from .errors import NotFound
 from .netguard import redact_credentials
 from .states import DeliveryState, SubscriptionStatus
-from .store import EndpointState, Store, parse_timestamp, utcnow
+from .store import EndpointState, PendingDelivery, Store, parse_timestamp, utcnow
 
 
 def _retries(n: int) -> str:
     return f"{n} retry" if n == 1 else f"{n} retries"
 
 
-def _held(endpoint: EndpointState | None, retries: int) -> str:
-    if endpoint is None or not endpoint.circuit_open:
+def kept_state(endpoint: EndpointState | None, enabled: bool) -> DeliveryState:
+    held = not enabled or (endpoint is not None and endpoint.circuit_open)
+    return DeliveryState.HELD if held else DeliveryState.PENDING
+
+
+def kept_status(endpoint: EndpointState | None, enabled: bool, retries: int) -> str:
+    """A delivery kept in the store: held (an open circuit, a disabled subscription) or waiting."""
+    if not enabled:
         return f"Held with {_retries(retries)}: subscription disabled; it resumes when enabled"
+    if endpoint is None or not endpoint.circuit_open:
+        return f"Waiting for its subscription's lane with {_retries(retries)}"
     since = _moment(endpoint.failing_since or endpoint.opened_at)
     probe = f"next probe at {_moment(endpoint.next_probe)}" if endpoint.next_probe else "no more probes"
     return f"Held: endpoint failing since {since}; {probe}"
@@ -55,10 +63,8 @@ def overall_status(
             # Due but not yet taken: no retry consumer is running, or it is behind.
             return f"Retrying, overdue since {when[:19]} UTC (waiting for `ae consume retry`)"
         return f"Retrying, next attempt at {when[:19]} UTC"
-    if current == DeliveryState.HELD:
-        return _held(endpoint, retries)
-    if current == DeliveryState.PENDING:
-        return f"Waiting for its subscription's lane with {_retries(retries)}"
+    if current in (DeliveryState.HELD, DeliveryState.PENDING):
+        return kept_status(endpoint, True, retries)
     if current == DeliveryState.STOPPED:
         return f"Stopped with {_retries(retries)}: subscription disabled or deleted"
     return "Failed"
@@ -78,14 +84,21 @@ def find_attempts(store: Store, uuid: str) -> tuple[str, list[dict[str, Any]]]:
 def trace(store: Store, uuid: str) -> dict[str, Any]:
     """Everything the module's trace page shows, as plain data."""
     uuid, attempts = find_attempts(store, uuid)
-    state = store.delivery(uuid)
-    if not attempts and (state is None or state["state"] not in (DeliveryState.HELD, DeliveryState.PENDING)):
+    kept = store.pending_delivery(uuid)
+    if not attempts and kept is None:
         raise NotFound(f"no delivery with uuid {uuid}", hint="run `ae logs` to see recent uuids")
-    if not attempts:  # kept in the store before its first attempt
-        return _unattempted(store, uuid, state or {})
+    if not attempts and kept is not None:  # kept in the store before its first attempt
+        return _unattempted(store, kept)
+    state = store.delivery(uuid)
     first, last = attempts[0], attempts[-1]
     subscription = store.find_subscription(last["subscription_id"], reveal=False)
     endpoint = store.endpoint_states([last["subscription_id"]]).get(last["subscription_id"])
+    status = overall_status(state, attempts, endpoint=endpoint)
+    current = state["state"] if state else None
+    if kept is not None:  # the store's row says it waits, whatever its chain said last
+        enabled = subscription is not None and subscription.enabled
+        status = kept_status(endpoint, enabled, len(attempts) - 1)
+        current = kept_state(endpoint, enabled)
     try:
         payload = json.loads(last["serialized_data"])
     except ValueError:
@@ -98,8 +111,8 @@ def trace(store: Store, uuid: str) -> dict[str, Any]:
         "subscription_status": (
             SubscriptionStatus.of(subscription.enabled) if subscription else SubscriptionStatus.DELETED
         ),
-        "status": overall_status(state, attempts, endpoint=endpoint),
-        "state": state["state"] if state else None,
+        "status": status,
+        "state": current,
         "next_attempt_at": state["next_attempt_at"] if state else None,
         "first_attempt": first["created"],
         "last_attempt": last["created"],
@@ -119,25 +132,26 @@ def trace(store: Store, uuid: str) -> dict[str, Any]:
     }
 
 
-def _unattempted(store: Store, uuid: str, state: dict[str, Any]) -> dict[str, Any]:
+def _unattempted(store: Store, kept: PendingDelivery) -> dict[str, Any]:
     """A delivery kept (held or waiting) before any attempt: what is known of it."""
-    subscription_id = state["subscription_id"]
-    subscription = store.find_subscription(subscription_id, reveal=False)
-    endpoint = store.endpoint_states([subscription_id]).get(subscription_id)
-    content = store.pending_content(uuid)
+    subscription = store.find_subscription(kept.subscription_id, reveal=False)
+    endpoint = store.endpoint_states([kept.subscription_id]).get(kept.subscription_id)
+    enabled = subscription is not None and subscription.enabled
     return {
-        "uuid": uuid,
-        "event_name": state["event_name"],
-        "subscription_id": subscription_id,
+        "uuid": kept.uuid,
+        "event_name": kept.event_name,
+        "subscription_id": kept.subscription_id,
         "recipient_url": redact_credentials(subscription.recipient_url) if subscription else None,
         "subscription_status": (
             SubscriptionStatus.of(subscription.enabled) if subscription else SubscriptionStatus.DELETED
         ),
-        "status": overall_status(state, [], endpoint=endpoint),
-        "state": state["state"],
-        "next_attempt_at": state.get("next_attempt_at"),
+        "status": kept_status(endpoint, enabled, 0),
+        "state": DeliveryState.HELD
+        if enabled is False or (endpoint and endpoint.circuit_open)
+        else DeliveryState.PENDING,
+        "next_attempt_at": None,
         "first_attempt": None,
         "last_attempt": None,
         "attempts": [],
-        "payload": {"data": json.loads(content)} if content is not None else None,
+        "payload": {"data": json.loads(kept.content)},
     }

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from postgres_db import TEST_SECRET_KEY
 
-from asyncevents_cli.states import DeliveryState
-from asyncevents_cli.store import ChainState, EndpointState, PendingDelivery, Store
+from asyncevents_cli.store import EndpointState, PendingDelivery, Store
 
 EVENT = "sales.order.created"
 ENV = {"AE_SECRET_KEY": TEST_SECRET_KEY}
@@ -66,7 +65,7 @@ def test_a_kept_delivery_is_updated_released_and_finished(open_store: Callable[.
     store.release_pending([row.uuid], due=310.0)
     assert store.due_pending(310.0) == {1: 1} and store.pending_uuids(["uuid-001", "uuid-x"]) == {"uuid-001"}
     store.finish_pending([row.uuid])
-    assert store.pending_counts() == {} and store.pending_content("uuid-001") is None
+    assert store.pending_counts() == {} and store.pending_delivery("uuid-001") is None
 
 
 def test_endpoint_states_round_trip_and_one_consumer_wins_each_probe(open_store: Callable[..., Store]) -> None:
@@ -86,13 +85,9 @@ def test_opening_holds_the_kept_deliveries_and_enabling_resumes_them(open_store:
     [sub] = [store.add_subscription(EVENT, "http://127.0.0.1:9/hook", "tok")]
     rows = [kept(n, sub.subscription_id) for n in range(3)]
     store.add_pending(rows)
-    with store.transaction():
-        store.set_delivery_states(
-            [ChainState(r.uuid, r.subscription_id, EVENT, DeliveryState.PENDING, 0, None, False) for r in rows]
-        )
-        store.mark_pending(sub.subscription_id, DeliveryState.HELD)
-    assert store.held_counts() == {sub.subscription_id: 3}
+    assert store.held_counts() == {} and store.pending_to_attempt() == 3  # waiting, not held
     store.save_endpoint_states([EndpointState(sub.subscription_id, 10, 1.0, True, 1.0, 31.0)])
+    assert store.held_counts() == {sub.subscription_id: 3}
     assert store.pending_to_attempt() == 0  # held: `--until-empty` does not wait for them
     store.auto_disable(sub.subscription_id, "circuit open since 1970-01-01 00:00:01 UTC: endpoint failing")
     disabled = store.subscription(sub.subscription_id, reveal=False)

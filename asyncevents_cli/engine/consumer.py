@@ -250,7 +250,7 @@ class Consumer:
 
     def _pump_request(self) -> tuple[dict[int, int], list[int]]:
         """Lanes with room for kept deliveries (within the window), and open circuits due a probe."""
-        wall = time.time()
+        wall, moment = time.time(), time.monotonic()
         free = 2 * self.concurrency - self.lanes.in_flight()
         rooms: dict[int, int] = {}
         probes: list[int] = []
@@ -263,9 +263,10 @@ class Consumer:
             if state is not None and state.deferred_until > wall:
                 continue
             lane = self.lanes.lane(subscription_id)
-            # more than its limit: the rest waits in memory for a slot, so the lane
-            # stays busy between takes (and is shed back to the store if it stalls)
-            room = min(max(4 * lane.limit, MIN_TAKE) - lane.in_flight - len(lane.waiters), free)
+            if lane.stalled(moment):  # only what it can start now: what waits for it would be shed
+                room = min(lane.limit - lane.in_flight, free)
+            else:  # more than its limit: the rest waits in memory, so the lane stays busy between takes
+                room = min(max(4 * lane.limit, MIN_TAKE) - lane.in_flight - len(lane.waiters), free)
             if room > 0:
                 rooms[subscription_id] = room
                 free -= room

@@ -138,36 +138,28 @@ def _report(settlements: Sequence[Settlement]) -> None:
                 )
 
 
-def _keep(store: Store, settlements: Sequence[Settlement]) -> list[ChainState]:
-    """Deliveries kept in the store, and those done with; the chain states of those that wait."""
+def _keep(store: Store, settlements: Sequence[Settlement]) -> None:
+    """Deliveries kept in the store, and those done with. A kept delivery's row in
+    `pending_deliveries` is what says it waits (trace, status): no chain state is written
+    for it, so keeping one costs one row."""
     waiting: list[PendingDelivery] = []
-    states: list[ChainState] = []
     finished: list[str] = []
     for settlement in settlements:
         finished += settlement.finished
-        for row, state in settlement.waiting:
-            waiting.append(row)
-            states.append(_waiting_state(row, state))
+        waiting += [row for row, _ in settlement.waiting]
         if settlement.running:
             store.add_pending(settlement.running, settlement.lease_until)
-            states += [_waiting_state(row, DeliveryState.PENDING) for row in settlement.running]
         waiting += [follow.keep for _, follow in settlement.attempts if follow.keep is not None]
     if waiting:
         store.add_pending(waiting)
     if finished:
         store.finish_pending(finished)
-    return states
-
-
-def _waiting_state(row: PendingDelivery, state: DeliveryState) -> ChainState:
-    return ChainState(
-        row.uuid, row.subscription_id, row.event_name, state, row.death_count, None, False, row.generation
-    )
 
 
 def _record(store: Store, settlements: Sequence[Settlement], endpoints: Endpoints | None) -> None:
     attempts: list[Attempt] = []
-    states: list[ChainState] = _keep(store, settlements)
+    states: list[ChainState] = []
+    _keep(store, settlements)
     if endpoints is not None:
         endpoints.record(store, settlements)
     for settlement in settlements:

@@ -131,10 +131,10 @@ class LaneTable(StoreBase):
             found.update(row[0] for row in result.rows)
         return found
 
-    def pending_content(self, uuid: str) -> str | None:
-        """The payload a kept delivery will carry (as `encode_payload` wrote it), or None."""
-        value = self._run("SELECT content FROM pending_deliveries WHERE uuid = ?", (uuid,)).scalar()
-        return None if value is None else str(value)
+    def pending_delivery(self, uuid: str) -> PendingDelivery | None:
+        """A kept delivery, or None: what `ae trace` shows of one that waits."""
+        row = self._run(f"SELECT {PENDING_COLUMNS} FROM pending_deliveries WHERE uuid = ?", (uuid,)).first()
+        return None if row is None else PendingDelivery(*row)
 
     def pending_to_attempt(self) -> int:
         """Kept deliveries that will be attempted without anyone's help: not held by an open
@@ -157,8 +157,10 @@ class LaneTable(StoreBase):
     def held_counts(self) -> dict[int, int]:
         """subscription id -> deliveries held by an open circuit (or a disabled subscription)."""
         rows = self._run(
-            "SELECT subscription_id, COUNT(*) FROM deliveries WHERE state = ? GROUP BY subscription_id",
-            (DeliveryState.HELD,),
+            "SELECT p.subscription_id, COUNT(*) FROM pending_deliveries p"
+            " JOIN subscriptions s ON s.subscription_id = p.subscription_id"
+            " LEFT JOIN endpoint_states e ON e.subscription_id = p.subscription_id"
+            " WHERE s.status = 0 OR e.circuit_open = 1 GROUP BY p.subscription_id"
         ).rows
         return {int(sub): int(count) for sub, count in rows}
 
