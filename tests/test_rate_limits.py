@@ -162,3 +162,19 @@ def test_update_with_nothing_to_change_names_rate_limit(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     sid = ok(config, "subscribe", EVENT, "https://example.com/a", "--secret", "s").stdout.strip()
     assert_error(ae(config, "subscriptions", "update", sid), 2, "--rate-limit")
+
+
+def test_a_version_1_store_is_migrated_to_rate_limits(open_store: Callable[[], Store]) -> None:
+    """Migration 2 on a store as version 1 left it: the column and the table appear, rows keep their values."""
+    store = open_store()
+    sid = new_subscription(store, None)
+    with store.transaction():
+        store._run("ALTER TABLE subscriptions DROP COLUMN rate_limit")
+        store._run("DROP TABLE rate_buckets")
+        store._run("DELETE FROM schema_migrations WHERE version = 2")
+    assert store.schema_version() == 1
+    again = open_store()
+    assert again.schema_version() == 2
+    assert again.subscription(sid).rate_limit is None
+    assert again.set_rate_limit(sid, TWENTY).rate_limit == TWENTY
+    assert again.take_rate_tokens(sid, TWENTY, 5, utcnow())[0] == 2

@@ -3,6 +3,7 @@ parks only its own message (engine/services.py). Once per queue backend."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -15,6 +16,9 @@ import payload_services
 import pytest
 from conftest import Receiver, backend_environ, environ_without_ae, write_config
 
+from asyncevents_cli.config import load_config
+from asyncevents_cli.engine.services import PayloadError, ServiceRunner
+from asyncevents_cli.messages import TriggerMessage
 from asyncevents_cli.publish import publish
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.status import dead_letters
@@ -127,3 +131,23 @@ def test_the_consumer_process_outlives_its_services(
     with Runtime(config, environ=backend_environ()) as rt:
         [parked] = parked_reasons(rt)
     assert parked.startswith(f"service {module}:build "), parked
+
+
+def test_a_timed_out_thread_is_counted_as_abandoned_until_it_returns(tmp_path: Path, released: None) -> None:
+    events = {SERVICED: {"service": "payload_services:hang"}}
+    runner = ServiceRunner(load_config(write_config(tmp_path, events, service_timeout_seconds=0.2), environ={}))
+
+    async def build() -> str:
+        try:
+            await runner.payload(TriggerMessage(SERVICED, {"sku": "MB01"}, 0))
+        except PayloadError as exc:
+            return exc.message
+        return "built"
+
+    assert asyncio.run(build()).endswith("gave no result within 0.2 s (service_timeout_seconds)")
+    assert runner.abandoned == 1
+    payload_services.RELEASE.set()
+    deadline = time.monotonic() + 5
+    while runner.abandoned and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert runner.abandoned == 0

@@ -47,8 +47,8 @@ MIGRATIONS = (
         2,
         "subscriptions.rate_limit, rate_buckets (per-subscription rate limits)",
         (
-            "ALTER TABLE subscriptions ADD COLUMN rate_limit TEXT",
-            """CREATE TABLE rate_buckets (
+            "ALTER TABLE subscriptions ADD COLUMN IF NOT EXISTS rate_limit TEXT",
+            """CREATE TABLE IF NOT EXISTS rate_buckets (
                 subscription_id BIGINT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL,
                 updated BIGINT NOT NULL, version BIGINT NOT NULL DEFAULT 0)""",
         ),

@@ -84,6 +84,13 @@ def _first_schema(store: SqliteStore) -> None:
         )
 
 
+def _add_column(store: SqliteStore, table: str, name: str, definition: str) -> None:
+    """ALTER TABLE ADD COLUMN unless it is there: a store whose version table was lost
+    (brought level by migration 1 again) may have it already; SQLite has no IF NOT EXISTS here."""
+    if name not in store._columns(table):
+        store._run(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+
+
 MIGRATIONS = (
     Migration(
         1,
@@ -95,10 +102,10 @@ MIGRATIONS = (
         2,
         "subscriptions.rate_limit, rate_buckets (per-subscription rate limits)",
         (
-            "ALTER TABLE subscriptions ADD COLUMN rate_limit TEXT",
-            "CREATE TABLE rate_buckets (subscription_id INTEGER PRIMARY KEY, tokens REAL NOT NULL,"
+            "CREATE TABLE IF NOT EXISTS rate_buckets (subscription_id INTEGER PRIMARY KEY, tokens REAL NOT NULL,"
             " updated INTEGER NOT NULL, version INTEGER NOT NULL DEFAULT 0)",
         ),
+        apply=lambda store: _add_column(store, "subscriptions", "rate_limit", "TEXT"),
     ),
     LANES_MIGRATION,
 )
