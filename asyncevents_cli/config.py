@@ -8,6 +8,7 @@ bad file fails before anything is written.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import math
 import os
@@ -218,10 +219,14 @@ class Config:
         try:
             return self.events[name]
         except KeyError:
-            raise InputError(
-                f"event {name!r} is not defined in {self.path}",
-                hint="run `ae events list` to see the defined events",
-            ) from None
+            raise InputError(f"event {name!r} is not defined in {self.path}", hint=self._event_hint(name)) from None
+
+    def _event_hint(self, name: str) -> str:
+        """'did you mean' the closest defined names (difflib: a typo, a swapped letter), else the listing."""
+        close = difflib.get_close_matches(name, list(self.events), n=3, cutoff=0.75)
+        if close:
+            return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+        return "run `ae events list` to see the defined events"
 
 
 def is_url(value: str) -> bool:
@@ -381,7 +386,7 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str
     except FileNotFoundError:
         raise ConfigError(
             f"config file {config_path} not found",
-            hint="create events.toml, or point --config / AE_CONFIG at one",
+            hint="run `ae init` to write one here, or point --config / AE_CONFIG at one",
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {config_path}: {exc}") from None

@@ -36,6 +36,7 @@ def ping(store: Store, notifiers: Notifiers, subscription_id: int) -> dict[str, 
                 serialized_data=body.decode(),
                 death_count=0,
                 duration=result.duration,
+                recipient_url=subscription.recipient_url,
             )
         )
     return {

@@ -8,6 +8,7 @@ A uuid is chosen when its LATEST attempt matches the query and was made within
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from .backoff import RetryPolicy
 from .config import Config
 from .errors import AeError, InputError
 from .moments import parse_moment
+from .ping import PING_EVENT
 from .queues.base import Queue
 from .replay import replay
 from .search import check_syntax, matching_log_ids
@@ -56,9 +58,12 @@ def select(
     chosen: list[Candidate] = []
     statuses: dict[int, SubscriptionStatus] = {}
     latest = store.latest_attempts(sorted(store.uuids_of(sorted(matched))))
+    with_pings = names_pings(query)
     for row in latest:
         if row["log_id"] not in matched:
             continue  # an older attempt matched, but the chain has moved on
+        if row["event_name"] == PING_EVENT and not with_pings:
+            continue  # a test delivery: replaying it would start a retry chain for a ping
         if (start and row["created"] < start) or (stop and row["created"] >= stop):
             continue
         sub_id = row["subscription_id"]
@@ -77,6 +82,15 @@ def select(
             )
         )
     return sorted(chosen, key=lambda c: c.log_id)
+
+
+PINGS_NAMED = re.compile(r"(?<![\w.])ae\.(ping\b|\*)", re.I)
+
+
+def names_pings(query: str) -> bool:
+    """Whether a query asks for `ae.ping` test deliveries by name (`event_name:ae.ping`, `ae.*`):
+    only then does a bulk replay include them."""
+    return PINGS_NAMED.search(query) is not None
 
 
 def replay_all(

@@ -8,7 +8,8 @@ as custom headers) are stored as ``fernet:<token>``: Fernet from
 The key comes from ``AE_SECRET_KEY`` (one Fernet key, or several separated by
 commas: the first encrypts, all decrypt, so keys can be rotated), or else
 from a key file beside the store (``<database>.key``), created with mode
-0600 on first use. A sealed value that no key opens raises `SecretKeyError`
+0600 on first use (one key a line, the first encrypting; `ae key rotate`
+holds two there while it re-encrypts). A sealed value that no key opens raises `SecretKeyError`
 (exit 1): a delivery is never signed with a wrong secret.
 
     box = SecretBox.for_store(Path(".ae/ae.db"))   # may create .ae/ae.db.key
@@ -62,6 +63,37 @@ def create_private_file(path: Path, data: bytes) -> bool:
         temporary.unlink(missing_ok=True)
 
 
+def generate_key() -> str:
+    """A new Fernet key, as AE_SECRET_KEY and the key file hold it."""
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode("ascii")
+
+
+def read_key_file(path: Path) -> list[bytes]:
+    """The keys of a key file, one a line: the first seals, all open (a rotation writes two)."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SecretKeyError(f"cannot read the key file {path}: {exc}") from None
+    return [line.strip().encode() for line in text.splitlines() if line.strip()]
+
+
+def replace_key_file(path: Path, keys: list[str]) -> None:
+    """Write `keys` (one a line) over the key file at once, mode 0600: a reader sees the old
+    file or the new one, never half of either."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write("".join(key + "\n" for key in keys))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 class SecretBox:
     """Seals and opens strings with one or more Fernet keys."""
 
@@ -73,8 +105,7 @@ class SecretBox:
         except (ValueError, TypeError):
             raise SecretKeyError(
                 f"the secret key from {source} is not a Fernet key (32 url-safe base64-encoded bytes)",
-                hint="generate one with: python -c 'from cryptography.fernet import Fernet;"
-                " print(Fernet.generate_key().decode())'",
+                hint="`ae key generate` prints a new one",
             ) from None
         #: where the key came from, for error messages: "AE_SECRET_KEY" or the key file
         self.source = source
@@ -97,11 +128,7 @@ class SecretBox:
             from cryptography.fernet import Fernet
 
             create_private_file(path, Fernet.generate_key() + b"\n")
-        try:
-            text = path.read_text(encoding="ascii").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SecretKeyError(f"cannot read the key file {path}: {exc}") from None
-        return cls([text.encode()], str(path))
+        return cls(read_key_file(path), str(path))
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> SecretBox:

@@ -92,6 +92,7 @@ def trace(store: Store, uuid: str) -> dict[str, Any]:
     state = store.delivery(uuid)
     first, last = attempts[0], attempts[-1]
     subscription = store.find_subscription(last["subscription_id"], reveal=False)
+    current_url = redact_credentials(subscription.recipient_url) if subscription else None
     endpoint = store.endpoint_states([last["subscription_id"]]).get(last["subscription_id"])
     status = overall_status(state, attempts, endpoint=endpoint)
     current = state["state"] if state else None
@@ -107,7 +108,7 @@ def trace(store: Store, uuid: str) -> dict[str, Any]:
         "uuid": uuid,
         "event_name": last["event_name"],
         "subscription_id": last["subscription_id"],
-        "recipient_url": redact_credentials(subscription.recipient_url) if subscription else None,
+        "recipient_url": current_url,
         "subscription_status": (
             SubscriptionStatus.of(subscription.enabled) if subscription else SubscriptionStatus.DELETED
         ),
@@ -125,6 +126,10 @@ def trace(store: Store, uuid: str) -> dict[str, Any]:
                 "death_count": a["death_count"],
                 "duration": a["duration"],
                 "response_data": a["response_data"],
+                # Where it went (credentials redacted when logged): None for attempts logged before
+                # migration 4; `sent_elsewhere` when the subscription's URL has changed since.
+                "recipient_url": a.get("recipient_url"),
+                "sent_elsewhere": bool(a.get("recipient_url")) and a.get("recipient_url") != current_url,
             }
             for a in attempts
         ],

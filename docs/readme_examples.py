@@ -4,9 +4,11 @@
     python docs/readme_examples.py           # print them
 
 Runs the README's session for real, in a temporary folder: two subscriptions
-to local receivers (the one called 18081 is down at first, so its deliveries
-fail and retry), two published orders, the consumers, `ae logs`, `ae status`,
-`ae trace` and `ae replay`. Each console block in README.md that follows a
+to local receivers, which are `ae listen` processes started as the README
+starts them in a second terminal (the one called 18081 only later, so its
+deliveries fail and retry, with the secret `ae subscribe` printed), two
+published orders, the consumers, `ae logs`, `ae status`, `ae trace` and
+`ae replay`; the `listen` example is what the receiver on 18080 printed. Each console block in README.md that follows a
 `<!-- readme-example: NAME -->` marker is replaced by the commands of NAME and
 what they print (stdout, then stderr), at 120 columns.
 
@@ -18,14 +20,15 @@ must match exactly.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -55,17 +58,6 @@ FIRST = '{"increment_id": "CK00000101", "customer_email": "roni_cost@example.com
 SECOND = '{"increment_id": "CK00000102", "customer_email": "veronica_costello@example.com"}'
 
 
-class Quiet(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 def free_port() -> int:
     """A free port with as many digits as the README's, so tables keep their widths."""
     while True:
@@ -77,15 +69,26 @@ def free_port() -> int:
 
 
 @contextmanager
-def receiver(port: int) -> Iterator[None]:
-    server = ThreadingHTTPServer(("127.0.0.1", port), Quiet)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
+def ae_listen(port: int, secret: str) -> Iterator[list[str]]:
+    """`ae listen --port PORT --secret SECRET` in a child process, as the README's second terminal runs
+    it; yields the list that holds what it printed once it has been stopped with Ctrl-C (SIGINT)."""
+    command = [sys.executable, "-m", "asyncevents_cli", "listen", "--port", str(port), "--secret", secret]
+    env = {**os.environ, "COLUMNS": WIDTH, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert process.stderr is not None
+    ready = process.stderr.readline()
+    if not ready.startswith("ae listen: "):
+        process.kill()
+        raise SystemExit(f"`ae listen --port {port}` did not start: {ready}{process.stderr.read()}")
+    printed = [ready.rstrip("\n")]
     try:
-        yield
+        yield printed
     finally:
-        server.shutdown()
-        server.server_close()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+        if process.returncode != 0:
+            raise SystemExit(f"`ae listen` exited {process.returncode} on Ctrl-C: {err}")
+        printed += out.splitlines() + err.splitlines()
 
 
 class Session:
@@ -134,7 +137,7 @@ def failed_delivery(config: Path, increment_id: str) -> str:
 def render() -> dict[str, str]:
     """Run the session; return each block's transcript."""
     orders, crm = free_port(), free_port()
-    with tempfile.TemporaryDirectory(prefix="ae-readme-") as folder, receiver(orders):
+    with tempfile.TemporaryDirectory(prefix="ae-readme-") as folder, ae_listen(orders, "my-secret") as listened:
         s = Session(Path(folder), {orders: ORDERS_PORT, crm: CRM_PORT})
         s.run("events", "ae events list", "events", "list")
         s.run(
@@ -147,7 +150,7 @@ def render() -> dict[str, str]:
             "my-secret",
             shown=f"ae subscribe sales.order.created http://127.0.0.1:{ORDERS_PORT}/orders --secret my-secret",
         )
-        s.run(
+        crm_subscribed = s.run(
             "subscribe",
             "",
             "subscribe",
@@ -155,6 +158,9 @@ def render() -> dict[str, str]:
             f"http://127.0.0.1:{CRM_PORT}/crm",
             shown=f"ae subscribe sales.order.created http://127.0.0.1:{CRM_PORT}/crm",
         )
+        crm_secret = re.search(r"secret: (\S+)", crm_subscribed.stderr)
+        if crm_secret is None:
+            raise SystemExit(f"`ae subscribe` printed no secret: {crm_subscribed.stderr}")
         s.run("subscribe", "ae subscriptions list", "subscriptions", "list")
         s.run(
             "publish",
@@ -176,12 +182,13 @@ def render() -> dict[str, str]:
         s.run("consume", "ae status", "status")
         s.uuid = failed_delivery(s.config, "CK00000102")
         s.run("trace", "ae trace {uuid}", "trace", "{uuid}")
-        with receiver(crm):
+        with ae_listen(crm, crm_secret.group(1)):
             s.run("retry", "ae consume retry --until-empty", "consume", "retry", "--until-empty")
             s.run("retry", "ae trace {uuid}", "trace", "{uuid}")
             s.run("replay", "ae replay {uuid}", "replay", "{uuid}")
             s.run("replay", "ae consume all --until-empty", "consume", "all", "--until-empty")
             s.run("replay", "ae trace {uuid}", "trace", "{uuid}")
+    s.blocks["listen"] = [f"$ ae listen --port {ORDERS_PORT} --secret my-secret", *map(s.shown, listened)]
     return {name: "\n".join(lines) + "\n" for name, lines in s.blocks.items()}
 
 
@@ -199,6 +206,7 @@ VOLATILE = [
     (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<uuid>"),
     (re.compile(r"\b[0-9a-f]{32}\b"), "<message id>"),
     (re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d(\.\d+)?)?"), "<time>"),
+    (re.compile(r"^\d\d:\d\d:\d\d\b", re.M), "<time>"),  # `ae listen`'s clock time, at the start of its lines
     (re.compile(r"\b\d+ ms\b"), "<n> ms"),
     (re.compile(r"(secret: )\S+"), r"\1<secret>"),
     (re.compile(r"─+"), "─"),

@@ -77,3 +77,73 @@ def test_only_the_store_and_queues_write_sql(path: Path) -> None:
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL_STATEMENT.search(node.value)
     ]
     assert not statements, f"{path.name} holds SQL: {statements[0]!r}"
+
+
+def package_imports(package: Path, name: str) -> dict[str, set[str]]:
+    """module -> the modules of `package` it imports, wherever the import sits (a
+    function's lazy import closes a cycle as surely as one at the top); imports
+    under `if TYPE_CHECKING:` are left out, as they never run."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted(package.glob("*.py")):
+        module = path.stem
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        type_only = {
+            id(inner)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for inner in ast.walk(node)
+        }
+        found: set[str] = set()
+        for node in ast.walk(tree):
+            if id(node) in type_only:
+                continue
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    found.add(node.module.split(".")[0])
+                else:
+                    found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith(name + "."):
+                found.add((node.module or "").split(".")[len(name.split("."))])
+            elif isinstance(node, ast.Import):
+                found.update(
+                    a.name.split(".")[len(name.split("."))] for a in node.names if a.name.startswith(name + ".")
+                )
+        graph[module] = {m for m in found if (package / f"{m}.py").exists() and m != module}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every import cycle, each as the path of modules that closes it (depth-first search)."""
+    found: list[list[str]] = []
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        for target in sorted(graph.get(module, ())):
+            if target in path:
+                found.append([*path[path.index(target) :], target])
+            elif target not in done:
+                visit(target, [*path, target])
+        done.add(module)
+
+    for module in sorted(graph):
+        if module not in done:
+            visit(module, [module])
+    return found
+
+
+# The packages whose modules must not import each other in a circle.
+ACYCLIC_PACKAGES = ["search"]
+
+
+@pytest.mark.parametrize("package", ACYCLIC_PACKAGES)
+def test_no_import_cycle_inside_the_package(package: str) -> None:
+    graph = package_imports(PACKAGE / package, f"asyncevents_cli.{package}")
+    assert graph, "no modules found"
+    assert cycles(graph) == []
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    assert cycles({"index": {"parallel", "query"}, "parallel": {"index"}, "query": set()}) == [
+        ["index", "parallel", "index"]
+    ]
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []

@@ -149,3 +149,16 @@ def test_single_uuid_replay_still_works(outage: dict[str, Any]) -> None:
     consume(config)
     assert states(config, [uuid]) == {DeliveryState.DELIVERED}
     assert states(config, outage["uuids"][1:]) == {DeliveryState.DEAD_LETTERED}
+
+
+def test_bulk_replay_leaves_out_test_pings_unless_the_query_names_them(outage: dict[str, Any]) -> None:
+    config = outage["config"]
+    pinged = ae(config, "subscriptions", "ping", str(outage["orders"]))
+    assert pinged.exit_code == 1, (pinged.stdout, pinged.stderr)  # /orders answers 500: a failed ping
+    chosen = ae(config, "replay", "--query", "success:false", "--dry-run", "--json")
+    assert chosen.exit_code == 0, chosen.stderr
+    assert {r["event_name"] for r in json.loads(chosen.stdout)} == {"sales.order.created"}
+    assert sorted(r["uuid"] for r in json.loads(chosen.stdout)) == outage["uuids"]
+    named = ae(config, "replay", "--query", "event_name:ae.ping AND success:false", "--dry-run", "--json")
+    assert named.exit_code == 0, named.stderr
+    assert [r["event_name"] for r in json.loads(named.stdout)] == ["ae.ping"]

@@ -234,7 +234,8 @@ def test_publish_bad_data_exits_2_and_enqueues_nothing(populated: Path, args: li
 @pytest.mark.parametrize(
     "event, fragments",
     [
-        ("customer.deleted", ["customer.deleted", "not defined", "ae events list"]),
+        ("customer.deleted", ["customer.deleted", "not defined", "did you mean 'customer.created'?"]),
+        ("catalog.product.saved", ["not defined", "ae events list"]),
         ("sales order!", ["invalid event name", "sales order!"]),
     ],
 )

@@ -4,7 +4,7 @@ A store is filled through its own API with fixed uuids, then its times are set
 to fixed values, so every character of `ae status`, `ae logs`, `ae trace`,
 `ae deadletters` and `ae replay --dry-run` is known. Swapping two columns, a
 renamed header, a uuid split over two lines or a lost column all fail here.
-Trailing spaces (Rich pads cells) are not part of what is pinned.
+Lines are pinned exactly, so a trailing space fails too.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ ORDER = {"increment_id": "CK00000101", "grand_total": 45.5}
 
 
 def lines(text: str) -> list[str]:
-    return [line.rstrip() for line in text.splitlines()]
+    return text.splitlines()
 
 
 def shown(config: Path, *args: str) -> list[str]:
@@ -109,21 +109,19 @@ def test_status(shop: Path) -> None:
 
 def test_logs(shop: Path) -> None:
     result = ae(shop, "logs", env=WIDTH)
+    # One line per row: rather than wrap the time into date and clock, it is left out at 80 columns.
     assert lines(result.stdout) == [
-        "uuid                                  event                sub  ok   time (UTC)",
-        "─" * 80,
-        f"{UUID_DEAD}  sales.order.created    2  no   2026-03-01",
-        "                                                                     10:00:05",
-        f"{UUID_DEAD}  sales.order.created    2  no   2026-03-01",
-        "                                                                     10:00:04",
-        f"{UUID_DEAD}  sales.order.created    2  no   2026-03-01",
-        "                                                                     10:00:03",
-        f"{UUID_RETRYING}  sales.order.created    2  no   2026-03-01",
-        "                                                                     10:00:02",
-        f"{UUID_DELIVERED}  sales.order.created    1  yes  2026-03-01",
-        "                                                                     10:00:01",
+        "uuid                                  event                sub  ok",
+        "─" * 67,
+        f"{UUID_DEAD}  sales.order.created    2  no",
+        f"{UUID_DEAD}  sales.order.created    2  no",
+        f"{UUID_DEAD}  sales.order.created    2  no",
+        f"{UUID_RETRYING}  sales.order.created    2  no",
+        f"{UUID_DELIVERED}  sales.order.created    1  yes",
     ]
-    assert result.stderr == "(not shown at this width: log id, try, took, code; widen the terminal or use --json)\n"
+    assert result.stderr == (
+        "(not shown at this width: log id, try, took, time (UTC), code; widen the terminal or use --json)\n"
+    )
 
 
 def test_trace(shop: Path) -> None:
@@ -141,8 +139,7 @@ def test_trace(shop: Path) -> None:
         "─" * 80,
         "1  2026-03-01 10:00:03.250  failed 500  12 ms  boom                            3",
         "2  2026-03-01 10:00:04.250  failed 500  12 ms  boom                            4",
-        "3  2026-03-01 10:00:05.250  failed      12 ms  ClientConnectorError:           5",
-        "                                               Cannot connect to host",
+        "3  2026-03-01 10:00:05.250  failed      12 ms  ClientConnectorError: Ca…       5",
         "",
         "Payload",
         "{",
@@ -160,8 +157,7 @@ def test_deadletters(shop: Path) -> None:
         "Dead letters",
         "origin  uuid                                  what              reason",
         "─" * 80,
-        f"retry   {UUID_DEAD}  subscription 2,   failed 3",
-        "                                              death count 2     attempt(s)",
+        f"retry   {UUID_DEAD}  subscription 2,…  failed 3 attemp…",
     ]
     assert lines(result.stderr) == [
         "(not shown at this width: parked (UTC), message id; widen the terminal or use --json)",

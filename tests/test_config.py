@@ -379,9 +379,12 @@ def test_event_lookup(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path), environ={})
     assert config.event("sales.order.created").description == "An order was placed"
     with pytest.raises(InputError) as caught:
-        config.event("sales.order.deleted")
-    assert str(caught.value) == f"event 'sales.order.deleted' is not defined in {config.path}"
+        config.event("catalog.product.saved")
+    assert str(caught.value) == f"event 'catalog.product.saved' is not defined in {config.path}"
     assert caught.value.hint and "ae events list" in caught.value.hint
+    with pytest.raises(InputError) as misspelt:
+        config.event("sales.ordr.created")
+    assert misspelt.value.hint == "did you mean 'sales.order.created'?"
     with pytest.raises(InputError, match="invalid event name 'sales order!'"):
         config.event("sales order!")
     with pytest.raises(InputError, match="invalid event name ''"):

@@ -50,7 +50,8 @@ def _downgrade_to_reusable_ids(path: Path) -> None:
         CREATE TABLE delivery_log (log_id INTEGER PRIMARY KEY, uuid TEXT, subscription_id INTEGER,
             event_name TEXT, success INTEGER, status_code INTEGER, response_data TEXT, created TEXT,
             serialized_data TEXT, death_count INTEGER, duration FLOAT, message_id TEXT);
-        INSERT INTO delivery_log SELECT * FROM old_log;
+        INSERT INTO delivery_log SELECT log_id, uuid, subscription_id, event_name, success, status_code,
+            response_data, created, serialized_data, death_count, duration, message_id FROM old_log;
         DROP TABLE old_log;
         DROP TABLE schema_migrations;
         """

@@ -209,7 +209,7 @@ queries = st.lists(query_words, max_size=12).map("".join) | st.text(max_size=40)
 @MODEST
 @given(queries)
 def test_search_query_parser_parses_or_refuses(text: str) -> None:
-    from asyncevents_cli.search.index import build_schema
+    from asyncevents_cli.search.documents import build_schema
     from asyncevents_cli.search.query import parse_for_index
 
     try:

@@ -333,7 +333,7 @@ def test_rebuild_after_the_index_folder_is_deleted(data: Path) -> None:
     assert search_ids(data, "data.data.customer_email: roni_cost@example.com") == want
 
 
-def test_corrupt_index_is_rebuilt(data: Path) -> None:
+def test_corrupt_index_is_rebuilt(data: Path, caplog: pytest.LogCaptureFixture) -> None:
     want = search_ids(data, "data.data.items.sku:24-MB01")
     folder = index_path_of(data)
     files = [p for p in folder.iterdir() if p.is_file()]
@@ -341,11 +341,16 @@ def test_corrupt_index_is_rebuilt(data: Path) -> None:
     for path in files:
         path.write_bytes(b"\x00garbage\xff" * 50)
     assert search_ids(data, "data.data.items.sku:24-MB01") == want
-    # Only garbage and no meta file at all: rebuilt too.
+    # Only garbage and no meta file at all, in a folder ae marked as its own: rebuilt too.
     shutil.rmtree(folder)
     folder.mkdir()
+    (folder / ".ae-index").write_text("an ae search index\n")
     (folder / "_MAIN_1.toc").write_bytes(b"not an index")
-    assert search_ids(data, "data.data.items.sku:24-MB01") == want
+    result = ae(data, "search", "data.data.items.sku:24-MB01", "--json")
+    assert result.exit_code == 0 and [r["log_id"] for r in json.loads(result.stdout)["results"]] == want
+    # The rebuild is logged with its cause (a warning: `ae search` shows it on stderr).
+    causes = [r.getMessage() for r in caplog.records if "rebuilding it from the log" in r.getMessage()]
+    assert causes and all(str(folder) in cause for cause in causes), causes
 
 
 # -- regression tests for defects found against a Lucene oracle -------------------------

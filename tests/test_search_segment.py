@@ -22,7 +22,8 @@ from whoosh import index
 from whoosh.writing import SegmentWriter
 
 from asyncevents_cli.search import index as search_index
-from asyncevents_cli.search.index import LeanCodec, SearchIndex, build_schema, log_document
+from asyncevents_cli.search.documents import LeanCodec, build_schema, log_document
+from asyncevents_cli.search.index import SearchIndex
 from asyncevents_cli.search.segment import BulkWriter
 from asyncevents_cli.store import Store
 
@@ -183,7 +184,7 @@ def test_phrases_match_what_whoosh_matches(tmp_path: Path) -> None:
     """`matching` compares positions itself; whoosh's span matcher is the reference."""
     from whoosh import query
 
-    from asyncevents_cli.search.index import parser_schema
+    from asyncevents_cli.search.documents import parser_schema
     from asyncevents_cli.search.matching import SegmentMatcher
     from asyncevents_cli.search.query import parse_for_index
 
@@ -229,3 +230,73 @@ def test_a_failing_worker_is_reported_as_an_error(tmp_path: Path) -> None:
     row = rows(1)[0]
     with pytest.raises(AeError, match="search index worker failed"):
         build_segments(str(tmp_path / "no-index-here"), iter([[row], [row]]), 2)
+
+
+# -- whoosh's private names: in segment.py only, and still where they were ------------
+
+
+def test_every_private_whoosh_name_segment_relies_on_still_exists() -> None:
+    """A whoosh release that renames or removes one fails here, naming it, rather
+    than as silent rebuilds or wrong results (the format test above then says whether
+    what segment.py writes and reads is still whoosh's format)."""
+    from asyncevents_cli.search.segment import PRIVATE_NAMES
+
+    missing = [
+        f"{owner.__module__}.{owner.__qualname__}.{name}" for owner, name in PRIVATE_NAMES if not hasattr(owner, name)
+    ]
+    assert not missing, f"whoosh no longer has {', '.join(missing)}: search/segment.py must follow it"
+
+
+def test_no_other_search_module_touches_a_private_whoosh_name() -> None:
+    import ast
+
+    folder = Path(__file__).resolve().parent.parent / "asyncevents_cli" / "search"
+    found = []
+    for path in sorted(folder.glob("*.py")):
+        if path.name == "segment.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            private_attribute = (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+            )
+            private_import = (
+                isinstance(node, ast.ImportFrom)
+                and (node.module or "").startswith("whoosh")
+                and any(alias.name.startswith("_") for alias in node.names)
+            )
+            if private_attribute or private_import:
+                found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    assert found == []
+
+
+def test_the_attributes_segment_reads_on_whoosh_objects_are_still_there(tmp_path: Path) -> None:
+    """Instance attributes cannot be checked on the class: look on live objects."""
+    from whoosh.codec.whoosh3 import W3LeafMatcher
+
+    from asyncevents_cli.search.segment import INSTANCE_NAMES
+
+    ix = index.create_in(str(tmp_path), build_schema())
+    writer = BulkWriter(ix, codec=LeanCodec(), compound=False)
+    for row in rows(300):
+        writer.add_terms(**log_document(row))
+    live: dict[str, Any] = {"W3FieldWriter": writer.fieldwriter, "W3Codec": writer.codec}
+    writer.commit()
+    with ix.searcher() as searcher:
+        reader = next(iter(searcher.leaf_searchers()))[0].reader()
+        live["CompactIntColumn reader"] = reader.column_reader("log_id", translate=False)
+        common = max(reader.all_terms(), key=lambda term: reader.doc_frequency(*term) if term[0] == "paths" else 0)
+        matcher = reader.postings(*common)
+        assert isinstance(matcher, W3LeafMatcher) and reader.doc_frequency(*common) > 2
+        matcher._read_ids()
+        matcher._read_values()
+        live["W3LeafMatcher"] = matcher
+        missing = [
+            f"{owner}.{name}"
+            for owner, names in INSTANCE_NAMES.items()
+            for name in names
+            if not hasattr(live[owner], name)
+        ]
+    assert not missing, f"whoosh no longer has {', '.join(missing)}: search/segment.py must follow it"

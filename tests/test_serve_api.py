@@ -372,6 +372,37 @@ def test_list_pages_and_filters_with_search_criteria(site: dict[str, Any]) -> No
         assert response.status_code == 400 and message in response.json()["message"], response.text
 
 
+def test_list_takes_search_criteria_spelt_as_magentos_documentation_spells_them(site: dict[str, Any]) -> None:
+    call(site, "POST", "/async_event", json=body(event_name="customer.created"))
+    # Magento's REST guide (searchCriteria), in snake_case, exactly as a script written for it sends it.
+    query = (
+        "searchCriteria[filter_groups][0][filters][0][field]=event_name"
+        "&searchCriteria[filter_groups][0][filters][0][value]=cust%25"
+        "&searchCriteria[filter_groups][0][filters][0][condition_type]=like"
+        "&searchCriteria[page_size]=1&searchCriteria[current_page]=1"
+    )
+    snake = call(site, "GET", f"/async_events?{query}")
+    assert snake.status_code == 200, snake.text
+    flt = "searchCriteria[filterGroups][0][filters][0]"
+    camel = call(
+        site,
+        "GET",
+        "/async_events",
+        params={
+            f"{flt}[field]": "event_name",
+            f"{flt}[value]": "cust%",
+            f"{flt}[conditionType]": "like",
+            "searchCriteria[pageSize]": 1,
+            "searchCriteria[currentPage]": 1,
+        },
+    )
+    assert snake.json() == camel.json()
+    assert len(snake.json()["items"]) == 1 and snake.json()["items"][0]["event_name"] == "customer.created"
+    assert snake.json()["search_criteria"]["page_size"] == 1
+    refused = call(site, "GET", "/async_events?searchCriteria[page_size]=0")
+    assert refused.status_code == 400 and "searchCriteria[pageSize]" in refused.json()["message"]
+
+
 def test_publish_enqueues_and_a_rest_subscriber_receives_it_signed(site: dict[str, Any], receiver: Receiver) -> None:
     url = receiver.endpoint("/rest-subscriber")
     created = call(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -73,7 +74,7 @@ def signed_in(shop: dict[str, Any], token: str | None = None) -> httpx.Client:
     return client
 
 
-PAGES = ["/subscriptions", "/logs", "/logs?q=success:false", "/trace/{delivered}", "/"]
+PAGES = ["/subscriptions", "/logs", "/logs?q=success:false", "/trace/{delivered}", "/", "/deadletters", "/status"]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -217,6 +218,10 @@ def test_logs_grid_search_and_paging(shop: dict[str, Any]) -> None:
     for malformed in ("(success:true", 'success:""', "NOT NOT x"):
         bad = client.get("/logs", params={"q": malformed})
         assert bad.status_code == 400 and "malformed query" in bad.text, malformed
+    started = time.perf_counter()
+    too_long = client.get("/logs", params={"q": "roni " * 12_000})  # 60 KB (httpx caps URLs at 64 KB)
+    assert too_long.status_code == 400 and "query too long: 60,000 characters" in too_long.text
+    assert time.perf_counter() - started < 1.0
 
     beyond = client.get("/logs", params={"page": 9})
     assert beyond.status_code == 200 and "Page 9 of 1" in beyond.text and 'href="/trace/' not in beyond.text

@@ -44,6 +44,9 @@ COMMANDS: dict[str, LazyCommand] = {
     "status": LazyCommand(
         "status", "status", "Show queue depths (trigger, retry due, retry delayed, dead letters) and deliveries."
     ),
+    "listen": LazyCommand(
+        "listen", "listen", "Receive webhooks locally and print one line per delivery, until Ctrl-C (exit 0)."
+    ),
     "init": LazyCommand(
         "init", "init", "Write a commented events.toml: one example event, and every setting at its default."
     ),
@@ -67,6 +70,9 @@ COMMANDS: dict[str, LazyCommand] = {
     "deadletters": LazyCommand("status", "deadletters_app", "Parked messages: list, purge, requeue parked triggers."),
     "tokens": LazyCommand("tokens", "tokens_app", "API tokens for `ae serve` (REST API and admin pages)."),
     "db": LazyCommand("db", "db_app", "The store's schema: its version, and migrating it."),
+    "key": LazyCommand(
+        "key", "key_app", "The key for secrets at rest (AE_SECRET_KEY, or the key file beside a SQLite store)."
+    ),
 }
 
 
@@ -129,7 +135,7 @@ class AeGroup(TyperGroup):
         except typer.TyperException as exc:  # click's UsageError / BadParameter
             context = getattr(exc, "ctx", None)
             where = f" (see `{context.command_path} --help`)" if context is not None else ""
-            _note(f"ae: error: {exc.format_message()}{where}")
+            _note(f"ae: error: {_usage_message(exc)}{where}")
             sys.exit(getattr(exc, "exit_code", 2))
         except typer.Abort:
             _note("ae: aborted")
@@ -167,6 +173,16 @@ class AeGroup(TyperGroup):
                 f"ae: unexpected error: {exc.__class__.__name__}: {exc} (set AE_DEBUG=1 for the traceback)",
                 EXIT_FAILURE,
             )
+
+
+def _usage_message(exc: Any) -> str:
+    """What a usage error says. A group run without its command (bare `ae`, `ae consume`) has
+    printed its help already (rich renders it straight to the terminal): the line names what is missing."""
+    if type(exc).__name__ == "NoArgsIsHelpError":  # by name: typer keeps click's classes private
+        if exc.format_message():  # a plain-text help, returned rather than printed
+            print(exc.format_message())
+        return "a command is missing: give one of the commands listed above"
+    return str(exc.format_message()) or f"{type(exc).__name__} with no message"
 
 
 def _note(message: str) -> None:

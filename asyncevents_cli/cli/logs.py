@@ -42,7 +42,7 @@ ATTEMPT_COLUMNS = [
     Col("event"),
     Col("sub", whole=True, justify="right"),
     Col("ok", whole=True),
-    Col("time (UTC)", comfort=10),
+    Col("time (UTC)", whole=True, drop=1),
     Col("code", whole=True, drop=1, justify="right"),
     Col("try", whole=True, drop=2, justify="right"),
     Col("took", whole=True, drop=2, justify="right"),
@@ -227,28 +227,30 @@ def render_trace(data: dict[str, Any]) -> None:
         ]
     )
     say("")
-    table(
-        [
-            Col("#", whole=True, justify="right"),
-            Col("time (UTC)"),
-            Col("result", whole=True),
-            Col("took", whole=True, justify="right"),
-            Col("response"),
-            Col("log id", whole=True, drop=1, justify="right"),
-        ],
-        [
-            (
-                n,
-                time_utc(a["created"], 23),
-                outcome(a["success"], a["status_code"]),
-                ms(a["duration"]),
-                (a["response_data"] or "")[:60],
-                a["log_id"],
-            )
-            for n, a in enumerate(data["attempts"], 1)
-        ],
-        title="Attempts",
-    )
+    # "sent to" only when some attempt went to another URL than the subscription's current one.
+    elsewhere = any(a["sent_elsewhere"] for a in data["attempts"])
+    columns = [
+        Col("#", whole=True, justify="right"),
+        Col("time (UTC)", whole=True),
+        Col("result", whole=True),
+        Col("took", whole=True, justify="right"),
+        Col("response"),
+        *([Col("sent to", drop=1)] if elsewhere else []),
+        Col("log id", whole=True, drop=2, justify="right"),
+    ]
+    rows = [
+        (
+            n,
+            time_utc(a["created"], 23),
+            outcome(a["success"], a["status_code"]),
+            ms(a["duration"]),
+            (a["response_data"] or "")[:60],
+            *([a["recipient_url"] if a["sent_elsewhere"] else ""] if elsewhere else []),
+            a["log_id"],
+        )
+        for n, a in enumerate(data["attempts"], 1)
+    ]
+    table(columns, rows, title="Attempts")
     say("")
     say("Payload")
     show(JSON.from_data(data["payload"]))

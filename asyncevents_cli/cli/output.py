@@ -3,9 +3,11 @@
 Commands build plain data (dicts and lists) and hand it here. Data goes to
 stdout; diagnostics and progress go to stderr.
 
-Tables fit the terminal: columns marked `whole` (uuids, ids) are never split,
-and when the table is wider than the terminal the least important columns
-(highest `drop` rank) are left out, with a note on stderr naming them. An empty
+Tables fit the terminal, one line per row, with no trailing spaces: columns
+marked `whole` (uuids, ids, times) are never shortened; when the table is wider
+than the terminal the least important columns (highest `drop` rank) are left
+out, with a note on stderr naming them, then the others are shortened with an
+ellipsis. An empty
 result is a sentence, not an empty table. `--json` times are ISO 8601 in UTC
 with an explicit offset.
 """
@@ -201,7 +203,7 @@ class Col:
 
 
 def _grid(
-    columns: Sequence[Col], rows: list[list[str]], title: str | None, header: bool, widths: Sequence[int | None]
+    columns: Sequence[Col], rows: list[list[str]], title: str | None, header: bool, widths: Sequence[int]
 ) -> Table:
     grid = Table(
         title=title,
@@ -215,12 +217,12 @@ def _grid(
         show_header=header,
     )
     for column, width in zip(columns, widths):
-        # A whole column is as wide as its widest cell, so it is never cut; when the table fits, every
-        # column gets its comfortable width, so Rich has nothing to squeeze (it would cut, not wrap).
+        # One line per row: a value longer than its column is shortened with an ellipsis, never wrapped
+        # (a wrapped row breaks a time into date and clock, or a name mid-word, and `grep` misses it).
         grid.add_column(
             column.header,
-            no_wrap=column.whole,
-            overflow="fold",
+            no_wrap=True,
+            overflow="ellipsis",
             justify=column.justify,  # type: ignore[arg-type]
             width=width,
         )
@@ -238,6 +240,37 @@ def _cells(row: Sequence[Any]) -> list[str]:
     return ["" if v is None else str(v) for v in row]
 
 
+#: A shortened column keeps at least this many cells (or its header's width, if wider).
+NARROWEST = 8
+
+
+def fit_columns(cols: Sequence[Col], longest: Sequence[int], width: int) -> tuple[list[int], dict[int, int]]:
+    """Which columns to show and how wide, for a terminal `width` cells wide: the shown column
+    indexes and their widths. Whole columns are as wide as their longest value; the others start
+    at their comfortable width. Too wide: the least important columns (highest `drop`) go first,
+    then the shortenable columns shrink, widest first (to NARROWEST at least). Room left: shortenable
+    columns grow towards their longest value, left to right."""
+    widths = {i: n if col.whole else min(n, col.comfort) for i, (col, n) in enumerate(zip(cols, longest))}
+    shown = list(range(len(cols)))
+
+    def spare() -> int:
+        return width - sum(widths[i] for i in shown) - 2 * (len(shown) - 1)
+
+    while spare() < 0 and max(cols[i].drop for i in shown) > 0:
+        rank = max(cols[i].drop for i in shown)
+        shown = [i for i in shown if cols[i].drop != rank]
+    floors = {i: max(NARROWEST, cell_len(cols[i].header)) for i in shown if not cols[i].whole}
+    while spare() < 0:
+        shrinkable = [i for i in floors if widths[i] > floors[i]]
+        if not shrinkable:
+            break  # whole columns alone are too wide: Rich shortens what it must
+        widths[max(shrinkable, key=lambda i: widths[i])] -= 1  # the widest, a cell at a time: they even out
+    for i in shown:
+        if not cols[i].whole and spare() > 0:
+            widths[i] += min(longest[i] - widths[i], spare())
+    return shown, {i: widths[i] for i in shown}
+
+
 def table(
     columns: Sequence[str | Col],
     rows: Iterable[Sequence[Any]],
@@ -245,7 +278,8 @@ def table(
     empty: str | None = None,
     header: bool = True,
 ) -> None:
-    """Print a table on stdout, fitted to the width; `empty` is printed instead when there are no rows."""
+    """Print a table on stdout, one line per row, fitted to the width; `empty` is printed instead
+    when there are no rows."""
     cols = [c if isinstance(c, Col) else Col(c) for c in columns]
     body = [_cells(r) for r in rows]
     console = stdout_console()
@@ -253,28 +287,27 @@ def table(
         say(empty)
         return
     longest = [_longest(col, [r[i] for r in body]) for i, col in enumerate(cols)]
-    widths = [n if col.whole else min(n, col.comfort) for col, n in zip(cols, longest)]
-    shown = list(range(len(cols)))
-    hidden: list[str] = []
-
-    def spare() -> int:
-        return console.width - sum(widths[i] for i in shown) - 2 * (len(shown) - 1)
-
-    while spare() < 0:
-        rank = max(cols[i].drop for i in shown)
-        if rank == 0:
-            break
-        hidden += [cols[i].header for i in shown if cols[i].drop == rank]
-        shown = [i for i in shown if cols[i].drop != rank]
-    fits = spare() >= 0
-    if fits:  # room left: wrapping columns grow towards their longest line, left to right
-        for i in shown:
-            widths[i] += min(longest[i] - widths[i], spare())
-    # Fixed widths when they fit; when they cannot, only the whole columns are fixed and the rest wrap.
-    fixed = [widths[i] if fits or cols[i].whole else None for i in shown]
-    console.print(_grid([cols[i] for i in shown], [[r[i] for i in shown] for r in body], title, header, fixed))
+    shown, widths = fit_columns(cols, longest, console.width)
+    grid = _grid([cols[i] for i in shown], [[r[i] for i in shown] for r in body], title, header, list(widths.values()))
+    print_trimmed(console, grid)
+    left_out = sorted((i for i in range(len(cols)) if i not in widths), key=lambda i: (-cols[i].drop, i))
+    hidden = [cols[i].header for i in left_out]  # in the order they were left out
     if hidden:
         note(f"(not shown at this width: {', '.join(hidden)}; widen the terminal or use --json)")
+
+
+#: Spaces at the end of a line, before any closing style codes: Rich pads every cell to its
+#: column's width, the last one included.
+TRAILING_SPACES = re.compile(r" +((?:\x1b\[[0-9;]*m)*)$")
+
+
+def print_trimmed(console: Console, renderable: Any) -> None:
+    """Print through `console` (its width and colours) with no trailing spaces on any line."""
+    with console.capture() as captured:
+        console.print(renderable)
+    lines = captured.get().split("\n")
+    console.file.write("\n".join(TRAILING_SPACES.sub(r"\1", line) for line in lines))
+    console.file.flush()
 
 
 def fields(rows: Iterable[tuple[str, Any]], title: str | None = None) -> None:
@@ -283,7 +316,7 @@ def fields(rows: Iterable[tuple[str, Any]], title: str | None = None) -> None:
 
 
 def show(renderable: Any) -> None:
-    stdout_console().print(renderable)
+    print_trimmed(stdout_console(), renderable)
 
 
 def say(message: str) -> None:

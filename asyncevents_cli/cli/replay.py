@@ -86,7 +86,7 @@ def bulk_replay(
                     Col("sub", whole=True, justify="right"),
                     Col("status", whole=True),
                     Col("ok", whole=True),
-                    Col("last attempt (UTC)", drop=1),
+                    Col("last attempt (UTC)", whole=True, drop=1),
                 ],
                 [
                     (

@@ -63,6 +63,7 @@ def search(
         check_syntax(query)  # a malformed query exits 2 before the index is touched
         ix = _index(ctx)
         try:
+            ix.check_folder()  # a folder ae did not create is refused before any progress shows
             behind = ix.behind()
             with progress_bar("indexing the delivery log", behind, behind >= PROGRESS_THRESHOLD) as advance:
                 ix.catch_up(advance)
@@ -87,9 +88,9 @@ def search(
                 Col("uuid", whole=True),
                 Col("event"),
                 Col("ok", whole=True),
-                Col("time (UTC)"),
-                Col("payload", drop=1),
-                Col("log id", whole=True, drop=2, justify="right"),
+                Col("time (UTC)", whole=True, drop=1),
+                Col("payload", drop=2),
+                Col("log id", whole=True, drop=3, justify="right"),
             ],
             [
                 (r["uuid"], r["event_name"], yes_no(r["success"]), time_utc(r["created"]), r["excerpt"], r["log_id"])
@@ -133,6 +134,7 @@ def rebuild(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Rebuild the search index from the whole delivery log."""
     ix = _index(ctx)
     try:
+        ix.check_folder()  # a folder ae did not create is refused before any progress shows
         total = runtime(ctx).store.count_logs_after(0)
         with progress_bar("rebuilding the search index", total, not as_json) as advance:
             count = ix.rebuild(advance)

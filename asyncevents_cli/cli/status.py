@@ -98,7 +98,7 @@ def deadletters(
                 Col("what"),
                 Col("reason"),
                 Col("message id", whole=True, drop=1),
-                Col("parked (UTC)", drop=2),
+                Col("parked (UTC)", whole=True, drop=2),
             ],
             [
                 (

@@ -36,8 +36,8 @@ LISTING = [
     ("store_id", "store", Col("store", whole=True, drop=2, justify="right")),
     ("signature_scheme", "signature", Col("signature", drop=2)),
     ("header_names", "headers", Col("headers", drop=3)),
-    ("subscribed_at", "subscribed (UTC)", Col("subscribed (UTC)", drop=1)),
-    ("modified", "modified (UTC)", Col("modified (UTC)", drop=3)),
+    ("subscribed_at", "subscribed (UTC)", Col("subscribed (UTC)", whole=True, drop=1)),
+    ("modified", "modified (UTC)", Col("modified (UTC)", whole=True, drop=3)),
 ]
 DETAIL = [
     *((key, header) for key, header, _ in LISTING),

@@ -44,7 +44,12 @@ def list_tokens(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 
     def render(data: list[dict[str, Any]]) -> None:
         table(
-            [Col("name"), Col("events"), Col("created (UTC)"), Col("last used (UTC)")],
+            [
+                Col("name"),
+                Col("events"),
+                Col("created (UTC)", whole=True, drop=2),
+                Col("last used (UTC)", whole=True, drop=1),
+            ],
             [
                 (
                     r["name"],

@@ -177,6 +177,7 @@ def _record(store: Store, settlements: Sequence[Settlement], endpoints: Endpoint
                     death_count=outcome.death_count,
                     duration=result.duration,
                     message_id=outcome.message_id,
+                    recipient_url=sub.recipient_url,
                 )
             )
             states.append(

@@ -19,7 +19,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from ..errors import InputError
@@ -106,3 +106,19 @@ def secrets_in_use(current: str, previous: str | None, previous_until: datetime 
     if previous and previous_until is not None and now < previous_until:
         return [current, previous]
     return [current]
+
+
+def verify(scheme: str, body: bytes, headers: Mapping[str, str], secret: str) -> bool:
+    """Whether a request's signature headers sign `body` with `secret` (what a receiver checks;
+    `ae listen` uses it). Standard Webhooks: any one of the space-separated `v1,` signatures."""
+    if scheme == STANDARD_WEBHOOKS:
+        msg_id, timestamp = headers.get(WEBHOOK_ID, ""), headers.get(WEBHOOK_TIMESTAMP, "")
+        if not timestamp.isdigit():
+            return False
+        try:
+            expected = standard_webhooks_signature(body, msg_id, int(timestamp), secret)
+        except (binascii.Error, ValueError):
+            return False
+        given = headers.get(WEBHOOK_SIGNATURE, "").split()
+        return any(hmac.compare_digest(expected, signature) for signature in given)
+    return hmac.compare_digest(magento_signature(body, secret), headers.get(MAGENTO_HEADER, ""))

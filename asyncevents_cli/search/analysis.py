@@ -192,11 +192,22 @@ class BodyTerms:
         return position + VALUE_GAP
 
 
-def body_terms(body: Any) -> BodyTerms:
+def body_terms(body: Any, max_chars: int | None = None) -> BodyTerms:
+    """The terms of a parsed body; with `max_chars`, of its first `max_chars`
+    characters of values and their paths only (the rest is not indexed)."""
     terms = BodyTerms()
     position = 0
+    left = max_chars
     for path, value in flatten(body, "data"):
+        if left is not None:
+            text = as_text(value)
+            left -= len(path)
+            if len(text) > left:
+                value = text[: max(left, 0)]  # cut: the rest of the body is not indexed
+            left -= len(text)
         position = terms.add_value(path, value, position)
+        if left is not None and left <= 0:
+            break
     return terms
 
 

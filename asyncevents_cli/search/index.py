@@ -3,21 +3,12 @@
 The index lives in `<database>.index/` and follows `delivery_log` by `log_id`:
 it is never written on the delivery path. A search first catches up (every row
 past the last indexed log_id, in one commit), or `ae index follow` keeps it
-current in the background. A missing, unreadable or outdated index is rebuilt
-from the log, never fatal.
-
-Schema (one document per delivery attempt), lean on purpose: whoosh's cost is
-per field, per term and per posting, so payload paths share fields (see
-`analysis` for the terms):
-- `log_id` int (a sortable column: results come newest first), `uuid` and
-  `event_name` (one lowercased token each), `success` boolean, `created`
-  datetime (UTC);
-- `data`: every word of the logged body, with positions, for bare terms;
-- `paths`: `<path><mark><word>` for every word, with positions;
-- `prefixes`: the first characters of identifiers, so `CK*` is one term;
-- `numbers`: `<path>=` + whoosh's sortable numeric terms, for ranges;
-- `data.*` is declared so the query parser knows payload field names; no
-  document ever holds one.
+current in the background. A missing, damaged or outdated index is rebuilt
+from the log, never fatal; the rebuild is logged with its cause. Only the
+errors a damaged folder raises count as damage (`DAMAGE`): anything else,
+such as a whoosh release that changed its internals, is an error, not a
+silent rebuild. The schema and the documents are in `documents`; the folder's
+ownership and permissions in `folder`.
 
 `.ae-index.json` records the schema version and the last indexed log_id; it
 is written after each commit, and rows past it are deleted before they are
@@ -26,161 +17,54 @@ added again, so a crash between the two cannot duplicate documents.
 
 from __future__ import annotations
 
-import functools
 import json
+import logging
 import os
-import shutil
+import pickle
+import struct
+import zlib
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from whoosh import analysis as whoosh_analysis
-from whoosh import fields, formats, index, query
-from whoosh.codec.whoosh3 import W3Codec
+from whoosh import index, query
 from whoosh.index import LockError
-from whoosh.system import emptybytes
 from whoosh.writing import NO_MERGE
 
-from ..errors import AeError, InputError
+from ..errors import AeError
 from ..store import Store
-from .analysis import WORD_RE, BodyTerms, body_terms, plain_text_terms
-from .matching import SegmentMatcher, log_id_column
+from .documents import LeanCodec, build_schema, log_document, parser_schema
+from .folder import META_FILE, check_ours, discard, make_private, new_folder, swap_in
+from .matching import SegmentMatcher
+from .merging import merge_small_segments
 from .parallel import WORKER_ROWS, build_segments, worker_count
 from .query import parse_for_index
 from .results import Hits, page_rows
-from .segment import BulkWriter, merge_small_segments, numeric_terms
+from .segment import BulkWriter, log_id_column, read_toc
 
-SCHEMA_VERSION = 3
-META_FILE = ".ae-index.json"
+log = logging.getLogger("asyncevents_cli")
+
+SCHEMA_VERSION = 4  # 4: only the first documents.MAX_INDEXED_CHARS of a body are indexed
+# What reading a damaged or truncated index folder raises (whoosh's own errors,
+# and those of the files, structs and pickles it reads): a reason to rebuild.
+# Anything else propagates, so a whoosh that changed shows as an error.
+DAMAGE: tuple[type[BaseException], ...] = (
+    index.IndexError,
+    OSError,
+    EOFError,
+    ValueError,
+    KeyError,
+    IndexError,
+    struct.error,
+    pickle.UnpicklingError,
+    zlib.error,
+)
 BATCH = 2000  # rows read from the store at a time
 # Rows per commit: a segment's postings stay in memory until it is written, about
 # 11 MB per 1,000 rows of bench_search's orders, so this keeps a build under 200 MB.
 COMMIT_EVERY = 5_000
 POOL_MB = 256  # whoosh spills postings to temporary files past this estimate; COMMIT_EVERY stays below it
 Progress = Callable[[int], None]  # called with how many rows were just indexed
-
-
-def query_analyzer() -> whoosh_analysis.Analyzer:
-    """How the query parser splits a value: the words of `analysis.words`."""
-    return whoosh_analysis.RegexTokenizer(WORD_RE.pattern) | whoosh_analysis.LowercaseFilter()
-
-
-class TermsField(fields.FieldType):
-    """A field whose document value is already terms: {term: [positions]} or a set of terms.
-
-    Skipping whoosh's analyzer pipeline at index time is part of the speed:
-    `analysis` builds the terms once for all four fields, and `segment.BulkWriter`
-    takes them as they are (`index()` serves whoosh's own writer, which tests
-    compare it with)."""
-
-    prebuilt_terms = True
-
-    def __init__(self, positions: bool) -> None:
-        # Not scorable: search never scores (results come newest first), so no
-        # field keeps per-document lengths.
-        super().__init__(formats.Positions() if positions else formats.Existence(), query_analyzer(), scorable=False)
-
-    def index(self, value: Any, **kwargs: Any) -> Iterator[tuple[bytes, int, float, bytes]]:
-        if isinstance(value, dict):
-            encode = self.format.encode
-            for term, positions in value.items():
-                yield term.encode("utf-8"), len(positions), float(len(positions)), encode(positions)
-        else:
-            for term in value:
-                yield (term if isinstance(term, bytes) else term.encode("utf-8")), 1, 1.0, emptybytes
-
-    def to_bytes(self, value: Any) -> bytes:
-        return value if isinstance(value, bytes) else str(value).encode("utf-8")
-
-
-class CreatedField(fields.DATETIME):
-    """DATETIME that also reads ISO forms people type (2026-01-31T10:00:00Z, 2026-01-31 10:00),
-    with 4 numeric terms per value instead of 8."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.shift_step = 16
-
-    def _parse_datestring(self, qstring: str) -> Any:
-        import re
-
-        return super()._parse_datestring(re.sub(r"[TtZz:]", "", qstring))
-
-
-class LeanCodec(W3Codec):
-    """whoosh's codec without per-posting length statistics (they serve scoring,
-    which search never does: results are ordered by log_id) and without
-    compressing posting blocks (more time than the disk it saves). (Keeping rare
-    terms' postings inline, `inlinelimit`, would save more, but whoosh-reloaded
-    2.7.5 fails on it: `W3TermInfo` has no `set_inline`.)"""
-
-    length_stats = False
-
-    def __init__(self) -> None:
-        super().__init__(compression=0)
-
-
-# The numeric encoding of payload numbers: whoosh's, 4 tiers of 16 bits.
-NUMBER_CODEC = fields.NUMERIC(float, 64, shift_step=16)
-
-
-def number_terms(terms: BodyTerms) -> set[bytes]:
-    out: set[bytes] = set()
-    for path, number in terms.numbers:
-        prefix = (path + "=").encode()
-        for term in numeric_terms(NUMBER_CODEC, number):
-            out.add(prefix + term)
-    return out
-
-
-def build_schema() -> fields.Schema:
-    keyword = whoosh_analysis.IDTokenizer() | whoosh_analysis.LowercaseFilter()
-    schema = fields.Schema(
-        log_id=fields.NUMERIC(int, 64, sortable=True, shift_step=16),
-        uuid=fields.ID(analyzer=keyword),
-        event_name=fields.ID(analyzer=keyword),
-        success=fields.BOOLEAN(),
-        created=CreatedField(),
-        data=TermsField(positions=True),
-        paths=TermsField(positions=True),
-        prefixes=TermsField(positions=False),
-        numbers=TermsField(positions=False),
-    )
-    schema.add("data.*", fields.TEXT(analyzer=query_analyzer()), glob=True)  # for the parser only
-    return schema
-
-
-@functools.lru_cache(maxsize=1)
-def parser_schema() -> fields.Schema:
-    """The schema queries are parsed with: the index's, built once per process
-    (reading it from the index would read the table of contents again)."""
-    return build_schema()
-
-
-def log_document(row: dict[str, Any]) -> dict[str, Any]:
-    """The index document of one delivery_log row."""
-    serialized = row["serialized_data"] or ""
-    try:
-        terms = body_terms(json.loads(serialized))
-    except ValueError:
-        terms = plain_text_terms(serialized)  # not JSON: still searchable as words
-    doc: dict[str, Any] = {
-        "log_id": int(row["log_id"]),
-        "uuid": row["uuid"] or "",
-        "event_name": row["event_name"] or "",
-        "success": bool(row["success"]),
-        "created": datetime.fromisoformat(row["created"][:26]),  # "2026-01-31 10:00:00.123456"
-    }
-    if terms.data:
-        doc["data"] = terms.data
-    if terms.paths:
-        doc["paths"] = terms.paths
-    if terms.prefixes:
-        doc["prefixes"] = terms.prefixes
-    if terms.numbers:
-        doc["numbers"] = number_terms(terms)
-    return doc
 
 
 def index_path_for(database: Path) -> Path:
@@ -224,32 +108,50 @@ class SearchIndex:
             )
         )
         os.replace(temporary, target)
+        make_private(folder or self.path)  # after each commit: whoosh writes files under the umask
 
     # -- opening, building -----------------------------------------------
 
     def _open(self) -> index.Index:
         """The index, rebuilt when missing, unreadable or of another schema version."""
         if self._ix is None:
-            try:
-                if self._read_meta() is None:
-                    raise ValueError("no or outdated meta file")
-                ix = index.open_dir(str(self.path))
-                ix._read_toc()  # reads the segment list: garbage fails here (damaged segments fail in search)
-                self._ix = ix
-            except LockError:
-                raise
-            except Exception:  # whoosh raises many kinds on a damaged folder
-                self.rebuild()
+            if self._read_meta() is None:
+                if not self.path.exists():
+                    cause = "missing"
+                elif not (self.path / META_FILE).exists():
+                    cause = "without its meta file"
+                else:
+                    cause = "outdated or of another log"
+                self._rebuild_because(cause)
+            else:
+                try:
+                    ix = index.open_dir(str(self.path))
+                    read_toc(ix)  # reads the segment list: garbage fails here (damaged segments fail in search)
+                    self._ix = ix
+                except LockError:
+                    raise
+                except DAMAGE as exc:
+                    self._rebuild_because(f"unreadable ({type(exc).__name__}: {exc})")
         assert self._ix is not None
         return self._ix
+
+    def _rebuild_because(self, cause: str) -> None:
+        check_ours(self.path)  # before saying anything: a foreign folder is refused, not rebuilt
+        if cause != "missing":
+            log.warning("search index %s is %s: rebuilding it from the log", self.path, cause)
+        self.rebuild()
+
+    def check_folder(self) -> None:
+        """Raise InputError (exit 2) if `path` is not a folder this index may replace (see `folder`)."""
+        check_ours(self.path)
 
     def rebuild(self, progress: Progress | None = None) -> int:
         """Index the whole log into a fresh folder, then swap it in; return the document count."""
         self.close()
-        fresh = self.path.with_name(f"{self.path.name}.new-{os.getpid()}")
-        shutil.rmtree(fresh, ignore_errors=True)
+        check_ours(self.path)  # refuse before doing any work
+        fresh = None
         try:
-            fresh.mkdir(parents=True)
+            fresh = new_folder(self.path)
             ix = index.create_in(str(fresh), build_schema())
             workers = worker_count()
             if workers > 1 and self.store.count_logs_after(0) >= 2 * WORKER_ROWS:
@@ -258,13 +160,14 @@ class SearchIndex:
                 count, _ = self._add_rows(ix, 0, progress, folder=fresh)
             ix.close()
         except OSError as exc:  # a full disk: leave no half-built folder to fill it further
-            shutil.rmtree(fresh, ignore_errors=True)
-            raise self._cannot_write(exc) from None
-        old = self.path.with_name(f"{self.path.name}.old-{os.getpid()}")
-        if self.path.exists() or self.path.is_symlink():
-            os.replace(self.path, old) if self.path.is_dir() else self.path.unlink()
-        os.replace(fresh, self.path)
-        shutil.rmtree(old, ignore_errors=True)
+            if fresh is not None:
+                discard(fresh)
+            raise self._cannot_write(exc) from exc
+        except BaseException:
+            if fresh is not None:
+                discard(fresh)
+            raise
+        swap_in(fresh, self.path)
         self._ix = index.open_dir(str(self.path))
         return count
 
@@ -301,8 +204,8 @@ class SearchIndex:
             return BulkWriter(
                 ix, merge_below=WORKER_ROWS, timeout=30.0, codec=LeanCodec(), limitmb=POOL_MB, compound=False
             )
-        except LockError:
-            raise AeError(f"search index {self.path} is locked by another process; try again") from None
+        except LockError as exc:
+            raise AeError(f"search index {self.path} is locked by another process; try again") from exc
 
     def _add_rows(
         self, ix: index.Index, after: int, progress: Progress | None, folder: Path | None = None
@@ -350,7 +253,7 @@ class SearchIndex:
             else:
                 count, _ = self._add_rows(ix, meta["last_log_id"], progress)
         except OSError as exc:
-            raise self._cannot_write(exc) from None
+            raise self._cannot_write(exc) from exc
         return count
 
     def _cannot_write(self, exc: OSError) -> AeError:
@@ -373,7 +276,7 @@ class SearchIndex:
         if meta is not None:
             try:
                 documents = index.open_dir(str(self.path)).doc_count()
-            except Exception:
+            except DAMAGE:
                 meta = None  # unreadable: the next search rebuilds it
         return {
             "index_path": str(self.path),
@@ -393,6 +296,7 @@ class SearchIndex:
         for log_id in log_ids:
             removed += writer.delete_by_term("log_id", log_id)
         writer.commit(mergetype=merge_small_segments)
+        make_private(self.path)
         return removed
 
     # -- searching -------------------------------------------------------
@@ -422,11 +326,10 @@ class SearchIndex:
         self.catch_up()
         try:
             log_ids, wanted = self._matching(text)
-        except (InputError, AeError):
-            raise
-        except Exception:
+        except DAMAGE as exc:
             # Damage that only shows when reading postings: rebuild once, then search again.
-            self.rebuild()
+            self.close()
+            self._rebuild_because(f"damaged ({type(exc).__name__}: {exc})")
             log_ids, wanted = self._matching(text)
         return Hits(len(log_ids), page_rows(self.store, log_ids[offset : offset + limit], wanted), "index")
 

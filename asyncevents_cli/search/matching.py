@@ -13,69 +13,14 @@ are matched by whoosh itself, within the same segment.
 
 from __future__ import annotations
 
-import sys
-from array import array
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from whoosh import query
-from whoosh.codec.whoosh3 import W3LeafMatcher
-from whoosh.matching.wrappers import FilterMatcher
-from whoosh.reading import TermNotFound
+
+from .segment import compiled_range, range_terms, term_docs, term_positions
 
 DocSet = set[int]
-
-
-def term_docs(reader: Any, fieldname: str, text: Any) -> list[int]:
-    """The live documents holding one term."""
-    if fieldname not in reader.schema:
-        return []
-    btext = text if isinstance(text, bytes) else reader.schema[fieldname].to_bytes(text)
-    try:
-        matcher = reader.postings(fieldname, btext)
-    except TermNotFound:
-        return []
-    deleted = None
-    if isinstance(matcher, FilterMatcher):  # the segment has deletions
-        deleted = reader.deleted_docs_set
-        matcher = matcher.child
-    ids: list[int] = []
-    if isinstance(matcher, W3LeafMatcher):
-        while matcher.is_active():
-            if matcher._ids is None:
-                matcher._read_ids()
-            ids.extend(matcher._ids[matcher._i :])
-            matcher._next_block()
-    else:
-        ids.extend(matcher.all_ids())
-    return [i for i in ids if i not in deleted] if deleted else ids
-
-
-def term_positions(reader: Any, fieldname: str, btext: bytes) -> dict[int, bytes]:
-    """docnum -> the encoded positions of one term, for the live documents holding it."""
-    try:
-        matcher = reader.postings(fieldname, btext)
-    except TermNotFound:
-        return {}
-    deleted = None
-    if isinstance(matcher, FilterMatcher):
-        deleted = reader.deleted_docs_set
-        matcher = matcher.child
-    found: dict[int, bytes] = {}
-    if isinstance(matcher, W3LeafMatcher):
-        while matcher.is_active():
-            if matcher._ids is None:
-                matcher._read_ids()
-            if matcher._values is None:
-                matcher._read_values()
-            found.update(zip(matcher._ids[matcher._i :], matcher._values[matcher._i :]))
-            matcher._next_block()
-    else:
-        found.update(matcher.all_items())
-    if deleted:
-        for docnum in deleted.intersection(found):
-            del found[docnum]
-    return found
 
 
 def _union(reader: Any, fieldname: str, btexts: Iterable[Any]) -> DocSet:
@@ -105,9 +50,9 @@ class SegmentMatcher:
         if method is not None:
             return method(q)
         if isinstance(q, query.NumericRange):  # DateRange too
-            return self.docs(q._compile_query(self.reader))
+            return self.docs(compiled_range(q, self.reader))
         if isinstance(q, query.MultiTerm):  # Prefix, Wildcard, TermRange, ...
-            return _union(self.reader, q.fieldname, q._btexts(self.reader))
+            return _union(self.reader, q.fieldname, range_terms(q, self.reader))
         return set(q.docs(self.searcher))  # phrases and anything else: whoosh's own matching
 
     def _Phrase(self, q: query.Phrase) -> DocSet:  # noqa: N802
@@ -178,23 +123,3 @@ class SegmentMatcher:
         if q.fieldname in (None, "", "*"):
             return set(self.all_docs())
         return _union(self.reader, q.fieldname, self.reader.lexicon(q.fieldname))
-
-
-def log_id_column(reader: Any) -> Callable[[int], int]:
-    """docnum -> log_id for one segment, read in one go when the column allows it."""
-    column = reader.column_reader("log_id", translate=False)
-    field = reader.schema["log_id"]
-    raw = getattr(column, "_dbfile", None)
-    typecode = getattr(column, "_typecode", None)
-    if raw is not None and typecode == "Q":
-        count = reader.doc_count_all()
-        values = array("Q")
-        values.frombytes(raw.get(column._basepos, count * values.itemsize))
-        if sys.byteorder == "little":
-            values.byteswap()  # whoosh writes columns big-endian
-        convert = field.from_column_value
-        first = convert(values[0]) if count else 0
-        offset = values[0] - first if count else 0
-        return lambda docnum: values[docnum] - offset
-    translated = reader.column_reader("log_id")
-    return translated.__getitem__

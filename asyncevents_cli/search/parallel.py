@@ -42,7 +42,7 @@ def write_segment(folder: str, rows: list[tuple[Any, ...]]) -> Any:
     """In a worker: index these rows as one uncommitted segment of the index in `folder`."""
     from whoosh import index
 
-    from .index import LeanCodec, log_document
+    from .documents import LeanCodec, log_document
     from .segment import BulkWriter
 
     ix = index.open_dir(folder)

@@ -30,10 +30,12 @@ from typing import Any
 
 from whoosh import query
 from whoosh.fields import Schema
-from whoosh.qparser import FieldsPlugin, PlusMinusPlugin, QueryParser
+from whoosh.qparser import FieldsPlugin, PlusMinusPlugin, QueryParser, SingleQuotePlugin
 
 from ..errors import InputError
 from .analysis import IDENTIFIER, MARKS, MAX_PREFIX, NUMBER, NUMBER_RE, WORD, mark, path_term
+from .documents import NUMBER_CODEC
+from .quotes import SingleQuotes
 
 TOP_FIELDS = ("log_id", "uuid", "event_name", "success", "created", "data")
 BOOLEAN_WORDS = {"true": 1, "false": 0, "yes": 1, "no": 0, "1": 1, "0": 0, "t": 1, "f": 0}
@@ -45,6 +47,16 @@ WORD_RE = re.compile(r"[^\s()\"\[\]{}]+")
 DATE_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2}([T ]\d{2}(:\d{2}(:\d{2}(\.\d{1,6})?)?)?)?)?)?Z?$", re.IGNORECASE)
 RANGE_TO = re.compile(r"^(?P<start>.*?)\s*(?:^|\s)TO(?:\s|$)\s*(?P<end>.*)$", re.IGNORECASE | re.DOTALL)
 BINARY_OPS = {"AND", "OR", "ANDNOT", "ANDMAYBE"}
+RANGE_CLOSE = re.compile(r"[\]}]")
+RANGE_OPEN = re.compile(r"[\[{]")
+RUN_RE = re.compile(r"\S+")
+# Bounds that keep parsing linear and quick: whoosh's tagger tries each of its
+# patterns at every character, and a pattern such as a field name's scans to
+# the end of the run of characters it stands in, so a run's cost grows with its
+# square. Runs of at most MAX_RUN characters make the whole parse linear in the
+# query's length; MAX_QUERY_CHARS caps that length (about 50 ms to parse at worst).
+MAX_QUERY_CHARS = 10_000
+MAX_RUN = 1_000
 
 
 def one_line(text: str) -> str:
@@ -108,9 +120,10 @@ def _tokens(text: str) -> list[_Token]:
             tokens.append(_Token("close", c, i))
             i += 1
         elif c in "[{":
-            closing = min((p for p in (text.find("]", i), text.find("}", i)) if p >= 0), default=-1)
-            nested = min((p for p in (text.find("[", i + 1), text.find("{", i + 1)) if p >= 0), default=n)
-            if closing < 0 or nested < closing:
+            # Both searches stop at the first bracket, so scanning every range stays linear.
+            found_close = RANGE_CLOSE.search(text, i)
+            closing = found_close.start() if found_close else -1
+            if closing < 0 or RANGE_OPEN.search(text, i + 1, closing):
                 raise malformed(f"unclosed range '{c}'", i, text)
             match = RANGE_TO.match(text[i + 1 : closing])
             if not match:
@@ -173,8 +186,21 @@ def normalize_open_ranges(text: str) -> str:
     return re.sub(r"\b(TO)\s+\*\s*([\]}])", r"\1\2", text, flags=re.IGNORECASE)
 
 
+def check_length(text: str) -> None:
+    """Refuse a query too long to parse quickly, before reading any of it twice."""
+    if len(text) > MAX_QUERY_CHARS:
+        raise InputError(f"query too long: {len(text):,} characters, at most {MAX_QUERY_CHARS:,}")
+    for run in RUN_RE.finditer(text):
+        if run.end() - run.start() > MAX_RUN:
+            raise InputError(
+                f"malformed query: a run of {run.end() - run.start():,} characters without a space at position "
+                f"{run.start() + 1} (at most {MAX_RUN:,})"
+            )
+
+
 def check_syntax(text: str) -> str:
     """Raise InputError (exit 2) with the position of the first problem; return the text to parse."""
+    check_length(text)
     if not text.strip():
         raise InputError("malformed query: the query is empty")
     tokens = _tokens(text)
@@ -194,6 +220,8 @@ def make_parser(schema: Schema) -> QueryParser:
     parser = QueryParser("data", schema)
     parser.replace_plugin(FieldsPlugin(expr=FIELD_RE.pattern))
     parser.add_plugin(PlusMinusPlugin(r"(?<![^\s(])\+", r"(?<![^\s(])-"))
+    parser.remove_plugin_class(SingleQuotePlugin)
+    parser.add_plugin(SingleQuotes())
     return parser
 
 
@@ -210,8 +238,6 @@ def _numbers(
 ) -> query.Query:
     """Numbers at `path` within [start, end]: whoosh's tiered numeric ranges, on path-keyed terms."""
     from whoosh.util.numeric import tiered_ranges
-
-    from .index import NUMBER_CODEC
 
     codec = NUMBER_CODEC
     prefix = (path + NUMBER).encode()

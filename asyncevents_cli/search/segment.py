@@ -1,4 +1,7 @@
-"""A whoosh segment writer that takes ready-made terms and writes them in bulk.
+"""whoosh's segment format, written in bulk and read a block at a time: the only
+module of `ae` that touches whoosh's private names (`PRIVATE_NAMES` and
+`INSTANCE_NAMES` list them; tests/test_search_segment.py checks each, and
+compares what is written and read here with whoosh's own writer and reader).
 
 whoosh's own `SegmentWriter.add_document` puts every posting in a sorting pool
 as a 5-tuple, then `FieldWriter.add_postings` replays them one at a time
@@ -19,26 +22,60 @@ writes once per block, so the postings file is smaller.)
 It is a `SegmentWriter` for everything else (locking, per-document columns,
 deletions, merging older segments, the table of contents). When a merge put
 postings of older segments in the pool, this writer's postings join them there
-and whoosh writes the segment its own way.
+and whoosh writes the segment its own way. Reading: `term_docs` and
+`term_positions` read whole posting blocks, `log_id_column` the raw column.
 """
 
 from __future__ import annotations
 
-import zlib
+import re
+import sys
+from array import array
 from collections.abc import Callable
 from hashlib import md5
 from pickle import dumps
 from typing import Any
 
-from whoosh import fields
-from whoosh.analysis import IDTokenizer, LowercaseFilter
-from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3TermInfo
-from whoosh.system import emptybytes, pack_int, pack_long, pack_uint, pack_ushort
-from whoosh.util.numeric import length_to_byte, to_sortable
+from whoosh import fields, query
+from whoosh.codec.whoosh3 import W3LeafMatcher, W3TermInfo
+from whoosh.index import FileIndex
+from whoosh.matching.wrappers import FilterMatcher
+from whoosh.reading import TermNotFound
+from whoosh.system import emptybytes, pack_int, pack_long, pack_ushort
 from whoosh.writing import SegmentWriter
 
+from .fieldterms import NO_LENGTH, PICKLE, positions_value, posting_blocks, term_maker
+
+# Every private whoosh name this module relies on, as (owner, name): the
+# format-compatibility test (tests/test_search_segment.py) checks each exists,
+# naming the one that moved, and compares what this module writes and reads with
+# whoosh's own writer and reader.
+PRIVATE_NAMES: tuple[tuple[Any, str], ...] = (
+    (SegmentWriter, "_check_state"),
+    (SegmentWriter, "_flush_segment"),
+    (SegmentWriter, "_close_segment"),
+    (SegmentWriter, "_commit_toc"),
+    (SegmentWriter, "_finish"),
+    (W3TermInfo, "_struct"),
+    (W3LeafMatcher, "_read_ids"),
+    (W3LeafMatcher, "_read_values"),
+    (W3LeafMatcher, "_next_block"),
+    (fields.DATETIME, "_parse_datestring"),
+    (query.NumericRange, "_compile_query"),
+    (query.MultiTerm, "_btexts"),
+    (FileIndex, "_read_toc"),
+)
+# Attributes whoosh sets on its objects, which the test checks on live ones:
+# the postings matcher's block, the field writer's files, the codec's settings and
+# the log_id column reader's raw file.
+INSTANCE_NAMES = {
+    "W3LeafMatcher": ("_ids", "_i", "_values"),
+    "W3FieldWriter": ("_postfile", "_tindex", "_fieldid"),
+    "W3Codec": ("_blocklimit", "_compression"),
+    "CompactIntColumn reader": ("_dbfile", "_typecode", "_basepos"),
+}
+
 LENGTH_PAIR = __import__("struct").Struct("!ii")  # OrderedHashWriter's key/value length prefix
-NO_LENGTH = length_to_byte(None)
 # Terms in at most this many documents of a segment keep their postings in the
 # term table: most terms (an order number, an email) are in one document, and a
 # posting list of its own costs a header, two pickles and a seek to read.
@@ -49,82 +86,114 @@ INLINE_LIMIT = 2
 Postings = list[Any]
 
 
-def encode_positions(positions: list[int]) -> bytes:
-    """whoosh's `formats.Positions.encode`: a count, then the pickled deltas."""
-    deltas = [positions[0]]
-    deltas.extend(b - a for a, b in zip(positions, positions[1:]))
-    return pack_uint(len(deltas)) + dumps(deltas, 2)
+def read_toc(ix: Any) -> None:
+    """Read an index's table of contents (its segment list): garbage fails here."""
+    ix._read_toc()
 
 
-_single_position: dict[int, bytes] = {}
+def compiled_range(q: query.NumericRange, reader: Any) -> query.Query:
+    """A numeric or date range as the term ranges whoosh would search."""
+    return q._compile_query(reader)
 
 
-def _positions_value(positions: list[int]) -> bytes:
-    if len(positions) == 1:  # most words occur once in a document: encode each position once per process
-        p = positions[0]
-        value = _single_position.get(p)
-        if value is None:
-            value = _single_position[p] = encode_positions(positions)
-        return value
-    return encode_positions(positions)
+def range_terms(q: query.MultiTerm, reader: Any) -> Any:
+    """The terms a prefix, wildcard or term range expands to in one segment."""
+    return q._btexts(reader)
 
 
-def numeric_terms(field: fields.NUMERIC, number: Any) -> list[bytes]:
-    """What `field.index(number)` yields as terms, converting the number once, not once per tier."""
-    if isinstance(field, fields.DATETIME):
-        number = field.prepare_datetime(number)
-    x = to_sortable(field.numtype, field.bits, field.signed, field.prepare_number(number))
-    if not field.shift_step:
-        return [field.sortable_to_bytes(x)]
-    return [field.sortable_to_bytes(x, shift) for shift in range(0, field.bits, field.shift_step)]
+class CreatedField(fields.DATETIME):
+    """DATETIME that also reads ISO forms people type (2026-01-31T10:00:00Z, 2026-01-31 10:00),
+    with 4 numeric terms per value instead of 8."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shift_step = 16
+
+    def _parse_datestring(self, qstring: str) -> Any:
+        return super()._parse_datestring(re.sub(r"[TtZz:]", "", qstring))
 
 
-MERGE_AT = 10  # small segments an index may hold before a commit merges some
+def term_docs(reader: Any, fieldname: str, text: Any) -> list[int]:
+    """The live documents holding one term."""
+    if fieldname not in reader.schema:
+        return []
+    btext = text if isinstance(text, bytes) else reader.schema[fieldname].to_bytes(text)
+    try:
+        matcher = reader.postings(fieldname, btext)
+    except TermNotFound:
+        return []
+    deleted = None
+    if isinstance(matcher, FilterMatcher):  # the segment has deletions
+        deleted = reader.deleted_docs_set
+        matcher = matcher.child
+    ids: list[int] = []
+    if isinstance(matcher, W3LeafMatcher):
+        while matcher.is_active():
+            if matcher._ids is None:
+                matcher._read_ids()
+            ids.extend(matcher._ids[matcher._i :])
+            matcher._next_block()
+    else:
+        ids.extend(matcher.all_ids())
+    return [i for i in ids if i not in deleted] if deleted else ids
 
 
-def merge_small_segments(writer: Any, segments: list[Any]) -> list[Any]:
-    """A merge policy (whoosh's `mergetype`) for catch-ups, which add one small segment each.
-
-    Once MERGE_AT segments hold fewer than `writer.merge_below` documents, the
-    smallest are merged into this commit's segment, up to `merge_below` documents
-    in all. Larger segments (those of a build) are never merged: a merge holds its
-    postings in memory, as a build does, and whoosh's own MERGE_SMALL would merge
-    half of a 100,000-row index through its posting pool (96 s for one catch-up)."""
-    from whoosh.reading import SegmentReader
-
-    limit = writer.merge_below
-    small = sorted((s for s in segments if s.doc_count_all() < limit), key=lambda s: s.doc_count_all())
-    if len(small) < MERGE_AT:
-        return segments
-    taken: list[Any] = []
-    total = 0
-    for segment in small:
-        if taken and total + segment.doc_count_all() > limit:
-            break
-        taken.append(segment)
-        total += segment.doc_count_all()
-    if len(taken) < 2:
-        return segments
-    for segment in taken:
-        reader = SegmentReader(writer.storage, writer.schema, segment)
-        writer.add_reader(reader)
-        reader.close()
-    return [s for s in segments if s not in taken]
+def term_positions(reader: Any, fieldname: str, btext: bytes) -> dict[int, bytes]:
+    """docnum -> the encoded positions of one term, for the live documents holding it."""
+    try:
+        matcher = reader.postings(fieldname, btext)
+    except TermNotFound:
+        return {}
+    deleted = None
+    if isinstance(matcher, FilterMatcher):
+        deleted = reader.deleted_docs_set
+        matcher = matcher.child
+    found: dict[int, bytes] = {}
+    if isinstance(matcher, W3LeafMatcher):
+        while matcher.is_active():
+            if matcher._ids is None:
+                matcher._read_ids()
+            if matcher._values is None:
+                matcher._read_values()
+            found.update(zip(matcher._ids[matcher._i :], matcher._values[matcher._i :]))
+            matcher._next_block()
+    else:
+        found.update(matcher.all_items())
+    if deleted:
+        for docnum in deleted.intersection(found):
+            del found[docnum]
+    return found
 
 
-def _is_keyword(field: fields.FieldType) -> bool:
-    """An ID field analysed as one lowercased token (index.build_schema's uuid and event_name)."""
-    items = getattr(field.analyzer, "items", ())
-    return isinstance(field, fields.ID) and [type(i) for i in items] == [IDTokenizer, LowercaseFilter]
+def log_id_column(reader: Any) -> Callable[[int], int]:
+    """docnum -> log_id for one segment, read in one go when the column allows it."""
+    column = reader.column_reader("log_id", translate=False)
+    field = reader.schema["log_id"]
+    raw = getattr(column, "_dbfile", None)
+    typecode = getattr(column, "_typecode", None)
+    if raw is not None and typecode == "Q":
+        count = reader.doc_count_all()
+        values = array("Q")
+        values.frombytes(raw.get(column._basepos, count * values.itemsize))
+        if sys.byteorder == "little":
+            values.byteswap()  # whoosh writes columns big-endian
+        convert = field.from_column_value
+        first = convert(values[0]) if count else 0
+        offset = values[0] - first if count else 0
+        return lambda docnum: values[docnum] - offset
+    translated = reader.column_reader("log_id")
+    return translated.__getitem__
 
 
-def term_maker(field: fields.FieldType) -> Callable[[Any], list[bytes]]:
-    """value -> the terms `field.index(value)` yields, without whoosh's per-token objects where that is simple."""
-    if isinstance(field, fields.NUMERIC):
-        return lambda value: numeric_terms(field, value)
-    if _is_keyword(field):
-        return lambda value: [value.lower().encode("utf-8")]
-    return lambda value: [tbytes for tbytes, _, _, _ in field.index(value)]
+def inline_terminfo(ids: list[int], freqs: list[int] | None, values: list[bytes] | None) -> bytes:
+    """A rare term's entry in the term table, its postings inline (as whoosh's `W3TermInfo` reads them)."""
+    count = len(ids)
+    weight_list = [1.0] * count if freqs is None else [float(f) for f in freqs]
+    terminfo = W3TermInfo._struct.pack(
+        True, sum(weight_list), count, NO_LENGTH, NO_LENGTH, max(weight_list), ids[0], ids[-1]
+    )
+    # Empty values as b"" (not none at all), or whoosh's merge reads them back as "".
+    return terminfo + dumps((tuple(ids), tuple(weight_list), tuple(values or (emptybytes,) * count)), PICKLE)
 
 
 class BulkWriter(SegmentWriter):
@@ -161,9 +230,9 @@ class BulkWriter(SegmentWriter):
                     for term, positions in value.items():
                         entry = table.get(term)
                         if entry is None:
-                            table[term] = [docnum, len(positions), _positions_value(positions)]
+                            table[term] = [docnum, len(positions), positions_value(positions)]
                         else:
-                            entry += (docnum, len(positions), _positions_value(positions))
+                            entry += (docnum, len(positions), positions_value(positions))
                         length += len(positions)
                 else:
                     plain = self._plain.setdefault(name, {})
@@ -228,8 +297,6 @@ class BulkWriter(SegmentWriter):
     def add_postings_to_pool(self, reader: Any, startdoc: int, docmap: dict[int, int] | None) -> None:
         """A merged segment's postings (`add_reader`): into this writer's tables, read a
         block at a time, instead of whoosh's pool one posting at a time."""
-        from .matching import term_docs, term_positions
-
         for name in reader.indexed_field_names():
             if name not in self.schema:
                 continue
@@ -308,48 +375,13 @@ class BulkWriter(SegmentWriter):
             if count <= INLINE_LIMIT:
                 # A rare term: its postings go in the term table, not the postings file,
                 # as whoosh's `inlinelimit` would (which whoosh-reloaded 2.7.5 fails on).
-                weight_list = [1.0] * count if freqs is None else [float(f) for f in freqs]
-                terminfo = W3TermInfo._struct.pack(
-                    True, sum(weight_list), count, NO_LENGTH, NO_LENGTH, max(weight_list), ids[0], ids[-1]
-                )
-                # Empty values as b"" (not none at all), or whoosh's merge reads them back as "".
-                terminfo += dumps((tuple(ids), tuple(weight_list), tuple(values or (emptybytes,) * count)), 2)
+                terminfo = inline_terminfo(ids, freqs, values)
             else:
                 start = post_base + len(posts)
-                posts += WHOOSH3_HEADER_MAGIC
-                total_weight = 0.0
-                max_weight = 0.0
-                for first in range(0, count, block_limit):
-                    block = ids[first : first + block_limit]
-                    deltas = [block[0]]
-                    deltas.extend(b - a for a, b in zip(block, block[1:]))
-                    if freqs is None:
-                        weights: Any = None
-                        block_max = 1.0
-                        total_weight += len(block)
-                    else:
-                        block_freqs = freqs[first : first + block_limit]
-                        block_max = float(max(block_freqs))
-                        total_weight += sum(block_freqs)
-                        if block_max == 1.0:
-                            weights = None
-                        elif min(block_freqs) == block_max:
-                            weights = block_max
-                        else:
-                            weights = tuple(float(f) for f in block_freqs)
-                    max_weight = max(max_weight, block_max)
-                    if fixed_values or values is None:
-                        block_values: Any = None
-                    else:
-                        block_values = tuple(values[first : first + block_limit])
-                    data = dumps((tuple(deltas), weights, block_values), 2)
-                    if compression:
-                        data = zlib.compress(data, compression)
-                    info = dumps((len(block), block[-1], block_max, compression, NO_LENGTH, NO_LENGTH), 2)
-                    size = len(info) + len(data)
-                    posts += pack_int(-size if first + block_limit >= count else size)
-                    posts += info
-                    posts += data
+                blocks, total_weight, max_weight = posting_blocks(
+                    ids, freqs, None if fixed_values else values, block_limit, compression
+                )
+                posts += blocks
                 terminfo = W3TermInfo._struct.pack(
                     False, total_weight, count, NO_LENGTH, NO_LENGTH, max_weight, ids[0], ids[-1]
                 )

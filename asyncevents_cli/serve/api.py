@@ -14,10 +14,11 @@ The verification token goes in and never comes out. Validation is the CLI's own
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import publish as publishing
@@ -156,6 +157,8 @@ def get_subscription(request: Request, subscription_id: SubscriptionId, token: T
 
 
 # Magento's searchCriteria, as far as subscriptions need it: one event_name filter and paging.
+# Magento's documentation spells the keys in snake_case (filter_groups, condition_type, page_size,
+# current_page) and its PHP accepts camelCase too; both spellings are read, as camelCase.
 FILTER = "searchCriteria[filterGroups][0][filters][0]"
 KNOWN_CRITERIA = {
     f"{FILTER}[field]",
@@ -165,6 +168,27 @@ KNOWN_CRITERIA = {
     "searchCriteria[currentPage]",
     "searchCriteria",
 }
+SNAKE_CASE = {"filter_groups": "filterGroups", "condition_type": "conditionType"}
+SNAKE_CASE |= {"page_size": "pageSize", "current_page": "currentPage"}
+
+
+def camel_case_criteria(params: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The query's parameters with Magento's snake_case criteria keys spelled in camelCase."""
+    criteria: dict[str, str] = {}
+    for key, value in params:
+        for snake, camel in SNAKE_CASE.items():
+            key = key.replace(f"[{snake}]", f"[{camel}]")
+        criteria[key] = value
+    return criteria
+
+
+def _whole_number(criteria: dict[str, str], key: str, low: int, high: int) -> int | None:
+    text = criteria.get(key)
+    if text is None:
+        return None
+    if not text.strip().isdigit() or not low <= int(text) <= high:
+        raise ApiError(400, f"{key} must be a whole number from {low} to {high}, not {text!r}")
+    return int(text)
 
 
 def _like(pattern: str) -> str:
@@ -172,21 +196,23 @@ def _like(pattern: str) -> str:
     return "".join("*" if c == "%" else "?" if c == "_" else "[" + c + "]" if c in "*?[" else c for c in pattern)
 
 
-@router.get("/async_events", response_model=AsyncEventList, summary="List subscriptions")
-def list_subscriptions(
-    request: Request,
-    token: Token,
-    field: Annotated[
-        str | None, Query(alias=f"{FILTER}[field]", description="Only event_name can be filtered.")
-    ] = None,
-    value: Annotated[
-        str | None, Query(alias=f"{FILTER}[value]", description="The event name, or a 'like' pattern.")
-    ] = None,
-    condition_type: Annotated[str, Query(alias=f"{FILTER}[conditionType]", description="eq (default) or like.")] = "eq",
-    page_size: Annotated[int | None, Query(alias="searchCriteria[pageSize]", ge=1, le=10000)] = None,
-    current_page: Annotated[int, Query(alias="searchCriteria[currentPage]", ge=1, le=1_000_000)] = 1,
-) -> AsyncEventList:
-    unknown = sorted(k for k in request.query_params if k not in KNOWN_CRITERIA)
+@router.get(
+    "/async_events",
+    response_model=AsyncEventList,
+    summary="List subscriptions",
+    description=(
+        "Magento's searchCriteria: `searchCriteria[pageSize]`, `searchCriteria[currentPage]` and one "
+        f"`event_name` filter (`{FILTER}[field]`, `[value]`, `[conditionType]` eq or like), "
+        "in camelCase or Magento's snake_case (`filter_groups`, `condition_type`, `page_size`, `current_page`)."
+    ),
+)
+def list_subscriptions(request: Request, token: Token) -> AsyncEventList:
+    criteria = camel_case_criteria(request.query_params.multi_items())
+    field, value = criteria.get(f"{FILTER}[field]"), criteria.get(f"{FILTER}[value]")
+    condition_type = criteria.get(f"{FILTER}[conditionType]", "eq")
+    page_size = _whole_number(criteria, "searchCriteria[pageSize]", 1, 10000)
+    current_page = _whole_number(criteria, "searchCriteria[currentPage]", 1, 1_000_000) or 1
+    unknown = sorted(k for k in criteria if k not in KNOWN_CRITERIA)
     if unknown:
         raise ApiError(
             400,

@@ -17,7 +17,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from .. import __version__
 from ..errors import AeError
 from ..runtime import Runtime
-from . import api, pages
+from . import api, pages, queue_pages
 from .backend import Backend
 from .errors import ApiError, from_ae_error
 from .sessions import COOKIE, MAX_AGE, CsrfFailed, SignInRequired, signing_key
@@ -86,6 +86,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.backend = Backend(runtime)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(queue_pages.router)
     # Signed (itsdangerous), HttpOnly, SameSite=strict: another site can neither read
     # the cookie nor make the browser send it with a forged POST.
     app.add_middleware(

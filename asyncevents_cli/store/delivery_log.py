@@ -11,14 +11,15 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..netguard import redact_credentials
 from ..states import DeliveryState, SubscriptionStatus
 from .base import StoreBase
 from .records import ENABLED, LOG_COLUMNS, Attempt, ChainState, LogCondition, timestamp, utcnow
 
 INSERT_ATTEMPT = (
     "INSERT INTO delivery_log (uuid, subscription_id, event_name, success, status_code,"
-    " response_data, created, serialized_data, death_count, duration, message_id)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " response_data, created, serialized_data, death_count, duration, message_id, recipient_url)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 #: uuids whose whole chain may go: every attempt older than the cutoff, and not retrying
 PRUNABLE_UUIDS = (
@@ -49,6 +50,7 @@ def _attempt_row(attempt: Attempt, created: str) -> tuple[Any, ...]:
         a.death_count,
         round(a.duration, 6),
         a.message_id,
+        redact_credentials(a.recipient_url),  # the log keeps no password a URL carried
     )
 
 

@@ -20,26 +20,24 @@ from typing import Any
 from ..states import DeliveryState
 from .base import StoreBase
 from .records import EndpointState, PendingDelivery, timestamp
-from .schema import Migration
 
+#: Migration 3, on both backends: additive, and tolerant of a store brought level again
+#: (its version table lost), like migration 2. Each backend adds `LANE_COLUMNS` its own way.
+LANES_DESCRIPTION = "pending_deliveries, endpoint_states; subscriptions.disabled_reason, disabled_at"
 LANE_TABLES = (
-    "CREATE TABLE pending_deliveries (uuid TEXT PRIMARY KEY, subscription_id BIGINT NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS pending_deliveries (uuid TEXT PRIMARY KEY, subscription_id BIGINT NOT NULL,"
     " event_name TEXT NOT NULL, content TEXT NOT NULL, death_count INTEGER NOT NULL,"
     " generation INTEGER NOT NULL DEFAULT 0, message_id TEXT, due DOUBLE PRECISION NOT NULL,"
     " lease_until DOUBLE PRECISION NOT NULL DEFAULT 0, created TEXT NOT NULL)",
-    "CREATE INDEX idx_pending_deliveries_due ON pending_deliveries (due)",
-    "CREATE INDEX idx_pending_deliveries_subscription_id ON pending_deliveries (subscription_id, due)",
-    "CREATE TABLE endpoint_states (subscription_id BIGINT PRIMARY KEY,"
+    "CREATE INDEX IF NOT EXISTS idx_pending_deliveries_due ON pending_deliveries (due)",
+    "CREATE INDEX IF NOT EXISTS idx_pending_deliveries_subscription_id ON pending_deliveries (subscription_id, due)",
+    "CREATE TABLE IF NOT EXISTS endpoint_states (subscription_id BIGINT PRIMARY KEY,"
     " consecutive_failures INTEGER NOT NULL DEFAULT 0, failing_since DOUBLE PRECISION,"
     " circuit_open INTEGER NOT NULL DEFAULT 0, opened_at DOUBLE PRECISION, next_probe DOUBLE PRECISION,"
     " deferred_until DOUBLE PRECISION NOT NULL DEFAULT 0)",
-    "ALTER TABLE subscriptions ADD COLUMN disabled_reason TEXT",
-    "ALTER TABLE subscriptions ADD COLUMN disabled_at TEXT",
 )
-#: Migration 3 on both backends: additive, so stores and branches merge.
-LANES_MIGRATION = Migration(
-    3, "pending_deliveries, endpoint_states; subscriptions.disabled_reason, disabled_at", LANE_TABLES
-)
+#: (table, column, definition)
+LANE_COLUMNS = (("subscriptions", "disabled_reason", "TEXT"), ("subscriptions", "disabled_at", "TEXT"))
 PENDING_COLUMNS = "uuid, subscription_id, event_name, content, death_count, generation, message_id, due"
 ENDPOINT_COLUMNS = (
     "subscription_id, consecutive_failures, failing_since, circuit_open, opened_at, next_probe, deferred_until"

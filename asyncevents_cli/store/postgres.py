@@ -203,7 +203,7 @@ class PostgresStore(Store):
             raise SecretKeyError(
                 f"the store is PostgreSQL, shared by every host, so the key for subscription secrets comes from"
                 f" {KEY_ENV} (no key file is made): {KEY_ENV} is not set",
-                hint=f"set {KEY_ENV} to the same Fernet key on every host",
+                hint=f"`ae key generate` makes one: set {KEY_ENV} to the same key on every host",
             )
         return SecretBox.from_environment(env)
 

@@ -6,7 +6,7 @@ sortable text, `success` is 0/1, ids are 64-bit identities.
 
 from __future__ import annotations
 
-from .lanes import LANES_MIGRATION
+from .lanes import LANE_COLUMNS, LANE_TABLES, LANES_DESCRIPTION
 from .schema import Migration
 
 FIRST_TABLES = (
@@ -53,5 +53,14 @@ MIGRATIONS = (
                 updated BIGINT NOT NULL, version BIGINT NOT NULL DEFAULT 0)""",
         ),
     ),
-    LANES_MIGRATION,
+    Migration(
+        3,
+        LANES_DESCRIPTION,
+        (*LANE_TABLES, *(f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {c} {d}" for t, c, d in LANE_COLUMNS)),
+    ),
+    Migration(
+        4,
+        "delivery_log.recipient_url: where each attempt was sent",
+        ("ALTER TABLE delivery_log ADD COLUMN recipient_url TEXT",),
+    ),
 )

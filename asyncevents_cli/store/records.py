@@ -116,6 +116,7 @@ class Attempt:
     death_count: int
     duration: float  # seconds
     message_id: str | None = None  # the queue message that caused it
+    recipient_url: str | None = None  # where it was sent (stored with credentials redacted)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from ..errors import AeError
 from ..secretbox import SecretBox
 from .api import Store
 from .base import Result
-from .lanes import LANES_MIGRATION
+from .lanes import LANE_COLUMNS, LANE_TABLES, LANES_DESCRIPTION
 from .schema import Migration
 
 DELIVERY_LOG_SQL = """
@@ -91,6 +91,14 @@ def _add_column(store: SqliteStore, table: str, name: str, definition: str) -> N
         store._run(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
 
 
+def _add_columns(store: SqliteStore, columns: Sequence[tuple[str, str, str]]) -> None:
+    for table, name, definition in columns:
+        _add_column(store, table, name, definition)
+
+
+#: Each attempt records the recipient it went to: a subscription's URL can change after it.
+ADD_RECIPIENT_URL = "ALTER TABLE delivery_log ADD COLUMN recipient_url TEXT"
+
 MIGRATIONS = (
     Migration(
         1,
@@ -107,7 +115,13 @@ MIGRATIONS = (
         ),
         apply=lambda store: _add_column(store, "subscriptions", "rate_limit", "TEXT"),
     ),
-    LANES_MIGRATION,
+    Migration(
+        3,
+        LANES_DESCRIPTION,
+        LANE_TABLES,
+        apply=lambda store: _add_columns(store, LANE_COLUMNS),
+    ),
+    Migration(4, "delivery_log.recipient_url: where each attempt was sent", (ADD_RECIPIENT_URL,)),
 )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import NotFound
 from ..pacing import RateLimit
 from ..secretbox import PREFIX as SEALED_PREFIX
-from ..secretbox import is_sealed
+from ..secretbox import SecretBox, is_sealed
 from ..states import DeliveryState
 from .base import StoreBase
 from .records import DISABLED, ENABLED, MAX_ROWID, Subscription, timestamp
@@ -59,29 +59,44 @@ class SubscriptionTable(StoreBase):
             or (r[2] and not is_sealed(r[2]))
             or any(not is_sealed(value) for _name, value in json.loads(r[3] or "[]"))
         ]
-        if not plain:
-            return
-        box = self.secret_box
-        with self.transaction():
-            self._run_many(
-                "UPDATE subscriptions SET verification_token = ?, previous_token = ?, custom_headers = ?"
-                " WHERE subscription_id = ?",
-                [
-                    (
-                        box.seal(box.open(token)),
-                        box.seal(box.open(previous)) if previous else None,
-                        self._encode_headers([(n, box.open(v)) for n, v in json.loads(headers or "[]")]),
-                        sid,
-                    )
-                    for sid, token, previous, headers in plain
-                ],
-            )
+        if plain:
+            with self.transaction():
+                self._reseal(plain, self.secret_box)
 
-    def _encode_headers(self, headers: Sequence[tuple[str, str]]) -> str | None:
+    def reseal_secrets(self, box: SecretBox) -> int:
+        """Re-encrypt every secret (tokens, previous tokens, header values) with `box`'s first key,
+        in one transaction, and use `box` from now on (`ae key rotate`); the number of subscriptions."""
+        with self.transaction():
+            rows = self._run(
+                "SELECT subscription_id, verification_token, previous_token, custom_headers FROM subscriptions"
+            ).rows
+            self._reseal(rows, box)
+        self._box = box
+        return len(rows)
+
+    def _reseal(self, rows: Sequence[Sequence[Any]], box: SecretBox) -> None:
+        """Rows of (id, token, previous token, headers) opened with the store's box, sealed with `box`."""
+        current = self.secret_box
+        self._run_many(
+            "UPDATE subscriptions SET verification_token = ?, previous_token = ?, custom_headers = ?"
+            " WHERE subscription_id = ?",
+            [
+                (
+                    box.seal(current.open(token)),
+                    box.seal(current.open(previous)) if previous else None,
+                    self._encode_headers([(n, current.open(v)) for n, v in json.loads(headers or "[]")], box),
+                    sid,
+                )
+                for sid, token, previous, headers in rows
+            ],
+        )
+
+    def _encode_headers(self, headers: Sequence[tuple[str, str]], box: SecretBox | None = None) -> str | None:
         """Custom headers as stored: names in the clear (listings show them), values sealed."""
         if not headers:
             return None
-        return json.dumps([[name, self.secret_box.seal(value)] for name, value in headers])
+        sealer = box or self.secret_box
+        return json.dumps([[name, sealer.seal(value)] for name, value in headers])
 
     def _subscription(self, row: dict[str, Any], reveal: bool) -> Subscription:
         """A row as a Subscription. Unrevealed, the token is None (it cannot sign by

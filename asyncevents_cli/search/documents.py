@@ -1,0 +1,152 @@
+"""What the index holds: its whoosh schema, and the document of one delivery_log row.
+
+Schema (one document per delivery attempt), lean on purpose: whoosh's cost is
+per field, per term and per posting, so payload paths share fields (see
+`analysis` for the terms):
+- `log_id` int (a sortable column: results come newest first), `uuid` and
+  `event_name` (one lowercased token each), `success` boolean, `created`
+  datetime (UTC);
+- `data`: every word of the logged body, with positions, for bare terms;
+- `paths`: `<path><mark><word>` for every word, with positions;
+- `prefixes`: the first characters of identifiers, so `CK*` is one term;
+- `numbers`: `<path>=` + whoosh's sortable numeric terms, for ranges;
+- `data.*` is declared so the query parser knows payload field names; no
+  document ever holds one.
+
+Only the first `MAX_INDEXED_CHARS` characters of a logged body are indexed, so
+one log adds a bounded amount to the index (a 900 KB payload made a 42 MB
+index); the log itself keeps the whole body, and `ae trace` shows it.
+
+Both the index (`index`) and its worker processes (`parallel`) import this
+module; it imports neither, so the three form no cycle.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from whoosh import analysis as whoosh_analysis
+from whoosh import fields, formats
+from whoosh.codec.whoosh3 import W3Codec
+from whoosh.system import emptybytes
+
+from .analysis import WORD_RE, BodyTerms, body_terms, plain_text_terms
+from .fieldterms import numeric_terms
+from .segment import CreatedField
+
+# Text of a logged body past this many characters is not indexed (see above): a
+# long order is about 2,000 characters, so searches find whole typical payloads;
+# the worst case (16 KiB of distinct identifiers) adds about 0.6 MB.
+MAX_INDEXED_CHARS = 16 * 1024
+
+
+def query_analyzer() -> whoosh_analysis.Analyzer:
+    """How the query parser splits a value: the words of `analysis.words`."""
+    return whoosh_analysis.RegexTokenizer(WORD_RE.pattern) | whoosh_analysis.LowercaseFilter()
+
+
+class TermsField(fields.FieldType):
+    """A field whose document value is already terms: {term: [positions]} or a set of terms.
+
+    Skipping whoosh's analyzer pipeline at index time is part of the speed:
+    `analysis` builds the terms once for all four fields, and `segment.BulkWriter`
+    takes them as they are (`index()` serves whoosh's own writer, which tests
+    compare it with)."""
+
+    prebuilt_terms = True
+
+    def __init__(self, positions: bool) -> None:
+        # Not scorable: search never scores (results come newest first), so no
+        # field keeps per-document lengths.
+        super().__init__(formats.Positions() if positions else formats.Existence(), query_analyzer(), scorable=False)
+
+    def index(self, value: Any, **kwargs: Any) -> Iterator[tuple[bytes, int, float, bytes]]:
+        if isinstance(value, dict):
+            encode = self.format.encode
+            for term, positions in value.items():
+                yield term.encode("utf-8"), len(positions), float(len(positions)), encode(positions)
+        else:
+            for term in value:
+                yield (term if isinstance(term, bytes) else term.encode("utf-8")), 1, 1.0, emptybytes
+
+    def to_bytes(self, value: Any) -> bytes:
+        return value if isinstance(value, bytes) else str(value).encode("utf-8")
+
+
+class LeanCodec(W3Codec):
+    """whoosh's codec without per-posting length statistics (they serve scoring,
+    which search never does: results are ordered by log_id) and without
+    compressing posting blocks (more time than the disk it saves). (Keeping rare
+    terms' postings inline, `inlinelimit`, would save more, but whoosh-reloaded
+    2.7.5 fails on it: `W3TermInfo` has no `set_inline`.)"""
+
+    length_stats = False
+
+    def __init__(self) -> None:
+        super().__init__(compression=0)
+
+
+# The numeric encoding of payload numbers: whoosh's, 4 tiers of 16 bits.
+NUMBER_CODEC = fields.NUMERIC(float, 64, shift_step=16)
+
+
+def number_terms(terms: BodyTerms) -> set[bytes]:
+    out: set[bytes] = set()
+    for path, number in terms.numbers:
+        prefix = (path + "=").encode()
+        for term in numeric_terms(NUMBER_CODEC, number):
+            out.add(prefix + term)
+    return out
+
+
+def build_schema() -> fields.Schema:
+    keyword = whoosh_analysis.IDTokenizer() | whoosh_analysis.LowercaseFilter()
+    schema = fields.Schema(
+        log_id=fields.NUMERIC(int, 64, sortable=True, shift_step=16),
+        uuid=fields.ID(analyzer=keyword),
+        event_name=fields.ID(analyzer=keyword),
+        success=fields.BOOLEAN(),
+        created=CreatedField(),
+        data=TermsField(positions=True),
+        paths=TermsField(positions=True),
+        prefixes=TermsField(positions=False),
+        numbers=TermsField(positions=False),
+    )
+    schema.add("data.*", fields.TEXT(analyzer=query_analyzer()), glob=True)  # for the parser only
+    return schema
+
+
+@functools.lru_cache(maxsize=1)
+def parser_schema() -> fields.Schema:
+    """The schema queries are parsed with: the index's, built once per process
+    (reading it from the index would read the table of contents again)."""
+    return build_schema()
+
+
+def log_document(row: dict[str, Any]) -> dict[str, Any]:
+    """The index document of one delivery_log row."""
+    serialized = row["serialized_data"] or ""
+    try:
+        terms = body_terms(json.loads(serialized), MAX_INDEXED_CHARS)
+    except ValueError:
+        terms = plain_text_terms(serialized[:MAX_INDEXED_CHARS])  # not JSON: still searchable as words
+    doc: dict[str, Any] = {
+        "log_id": int(row["log_id"]),
+        "uuid": row["uuid"] or "",
+        "event_name": row["event_name"] or "",
+        "success": bool(row["success"]),
+        "created": datetime.fromisoformat(row["created"][:26]),  # "2026-01-31 10:00:00.123456"
+    }
+    if terms.data:
+        doc["data"] = terms.data
+    if terms.paths:
+        doc["paths"] = terms.paths
+    if terms.prefixes:
+        doc["prefixes"] = terms.prefixes
+    if terms.numbers:
+        doc["numbers"] = number_terms(terms)
+    return doc
