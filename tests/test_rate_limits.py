@@ -16,6 +16,7 @@ from postgres_db import TEST_SECRET_KEY
 
 from asyncevents_cli.pacing import RateLimit
 from asyncevents_cli.store import Store, utcnow
+from asyncevents_cli.store.schema import SCHEMA_VERSION
 
 ENV = {"AE_SECRET_KEY": TEST_SECRET_KEY}
 EVENT = "sales.order.created"
@@ -171,10 +172,10 @@ def test_a_version_1_store_is_migrated_to_rate_limits(open_store: Callable[[], S
     with store.transaction():
         store._run("ALTER TABLE subscriptions DROP COLUMN rate_limit")
         store._run("DROP TABLE rate_buckets")
-        store._run("DELETE FROM schema_migrations WHERE version = 2")
+        store._run("DELETE FROM schema_migrations WHERE version >= 2")  # the later ones tolerate a rerun
     assert store.schema_version() == 1
     again = open_store()
-    assert again.schema_version() == 2
+    assert again.schema_version() == SCHEMA_VERSION
     assert again.subscription(sid).rate_limit is None
     assert again.set_rate_limit(sid, TWENTY).rate_limit == TWENTY
     assert again.take_rate_tokens(sid, TWENTY, 5, utcnow())[0] == 2

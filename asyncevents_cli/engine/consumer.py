@@ -27,7 +27,6 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,15 +35,16 @@ from ..config import Config
 from ..errors import DatabaseUnavailable
 from ..notifiers import Notifiers
 from ..queues.base import KINDS, Envelope, Queue
-from ..store import PendingDelivery, Store, utcnow
+from ..store import Store, utcnow
 from .attempts import LEASE_SECONDS
 from .circuit import CircuitRules
 from .decisions import Settlement
-from .endpoints import DISCOVER_EVERY, REFRESH_EVERY, Endpoints
+from .endpoints import Endpoints
 from .flight import Flight
 from .handling import Handler
 from .io import IoThread
 from .lanes import Lanes
+from .pump import PUMP_EVERY, Pump, PumpRequest, Taken
 from .retrying import Retrying
 from .settle import settle, settle_and_take
 
@@ -53,8 +53,6 @@ log = logging.getLogger("asyncevents_cli")
 QUICK_LOOK = 0.02  # seconds: right after work, the queue is often empty; do not wait a full poll
 BUSY_WAIT = 0.05  # seconds between looks at an empty queue and the stop flag while attempts run
 EXTEND_EVERY = 5.0  # seconds between lease renewals of the messages held
-PUMP_EVERY = 0.05  # seconds between takes of kept deliveries for lanes with room
-MIN_TAKE = 16  # kept deliveries a lane with room may take at once, however narrow it is
 
 
 class Aborted(Exception):
@@ -105,6 +103,7 @@ class Consumer:
                 settings.disable_after_hours * 3600,
             )
         )
+        self.pump = Pump(store, self.lanes, self.endpoints, self.concurrency, self.retrying.call, LEASE_SECONDS)
 
     def run(
         self,
@@ -180,9 +179,9 @@ class Consumer:
                 cycle, settling = None, []
                 self._count(plan.settlements, on_message)
                 flight.settled(plan.settlements)
-                self._note_kept(plan.settlements)
-                self._apply_endpoint_updates(result.discovered)
-                for row, probe in result.kept:
+                self.pump.note_kept(plan.settlements)
+                self.pump.apply(plan.pump, result.taken)
+                for row, probe in result.taken.kept:
                     flight.start_kept(handler.handle_pending(row, probe), row)
                 if self._after_take(flight, pace, plan, result):
                     break
@@ -245,59 +244,11 @@ class Consumer:
             room=room,
             timeout=0.0 if busy else (QUICK_LOOK if pace.just_worked else self.poll_timeout),
             probe_empty=until_empty and not busy,
-            pump=self._pump_request() if pump else None,
+            pump=self.pump.request() if pump else None,
         )
-
-    def _pump_request(self) -> tuple[dict[int, int], list[int]]:
-        """Lanes with room for kept deliveries (within the window), and open circuits due a probe."""
-        wall, moment = time.time(), time.monotonic()
-        free = 2 * self.concurrency - self.lanes.in_flight()
-        rooms: dict[int, int] = {}
-        probes: list[int] = []
-        for subscription_id in sorted(self.lanes.waiting):
-            state = self.lanes.states.get(subscription_id)
-            if state is not None and state.circuit_open:
-                if state.next_probe is not None and state.next_probe <= wall:
-                    probes.append(subscription_id)
-                continue
-            if state is not None and state.deferred_until > wall:
-                continue
-            lane = self.lanes.lane(subscription_id)
-            if lane.stalled(moment):  # only what it can start now: what waits for it would be shed
-                room = min(lane.limit - lane.in_flight, free)
-            else:  # more than its limit: the rest waits in memory, so the lane stays busy between takes
-                room = min(max(4 * lane.limit, MIN_TAKE) - lane.in_flight - len(lane.waiters), free)
-            if room > 0:
-                rooms[subscription_id] = room
-                free -= room
-        return rooms, probes
-
-    def _note_kept(self, settlements: Sequence[Settlement]) -> None:
-        """Lanes whose deliveries now wait in the store: the pump looks at them."""
-        for settlement in settlements:
-            self.lanes.waiting.update(row.subscription_id for row, _ in settlement.waiting)
-            for _, follow in settlement.attempts:
-                if follow.keep is not None:
-                    self.lanes.waiting.add(follow.keep.subscription_id)
-
-    def _apply_endpoint_updates(self, discovered: set[int]) -> None:
-        """On the loop: what the I/O thread learnt about endpoints (lanes change only here)."""
-        updates, self.endpoints.updates = self.endpoints.updates, []
-        for states, transitions, complete in updates:
-            self.lanes.update(states, complete)
-            for subscription_id, transition in transitions:
-                self.lanes.transitioned(subscription_id, transition)
-        self.lanes.waiting |= discovered
-        self.endpoints.unhealthy = frozenset(self.lanes.states)
 
     def _after_take(self, flight: Flight, pace: _Pace, plan: Plan, result: CycleResult) -> bool:
         """Start what was taken; whether the loop is done (`until_empty` and nothing left)."""
-        if plan.pump is not None:
-            rooms = plan.pump[0]
-            got = Counter(row.subscription_id for row, probe in result.kept if not probe)
-            for subscription_id, room in rooms.items():
-                if got[subscription_id] < room:
-                    self.lanes.waiting.discard(subscription_id)  # drained, for now
         if result.envelopes:
             pace.just_worked = True
             pace.looked_empty_at = None
@@ -333,31 +284,16 @@ class Consumer:
             # the log may have committed when the lease fails: never settle twice
             retry(settle, self.store, self.queue, plan.settlements, self.endpoints)
             envelopes = retry(take)
-        kept, discovered = self._pump(plan)
+        taken = self.pump.take(plan.pump)
         empty = (
             plan.probe_empty
             and plan.room > 0
             and not envelopes
-            and not kept
+            and not taken.kept
             and retry(self.queue.is_empty, self.kinds)
             and retry(self.store.pending_to_attempt) == 0
         )
-        return CycleResult(envelopes, bool(empty), kept, discovered)
-
-    def _pump(self, plan: Plan) -> tuple[list[tuple[PendingDelivery, bool]], set[int]]:
-        """On the I/O thread: refresh endpoint states, find and take kept deliveries, when due."""
-        if plan.pump is None:
-            return [], set()
-        retry = self.retrying.call
-        now = time.time()
-        if now - self.endpoints.last_refresh >= REFRESH_EVERY:
-            retry(self.endpoints.refresh, self.store)
-        discovered: set[int] = set()
-        if now - self.endpoints.last_discover >= DISCOVER_EVERY:
-            discovered = retry(self.endpoints.discover, self.store)
-        rooms, probes = plan.pump
-        kept = retry(self.endpoints.take, self.store, rooms, probes, now + LEASE_SECONDS)
-        return kept, discovered
+        return CycleResult(envelopes, bool(empty), taken)
 
     def _count(self, settlements: Sequence[Settlement], on_message: Callable[[int], None] | None) -> None:
         for settlement in settlements:
@@ -422,12 +358,11 @@ class Plan:
     room: int  # messages to lease at most
     timeout: float  # how long to wait for one
     probe_empty: bool  # say whether nothing at all is left
-    pump: tuple[dict[int, int], list[int]] | None  # lanes' rooms for kept deliveries, circuits to probe
+    pump: PumpRequest | None  # kept deliveries to take for lanes with room, circuits to probe
 
 
 @dataclass(frozen=True)
 class CycleResult:
     envelopes: list[Envelope]
     empty: bool
-    kept: list[tuple[PendingDelivery, bool]]  # kept deliveries taken, and whether each is a probe
-    discovered: set[int]  # subscriptions with kept deliveries due
+    taken: Taken  # kept deliveries taken for their lanes

@@ -61,6 +61,6 @@ MIGRATIONS = (
     Migration(
         4,
         "delivery_log.recipient_url: where each attempt was sent",
-        ("ALTER TABLE delivery_log ADD COLUMN recipient_url TEXT",),
+        ("ALTER TABLE delivery_log ADD COLUMN IF NOT EXISTS recipient_url TEXT",),
     ),
 )

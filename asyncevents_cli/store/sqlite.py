@@ -96,8 +96,8 @@ def _add_columns(store: SqliteStore, columns: Sequence[tuple[str, str, str]]) ->
         _add_column(store, table, name, definition)
 
 
-#: Each attempt records the recipient it went to: a subscription's URL can change after it.
-ADD_RECIPIENT_URL = "ALTER TABLE delivery_log ADD COLUMN recipient_url TEXT"
+#: Migration 4: each attempt records the recipient it went to (a subscription's URL can change
+#: after it); added only if missing, as 2 and 3 do, so a store brought level again migrates.
 
 MIGRATIONS = (
     Migration(
@@ -121,7 +121,11 @@ MIGRATIONS = (
         LANE_TABLES,
         apply=lambda store: _add_columns(store, LANE_COLUMNS),
     ),
-    Migration(4, "delivery_log.recipient_url: where each attempt was sent", (ADD_RECIPIENT_URL,)),
+    Migration(
+        4,
+        "delivery_log.recipient_url: where each attempt was sent",
+        apply=lambda store: _add_column(store, "delivery_log", "recipient_url", "TEXT"),
+    ),
 )
 
 
