@@ -19,10 +19,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit
 
 from .backoff import RetryPolicy
+from .config_input import control_character, is_ascii_number, read_config_text
 from .errors import ConfigError, InputError
+from .redaction import redact_url
 
 EVENT_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 DEFAULT_CONFIG = "events.toml"
@@ -73,6 +75,15 @@ class Settings:
     )
     service_timeout_seconds: float = _setting(
         30.0, "longest an event's service may take to build a payload before the message is parked", (0.001, 86400)
+    )
+    serve_max_body_bytes: int = _setting(
+        2 * 1024 * 1024, "`ae serve`: the largest request body, in bytes (a 1 MiB payload fits)", (1024, 2**30)
+    )
+    serve_read_timeout_seconds: float = _setting(
+        15.0, "`ae serve`: time a client has to send a request's head, and then its body", (0.1, 3600)
+    )
+    serve_search_seconds: float = _setting(
+        10.0, "`ae serve`: time budget of one search from the pages; then 503", (0.1, 3600)
     )
     circuit_failure_threshold: int = _setting(
         10,
@@ -176,7 +187,7 @@ class Config:
     @property
     def database_display(self) -> str:
         """The database as it may be printed: a URL's password is ***."""
-        return redact_url(self.settings.database) if self.uses_postgres else str(self.database_path)
+        return redact_url(self.settings.database, keep_user=True) if self.uses_postgres else str(self.database_path)
 
     @property
     def database_path(self) -> Path:
@@ -234,20 +245,6 @@ def is_url(value: str) -> bool:
     return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value) is not None
 
 
-def redact_url(url: str) -> str:
-    """A URL safe to print: the password (in the authority, or a `password=`
-    query parameter) replaced by ***."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
-    if password:
-        parts = parts._replace(netloc=parts.netloc.replace(f":{password}@", ":***@", 1))
-    query = re.sub(r"(^|&)(password=)[^&]*", r"\1\2***", parts.query)
-    return urlunsplit(parts._replace(query=query))
-
-
 def _split_service_url(url: str) -> tuple[SplitResult, int | None] | str:
     """A service URL split into its parts and port, or why it cannot be: the checks
     the database and AMQP URLs share before their own."""
@@ -283,13 +280,15 @@ def _coerce(setting: Setting, value: Any, where: str, parse: bool = False) -> An
     TOML values are typed already: `max_deaths = "3"` in the file is an error, not 3."""
     kind = setting.kind
     if parse and isinstance(value, str) and kind is not str:
-        text = value.strip().lower()
+        text = value.strip(" \t").lower()  # ASCII blanks only: str.strip() also eats U+00A0
         try:
             if kind is bool:
                 if text in ("1", "true", "yes", "on"):
                     return True
                 if text in ("0", "false", "no", "off"):
                     return False
+                raise ValueError(value)
+            if not is_ascii_number(text, kind):  # int() takes "５" and "5_0"; nobody means those
                 raise ValueError(value)
             return kind(text)
         except ValueError:
@@ -323,19 +322,20 @@ def _validate(settings: Settings, where: Mapping[str, str]) -> None:
         )
     if not settings.database:
         raise bad("database", "must not be empty")
-    if "\0" in settings.database:
-        raise bad("database", "must not contain a NUL character")
+    for setting in SETTINGS:
+        value = getattr(settings, setting.name)
+        found = control_character(value) if isinstance(value, str) else None
+        if found is not None:
+            raise bad(setting.name, f"must not contain a control character (found {found})")
     if is_url(settings.database):
         why = database_url_problem(settings.database)
         if why:
-            raise bad("database", f"is not a PostgreSQL URL ({why}): {redact_url(settings.database)!r}")
-    if "\0" in settings.index_path:
-        raise bad("index_path", "must not contain a NUL character")
+            raise bad("database", f"is not a PostgreSQL URL ({why}): {redact_url(settings.database, keep_user=True)!r}")
     if not 1 <= len(settings.eventbridge_source.strip()) <= 256:
         raise bad("eventbridge_source", "must be 1 to 256 characters")
     why = amqp_url_problem(settings.amqp_url)
     if why:
-        raise bad("amqp_url", f"is not an AMQP URL ({why}): {redact_url(settings.amqp_url)!r}")
+        raise bad("amqp_url", f"is not an AMQP URL ({why}): {redact_url(settings.amqp_url, keep_user=True)!r}")
 
 
 def amqp_url_problem(url: str) -> str | None:
@@ -380,15 +380,18 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str
     """Read and validate the config file and the AE_* environment."""
     env = os.environ if environ is None else environ
     chosen = path or env.get("AE_CONFIG") or DEFAULT_CONFIG
+    found = control_character(str(chosen))
+    if found is not None:
+        raise ConfigError(f"the config file's path must not contain a control character (found {found})")
     config_path = Path(chosen).expanduser().absolute()
     try:
-        text = config_path.read_text(encoding="utf-8")
+        text = read_config_text(config_path)
     except FileNotFoundError:
         raise ConfigError(
             f"config file {config_path} not found",
             hint="run `ae init` to write one here, or point --config / AE_CONFIG at one",
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(f"cannot read config file {config_path}: {exc}") from None
     try:
         raw = tomllib.loads(text)

@@ -11,7 +11,11 @@ Two checks, both pure apart from DNS:
   `resolve_checked(host, port, deny_private)` resolves a host and refuses it
   if *any* address it resolves to is: link-local and cloud-metadata addresses
   always (169.254.0.0/16, fe80::/10, fd00:ec2::254), and with the setting
-  `deny_private_targets` loopback, private and every other non-global range.
+  `deny_private_targets` everything that is not globally routable (loopback,
+  private, multicast, reserved, IETF protocol assignments such as 192.0.0.8).
+  An IPv6 address that carries an IPv4 one (mapped `::ffff:a.b.c.d`, compatible
+  `::a.b.c.d`, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`, Teredo `2001::/32`) is
+  judged by the IPv4 address too: a gateway on the path may deliver to it.
   Subscribe time checks the URL's host; delivery time must check again after
   resolving, because DNS can change.
 """
@@ -26,6 +30,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from .errors import InputError
+from .redaction import redact_url
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -46,9 +51,15 @@ METADATA_NAMES = frozenset(
         "instance-data.ec2.internal",
     }
 )
+#: Not globally routable, though `ipaddress.is_global` says so on the Pythons we
+#: support (3.11 predates the fix for 192.0.0.0/24 and 64:ff9b:1::/48).
+NOT_GLOBAL = (
+    ipaddress.ip_network("192.0.0.0/24"),
+    ipaddress.ip_network("64:ff9b:1::/48"),
+)
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
 MAX_URL_LENGTH = 2048
 LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
-USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
 DOTTED_QUAD = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$")
 FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x20\x7f-\x9f\s]")
 
@@ -60,7 +71,8 @@ class TargetRefused(InputError):
 
 
 def _bad(url: str, why: str) -> InputError:
-    shown = url if len(url) <= 80 else url[:77] + "..."
+    shown = redact_url(url)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
     return InputError(f"invalid recipient URL {shown!r}: {why}")
 
 
@@ -128,17 +140,35 @@ def parse_ip(host: str) -> IPAddress | None:
     return address
 
 
+def embedded_ipv4(ip: IPAddress) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (mapped, compatible, NAT64, 6to4,
+    Teredo server and client), which a translating gateway may connect to."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return []
+    found = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+    if ip in NAT64 or 1 < int(ip) < 2**32:  # NAT64, or IPv4-compatible ::a.b.c.d
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return [address for address in found if address is not None]
+
+
+def is_globally_routable(ip: IPAddress) -> bool:
+    """The stdlib's is_global, less multicast and the ranges it misses (NOT_GLOBAL)."""
+    if not ip.is_global or ip.is_multicast or ip.is_reserved:
+        return False
+    return not any(ip in network for network in NOT_GLOBAL if network.version == ip.version)
+
+
 def refusal(address: IPAddress | str, deny_private: bool = False) -> str | None:
     """Why `address` may not receive webhooks (a phrase such as "a link-local or
-    cloud-metadata address"), or None if it may."""
+    cloud-metadata address"), or None if it may. An IPv6 address is judged together
+    with every IPv4 address it embeds."""
     ip = parse_ip(address) if isinstance(address, str) else address
     if ip is None:
         return f"{address!r} is not an IP address"
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if any(ip in network for network in ALWAYS_DENIED if network.version == ip.version):
+    judged = [ip, *embedded_ipv4(ip)]
+    if any(a in network for a in judged for network in ALWAYS_DENIED if network.version == a.version):
         return "a link-local or cloud-metadata address"
-    if deny_private and not ip.is_global:
+    if deny_private and not all(is_globally_routable(a) for a in judged):
         return "a loopback, private or otherwise non-global address (deny_private_targets is on)"
     return None
 
@@ -191,11 +221,6 @@ def check_target(url: str, deny_private: bool = False, resolver: Resolver = syst
         resolve_checked(parsed.host or "", port, deny_private, resolver)
 
 
-def redact_credentials(url: str | None) -> str | None:
-    """A recipient URL fit for a listing: any user and password shown as ***."""
-    return USERINFO.sub(r"\1***@", url) if url else url
-
-
 def describe_refusal(exc: TargetRefused) -> str:
     """What the delivery log keeps for a refused attempt: the refusal, nothing from the target."""
     return f"TargetRefused: {exc.message}"
@@ -209,8 +234,9 @@ __all__ = [
     "check_recipient_url",
     "check_target",
     "describe_refusal",
+    "embedded_ipv4",
+    "is_globally_routable",
     "parse_ip",
-    "redact_credentials",
     "refusal",
     "resolve_checked",
     "system_resolver",

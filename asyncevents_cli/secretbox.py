@@ -9,7 +9,8 @@ The key comes from ``AE_SECRET_KEY`` (one Fernet key, or several separated by
 commas: the first encrypts, all decrypt, so keys can be rotated), or else
 from a key file beside the store (``<database>.key``), created with mode
 0600 on first use (one key a line, the first encrypting; `ae key rotate`
-holds two there while it re-encrypts). A sealed value that no key opens raises `SecretKeyError`
+holds two there while it re-encrypts); a key file that group or others can
+read is refused (exit 2), as ssh refuses such a key. A sealed value that no key opens raises `SecretKeyError`
 (exit 1): a delivery is never signed with a wrong secret.
 
     box = SecretBox.for_store(Path(".ae/ae.db"))   # may create .ae/ae.db.key
@@ -26,6 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .errors import AeError
+from .private_files import check_private_key_file, create_private_file
 
 PREFIX = "fernet:"
 KEY_ENV = "AE_SECRET_KEY"
@@ -41,26 +43,6 @@ def is_sealed(value: str | None) -> bool:
 
 def key_path_for(store_path: Path) -> Path:
     return store_path.with_name(store_path.name + ".key")
-
-
-def create_private_file(path: Path, data: bytes) -> bool:
-    """Write `data` to a new file of mode 0600, atomically; False if `path` already
-    exists (another process won the race: use its file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(temporary, path)  # fails if the name exists: never overwrite a key
-        except FileExistsError:
-            return False
-        return True
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def generate_key() -> str:
@@ -128,6 +110,7 @@ class SecretBox:
             from cryptography.fernet import Fernet
 
             create_private_file(path, Fernet.generate_key() + b"\n")
+        check_private_key_file(path)
         return cls(read_key_file(path), str(path))
 
     @classmethod

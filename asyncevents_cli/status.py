@@ -8,8 +8,8 @@ from typing import Any
 from .config import Config
 from .errors import InputError
 from .messages import MalformedMessage, RetryMessage, TriggerMessage
-from .netguard import redact_credentials
 from .queues.base import TRIGGER, Queue
+from .redaction import redact_url
 from .store import Store
 
 #: Up to this many parked messages are read to tell resolved ones apart; above it,
@@ -31,7 +31,7 @@ def status(config: Config, store: Store, queue: Queue) -> dict[str, Any]:
         "subscriptions": [
             {
                 **row,
-                "recipient_url": redact_credentials(row["recipient_url"]),
+                "recipient_url": redact_url(row["recipient_url"]),
                 # held: kept while its circuit is open (or it is disabled); waiting: every
                 # delivery kept in the store for its lane, the held ones included
                 "held": held.get(row["subscription_id"], 0),

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import NotFound
-from .netguard import redact_credentials
+from .redaction import redact_url
 from .states import DeliveryState, SubscriptionStatus
 from .store import EndpointState, PendingDelivery, Store, parse_timestamp, utcnow
 
@@ -92,7 +92,7 @@ def trace(store: Store, uuid: str) -> dict[str, Any]:
     state = store.delivery(uuid)
     first, last = attempts[0], attempts[-1]
     subscription = store.find_subscription(last["subscription_id"], reveal=False)
-    current_url = redact_credentials(subscription.recipient_url) if subscription else None
+    current_url = redact_url(subscription.recipient_url) if subscription else None
     endpoint = store.endpoint_states([last["subscription_id"]]).get(last["subscription_id"])
     status = overall_status(state, attempts, endpoint=endpoint)
     current = state["state"] if state else None
@@ -146,7 +146,7 @@ def _unattempted(store: Store, kept: PendingDelivery) -> dict[str, Any]:
         "uuid": kept.uuid,
         "event_name": kept.event_name,
         "subscription_id": kept.subscription_id,
-        "recipient_url": redact_credentials(subscription.recipient_url) if subscription else None,
+        "recipient_url": redact_url(subscription.recipient_url) if subscription else None,
         "subscription_status": (
             SubscriptionStatus.of(subscription.enabled) if subscription else SubscriptionStatus.DELETED
         ),

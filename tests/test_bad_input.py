@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,12 @@ def snapshot(folder: Path) -> dict[str, Any]:
         for p in (folder / ".ae").iterdir()
         if p.is_file() and not p.name.endswith(("-wal", "-shm"))
     }
-    return {"rows": rows, "files": files, "index": sorted(p.name for p in (folder / ".ae" / "ae.db.index").iterdir())}
+    return {
+        "rows": rows,
+        "files": files,
+        "index": sorted(p.name for p in (folder / ".ae" / "ae.db.index").iterdir()),
+        "beside the config": sorted(p.name for p in folder.iterdir()),  # e.g. a database named with a newline
+    }
 
 
 def assert_refused(result: Any, exit_code: int, fragment: str = "") -> None:
@@ -142,6 +148,12 @@ COMMANDS = [
     (["subscribe", EVENT, "http://[fd00:ec2::254]/"], 2, "cloud-metadata"),
     (["subscribe", EVENT, "http://[::ffff:169.254.169.254]/"], 2, "cloud-metadata"),
     (["subscribe", EVENT, "http://2852039166/"], 2, "169.254.169.254"),
+    # issue 18: IPv6 forms that carry the metadata address
+    (["subscribe", EVENT, "http://[::a9fe:a9fe]/"], 2, "cloud-metadata"),
+    (["subscribe", EVENT, "http://[64:ff9b::a9fe:a9fe]/"], 2, "cloud-metadata"),
+    (["subscribe", EVENT, "http://[2002:a9fe:a9fe::1]/"], 2, "cloud-metadata"),
+    (["subscribe", EVENT, "http://[2001:0:4136:e378:8000:63bf:5601:5601]/"], 2, "cloud-metadata"),
+    (["subscribe", EVENT, "http://alice:pa55word@exa mple/"], 2, "***@exa"),  # redacted in the error
     (["subscribe", EVENT, "http://metadata.google.internal/computeMetadata/v1/"], 2, "cloud-metadata"),
     (["subscribe", EVENT, "http://METADATA.google.internal./"], 2, "cloud-metadata"),
     # subscribe: secrets, store, notifier, event
@@ -227,6 +239,24 @@ ENVIRONMENTS = [
     ({"AE_LOG_RETENTION_DAYS": "-1"}, "log_retention_days"),
     ({"AE_DATABASE": ""}, "database"),
     ({"AE_SECRET_KEY": "not-a-fernet-key"}, "AE_SECRET_KEY"),
+    # issue 18: numbers in ASCII digits only, no control characters in paths and URLs
+    ({"AE_MAX_DEATHS": "\uff15"}, "max_deaths"),  # a full-width 5
+    ({"AE_MAX_DEATHS": "5_0"}, "max_deaths"),
+    ({"AE_CONCURRENCY": "\u0663"}, "concurrency"),  # an Arabic-Indic 3
+    ({"AE_LOG_RETENTION_DAYS": "1_0"}, "log_retention_days"),
+    ({"AE_BACKOFF_EXPONENT": "\uff12.0"}, "backoff_exponent"),
+    ({"AE_BACKOFF_UNIT_SECONDS": "0x10"}, "backoff_unit_seconds"),
+    ({"AE_BACKOFF_MAX_SECONDS": "1_000"}, "backoff_max_seconds"),
+    ({"AE_DATABASE": "new\nline.db"}, "control character"),
+    ({"AE_DATABASE": "tab\t.db"}, "control character"),
+    ({"AE_INDEX_PATH": "index\rhere"}, "control character"),
+    ({"AE_AMQP_URL": "amqp://rabbit/\x1b[31m"}, "control character"),
+    ({"AE_EVENTBRIDGE_SOURCE": "ae\x7f"}, "control character"),
+    ({"AE_DATABASE": "line\u2028separator.db"}, "control character"),
+    ({"AE_SERVE_MAX_BODY_BYTES": "100"}, "serve_max_body_bytes"),
+    ({"AE_SERVE_MAX_BODY_BYTES": "2MiB"}, "serve_max_body_bytes"),
+    ({"AE_SERVE_READ_TIMEOUT_SECONDS": "0"}, "serve_read_timeout_seconds"),
+    ({"AE_SERVE_SEARCH_SECONDS": "inf"}, "serve_search_seconds"),
 ]
 
 
@@ -290,6 +320,58 @@ def test_bad_config_file(store_folder: Path, text: str, fragment: str) -> None:
     before = snapshot(store_folder)
     assert_refused(ae(path, "publish", EVENT, "--data", "{}"), 2, fragment)
     assert snapshot(store_folder) == before
+
+
+CONFIG_PATHS = [
+    ("/dev/zero", "not a regular file"),
+    ("/dev/null", "not a regular file"),
+    (".", "not a regular file"),
+    ("new\nline.toml", "control character"),
+]
+
+
+@pytest.mark.parametrize("chosen, fragment", CONFIG_PATHS)
+def test_a_config_path_that_is_not_a_small_regular_file_is_refused_at_once(
+    store_folder: Path, chosen: str, fragment: str
+) -> None:
+    """Issue 18: AE_CONFIG=/dev/zero read forever; now exit 2 at once, from the variable
+    as from --config."""
+    import time
+
+    before = snapshot(store_folder)
+    for result in (
+        ae(Path(chosen), "publish", EVENT, "--data", "{}"),
+        runner_without_config("publish", EVENT, "--data", "{}", env={"AE_CONFIG": chosen}),
+    ):
+        assert_refused(result, 2, fragment)
+    assert snapshot(store_folder) == before
+    fifo = store_folder / "fifo.toml"
+    os.mkfifo(fifo)
+    try:
+        started = time.monotonic()
+        assert_refused(ae(fifo, "publish", EVENT, "--data", "{}"), 2, "not a regular file")
+        assert time.monotonic() - started < 5  # opening a FIFO would block forever
+    finally:
+        fifo.unlink()
+
+
+def test_a_config_file_too_large_is_refused(store_folder: Path) -> None:
+    from asyncevents_cli.config_input import MAX_CONFIG_BYTES
+
+    big = store_folder / "big" / "events.toml"
+    big.parent.mkdir(exist_ok=True)
+    big.write_text("# padding\n" * (MAX_CONFIG_BYTES // 10 + 1))
+    before = snapshot(store_folder)
+    assert_refused(ae(big, "publish", EVENT, "--data", "{}"), 2, "larger than")
+    assert snapshot(store_folder) == before
+
+
+def runner_without_config(*args: str, env: dict[str, str]) -> Any:
+    from conftest import runner
+
+    from asyncevents_cli.cli import app
+
+    return runner.invoke(app, list(args), env=env)
 
 
 # -- raw queue messages: parked with the reason, never a crash ----------------------

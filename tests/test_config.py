@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import write_config
 
-from asyncevents_cli.config import DEFAULT_AMQP_URL, SETTINGS, EventDefinition, load_config, redact_url
+from asyncevents_cli.config import DEFAULT_AMQP_URL, SETTINGS, EventDefinition, load_config
 from asyncevents_cli.errors import ConfigError, InputError
+from asyncevents_cli.redaction import redact_url
 
 DEFAULTS = {
     "database": ".ae/ae.db",
@@ -28,6 +29,9 @@ DEFAULTS = {
     "eventbridge_source": "ae",
     "retry_after_max_seconds": 3600.0,
     "service_timeout_seconds": 30.0,
+    "serve_max_body_bytes": 2 * 1024 * 1024,
+    "serve_read_timeout_seconds": 15.0,
+    "serve_search_seconds": 10.0,
     "circuit_failure_threshold": 10,
     "circuit_probe_seconds": 30.0,
     "disable_after_hours": 72.0,
@@ -96,6 +100,9 @@ subscription_concurrency = 8
 eventbridge_source = "shop.example"
 retry_after_max_seconds = 600
 service_timeout_seconds = 2.5
+serve_max_body_bytes = 4096
+serve_read_timeout_seconds = 2
+serve_search_seconds = 0.5
 circuit_failure_threshold = 5
 circuit_probe_seconds = 10
 disable_after_hours = 24
@@ -119,6 +126,9 @@ disable_after_hours = 24
         "eventbridge_source": "shop.example",
         "retry_after_max_seconds": 600.0,
         "service_timeout_seconds": 2.5,
+        "serve_max_body_bytes": 4096,
+        "serve_read_timeout_seconds": 2.0,
+        "serve_search_seconds": 0.5,
         "circuit_failure_threshold": 5,
         "circuit_probe_seconds": 10.0,
         "disable_after_hours": 24.0,
@@ -164,6 +174,9 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
         "eventbridge_source": "default",
         "retry_after_max_seconds": "default",
         "service_timeout_seconds": "default",
+        "serve_max_body_bytes": "default",
+        "serve_read_timeout_seconds": "default",
+        "serve_search_seconds": "default",
         "circuit_failure_threshold": "default",
         "circuit_probe_seconds": "default",
         "disable_after_hours": "default",
@@ -418,7 +431,7 @@ def test_unimportable_service_is_a_config_error(tmp_path: Path) -> None:
     ],
 )
 def test_redact_url(url: str, shown: str) -> None:
-    assert redact_url(url) == shown
+    assert redact_url(url, keep_user=True) == shown
 
 
 @pytest.mark.parametrize(
@@ -448,3 +461,43 @@ def test_settings_are_typed_and_frozen(tmp_path: Path) -> None:
         ("max_deaths", int),
     ]
     assert {s.kind for s in SETTINGS} == {str, int, float, bool}
+
+
+def test_an_unknown_ae_variable_gets_one_warning_naming_the_nearest_known_one(tmp_path: Path) -> None:
+    """Issue 18: a typo such as AE_MAX_DEATH used to be ignored silently."""
+    from conftest import ae, ok
+
+    from asyncevents_cli.config import SETTINGS_BY_NAME
+    from asyncevents_cli.config_input import unknown_variables
+
+    config = write_config(tmp_path)
+    result = ok(config, "events", "list", env={"AE_MAX_DEATH": "3"})
+    assert result.stderr.splitlines() == [
+        "ae: warning: AE_MAX_DEATH is not an ae setting and is ignored; did you mean AE_MAX_DEATHS?"
+    ]
+    assert "sales.order.created" in result.stdout
+    quiet = ae(config, "events", "list", env={"AE_MAX_DEATHS": "3", "AE_DEBUG": "0", "AE_REQUIRE_AMQP": "1"})
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    warnings = unknown_variables(
+        {"AE_DATABSE": "x", "AE_SECRETKEY": "k", "AE_ZZZZZZZZZZZZZ": "1", "HOME": "/", "AE_QUEUE": "db"},
+        SETTINGS_BY_NAME,
+    )
+    assert [w.split(" is not")[0] for w in warnings] == [
+        "ae: warning: AE_DATABSE",
+        "ae: warning: AE_SECRETKEY",
+        "ae: warning: AE_ZZZZZZZZZZZZZ",
+    ]
+    assert "did you mean AE_DATABASE?" in warnings[0] and "did you mean AE_SECRET_KEY?" in warnings[1]
+    assert "known: AE_AMQP_URL" in warnings[2]
+
+
+def test_toml_numbers_keep_toml_syntax_and_the_environment_takes_ascii_digits_only(tmp_path: Path) -> None:
+    """`5_0` is a TOML integer (the file's own grammar); in AE_* it is refused, as `５` is."""
+    config = tmp_path / "events.toml"
+    config.write_text("[settings]\nmax_deaths = 5_0\n")
+    assert load_config(config, environ={}).settings.max_deaths == 50
+    assert load_config(config, environ={"AE_MAX_DEATHS": " 7 "}).settings.max_deaths == 7
+    assert load_config(config, environ={"AE_BACKOFF_EXPONENT": "1.5e0"}).settings.backoff_exponent == 1.5
+    for text in ("\uff15", "5_0", "\u0665", "1\u00a0", "0x5", "5.0"):
+        with pytest.raises(ConfigError, match="max_deaths must be int"):
+            load_config(config, environ={"AE_MAX_DEATHS": text})

@@ -35,6 +35,32 @@ from asyncevents_cli.netguard import TargetRefused, refusal, resolve_checked
         ("0.0.0.0", True, "non-global"),
         ("93.184.216.34", True, None),
         ("2606:4700::1111", True, None),
+        # IPv6 forms that carry the metadata address (issue 18)
+        ("::a9fe:a9fe", False, "cloud-metadata"),  # IPv4-compatible
+        ("::169.254.169.254", False, "cloud-metadata"),
+        ("64:ff9b::a9fe:a9fe", False, "cloud-metadata"),  # NAT64
+        ("64:ff9b::169.254.169.254", False, "cloud-metadata"),
+        ("2002:a9fe:a9fe::1", False, "cloud-metadata"),  # 6to4
+        ("2001:0:4136:e378:8000:63bf:5601:5601", False, "cloud-metadata"),  # Teredo, client 169.254.169.254
+        ("::ffff:a9fe:a9fe", False, "cloud-metadata"),  # mapped, hex spelling
+        ("64:ff9b::808:808", False, None),  # NAT64 of a public address is fine
+        ("2002:808:808::1", True, None),  # 6to4 of a public address too
+        # deny_private_targets: everything not globally routable (issue 18)
+        ("192.0.0.8", True, "non-global"),
+        ("192.0.0.170", True, "non-global"),
+        ("224.0.0.1", True, "non-global"),
+        ("239.255.255.250", True, "non-global"),
+        ("ff02::1", True, "non-global"),
+        ("240.0.0.1", True, "non-global"),
+        ("255.255.255.255", True, "non-global"),
+        ("64:ff9b::7f00:1", True, "non-global"),  # NAT64 of 127.0.0.1
+        ("64:ff9b::a00:1", True, "non-global"),  # NAT64 of 10.0.0.1
+        ("64:ff9b:1::a00:1", True, "non-global"),  # local-use NAT64
+        ("::7f00:1", True, "non-global"),  # IPv4-compatible 127.0.0.1
+        ("2002:7f00:1::1", True, "non-global"),  # 6to4 of 127.0.0.1
+        ("2002:c0a8:1::1", True, "non-global"),  # 6to4 of 192.168.0.1
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", True, "non-global"),  # Teredo, client 127.0.0.1
+        ("8.8.8.8", True, None),
     ],
 )
 def test_refusal(address: str, private: bool, refused: str | None) -> None:

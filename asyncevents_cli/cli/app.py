@@ -228,8 +228,12 @@ def root(
     ),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
 ) -> None:
+    from ..config import SETTINGS_BY_NAME
+    from ..config_input import environ_warnings
     from ..runtime import Runtime
 
+    for warning in environ_warnings(SETTINGS_BY_NAME):
+        _note(warning)
     runtime = Runtime(config)
     ctx.obj = runtime
     ctx.call_on_close(runtime.close)

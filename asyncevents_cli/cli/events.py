@@ -6,7 +6,8 @@ from typing import Any
 
 import typer
 
-from ..config import SETTINGS_BY_NAME, redact_url
+from ..config import SETTINGS_BY_NAME
+from ..redaction import redact_url
 from .context import JSON_OPTION, runtime
 from .output import Col, emit, table
 
@@ -44,7 +45,7 @@ def show_config(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
         "settings": [
             {
                 "name": name,
-                "value": redact_url(value) if name in ("amqp_url", "database") else value,
+                "value": redact_url(value, keep_user=True) if name in ("amqp_url", "database") else value,
                 "source": config.sources[name],
                 "help": SETTINGS_BY_NAME[name].help,
             }

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..config import Config
 from ..netguard import TargetRefused, check_addresses, check_name, describe_refusal, parse_ip
+from ..redaction import redact_url
 from ..store import Subscription, utcnow
 from .base import RESPONSE_LIMIT, Notifier, NotifyResult, clip
 from .signing import MAGENTO_HEADER, magento_signature, secrets_in_use, signature_headers
@@ -205,7 +206,8 @@ class HttpNotifier(Notifier):
             why = f"Timeout: no complete response within {self.total_timeout:g} s (connect to last byte)"
             return NotifyResult(False, None, why, time.perf_counter() - started)
         except (aiohttp.ClientError, OSError, ValueError) as exc:  # refused, DNS, TLS, an unusable URL
-            return NotifyResult(False, None, clip(describe_error(exc)), time.perf_counter() - started)
+            why = describe_error(exc).replace(subscription.recipient_url, redact_url(subscription.recipient_url))
+            return NotifyResult(False, None, clip(why), time.perf_counter() - started)
 
     def notify(self, subscription: Subscription, body: bytes, uuid: str) -> NotifyResult:
         """One blocking attempt on a connection of its own (for callers outside an event loop)."""

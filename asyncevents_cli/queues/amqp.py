@@ -50,9 +50,9 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
 from ..backoff import RetryPolicy
-from ..config import redact_url as redact
 from ..errors import AeError, ConfigError, QueueUnavailable
 from ..messages import RetryMessage, TriggerMessage
+from ..redaction import redact_url
 from ..store import Store
 from .amqp_topology import (
     FAILOVER_EXCHANGE,
@@ -130,7 +130,7 @@ def connection_parameters(url: str) -> pika.URLParameters:
     try:
         params = pika.URLParameters(url)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"amqp_url {redact(url)!r} is not a valid AMQP URL: {exc}") from None
+        raise ConfigError(f"amqp_url {redact_url(url, keep_user=True)!r} is not a valid AMQP URL: {exc}") from None
     given = parse_qs(urlsplit(url).query)
     for name, value in URL_DEFAULTS.items():
         if name not in given:
@@ -150,6 +150,7 @@ class AmqpQueue(Queue):
         store: Callable[[], Store | None] | None = None,
     ) -> None:
         self.url = url
+        self.shown_url = redact_url(url, keep_user=True)  # the URL as messages may print it
         self.policy = policy or RetryPolicy()
         self.prefetch = prefetch
         #: how long to keep re-connecting after an established connection is lost
@@ -176,7 +177,7 @@ class AmqpQueue(Queue):
 
     def _unavailable(self, exc: BaseException) -> QueueUnavailable:
         return QueueUnavailable(
-            f"cannot reach RabbitMQ at {redact(self.url)}: {describe(exc)}",
+            f"cannot reach RabbitMQ at {self.shown_url}: {describe(exc)}",
             hint="check that the broker runs and amqp_url / AE_AMQP_URL point at it",
         )
 
@@ -205,7 +206,7 @@ class AmqpQueue(Queue):
         except pika.exceptions.ChannelClosedByBroker as exc:
             self._drop()
             raise AeError(
-                f"RabbitMQ at {redact(self.url)} refused the event exchanges/queues: {exc.reply_text}",
+                f"RabbitMQ at {self.shown_url} refused the event exchanges/queues: {exc.reply_text}",
                 hint="an exchange or queue of the same name exists with other settings",
             ) from None
 
@@ -252,7 +253,7 @@ class AmqpQueue(Queue):
                 lost = isinstance(exc, CONNECTION_ERRORS) or self._conn is None or not self._conn.is_open
                 self._drop()
                 if not lost:  # the broker refused this operation; retrying would not help
-                    raise AeError(f"RabbitMQ at {redact(self.url)} refused an operation: {describe(exc)}") from None
+                    raise AeError(f"RabbitMQ at {self.shown_url} refused an operation: {describe(exc)}") from None
                 if not self._connected_once:
                     raise self._unavailable(exc) from None
                 now = time.monotonic()
@@ -306,7 +307,7 @@ class AmqpQueue(Queue):
         self._held.pop(envelope.handle, None)
         raise AeError(
             f"message {envelope.message_id} on {QUEUE_FOR_KIND[envelope.kind]} belongs to another ae store"
-            f" ({owner}), not to this one ({mine}): two stores share the queues of {redact(self.url)};"
+            f" ({owner}), not to this one ({mine}): two stores share the queues of {self.shown_url};"
             " the message was put back for its own store",
             hint="give each store a vhost of its own in amqp_url, or run every consumer on one shared store"
             " (settings.database = postgresql://..., which consumers on every host can share)",
@@ -718,4 +719,4 @@ class AmqpQueue(Queue):
         self._drop()
 
 
-__all__ = ["AmqpQueue", "DEADLETTER_QUEUE", "redact"]
+__all__ = ["AmqpQueue", "DEADLETTER_QUEUE"]

@@ -19,10 +19,11 @@ from fnmatch import fnmatchcase
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from .. import publish as publishing
 from .. import subscribe as subscribing
+from ..redaction import redact_url
 from ..store import Subscription
 from ..tokens import ApiToken
 from .auth import api_token, backend, require_event
@@ -124,14 +125,23 @@ UNAVAILABLE: dict[int | str, dict[str, Any]] = {503: {"model": Message, "descrip
 
 router = APIRouter(prefix="/rest/V1", tags=["async events"], responses=ERRORS)
 Token = Annotated[ApiToken, Depends(api_token)]
-SubscriptionId = Annotated[int, Path(description="The subscription id.", ge=1, le=MAX_ID)]
+
+
+def digits_only(value: Any) -> Any:
+    """A path id as text must be ASCII digits: pydantic's int would take "1.0" and "１"."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a whole number written in digits")
+    return value
+
+
+SubscriptionId = Annotated[int, Path(description="The subscription id.", ge=1, le=MAX_ID), BeforeValidator(digits_only)]
 
 
 def display(subscription: Subscription) -> AsyncEvent:
     return AsyncEvent(
         subscription_id=subscription.subscription_id,
         event_name=subscription.event_name,
-        recipient_url=subscription.recipient_url,
+        recipient_url=redact_url(subscription.recipient_url),
         status=subscription.enabled,
         subscribed_at=(subscription.subscribed_at or "")[:19],  # Magento's "Y-m-d H:i:s"
         store_id=subscription.store_id,
@@ -144,16 +154,21 @@ def _not_found(subscription_id: int) -> ApiError:
     return ApiError(404, f"Async event with subscription ID {subscription_id} does not exist")
 
 
+def _visible(subscription: Subscription | None, subscription_id: int, token: ApiToken) -> Subscription:
+    """The subscription if the token may see it. One outside the token's scope answers
+    exactly as a missing one does, so a scoped token cannot tell which ids exist."""
+    if subscription is None or not token.allows(subscription.event_name):
+        raise _not_found(subscription_id)
+    return subscription
+
+
 @router.get(
     "/async_event/{subscription_id}", response_model=AsyncEvent, responses=NOT_FOUND, summary="Get a subscription"
 )
 def get_subscription(request: Request, subscription_id: SubscriptionId, token: Token) -> AsyncEvent:
     with backend(request).use() as rt:
         subscription = rt.store.find_subscription(subscription_id)
-    if subscription is None:
-        raise _not_found(subscription_id)
-    require_event(token, subscription.event_name)
-    return display(subscription)
+    return display(_visible(subscription, subscription_id, token))
 
 
 # Magento's searchCriteria, as far as subscriptions need it: one event_name filter and paging.
@@ -276,10 +291,7 @@ def change_subscription(
 ) -> AsyncEvent:
     change = body.asyncEvent
     with backend(request).use() as rt:
-        current = rt.store.find_subscription(subscription_id)
-        if current is None:
-            raise _not_found(subscription_id)
-        require_event(token, current.event_name)
+        _visible(rt.store.find_subscription(subscription_id), subscription_id, token)
         subscription = subscribing.change(
             rt.config, rt.store, subscription_id, change.status, change.metadata, change.rate_limit
         )

@@ -20,7 +20,8 @@ from ..runtime import Runtime
 from . import api, pages, queue_pages
 from .backend import Backend
 from .errors import ApiError, from_ae_error
-from .sessions import COOKIE, MAX_AGE, CsrfFailed, SignInRequired, signing_key
+from .guard import RequestGuard
+from .sessions import COOKIE, MAX_AGE, CsrfFailed, SignedOut, SignInRequired, signed_out_path, signing_key
 
 log = logging.getLogger("ae.serve")
 
@@ -84,9 +85,18 @@ def create_app(runtime: Runtime) -> FastAPI:
         redoc_url=None,
     )
     app.state.backend = Backend(runtime)
+    app.state.signed_out = SignedOut(signed_out_path(runtime.config))
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(queue_pages.router)
+    settings = runtime.config.settings
+    # Inside the session middleware, so that a page POST's session is known before its body is read.
+    app.add_middleware(
+        RequestGuard,
+        backend=app.state.backend,
+        max_body=settings.serve_max_body_bytes,
+        read_timeout=settings.serve_read_timeout_seconds,
+    )
     # Signed (itsdangerous), HttpOnly, SameSite=strict: another site can neither read
     # the cookie nor make the browser send it with a forged POST.
     app.add_middleware(

@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ..tokens import ApiToken, authenticate
 from .backend import Backend
 from .errors import ApiError, unauthorized
+from .guard import TOKEN_STATE
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `ae tokens create NAME`.")
 
@@ -18,7 +19,11 @@ def backend(request: Request) -> Backend:
 
 
 def api_token(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> ApiToken:
-    """The token behind `Authorization: Bearer ...`, or 401 as the module answers."""
+    """The token behind `Authorization: Bearer ...`, or 401 as the module answers. The
+    request guard has looked it up already, before reading the body."""
+    checked = getattr(request.state, TOKEN_STATE, None)
+    if isinstance(checked, ApiToken):
+        return checked
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise unauthorized("The consumer isn't authorized to access the API: send 'Authorization: Bearer TOKEN'.")
     with backend(request).use() as rt:

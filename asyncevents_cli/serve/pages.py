@@ -17,15 +17,17 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import BeforeValidator
 
 from .. import replay as replaying
 from .. import trace as tracing
 from ..errors import AeError, InputError, NotFound
-from ..search import search_logs
 from ..states import DeliveryState
 from ..tokens import ApiToken
+from .api import digits_only
 from .auth import backend
-from .sessions import SignInRequired, check_csrf, current_user, login_url, safe_next, sign_in
+from .backend import SearchTimedOut
+from .sessions import SignInRequired, check_csrf, current_user, login_url, safe_next, sign_in, sign_out
 
 __all__ = ["router", "render", "current_user", "backend", "login_url"]
 
@@ -45,6 +47,7 @@ def admin(request: Request) -> ApiToken:
 
 
 Admin = Annotated[ApiToken, Depends(admin)]
+FormId = Annotated[int, BeforeValidator(digits_only)]  # "1.0" is no id
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
@@ -57,6 +60,15 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
 def back_to(path: str, request: Request, message: str) -> RedirectResponse:
     request.session["flash"] = message
     return RedirectResponse(path, status_code=303)
+
+
+STYLESHEET = (Path(__file__).parent / "templates" / "ae.css").read_bytes()
+
+
+@router.get("/ae.css")
+def stylesheet() -> Response:
+    """The pages' stylesheet: a file of its own, since the CSP allows no inline style."""
+    return Response(STYLESHEET, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
 
 
 @router.get("/")
@@ -89,7 +101,7 @@ def login(request: Request, token: Annotated[str, Form()] = "", next: Annotated[
 @router.post("/logout")
 def logout(request: Request, user: Admin, csrf: Annotated[str, Form()] = "") -> RedirectResponse:
     check_csrf(request, csrf)
-    request.session.clear()
+    sign_out(request)
     return RedirectResponse("/login", status_code=303)
 
 
@@ -108,7 +120,7 @@ def subscription_action(
     request: Request,
     user: Admin,
     action: Annotated[str, Form()] = "",
-    ids: Annotated[list[int], Form()] = [],  # noqa: B006 - FastAPI reads the default, never mutates it
+    ids: Annotated[list[FormId], Form()] = [],  # noqa: B006 - FastAPI reads the default, never mutates it
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     """The module's mass actions: enable, disable, replay the latest delivery of each."""
@@ -143,21 +155,23 @@ def _count(n: int, one: str, many: str | None = None) -> str:
 @router.get("/logs")
 def logs(request: Request, user: Admin, q: str = "", page: Annotated[int, Query(ge=1, le=1_000_000)] = 1) -> Response:
     offset = (page - 1) * PAGE_SIZE
-    error, mode = None, None
-    with backend(request).use() as rt:
-        try:
-            if q.strip():
-                hits = search_logs(rt.config, rt.store, q, PAGE_SIZE, offset)
-                total, rows, mode = hits.total, hits.rows, hits.mode
-            else:
+    error, mode, status = None, None, 200
+    try:
+        if q.strip():  # on the search lane, never under the lock other requests wait on
+            hits = backend(request).search(q, PAGE_SIZE, offset)
+            total, rows, mode = hits.total, hits.rows, hits.mode
+        else:
+            with backend(request).use() as rt:
                 total, rows = rt.store.log_page(PAGE_SIZE, offset)
-        except InputError as exc:
-            total, rows, error = 0, [], exc.message
+    except InputError as exc:
+        total, rows, error, status = 0, [], exc.message, 400
+    except SearchTimedOut as exc:
+        total, rows, error, status = 0, [], f"{exc.message}; {exc.hint}", 503
     pages = max(1, math.ceil(total / PAGE_SIZE))
     return render(
         request,
         "logs.html",
-        400 if error else 200,
+        status,
         user=user,
         q=q,
         rows=rows,

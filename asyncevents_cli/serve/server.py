@@ -15,6 +15,7 @@ import uvicorn
 from ..errors import AeError
 from ..runtime import Runtime
 from .app import create_app
+from .protocol import guarded_protocol
 
 log = logging.getLogger("ae.serve")
 
@@ -79,7 +80,14 @@ def run(runtime: Runtime, host: str, port: int) -> None:
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     server = uvicorn.Server(
-        uvicorn.Config(app, log_config=LOGGING, lifespan="off", timeout_graceful_shutdown=5, server_header=False)
+        uvicorn.Config(
+            app,
+            http=guarded_protocol(runtime.config.settings.serve_read_timeout_seconds),
+            log_config=LOGGING,
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+            server_header=False,
+        )
     )
     log.info("ae serve: listening on http://%s:%s (Ctrl-C or SIGTERM to stop)", shown, bound_port)
     sys.stderr.flush()

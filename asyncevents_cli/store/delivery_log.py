@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..netguard import redact_credentials
+from ..redaction import redact_url
 from ..states import DeliveryState, SubscriptionStatus
 from .base import StoreBase
 from .records import ENABLED, LOG_COLUMNS, Attempt, ChainState, LogCondition, timestamp, utcnow
@@ -50,7 +50,7 @@ def _attempt_row(attempt: Attempt, created: str) -> tuple[Any, ...]:
         a.death_count,
         round(a.duration, 6),
         a.message_id,
-        redact_credentials(a.recipient_url),  # the log keeps no password a URL carried
+        redact_url(a.recipient_url) if a.recipient_url else None,  # the log keeps no password a URL carried
     )
 
 

@@ -25,8 +25,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from ..config import redact_url
 from ..errors import DatabaseUnavailable
+from ..redaction import redact_url
 from ..secretbox import KEY_ENV, SecretBox, SecretKeyError
 from .api import Store
 from .base import Result
@@ -96,7 +96,7 @@ class PostgresStore(Store):
 
     @property
     def location(self) -> str:
-        return redact_url(self.url)
+        return redact_url(self.url, keep_user=True)
 
     def close(self) -> None:
         if not self._closed:

@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..netguard import redact_credentials
 from ..pacing import RateLimit
+from ..redaction import redact_url
 from ..states import DeliveryState, SubscriptionStatus
 
 ENABLED, DISABLED = 1, 0  # the `subscriptions.status` column, as the module stores it
@@ -65,7 +65,7 @@ class Subscription:
             del row[secret]
         row["status"] = SubscriptionStatus.of(self.enabled)
         row["rate_limit"] = str(self.rate_limit) if self.rate_limit else None
-        row["recipient_url"] = redact_credentials(self.recipient_url)
+        row["recipient_url"] = redact_url(self.recipient_url)
         row["header_names"] = [name for name, _ in self.custom_headers]
         until = self.previous_token_until
         in_grace = self.previous_token and until is not None and (now or utcnow()) < until

@@ -55,9 +55,20 @@ class SchemaMixin(StoreBase):
             return 0
         return int(value or 0)
 
+    def applied_versions(self) -> set[int]:
+        """Every migration recorded as applied."""
+        try:
+            rows = self._run(f"SELECT version FROM {VERSION_TABLE}").rows
+        except self.missing_table_errors:
+            return set()
+        return {int(row[0]) for row in rows}
+
     def pending_migrations(self) -> list[Migration]:
-        current = self.schema_version()
-        return [m for m in self.migrations if m.version > current]
+        """Migrations not yet recorded, in order. By what is recorded, not by the highest
+        version: branches number their migrations apart and may land out of order (4
+        before 2), and a store at 4 must still get 2."""
+        applied = self.applied_versions()
+        return [m for m in self.migrations if m.version not in applied]
 
     def check_schema_version(self, found: int | None = None) -> None:
         found = self.schema_version() if found is None else found
@@ -76,11 +87,8 @@ class SchemaMixin(StoreBase):
         with self.transaction():
             self._lock_schema()
             self._run(CREATE_VERSION_TABLE)
-            current = self.schema_version()  # again, under the lock: another process may have won
-            self.check_schema_version(current)
-            for migration in self.migrations:
-                if migration.version <= current:
-                    continue
+            self.check_schema_version()  # again, under the lock: another process may have won
+            for migration in self.pending_migrations():
                 for statement in migration.statements:
                     self._run(statement)
                 if migration.apply is not None:

@@ -8,7 +8,6 @@ acknowledged publish must survive a power cut.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AeError
+from ..private_files import create_empty_private_file, private_folder
 from ..secretbox import SecretBox
 from .api import Store
 from .base import Result
@@ -129,13 +129,6 @@ MIGRATIONS = (
 )
 
 
-def _create_private(path: Path) -> None:
-    """Create an empty database file readable by its owner only (SQLite gives its WAL
-    and shared-memory files the same mode)."""
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-
-
 class SqliteStore(Store):
     backend = "sqlite"
     missing_table_errors = (sqlite3.OperationalError,)
@@ -154,9 +147,9 @@ class SqliteStore(Store):
                 self.conn.execute("PRAGMA busy_timeout=30000")
                 self.check_schema_version()
                 return  # no migrations or sealing: they wait for a writable store
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            if not self.path.exists():
-                _create_private(self.path)
+            private_folder(self.path.parent)
+            # SQLite gives its WAL and shared-memory files the database file's mode
+            create_empty_private_file(self.path)
             self.conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
