@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .publish import publish
+from .publishing import publish
 from .receiver import WebhookReceiver
 from .runtime import Runtime
 from .subscribe import subscribe

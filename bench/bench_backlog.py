@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from asyncevents_cli.publish import publish_batch
+from asyncevents_cli.publishing import publish_batch
 from asyncevents_cli.runtime import Runtime
 
 SAMPLE = 500

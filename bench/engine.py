@@ -242,7 +242,7 @@ class AePublisher:
         self.runtime = Runtime(config, environ={})
 
     def publish(self, ns: list[int]) -> None:
-        from asyncevents_cli.publish import publish_batch
+        from asyncevents_cli.publishing import publish_batch
 
         publish_batch(self.runtime.config, self.runtime.queue, EVENT, [order(n) for n in ns])
 

@@ -151,7 +151,7 @@ def workspace(sink: Sink, database: str | None, queue: str, amqp_url: str, path:
 
 
 def publish_backlog(config: Path, events: int) -> None:
-    from asyncevents_cli.publish import publish_batch
+    from asyncevents_cli.publishing import publish_batch
     from asyncevents_cli.runtime import Runtime
 
     with Runtime(config, environ={"AE_SECRET_KEY": SECRET_KEY}) as rt:

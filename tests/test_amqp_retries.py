@@ -18,7 +18,7 @@ from conftest import Receiver, Request, environ_without_ae, write_config
 from asyncevents_cli.backoff import RetryPolicy
 from asyncevents_cli.errors import AeError
 from asyncevents_cli.messages import RetryMessage, TriggerMessage
-from asyncevents_cli.publish import publish, publish_batch
+from asyncevents_cli.publishing import publish, publish_batch
 from asyncevents_cli.queues.amqp import AmqpQueue
 from asyncevents_cli.queues.amqp_topology import delay_queues
 from asyncevents_cli.runtime import Runtime

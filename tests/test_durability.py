@@ -12,7 +12,7 @@ from pathlib import Path
 from conftest import Receiver, write_config
 
 from asyncevents_cli.engine import Consumer
-from asyncevents_cli.publish import publish
+from asyncevents_cli.publishing import publish
 from asyncevents_cli.queues.sqlite import SqliteQueue
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.subscribe import subscribe

@@ -18,7 +18,7 @@ import pytest
 from conftest import Receiver, backend_environ, write_config
 
 from asyncevents_cli.notifiers import HttpNotifier, Notifier, Notifiers, NotifyResult
-from asyncevents_cli.publish import publish
+from asyncevents_cli.publishing import publish
 from asyncevents_cli.queues.base import RETRY, TRIGGER
 from asyncevents_cli.replay import replay
 from asyncevents_cli.runtime import Runtime

@@ -22,7 +22,7 @@ from conftest import QuietServer, Receiver, ae, ok, ok_json, write_config
 from moto.server import ThreadedMotoServer
 
 from asyncevents_cli.notifiers.eventbridge import EventBridgeNotifier
-from asyncevents_cli.publish import publish
+from asyncevents_cli.publishing import publish
 from asyncevents_cli.queues.base import TRIGGER
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.store import Subscription

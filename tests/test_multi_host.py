@@ -27,7 +27,7 @@ from shared_hosts import (
 )
 
 from asyncevents_cli.engine import Consumer
-from asyncevents_cli.publish import publish
+from asyncevents_cli.publishing import publish
 from asyncevents_cli.queues.amqp import AmqpQueue
 from asyncevents_cli.queues.base import Envelope
 

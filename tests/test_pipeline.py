@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from conftest import Receiver, backend_environ, write_config
 
-from asyncevents_cli.publish import publish
+from asyncevents_cli.publishing import publish
 from asyncevents_cli.queues.base import TRIGGER
 from asyncevents_cli.replay import replay
 from asyncevents_cli.runtime import Runtime

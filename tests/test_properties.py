@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from asyncevents_cli.config import BOUNDS, SETTINGS, load_config
 from asyncevents_cli.errors import ConfigError, InputError
 from asyncevents_cli.messages import MAX_STORE_ID, UUID_TEXT, MalformedMessage, RetryMessage, TriggerMessage
-from asyncevents_cli.publish import parse_data
+from asyncevents_cli.publishing import parse_data
 from asyncevents_cli.strict_json import MAX_DEPTH, check_encodable
 
 MODEST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

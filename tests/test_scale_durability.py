@@ -36,7 +36,7 @@ from shared_hosts import (
 
 from asyncevents_cli.engine.retrying import Retrying, delays
 from asyncevents_cli.errors import DatabaseUnavailable
-from asyncevents_cli.publish import publish_batch
+from asyncevents_cli.publishing import publish_batch
 from asyncevents_cli.subscribe import subscribe
 
 pytestmark = pytest.mark.postgres

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from conftest import ae, serving_receiver, write_config
 
-from asyncevents_cli.publish import publish
+from asyncevents_cli.publishing import publish
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.search import index_path, matching_log_ids
 from asyncevents_cli.subscribe import subscribe

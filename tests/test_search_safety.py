@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from conftest import ae, write_config
 
-from asyncevents_cli.publish import publish
+from asyncevents_cli.publishing import publish
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.search.documents import MAX_INDEXED_CHARS, parser_schema
 from asyncevents_cli.search.query import MAX_QUERY_CHARS, parse

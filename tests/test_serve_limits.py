@@ -250,7 +250,7 @@ def test_unauthenticated_load_keeps_memory_bounded_and_the_server_responsive(tmp
     50 MB, and an authorised request meanwhile answers within 1 s (bench/serve_load.py)."""
     from serve_load import unauthenticated_load
 
-    from asyncevents_cli.publish import MAX_DATA_BYTES
+    from asyncevents_cli.publishing import MAX_DATA_BYTES
 
     config = write_config(tmp_path)
     token = ok(config, "tokens", "create", "admin").stdout.splitlines()[-1]

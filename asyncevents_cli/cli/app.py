@@ -61,6 +61,11 @@ COMMANDS: dict[str, LazyCommand] = {
     "subscriptions": LazyCommand("subscriptions", "subscriptions_app", "List and manage subscriptions."),
     "notifiers": LazyCommand("notifiers", "notifiers_app", "Notifiers: how deliveries reach subscribers."),
     "consume": LazyCommand("consume", "consume_app", "Run consumers that deliver queued events."),
+    "relay": LazyCommand(
+        "relay",
+        "relay",
+        "Forward events published inside application transactions from the outbox to the queue.",
+    ),
     "logs": LazyCommand("logs", "logs_app", "The delivery log: recent attempts, and pruning old ones."),
     "index": LazyCommand(
         "search",

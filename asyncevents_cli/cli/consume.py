@@ -8,18 +8,24 @@ next start.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
+from ..errors import DatabaseUnavailable, QueueUnavailable
 from ..queues.base import KINDS, RETRY, TRIGGER
 from .context import runtime
 from .output import attempt_line, backlog_display, is_terminal, note, say
+
+if TYPE_CHECKING:
+    from ..relay import RelayThread
+    from ..runtime import Runtime
 
 consume_app = typer.Typer(help="Run consumers that deliver queued events.", no_args_is_help=True)
 
@@ -118,6 +124,7 @@ def _run(
     def watch(consumer: Any) -> None:
         stop.abort = consumer.abort
 
+    relay_thread = _start_relay(rt, kinds, until_empty)
     # The remaining backlog, on a terminal only, and not mixed with -v's lines.
     show_progress = until_empty and not verbose and is_terminal(sys.stderr)
     try:
@@ -133,6 +140,8 @@ def _run(
     except Aborted:
         raise KeyboardInterrupt from None
     finally:
+        if relay_thread is not None:
+            relay_thread.stop()
         for sig, old in previous.items():
             signal.signal(sig, old)
         if verbose:
@@ -140,6 +149,21 @@ def _run(
             attempts.setLevel(logging.NOTSET)
             attempts.propagate = True
     note(f"handled {handled} message(s)")
+
+
+def _start_relay(rt: Runtime, kinds: tuple[str, ...], until_empty: bool) -> RelayThread | None:
+    """Trigger consumers forward the outbox too (see `relay.py`): with --until-empty what
+    waits there now, first; else all along, on a thread of its own."""
+    from ..relay import Relay, beside_consumer, outbox_in_use
+
+    if TRIGGER not in kinds or not outbox_in_use(rt.config):
+        return None
+    if until_empty:
+        # In an outage the consumer reports it and waits it out; the outbox waits for the next run.
+        with contextlib.suppress(DatabaseUnavailable, QueueUnavailable):
+            Relay(rt.store, rt.queue).drain()
+        return None
+    return beside_consumer(rt.config, rt.environ)
 
 
 @consume_app.command("trigger")

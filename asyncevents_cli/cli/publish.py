@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from .. import publish as publishing
+from .. import publishing
 from ..errors import InputError
 from ..messages import check_store_id
 from .context import runtime

@@ -82,6 +82,8 @@ from .base import (
 
 log = logging.getLogger("asyncevents_cli")
 T = TypeVar("T")
+#: Set on triggers the outbox relay forwards (see `forward_triggers`).
+RELAYED_HEADER = "x-ae-relayed"
 
 
 class _MissingDelayQueueFilter(logging.Filter):
@@ -340,7 +342,19 @@ class AmqpQueue(Queue):
     def _publish_triggers(self, messages: Sequence[TriggerMessage]) -> list[str]:
         # Encode everything first: a message that cannot be encoded publishes nothing.
         bodies = [m.encode() for m in messages]
-        ids = [uuid.uuid4().hex for _ in bodies]
+        return self._publish_trigger_bodies([uuid.uuid4().hex for _ in bodies], bodies)
+
+    def forward_triggers(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Publish outbox rows under their own message ids, marked as relayed: the relay may
+        have sent one before and died before it could record that, so a consumer looks up
+        what was already attempted for such a message even on its first delivery."""
+        if items:
+            ids, bodies = zip(*items, strict=True)
+            self._publish_trigger_bodies(list(ids), list(bodies), {RELAYED_HEADER: 1})
+
+    def _publish_trigger_bodies(
+        self, ids: list[str], bodies: list[bytes], headers: dict[str, Any] | None = None
+    ) -> list[str]:
         if not bodies:
             return []
         owner = self.store_identity(create=False)
@@ -357,7 +371,7 @@ class AmqpQueue(Queue):
                 self._publish_confirmed(
                     TRIGGER_ROUTING_KEY,
                     bodies[0],
-                    None,
+                    headers,
                     redeclare_on_retry,
                     exchange=TRIGGER_EXCHANGE,
                     message_id=ids[0],
@@ -375,7 +389,7 @@ class AmqpQueue(Queue):
                         TRIGGER_EXCHANGE,
                         TRIGGER_ROUTING_KEY,
                         body,
-                        self._properties(message_id, owner=owner),
+                        self._properties(message_id, headers, owner=owner),
                         mandatory=True,
                     )
                 ch.tx_commit()
@@ -460,7 +474,7 @@ class AmqpQueue(Queue):
                     message_id=props.message_id or None,
                     headers=dict(props.headers or {}),
                     handle=(generation, method.delivery_tag),
-                    first_delivery=not method.redelivered,
+                    first_delivery=not method.redelivered and RELAYED_HEADER not in (props.headers or {}),
                 )
             )
 

@@ -94,6 +94,11 @@ class Queue(ABC):
         return self.publish_triggers([message])[0]
 
     @abstractmethod
+    def forward_triggers(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Enqueue encoded triggers under the message ids they already have (the outbox
+        relay's step: `items` are (message_id, body) pairs, in order, all or none)."""
+
+    @abstractmethod
     def publish_retry(self, message: RetryMessage, delay_seconds: float, generation: int = 0) -> str:
         """Place a retry to become due after `delay_seconds`; return its id.
 

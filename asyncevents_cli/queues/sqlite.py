@@ -19,6 +19,10 @@ class SqliteQueue(TableQueue):
     backend = "sqlite"
 
     def _create_schema(self) -> None:
+        # A look first: CREATE ... IF NOT EXISTS still waits for the write lock, which an
+        # application publishing inside its own transaction on this file holds.
+        if self.store.execute("SELECT 1 FROM sqlite_master WHERE name = 'queue_messages'").first():
+            return
         for statement in SCHEMA:
             self.store.execute(statement)
 

@@ -127,6 +127,17 @@ class TableQueue(Queue):
                     progress(len(chunk))
         return ids
 
+    def forward_triggers(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Joins the store's open transaction, so the relay's move from outbox to queue is
+        one commit: each message arrives exactly once."""
+        now = self.clock()
+        with self.store.transaction():
+            self.store.execute_many(
+                "INSERT INTO queue_messages (queue, message_id, body, headers, available_at, deliveries, created)"
+                " VALUES (?, ?, ?, '{}', ?, 0, ?)",
+                [(TRIGGER_QUEUE, message_id, body, now, now) for message_id, body in items],
+            )
+
     def publish_retry(self, message: RetryMessage, delay_seconds: float, generation: int = 0) -> str:
         with self.store.transaction():
             return self._insert(

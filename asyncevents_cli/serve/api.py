@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from .. import publish as publishing
+from .. import publishing
 from .. import subscribe as subscribing
 from ..redaction import redact_url
 from ..store import Subscription

@@ -20,7 +20,7 @@ from .base import StoreBase
 from .records import timestamp
 
 #: The version this code writes and reads; every backend's last migration has it.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 VERSION_TABLE = "schema_migrations"
 CREATE_VERSION_TABLE = (
     f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version INTEGER PRIMARY KEY,"

@@ -43,6 +43,14 @@ TABLES = (
     "CREATE TABLE IF NOT EXISTS api_tokens (name TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE,"
     " events TEXT NOT NULL, created TEXT NOT NULL, last_used TEXT)",
 )
+#: Events published inside an application's own transaction (`queue = "amqp"`),
+#: waiting for the relay to forward them; `sent_at` is set once the broker has them.
+#: (IF NOT EXISTS: a store whose version table was lost is brought level again.)
+OUTBOX_TABLES = (
+    "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL,"
+    " body BLOB NOT NULL, created FLOAT NOT NULL, sent_at FLOAT)",
+    "CREATE INDEX IF NOT EXISTS idx_outbox_unsent ON outbox (id) WHERE sent_at IS NULL",
+)
 # Columns added to the first tables before the schema had versions: (table,
 # name, SQL definition). A store made earlier gains them; rows get the defaults.
 ADDED_COLUMNS = (
@@ -126,6 +134,7 @@ MIGRATIONS = (
         "delivery_log.recipient_url: where each attempt was sent",
         apply=lambda store: _add_column(store, "delivery_log", "recipient_url", "TEXT"),
     ),
+    Migration(5, "outbox: events published in an application's transaction, for the relay", OUTBOX_TABLES),
 )
 
 
