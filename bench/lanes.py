@@ -278,7 +278,10 @@ def workspace(
 def publisher(config: Path) -> Iterator[Callable[..., None]]:
     """`send(count, event=EVENT, data=lambda n: {...})`: publish through one open runtime
     (opening one per event would cost more than the pace some scenarios keep)."""
-    from asyncevents_cli.publish import publish_batch
+    try:
+        from asyncevents_cli.publishing import publish_batch
+    except ImportError:  # an older checkout: the module had the shorter name
+        from asyncevents_cli.publish import publish_batch  # type: ignore[no-redef]
     from asyncevents_cli.runtime import Runtime
 
     with Runtime(config, environ={}) as rt:

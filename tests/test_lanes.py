@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from conftest import Receiver, backend_environ, write_config
 
-from asyncevents_cli.publish import publish
+from asyncevents_cli.publishing import publish
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.states import DeliveryState
 from asyncevents_cli.status import status

@@ -19,7 +19,7 @@ from conftest import Receiver, backend_environ, environ_without_ae, write_config
 from asyncevents_cli.config import load_config
 from asyncevents_cli.engine.services import PayloadError, ServiceRunner
 from asyncevents_cli.messages import TriggerMessage
-from asyncevents_cli.publish import publish
+from asyncevents_cli.publishing import publish
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.status import dead_letters
 from asyncevents_cli.subscribe import subscribe
