@@ -95,6 +95,19 @@ class Settings:
     serve_search_seconds: float = _setting(
         10.0, "`ae serve`: time budget of one search from the pages; then 503", (0.1, 3600)
     )
+    circuit_failure_threshold: int = _setting(
+        10,
+        "consecutive failed attempts to one subscription that open its circuit (its deliveries are held)",
+        (1, 1_000_000),
+    )
+    circuit_probe_seconds: float = _setting(
+        30.0, "while a circuit is open, one probe attempt every this many seconds", (0.001, 86400)
+    )
+    disable_after_hours: float = _setting(
+        72.0,
+        "a subscription whose circuit stays open this long is disabled (its held deliveries are kept)",
+        (0.0001, 87600),
+    )
 
     def as_dict(self) -> dict[str, Any]:
         """name -> value, in the order of the table."""

@@ -18,6 +18,8 @@ class DeliveryState(StrEnum):
     RETRYING = "retrying"
     DEAD_LETTERED = "dead_lettered"
     STOPPED = "stopped"  # a retry came due for a subscription that is now disabled or gone
+    PENDING = "pending"  # waiting in the store for room in its subscription's lane (or a Retry-After)
+    HELD = "held"  # its subscription's circuit is open: kept, not attempted, no death counted
 
 
 class SubscriptionStatus(StrEnum):

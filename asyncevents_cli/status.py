@@ -22,12 +22,22 @@ def status(config: Config, store: Store, queue: Queue) -> dict[str, Any]:
     if 0 < depths["dead_letters"] <= RESOLVE_SCAN_LIMIT:
         resolved = sum(1 for row in dead_letters(queue, store, RESOLVE_SCAN_LIMIT, True) if row["resolved"])
         depths["dead_letters"] -= resolved
+    held = store.held_counts()
+    waiting = store.pending_counts()
     return {
         "backend": config.settings.queue,
         "database": config.database_display,
         "queues": depths,
         "subscriptions": [
-            {**row, "recipient_url": redact_url(row["recipient_url"])} for row in store.delivery_counts()
+            {
+                **row,
+                "recipient_url": redact_url(row["recipient_url"]),
+                # held: kept while its circuit is open (or it is disabled); waiting: every
+                # delivery kept in the store for its lane, the held ones included
+                "held": held.get(row["subscription_id"], 0),
+                "waiting": waiting.get(row["subscription_id"], 0),
+            }
+            for row in store.delivery_counts()
         ],
     }
 

@@ -56,8 +56,9 @@ class Request:
 class Receiver:
     """Records every POST; answers each path from a script of status codes.
 
-    A script entry is a status code, ("sleep", seconds) to stall before a 200, or
-    ("wait", threading.Event) to answer 200 only once the test sets the event.
+    A script entry is a status code, ("sleep", seconds) to stall before a 200,
+    ("wait", threading.Event) to answer 200 only once the test sets the event, or
+    ("reply", status, {header: value}) for a status with headers (Retry-After, say).
     When a path's script runs out, its last entry repeats; unscripted paths get 200.
     `respond`, when set, answers every request instead: it sees the request and
     every earlier one (for rules like "fail each event's first attempt").
@@ -141,6 +142,9 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 response[1].wait(timeout=30)
                 response = 200
             self._stop_counting()
+            extra: dict[str, str] = {}
+            if isinstance(response, tuple) and response[0] == "reply":  # ("reply", status, {header: value})
+                _, response, extra = response
             if isinstance(response, tuple) and response[0] == "redirect":
                 self.send_response(302)
                 self.send_header("Location", response[1])
@@ -153,6 +157,8 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 self.send_response(int(response))
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(reply)))
+                for name, value in extra.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(reply)
             except (BrokenPipeError, ConnectionResetError):

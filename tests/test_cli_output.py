@@ -100,10 +100,10 @@ def test_status(shop: Path) -> None:
         "in flight             0",
         "",
         "Deliveries by subscription",
-        "id  event                ok  failed  delivered  retrying  dead",
-        "──────────────────────────────────────────────────────────────",
-        " 1  sales.order.created   1       0          1         0     0",
-        " 2  sales.order.created   0       4          0         1     1",
+        "id  event                ok  failed  delivered  retrying  held  dead",
+        "────────────────────────────────────────────────────────────────────",
+        " 1  sales.order.created   1       0          1         0     0     0",
+        " 2  sales.order.created   0       4          0         1     0     1",
     ]
 
 

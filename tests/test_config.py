@@ -37,6 +37,9 @@ DEFAULTS = {
     "serve_max_body_bytes": 2 * 1024 * 1024,
     "serve_read_timeout_seconds": 15.0,
     "serve_search_seconds": 10.0,
+    "circuit_failure_threshold": 10,
+    "circuit_probe_seconds": 30.0,
+    "disable_after_hours": 72.0,
 }
 
 
@@ -110,6 +113,9 @@ service_timeout_seconds = 2.5
 serve_max_body_bytes = 4096
 serve_read_timeout_seconds = 2
 serve_search_seconds = 0.5
+circuit_failure_threshold = 5
+circuit_probe_seconds = 10
+disable_after_hours = 24
 """,
     )
     config = load_config(path, environ={})
@@ -138,6 +144,9 @@ serve_search_seconds = 0.5
         "serve_max_body_bytes": 4096,
         "serve_read_timeout_seconds": 2.0,
         "serve_search_seconds": 0.5,
+        "circuit_failure_threshold": 5,
+        "circuit_probe_seconds": 10.0,
+        "disable_after_hours": 24.0,
     }
     assert isinstance(config.settings.backoff_exponent, float)
     assert set(config.sources.values()) == {"file"}
@@ -188,6 +197,9 @@ def test_env_overrides_the_file_with_type_coercion(tmp_path: Path) -> None:
         "serve_max_body_bytes": "default",
         "serve_read_timeout_seconds": "default",
         "serve_search_seconds": "default",
+        "circuit_failure_threshold": "default",
+        "circuit_probe_seconds": "default",
+        "disable_after_hours": "default",
     }
 
 

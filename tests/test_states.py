@@ -12,9 +12,9 @@ from asyncevents_cli.store import Store
 
 
 def test_the_stored_and_printed_strings_are_unchanged() -> None:
-    assert [s.value for s in DeliveryState] == ["delivered", "retrying", "dead_lettered", "stopped"]
+    assert [s.value for s in DeliveryState] == ["delivered", "retrying", "dead_lettered", "stopped", "pending", "held"]
     assert [s.value for s in SubscriptionStatus] == ["enabled", "disabled", "deleted"]
-    assert [f"{s}" for s in DeliveryState] == ["delivered", "retrying", "dead_lettered", "stopped"]
+    assert [f"{s}" for s in DeliveryState] == ["delivered", "retrying", "dead_lettered", "stopped", "pending", "held"]
     assert json.dumps({"state": DeliveryState.DEAD_LETTERED}) == '{"state": "dead_lettered"}'
     assert SubscriptionStatus.of(True) is SubscriptionStatus.ENABLED
     assert SubscriptionStatus.of(False) is SubscriptionStatus.DISABLED

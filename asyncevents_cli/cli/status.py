@@ -51,6 +51,7 @@ def render(data: dict[str, Any]) -> None:
             number("failed"),
             number("delivered"),
             number("retrying"),
+            number("held"),
             number("dead"),
             *([number("filtered", drop=3)] if filtering else []),
         ],
@@ -65,6 +66,7 @@ def render(data: dict[str, Any]) -> None:
                 s["failed"],
                 s["delivered"],
                 s["retrying"],
+                s["held"],
                 s["dead_lettered"],
                 *([s["filtered"]] if filtering else []),
             )

@@ -46,6 +46,8 @@ DETAIL = [
     *((key, header) for key, header, _ in LISTING),
     ("rate_limit", "rate limit"),
     ("previous_secret_until", "previous secret until (UTC)"),
+    ("disabled_reason", "disabled by ae"),
+    ("disabled_at", "disabled at (UTC)"),
 ]
 RATE_LIMIT_HELP = (
     "At most this many deliveries to the subscription per second or minute, e.g. 50/s or 300/m,"
@@ -55,7 +57,7 @@ RATE_LIMIT_HELP = (
 
 def _cell(row: dict[str, Any], key: str) -> Any:
     value = row[key]
-    if key in ("subscribed_at", "modified", "previous_secret_until"):
+    if key in ("subscribed_at", "modified", "previous_secret_until", "disabled_at"):
         return time_utc(value)
     if key == "header_names":
         return ", ".join(value)

@@ -27,8 +27,8 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..config import Config
@@ -36,9 +36,15 @@ from ..errors import DatabaseUnavailable
 from ..notifiers import Notifiers
 from ..queues.base import KINDS, Envelope, Queue
 from ..store import Store, utcnow
+from .attempts import LEASE_SECONDS
+from .circuit import CircuitRules
 from .decisions import Settlement
-from .handling import Handler, Work
+from .endpoints import Endpoints
+from .flight import Flight
+from .handling import Handler
 from .io import IoThread
+from .lanes import Lanes
+from .pump import PUMP_EVERY, Pump, PumpRequest, Taken
 from .retrying import Retrying
 from .settle import settle, settle_and_take
 
@@ -46,30 +52,7 @@ log = logging.getLogger("asyncevents_cli")
 
 QUICK_LOOK = 0.02  # seconds: right after work, the queue is often empty; do not wait a full poll
 BUSY_WAIT = 0.05  # seconds between looks at an empty queue and the stop flag while attempts run
-SETTLE_EVERY = 0.02  # seconds: finished work waits at most about this long for its settle
 EXTEND_EVERY = 5.0  # seconds between lease renewals of the messages held
-
-
-class Doorbell:
-    """Wakes the loop when work finishes, without asking every task (as `asyncio.wait` does)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._waiter: asyncio.Future[None] | None = None
-
-    def ring(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def wait(self, timeout: float) -> None:
-        """Until `ring` or `timeout` seconds, whichever comes first."""
-        self._waiter = self._loop.create_future()
-        timer = self._loop.call_later(timeout, self.ring)
-        try:
-            await self._waiter
-        finally:
-            timer.cancel()
-            self._waiter = None
 
 
 class Aborted(Exception):
@@ -110,12 +93,22 @@ class Consumer:
         self._aborted = False
         #: queue and store calls ride out a short loss of the database in place (see `retrying`)
         self.retrying = Retrying()
-        self._under_way: dict[asyncio.Task[Settlement], Work] = {}
+        settings = config.settings
+        #: per-endpoint state: the lanes on the loop, their store edge on the I/O thread
+        self.lanes = Lanes(self.per_subscription)
+        self.endpoints = Endpoints(
+            CircuitRules(
+                settings.circuit_failure_threshold,
+                settings.circuit_probe_seconds,
+                settings.disable_after_hours * 3600,
+            )
+        )
+        self.pump = Pump(store, self.lanes, self.endpoints, self.concurrency, self.retrying.call, LEASE_SECONDS)
 
     @property
     def in_flight(self) -> int:
-        """Attempts under way (or waiting for a slot) now; read by the metrics thread."""
-        return len(self._under_way)
+        """Attempts under way now, across every lane; read by the metrics thread."""
+        return self.lanes.in_flight()
 
     def run(
         self,
@@ -152,125 +145,63 @@ class Consumer:
         self._main = asyncio.current_task()
         io = IoThread()
         handler = Handler(
-            self.config, self.store, self.queue, self.notifiers, self.concurrency, self.per_subscription, self.now, io
+            self.config,
+            self.store,
+            self.queue,
+            self.notifiers,
+            self.concurrency,
+            self.lanes,
+            self.now,
+            io,
+            lambda attempt, row: flight.start_kept(attempt, row),
         )
-        tasks: dict[asyncio.Task[Settlement], Work] = {}  # under way (or waiting for a slot)
-        self._under_way = tasks
-        finished: list[asyncio.Task[Settlement]] = []  # done, not settled yet
-        settle_by = 0.0  # when the oldest finished work is due to be settled
-        doorbell = Doorbell(loop)
-
-        def on_done(task: asyncio.Task[Settlement]) -> None:
-            nonlocal settle_by
-            if tasks.pop(task, None) is None or task.cancelled():
-                return
-            if not finished:
-                settle_by = time.monotonic() + SETTLE_EVERY
-            finished.append(task)
-            doorbell.ring()
-
-        # A message comes back while its first copy is still under way here when the
-        # broker redelivers after a lost connection: the copy waits until the first is
-        # settled, so that its logged attempts are seen and not made again.
-        holding: Counter[str] = Counter()  # message ids of the work under way or unsettled
-        deferred: list[Envelope] = []
-
-        def start(envelope: Envelope) -> None:
-            if envelope.message_id:
-                holding[envelope.message_id] += 1
-            work = Work(envelope)
-            task = asyncio.ensure_future(handler.handle(work))
-            tasks[task] = work
-            task.add_done_callback(on_done)
-
-        cycle: concurrent.futures.Future[tuple[list[Envelope], bool]] | None = None
-        taken = 0
+        flight = Flight(loop, handler.handle)
+        cycle: concurrent.futures.Future[CycleResult] | None = None
         settling: list[Envelope] = []  # the messages the cycle under way is settling
-        just_worked = False
-        looked_empty_at: float | None = None  # the last lease that found nothing
-        last_extend = time.monotonic()
         try:
             if self._aborted:
                 return
             await io.call(self.retrying.call, self.queue.reserve, self.held_limit)
+            pace = _Pace()
             while True:
-                now = time.monotonic()
                 stopping = should_stop()
                 handler.stopping = stopping
-                taking = not stopping and (max_messages is None or taken < max_messages)
-                if deferred:
-                    ready = [e for e in deferred if not holding[e.message_id or ""]]
-                    if ready:
-                        deferred = [e for e in deferred if holding[e.message_id or ""]]
-                        for envelope in ready:
-                            start(envelope)  # when stopping, its handler gives it back
-                if not taking and not tasks and not finished and not deferred:
+                taking = not stopping and (max_messages is None or pace.taken < max_messages)
+                flight.start_deferred()
+                self.lanes.shed_stalled()
+                if not taking and not flight.tasks and not flight.finished and not flight.deferred:
                     break
-                room = 0
-                if taking and len(tasks) <= self.concurrency:  # the messages waiting for a slot ran out
-                    # what finished is settled first, in the same cycle
-                    room = self.held_limit - len(tasks) - len(deferred)
-                    if max_messages is not None:
-                        room = min(room, max_messages - taken)
-                    if tasks and looked_empty_at is not None and now - looked_empty_at < BUSY_WAIT:
-                        room = 0  # the queue was empty a moment ago: do not look again yet
-                settle_now = bool(finished) and (
-                    room > 0 or not tasks or not taking or len(finished) * 2 >= self.concurrency or now >= settle_by
-                )
-                extend = bool(tasks) and now - last_extend > EXTEND_EVERY
-                if not (settle_now or room > 0 or extend):
+                plan = self._plan(flight, pace, taking, max_messages, until_empty)
+                if plan is None:
                     # until some work finishes, the settle is due, or it is time to look again
-                    wait = min(BUSY_WAIT, settle_by - now) if finished else BUSY_WAIT
-                    await doorbell.wait(max(wait, 0.001))
+                    now = time.monotonic()
+                    wait = min(BUSY_WAIT, flight.settle_by - now) if flight.finished else BUSY_WAIT
+                    await flight.doorbell.wait(max(wait, 0.001))
                     continue
-                settlements = []
-                if settle_now:
-                    # only infrastructure failures raise here: they stop the loop
-                    settlements = [task.result() for task in finished]
-                    finished.clear()
-                held = [work.envelope for work in tasks.values()] + deferred if extend else []
-                if extend:
-                    last_extend = now
-                timeout = 0.0 if tasks or finished else (QUICK_LOOK if just_worked else self.poll_timeout)
-                probe_empty = until_empty and not tasks and not finished
-                settling = [settlement.envelope for settlement in settlements]
-                cycle = io.submit(self._cycle, settlements, held, room, timeout, probe_empty)
-                envelopes, empty = await asyncio.wrap_future(cycle)
+                settling = [s.envelope for s in plan.settlements if s.envelope is not None]
+                cycle = io.submit(self._cycle, plan)
+                result = await asyncio.wrap_future(cycle)
                 cycle, settling = None, []
-                self._count(settlements, on_message)
-                for settlement in settlements:
-                    if settlement.envelope.message_id:
-                        holding[settlement.envelope.message_id] -= 1
-                        if not holding[settlement.envelope.message_id]:
-                            del holding[settlement.envelope.message_id]  # keep it as small as the window
-                if envelopes:
-                    just_worked = True
-                    looked_empty_at = None
-                    taken += len(envelopes)
-                    for envelope in envelopes:
-                        if envelope.message_id and holding[envelope.message_id]:
-                            deferred.append(envelope)
-                        else:
-                            start(envelope)
-                    await asyncio.sleep(0)  # let them start before the next look
-                elif room > 0:
-                    looked_empty_at = time.monotonic()
-                    if not tasks and not finished:
-                        if empty:
-                            break
-                        just_worked = False
+                self._count(plan.settlements, on_message)
+                flight.settled(plan.settlements)
+                self.pump.note_kept(plan.settlements)
+                self.pump.apply(plan.pump, result.taken)
+                for row, probe in result.taken.kept:
+                    flight.start_kept(handler.handle_pending(row, probe), row)
+                if self._after_take(flight, pace, plan, result):
+                    break
         except asyncio.CancelledError:
             if not self._aborted:
                 raise
-            await self._give_back(io, tasks, finished, cycle, deferred)
+            await self._give_back(io, flight, cycle, [])
         except BaseException as exc:
             if isinstance(exc, DatabaseUnavailable) and not self.queue.shares_store_transaction:
                 # `reconnect` starts a consumer again on this same broker connection: what this
                 # one holds (the settle that failed too) must go back now, or it waits
                 # unacknowledged until the process ends
-                await self._give_back(io, tasks, finished, cycle, [*deferred, *settling])
+                await self._give_back(io, flight, cycle, settling)
             else:
-                await self._cancel(tasks)
+                await flight.cancel()
                 await self._finish(cycle)
             raise
         finally:
@@ -279,43 +210,105 @@ class Consumer:
             finally:
                 io.close()
 
-    def _cycle(
-        self, settlements: list[Settlement], held: list[Envelope], room: int, timeout: float, probe_empty: bool
-    ) -> tuple[list[Envelope], bool]:
+    def _plan(
+        self, flight: Flight, pace: _Pace, taking: bool, max_messages: int | None, until_empty: bool
+    ) -> Plan | None:
+        """What the next cycle does, or None when nothing is due yet."""
+        now = time.monotonic()
+        room = 0
+        if taking and flight.messages <= self.concurrency:  # the messages waiting for a slot ran out
+            # what finished is settled first, in the same cycle
+            room = self.held_limit - flight.messages - len(flight.deferred)
+            if max_messages is not None:
+                room = min(room, max_messages - pace.taken)
+            if flight.tasks and pace.looked_empty_at is not None and now - pace.looked_empty_at < BUSY_WAIT:
+                room = 0  # the queue was empty a moment ago: do not look again yet
+        finished = flight.finished
+        settle_now = bool(finished) and (
+            room > 0
+            or not flight.tasks
+            or not taking
+            or len(finished) * 2 >= self.concurrency
+            or now >= flight.settle_by
+        )
+        extend = bool(flight.tasks) and now - pace.last_extend > EXTEND_EVERY
+        pump = taking and now - pace.last_pump >= PUMP_EVERY
+        if not (settle_now or room > 0 or extend or pump):
+            return None
+        if extend:
+            pace.last_extend = now
+        if pump:
+            pace.last_pump = now
+        busy = bool(flight.tasks or finished)
+        if self.lanes.waiting and not busy:
+            pace.just_worked = True  # kept deliveries may be due: look again soon, not after a full poll
+        return Plan(
+            settlements=flight.take_finished() if settle_now else [],
+            held=flight.held_envelopes() if extend else [],
+            kept=list(flight.kept.values()) if extend else [],
+            room=room,
+            timeout=0.0 if busy else (QUICK_LOOK if pace.just_worked else self.poll_timeout),
+            probe_empty=until_empty and not busy,
+            pump=self.pump.request() if pump else None,
+        )
+
+    def _after_take(self, flight: Flight, pace: _Pace, plan: Plan, result: CycleResult) -> bool:
+        """Start what was taken; whether the loop is done (`until_empty` and nothing left)."""
+        if result.envelopes:
+            pace.just_worked = True
+            pace.looked_empty_at = None
+            pace.taken += len(result.envelopes)
+            for envelope in result.envelopes:
+                flight.start(envelope)
+            return False
+        if plan.room > 0:
+            pace.looked_empty_at = time.monotonic()
+            if not flight.tasks and not flight.finished:
+                if result.empty:
+                    return True
+                pace.just_worked = False
+        return False
+
+    def _cycle(self, plan: Plan) -> CycleResult:
         """On the I/O thread: settle, renew leases, lease up to `room` more (waiting up to
-        `timeout` for one); with `probe_empty`, also say whether nothing is left at all."""
+        `timeout` for one), take kept deliveries for lanes with room; with `probe_empty`,
+        also say whether nothing is left at all."""
         retry = self.retrying.call  # each step again after a lost database connection
-        if held:
-            retry(self.queue.extend_many, held)
+        if plan.held:
+            retry(self.queue.extend_many, plan.held)
+        if plan.kept:
+            retry(self.store.extend_pending, plan.kept, time.time() + LEASE_SECONDS)
 
         def take() -> list[Envelope]:
-            return self.queue.receive_many(self.kinds, room, timeout) if room > 0 else []
+            return self.queue.receive_many(self.kinds, plan.room, plan.timeout) if plan.room > 0 else []
 
         if self.queue.shares_store_transaction:
             # one transaction: a failure rolls back the lot, so the lot is tried again
-            envelopes = retry(settle_and_take, self.store, self.queue, settlements, take)
+            envelopes = retry(settle_and_take, self.store, self.queue, plan.settlements, take, self.endpoints)
         else:
             # the log may have committed when the lease fails: never settle twice
-            retry(settle, self.store, self.queue, settlements)
+            retry(settle, self.store, self.queue, plan.settlements, self.endpoints)
             envelopes = retry(take)
-        return envelopes, probe_empty and room > 0 and not envelopes and retry(self.queue.is_empty, self.kinds)
+        taken = self.pump.take(plan.pump)
+        empty = (
+            plan.probe_empty
+            and plan.room > 0
+            and not envelopes
+            and not taken.kept
+            and retry(self.queue.is_empty, self.kinds)
+            and retry(self.store.pending_to_attempt) == 0
+        )
+        return CycleResult(envelopes, bool(empty), taken)
 
     def _count(self, settlements: Sequence[Settlement], on_message: Callable[[int], None] | None) -> None:
         for settlement in settlements:
-            if not settlement.release:
+            if not settlement.release and settlement.envelope is not None:
                 self.processed += 1
                 if on_message:
                     on_message(self.processed)
 
-    async def _cancel(self, tasks: dict[asyncio.Task[Settlement], Work]) -> None:
-        pending = list(tasks)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-
     @staticmethod
-    async def _finish(cycle: concurrent.futures.Future[tuple[list[Envelope], bool]] | None) -> list[Envelope]:
+    async def _finish(cycle: concurrent.futures.Future[CycleResult] | None) -> list[Envelope]:
         """Wait for a cycle under way on the I/O thread (it cannot be interrupted); what it leased."""
         if cycle is None:
             return []
@@ -323,24 +316,58 @@ class Consumer:
             await asyncio.sleep(0.01)
         if cycle.cancelled() or cycle.exception() is not None:
             return []  # it never ran, or failed: what it held comes back by lease expiry or requeue
-        return cycle.result()[0]
+        return cycle.result().envelopes
 
     async def _give_back(
         self,
         io: IoThread,
-        tasks: dict[asyncio.Task[Settlement], Work],
-        finished: list[asyncio.Task[Settlement]],
-        cycle: concurrent.futures.Future[tuple[list[Envelope], bool]] | None,
-        deferred: list[Envelope],
+        flight: Flight,
+        cycle: concurrent.futures.Future[CycleResult] | None,
+        settling: list[Envelope],
     ) -> None:
         """After an abort: cancel the attempts, and give every held message back unsettled
-        (those whose attempts finished but were not settled yet too, and `deferred`: copies
-        waiting for their first, or those of a settle that failed)."""
-        held = [work.envelope for work in tasks.values()] + deferred
-        held += [task.result().envelope for task in finished if not task.cancelled() and not task.exception()]
-        await self._cancel(tasks)
+        (those whose attempts finished but were not settled yet too, those waiting for their
+        first copy, and `settling`: those of a settle that failed). Kept deliveries under way
+        stay leased in the store; they are taken again once their lease lapses."""
+        held = flight.held_envelopes() + settling
+        for task in flight.finished:
+            envelope = None if task.cancelled() or task.exception() else task.result().envelope
+            if envelope is not None:
+                held.append(envelope)
+        await flight.cancel()
         held += await self._finish(cycle)
         try:
             await io.call(self.queue.release_many, held)
         except Exception as exc:  # the broker or lease gives them back anyway, a little later
             log.warning("could not give back %d message(s) at once: %s", len(held), exc)
+
+
+@dataclass
+class _Pace:
+    """When the loop last did what it does now and then."""
+
+    taken: int = 0
+    just_worked: bool = False
+    looked_empty_at: float | None = None  # the last lease that found nothing
+    last_extend: float = field(default_factory=time.monotonic)
+    last_pump: float = 0.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One cycle's work for the I/O thread."""
+
+    settlements: list[Settlement]
+    held: list[Envelope]  # messages whose leases to renew
+    kept: list[str]  # kept deliveries (uuids) whose leases to renew
+    room: int  # messages to lease at most
+    timeout: float  # how long to wait for one
+    probe_empty: bool  # say whether nothing at all is left
+    pump: PumpRequest | None  # kept deliveries to take for lanes with room, circuits to probe
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    envelopes: list[Envelope]
+    empty: bool
+    taken: Taken  # kept deliveries taken for their lanes

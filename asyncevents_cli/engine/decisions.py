@@ -18,7 +18,7 @@ from ..messages import RetryMessage
 from ..notifiers import NotifyResult
 from ..queues.base import Envelope
 from ..states import DeliveryState
-from ..store import Subscription
+from ..store import PendingDelivery, Subscription
 
 # uuids derive from (message id, subscription) so a message taken twice, after
 # a consumer died mid-way, reuses them: receivers can de-duplicate on the
@@ -112,17 +112,47 @@ class Outcome:
 class FollowUp:
     """The decision after one attempt, applied to the queue and the store together."""
 
-    state: DeliveryState  # DELIVERED, RETRYING or DEAD_LETTERED
+    state: DeliveryState  # DELIVERED, RETRYING, DEAD_LETTERED, or PENDING / HELD in the store
     retry: RetryMessage | None = None  # the message to place, or to park as a dead letter
     delay: float = 0.0
     next_attempt_at: datetime | None = None
     reason: str = ""
+    keep: PendingDelivery | None = None  # PENDING / HELD: the delivery kept in the store for its lane
 
 
-def follow_up(policy: RetryPolicy, outcome: Outcome, now: datetime) -> FollowUp:
-    """What a result calls for next: nothing, a retry after a back-off, or the dead letters."""
+def pending_of(outcome: Outcome, due: float) -> PendingDelivery:
+    """The delivery of `outcome`, to be kept in the store and attempted again at `due` (epoch seconds)."""
+    sub = outcome.subscription
+    return PendingDelivery(
+        outcome.uuid,
+        sub.subscription_id,
+        sub.event_name,
+        outcome.content,
+        outcome.death_count,
+        outcome.generation,
+        outcome.message_id,
+        due,
+    )
+
+
+def follow_up(
+    policy: RetryPolicy, outcome: Outcome, now: datetime, defer: float | None = None, held: bool = False
+) -> FollowUp:
+    """What a result calls for next: nothing, a retry after a back-off, or the dead letters.
+
+    Two failures count no death, and keep the delivery in the store instead:
+    - `defer` seconds the receiver asked for (a 429 or 503 with Retry-After): it said
+      "later", not "never", so the delivery waits that long (PENDING);
+    - `held`: the subscription's circuit is open (or this attempt was its probe): the
+      delivery waits for the circuit to close (HELD).
+    """
     if outcome.result.success:
         return FollowUp(DeliveryState.DELIVERED)
+    if held:
+        return FollowUp(DeliveryState.HELD, keep=pending_of(outcome, now.timestamp()))
+    if defer is not None:
+        due = now + timedelta(seconds=defer)
+        return FollowUp(DeliveryState.PENDING, next_attempt_at=due, keep=pending_of(outcome, due.timestamp()))
     sub_id = outcome.subscription.subscription_id
     next_death = policy.next_death_count(outcome.death_count)
     if next_death is None:
@@ -142,10 +172,19 @@ class Settlement:
     ack only). `release` gives the message back untouched instead of acking it.
     """
 
-    envelope: Envelope
+    #: None for a delivery that was kept in the store (`pending_deliveries`), not a message
+    envelope: Envelope | None
     attempts: list[tuple[Outcome, FollowUp]] = field(default_factory=list)
     park: str | None = None  # the reason, when the message itself is dead-lettered
     stopped: tuple[str, int, str, int, int] | None = None  # uuid, subscription, event, death count, generation
     release: bool = False
     queued: bool = False  # its follow-ups are on the broker already (a retried settle must not repeat them)
     filtered: list[int] = field(default_factory=list)  # subscriptions whose filter held the event back
+    #: deliveries left to wait in the store (no room in their lane, a Retry-After, an open circuit)
+    waiting: list[tuple[PendingDelivery, DeliveryState]] = field(default_factory=list)
+    #: deliveries whose attempt is still under way, detached from the message: kept leased
+    #: by this consumer (`lease_until`) so that they are attempted again if it dies
+    running: list[PendingDelivery] = field(default_factory=list)
+    lease_until: float = 0.0
+    #: kept deliveries this settlement is done with (attempted, or their chain stopped)
+    finished: list[str] = field(default_factory=list)

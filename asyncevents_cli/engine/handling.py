@@ -15,23 +15,21 @@ import asyncio
 import json
 import logging
 import sqlite3
-import time
-from collections.abc import Callable
-from datetime import datetime
-from typing import Any
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from ..config import Config
 from ..envelopes import CLOUDEVENTS, is_cloudevent
 from ..errors import AeError, DatabaseUnavailable, QueueUnavailable
 from ..messages import RetryMessage, TriggerMessage
-from ..notifiers import Notifiers, NotifyResult
-from ..notifiers.base import clip
+from ..notifiers import Notifiers
 from ..queues.base import RETRY, TRIGGER, Envelope, Queue
 from ..secretbox import SecretKeyError
-from ..store import Store, Subscription
+from ..store import PendingDelivery, Store, Subscription
+from .attempts import Attempter, Delivery, NotStarted, Work, describe
 from .decisions import (
-    Outcome,
     Settlement,
+    body_of,
     delivery_uuid,
     encode_payload,
     follow_up,
@@ -42,6 +40,7 @@ from .decisions import (
     serialize_body,
 )
 from .io import IoThread
+from .lanes import Lanes
 from .services import ServiceRunner
 from .shaping import EventBodies, split_wanted
 from .subscriptions import SubscriptionCache
@@ -52,31 +51,9 @@ log = logging.getLogger("asyncevents_cli")
 #: holds comes back (lease expiry, broker requeue).
 #: SecretKeyError too: a wrong key is the operator's to fix, not a reason to park every message.
 INFRASTRUCTURE = (QueueUnavailable, DatabaseUnavailable, sqlite3.OperationalError, SecretKeyError)
-#: A notifier that never answers is given up on after this long (HTTP ends at its own total timeout).
-ATTEMPT_DEADLINE = 120.0
 #: On a broker, a retry may arrive a moment before the store write that placed it
 #: is visible to this process: look again once after this long before parking it.
 OWNERSHIP_RECHECK_SECONDS = 1.0
-
-
-def describe(exc: BaseException) -> str:
-    """An exception as one line: its class and its message, cut short."""
-    text = " ".join(str(exc).split()) or exc.__class__.__name__
-    return f"{exc.__class__.__name__}: {text[:300]}"
-
-
-class NotStarted(Exception):
-    """The consumer is stopping and this message's work had not begun: give it back."""
-
-
-class Work:
-    """One received message and whether any of its attempts has started."""
-
-    __slots__ = ("envelope", "started")
-
-    def __init__(self, envelope: Envelope) -> None:
-        self.envelope = envelope
-        self.started = False
 
 
 class Handler:
@@ -89,9 +66,10 @@ class Handler:
         queue: Queue,
         notifiers: Notifiers,
         concurrency: int,
-        per_subscription: int,
+        lanes: Lanes,
         now: Callable[[], datetime],
         io: IoThread,
+        detach: Callable[[Awaitable[Settlement], PendingDelivery], None],
     ) -> None:
         self.config = config
         self.store = store
@@ -101,20 +79,32 @@ class Handler:
         self.now = now
         self.io = io
         self.subscriptions = SubscriptionCache(store, io)
+        self.lanes = lanes
         self.services = ServiceRunner(config)
-        self.window = asyncio.Semaphore(concurrency)
-        self.per_subscription = per_subscription
-        self._caps: dict[int, asyncio.Semaphore] = {}
         #: set when the consumer stops taking messages: work not yet begun is given back
         self.stopping = False
+        self.attempter = Attempter(
+            notifiers,
+            lanes,
+            asyncio.Semaphore(concurrency),
+            lambda outcome, moment, defer, held: follow_up(self.policy, outcome, moment, defer, held),
+            now,
+            detach,
+            lambda: self.stopping,
+            config.settings.retry_after_max_seconds,
+            lambda subscription_id, rate, want: io.call(
+                store.take_rate_tokens, subscription_id, rate, want, datetime.now(UTC)
+            ),
+        )
 
     async def handle(self, work: Work) -> Settlement:
         envelope = work.envelope
+        assert envelope is not None  # a message's work; the store's deliveries go to `handle_pending`
         try:
             if envelope.kind == TRIGGER:
-                return await self._trigger(work)
+                return await self._trigger(work, envelope)
             if envelope.kind == RETRY:
-                return await self._retry(work)
+                return await self._retry(work, envelope)
             return Settlement(envelope, park=f"unknown message kind {envelope.kind!r}")
         except NotStarted:
             return Settlement(envelope, release=True)
@@ -132,14 +122,28 @@ class Handler:
             log.warning("dead-lettering %s message %s: %s", envelope.kind, envelope.message_id, reason)
             return Settlement(envelope, park=reason)
 
+    async def handle_pending(self, row: PendingDelivery, probe: bool) -> Settlement:
+        """A delivery taken from the store (`pending_deliveries`); a probe tests an open circuit."""
+        try:
+            subscription = await self.subscriptions.by_id(row.subscription_id)
+            body = b""
+            if subscription is not None:
+                data = body_of(row.content)  # kept rows carry content as ae encoded it
+                body = await self._later_body(subscription, row.uuid, row.content, row.event_name, data)
+            return await self.attempter.pending(Work(None), row, subscription, probe, body)
+        except INFRASTRUCTURE:
+            raise
+        except Exception as exc:  # it stays in the store; its lease lapses and it is tried again
+            log.warning("could not attempt kept delivery %s: %s", row.uuid, describe(exc))
+            return Settlement(None)
+
     def _park(self, envelope: Envelope, reason: str) -> Settlement:
         log.warning("dead-lettering %s message %s: %s", envelope.kind, envelope.message_id, reason)
         return Settlement(envelope, park=reason)
 
     # -- trigger ---------------------------------------------------------
 
-    async def _trigger(self, work: Work) -> Settlement:
-        envelope = work.envelope
+    async def _trigger(self, work: Work, envelope: Envelope) -> Settlement:
         try:
             message = TriggerMessage.decode(envelope.body)
             payload = await self.services.payload(message)
@@ -154,29 +158,27 @@ class Handler:
             # Taken before: its attempts that were logged are not made again.
             subscriptions = await self.io.call(self._not_attempted, envelope.message_id, subscriptions)
         bodies = EventBodies(content, message.event_name, self.config.settings.cloudevents_source, self.now())
-        uuids = [delivery_uuid(envelope.message_id, s.subscription_id) for s in subscriptions]
-        attempts = [
-            self._attempt(work, s, uuid, 0, bodies.for_subscription(s, uuid), content, 0)
-            for s, uuid in zip(subscriptions, uuids, strict=True)
-        ]
-        outcomes: list[Outcome] = []
-        if len(attempts) == 1:  # the common case: no task of its own, no gather
-            outcomes.append(await attempts[0])
-        else:
-            for result in await asyncio.gather(*attempts, return_exceptions=True):
-                if isinstance(result, BaseException):
-                    raise result
-                outcomes.append(result)
-        now = self.now()
-        return Settlement(envelope, attempts=[(o, follow_up(self.policy, o, now)) for o in outcomes], filtered=filtered)
+        deliveries = []
+        for s in subscriptions:
+            uuid = delivery_uuid(envelope.message_id, s.subscription_id)
+            deliveries.append(Delivery(s, uuid, 0, content, bodies.for_subscription(s, uuid), 0, envelope.message_id))
+        settlement = await self.attempter.fan_out(work, deliveries)
+        settlement.filtered = filtered
+        return settlement
 
     def _not_attempted(self, message_id: str, subscriptions: list[Subscription]) -> list[Subscription]:
-        return [s for s in subscriptions if not self.store.already_attempted(message_id, s.subscription_id)]
+        """Those not attempted yet, nor kept in the store (detached) by the copy taken before."""
+        kept = self.store.pending_uuids([delivery_uuid(message_id, s.subscription_id) for s in subscriptions])
+        return [
+            s
+            for s in subscriptions
+            if delivery_uuid(message_id, s.subscription_id) not in kept
+            and not self.store.already_attempted(message_id, s.subscription_id)
+        ]
 
     # -- retry -----------------------------------------------------------
 
-    async def _retry(self, work: Work) -> Settlement:
-        envelope = work.envelope
+    async def _retry(self, work: Work, envelope: Envelope) -> Settlement:
         try:
             message = RetryMessage.decode(envelope.body)
         except AeError as exc:
@@ -212,73 +214,20 @@ class Handler:
             and await self.io.call(self.store.already_attempted, envelope.message_id, subscription.subscription_id)
         ):
             return Settlement(envelope)  # its attempt is logged; only the ack was lost
-        body = await self._retry_body(subscription, message, payload, chain["event_name"])
-        outcome = await self._attempt(
-            work, subscription, message.uuid, message.death_count, body, message.content, generation
+        data = serialize_body(payload)
+        body = await self._later_body(subscription, message.uuid, message.content, chain["event_name"], data)
+        delivery = Delivery(
+            subscription, message.uuid, message.death_count, message.content, body, generation, envelope.message_id
         )
-        return Settlement(envelope, attempts=[(outcome, follow_up(self.policy, outcome, self.now()))])
+        return await self.attempter.fan_out(work, [delivery])
 
-    async def _retry_body(self, subscription: Subscription, message: RetryMessage, payload: Any, event: str) -> bytes:
-        """The body a retry resends: a CloudEvent as its chain's first attempt sent it
-        (same `time`, same bytes signed), else built from the retry's content."""
+    async def _later_body(self, subscription: Subscription, uuid: str, content: str, event: str, data: bytes) -> bytes:
+        """The body a retry or a kept delivery sends: a CloudEvent as its chain's first attempt
+        sent it (same `time`, same bytes signed), else `data` (the module's body)."""
         if subscription.body_format == CLOUDEVENTS:
-            first = await self.io.call(self.store.first_body, message.uuid)
+            first = await self.io.call(self.store.first_body, uuid)
             if is_cloudevent(first):
                 return str(first).encode()
-            bodies = EventBodies(message.content, event, self.config.settings.cloudevents_source, self.now())
-            return bodies.for_subscription(subscription, message.uuid)
-        return serialize_body(payload)
-
-    # -- attempts --------------------------------------------------------
-
-    def _cap(self, subscription_id: int) -> asyncio.Semaphore:
-        cap = self._caps.get(subscription_id)
-        if cap is None:
-            cap = self._caps[subscription_id] = asyncio.Semaphore(self.per_subscription)
-        return cap
-
-    async def _attempt(
-        self,
-        work: Work,
-        subscription: Subscription,
-        uuid: str,
-        death_count: int,
-        body: bytes,
-        content: str,
-        generation: int,
-    ) -> Outcome:
-        async with self._cap(subscription.subscription_id), self.window:
-            if not work.started:
-                if self.stopping:
-                    raise NotStarted
-                work.started = True
-            result = await self._deliver(subscription, body, uuid)
-        return Outcome(subscription, uuid, death_count, body, content, result, work.envelope.message_id, generation)
-
-    async def _deliver(self, subscription: Subscription, body: bytes, uuid: str) -> NotifyResult:
-        """One attempt through the subscription's notifier; whatever it does is a result."""
-        started = time.perf_counter()
-        try:
-            notifier = self.notifiers.for_subscription(subscription)
-            if getattr(notifier, "bounds_its_attempts", False):
-                # It ends every attempt within its own, shorter deadline: a second timer
-                # per attempt would cost about 3% of the consumer's CPU and never fire.
-                return await notifier.deliver(subscription, body, uuid)
-            async with asyncio.timeout(ATTEMPT_DEADLINE):
-                return await notifier.deliver(subscription, body, uuid)
-        except TimeoutError:
-            why = f"Timeout: notifier {subscription.notifier!r} gave no result within {ATTEMPT_DEADLINE:g} s"
-            return NotifyResult(False, None, why, time.perf_counter() - started)
-        except Exception as exc:  # a plugin's bug or its client's error: a failed attempt, retried as any
-            log.warning(
-                "notifier %r raised for subscription %s: %s",
-                subscription.notifier,
-                subscription.subscription_id,
-                describe(exc),
-            )
-            return NotifyResult(
-                False,
-                None,
-                clip(f"notifier {subscription.notifier!r} raised {describe(exc)}"),
-                time.perf_counter() - started,
-            )
+            bodies = EventBodies(content, event, self.config.settings.cloudevents_source, self.now())
+            return bodies.for_subscription(subscription, uuid)
+        return data

@@ -24,37 +24,43 @@ from ..metrics import instruments as metrics
 from ..operator_events import DEAD_LETTERED, dead_lettered_payload, operator_trigger, raises_about
 from ..queues.base import RETRY, Envelope, Queue
 from ..states import DeliveryState
-from ..store import Attempt, ChainState, Store, utcnow
+from ..store import Attempt, ChainState, PendingDelivery, Store, utcnow
+from .attempts import describe
 from .decisions import Outcome, Settlement
-from .handling import INFRASTRUCTURE, describe
+from .endpoints import Endpoints
+from .handling import INFRASTRUCTURE
 
 log = logging.getLogger("asyncevents_cli")
 #: One INFO record per logged attempt, carrying it as a dict in `record.attempt`: what `ae consume -v` prints.
 attempt_log = logging.getLogger("asyncevents_cli.attempts")
 
 
-def settle(store: Store, queue: Queue, settlements: Sequence[Settlement]) -> None:
+def settle(store: Store, queue: Queue, settlements: Sequence[Settlement], endpoints: Endpoints | None = None) -> None:
     """Release, log, place follow-ups and acknowledge; one transaction for the lot where possible."""
-    released = [s.envelope for s in settlements if s.release]
+    released = [s.envelope for s in settlements if s.release and s.envelope is not None]
     if released:
         queue.release_many(released)
     done = [s for s in settlements if not s.release]
     if not done:
         return
     try:
-        _apply(store, queue, done)
+        _apply(store, queue, done, endpoints)
     except (*INFRASTRUCTURE, AeError):
         raise
     except Exception:
         if len(done) == 1:
-            _settle_alone(store, queue, done[0])
+            _settle_alone(store, queue, done[0], endpoints)
             return
         for settlement in done:
-            _settle_alone(store, queue, settlement)
+            _settle_alone(store, queue, settlement, endpoints)
 
 
 def settle_and_take(
-    store: Store, queue: Queue, settlements: Sequence[Settlement], take: Callable[[], list[Envelope]]
+    store: Store,
+    queue: Queue,
+    settlements: Sequence[Settlement],
+    take: Callable[[], list[Envelope]],
+    endpoints: Endpoints | None = None,
 ) -> list[Envelope]:
     """`settle`, then `take()` (a lease of more messages). Where the queue shares the
     store's transaction both commit together: one fsync for the batch and the next.
@@ -62,32 +68,35 @@ def settle_and_take(
     if queue.shares_store_transaction and settlements:
         try:
             with store.transaction():
-                released = [s.envelope for s in settlements if s.release]
+                released = [s.envelope for s in settlements if s.release and s.envelope is not None]
                 if released:
                     queue.release_many(released)
                 done = [s for s in settlements if not s.release]
                 if done:
-                    _apply(store, queue, done)
+                    _apply(store, queue, done, endpoints)
                 return take()
         except (*INFRASTRUCTURE, AeError):
             raise
         except Exception:  # one message's doing, most likely: nothing of it was committed
             pass
-    settle(store, queue, settlements)
+    settle(store, queue, settlements, endpoints)
     return take()
 
 
-def _settle_alone(store: Store, queue: Queue, settlement: Settlement) -> None:
+def _settle_alone(store: Store, queue: Queue, settlement: Settlement, endpoints: Endpoints | None) -> None:
     try:
-        _apply(store, queue, [settlement])
+        _apply(store, queue, [settlement], endpoints)
     except (*INFRASTRUCTURE, AeError):
         raise
     except Exception as exc:
         envelope = settlement.envelope
         reason = f"unexpected error while settling: {describe(exc)}"
+        if envelope is None:  # a kept delivery: it stays kept, and its lease lapses
+            log.warning("could not settle a kept delivery: %s", reason)
+            return
         log.warning("dead-lettering %s message %s: %s", envelope.kind, envelope.message_id, reason)
         # If even parking fails, the store or broker is broken: that stops the consumer.
-        _apply(store, queue, [Settlement(envelope, park=reason)])
+        _apply(store, queue, [Settlement(envelope, park=reason)], None)
 
 
 def _place(store: Store, queue: Queue, settlements: Sequence[Settlement]) -> None:
@@ -98,7 +107,7 @@ def _place(store: Store, queue: Queue, settlements: Sequence[Settlement]) -> Non
         if settlement.queued:
             continue
         envelope = settlement.envelope
-        if settlement.park is not None:
+        if settlement.park is not None and envelope is not None:
             queue.dead_letter(envelope.body, settlement.park, envelope.kind)
         for outcome, follow in settlement.attempts:
             if follow.retry is None:
@@ -164,9 +173,30 @@ def _report(settlements: Sequence[Settlement]) -> None:
                 )
 
 
-def _record(store: Store, settlements: Sequence[Settlement]) -> None:
+def _keep(store: Store, settlements: Sequence[Settlement]) -> None:
+    """Deliveries kept in the store, and those done with. A kept delivery's row in
+    `pending_deliveries` is what says it waits (trace, status): no chain state is written
+    for it, so keeping one costs one row."""
+    waiting: list[PendingDelivery] = []
+    finished: list[str] = []
+    for settlement in settlements:
+        finished += settlement.finished
+        waiting += [row for row, _ in settlement.waiting]
+        if settlement.running:
+            store.add_pending(settlement.running, settlement.lease_until)
+        waiting += [follow.keep for _, follow in settlement.attempts if follow.keep is not None]
+    if waiting:
+        store.add_pending(waiting)
+    if finished:
+        store.finish_pending(finished)
+
+
+def _record(store: Store, settlements: Sequence[Settlement], endpoints: Endpoints | None) -> None:
     attempts: list[Attempt] = []
     states: list[ChainState] = []
+    _keep(store, settlements)
+    if endpoints is not None:
+        endpoints.record(store, settlements)
     for settlement in settlements:
         for outcome, follow in settlement.attempts:
             sub, result = outcome.subscription, outcome.result
@@ -213,16 +243,17 @@ def _record(store: Store, settlements: Sequence[Settlement]) -> None:
         store.set_delivery_states(states)
 
 
-def _apply(store: Store, queue: Queue, settlements: Sequence[Settlement]) -> None:
-    envelopes = [s.envelope for s in settlements]
+def _apply(store: Store, queue: Queue, settlements: Sequence[Settlement], endpoints: Endpoints | None) -> None:
+    envelopes = [s.envelope for s in settlements if s.envelope is not None]
     if queue.shares_store_transaction:
         with store.transaction():
             _place(store, queue, settlements)
-            _record(store, settlements)
+            _record(store, settlements, endpoints)
             queue.ack_many(envelopes)
     else:
         _place(store, queue, settlements)
         with store.transaction():
-            _record(store, settlements)
-        queue.ack_many(envelopes)
+            _record(store, settlements, endpoints)
+        if envelopes:
+            queue.ack_many(envelopes)
     _report(settlements)

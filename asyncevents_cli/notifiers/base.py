@@ -35,6 +35,9 @@ class NotifyResult:
     status_code: int | None
     response_data: str
     duration: float  # seconds
+    #: the receiver's `Retry-After` header, as sent (HTTP notifiers; None elsewhere), so a
+    #: 429 or 503 can defer the subscription's next attempt as long as it asks
+    retry_after: str | None = None
 
 
 def clip(text: str, limit: int = RESPONSE_LIMIT) -> str:

@@ -194,7 +194,13 @@ class HttpNotifier(Notifier):
                             break
                     text = b"".join(chunks).decode("utf-8", "replace")
                     success = 200 <= response.status < 300
-                    return NotifyResult(success, response.status, clip(text), time.perf_counter() - started)
+                    return NotifyResult(
+                        success,
+                        response.status,
+                        clip(text),
+                        time.perf_counter() - started,
+                        None if success else response.headers.get("Retry-After"),
+                    )
         except TargetRefused as exc:  # log the refusal, never anything from the target
             return NotifyResult(False, None, describe_refusal(exc), time.perf_counter() - started)
         except TimeoutError:

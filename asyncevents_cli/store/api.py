@@ -14,6 +14,7 @@ from typing import Any
 from .api_tokens import ApiTokenTable
 from .delivery_log import DeliveryLogTable
 from .health import HealthQueries
+from .lanes import LaneTable
 from .rate_buckets import RateBucketTable
 from .schema import SchemaMixin
 from .store_info import StoreInfoTable
@@ -27,7 +28,14 @@ def is_postgres_url(database: str | Path) -> bool:
 
 
 class Store(
-    SchemaMixin, SubscriptionTable, DeliveryLogTable, HealthQueries, ApiTokenTable, StoreInfoTable, RateBucketTable
+    SchemaMixin,
+    SubscriptionTable,
+    DeliveryLogTable,
+    HealthQueries,
+    LaneTable,
+    ApiTokenTable,
+    StoreInfoTable,
+    RateBucketTable,
 ):
     """Open with `Store(database, environ, migrate=True)`; `migrate=False` only checks
     the schema version (what `ae db status` needs)."""

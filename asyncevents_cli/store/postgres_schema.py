@@ -6,6 +6,7 @@ sortable text, `success` is 0/1, ids are 64-bit identities.
 
 from __future__ import annotations
 
+from .lanes import LANE_COLUMNS, LANE_TABLES, LANES_DESCRIPTION
 from .schema import FILTER_COLUMNS, FILTER_DESCRIPTION, FILTER_TABLE, Migration
 
 FIRST_TABLES = (
@@ -88,9 +89,14 @@ MIGRATIONS = (
         ),
     ),
     Migration(
+        3,
+        LANES_DESCRIPTION,
+        (*LANE_TABLES, *(f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {c} {d}" for t, c, d in LANE_COLUMNS)),
+    ),
+    Migration(
         4,
         "delivery_log.recipient_url: where each attempt was sent",
-        ("ALTER TABLE delivery_log ADD COLUMN recipient_url TEXT",),
+        ("ALTER TABLE delivery_log ADD COLUMN IF NOT EXISTS recipient_url TEXT",),
     ),
     Migration(5, "outbox, and ae_publish(event, data, store_id): publishing inside any transaction", OUTBOX),
     Migration(

@@ -49,6 +49,8 @@ class Subscription:
     payload_filter: str | None = None  # an `ae search` query the body must match to be sent
     body_format: str = "data"  # what is POSTed: "data" ({"data": payload}) or "cloudevents"
     rate_limit: RateLimit | None = None  # at most this many requests per second or minute, across consumers
+    disabled_reason: str | None = None  # why `ae` disabled it itself (auto-disable), else None
+    disabled_at: str | None = None  # ... and when (UTC timestamp)
 
     @property
     def enabled(self) -> bool:
@@ -133,3 +135,32 @@ class ChainState:
     next_attempt_at: datetime | None = None
     attempted: bool = True  # False: the state changed without an attempt (stopped, replayed)
     generation: int = 0  # bumped by each replay; a write from an older generation is ignored
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    """What the store remembers about one subscription's receiver (table `endpoint_states`),
+    shared by every consumer of the store. Times are seconds since the epoch."""
+
+    subscription_id: int
+    consecutive_failures: int = 0
+    failing_since: float | None = None  # the first failure of the current run
+    circuit_open: bool = False
+    opened_at: float | None = None
+    next_probe: float | None = None  # while open: when one attempt may try the receiver again
+    deferred_until: float = 0.0  # a Retry-After: no attempt before this
+
+
+@dataclass(frozen=True)
+class PendingDelivery:
+    """A delivery waiting in the store for its lane (table `pending_deliveries`):
+    detached from its message, attempted once its subscription has room."""
+
+    uuid: str
+    subscription_id: int
+    event_name: str
+    content: str  # the payload as a retry carries it (`encode_payload`)
+    death_count: int
+    generation: int = 0
+    message_id: str | None = None
+    due: float = 0.0  # seconds since the epoch

@@ -19,6 +19,7 @@ from ..private_files import create_empty_private_file, private_folder
 from ..secretbox import SecretBox
 from .api import Store
 from .base import Result
+from .lanes import LANE_COLUMNS, LANE_TABLES, LANES_DESCRIPTION
 from .schema import FILTER_COLUMNS, FILTER_DESCRIPTION, FILTER_TABLE, Migration
 
 DELIVERY_LOG_SQL = """
@@ -91,10 +92,6 @@ def _first_schema(store: SqliteStore) -> None:
         )
 
 
-#: Each attempt records the recipient it went to: a subscription's URL can change after it.
-ADD_RECIPIENT_URL = "ALTER TABLE delivery_log ADD COLUMN recipient_url TEXT"
-
-
 def _filter_schema(store: SqliteStore) -> None:
     """Version 6 (see `schema.FILTER_COLUMNS`); a column already there is kept, as in version 1."""
     columns = store._columns("subscriptions")
@@ -110,6 +107,14 @@ def _add_column(store: SqliteStore, table: str, name: str, definition: str) -> N
     if name not in store._columns(table):
         store._run(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
 
+
+def _add_columns(store: SqliteStore, columns: Sequence[tuple[str, str, str]]) -> None:
+    for table, name, definition in columns:
+        _add_column(store, table, name, definition)
+
+
+#: Migration 4: each attempt records the recipient it went to (a subscription's URL can change
+#: after it); added only if missing, as 2 and 3 do, so a store brought level again migrates.
 
 MIGRATIONS = (
     Migration(
@@ -127,7 +132,17 @@ MIGRATIONS = (
         ),
         apply=lambda store: _add_column(store, "subscriptions", "rate_limit", "TEXT"),
     ),
-    Migration(4, "delivery_log.recipient_url: where each attempt was sent", (ADD_RECIPIENT_URL,)),
+    Migration(
+        3,
+        LANES_DESCRIPTION,
+        LANE_TABLES,
+        apply=lambda store: _add_columns(store, LANE_COLUMNS),
+    ),
+    Migration(
+        4,
+        "delivery_log.recipient_url: where each attempt was sent",
+        apply=lambda store: _add_column(store, "delivery_log", "recipient_url", "TEXT"),
+    ),
     Migration(5, "outbox: events published in an application's transaction, for the relay", OUTBOX_TABLES),
     Migration(6, FILTER_DESCRIPTION, apply=lambda store: _filter_schema(store)),
 )

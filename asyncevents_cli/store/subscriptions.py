@@ -21,6 +21,7 @@ from ..errors import NotFound
 from ..pacing import RateLimit
 from ..secretbox import PREFIX as SEALED_PREFIX
 from ..secretbox import SecretBox, is_sealed
+from ..states import DeliveryState
 from .base import StoreBase
 from .records import DISABLED, ENABLED, MAX_ROWID, Subscription, timestamp
 
@@ -221,10 +222,21 @@ class SubscriptionTable(StoreBase):
             for subscription_id in subscription_ids:
                 self.subscription(subscription_id, reveal=False)
             self._run_many(
-                "UPDATE subscriptions SET status = ?, modified = ? WHERE subscription_id = ?",
+                "UPDATE subscriptions SET status = ?, modified = ?, disabled_reason = NULL, disabled_at = NULL"
+                " WHERE subscription_id = ?",
                 [(ENABLED if enabled else DISABLED, timestamp(), i) for i in subscription_ids],
             )
+            if enabled:
+                self._resume_endpoints(subscription_ids)
         return [self.subscription(i, reveal=False) for i in subscription_ids]
+
+    def _resume_endpoints(self, subscription_ids: Sequence[int]) -> None:
+        """Enabled again: a closed circuit, and the deliveries it held due at once."""
+        self._run_many("DELETE FROM endpoint_states WHERE subscription_id = ?", [(i,) for i in subscription_ids])
+        self._run_many(
+            "UPDATE deliveries SET state = ? WHERE state = ? AND subscription_id = ?",
+            [(DeliveryState.PENDING, DeliveryState.HELD, i) for i in subscription_ids],
+        )
 
     def update_subscription(self, subscription_id: int, enabled: bool, notifier: str | None = None) -> Subscription:
         """The module's save of an existing subscription: a new status, and a new notifier if given."""
@@ -234,6 +246,8 @@ class SubscriptionTable(StoreBase):
                 "UPDATE subscriptions SET status = ?, notifier = ?, modified = ? WHERE subscription_id = ?",
                 (ENABLED if enabled else DISABLED, notifier or current.notifier, timestamp(), subscription_id),
             )
+            if enabled and not current.enabled:
+                self._resume_endpoints([subscription_id])
         return self.subscription(subscription_id)
 
     def set_recipient(
