@@ -4,8 +4,8 @@ Read from the store (`delivery_log` and `deliveries`), so any host sharing the
 store sees the same answer, whichever consumer made the attempts. The state is
 a pure function of those figures (`health_state`):
 
-- ``disabled``  the subscription is disabled;
-- ``failing``   its circuit is open: the last `FAILING_AFTER` attempts all failed;
+- ``disabled``  the subscription is disabled (by hand, or by `ae` itself: `disabled_reason` says why);
+- ``failing``   its circuit is open (table `endpoint_states`, as the consumers found it);
 - ``degraded``  its latest attempt failed, or fewer than `DEGRADED_BELOW` of the
                 last 15 minutes' attempts succeeded;
 - ``healthy``   otherwise (no traffic included).
@@ -26,8 +26,6 @@ from .store.records import parse_timestamp, utcnow
 
 RECENT = timedelta(minutes=15)
 DAY = timedelta(hours=24)
-#: consecutive failed attempts that make a subscription `failing` (as the circuit counts them)
-FAILING_AFTER = 10
 #: a 15-minute success rate below this is `degraded`
 DEGRADED_BELOW = 0.95
 
@@ -39,6 +37,7 @@ class Figures:
     """What the state is decided from."""
 
     enabled: bool
+    circuit_open: bool
     consecutive_failures: int
     attempts_recent: int
     successes_recent: int
@@ -47,7 +46,7 @@ class Figures:
 def health_state(figures: Figures) -> str:
     if not figures.enabled:
         return DISABLED
-    if figures.consecutive_failures >= FAILING_AFTER:
+    if figures.circuit_open:
         return FAILING
     recent_rate = _rate(figures.attempts_recent, figures.successes_recent)
     if figures.consecutive_failures > 0 or (recent_rate is not None and recent_rate < DEGRADED_BELOW):
@@ -70,20 +69,25 @@ def subscription_health(
     chains = store.chain_counts()
     oldest = store.oldest_pending()
     errors = store.last_errors()
+    circuits = store.endpoint_states()
+    held = store.held_counts()
     rows = []
     for sub in chosen:
         sid = sub.subscription_id
-        row = _figures_row(store, sub, recent.get(sid, (0, 0)), day.get(sid, (0, 0)), moment)
+        circuit_open = sid in circuits and circuits[sid].circuit_open
+        row = _figures_row(store, sub, circuit_open, recent.get(sid, (0, 0)), day.get(sid, (0, 0)), moment)
         counts = chains.get(sid, {})
         first = oldest.get(sid)
         row.update(
             in_flight=None,  # known only inside each consumer: its ae_consumer_in_flight metric
-            held=0,  # deliveries held while a circuit is open come with per-subscription lanes
+            held=held.get(sid, 0),
             retrying=counts.get(DeliveryState.RETRYING, 0),
             dead_lettered=counts.get(DeliveryState.DEAD_LETTERED, 0),
             oldest_pending_age_seconds=None if first is None else _age(first, moment),
+            # the ceiling each consumer's lane adapts under (a lane's current limit is known only
+            # in its consumer: the ae_subscription_concurrency_limit metric)
             concurrency=config.settings.subscription_concurrency,
-            rate_limit=None,
+            rate_limit=str(sub.rate_limit) if sub.rate_limit else None,
             last_error=errors.get(sid),
         )
         rows.append(row)
@@ -91,10 +95,10 @@ def subscription_health(
 
 
 def _figures_row(
-    store: Store, sub: Subscription, recent: tuple[int, int], day: tuple[int, int], moment: datetime
+    store: Store, sub: Subscription, circuit_open: bool, recent: tuple[int, int], day: tuple[int, int], moment: datetime
 ) -> dict[str, Any]:
     failures = store.consecutive_failures(sub.subscription_id)
-    figures = Figures(sub.enabled, failures, recent[0], recent[1])
+    figures = Figures(sub.enabled, circuit_open, failures, recent[0], recent[1])
     p50 = store.duration_percentile(sub.subscription_id, moment - RECENT, 0.50)
     p95 = store.duration_percentile(sub.subscription_id, moment - RECENT, 0.95)
     return {
@@ -103,6 +107,8 @@ def _figures_row(
         "recipient_url": redact_url(sub.recipient_url),
         "status": SubscriptionStatus.of(sub.enabled),
         "state": health_state(figures),
+        "disabled_reason": sub.disabled_reason,
+        "circuit_open": circuit_open,
         "consecutive_failures": failures,
         "attempts_15m": recent[0],
         "success_rate_15m": _rate(*recent),

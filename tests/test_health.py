@@ -13,7 +13,6 @@ from asyncevents_cli.health import (
     DEGRADED,
     DISABLED,
     FAILING,
-    FAILING_AFTER,
     HEALTHY,
     Figures,
     health_state,
@@ -28,15 +27,16 @@ EVENT = "sales.order.created"
 @pytest.mark.parametrize(
     "figures, state",
     [
-        (Figures(True, 0, 0, 0), HEALTHY),  # no traffic
-        (Figures(True, 0, 100, 100), HEALTHY),
-        (Figures(True, 0, 100, 95), HEALTHY),
-        (Figures(True, 0, 100, 94), DEGRADED),  # below 95 % over 15 minutes
-        (Figures(True, 1, 100, 99), DEGRADED),  # the latest attempt failed
-        (Figures(True, FAILING_AFTER - 1, 20, 11), DEGRADED),
-        (Figures(True, FAILING_AFTER, 20, 10), FAILING),
-        (Figures(False, FAILING_AFTER, 20, 0), DISABLED),
-        (Figures(False, 0, 0, 0), DISABLED),
+        (Figures(True, False, 0, 0, 0), HEALTHY),  # no traffic
+        (Figures(True, False, 0, 100, 100), HEALTHY),
+        (Figures(True, False, 0, 100, 95), HEALTHY),
+        (Figures(True, False, 0, 100, 94), DEGRADED),  # below 95 % over 15 minutes
+        (Figures(True, False, 1, 100, 99), DEGRADED),  # the latest attempt failed
+        (Figures(True, False, 40, 20, 0), DEGRADED),  # many failures, circuit not (yet) open
+        (Figures(True, True, 10, 20, 10), FAILING),  # the circuit is open
+        (Figures(True, True, 0, 0, 0), FAILING),  # open, as another consumer found it
+        (Figures(False, True, 10, 20, 0), DISABLED),  # auto-disabled with its circuit open
+        (Figures(False, False, 0, 0, 0), DISABLED),
     ],
 )
 def test_the_state_from_the_figures(figures: Figures, state: str) -> None:
@@ -45,8 +45,9 @@ def test_the_state_from_the_figures(figures: Figures, state: str) -> None:
 
 def test_health_after_real_deliveries(tmp_path: Path, receiver: Receiver, backend: dict[str, Any]) -> None:
     """Four events to a healthy, an always-failing (500) and a disabled subscriber,
-    max_deaths 2: 12 failed attempts in a row make `failing`, 4 dead letters."""
-    config = write_config(tmp_path, max_deaths=2, **backend)
+    max_deaths 2: the 12th failed attempt in a row opens the circuit (`failing`), 4 dead letters.
+    (The threshold is the last attempt, so no retry is held, whatever the batching.)"""
+    config = write_config(tmp_path, max_deaths=2, circuit_failure_threshold=12, **backend)
     with Runtime(config, environ=backend_environ()) as rt:
         healthy, _ = subscribe(rt.config, rt.store, EVENT, receiver.script("/ok", 200), secret="s")
         failing, _ = subscribe(rt.config, rt.store, EVENT, receiver.script("/down", 500), secret="s")
@@ -61,7 +62,8 @@ def test_health_after_real_deliveries(tmp_path: Path, receiver: Receiver, backen
     assert good["state"] == HEALTHY and good["success_rate_15m"] == 1.0 and good["success_rate_24h"] == 1.0
     assert good["attempts_15m"] == 4 and good["last_error"] is None and good["dead_lettered"] == 0
     assert 0 < good["p50_seconds_15m"] <= good["p95_seconds_15m"] < 15
-    assert bad["state"] == FAILING and bad["consecutive_failures"] == 12 >= FAILING_AFTER
+    assert bad["state"] == FAILING and bad["circuit_open"] and bad["consecutive_failures"] == 12
+    assert good["circuit_open"] is False and off["disabled_reason"] is None  # disabled by hand
     assert bad["success_rate_15m"] == 0.0 and bad["attempts_24h"] == 12
     assert bad["dead_lettered"] == 4 and bad["retrying"] == 0 and bad["oldest_pending_age_seconds"] is None
     assert bad["last_error"]["status_code"] == 500 and bad["last_error"]["created"].endswith("+00:00")

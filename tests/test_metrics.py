@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,9 @@ import pytest
 from conftest import Receiver, ae, assert_error, backend_environ, environ_without_ae, write_config
 from prometheus_server import prometheus, require
 from serving import free_port
+from shared_hosts import wait_until
 
+from asyncevents_cli.operator_events import FAILING, RECOVERED
 from asyncevents_cli.publishing import publish_batch
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.subscribe import subscribe
@@ -84,7 +87,8 @@ def test_prometheus_counts_every_attempt_exactly(tmp_path: Path, receiver: Recei
     every failed attempt (max_deaths + 1 per event) under `failure`, with each failing
     delivery dead-lettered once."""
     events, max_deaths = 12, 2
-    config = write_config(tmp_path, max_deaths=max_deaths, **backend)
+    # no circuit opens here (it would hold the failing deliveries): this test counts attempts
+    config = write_config(tmp_path, max_deaths=max_deaths, circuit_failure_threshold=1000, **backend)
     healthy, failing = set_up(config, receiver, events)
     ports = [free_port(), free_port()]
     targets = [f"127.0.0.1:{port}" for port in ports]
@@ -247,3 +251,43 @@ def test_a_consumer_without_metrics_does_not_import_prometheus_client() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_a_circuit_raises_failing_and_recovered_and_its_gauge_reads_one(
+    tmp_path: Path, receiver: Receiver, backend: dict[str, Any]
+) -> None:
+    """An endpoint goes down: its circuit opens, `ae.subscription.failing` reaches the
+    operator's receiver (signed) within `circuit_probe_seconds`, and Prometheus reads
+    `ae_subscription_circuit_open` 1 and the held deliveries; it comes back: the probe
+    closes the circuit and `ae.subscription.recovered` follows within the same time."""
+    threshold, probe, events = 3, 2.0, 5
+    config = write_config(tmp_path, circuit_failure_threshold=threshold, circuit_probe_seconds=probe, **backend)
+    endpoint_up = threading.Event()
+    receiver.respond = lambda request, earlier: 200 if request.path != "/down" or endpoint_up.is_set() else 503
+    with Runtime(config, environ=backend_environ()) as rt:
+        down = subscribe(rt.config, rt.store, EVENT, receiver.endpoint("/down"), secret=TOKEN)[0].subscription_id
+        for event in (FAILING, RECOVERED):
+            subscribe(rt.config, rt.store, event, receiver.endpoint("/operator"), secret="0ps")
+        publish_batch(rt.config, rt.queue, EVENT, [{"n": n} for n in range(events)])
+    port = free_port()
+    with consumer(config, port), prometheus(tmp_path / "prometheus", [f"127.0.0.1:{port}"]) as server:
+        wait_until(lambda: len(receiver.to("/operator")) == 1, 60, "ae.subscription.failing")
+        open_gauge = server.wait_for(f'ae_subscription_circuit_open{{subscription="{down}"}}', 1)
+        held = server.wait_for('ae_queue_messages{queue="held"}', events)
+        up_at = time.monotonic()
+        endpoint_up.set()
+        wait_until(lambda: len(receiver.to("/operator")) == 2, 60, "ae.subscription.recovered")
+        closed_gauge = server.wait_for(f'ae_subscription_circuit_open{{subscription="{down}"}}', 0)
+    failing, recovered = receiver.to("/operator")
+    # attempts settle in batches: the circuit opens with the batch that reaches the threshold
+    in_a_row = int(failing.json["data"]["reason"].removesuffix(" failed attempts in a row"))
+    opened_by = receiver.to("/down")[in_a_row - 1]  # the last failed attempt of that batch
+    closed_by = next(r for r in receiver.to("/down") if r.at >= up_at)  # the probe that succeeded
+    assert open_gauge == 1 and held == events and closed_gauge == 0
+    assert failing.signed_with("0ps") and recovered.signed_with("0ps")
+    assert failing.json["data"]["subscription_id"] == down == recovered.json["data"]["subscription_id"]
+    assert threshold <= in_a_row <= events
+    assert recovered.json["data"]["reason"] == "an attempt succeeded"
+    assert failing.json["data"]["recipient_url"] == receiver.endpoint("/down")
+    assert 0 <= failing.at - opened_by.at <= probe
+    assert 0 <= recovered.at - closed_by.at <= probe

@@ -186,7 +186,9 @@ def _metrics(
     from ..metrics.endpoint import MetricsEndpoint
 
     in_flight = lambda: current[0].in_flight if current else 0  # noqa: E731 - the consumer of the moment
-    with MetricsEndpoint(runtime(ctx).config, observing.metrics_host, observing.metrics_port, in_flight) as served:
+    limits = lambda: current[0].lanes.limits() if current else {}  # noqa: E731
+    config = runtime(ctx).config
+    with MetricsEndpoint(config, observing.metrics_host, observing.metrics_port, in_flight, limits) as served:
         shown = f"[{served.host}]" if ":" in served.host else served.host
         tell(f"ae: metrics on http://{shown}:{served.port}/metrics (and /healthz, /readyz)")
         yield

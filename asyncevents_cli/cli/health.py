@@ -69,7 +69,7 @@ def render_one(r: dict[str, Any]) -> None:
             ("subscription", r["subscription_id"]),
             ("event", r["event_name"]),
             ("recipient", r["recipient_url"]),
-            ("state", r["state"]),
+            ("state", r["state"] + (f" ({r['disabled_reason']})" if r["disabled_reason"] else "")),
             ("success rate 15 min", f"{percent(r['success_rate_15m']) or '-'} of {r['attempts_15m']} attempt(s)"),
             ("success rate 24 h", f"{percent(r['success_rate_24h']) or '-'} of {r['attempts_24h']} attempt(s)"),
             ("latency 15 min", f"p50 {ms(r['p50_seconds_15m']) or '-'}, p95 {ms(r['p95_seconds_15m']) or '-'}"),

@@ -101,7 +101,8 @@ class Consumer:
                 settings.circuit_failure_threshold,
                 settings.circuit_probe_seconds,
                 settings.disable_after_hours * 3600,
-            )
+            ),
+            raise_event=queue.publish_trigger,
         )
         self.pump = Pump(store, self.lanes, self.endpoints, self.concurrency, self.retrying.call, LEASE_SECONDS)
 

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from ..messages import TriggerMessage
+from ..operator_events import DISABLED, FAILING, RECOVERED, operator_trigger, raises_about, subscription_payload
 from ..states import DeliveryState
 from ..store import EndpointState, PendingDelivery, Store
 from .circuit import Answer, CircuitRules, Transition, due_for_disable, observe
@@ -29,10 +31,22 @@ def _when(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+#: the operator event each transition raises
+OPERATOR_EVENT_OF = {Transition.OPENED: FAILING, Transition.CLOSED: RECOVERED, Transition.DISABLED: DISABLED}
+
+
 class Endpoints:
-    def __init__(self, rules: CircuitRules, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        rules: CircuitRules,
+        clock: Callable[[], float] = time.time,
+        raise_event: Callable[[TriggerMessage], object] | None = None,
+    ) -> None:
         self.rules = rules
         self.clock = clock
+        #: publishes an operator event (the consumer's `queue.publish_trigger`); called inside
+        #: the transaction that makes the transition, on the I/O thread
+        self.raise_event = raise_event
         #: (states as now stored, transitions) for the loop to apply, oldest first
         self.updates: list[tuple[list[EndpointState], list[tuple[int, Transition]], bool]] = []
         #: subscriptions the loop thinks unhealthy: all-success batches for others write nothing
@@ -89,6 +103,36 @@ class Endpoints:
             reason = f"circuit open since {_when(state.opened_at or self.clock())} UTC: endpoint failing"
             log.warning("subscription %s disabled: %s", subscription_id, reason)
             store.auto_disable(subscription_id, reason)
+        self._raise_operator_event(store, state, transition)
+
+    def _raise_operator_event(self, store: Store, state: EndpointState, transition: Transition) -> None:
+        """`ae.subscription.failing`, `.recovered` or `.disabled`, published in the transition's
+        transaction (the same one on a table queue; before it commits on a broker, as retries are:
+        a crash may repeat the event, never lose it). Only when some enabled subscription takes
+        it, and never about an operator subscription itself (no loops)."""
+        event_name = OPERATOR_EVENT_OF[transition]
+        if self.raise_event is None or not store.has_subscribers(event_name):
+            return
+        sub = store.subscription(state.subscription_id)
+        if not raises_about(sub.event_name):
+            return
+        now = self.clock()
+        if transition is Transition.OPENED:
+            since = state.failing_since or now
+            reason = f"{state.consecutive_failures} failed attempts in a row"
+        elif transition is Transition.CLOSED:
+            since, reason = now, "an attempt succeeded"
+        else:
+            since = state.opened_at or now
+            reason = f"circuit open since {_when(since)} UTC: endpoint failing"
+        payload = subscription_payload(
+            subscription_id=sub.subscription_id,
+            event_name=sub.event_name,
+            recipient_url=sub.recipient_url,
+            since=datetime.fromtimestamp(since, UTC),
+            reason=reason,
+        )
+        self.raise_event(operator_trigger(event_name, payload))
 
     def refresh(self, store: Store) -> None:
         """Every endpoint's state as stored (other consumers' findings too); disable what stayed open too long."""

@@ -27,11 +27,18 @@ from .scrape import Probe, QueueCollector
 class MetricsEndpoint:
     """Serves the three paths until `close`; `port` is the one bound (0 picks a free one)."""
 
-    def __init__(self, config: Config, host: str, port: int, in_flight: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        host: str,
+        port: int,
+        in_flight: Callable[[], int],
+        limits: Callable[[], dict[int, int]] = dict,
+    ) -> None:
         instruments = enable()
         self.probe = Probe(config)
         self.registry: CollectorRegistry = instruments.registry
-        self._collector = QueueCollector(self.probe, in_flight)
+        self._collector = QueueCollector(self.probe, in_flight, limits)
         self.registry.register(self._collector)
         try:
             self._server = _Server((host, port), _handler_for(self))

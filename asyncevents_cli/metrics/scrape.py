@@ -39,6 +39,7 @@ class Look:
     problem: str | None
     depths: dict[str, int] = field(default_factory=dict)
     oldest_pending: dict[int, str] = field(default_factory=dict)
+    circuits_open: dict[int, bool] = field(default_factory=dict)  # every enabled subscription's circuit
     at: datetime = field(default_factory=utcnow)
 
 
@@ -75,11 +76,14 @@ class Probe:
             runtime.store.ping()
             depths = runtime.queue.depths().as_dict()
             oldest = runtime.store.oldest_pending()
+            held = runtime.store.held_counts()
+            circuits = _circuits(runtime)
         except Exception as exc:  # whatever went wrong, the answer is "not ready", and a new connection next time
             self._drop()
             return Look(problem=_problem(exc))
-        depths.setdefault("held", 0)  # held deliveries come with per-subscription lanes
-        return Look(problem=None, depths=depths, oldest_pending=oldest)
+        # held deliveries wait in the store (pending_deliveries), not in the queue
+        depths["held"] = sum(held.values())
+        return Look(problem=None, depths=depths, oldest_pending=oldest, circuits_open=circuits)
 
     def _drop(self) -> None:
         runtime, self._runtime = self._runtime, None
@@ -94,6 +98,13 @@ class Probe:
         self._worker.shutdown(wait=False, cancel_futures=False)
 
 
+def _circuits(runtime: Runtime) -> dict[int, bool]:
+    """subscription id -> whether its circuit is open, for every enabled subscription (0 for most)."""
+    states = runtime.store.endpoint_states()
+    enabled = [sub.subscription_id for sub in runtime.store.subscriptions(reveal=False) if sub.enabled]
+    return {i: i in states and states[i].circuit_open for i in enabled}
+
+
 def _problem(exc: Exception) -> str:
     """One line for /readyz: the project's own message, or the exception's class and text."""
     if isinstance(exc, AeError):
@@ -104,14 +115,23 @@ def _problem(exc: Exception) -> str:
 class QueueCollector(Collector):
     """The scrape-time gauges, from the probe's latest look."""
 
-    def __init__(self, probe: Probe, in_flight: Callable[[], int]) -> None:
+    def __init__(self, probe: Probe, in_flight: Callable[[], int], limits: Callable[[], dict[int, int]] = dict) -> None:
         self._probe = probe
         self._in_flight = in_flight
+        self._limits = limits
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         in_flight = GaugeMetricFamily("ae_consumer_in_flight", "Delivery attempts under way in this consumer.")
         in_flight.add_metric([], self._in_flight())
         yield in_flight
+        limit = GaugeMetricFamily(
+            "ae_subscription_concurrency_limit",
+            "This consumer's current in-flight limit for the subscription (its lane's adaptive limit).",
+            labels=["subscription"],
+        )
+        for subscription_id, value in sorted(self._limits().items()):
+            limit.add_metric([str(subscription_id)], value)
+        yield limit
         look = self._probe.look()
         up = GaugeMetricFamily("ae_store_up", "1 when the store and queue answered this scrape's look, else 0.")
         up.add_metric([], 0 if look.problem else 1)
@@ -131,3 +151,11 @@ class QueueCollector(Collector):
             age = (look.at - parse_timestamp(created)).total_seconds()
             oldest.add_metric([str(subscription_id)], max(0.0, age))
         yield oldest
+        circuit = GaugeMetricFamily(
+            "ae_subscription_circuit_open",
+            "1 while the subscription's circuit is open (its deliveries are held), else 0.",
+            labels=["subscription"],
+        )
+        for subscription_id, is_open in sorted(look.circuits_open.items()):
+            circuit.add_metric([str(subscription_id)], 1 if is_open else 0)
+        yield circuit
