@@ -215,6 +215,37 @@ def test_a_circuit_open_too_long_disables_the_subscription_and_keeps_its_deliver
     assert rt.queue.depths().dead_letters == 0
 
 
+def test_auto_disable_raises_disabled_and_an_operator_subscription_raises_nothing_about_itself(
+    make_runtime: Callable[..., Runtime], receiver: Receiver
+) -> None:
+    """A partner's endpoint stays down until its subscription is disabled: the operator
+    receives `ae.subscription.disabled`, signed, with the reason and a redacted URL. The
+    operator's own `failing` receiver is down too: its circuit opens and is disabled in
+    turn, and raises nothing about itself (no loops): neither `failing` nor `disabled`."""
+    from asyncevents_cli.operator_events import DISABLED, FAILING
+
+    receiver.respond = lambda request, earlier: 200 if request.path == "/ops" else 503
+    rt = make_runtime(circuit_failure_threshold=2, circuit_probe_seconds=0.2, disable_after_hours=0.0003)
+    down = subscribe(rt.config, rt.store, EVENT, "http://u:pa55@" + receiver.endpoint("/down")[7:], secret="tok")[0]
+    ops_down = subscribe(rt.config, rt.store, FAILING, receiver.endpoint("/ops-down"), secret="0ps")[0]
+    subscribe(rt.config, rt.store, DISABLED, receiver.endpoint("/ops"), secret="0ps")
+    for n in range(5):
+        publish(rt.config, rt.queue, EVENT, {"n": n})
+    with consuming(rt):
+        wait_until(lambda: len(receiver.to("/ops")) == 1, 30, "ae.subscription.disabled")
+        wait_until(lambda: not rt.store.subscription(ops_down.subscription_id).enabled, 30, "the operator's disable")
+        time.sleep(1.0)  # nothing more follows
+    (disabled,) = receiver.to("/ops")  # about the partner only: the operator's own disable raised nothing
+    assert disabled.signed_with("0ps")
+    partner = disabled.json["data"]
+    assert partner["subscription_id"] == down.subscription_id
+    assert partner["event_name"] == EVENT and partner["reason"].startswith("circuit open since ")
+    assert partner["recipient_url"].startswith("http://***@127.0.0.1") and "pa55" not in str(partner)
+    # the operator's failing receiver heard of the partner only, never of its own circuit
+    heard = {r.json["data"]["subscription_id"] for r in receiver.to("/ops-down")}
+    assert heard == {down.subscription_id}
+
+
 # -- the rate limit --------------------------------------------------------------
 
 
