@@ -46,7 +46,9 @@ def test_the_state_from_the_figures(figures: Figures, state: str) -> None:
 def test_health_after_real_deliveries(tmp_path: Path, receiver: Receiver, backend: dict[str, Any]) -> None:
     """Four events to a healthy, an always-failing (500) and a disabled subscriber,
     max_deaths 2: 12 failed attempts in a row make `failing`, 4 dead letters."""
-    config = write_config(tmp_path, max_deaths=2, **backend)
+    # all 12 failures must be attempted: a circuit opening after 10 in a row would hold
+    # the rest (on RabbitMQ only 11 were made); `failing` here comes from FAILING_AFTER
+    config = write_config(tmp_path, max_deaths=2, circuit_failure_threshold=1000, **backend)
     with Runtime(config, environ=backend_environ()) as rt:
         healthy, _ = subscribe(rt.config, rt.store, EVENT, receiver.script("/ok", 200), secret="s")
         failing, _ = subscribe(rt.config, rt.store, EVENT, receiver.script("/down", 500), secret="s")
