@@ -84,7 +84,9 @@ def test_prometheus_counts_every_attempt_exactly(tmp_path: Path, receiver: Recei
     every failed attempt (max_deaths + 1 per event) under `failure`, with each failing
     delivery dead-lettered once."""
     events, max_deaths = 12, 2
-    config = write_config(tmp_path, max_deaths=max_deaths, **backend)
+    # every failing delivery must run its whole chain to a dead letter: a circuit that
+    # opened after 10 failures in a row would hold the rest instead (tests/test_lanes.py)
+    config = write_config(tmp_path, max_deaths=max_deaths, circuit_failure_threshold=1000, **backend)
     healthy, failing = set_up(config, receiver, events)
     ports = [free_port(), free_port()]
     targets = [f"127.0.0.1:{port}" for port in ports]
