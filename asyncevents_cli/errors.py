@@ -6,6 +6,7 @@
     │   └── ConfigError          exit 2  malformed or invalid events.toml / AE_* settings
     ├── QueueUnavailable         exit 3  the queue backend cannot be reached
     └── DatabaseUnavailable      exit 3  the PostgreSQL store cannot be reached
+        └── CommitUnknown        exit 3  lost during COMMIT, and whether it committed cannot be learnt
 
 The core raises these and nothing else for expected failures; the CLI turns
 them into one line on stderr and the exit code (see `cli/app.py`). Library
@@ -50,3 +51,9 @@ class QueueUnavailable(AeError):
 
 class DatabaseUnavailable(AeError):
     exit_code = EXIT_QUEUE_UNAVAILABLE
+
+
+class CommitUnknown(DatabaseUnavailable):
+    """The connection was lost while COMMIT's reply was on its way, and the server
+    could not be asked afterwards whether it committed: running the transaction
+    again might do its work twice, so it must not be retried in place."""

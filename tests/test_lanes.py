@@ -20,7 +20,7 @@ from asyncevents_cli.publishing import publish
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.states import DeliveryState
 from asyncevents_cli.status import status
-from asyncevents_cli.store import Subscription
+from asyncevents_cli.store import PendingDelivery, Subscription
 from asyncevents_cli.subscribe import subscribe
 from asyncevents_cli.trace import trace
 
@@ -264,3 +264,25 @@ def test_a_rate_limited_lane_takes_tokens_from_the_shared_bucket(
     assert most <= 22
     assert moments[-1] - moments[0] >= 1.2  # 50 at 20/s after a burst of 20 take 1.5 s
     assert rt.queue.depths().dead_letters == 0 and rt.store.pending_counts() == {}
+
+
+def test_a_kept_delivery_that_was_delivered_already_is_not_attempted_again(
+    make_runtime: Callable[..., Runtime], receiver: Receiver
+) -> None:
+    """A detached delivery's row may be written by its message's settle after the attempt's
+    own settle finished it (settles in the other order, a settle retried after a lost
+    connection): the row is kept again, and once its lease lapses it is taken. The chain
+    says it was delivered, so it is dropped, not sent and logged a second time."""
+    rt = make_runtime()
+    subscription = sub(rt, receiver.endpoint("/hook"))
+    publish(rt.config, rt.queue, EVENT, {"n": 1})
+    assert rt.consumer().run(until_empty=True) == 1
+    [uuid] = attempts_per_uuid(rt, subscription.subscription_id)
+    [sent] = receiver.to("/hook")
+    content = sent.body.decode()
+    rt.store.add_pending([PendingDelivery(uuid, subscription.subscription_id, EVENT, content, 0, 0, None, 0.0)])
+    rt.consumer().run(until_empty=True)
+    assert len(receiver.to("/hook")) == 1
+    assert attempts_per_uuid(rt, subscription.subscription_id) == {uuid: 1}
+    assert rt.store.pending_delivery(uuid) is None  # finished: nothing waits for it
+    assert trace(rt.store, uuid)["status"] == "Delivered"

@@ -25,6 +25,7 @@ from ..messages import RetryMessage, TriggerMessage
 from ..notifiers import Notifiers
 from ..queues.base import RETRY, TRIGGER, Envelope, Queue
 from ..secretbox import SecretKeyError
+from ..states import DeliveryState
 from ..store import PendingDelivery, Store, Subscription
 from .attempts import Attempter, Delivery, NotStarted, Work, describe
 from .decisions import (
@@ -125,6 +126,9 @@ class Handler:
     async def handle_pending(self, row: PendingDelivery, probe: bool) -> Settlement:
         """A delivery taken from the store (`pending_deliveries`); a probe tests an open circuit."""
         try:
+            if await self.io.call(self._delivered_already, row):
+                log.info("kept delivery %s was delivered already: not attempted again", row.uuid)
+                return Settlement(None, finished=[row.uuid])
             subscription = await self.subscriptions.by_id(row.subscription_id)
             body = b""
             if subscription is not None:
@@ -136,6 +140,17 @@ class Handler:
         except Exception as exc:  # it stays in the store; its lease lapses and it is tried again
             log.warning("could not attempt kept delivery %s: %s", row.uuid, describe(exc))
             return Settlement(None)
+
+    def _delivered_already(self, row: PendingDelivery) -> bool:
+        """Whether the kept delivery's chain has succeeded already (in its generation or a later
+        one): a row kept again after its attempt was logged, e.g. a detached delivery's lease
+        written by its message's settle after the attempt's own settle had finished it."""
+        chain = self.store.delivery(row.uuid)
+        return (
+            chain is not None
+            and chain["state"] == DeliveryState.DELIVERED
+            and int(chain["generation"] or 0) >= row.generation
+        )
 
     def _park(self, envelope: Envelope, reason: str) -> Settlement:
         log.warning("dead-lettering %s message %s: %s", envelope.kind, envelope.message_id, reason)

@@ -5,7 +5,10 @@ A PostgreSQL server that kills a backend, or refuses connections for a few
 seconds (a restart, a failover), fails the statement or transaction under way
 with `DatabaseUnavailable`; the server rolled that transaction back, so running
 the same call again is safe (a settle places its broker follow-ups once, see
-`settle._place`), and the pool replaces broken connections on the next
+`settle._place`). A connection lost during COMMIT is the exception: the store
+asks the server how that transaction ended (`PostgresStore._commit`), so a
+committed one is never run twice; when it cannot learn that (`CommitUnknown`),
+the call is not tried again here. The pool replaces broken connections on the next
 checkout. Nothing in flight is dropped and no lease has to run out. When the
 database stays away longer than `give_up_after`, the error goes up and
 `reconnect.run_reconnecting` takes over: it stops the consumer (what it held
@@ -19,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from ..errors import DatabaseUnavailable
+from ..errors import CommitUnknown, DatabaseUnavailable
 
 log = logging.getLogger("asyncevents_cli")
 T = TypeVar("T")
@@ -57,6 +60,8 @@ class Retrying:
         while True:
             try:
                 return operation(*args)
+            except CommitUnknown:
+                raise  # it may have committed: running it again could do its work twice
             except DatabaseUnavailable as exc:
                 now = self.clock()
                 deadline = deadline if deadline is not None else now + self.give_up_after

@@ -11,6 +11,9 @@ Differences from SQLite that the rules above the backend rely on:
   `log_id` never sees id 101 before 100 commits;
 - secrets: every host must open what any host sealed, so the key comes from
   AE_SECRET_KEY, the same on every host; no key file is made;
+- a connection lost while COMMIT's reply is in flight is resolved by asking the
+  server (`txid_status`) whether that transaction committed: a committed one
+  returns normally, so no caller runs it (and logs its attempts) a second time;
 - "cannot reach the database" (refused, reset, server shut down, pool
   timeout) becomes `DatabaseUnavailable`, exit 3. Other database errors pass
   through unchanged: the engine parks the one message they belong to.
@@ -19,23 +22,29 @@ Differences from SQLite that the rules above the backend rely on:
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from ..errors import DatabaseUnavailable
+from ..errors import CommitUnknown, DatabaseUnavailable
 from ..redaction import redact_url
 from ..secretbox import KEY_ENV, SecretBox, SecretKeyError
 from .api import Store
 from .base import Result
 from .postgres_schema import MIGRATIONS
 
+log = logging.getLogger("asyncevents_cli")
+
 #: advisory lock keys (any two fixed numbers this application owns)
 LOG_ORDER_LOCK = 0x6165_6C6F67  # "aelog"
 SCHEMA_LOCK = 0x6165_736368  # "aesch"
 CONNECT_TIMEOUT_SECONDS = 10
+#: how long to keep asking how a transaction whose COMMIT's reply was lost ended
+COMMIT_STATUS_WAIT_SECONDS = 10.0
 #: SQLSTATEs that mean the server is going or gone (besides class 08, connection
 #: exceptions, and errors with no state, raised by the client itself): admin,
 #: crash and cannot-connect-now shutdowns, and too many connections
@@ -172,12 +181,54 @@ class PostgresStore(Store):
         conn, self._held, self._owner = self._held, None, None
         try:
             with self._translated():
-                conn.execute(verb)
+                self._send(conn, verb)
         finally:
             self._pool.putconn(conn)
 
+    def _send(self, conn: Any, verb: str) -> None:
+        """COMMIT or ROLLBACK on the transaction's connection (tests lose COMMIT's reply here)."""
+        conn.execute(verb)
+
     def _commit(self) -> None:
-        self._end("COMMIT")
+        """COMMIT; if the connection is lost on the way, ask the server how it ended.
+
+        A connection cut while COMMIT's reply is in flight leaves the client unsure:
+        the server may have committed. Running the transaction again (as the
+        consumer's retries do) would then log the same attempts twice. So the
+        transaction's id is read first, and after a lost COMMIT `txid_status` on
+        a fresh connection says committed (done: no error) or aborted (the usual
+        `DatabaseUnavailable`, safe to run again). A transaction that wrote
+        nothing has no id, and nothing to do twice."""
+        try:
+            with self._translated():
+                xid = self._held.execute("SELECT txid_current_if_assigned()").fetchone()[0]
+        except BaseException:
+            self._rollback()
+            raise
+        try:
+            self._end("COMMIT")
+        except DatabaseUnavailable as lost:
+            if xid is None or not self._committed(int(xid), lost):
+                raise
+
+    def _committed(self, xid: int, lost: DatabaseUnavailable) -> bool:
+        """Whether transaction `xid`, whose COMMIT's reply was lost, committed. The killed
+        backend may still be finishing it ("in progress"), or the server may be briefly
+        away: ask again for a while, then give up with `CommitUnknown`."""
+        deadline = time.monotonic() + COMMIT_STATUS_WAIT_SECONDS
+        delay = 0.02
+        while True:
+            with suppress(DatabaseUnavailable):
+                status = self._run("SELECT txid_status(?)", (xid,)).scalar()
+                if status in ("committed", "aborted"):
+                    log.warning("connection lost during COMMIT; the server says the transaction %s", status)
+                    return bool(status == "committed")
+            if time.monotonic() + delay > deadline:
+                raise CommitUnknown(
+                    f"{lost.message} (during COMMIT; whether it committed is unknown)", hint=lost.hint
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     def _rollback(self) -> None:
         import psycopg
