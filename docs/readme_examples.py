@@ -208,6 +208,9 @@ VOLATILE = [
     (re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d(\.\d+)?)?"), "<time>"),
     (re.compile(r"^\d\d:\d\d:\d\d\b", re.M), "<time>"),  # `ae listen`'s clock time, at the start of its lines
     (re.compile(r"\b\d+ ms\b"), "<n> ms"),
+    # the log id that ends an attempt's row (`ae logs`, `ae trace`): which of two deliveries in
+    # flight together is logged first, and so gets the lower id, varies from run to run
+    (re.compile(r"^(.*<n> ms.*\s)\d+[ \t]*$", re.M), r"\1<log id>"),
     (re.compile(r"(secret: )\S+"), r"\1<secret>"),
     (re.compile(r"─+"), "─"),
     (re.compile(r"[ \t]+"), " "),
