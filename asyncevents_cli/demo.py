@@ -74,7 +74,7 @@ def run_demo(say: Callable[[str], None]) -> dict[str, Any]:
                 f"Consumed {handled} messages: {delivered} deliveries accepted with valid signatures, "
                 f"{rejected} rejected"
             )
-            retried = rt.store.recent_logs(failed_only=True, limit=1)
+            retried = rt.store.log.recent_logs(failed_only=True, limit=1)
             if not retried:
                 raise RuntimeError("demo expected one failed first attempt, found none")
             return trace(rt.store, retried[0]["uuid"])

@@ -63,14 +63,16 @@ def subscription_health(
 ) -> list[dict[str, Any]]:
     """One row per subscription (those named, or all): state, rates, latency, counts, last error."""
     moment = now or utcnow()
-    chosen = [store.subscription(i, reveal=False) for i in subscription_ids] or store.subscriptions(reveal=False)
-    recent = store.attempt_counts_since(moment - RECENT)
-    day = store.attempt_counts_since(moment - DAY)
-    chains = store.chain_counts()
-    oldest = store.oldest_pending()
-    errors = store.last_errors()
-    circuits = store.endpoint_states()
-    held = store.held_counts()
+    chosen = [store.subscriptions.subscription(i, reveal=False) for i in subscription_ids] or store.subscriptions.all(
+        reveal=False
+    )
+    recent = store.health.attempt_counts_since(moment - RECENT)
+    day = store.health.attempt_counts_since(moment - DAY)
+    chains = store.health.chain_counts()
+    oldest = store.health.oldest_pending()
+    errors = store.health.last_errors()
+    circuits = store.lanes.endpoint_states()
+    held = store.lanes.held_counts()
     rows = []
     for sub in chosen:
         sid = sub.subscription_id
@@ -97,10 +99,10 @@ def subscription_health(
 def _figures_row(
     store: Store, sub: Subscription, circuit_open: bool, recent: tuple[int, int], day: tuple[int, int], moment: datetime
 ) -> dict[str, Any]:
-    failures = store.consecutive_failures(sub.subscription_id)
+    failures = store.health.consecutive_failures(sub.subscription_id)
     figures = Figures(sub.enabled, circuit_open, failures, recent[0], recent[1])
-    p50 = store.duration_percentile(sub.subscription_id, moment - RECENT, 0.50)
-    p95 = store.duration_percentile(sub.subscription_id, moment - RECENT, 0.95)
+    p50 = store.health.duration_percentile(sub.subscription_id, moment - RECENT, 0.50)
+    p95 = store.health.duration_percentile(sub.subscription_id, moment - RECENT, 0.95)
     return {
         "subscription_id": sub.subscription_id,
         "event_name": sub.event_name,

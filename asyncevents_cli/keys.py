@@ -34,11 +34,12 @@ class Rotation:
 
 def rotate(config: Config, store: Store, environ: Mapping[str, str]) -> Rotation:
     """Re-encrypt every secret of the store under the first key of AE_SECRET_KEY, or a new key file."""
-    store.check_secret_key()  # the keys in use must open what is there (on PostgreSQL: AE_SECRET_KEY is set)
+    # the keys in use must open what is there (on PostgreSQL: AE_SECRET_KEY is set)
+    store.subscriptions.check_secret_key()
     if environ.get(KEY_ENV, "").strip() or config.uses_postgres:
         # The store's box is then AE_SECRET_KEY's keys (on PostgreSQL without it: the error naming it),
         # and sealing with it is sealing under the first.
-        count = store.reseal_secrets(store.secret_box)
+        count = store.subscriptions.reseal_secrets(store.subscriptions.secret_box)
         return Rotation(count, KEY_ENV, f"every key of {KEY_ENV} but the first")
     return _rotate_key_file(config, store)
 
@@ -48,6 +49,6 @@ def _rotate_key_file(config: Config, store: Store) -> Rotation:
     old_keys = [key.decode("ascii") for key in read_key_file(path)]
     new_key = generate_key()
     replace_key_file(path, [new_key, *old_keys])  # both open everything while the rows change
-    count = store.reseal_secrets(SecretBox([k.encode() for k in (new_key, *old_keys)], str(path)))
+    count = store.subscriptions.reseal_secrets(SecretBox([k.encode() for k in (new_key, *old_keys)], str(path)))
     replace_key_file(path, [new_key])
     return Rotation(count, str(path), "any copy of the old key file (the key file holds only the new key)")

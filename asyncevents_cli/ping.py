@@ -20,12 +20,12 @@ PING_EVENT = "ae.ping"
 
 def ping(store: Store, notifiers: Notifiers, subscription_id: int) -> dict[str, Any]:
     """Deliver one `ae.ping` to the subscription (enabled or not); log and return the attempt."""
-    subscription = store.subscription(subscription_id)  # with its secret: the ping is signed
+    subscription = store.subscriptions.subscription(subscription_id)  # with its secret: the ping is signed
     delivery = str(uuids.uuid4())
     body = serialize_body({"event": PING_EVENT, "subscription_id": subscription_id, "sent_at": timestamp()})
     result = notifiers.for_subscription(subscription).notify(subscription, body, delivery)
     with store.transaction():
-        log_id = store.log_attempt(
+        log_id = store.log.log_attempt(
             Attempt(
                 uuid=delivery,
                 subscription_id=subscription_id,

@@ -23,7 +23,7 @@ def replay(store: Store, queue: Queue, policy: RetryPolicy, uuid: str) -> dict[s
     if not attempts:
         raise NotFound(f"no delivery with uuid {uuid}", hint="run `ae logs` to see recent uuids")
     last = attempts[-1]
-    subscription = store.find_subscription(last["subscription_id"], reveal=False)
+    subscription = store.subscriptions.find_subscription(last["subscription_id"], reveal=False)
     if subscription is None:
         raise AeError(f"subscription {last['subscription_id']} of {uuid} was deleted; nothing to replay to")
     if not subscription.enabled:
@@ -40,14 +40,14 @@ def replay(store: Store, queue: Queue, policy: RetryPolicy, uuid: str) -> dict[s
     due = utcnow() + timedelta(seconds=delay)
     # A new generation supersedes the chain's pending retry: the consumer drops
     # a retry whose generation is older than the chain's, so one delivery follows.
-    chain = store.delivery(uuid)
+    chain = store.log.delivery(uuid)
     generation = int(chain["generation"]) + 1 if chain else 1
 
     def place() -> None:
         queue.publish_retry(message, delay, generation=generation)
 
     def record() -> None:
-        store.set_delivery_state(
+        store.log.set_delivery_state(
             uuid,
             subscription.subscription_id,
             subscription.event_name,

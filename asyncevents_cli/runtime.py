@@ -48,9 +48,9 @@ class Runtime:
     @property
     def store(self) -> Store:
         if self._store is None:
-            from .store import Store
+            from .store import open_store
 
-            self._store = Store(self.config.database, self.environ)
+            self._store = open_store(self.config.database, self.environ)
         return self._store
 
     @property
@@ -82,7 +82,7 @@ class Runtime:
         from .engine import Consumer
         from .queues.base import KINDS
 
-        self.store.check_secret_key()  # a wrong key stops here, before a message is taken
+        self.store.subscriptions.check_secret_key()  # a wrong key stops here, before a message is taken
         return Consumer(
             self.config, self.store, self.queue, self.notifiers, KINDS if kinds is None else kinds, **options
         )

@@ -57,7 +57,7 @@ def select(
         return []
     chosen: list[Candidate] = []
     statuses: dict[int, SubscriptionStatus] = {}
-    latest = store.latest_attempts(sorted(store.uuids_of(sorted(matched))))
+    latest = store.log.latest_attempts(sorted(store.log.uuids_of(sorted(matched))))
     with_pings = names_pings(query)
     for row in latest:
         if row["log_id"] not in matched:
@@ -68,7 +68,7 @@ def select(
             continue
         sub_id = row["subscription_id"]
         if sub_id not in statuses:
-            sub = store.find_subscription(sub_id, reveal=False)
+            sub = store.subscriptions.find_subscription(sub_id, reveal=False)
             statuses[sub_id] = SubscriptionStatus.DELETED if sub is None else SubscriptionStatus.of(sub.enabled)
         chosen.append(
             Candidate(

@@ -22,8 +22,8 @@ def status(config: Config, store: Store, queue: Queue) -> dict[str, Any]:
     if 0 < depths["dead_letters"] <= RESOLVE_SCAN_LIMIT:
         resolved = sum(1 for row in dead_letters(queue, store, RESOLVE_SCAN_LIMIT, True) if row["resolved"])
         depths["dead_letters"] -= resolved
-    held = store.held_counts()
-    waiting = store.pending_counts()
+    held = store.lanes.held_counts()
+    waiting = store.lanes.pending_counts()
     return {
         "backend": config.settings.queue,
         "database": config.database_display,
@@ -37,7 +37,7 @@ def status(config: Config, store: Store, queue: Queue) -> dict[str, Any]:
                 "held": held.get(row["subscription_id"], 0),
                 "waiting": waiting.get(row["subscription_id"], 0),
             }
-            for row in store.delivery_counts()
+            for row in store.log.delivery_counts()
         ],
     }
 
@@ -72,7 +72,7 @@ def dead_letters(
             row["body"] = letter.body.decode("utf-8", "replace")[:1000]
         rows.append(row)
     if store is not None:
-        delivered = store.delivered_uuids([row["uuid"] for row in rows if "uuid" in row])
+        delivered = store.log.delivered_uuids([row["uuid"] for row in rows if "uuid" in row])
         for row in rows:
             row["resolved"] = row.get("uuid") in delivered
     return [row for row in rows if include_resolved or not row["resolved"]][:limit]

@@ -125,7 +125,7 @@ def subscribe(
             f"{event_name} already has subscription {ids} to this recipient; nothing changed",
             hint="add --force to subscribe it again anyway",
         )
-    subscription = store.add_subscription(
+    subscription = store.subscriptions.add_subscription(
         event_name, recipient, secret or generated or "", plugin.name, store_id, stored_scheme, custom, *shape, rate
     )
     return subscription, generated if plugin.signs_requests else None
@@ -160,17 +160,17 @@ def set_shape(
     """Change what a subscription receives: a new filter (or none) and/or a new body format."""
     if payload_filter is not None and clear_filter:
         raise InputError("give --filter or --no-filter, not both")
-    current = store.subscription(subscription_id, reveal=False)
+    current = store.subscriptions.subscription(subscription_id, reveal=False)
     new_filter = None if clear_filter else current.payload_filter if payload_filter is None else payload_filter
     new_format = current.body_format if body_format is None else body_format
     checked, new_format = check_shape(find(current.notifier), new_filter, new_format)
-    return store.set_delivery_shape(subscription_id, checked, new_format)
+    return store.subscriptions.set_delivery_shape(subscription_id, checked, new_format)
 
 
 def same_recipient(store: Store, event_name: str, url: str) -> list[Subscription]:
     """The event's subscriptions (enabled or not) to `url`: a second one would deliver every event twice."""
     wanted = url.strip()
-    return [s for s in store.subscriptions(event_name, reveal=False) if s.recipient_url == wanted]
+    return [s for s in store.subscriptions.all(event_name, reveal=False) if s.recipient_url == wanted]
 
 
 def update(
@@ -190,7 +190,7 @@ def update(
     reshaped = payload_filter is not None or clear_filter or body_format is not None
     if url is None and store_id is None and not reshaped and rate_limit is None:
         raise InputError("nothing to change: give --url, --store, --filter, --no-filter, --format and/or --rate-limit")
-    current = store.subscription(subscription_id, reveal=False)
+    current = store.subscriptions.subscription(subscription_id, reveal=False)
     recipient = find(current.notifier).check_recipient(url, config) if url is not None else None
     if store_id is not None:
         check_store_id(store_id)
@@ -199,14 +199,14 @@ def update(
         if reshaped:
             set_shape(store, subscription_id, payload_filter, clear_filter, body_format)
         if url is not None or store_id is not None:
-            store.set_recipient(subscription_id, recipient, store_id)
+            store.subscriptions.set_recipient(subscription_id, recipient, store_id)
         if rate_limit is not None:
-            store.set_rate_limit(subscription_id, rate)
-    return store.subscription(subscription_id, reveal=False)
+            store.subscriptions.set_rate_limit(subscription_id, rate)
+    return store.subscriptions.subscription(subscription_id, reveal=False)
 
 
 def _signing_subscription(store: Store, subscription_id: int) -> Subscription:
-    subscription = store.subscription(subscription_id)
+    subscription = store.subscriptions.subscription(subscription_id)
     plugin = find(subscription.notifier)
     if not plugin.signs_requests:
         raise InputError(
@@ -228,14 +228,14 @@ def rotate_secret(
     new_secret = check_secret(scheme, check_secret_text(secret)) if secret is not None else generate_secret(scheme)
     # A magento delivery carries one signature, so the old secret has no use: not kept.
     until = utcnow() + timedelta(seconds=seconds) if seconds and scheme != MAGENTO else None
-    return store.rotate_token(subscription_id, new_secret, until), new_secret
+    return store.subscriptions.rotate_token(subscription_id, new_secret, until), new_secret
 
 
 def set_headers(store: Store, subscription_id: int, headers: Mapping[str, str] | Iterable[str]) -> Subscription:
     """Replace a subscription's custom headers; none removes them."""
     custom = check_headers(headers)
     _signing_subscription(store, subscription_id)
-    return store.set_custom_headers(subscription_id, custom)
+    return store.subscriptions.set_custom_headers(subscription_id, custom)
 
 
 def change(
@@ -252,7 +252,7 @@ def change(
     stored secret and signature scheme were chosen for that."""
     name = None
     if notifier is not None:
-        current = store.subscription(subscription_id)
+        current = store.subscriptions.subscription(subscription_id)
         plugin = find(notifier)
         if plugin.name != current.notifier:
             plugin.check_recipient(current.recipient_url, config)
@@ -264,7 +264,7 @@ def change(
         name = plugin.name
     rate = parse_rate_limit(rate_limit) if rate_limit is not None else None
     with store.transaction():
-        store.update_subscription(subscription_id, enabled, name)
+        store.subscriptions.update_subscription(subscription_id, enabled, name)
         if rate_limit is not None:
-            store.set_rate_limit(subscription_id, rate)
-    return store.subscription(subscription_id)
+            store.subscriptions.set_rate_limit(subscription_id, rate)
+    return store.subscriptions.subscription(subscription_id)

@@ -62,27 +62,27 @@ def create_token(store: Store, name: str, events: Sequence[str] = ()) -> str:
     check_token_name(name)
     patterns = list(dict.fromkeys(check_pattern(p) for p in events))
     secret = PREFIX + secrets.token_urlsafe(32)
-    store.add_token(name, hash_token(secret), patterns)
+    store.api_tokens.add_token(name, hash_token(secret), patterns)
     return secret
 
 
 def list_tokens(store: Store) -> list[dict[str, Any]]:
-    return store.tokens()
+    return store.api_tokens.tokens()
 
 
 def revoke_token(store: Store, name: str) -> None:
-    store.revoke_token(check_token_name(name))
+    store.api_tokens.revoke_token(check_token_name(name))
 
 
 def authenticate(store: Store, secret: str) -> ApiToken | None:
     """The token a secret belongs to, or None; records when it was last used."""
     if not secret:
         return None
-    row = store.token_by_hash(hash_token(secret))
+    row = store.api_tokens.token_by_hash(hash_token(secret))
     if row is None:
         return None
     now = utcnow()
     last = row["last_used"]
     if last is None or datetime.fromisoformat(last + "+00:00") < now - TOUCH_EVERY:
-        store.touch_token(row["name"], now)
+        store.api_tokens.touch_token(row["name"], now)
     return ApiToken(row["name"], tuple(row["events"]), row["last_used"])

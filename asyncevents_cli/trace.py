@@ -74,26 +74,26 @@ def find_attempts(store: Store, uuid: str) -> tuple[str, list[dict[str, Any]]]:
     """A delivery's uuid as stored, and its attempts. uuids are written in lower case;
     one given in upper case (copied from a ticket, say) finds the same delivery."""
     given = uuid.strip()
-    attempts = store.attempts(given)
+    attempts = store.log.attempts(given)
     if not attempts and given.lower() != given:
         given = given.lower()
-        attempts = store.attempts(given)
+        attempts = store.log.attempts(given)
     return given, attempts
 
 
 def trace(store: Store, uuid: str) -> dict[str, Any]:
     """Everything the module's trace page shows, as plain data."""
     uuid, attempts = find_attempts(store, uuid)
-    kept = store.pending_delivery(uuid)
+    kept = store.lanes.pending_delivery(uuid)
     if not attempts and kept is None:
         raise NotFound(f"no delivery with uuid {uuid}", hint="run `ae logs` to see recent uuids")
     if not attempts and kept is not None:  # kept in the store before its first attempt
         return _unattempted(store, kept)
-    state = store.delivery(uuid)
+    state = store.log.delivery(uuid)
     first, last = attempts[0], attempts[-1]
-    subscription = store.find_subscription(last["subscription_id"], reveal=False)
+    subscription = store.subscriptions.find_subscription(last["subscription_id"], reveal=False)
     current_url = redact_url(subscription.recipient_url) if subscription else None
-    endpoint = store.endpoint_states([last["subscription_id"]]).get(last["subscription_id"])
+    endpoint = store.lanes.endpoint_states([last["subscription_id"]]).get(last["subscription_id"])
     status = overall_status(state, attempts, endpoint=endpoint)
     current = state["state"] if state else None
     if kept is not None:  # the store's row says it waits, whatever its chain said last
@@ -139,8 +139,8 @@ def trace(store: Store, uuid: str) -> dict[str, Any]:
 
 def _unattempted(store: Store, kept: PendingDelivery) -> dict[str, Any]:
     """A delivery kept (held or waiting) before any attempt: what is known of it."""
-    subscription = store.find_subscription(kept.subscription_id, reveal=False)
-    endpoint = store.endpoint_states([kept.subscription_id]).get(kept.subscription_id)
+    subscription = store.subscriptions.find_subscription(kept.subscription_id, reveal=False)
+    endpoint = store.lanes.endpoint_states([kept.subscription_id]).get(kept.subscription_id)
     enabled = subscription is not None and subscription.enabled
     return {
         "uuid": kept.uuid,

@@ -115,10 +115,10 @@ def payload(rng: random.Random, n: int, day: datetime) -> tuple[str, dict[str, A
 
 def populate(db: Path, rows: int, seed: int = 7) -> None:
     """Write `rows` delivery-log rows through the store's own schema, in one transaction per 10,000."""
-    from asyncevents_cli.store import Store
+    from asyncevents_cli.store import open_store
 
     rng = random.Random(seed)
-    store = Store(db)
+    store = open_store(db)
     start = datetime(2026, 3, 20)
     sql = (
         "INSERT INTO delivery_log (uuid, subscription_id, event_name, success, status_code, response_data,"
@@ -146,7 +146,7 @@ def populate(db: Path, rows: int, seed: int = 7) -> None:
         )
         if len(batch) == 10_000 or n == rows - 1:
             with store.transaction():
-                store.conn.executemany(sql, batch)
+                store.backend.conn.executemany(sql, batch)
             batch = []
     store.close()
 
@@ -163,9 +163,9 @@ def cpu_seconds() -> float:
 def child_build(db: str) -> None:
     """Runs in a child process: a full rebuild; prints JSON. CPU time includes worker processes."""
     from asyncevents_cli.search import SearchIndex
-    from asyncevents_cli.store import Store
+    from asyncevents_cli.store import open_store
 
-    store = Store(db)
+    store = open_store(db)
     ix = SearchIndex(Path(db + ".index"), store)
     started, cpu = time.perf_counter(), cpu_seconds() + children_cpu_seconds()
     added = ix.rebuild()
@@ -183,9 +183,9 @@ def child_build(db: str) -> None:
 
 def child_follow(db: str, extra: int) -> None:
     from asyncevents_cli.search import SearchIndex
-    from asyncevents_cli.store import Store
+    from asyncevents_cli.store import open_store
 
-    store = Store(db)
+    store = open_store(db)
     ix = SearchIndex(Path(db + ".index"), store)
     started = time.perf_counter()
     added = ix.catch_up()
@@ -197,9 +197,9 @@ def child_follow(db: str, extra: int) -> None:
 
 def child_queries(db: str, runs: int) -> None:
     from asyncevents_cli.search import SearchIndex
-    from asyncevents_cli.store import Store
+    from asyncevents_cli.store import open_store
 
-    store = Store(db)
+    store = open_store(db)
     ix = SearchIndex(Path(db + ".index"), store)
     out = []
     for q in QUERIES:
@@ -343,10 +343,10 @@ def main() -> None:
 
 def keeping_up(db: Path, extra: int) -> None:
     """2% more rows arrive; one catch-up (what `ae index follow` does each pass) indexes them."""
-    from asyncevents_cli.store import Store
+    from asyncevents_cli.store import open_store
 
-    store = Store(db)
-    top = store.max_log_id()
+    store = open_store(db)
+    top = store.log.max_log_id()
     store.close()
     populate_more(db, extra, top)
     follow = run_child("--child-follow", str(db), str(extra))
@@ -368,10 +368,10 @@ def queries_and_end_to_end(db: Path, config: Path, runs: int) -> None:
 
 
 def populate_more(db: Path, rows: int, after: int) -> None:
-    from asyncevents_cli.store import Store
+    from asyncevents_cli.store import open_store
 
     rng = random.Random(after)
-    store = Store(db)
+    store = open_store(db)
     sql = (
         "INSERT INTO delivery_log (uuid, subscription_id, event_name, success, status_code, response_data,"
         " created, serialized_data, death_count, duration, message_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
@@ -380,7 +380,7 @@ def populate_more(db: Path, rows: int, after: int) -> None:
     with store.transaction():
         for n in range(after, after + rows):
             event, data = payload(rng, n, moment)
-            store.conn.execute(
+            store.backend.conn.execute(
                 sql,
                 (
                     f"{rng.getrandbits(128):032x}",

@@ -291,7 +291,7 @@ def ae_run(
             publisher.close()
         expected = drain.deliveries + (latency.deliveries if latency else 0)
         with Runtime(config, environ={}) as rt:
-            logged = rt.store.max_log_id()
+            logged = rt.store.log.max_log_id()
         partial = drain.deliveries < events * subscriptions  # capped: work in flight at the stop is logged too
         if logged < expected if partial else logged != expected:
             raise BenchError(f"ae {queue}: {logged} attempts logged for {expected} deliveries")
@@ -456,7 +456,7 @@ def build_trace_store(config: Path, logs: int) -> str:
                 chain, step = divmod(n, 3)
                 uuid = str(uuidlib.UUID(int=chain + 1))
                 ok = step == 2
-                rt.store.log_attempt(
+                rt.store.log.log_attempt(
                     Attempt(
                         uuid,
                         sub.subscription_id,
@@ -471,7 +471,7 @@ def build_trace_store(config: Path, logs: int) -> str:
                     )
                 )
                 if ok:
-                    rt.store.set_delivery_state(uuid, sub.subscription_id, EVENT, DeliveryState.DELIVERED, step)
+                    rt.store.log.set_delivery_state(uuid, sub.subscription_id, EVENT, DeliveryState.DELIVERED, step)
         return str(uuidlib.UUID(int=logs // 6 + 1))
 
 

@@ -322,8 +322,7 @@ def describe_machine(rabbitmq_version: str) -> dict[str, str]:
         "RabbitMQ": rabbitmq_version,
         "ae": f"{version('asyncevents-cli')}, commit {git_commit()}",
         "libraries": ", ".join(
-            f"{name} {version(name)}"
-            for name in ("httpx", "aiohttp", "pika", "sqlite-utils", "celery", "kombu", "uvloop")
+            f"{name} {version(name)}" for name in ("httpx", "aiohttp", "pika", "celery", "kombu", "uvloop")
         ),
     }
 

@@ -163,7 +163,7 @@ def logged_attempts(config: Path) -> int:
     from asyncevents_cli.runtime import Runtime
 
     with Runtime(config, environ={"AE_SECRET_KEY": SECRET_KEY}) as rt:
-        return rt.store.max_log_id()
+        return rt.store.log.max_log_id()
 
 
 def cell(

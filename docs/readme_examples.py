@@ -128,7 +128,7 @@ def failed_delivery(config: Path, increment_id: str) -> str:
     from asyncevents_cli.runtime import Runtime
 
     with Runtime(config, environ={}) as rt:
-        for row in rt.store.find_logs(subscription_id=2, success=False):
+        for row in rt.store.log.find_logs(subscription_id=2, success=False):
             if f'"{increment_id}"' in row["serialized_data"]:
                 return str(row["uuid"])
     raise SystemExit(f"no failed delivery of {increment_id} to subscription 2")

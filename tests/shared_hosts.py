@@ -120,7 +120,7 @@ def successes_by_uuid(runtime: Runtime) -> Counter:
     """Logged successes per delivery uuid, from the whole shared log."""
     counts: Counter = Counter()
     last = 0
-    while rows := runtime.store.logs_after(last, limit=1000):
+    while rows := runtime.store.log.logs_after(last, limit=1000):
         counts.update(r["uuid"] for r in rows if r["success"])
         last = rows[-1]["log_id"]
     return counts

@@ -183,7 +183,7 @@ def test_trigger_from_a_plain_amqp_client_is_delivered(tmp_path: Path, amqp_url:
         assert request.path == "/hook"
         assert request.json == {"data": {"increment_id": "000000042"}}
         assert request.signed_with("tok")
-        [log] = rt.store.recent_logs()
+        [log] = rt.store.log.recent_logs()
         assert log["subscription_id"] == subscription.subscription_id and log["success"] == 1
         assert log["message_id"] is None  # nothing to de-duplicate by; still delivered once
         assert rt.queue.is_empty(["trigger", "retry"])
@@ -255,7 +255,9 @@ def test_connection_cut_mid_stream_loses_and_duplicates_nothing(
         for sub, path in zip(subs, ("/a", "/b")):
             delivered = Counter(r.json["data"]["n"] for r in receiver.to(path))
             assert delivered == Counter(range(count)), f"{path}: each event exactly once"
-            logged = [r for r in consumer.store.recent_logs(limit=1000) if r["subscription_id"] == sub.subscription_id]
+            logged = [
+                r for r in consumer.store.log.recent_logs(limit=1000) if r["subscription_id"] == sub.subscription_id
+            ]
             assert sorted(r["message_id"] for r in logged) == sorted(ids)
             assert all(r["success"] == 1 for r in logged)
         assert consumer.queue.is_empty(["trigger", "retry"])
@@ -286,7 +288,7 @@ def test_publishing_to_an_unreachable_broker_fails_fast_and_publishes_nothing(tm
         assert "s3cret" not in str(failure.value)
         with pytest.raises(QueueUnavailable):
             publish_batch(rt.config, rt.queue, EVENT, [{"id": 1}, {"id": 2}])
-        assert rt.store.recent_logs() == []
+        assert rt.store.log.recent_logs() == []
 
     env = environ_without_ae()
     done = subprocess.run(

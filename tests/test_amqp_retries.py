@@ -23,7 +23,7 @@ from asyncevents_cli.queues.amqp import AmqpQueue
 from asyncevents_cli.queues.amqp_topology import delay_queues
 from asyncevents_cli.runtime import Runtime
 from asyncevents_cli.states import DeliveryState
-from asyncevents_cli.store import Store
+from asyncevents_cli.store import open_store
 from asyncevents_cli.subscribe import subscribe
 
 pytestmark = pytest.mark.amqp
@@ -70,7 +70,7 @@ def test_tiny_backoff_units_lose_no_retry(tmp_path: Path, amqp_url: str, receive
     assert attempts == {n: 1 + n % 2 for n in range(count)}, "odd events: one failure, one success"
     with Runtime(config, environ={}) as rt:
         uuids = {r.headers["idempotency-key"] for r in receiver.requests}
-        states = Counter((rt.store.delivery(uuid) or {}).get("state") for uuid in uuids)
+        states = Counter((rt.store.log.delivery(uuid) or {}).get("state") for uuid in uuids)
         assert states == {DeliveryState.DELIVERED: count}, "lost retries stay 'retrying' forever"
         assert rt.queue.depths().as_dict() == {
             "trigger": 0,
@@ -84,7 +84,7 @@ def test_tiny_backoff_units_lose_no_retry(tmp_path: Path, amqp_url: str, receive
 def test_a_retry_waiting_under_earlier_settings_is_still_counted(tmp_path: Path, amqp_url: str) -> None:
     """Status and --until-empty look in every delay queue the store has used, not only
     those the current back-off names: a settings change must not hide a waiting retry."""
-    store = Store(tmp_path / "ae.db")
+    store = open_store(tmp_path / "ae.db")
     try:
         before = AmqpQueue(amqp_url, RetryPolicy(max_deaths=5, unit_seconds=10), store=lambda: store)
         with before:
@@ -132,12 +132,12 @@ def test_a_second_store_on_the_same_vhost_refuses_the_first_stores_messages(
     with Runtime(config_b, environ={}) as b:
         with pytest.raises(AeError, match="belongs to another ae store"):
             b.consumer(("trigger",)).run(until_empty=True)
-        assert b.store.recent_logs() == []
+        assert b.store.log.recent_logs() == []
     assert receiver.to("/b") == []
 
     with Runtime(config_a, environ={}) as a:
         a.consumer().run(until_empty=True)
-        logged = sorted((r["serialized_data"], r["death_count"], r["success"]) for r in a.store.recent_logs())
+        logged = sorted((r["serialized_data"], r["death_count"], r["success"]) for r in a.store.log.recent_logs())
         assert logged == [
             ('{"data":{"order":1}}', 0, 0),
             ('{"data":{"order":1}}', 1, 1),
@@ -165,7 +165,7 @@ def test_a_second_store_on_the_same_vhost_refuses_the_first_stores_messages(
 def test_a_refused_message_goes_back_untouched_with_those_taken_before_it(tmp_path: Path, amqp_url: str) -> None:
     """At the queue level: behind a header-less trigger sits another store's; the consumer
     refuses, and both are back in the queue, the refused one byte for byte as published."""
-    theirs, mine = Store(tmp_path / "theirs.db"), Store(tmp_path / "mine.db")
+    theirs, mine = open_store(tmp_path / "theirs.db"), open_store(tmp_path / "mine.db")
     try:
         with AmqpQueue(amqp_url, store=lambda: theirs) as publisher:
             publisher.store_identity(create=True)
@@ -194,7 +194,7 @@ def test_a_refused_message_goes_back_untouched_with_those_taken_before_it(tmp_pa
         bodies = sorted(json.loads(body) for _method, _props, body in got[:2])
         assert bodies == [[EVENT, '{"order":1}', 0], [EVENT, "{}", 0]]
         stamped = next(props for _method, props, body in got[:2] if b"{}" not in body)
-        assert stamped.headers == {"x-ae-store": theirs.identity()}
+        assert stamped.headers == {"x-ae-store": theirs.info.identity()}
     finally:
         theirs.close()
         mine.close()

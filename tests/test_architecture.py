@@ -46,7 +46,7 @@ def test_only_the_serve_package_imports_the_web_framework(path: Path) -> None:
 
 
 def test_importing_the_core_does_not_load_typer() -> None:
-    # (click and rich may still load: sqlite-utils and httpx import them for their own CLIs.)
+    # (click and rich may still load: httpx imports them for its own CLI.)
     import subprocess
     import sys
 

@@ -46,7 +46,7 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 publish(rt.config, rt.queue, "sales.order.created", {"increment_id": f"CK{n:08d}"})
             publish(rt.config, rt.queue, "customer.created", {"customer_email": "roni_cost@example.com"})
             rt.consumer(poll_timeout=0.02).run(until_empty=True)
-            uuids = sorted({r["uuid"] for r in rt.store.recent_logs(event_name="sales.order.created", limit=1000)})
+            uuids = sorted({r["uuid"] for r in rt.store.log.recent_logs(event_name="sales.order.created", limit=1000)})
         yield {"folder": config.parent, "orders": orders.subscription_id, "uuids": uuids, "receiver": recv}
 
 
@@ -59,7 +59,7 @@ def outage(night: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
 
 def states(config: Path, uuids: list[str]) -> set[str]:
     with Runtime(config) as rt:
-        return {rt.store.delivery(u)["state"] for u in uuids}
+        return {rt.store.log.delivery(u)["state"] for u in uuids}
 
 
 def test_dry_run_lists_the_dead_lettered_and_changes_nothing(outage: dict[str, Any]) -> None:
@@ -121,7 +121,7 @@ def test_time_window_selects_on_the_latest_attempt(outage: dict[str, Any]) -> No
     none = ae(config, "replay", "--query", QUERY, "--until", "2000-01-01", "--dry-run", "--json")
     assert json.loads(none.stdout) == []
     with Runtime(config) as rt:
-        today = rt.store.recent_logs(limit=1)[0]["created"][:10]
+        today = rt.store.log.recent_logs(limit=1)[0]["created"][:10]
     day = ae(config, "replay", "--query", QUERY, "--since", today, "--until", today, "--dry-run", "--json")
     assert sorted(r["uuid"] for r in json.loads(day.stdout)) == outage["uuids"]
 

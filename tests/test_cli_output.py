@@ -51,8 +51,8 @@ def build(folder: Path) -> Path:
     body = json.dumps({"data": ORDER}, separators=(",", ":"))
     with Runtime(config) as rt:
         store = rt.store
-        orders = store.add_subscription(EVENT, "https://erp.example.com/hooks/orders", "s")
-        crm = store.add_subscription(EVENT, "https://crm.example.com/hooks/orders", "s")
+        orders = store.subscriptions.add_subscription(EVENT, "https://erp.example.com/hooks/orders", "s")
+        crm = store.subscriptions.add_subscription(EVENT, "https://crm.example.com/hooks/orders", "s")
         with store.transaction():
             for uuid, sub, success, code, response, deaths in [
                 (UUID_DELIVERED, orders, True, 200, '{"ok": true}', 0),
@@ -61,11 +61,11 @@ def build(folder: Path) -> Path:
                 (UUID_DEAD, crm, False, 500, "boom", 1),
                 (UUID_DEAD, crm, False, None, "ClientConnectorError: Cannot connect to host", 2),
             ]:
-                store.log_attempt(
+                store.log.log_attempt(
                     Attempt(uuid, sub.subscription_id, EVENT, success, code, response, body, deaths, 0.012)
                 )
-            store.set_delivery_state(UUID_DELIVERED, orders.subscription_id, EVENT, DeliveryState.DELIVERED, 0)
-            store.set_delivery_state(
+            store.log.set_delivery_state(UUID_DELIVERED, orders.subscription_id, EVENT, DeliveryState.DELIVERED, 0)
+            store.log.set_delivery_state(
                 UUID_RETRYING,
                 crm.subscription_id,
                 EVENT,
@@ -73,7 +73,7 @@ def build(folder: Path) -> Path:
                 1,
                 next_attempt_at=parse_timestamp("2999-01-01 00:00:00.000000"),
             )
-            store.set_delivery_state(UUID_DEAD, crm.subscription_id, EVENT, DeliveryState.DEAD_LETTERED, 2)
+            store.log.set_delivery_state(UUID_DEAD, crm.subscription_id, EVENT, DeliveryState.DEAD_LETTERED, 2)
         rt.queue.dead_letter(
             RetryMessage(crm.subscription_id, 2, json.dumps(ORDER), UUID_DEAD).encode(), "failed 3 attempt(s)", RETRY
         )

@@ -65,7 +65,7 @@ def test_a_cloudevents_subscription_is_sent_the_same_event_on_every_retry(
         assert shown["payload"] == json.loads(first.body) and len(shown["attempts"]) == 2
         assert shown["subscription_id"] == subscription.subscription_id
         ids = matching_log_ids(rt.config, rt.store, f"data.type:{EVENT} AND data.data.increment_id:CK00000042")
-        logged = {r["log_id"]: r for r in rt.store.recent_logs(limit=10)}
+        logged = {r["log_id"]: r for r in rt.store.log.recent_logs(limit=10)}
         assert sorted(logged[i]["serialized_data"].encode() for i in ids) == [first.body, second.body]
         hits = search_logs(rt.config, rt.store, "data.data.grand_total:[100 TO 200]")
         assert {json.dumps(h["payload"], sort_keys=True) for h in hits.rows} == {

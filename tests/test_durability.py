@@ -38,7 +38,7 @@ def test_a_consumer_that_dies_mid_message_leaves_it_to_another(tmp_path: Path, r
         assert handled == 1
         assert time.monotonic() - started >= 0.75  # it waited for the lease to run out
         assert len(receiver.requests) == 1
-        assert len(rt.store.recent_logs()) == 1
+        assert len(rt.store.log.recent_logs()) == 1
 
 
 def test_a_message_whose_ack_was_lost_is_not_delivered_twice(tmp_path: Path, receiver: Receiver) -> None:
@@ -46,20 +46,20 @@ def test_a_message_whose_ack_was_lost_is_not_delivered_twice(tmp_path: Path, rec
         subscribe(rt.config, rt.store, EVENT, receiver.endpoint("/a"), secret="t")
         subscribe(rt.config, rt.store, EVENT, receiver.endpoint("/b"), secret="t")
         publish(rt.config, rt.queue, EVENT, {"n": 1})
-        row = rt.store.conn.execute("SELECT queue, message_id, body FROM queue_messages").fetchone()
+        row = rt.store.backend.conn.execute("SELECT queue, message_id, body FROM queue_messages").fetchone()
         rt.consumer().run(until_empty=True)
         assert len(receiver.requests) == 2
 
         # The same message comes back, as it would after a broker redelivery.
         with rt.store.transaction():
-            rt.store.conn.execute(
+            rt.store.backend.conn.execute(
                 "INSERT INTO queue_messages (queue, message_id, body, headers, available_at, deliveries, created)"
                 " VALUES (?, ?, ?, '{}', 0, 1, 0)",
                 row,
             )
         assert rt.consumer().run(until_empty=True) == 1
         assert len(receiver.requests) == 2
-        assert len(rt.store.recent_logs()) == 2
+        assert len(rt.store.log.recent_logs()) == 2
 
 
 def consumer_process(config: Path, *args: str) -> subprocess.Popen:
@@ -93,7 +93,7 @@ def test_sigterm_finishes_the_window_in_flight_then_exits_0(tmp_path: Path, rece
     assert "handled 2 message(s)" in stderr
 
     with Runtime(config, environ={}) as rt:
-        logs = rt.store.recent_logs()
+        logs = rt.store.log.recent_logs()
         assert len(logs) == 2 and all(r["success"] == 1 for r in logs)  # the window was finished and logged
         depths = rt.queue.depths()
         assert (depths.trigger, depths.in_flight) == (4, 0)  # the rest (taken or not) wait, none leased
@@ -128,7 +128,7 @@ def test_a_second_ctrl_c_aborts_the_deliveries_in_flight_and_they_come_back(tmp_
     assert "aborting the deliveries in flight" in stderr and "Traceback" not in stderr
 
     with Runtime(config, environ={}) as rt:
-        assert rt.store.recent_logs() == []  # nothing was settled
+        assert rt.store.log.recent_logs() == []  # nothing was settled
         assert rt.queue.depths().in_flight == 0  # given back at once, not left to a lease
     again = consumer_process(config, "--until-empty")
     _, stderr = again.communicate(timeout=30)
@@ -159,5 +159,5 @@ def test_two_consumer_processes_share_one_database_and_deliver_each_event_once(
     flaky = [r.json["data"]["n"] for r in receiver.to("/flaky")]
     assert sorted(set(flaky)) == list(range(events)) and len(flaky) == events + 1  # one retry, once
     with Runtime(config, environ={}) as rt:
-        assert rt.store.max_log_id() == 2 * events + 1
+        assert rt.store.log.max_log_id() == 2 * events + 1
         assert rt.queue.is_empty(["trigger", "retry"])

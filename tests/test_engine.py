@@ -88,7 +88,7 @@ def test_retries_that_come_due_share_the_window(tmp_path: Path, receiver: Receiv
         for n in range(12):
             publish(rt.config, rt.queue, EVENT, {"n": n})
         rt.consumer().run(until_empty=True)
-        logs = rt.store.recent_logs(limit=100)
+        logs = rt.store.log.recent_logs(limit=100)
     assert len(logs) == 18 and sum(r["success"] for r in logs) == 12
     assert receiver.peak >= 7  # the six retries came due together and ran beside the triggers
 
@@ -115,7 +115,7 @@ class BlockingNotifier(Notifier):
 def plugin_sub(rt: Runtime, notifier: Notifier, name: str) -> Subscription:
     """A subscription served by `notifier`, known to this runtime only (the registry stays as it is)."""
     rt._notifiers = Notifiers(rt.config, overrides={**(rt.notifiers._instances), name: notifier})
-    return rt.store.add_subscription(EVENT, "http://127.0.0.1:9/unused", "tok", notifier=name)
+    return rt.store.subscriptions.add_subscription(EVENT, "http://127.0.0.1:9/unused", "tok", notifier=name)
 
 
 def test_a_notifier_that_raises_is_a_failed_attempt_and_the_consumer_goes_on(
@@ -127,7 +127,7 @@ def test_a_notifier_that_raises_is_a_failed_attempt_and_the_consumer_goes_on(
         for n in range(3):
             publish(rt.config, rt.queue, EVENT, {"n": n})
         assert rt.consumer().run(until_empty=True) == 3 + 3  # three triggers, three retries
-        failed = [r for r in rt.store.recent_logs(limit=100) if r["subscription_id"] == broken.subscription_id]
+        failed = [r for r in rt.store.log.recent_logs(limit=100) if r["subscription_id"] == broken.subscription_id]
         assert len(failed) == 6 and not any(r["success"] for r in failed)
         assert "raised RuntimeError: plugin bug" in failed[0]["response_data"]
         assert rt.queue.depths().dead_letters == 3
@@ -168,7 +168,7 @@ def put_raw(rt: Runtime, kind: str, body: bytes) -> None:
         rt.queue  # noqa: B018 - creates the queue table
         name = "event.trigger" if kind == TRIGGER else "event.failover.retry"
         with rt.store.transaction():
-            rt.store.execute(
+            rt.store.backend.execute(
                 "INSERT INTO queue_messages (queue, message_id, body, headers, available_at, deliveries, created)"
                 " VALUES (?, 'poison', ?, '{}', 0, 0, 0)",
                 (name, body),
@@ -210,7 +210,7 @@ def test_a_retry_for_a_uuid_of_another_subscription_is_parked(make_runtime, rece
     second = sub(rt, receiver.endpoint("/b"))
     publish(rt.config, rt.queue, EVENT, {"n": 1})
     rt.consumer((TRIGGER,)).run(until_empty=True)
-    uuid_of_a = next(r["uuid"] for r in rt.store.recent_logs() if r["subscription_id"] == first.subscription_id)
+    uuid_of_a = next(r["uuid"] for r in rt.store.log.recent_logs() if r["subscription_id"] == first.subscription_id)
     forged = json.dumps(
         {"subscription_id": second.subscription_id, "death_count": 1, "content": '{"n": 1}', "uuid": uuid_of_a}
     ).encode()
@@ -232,7 +232,7 @@ def test_a_replay_supersedes_the_chains_pending_retry(make_runtime, receiver: Re
     subscription = sub(rt, receiver.script("/hook", 500, 200))
     publish(rt.config, rt.queue, EVENT, {"n": 1})
     rt.consumer((TRIGGER,)).run(until_empty=True)
-    [first] = rt.store.recent_logs()
+    [first] = rt.store.log.recent_logs()
     assert trace(rt.store, first["uuid"])["status"].startswith("Retrying")
 
     replay(rt.store, rt.queue, rt.config.retry_policy, first["uuid"])  # while the old retry is pending
@@ -241,7 +241,7 @@ def test_a_replay_supersedes_the_chains_pending_retry(make_runtime, receiver: Re
     assert len(receiver.requests) == 2  # the failure, then exactly one delivery
     data = trace(rt.store, first["uuid"])
     assert data["status"] == "Delivered with 1 retry"
-    assert rt.store.delivery(first["uuid"])["generation"] == 1
+    assert rt.store.log.delivery(first["uuid"])["generation"] == 1
     assert rt.queue.is_empty([TRIGGER, RETRY]) and rt.queue.depths().dead_letters == 0
     assert subscription.subscription_id == first["subscription_id"]
 
@@ -326,7 +326,7 @@ def test_ae_help_loads_no_delivery_or_storage_library() -> None:
         "sys.argv = ['ae', '--help']\n"
         "from asyncevents_cli.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('httpx', 'aiohttp', 'whoosh', 'sqlite_utils', 'pika') if m in sys.modules))\n"
+        "print(sorted(m for m in ('httpx', 'aiohttp', 'whoosh', 'pika') if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"

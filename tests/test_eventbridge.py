@@ -257,7 +257,7 @@ def test_a_stalled_put_events_does_not_hold_up_other_deliveries(
             stalled.release.set()
             consumer.join(60)
             assert not consumer.is_alive()
-            logs = {log["subscription_id"]: log for log in rt.store.recent_logs()}
+            logs = {log["subscription_id"]: log for log in rt.store.log.recent_logs()}
         assert (logs[1]["success"], logs[1]["response_data"]) == (0, "ResourceNotFoundException: released")
         assert logs[2]["success"] == 1
     finally:

@@ -157,7 +157,7 @@ def delivered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         received = {k: {payload_number(r.json["data"]) for r in receiver.to(f"/q{k}")} for k in range(len(QUERIES))}
         rows = status(rt.config, rt.store, rt.queue)["subscriptions"]
         filtered = {row["subscription_id"]: row["filtered"] for row in rows}
-        logged = {row["log_id"]: json.loads(row["serialized_data"]) for row in rt.store.recent_logs(limit=10_000)}
+        logged = {row["log_id"]: json.loads(row["serialized_data"]) for row in rt.store.log.recent_logs(limit=10_000)}
         searched = {
             k: {payload_number(logged[log_id]["data"]) for log_id in matching_log_ids(rt.config, rt.store, text)}
             for k, text in enumerate(QUERIES)
@@ -210,7 +210,7 @@ def test_a_filtered_subscription_gets_only_matching_events(
         assert len(receiver.to("/every")) == len(PAYLOADS)
         # 192 is canceled, 350 pending, 100 CANCELED, "99.99" below: only order 3
         assert [payload_number(r.json["data"]) for r in receiver.to("/big")] == [3]
-        logged = [r for r in rt.store.recent_logs(limit=100) if r["subscription_id"] == big.subscription_id]
+        logged = [r for r in rt.store.log.recent_logs(limit=100) if r["subscription_id"] == big.subscription_id]
         assert len(logged) == 1  # held-back events are not logged as attempts
         counts = {row["subscription_id"]: row for row in status(rt.config, rt.store, rt.queue)["subscriptions"]}
         assert counts[big.subscription_id]["filtered"] == len(PAYLOADS) - 1
@@ -262,7 +262,7 @@ def test_a_stored_filter_that_no_longer_parses_hides_nothing(
     """Written by another version of ae, say: every event is delivered, and a warning says why."""
     with Runtime(config_path, environ={}) as rt:
         subscription, _ = subscribe(rt.config, rt.store, EVENT, receiver.endpoint("/x"))
-        rt.store.set_delivery_shape(subscription.subscription_id, "data.data.status:(pending", "data")
+        rt.store.subscriptions.set_delivery_shape(subscription.subscription_id, "data.data.status:(pending", "data")
         for payload in PAYLOADS[:3]:
             publish(rt.config, rt.queue, EVENT, payload)
         with caplog.at_level("WARNING", logger="asyncevents_cli"):

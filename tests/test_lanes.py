@@ -77,7 +77,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def attempts_per_uuid(rt: Runtime, subscription_id: int) -> dict[str, int]:
-    rows = rt.store.execute(
+    rows = rt.store.backend.execute(
         "SELECT uuid, COUNT(*) FROM delivery_log WHERE subscription_id = ? GROUP BY uuid", (subscription_id,)
     ).rows
     return dict(rows)
@@ -109,7 +109,7 @@ def test_a_hanging_neighbour_does_not_hold_up_a_healthy_subscriber(
         for subscription in (healthy, hanging):
             counts = attempts_per_uuid(reader, subscription.subscription_id)
             assert len(counts) == 300 and set(counts.values()) == {1}
-        assert reader.store.pending_counts() == {}
+        assert reader.store.lanes.pending_counts() == {}
         assert reader.queue.depths().dead_letters == 0
 
 
@@ -157,7 +157,9 @@ def test_an_endpoint_that_is_down_has_its_deliveries_held_then_drained(
     for n in range(20):
         publish(rt.config, rt.queue, EVENT, {"n": n})
     with consuming(rt), make_runtime() as reader:
-        wait_until(lambda: reader.store.held_counts().get(down.subscription_id, 0) == 20, 20, "20 held deliveries")
+        wait_until(
+            lambda: reader.store.lanes.held_counts().get(down.subscription_id, 0) == 20, 20, "20 held deliveries"
+        )
         failing = len(receiver.requests)
         time.sleep(1.2)  # two probe intervals: at most a couple of probes while it is down
         assert len(receiver.requests) <= failing + 3
@@ -168,11 +170,11 @@ def test_an_endpoint_that_is_down_has_its_deliveries_held_then_drained(
         assert row["held"] == 20
         up.set()
         wait_until(
-            lambda: reader.store.delivery_counts()[0]["delivered"] == 20, 30, "every held delivery to be delivered"
+            lambda: reader.store.log.delivery_counts()[0]["delivered"] == 20, 30, "every held delivery to be delivered"
         )
-        assert reader.store.held_counts() == {} and reader.store.pending_counts() == {}
+        assert reader.store.lanes.held_counts() == {} and reader.store.lanes.pending_counts() == {}
     assert rt.queue.depths().dead_letters == 0  # held, not dead-lettered
-    states = {u: rt.store.delivery(u)["state"] for u in attempts_per_uuid(rt, down.subscription_id)}
+    states = {u: rt.store.log.delivery(u)["state"] for u in attempts_per_uuid(rt, down.subscription_id)}
     assert len(states) == 20 and set(states.values()) == {DeliveryState.DELIVERED}
 
 
@@ -200,18 +202,20 @@ def test_a_circuit_open_too_long_disables_the_subscription_and_keeps_its_deliver
     for n in range(5):
         publish(rt.config, rt.queue, EVENT, {"n": n})
     with consuming(rt), make_runtime() as reader:
-        wait_until(lambda: not reader.store.subscription(down.subscription_id).enabled, 20, "auto-disable")
-        disabled = reader.store.subscription(down.subscription_id, reveal=False)
+        wait_until(
+            lambda: not reader.store.subscriptions.subscription(down.subscription_id).enabled, 20, "auto-disable"
+        )
+        disabled = reader.store.subscriptions.subscription(down.subscription_id, reveal=False)
         assert disabled.disabled_reason and disabled.disabled_reason.startswith("circuit open since ")
         assert disabled.disabled_at
-        wait_until(lambda: reader.store.held_counts().get(down.subscription_id) == 5, 10, "5 held deliveries")
+        wait_until(lambda: reader.store.lanes.held_counts().get(down.subscription_id) == 5, 10, "5 held deliveries")
         asked = len(receiver.requests)
         time.sleep(0.6)
         assert len(receiver.requests) == asked  # disabled: no more probes
         receiver.respond = lambda request, earlier: 200
-        reader.store.set_status([down.subscription_id], enabled=True)  # `ae subscriptions enable`
-        assert reader.store.subscription(down.subscription_id, reveal=False).disabled_reason is None
-        wait_until(lambda: reader.store.delivery_counts()[0]["delivered"] == 5, 20, "the kept deliveries to resume")
+        reader.store.subscriptions.set_status([down.subscription_id], enabled=True)  # `ae subscriptions enable`
+        assert reader.store.subscriptions.subscription(down.subscription_id, reveal=False).disabled_reason is None
+        wait_until(lambda: reader.store.log.delivery_counts()[0]["delivered"] == 5, 20, "the kept deliveries to resume")
     assert rt.queue.depths().dead_letters == 0
 
 
@@ -233,7 +237,11 @@ def test_auto_disable_raises_disabled_and_an_operator_subscription_raises_nothin
         publish(rt.config, rt.queue, EVENT, {"n": n})
     with consuming(rt):
         wait_until(lambda: len(receiver.to("/ops")) == 1, 30, "ae.subscription.disabled")
-        wait_until(lambda: not rt.store.subscription(ops_down.subscription_id).enabled, 30, "the operator's disable")
+        wait_until(
+            lambda: not rt.store.subscriptions.subscription(ops_down.subscription_id).enabled,
+            30,
+            "the operator's disable",
+        )
         time.sleep(1.0)  # nothing more follows
     (disabled,) = receiver.to("/ops")  # about the partner only: the operator's own disable raised nothing
     assert disabled.signed_with("0ps")
@@ -263,7 +271,7 @@ def test_a_rate_limited_lane_takes_tokens_from_the_shared_bucket(
     most = max(sum(1 for m in moments if start <= m < start + 1.0) for start in moments)
     assert most <= 22
     assert moments[-1] - moments[0] >= 1.2  # 50 at 20/s after a burst of 20 take 1.5 s
-    assert rt.queue.depths().dead_letters == 0 and rt.store.pending_counts() == {}
+    assert rt.queue.depths().dead_letters == 0 and rt.store.lanes.pending_counts() == {}
 
 
 def test_a_kept_delivery_that_was_delivered_already_is_not_attempted_again(
@@ -280,9 +288,9 @@ def test_a_kept_delivery_that_was_delivered_already_is_not_attempted_again(
     [uuid] = attempts_per_uuid(rt, subscription.subscription_id)
     [sent] = receiver.to("/hook")
     content = sent.body.decode()
-    rt.store.add_pending([PendingDelivery(uuid, subscription.subscription_id, EVENT, content, 0, 0, None, 0.0)])
+    rt.store.lanes.add_pending([PendingDelivery(uuid, subscription.subscription_id, EVENT, content, 0, 0, None, 0.0)])
     rt.consumer().run(until_empty=True)
     assert len(receiver.to("/hook")) == 1
     assert attempts_per_uuid(rt, subscription.subscription_id) == {uuid: 1}
-    assert rt.store.pending_delivery(uuid) is None  # finished: nothing waits for it
+    assert rt.store.lanes.pending_delivery(uuid) is None  # finished: nothing waits for it
     assert trace(rt.store, uuid)["status"] == "Delivered"

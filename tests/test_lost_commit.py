@@ -19,8 +19,9 @@ from asyncevents_cli.engine.retrying import Retrying
 from asyncevents_cli.errors import CommitUnknown, DatabaseUnavailable
 from asyncevents_cli.messages import TriggerMessage
 from asyncevents_cli.queues.postgres import PostgresQueue
-from asyncevents_cli.store import Attempt
-from asyncevents_cli.store.postgres import PostgresStore
+from asyncevents_cli.store import Attempt, Store
+from asyncevents_cli.store.factory import store_on
+from asyncevents_cli.store.postgres import PostgresBackend
 
 pytestmark = pytest.mark.postgres
 
@@ -30,8 +31,8 @@ def terminate(pid: int) -> None:
         admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
 
 
-class CutStore(PostgresStore):
-    """A store whose next COMMIT loses its connection: after the server committed
+class CutBackend(PostgresBackend):
+    """A backend whose next COMMIT loses its connection: after the server committed
     (`lose="reply"`), or before it could (`lose="commit"`)."""
 
     lose: str | None = None
@@ -49,7 +50,7 @@ class CutStore(PostgresStore):
 
 @pytest.fixture
 def store(postgres_url: str) -> Any:
-    opened = CutStore(postgres_url, environ={"AE_SECRET_KEY": TEST_SECRET_KEY})
+    opened = store_on(CutBackend(postgres_url), environ={"AE_SECRET_KEY": TEST_SECRET_KEY})
     yield opened
     opened.close()
 
@@ -58,28 +59,34 @@ def attempt(uuid: str) -> Attempt:
     return Attempt(uuid, 1, "sales.order.created", True, 200, "ok", "{}", 0, 0.01)
 
 
-def logged(store: PostgresStore, uuid: str) -> int:
-    return int(store.execute("SELECT COUNT(*) FROM delivery_log WHERE uuid = ?", (uuid,)).scalar())
+def lose_next_commit(store: Store, how: str) -> None:
+    """`how`: "reply" or "commit" (see `CutBackend`)."""
+    assert isinstance(store.backend, CutBackend)
+    store.backend.lose = how
 
 
-def test_a_commit_whose_reply_is_lost_but_committed_counts_as_committed(store: CutStore) -> None:
-    store.lose = "reply"
+def logged(store: Store, uuid: str) -> int:
+    return int(store.backend.execute("SELECT COUNT(*) FROM delivery_log WHERE uuid = ?", (uuid,)).scalar())
+
+
+def test_a_commit_whose_reply_is_lost_but_committed_counts_as_committed(store: Store) -> None:
+    lose_next_commit(store, "reply")
     with store.transaction():
-        store.log_attempts([attempt("u-reply")])
+        store.log.log_attempts([attempt("u-reply")])
     assert logged(store, "u-reply") == 1
-    store.log_attempts([attempt("u-after")])  # the pool replaced the broken connection
+    store.log.log_attempts([attempt("u-after")])  # the pool replaced the broken connection
     assert logged(store, "u-after") == 1
 
 
-def test_a_commit_lost_before_the_server_committed_is_reported_and_wrote_nothing(store: CutStore) -> None:
-    store.lose = "commit"
+def test_a_commit_lost_before_the_server_committed_is_reported_and_wrote_nothing(store: Store) -> None:
+    lose_next_commit(store, "commit")
     with pytest.raises(DatabaseUnavailable) as raised, store.transaction():
-        store.log_attempts([attempt("u-lost")])
+        store.log.log_attempts([attempt("u-lost")])
     assert not isinstance(raised.value, CommitUnknown)  # the server said: aborted, so safe to run again
     assert logged(store, "u-lost") == 0
 
 
-def test_a_retried_settle_whose_commit_reply_was_lost_logs_its_attempt_once(store: CutStore) -> None:
+def test_a_retried_settle_whose_commit_reply_was_lost_logs_its_attempt_once(store: Store) -> None:
     """What the consumer does on the table queue: log and acknowledge in one
     transaction, retried in place after a lost connection (`engine/consumer.py`)."""
     queue = PostgresQueue(store)
@@ -89,17 +96,17 @@ def test_a_retried_settle_whose_commit_reply_was_lost_logs_its_attempt_once(stor
 
     def settle() -> None:
         with store.transaction():
-            store.log_attempts([attempt("u-settle")])
+            store.log.log_attempts([attempt("u-settle")])
             queue.ack_many([envelope])
 
-    store.lose = "reply"
+    lose_next_commit(store, "reply")
     retrying.call(settle)
     assert retrying.retries == 0  # it committed: nothing to run again
     assert logged(store, "u-settle") == 1
     assert queue.is_empty(["trigger"])
 
 
-def test_a_settle_lost_before_commit_is_run_again_and_logged_once(store: CutStore) -> None:
+def test_a_settle_lost_before_commit_is_run_again_and_logged_once(store: Store) -> None:
     queue = PostgresQueue(store)
     queue.publish_trigger(TriggerMessage("sales.order.created", {"n": 2}))
     [envelope] = queue.receive_many(["trigger"], 1, timeout=1)
@@ -107,10 +114,10 @@ def test_a_settle_lost_before_commit_is_run_again_and_logged_once(store: CutStor
 
     def settle() -> None:
         with store.transaction():
-            store.log_attempts([attempt("u-again")])
+            store.log.log_attempts([attempt("u-again")])
             queue.ack_many([envelope])
 
-    store.lose = "commit"
+    lose_next_commit(store, "commit")
     retrying.call(settle)
     assert retrying.retries == 1
     assert logged(store, "u-again") == 1
@@ -118,12 +125,12 @@ def test_a_settle_lost_before_commit_is_run_again_and_logged_once(store: CutStor
 
 
 def test_a_commit_whose_outcome_cannot_be_learnt_is_not_retried_in_place(
-    store: CutStore, monkeypatch: pytest.MonkeyPatch
+    store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The server stays away after the lost reply: `CommitUnknown`, and `Retrying`
     hands it up (the consumer restarts) instead of logging the attempt again."""
     monkeypatch.setattr("asyncevents_cli.store.postgres.COMMIT_STATUS_WAIT_SECONDS", 0.3)
-    name = store.url.rsplit("/", 1)[1]
+    name = store.backend.url.rsplit("/", 1)[1]
 
     def refuse_connections(allowed: bool, but: int = 0) -> None:
         with psycopg.connect(postgres_admin_url(), autocommit=True) as admin:
@@ -136,10 +143,10 @@ def test_a_commit_whose_outcome_cannot_be_learnt_is_not_retried_in_place(
 
     def settle() -> None:
         with store.transaction():
-            store.log_attempts([attempt("u-unknown")])
-            refuse_connections(False, but=store._held.info.backend_pid)
+            store.log.log_attempts([attempt("u-unknown")])
+            refuse_connections(False, but=store.backend._held.info.backend_pid)
 
-    store.lose = "reply"
+    lose_next_commit(store, "reply")
     retrying = Retrying(give_up_after=5)
     try:
         with pytest.raises(CommitUnknown, match="whether it committed is unknown"):

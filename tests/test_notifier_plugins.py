@@ -21,7 +21,7 @@ from conftest import ae, assert_error, ok, ok_json, write_config
 from asyncevents_cli.config import load_config
 from asyncevents_cli.errors import InputError
 from asyncevents_cli.notifiers import Notifier, Notifiers, NotifyResult, find, register, registry
-from asyncevents_cli.store import Store
+from asyncevents_cli.store import open_store
 from asyncevents_cli.subscribe import subscribe
 
 EVENT = "sales.order.created"
@@ -156,7 +156,7 @@ def test_register_from_code_still_works(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="must not be empty"):  # the base class's recipient check
         plugin.check_recipient(" ")
     config = load_config(write_config(tmp_path), environ={})
-    with Store(tmp_path / "ae.db") as store:
+    with open_store(tmp_path / "ae.db") as store:
         subscription, secret = subscribe(config, store, EVENT, "anything", notifier="memo-test")
     assert subscription.notifier == "memo-test" and secret is None  # it does not sign: no secret to show
     notifiers = Notifiers(config)

@@ -51,7 +51,7 @@ def drain(rt: Runtime, kinds: tuple[str, ...] = ("trigger", "retry")) -> int:
 
 
 def uuid_for(rt: Runtime, subscription_id: int) -> str:
-    rows = [r for r in rt.store.recent_logs(limit=1000) if r["subscription_id"] == subscription_id]
+    rows = [r for r in rt.store.log.recent_logs(limit=1000) if r["subscription_id"] == subscription_id]
     assert len({r["uuid"] for r in rows}) == 1
     return rows[0]["uuid"]
 
@@ -62,7 +62,7 @@ def test_publish_fans_out_signed_to_every_enabled_subscriber(make_runtime, recei
     sub(rt, receiver.endpoint("/b"), secret="secret-b")
     off = sub(rt, receiver.endpoint("/off"))
     sub(rt, receiver.endpoint("/other"), event="customer.created")
-    rt.store.set_status([off], enabled=False)
+    rt.store.subscriptions.set_status([off], enabled=False)
 
     publish(rt.config, rt.queue, EVENT, ORDER)
     assert drain(rt) == 1
@@ -72,7 +72,7 @@ def test_publish_fans_out_signed_to_every_enabled_subscriber(make_runtime, recei
         [request] = receiver.to(path)
         assert request.json == {"data": ORDER}
         assert request.signed_with(secret)
-    logs = rt.store.recent_logs()
+    logs = rt.store.log.recent_logs()
     assert len(logs) == 2 and all(r["success"] == 1 and r["death_count"] == 0 for r in logs)
     assert logs[0]["uuid"] != logs[1]["uuid"]
     assert receiver.to("/a")[0].headers["idempotency-key"] == uuid_for(rt, a)
@@ -123,7 +123,7 @@ def test_disabled_subscription_gets_nothing_and_its_retries_stop(make_runtime, r
     # due at once here, so "overdue since" soon after
     assert trace(rt.store, uuid_for(rt, sid))["status"].startswith("Retrying, ")
 
-    rt.store.set_status([sid], enabled=False)
+    rt.store.subscriptions.set_status([sid], enabled=False)
     drain(rt)
     assert len(receiver.requests) == 1  # the pending retry was dropped, not attempted
     assert trace(rt.store, uuid_for(rt, sid))["status"] == "Stopped with 0 retries: subscription disabled or deleted"
@@ -232,7 +232,7 @@ def test_no_subscribers_means_the_message_is_simply_consumed(make_runtime, recei
     publish(rt.config, rt.queue, EVENT, ORDER)
     assert drain(rt) == 1
     assert rt.queue.is_empty(("trigger", "retry"))
-    assert rt.store.recent_logs() == []
+    assert rt.store.log.recent_logs() == []
 
 
 def test_max_messages_stops_after_n(make_runtime, receiver: Receiver) -> None:

@@ -11,7 +11,7 @@ from conftest import Receiver, ae, assert_error, ok, ok_json, write_config
 from postgres_db import TEST_SECRET_KEY
 
 from asyncevents_cli.store.schema import SCHEMA_VERSION
-from asyncevents_cli.store.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
+from asyncevents_cli.store.sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
 
 EVENT = "sales.order.created"
 UNREACHABLE = "postgresql://ae:s3cret-pw@127.0.0.1:1/ae"

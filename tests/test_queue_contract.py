@@ -19,7 +19,7 @@ from asyncevents_cli.backoff import RetryPolicy
 from asyncevents_cli.messages import RetryMessage, TriggerMessage
 from asyncevents_cli.queues.base import RETRY, TRIGGER, Queue
 from asyncevents_cli.queues.sqlite import SqliteQueue
-from asyncevents_cli.store import Store
+from asyncevents_cli.store import Store, open_store
 
 POLICY = RetryPolicy(max_deaths=3, unit_seconds=0.05)  # death count 2 waits 4 units = 200 ms
 LEASE_SECONDS = 0.5
@@ -35,7 +35,7 @@ def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
     opened: list[Queue] = []
     stores: list[Store] = []
     if request.param == "db":
-        stores.append(Store(tmp_path / "ae.db"))
+        stores.append(open_store(tmp_path / "ae.db"))
 
         def make() -> Queue:
             opened.append(SqliteQueue(stores[0], lease_seconds=LEASE_SECONDS, poll_interval=0.01))
@@ -46,7 +46,7 @@ def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
         url = request.getfixturevalue("postgres_url")
 
         def make() -> Queue:
-            stores.append(Store(url, {"AE_SECRET_KEY": TEST_SECRET_KEY}))
+            stores.append(open_store(url, {"AE_SECRET_KEY": TEST_SECRET_KEY}))
             opened.append(PostgresQueue(stores[-1], lease_seconds=LEASE_SECONDS, poll_interval=0.01))
             return opened[-1]
     else:

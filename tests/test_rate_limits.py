@@ -16,6 +16,7 @@ from postgres_db import TEST_SECRET_KEY
 
 from asyncevents_cli.pacing import RateLimit
 from asyncevents_cli.store import Store, utcnow
+from asyncevents_cli.store import open_store as open_store_at
 from asyncevents_cli.store.schema import SCHEMA_VERSION
 
 ENV = {"AE_SECRET_KEY": TEST_SECRET_KEY}
@@ -35,7 +36,7 @@ def open_store(database: str) -> Iterator[Callable[[], Store]]:
     opened: list[Store] = []
 
     def open_() -> Store:
-        opened.append(Store(database, dict(ENV)))
+        opened.append(open_store_at(database, dict(ENV)))
         return opened[-1]
 
     yield open_
@@ -44,7 +45,9 @@ def open_store(database: str) -> Iterator[Callable[[], Store]]:
 
 
 def new_subscription(store: Store, rate: RateLimit | None = TWENTY) -> int:
-    return store.add_subscription(EVENT, "https://example.com/hook", "tok", rate_limit=rate).subscription_id
+    return store.subscriptions.add_subscription(
+        EVENT, "https://example.com/hook", "tok", rate_limit=rate
+    ).subscription_id
 
 
 # -- the store's bucket ---------------------------------------------------------
@@ -54,54 +57,54 @@ def test_a_new_bucket_grants_the_burst_then_refills_at_the_rate(open_store: Call
     store = open_store()
     sid = new_subscription(store)
     start = utcnow()
-    assert store.take_rate_tokens(sid, TWENTY, 10, start) == (2, pytest.approx(0.05))
-    assert store.take_rate_tokens(sid, TWENTY, 1, start) == (0, pytest.approx(0.05))
-    granted, wait = store.take_rate_tokens(sid, TWENTY, 10, start + timedelta(seconds=0.1))
+    assert store.rate_buckets.take_rate_tokens(sid, TWENTY, 10, start) == (2, pytest.approx(0.05))
+    assert store.rate_buckets.take_rate_tokens(sid, TWENTY, 1, start) == (0, pytest.approx(0.05))
+    granted, wait = store.rate_buckets.take_rate_tokens(sid, TWENTY, 10, start + timedelta(seconds=0.1))
     assert (granted, wait) == (2, pytest.approx(0.05))
     # idle for a minute: the bucket holds no more than its burst
-    assert store.take_rate_tokens(sid, TWENTY, 100, start + timedelta(seconds=60))[0] == 2
+    assert store.rate_buckets.take_rate_tokens(sid, TWENTY, 100, start + timedelta(seconds=60))[0] == 2
 
 
 def test_buckets_are_per_subscription_and_shared_between_stores(open_store: Callable[[], Store]) -> None:
     first, second = open_store(), open_store()  # two processes (or hosts) on one database
     a, b = new_subscription(first), new_subscription(first)
     now = utcnow()
-    assert first.take_rate_tokens(a, TWENTY, 5, now)[0] == 2
-    assert second.take_rate_tokens(a, TWENTY, 5, now)[0] == 0
-    assert second.take_rate_tokens(b, TWENTY, 5, now)[0] == 2
+    assert first.rate_buckets.take_rate_tokens(a, TWENTY, 5, now)[0] == 2
+    assert second.rate_buckets.take_rate_tokens(a, TWENTY, 5, now)[0] == 0
+    assert second.rate_buckets.take_rate_tokens(b, TWENTY, 5, now)[0] == 2
 
 
 def test_a_clock_behind_the_bucket_refills_nothing(open_store: Callable[[], Store]) -> None:
     store = open_store()
     sid = new_subscription(store)
     now = utcnow()
-    assert store.take_rate_tokens(sid, TWENTY, 2, now)[0] == 2
-    assert store.take_rate_tokens(sid, TWENTY, 2, now - timedelta(seconds=30))[0] == 0
-    assert store.take_rate_tokens(sid, TWENTY, 2, now + timedelta(seconds=0.06))[0] == 1
+    assert store.rate_buckets.take_rate_tokens(sid, TWENTY, 2, now)[0] == 2
+    assert store.rate_buckets.take_rate_tokens(sid, TWENTY, 2, now - timedelta(seconds=30))[0] == 0
+    assert store.rate_buckets.take_rate_tokens(sid, TWENTY, 2, now + timedelta(seconds=0.06))[0] == 1
 
 
 def test_removing_the_limit_or_the_subscription_removes_its_bucket(open_store: Callable[[], Store]) -> None:
     store = open_store()
     a, b = new_subscription(store), new_subscription(store)
     now = utcnow()
-    store.take_rate_tokens(a, TWENTY, 1, now)
-    store.take_rate_tokens(b, TWENTY, 1, now)
-    assert store.set_rate_limit(a, None).rate_limit is None
-    store.delete_subscription(b)
-    assert store._run("SELECT COUNT(*) FROM rate_buckets").scalar() == 0
-    assert store.set_rate_limit(a, RateLimit(300, "m")).rate_limit == RateLimit(300, "m")
-    assert store.subscription(a).rate_limit == RateLimit(300, "m")
+    store.rate_buckets.take_rate_tokens(a, TWENTY, 1, now)
+    store.rate_buckets.take_rate_tokens(b, TWENTY, 1, now)
+    assert store.subscriptions.set_rate_limit(a, None).rate_limit is None
+    store.subscriptions.delete_subscription(b)
+    assert store.backend.execute("SELECT COUNT(*) FROM rate_buckets").scalar() == 0
+    assert store.subscriptions.set_rate_limit(a, RateLimit(300, "m")).rate_limit == RateLimit(300, "m")
+    assert store.subscriptions.subscription(a).rate_limit == RateLimit(300, "m")
 
 
 TAKER = """
 import json, sys, time
 from asyncevents_cli.pacing import RateLimit
-from asyncevents_cli.store import Store, utcnow
+from asyncevents_cli.store import Store, open_store as open_store_at, utcnow
 from asyncevents_cli.store.schema import SCHEMA_VERSION
-store = Store(sys.argv[1], {"AE_SECRET_KEY": sys.argv[2]})
+store = open_store_at(sys.argv[1], {"AE_SECRET_KEY": sys.argv[2]})
 rate, granted, stop = RateLimit(20, "s"), [], time.time() + float(sys.argv[4])
 while time.time() < stop:
-    got, wait = store.take_rate_tokens(int(sys.argv[3]), rate, 1, utcnow())
+    got, wait = store.rate_buckets.take_rate_tokens(int(sys.argv[3]), rate, 1, utcnow())
     if got:
         granted.append(time.time())
     else:
@@ -174,12 +177,12 @@ def test_a_store_without_migration_2_gets_it_whatever_its_highest_version(open_s
     store = open_store()
     sid = new_subscription(store, None)
     with store.transaction():
-        store._run("ALTER TABLE subscriptions DROP COLUMN rate_limit")
-        store._run("DROP TABLE rate_buckets")
-        store._run("DELETE FROM schema_migrations WHERE version = 2")
-    assert [m.version for m in store.pending_migrations()] == [2]
+        store.backend.execute("ALTER TABLE subscriptions DROP COLUMN rate_limit")
+        store.backend.execute("DROP TABLE rate_buckets")
+        store.backend.execute("DELETE FROM schema_migrations WHERE version = 2")
+    assert [m.version for m in store.schema.pending_migrations()] == [2]
     again = open_store()
-    assert again.pending_migrations() == [] and again.schema_version() == SCHEMA_VERSION
-    assert again.subscription(sid).rate_limit is None
-    assert again.set_rate_limit(sid, TWENTY).rate_limit == TWENTY
-    assert again.take_rate_tokens(sid, TWENTY, 5, utcnow())[0] == 2
+    assert again.schema.pending_migrations() == [] and again.schema.schema_version() == SCHEMA_VERSION
+    assert again.subscriptions.subscription(sid).rate_limit is None
+    assert again.subscriptions.set_rate_limit(sid, TWENTY).rate_limit == TWENTY
+    assert again.rate_buckets.take_rate_tokens(sid, TWENTY, 5, utcnow())[0] == 2

@@ -103,7 +103,7 @@ def test_several_consumers_deliver_each_event_once(tmp_path: Path, receiver: Rec
     with host.runtime() as rt:
         logged = successes_by_uuid(rt)
         assert len(logged) == 2 * events and set(logged.values()) == {1}
-        assert rt.store.max_log_id() == 2 * events + 1
+        assert rt.store.log.max_log_id() == 2 * events + 1
 
 
 def test_sigterm_finishes_the_work_in_hand(tmp_path: Path, receiver: Receiver, shared: dict[str, Any]) -> None:

@@ -85,7 +85,7 @@ def data(delivered: Path, tmp_path: Path) -> Path:
 
 def rows_of(config: Path) -> list[dict[str, Any]]:
     with Runtime(config) as rt:
-        rows = list(rt.store.db.query("SELECT * FROM delivery_log ORDER BY log_id"))
+        rows = rt.store.backend.rows("SELECT * FROM delivery_log ORDER BY log_id")
     for row in rows:
         row["body"] = json.loads(row["serialized_data"])["data"]
     return rows
@@ -459,7 +459,7 @@ def test_index_follow_keeps_the_index_current_in_its_own_process(data: Path, rec
         with Runtime(data) as rt:
             publish(rt.config, rt.queue, "sales.order.created", {"increment_id": "SO00000105"})
             rt.consumer(poll_timeout=0.02).run(until_empty=True)
-            last = rt.store.max_log_id()
+            last = rt.store.log.max_log_id()
         deadline = time.monotonic() + 60
         while json.loads(ae(data, "index", "status", "--json").stdout)["indexed_up_to"] < last:
             assert follower.poll() is None, follower.stderr.read() if follower.stderr else ""

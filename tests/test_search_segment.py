@@ -25,7 +25,7 @@ from asyncevents_cli.search import index as search_index
 from asyncevents_cli.search.documents import LeanCodec, build_schema, log_document
 from asyncevents_cli.search.index import SearchIndex
 from asyncevents_cli.search.segment import BulkWriter
-from asyncevents_cli.store import Store
+from asyncevents_cli.store import Store, open_store
 
 
 def rows(count: int, seed: int = 3) -> list[dict[str, Any]]:
@@ -109,7 +109,7 @@ def test_bulk_writer_writes_what_whoosh_writes(tmp_path: Path) -> None:
 def log_rows(store: Store, logged: list[dict[str, Any]]) -> None:
     """Write generated rows into the delivery log, with their own log ids, in one transaction."""
     with store.transaction():
-        store.conn.executemany(
+        store.backend.conn.executemany(
             "INSERT INTO delivery_log (log_id, uuid, subscription_id, event_name, success, status_code,"
             " response_data, created, serialized_data, death_count, duration, message_id)"
             " VALUES (?,?,1,?,?,200,'',?,?,0,0.01,'m')",
@@ -126,7 +126,7 @@ def scan(all_rows: list[dict[str, Any]], keep: Any) -> list[int]:
 
 def test_many_commits_merges_and_workers_find_what_a_scan_finds(tmp_path: Path, monkeypatch: Any) -> None:
     db = tmp_path / "ae.db"
-    store = Store(db)
+    store = open_store(db)
     all_rows = rows(2000, seed=11)
     log_rows(store, all_rows[:1000])
     # Small segments: the build writes several, in worker processes; later catch-ups
@@ -189,7 +189,7 @@ def test_phrases_match_what_whoosh_matches(tmp_path: Path) -> None:
     from asyncevents_cli.search.query import parse_for_index
 
     db = tmp_path / "ae.db"
-    store = Store(db)
+    store = open_store(db)
     all_rows = rows(600, seed=5)
     log_rows(store, all_rows)
     ix = SearchIndex(tmp_path / "ae.db.index", store)

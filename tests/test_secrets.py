@@ -16,7 +16,7 @@ from test_cli import EVENT
 
 from asyncevents_cli.errors import ConfigError
 from asyncevents_cli.secretbox import SecretBox, SecretKeyError, is_sealed, key_path_for
-from asyncevents_cli.store import Store
+from asyncevents_cli.store import open_store
 
 
 def db(config: Path) -> Path:
@@ -102,10 +102,10 @@ def test_secret_box_round_trip_rotation_and_wrong_key(tmp_path: Path) -> None:
 def test_custom_header_values_and_previous_tokens_are_sealed(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     ok(config, "subscribe", EVENT, "http://127.0.0.1:9/hook", "--secret", "s", "--header", "Authorization: Bearer xyz")
-    with Store(db(config)) as store:
-        store.rotate_token(1, "new-secret", None)
-        assert store.subscription(1).custom_headers == (("Authorization", "Bearer xyz"),)
-        assert store.subscription(1).verification_token == "new-secret"
+    with open_store(db(config)) as store:
+        store.subscriptions.rotate_token(1, "new-secret", None)
+        assert store.subscriptions.subscription(1).custom_headers == (("Authorization", "Bearer xyz"),)
+        assert store.subscriptions.subscription(1).verification_token == "new-secret"
     raw = db(config).read_bytes()
     assert b"Bearer xyz" not in raw and b"new-secret" not in raw
     assert ok_json(config, "subscriptions", "show", "1")["header_names"] == ["Authorization"]

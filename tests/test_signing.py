@@ -21,7 +21,7 @@ from asyncevents_cli.errors import InputError
 from asyncevents_cli.notifiers import HttpNotifier
 from asyncevents_cli.notifiers.http import request_headers
 from asyncevents_cli.notifiers.signing import check_secret, generate_secret
-from asyncevents_cli.store import Store, utcnow
+from asyncevents_cli.store import Store, open_store, utcnow
 from asyncevents_cli.subscribe import parse_duration, rotate_secret, subscribe
 
 EVENT = "sales.order.created"
@@ -30,7 +30,7 @@ BODY = json.dumps({"data": {"increment_id": "CK00000101", "grand_total": 45.5}})
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    with Store(tmp_path / "ae.db") as s:
+    with open_store(tmp_path / "ae.db") as s:
         yield s
 
 

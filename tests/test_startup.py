@@ -29,7 +29,6 @@ HEAVY = (
     "httpx",
     "yarl",
     "whoosh",
-    "sqlite_utils",
     "pydantic",
     "fastapi",
     "starlette",
@@ -188,10 +187,10 @@ def test_ae_trace_reads_the_store_with_no_engine_search_or_pydantic(tmp_path: An
     with Runtime(config, environ={}) as rt:
         sub, _ = subscribe(rt.config, rt.store, "a.b", "http://127.0.0.1:9/hook", secret="s" * 32)
         with rt.store.transaction():
-            rt.store.log_attempt(
+            rt.store.log.log_attempt(
                 Attempt(uuid, sub.subscription_id, "a.b", True, 200, "ok", '{"data": {}}', 0, 0.001, "m1")
             )
-            rt.store.set_delivery_state(uuid, sub.subscription_id, "a.b", DeliveryState.DELIVERED, 0)
+            rt.store.log.set_delivery_state(uuid, sub.subscription_id, "a.b", DeliveryState.DELIVERED, 0)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AE_")} | {"AE_CONFIG": str(config)}
     loaded = modules_after(["trace", uuid], env)
     assert "asyncevents_cli.trace" in loaded

@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from asyncevents_cli.states import DeliveryState, SubscriptionStatus
-from asyncevents_cli.store import Store
+from asyncevents_cli.store import open_store
 
 
 def test_the_stored_and_printed_strings_are_unchanged() -> None:
@@ -23,10 +23,10 @@ def test_the_stored_and_printed_strings_are_unchanged() -> None:
 def test_a_state_is_stored_as_its_text_and_read_back_as_equal(tmp_path: Path) -> None:
     path = tmp_path / "ae.db"
     uuid = "00000000-0000-4000-8000-000000000001"
-    with Store(path, environ={}) as store:
+    with open_store(path, environ={}) as store:
         with store.transaction():
-            store.set_delivery_state(uuid, 1, "sales.order.created", DeliveryState.RETRYING, 0)
-        assert store.delivery(uuid)["state"] == DeliveryState.RETRYING
+            store.log.set_delivery_state(uuid, 1, "sales.order.created", DeliveryState.RETRYING, 0)
+        assert store.log.delivery(uuid)["state"] == DeliveryState.RETRYING
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("SELECT state, typeof(state) FROM deliveries").fetchall() == [("retrying", "text")]

@@ -137,7 +137,7 @@ def logs(
     def shape(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [{k: bool(r[k]) if k == "success" else r[k] for k in columns} for r in rows]
 
-    rows = shape(store.find_logs(**filters, limit=limit))
+    rows = shape(store.log.find_logs(**filters, limit=limit))
     if follow:
         _follow(store, filters, list(reversed(rows)), interval, as_json)
         return
@@ -163,10 +163,11 @@ def _follow(store: Any, filters: dict[str, Any], backlog: list[dict[str, Any]], 
     previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         out(backlog)
-        last = backlog[-1]["log_id"] if backlog else store.max_log_id()
+        last = backlog[-1]["log_id"] if backlog else store.log.max_log_id()
         while not stop.wait(interval):
             rows = [
-                {**r, "success": bool(r["success"])} for r in store.find_logs(**filters, after_log_id=last, limit=1000)
+                {**r, "success": bool(r["success"])}
+                for r in store.log.find_logs(**filters, after_log_id=last, limit=1000)
             ]
             out(rows)
             if rows:
@@ -195,7 +196,7 @@ def prune(
     confirm(f"Delete delivery log entries older than {days:g} day(s)?", yes)
     from ..search import remove_pruned
 
-    removed = rt.store.prune_logs(days)
+    removed = rt.store.log.prune_logs(days)
     # The search index follows the log: pruned attempts must not be found any more.
     remove_pruned(rt.config, rt.store, removed)
     say(f"pruned {len(removed)} log entr{'y' if len(removed) == 1 else 'ies'} older than {days:g} day(s)")

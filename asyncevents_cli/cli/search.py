@@ -135,7 +135,7 @@ def rebuild(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     ix = _index(ctx)
     try:
         ix.check_folder()  # a folder ae did not create is refused before any progress shows
-        total = runtime(ctx).store.count_logs_after(0)
+        total = runtime(ctx).store.log.count_logs_after(0)
         with progress_bar("rebuilding the search index", total, not as_json) as advance:
             count = ix.rebuild(advance)
     finally:

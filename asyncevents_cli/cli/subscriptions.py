@@ -198,7 +198,7 @@ def list_subscriptions(
     """List subscriptions (never their secrets)."""
     if event is not None:
         check_event_name(event)
-    rows = [s.public() for s in runtime(ctx).store.subscriptions(event, reveal=False)]
+    rows = [s.public() for s in runtime(ctx).store.subscriptions.all(event, reveal=False)]
     emit(rows, as_json, _render_rows)
 
 
@@ -208,7 +208,7 @@ subscriptions_app.command("health")(health)
 @subscriptions_app.command("show")
 def show_subscription(ctx: typer.Context, subscription_id: int = ID_ARGUMENT, as_json: bool = JSON_OPTION) -> None:
     """Show one subscription (never its secret)."""
-    row = runtime(ctx).store.subscription(subscription_id, reveal=False).public()
+    row = runtime(ctx).store.subscriptions.subscription(subscription_id, reveal=False).public()
     emit(row, as_json, render_subscription)
 
 
@@ -218,7 +218,7 @@ def changed(subscription_id: int, what: str) -> None:
 
 
 def _set_status(ctx: typer.Context, ids: list[int], enabled: bool) -> None:
-    updated: list[Subscription] = runtime(ctx).store.set_status(ids, enabled)
+    updated: list[Subscription] = runtime(ctx).store.subscriptions.set_status(ids, enabled)
     for s in updated:
         changed(s.subscription_id, str(SubscriptionStatus.of(s.enabled)))
 
@@ -250,13 +250,13 @@ def delete(ctx: typer.Context, subscription_id: int = ID_ARGUMENT, yes: bool = Y
     Example: ae subscriptions delete 2 --yes
     """
     store = runtime(ctx).store
-    subscription = store.subscription(subscription_id, reveal=False)  # an unknown id fails before asking
+    subscription = store.subscriptions.subscription(subscription_id, reveal=False)  # an unknown id fails before asking
     confirm(
         f"Delete subscription {subscription_id} ({subscription.event_name} to "
         f"{subscription.public()['recipient_url']})?",
         yes,
     )
-    removed = store.delete_subscription(subscription_id)
+    removed = store.subscriptions.delete_subscription(subscription_id)
     changed(removed.subscription_id, "deleted")
 
 

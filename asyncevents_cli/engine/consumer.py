@@ -278,7 +278,7 @@ class Consumer:
         if plan.held:
             retry(self.queue.extend_many, plan.held)
         if plan.kept:
-            retry(self.store.extend_pending, plan.kept, time.time() + LEASE_SECONDS)
+            retry(self.store.lanes.extend_pending, plan.kept, time.time() + LEASE_SECONDS)
 
         def take() -> list[Envelope]:
             return self.queue.receive_many(self.kinds, plan.room, plan.timeout) if plan.room > 0 else []
@@ -297,7 +297,7 @@ class Consumer:
             and not envelopes
             and not taken.kept
             and retry(self.queue.is_empty, self.kinds)
-            and retry(self.store.pending_to_attempt) == 0
+            and retry(self.store.lanes.pending_to_attempt) == 0
         )
         return CycleResult(envelopes, bool(empty), taken)
 

@@ -69,7 +69,7 @@ class Endpoints:
         touched = [i for i, got in answers.items() if i in self.unhealthy or not all(a.success for a in got)]
         if not touched:
             return  # the fast path: healthy endpoints answering well change nothing
-        current = store.endpoint_states(touched)
+        current = store.lanes.endpoint_states(touched)
         changed: list[EndpointState] = []
         transitions: list[tuple[int, Transition]] = []
         for subscription_id in touched:
@@ -80,7 +80,7 @@ class Endpoints:
             for transition in happened:
                 self.transition(store, after, transition)
                 transitions.append((subscription_id, transition))
-        store.save_endpoint_states(changed)
+        store.lanes.save_endpoint_states(changed)
         self.updates.append((changed, transitions, False))
 
     def transition(self, store: Store, state: EndpointState, transition: Transition) -> None:
@@ -95,14 +95,14 @@ class Endpoints:
                 state.consecutive_failures,
                 since,
             )
-            store.mark_pending(subscription_id, DeliveryState.HELD)
+            store.lanes.mark_pending(subscription_id, DeliveryState.HELD)
         elif transition is Transition.CLOSED:
             log.warning("subscription %s: circuit closed; its held deliveries drain", subscription_id)
-            store.mark_pending(subscription_id, DeliveryState.PENDING)
+            store.lanes.mark_pending(subscription_id, DeliveryState.PENDING)
         elif transition is Transition.DISABLED:
             reason = f"circuit open since {_when(state.opened_at or self.clock())} UTC: endpoint failing"
             log.warning("subscription %s disabled: %s", subscription_id, reason)
-            store.auto_disable(subscription_id, reason)
+            store.lanes.auto_disable(subscription_id, reason)
         self._raise_operator_event(store, state, transition)
 
     def _raise_operator_event(self, store: Store, state: EndpointState, transition: Transition) -> None:
@@ -111,9 +111,9 @@ class Endpoints:
         a crash may repeat the event, never lose it). Only when some enabled subscription takes
         it, and never about an operator subscription itself (no loops)."""
         event_name = OPERATOR_EVENT_OF[transition]
-        if self.raise_event is None or not store.has_subscribers(event_name):
+        if self.raise_event is None or not store.subscriptions.has_subscribers(event_name):
             return
-        sub = store.subscription(state.subscription_id)
+        sub = store.subscriptions.subscription(state.subscription_id)
         if not raises_about(sub.event_name):
             return
         now = self.clock()
@@ -138,7 +138,7 @@ class Endpoints:
         """Every endpoint's state as stored (other consumers' findings too); disable what stayed open too long."""
         now = self.clock()
         self.last_refresh = now
-        states = store.endpoint_states()
+        states = store.lanes.endpoint_states()
         transitions: list[tuple[int, Transition]] = []
         for state in states.values():
             if due_for_disable(state, now, self.rules) and state.next_probe is not None:
@@ -154,13 +154,13 @@ class Endpoints:
         now = self.clock()
         taken: list[tuple[PendingDelivery, bool]] = []
         for subscription_id in probes:
-            if store.claim_probe(subscription_id, now, now + self.rules.probe_seconds):
-                taken += [(row, True) for row in store.take_pending(subscription_id, 1, now, lease_until)]
+            if store.lanes.claim_probe(subscription_id, now, now + self.rules.probe_seconds):
+                taken += [(row, True) for row in store.lanes.take_pending(subscription_id, 1, now, lease_until)]
         for subscription_id, room in rooms.items():
-            taken += [(row, False) for row in store.take_pending(subscription_id, room, now, lease_until)]
+            taken += [(row, False) for row in store.lanes.take_pending(subscription_id, room, now, lease_until)]
         return taken
 
     def discover(self, store: Store) -> set[int]:
         """Subscriptions with kept deliveries due now."""
         self.last_discover = self.clock()
-        return set(store.due_pending(self.last_discover))
+        return set(store.lanes.due_pending(self.last_discover))

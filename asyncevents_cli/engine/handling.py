@@ -94,7 +94,7 @@ class Handler:
             lambda: self.stopping,
             config.settings.retry_after_max_seconds,
             lambda subscription_id, rate, want: io.call(
-                store.take_rate_tokens, subscription_id, rate, want, datetime.now(UTC)
+                store.rate_buckets.take_rate_tokens, subscription_id, rate, want, datetime.now(UTC)
             ),
         )
 
@@ -145,7 +145,7 @@ class Handler:
         """Whether the kept delivery's chain has succeeded already (in its generation or a later
         one): a row kept again after its attempt was logged, e.g. a detached delivery's lease
         written by its message's settle after the attempt's own settle had finished it."""
-        chain = self.store.delivery(row.uuid)
+        chain = self.store.log.delivery(row.uuid)
         return (
             chain is not None
             and chain["state"] == DeliveryState.DELIVERED
@@ -183,12 +183,12 @@ class Handler:
 
     def _not_attempted(self, message_id: str, subscriptions: list[Subscription]) -> list[Subscription]:
         """Those not attempted yet, nor kept in the store (detached) by the copy taken before."""
-        kept = self.store.pending_uuids([delivery_uuid(message_id, s.subscription_id) for s in subscriptions])
+        kept = self.store.lanes.pending_uuids([delivery_uuid(message_id, s.subscription_id) for s in subscriptions])
         return [
             s
             for s in subscriptions
             if delivery_uuid(message_id, s.subscription_id) not in kept
-            and not self.store.already_attempted(message_id, s.subscription_id)
+            and not self.store.log.already_attempted(message_id, s.subscription_id)
         ]
 
     # -- retry -----------------------------------------------------------
@@ -201,10 +201,10 @@ class Handler:
         problem = retry_problem(message)
         if problem:
             return self._park(envelope, problem)
-        chain = await self.io.call(self.store.delivery, message.uuid)
+        chain = await self.io.call(self.store.log.delivery, message.uuid)
         if ownership_problem(message, chain) and not self.queue.shares_store_transaction:
             await asyncio.sleep(OWNERSHIP_RECHECK_SECONDS)
-            chain = await self.io.call(self.store.delivery, message.uuid)
+            chain = await self.io.call(self.store.log.delivery, message.uuid)
         problem = ownership_problem(message, chain)
         if problem or chain is None:
             return self._park(envelope, problem or "")
@@ -226,7 +226,7 @@ class Handler:
         if (
             not envelope.first_delivery
             and envelope.message_id
-            and await self.io.call(self.store.already_attempted, envelope.message_id, subscription.subscription_id)
+            and await self.io.call(self.store.log.already_attempted, envelope.message_id, subscription.subscription_id)
         ):
             return Settlement(envelope)  # its attempt is logged; only the ack was lost
         data = serialize_body(payload)
@@ -240,7 +240,7 @@ class Handler:
         """The body a retry or a kept delivery sends: a CloudEvent as its chain's first attempt
         sent it (same `time`, same bytes signed), else `data` (the module's body)."""
         if subscription.body_format == CLOUDEVENTS:
-            first = await self.io.call(self.store.first_body, uuid)
+            first = await self.io.call(self.store.log.first_body, uuid)
             if is_cloudevent(first):
                 return str(first).encode()
             bodies = EventBodies(content, event, self.config.settings.cloudevents_source, self.now())

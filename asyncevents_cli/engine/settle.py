@@ -102,7 +102,7 @@ def _settle_alone(store: Store, queue: Queue, settlement: Settlement, endpoints:
 def _place(store: Store, queue: Queue, settlements: Sequence[Settlement]) -> None:
     """Publish each message's follow-ups (retries, dead letters) or park it."""
     dead = any(f.state == DeliveryState.DEAD_LETTERED for s in settlements for _, f in s.attempts if not s.queued)
-    operator_listens = dead and store.has_subscribers(DEAD_LETTERED)
+    operator_listens = dead and store.subscriptions.has_subscribers(DEAD_LETTERED)
     for settlement in settlements:
         if settlement.queued:
             continue
@@ -183,12 +183,12 @@ def _keep(store: Store, settlements: Sequence[Settlement]) -> None:
         finished += settlement.finished
         waiting += [row for row, _ in settlement.waiting]
         if settlement.running:
-            store.add_pending(settlement.running, settlement.lease_until)
+            store.lanes.add_pending(settlement.running, settlement.lease_until)
         waiting += [follow.keep for _, follow in settlement.attempts if follow.keep is not None]
     if waiting:
-        store.add_pending(waiting)
+        store.lanes.add_pending(waiting)
     if finished:
-        store.finish_pending(finished)
+        store.lanes.finish_pending(finished)
 
 
 def _record(store: Store, settlements: Sequence[Settlement], endpoints: Endpoints | None) -> None:
@@ -236,11 +236,11 @@ def _record(store: Store, settlements: Sequence[Settlement], endpoints: Endpoint
             )
     filtered = Counter(sid for settlement in settlements for sid in settlement.filtered)
     if filtered:
-        store.count_filtered(filtered)
+        store.subscriptions.count_filtered(filtered)
     if attempts:
-        store.log_attempts(attempts)
+        store.log.log_attempts(attempts)
     if states:
-        store.set_delivery_states(states)
+        store.log.set_delivery_states(states)
 
 
 def _apply(store: Store, queue: Queue, settlements: Sequence[Settlement], endpoints: Endpoints | None) -> None:

@@ -37,13 +37,17 @@ class SubscriptionCache:
         hit = self._by_event.get(key)
         if hit is not None and self.clock() - hit[0] <= self.ttl:
             return hit[1]
-        return await self._look_up(self._by_event, key, self.store.subscriptions_for, event_name, store_id)
+        return await self._look_up(
+            self._by_event, key, self.store.subscriptions.subscriptions_for, event_name, store_id
+        )
 
     async def by_id(self, subscription_id: int) -> Subscription | None:
         hit = self._by_id.get(subscription_id)
         if hit is not None and self.clock() - hit[0] <= self.ttl:
             return hit[1]
-        return await self._look_up(self._by_id, subscription_id, self.store.find_subscription, subscription_id)
+        return await self._look_up(
+            self._by_id, subscription_id, self.store.subscriptions.find_subscription, subscription_id
+        )
 
     async def _look_up(
         self, cache: dict[Any, tuple[float, Any]], key: Any, read: Callable[..., Any], *args: Any

@@ -73,10 +73,10 @@ class Probe:
     def _look(self) -> Look:
         try:
             runtime = self._runtime = self._runtime or Runtime(config=self._config)
-            runtime.store.ping()
+            runtime.store.health.ping()
             depths = runtime.queue.depths().as_dict()
-            oldest = runtime.store.oldest_pending()
-            held = runtime.store.held_counts()
+            oldest = runtime.store.health.oldest_pending()
+            held = runtime.store.lanes.held_counts()
             circuits = _circuits(runtime)
         except Exception as exc:  # whatever went wrong, the answer is "not ready", and a new connection next time
             self._drop()
@@ -100,8 +100,8 @@ class Probe:
 
 def _circuits(runtime: Runtime) -> dict[int, bool]:
     """subscription id -> whether its circuit is open, for every enabled subscription (0 for most)."""
-    states = runtime.store.endpoint_states()
-    enabled = [sub.subscription_id for sub in runtime.store.subscriptions(reveal=False) if sub.enabled]
+    states = runtime.store.lanes.endpoint_states()
+    enabled = [sub.subscription_id for sub in runtime.store.subscriptions.all(reveal=False) if sub.enabled]
     return {i: i in states and states[i].circuit_open for i in enabled}
 
 

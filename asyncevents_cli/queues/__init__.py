@@ -24,7 +24,7 @@ def open_queue(
 
         return AmqpQueue(config.settings.amqp_url, config.retry_policy, store=existing_store)
     opened = store()
-    if opened.backend == "postgresql":
+    if opened.backend.name == "postgresql":
         from .postgres import PostgresQueue
 
         return PostgresQueue(opened)

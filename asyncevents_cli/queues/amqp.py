@@ -272,7 +272,7 @@ class AmqpQueue(Queue):
         """The identity of this queue's store; made on first need when `create`."""
         if self._identity is None:
             store = self._store()
-            self._identity = store.identity(create=create) if store is not None else None
+            self._identity = store.info.identity(create=create) if store is not None else None
         return self._identity
 
     def _record_delay_queue(self, name: str) -> None:
@@ -280,14 +280,14 @@ class AmqpQueue(Queue):
         if name not in self._recorded:
             store = self._store()
             if store is not None:
-                store.record_delay_queue(name)
+                store.info.record_delay_queue(name)
             self._recorded.add(name)
 
     def _delay_queue_names(self) -> list[str]:
         """Where a retry may be waiting: the policy's delay queues, and any used under earlier settings."""
         names = dict.fromkeys(q.name for q in delay_queues(self.policy))
         store = self._store()
-        names.update(dict.fromkeys([*self._recorded, *(store.delay_queue_names() if store else [])]))
+        names.update(dict.fromkeys([*self._recorded, *(store.info.delay_queue_names() if store else [])]))
         return list(names)
 
     def check_owner(self, envelope: Envelope) -> None:

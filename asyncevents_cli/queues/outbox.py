@@ -129,15 +129,16 @@ def _check_sqlite(connection: sqlite3.Connection, target: StoreTarget) -> None:
 
 
 def _make_queue_table(connection: sqlite3.Connection, target: StoreTarget) -> None:
-    """The table queue's table, if no consumer made it yet: made on the application's
+    """The table queue's table, if the store lacks it (one an older `ae` made before schema
+    version 7 and used only with RabbitMQ; its migrations add it later): made on the application's
     connection, since its transaction holds the file's write lock (and a rollback
     takes the table back too, harmlessly)."""
-    from .sqlite import SCHEMA
+    from ..store.sqlite_schema import QUEUE_TABLES
 
     if target.queue_table_seen:
         return
     if connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'queue_messages'").fetchone() is None:
-        for statement in SCHEMA:
+        for statement in QUEUE_TABLES:
             connection.execute(statement)
     else:
         target.queue_table_seen.add("queue_messages")
@@ -179,28 +180,28 @@ def _write_psycopg(connection: Any, sql: str, params: list[tuple[Any, ...]]) -> 
 
 def has_unsent(store: Store) -> bool:
     """A cheap look first, so an idle relay never takes a write lock."""
-    return store.execute("SELECT 1 FROM outbox WHERE sent_at IS NULL LIMIT 1").first() is not None
+    return store.backend.execute("SELECT 1 FROM outbox WHERE sent_at IS NULL LIMIT 1").first() is not None
 
 
 def take_unsent(store: Store, limit: int) -> list[tuple[int, str, bytes]]:
     """Inside the relay's transaction: wait for the relay turn, then the oldest unsent rows."""
-    if store.backend == "postgresql":
-        store.execute("SELECT pg_advisory_xact_lock(?)", (RELAY_LOCK,))
-    rows = store.execute(
+    if store.backend.name == "postgresql":
+        store.backend.execute("SELECT pg_advisory_xact_lock(?)", (RELAY_LOCK,))
+    rows = store.backend.execute(
         "SELECT id, message_id, body FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?", (limit,)
     ).rows
     return [(int(row_id), str(message_id), bytes(body)) for row_id, message_id, body in rows]
 
 
 def mark_sent(store: Store, row_ids: Sequence[int], now: float) -> None:
-    store.execute_many("UPDATE outbox SET sent_at = ? WHERE id = ?", [(now, row_id) for row_id in row_ids])
+    store.backend.execute_many("UPDATE outbox SET sent_at = ? WHERE id = ?", [(now, row_id) for row_id in row_ids])
 
 
 def prune_sent(store: Store, before: float) -> int:
     """Forget rows sent before `before` (epoch seconds); return how many."""
     with store.transaction():
-        return store.execute("DELETE FROM outbox WHERE sent_at < ?", (before,)).rowcount
+        return store.backend.execute("DELETE FROM outbox WHERE sent_at < ?", (before,)).rowcount
 
 
 def count_unsent(store: Store) -> int:
-    return int(store.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").scalar() or 0)
+    return int(store.backend.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").scalar() or 0)

@@ -10,9 +10,9 @@ Because the table lives in the store's database, every write joins the
 store's open transaction: a message's attempt logs, its retries and its
 removal commit together or not at all, on SQLite and on PostgreSQL alike.
 
-The rules live here once; a backend (`sqlite.py`, `postgres.py`) only creates
-the table and leases due rows (`_take`), the one step each engine does its
-own way.
+The rules live here once; a backend (`sqlite.py`, `postgres.py`) only leases
+due rows (`_take`), the one step each engine does its own way. The table
+itself is made by the store's schema migrations (version 7).
 """
 
 from __future__ import annotations
@@ -57,21 +57,17 @@ class TableQueue(Queue):
         poll_interval: float = 0.05,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if store.backend != self.backend:
+        if store.backend.name != self.backend:
             raise AeError(
-                f"{type(self).__name__} keeps its table in a {self.backend} store; {store.location} is {store.backend}"
+                f"{type(self).__name__} keeps its table in a {self.backend} store;"
+                f" {store.location} is {store.backend.name}"
             )
         self.store = store
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self.clock = clock
-        if not store.read_only:
-            self._create_schema()
 
     # -- what a backend provides --------------------------------------------------
-
-    def _create_schema(self) -> None:
-        raise NotImplementedError
 
     def _take(self, queues: list[str], limit: int) -> list[Envelope]:
         """Lease up to `limit` due messages of `queues`, oldest first."""
@@ -101,7 +97,7 @@ class TableQueue(Queue):
 
     def _insert(self, queue: str, body: bytes, available_at: float, headers: dict | None = None) -> str:
         message_id = uuid.uuid4().hex
-        self.store.execute(
+        self.store.backend.execute(
             "INSERT INTO queue_messages (queue, message_id, body, headers, available_at, deliveries, created)"
             " VALUES (?, ?, ?, ?, ?, 0, ?)",
             (queue, message_id, body, json.dumps(headers or {}), available_at, self.clock()),
@@ -117,7 +113,7 @@ class TableQueue(Queue):
             for start in range(0, len(messages), PROGRESS_STEP):
                 chunk = messages[start : start + PROGRESS_STEP]
                 rows = [(TRIGGER_QUEUE, uuid.uuid4().hex, m.encode(), "{}", now, now) for m in chunk]
-                self.store.execute_many(
+                self.store.backend.execute_many(
                     "INSERT INTO queue_messages (queue, message_id, body, headers, available_at, deliveries,"
                     " created) VALUES (?, ?, ?, ?, ?, 0, ?)",
                     rows,
@@ -132,7 +128,7 @@ class TableQueue(Queue):
         one commit: each message arrives exactly once."""
         now = self.clock()
         with self.store.transaction():
-            self.store.execute_many(
+            self.store.backend.execute_many(
                 "INSERT INTO queue_messages (queue, message_id, body, headers, available_at, deliveries, created)"
                 " VALUES (?, ?, ?, '{}', ?, 0, ?)",
                 [(TRIGGER_QUEUE, message_id, body, now, now) for message_id, body in items],
@@ -175,7 +171,7 @@ class TableQueue(Queue):
 
     def ack_many(self, envelopes: Sequence[Envelope]) -> None:
         with self.store.transaction():
-            self.store.execute_many(
+            self.store.backend.execute_many(
                 "DELETE FROM queue_messages WHERE id = ? AND lease_token = ?", [e.handle[:2] for e in envelopes]
             )
 
@@ -185,7 +181,7 @@ class TableQueue(Queue):
     def release_many(self, envelopes: Sequence[Envelope]) -> None:
         now = self.clock()
         with self.store.transaction():
-            self.store.execute_many(
+            self.store.backend.execute_many(
                 "UPDATE queue_messages SET available_at = ?, lease_token = NULL WHERE id = ? AND lease_token = ?",
                 [(now, *e.handle[:2]) for e in envelopes],
             )
@@ -199,7 +195,7 @@ class TableQueue(Queue):
         if not due:
             return  # plenty of lease left: spare the write (and its fsync)
         with self.store.transaction():
-            self.store.execute_many(
+            self.store.backend.execute_many(
                 "UPDATE queue_messages SET available_at = ? WHERE id = ? AND lease_token = ?",
                 [(now + self.lease_seconds, *e.handle[:2]) for e in due],
             )
@@ -210,7 +206,7 @@ class TableQueue(Queue):
         now = self.clock()
         t, r, d = TRIGGER_QUEUE, RETRY_QUEUE, DEADLETTER_QUEUE
         counts = dict(
-            self.store.execute(
+            self.store.backend.execute(
                 """
             SELECT 'trigger', COUNT(*) FROM queue_messages WHERE queue = ?
             UNION ALL SELECT 'retry_due', COUNT(*) FROM queue_messages WHERE queue = ? AND available_at <= ?
@@ -234,11 +230,11 @@ class TableQueue(Queue):
     def is_empty(self, kinds: Iterable[str]) -> bool:
         queues = [QUEUE_FOR_KIND[k] for k in kinds]
         marks = ",".join("?" * len(queues))
-        found = self.store.execute(f"SELECT 1 FROM queue_messages WHERE queue IN ({marks}) LIMIT 1", queues)
+        found = self.store.backend.execute(f"SELECT 1 FROM queue_messages WHERE queue IN ({marks}) LIMIT 1", queues)
         return found.first() is None
 
     def peek_dead_letters(self, limit: int) -> list[DeadLetter]:
-        rows = self.store.execute(
+        rows = self.store.backend.execute(
             "SELECT message_id, body, headers, created FROM queue_messages WHERE queue = ? ORDER BY id LIMIT ?",
             (DEADLETTER_QUEUE, limit),
         ).rows
@@ -255,16 +251,16 @@ class TableQueue(Queue):
     def purge_dead_letters(self, before: float | None = None) -> int:
         with self.store.transaction():
             if before is None:
-                done = self.store.execute("DELETE FROM queue_messages WHERE queue = ?", (DEADLETTER_QUEUE,))
+                done = self.store.backend.execute("DELETE FROM queue_messages WHERE queue = ?", (DEADLETTER_QUEUE,))
             else:
-                done = self.store.execute(
+                done = self.store.backend.execute(
                     "DELETE FROM queue_messages WHERE queue = ? AND created < ?", (DEADLETTER_QUEUE, before)
                 )
         return done.rowcount
 
     def requeue_dead_triggers(self) -> list[str]:
         with self.store.transaction():
-            rows = self.store.execute(
+            rows = self.store.backend.execute(
                 "SELECT id, message_id, headers FROM queue_messages WHERE queue = ? ORDER BY id", (DEADLETTER_QUEUE,)
             ).rows
             parked = [
@@ -272,7 +268,7 @@ class TableQueue(Queue):
                 for row_id, message_id, headers in rows
                 if json.loads(headers or "{}").get("x-origin") == TRIGGER
             ]
-            self.store.execute_many(
+            self.store.backend.execute_many(
                 "UPDATE queue_messages SET queue = ?, available_at = ?, headers = '{}', lease_token = NULL,"
                 " deliveries = 0 WHERE id = ?",
                 [(TRIGGER_QUEUE, self.clock(), row_id) for row_id, _ in parked],

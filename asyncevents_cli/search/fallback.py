@@ -56,5 +56,5 @@ def conditions(text: str) -> tuple[list[LogCondition], list[str]]:
 
 def substring_search(store: Store, text: str, limit: int | None = 100, offset: int = 0) -> Hits:
     found, wanted = conditions(text)
-    total, rows = store.logs_matching(found, limit, offset)
+    total, rows = store.log.logs_matching(found, limit, offset)
     return Hits(total, [result(row, wanted) for row in rows], "substring")

@@ -93,8 +93,8 @@ class SearchIndex:
         # Built for another log (new or migrated store), or log ids went backwards:
         # treat it as outdated, so it is rebuilt rather than silently missing rows.
         if (
-            meta.get("log_generation") != self.store.log_generation()
-            or meta["last_log_id"] > self.store.log_id_high_water()
+            meta.get("log_generation") != self.store.info.log_generation()
+            or meta["last_log_id"] > self.store.log.log_id_high_water()
         ):
             return None
         return meta
@@ -104,7 +104,11 @@ class SearchIndex:
         temporary = target.with_suffix(".tmp")
         temporary.write_text(
             json.dumps(
-                {"schema": SCHEMA_VERSION, "last_log_id": last_log_id, "log_generation": self.store.log_generation()}
+                {
+                    "schema": SCHEMA_VERSION,
+                    "last_log_id": last_log_id,
+                    "log_generation": self.store.info.log_generation(),
+                }
             )
         )
         os.replace(temporary, target)
@@ -154,7 +158,7 @@ class SearchIndex:
             fresh = new_folder(self.path)
             ix = index.create_in(str(fresh), build_schema())
             workers = worker_count()
-            if workers > 1 and self.store.count_logs_after(0) >= 2 * WORKER_ROWS:
+            if workers > 1 and self.store.log.count_logs_after(0) >= 2 * WORKER_ROWS:
                 count = self._add_in_workers(ix, 0, workers, progress, folder=fresh)
             else:
                 count, _ = self._add_rows(ix, 0, progress, folder=fresh)
@@ -193,7 +197,7 @@ class SearchIndex:
 
     def _chunks(self, size: int, after: int) -> Iterator[list[dict[str, Any]]]:
         last = after
-        while rows := self.store.logs_after(last, size):
+        while rows := self.store.log.logs_after(last, size):
             yield rows
             last = int(rows[-1]["log_id"])
 
@@ -220,7 +224,7 @@ class SearchIndex:
                 if folder is None and count == 0:
                     # Rows past `after` may be in the index if a crash hit between commit and meta.
                     writer.delete_by_query(query.NumericRange("log_id", after + 1, None))
-                while added < COMMIT_EVERY and (rows := self.store.logs_after(last, BATCH)):
+                while added < COMMIT_EVERY and (rows := self.store.log.logs_after(last, BATCH)):
                     for row in rows:
                         writer.add_terms(**log_document(row))
                     added += len(rows)
@@ -243,12 +247,12 @@ class SearchIndex:
         """Index rows logged since the last catch-up; return how many."""
         ix = self._open()
         meta = self._read_meta() or {"last_log_id": 0}
-        if self.store.max_log_id() <= meta["last_log_id"]:
+        if self.store.log.max_log_id() <= meta["last_log_id"]:
             return 0
         try:
             # A long backlog (a busy hour without a follower) is indexed in worker processes.
             workers = worker_count()
-            if workers > 1 and self.store.count_logs_after(meta["last_log_id"]) >= 2 * WORKER_ROWS:
+            if workers > 1 and self.store.log.count_logs_after(meta["last_log_id"]) >= 2 * WORKER_ROWS:
                 count = self._add_in_workers(ix, meta["last_log_id"], workers, progress)
             else:
                 count, _ = self._add_rows(ix, meta["last_log_id"], progress)
@@ -267,7 +271,7 @@ class SearchIndex:
         return meta["last_log_id"] if meta else 0
 
     def behind(self) -> int:
-        return self.store.count_logs_after(self.indexed_up_to())
+        return self.store.log.count_logs_after(self.indexed_up_to())
 
     def status(self) -> dict[str, Any]:
         """How far the index is behind the log, without changing anything."""
@@ -282,7 +286,7 @@ class SearchIndex:
             "index_path": str(self.path),
             "exists": meta is not None,
             "indexed_up_to": meta["last_log_id"] if meta else 0,
-            "log_at": self.store.max_log_id(),
+            "log_at": self.store.log.max_log_id(),
             "behind": self.behind(),
             "documents": documents,
         }

@@ -24,7 +24,7 @@ class Hits:
 
 def page_rows(store: Store, log_ids: list[int], wanted: list[str]) -> list[dict[str, Any]]:
     """The log rows of these ids, in the given order, shaped as results."""
-    by_id = {row["log_id"]: row for row in store.logs_by_id(log_ids)}
+    by_id = {row["log_id"]: row for row in store.log.logs_by_id(log_ids)}
     return [result(by_id[i], wanted) for i in log_ids if i in by_id]
 
 

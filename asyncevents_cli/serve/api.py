@@ -180,7 +180,7 @@ def _visible(subscription: Subscription | None, subscription_id: int, token: Api
 )
 def get_subscription(request: Request, subscription_id: SubscriptionId, token: Token) -> AsyncEvent:
     with backend(request).use() as rt:
-        subscription = rt.store.find_subscription(subscription_id)
+        subscription = rt.store.subscriptions.find_subscription(subscription_id)
     return display(_visible(subscription, subscription_id, token))
 
 
@@ -256,7 +256,7 @@ def list_subscriptions(request: Request, token: Token) -> AsyncEventList:
     if value is not None and condition_type == "eq":
         require_event(token, value)
     with backend(request).use() as rt:
-        subscriptions = rt.store.subscriptions(value if value is not None and condition_type == "eq" else None)
+        subscriptions = rt.store.subscriptions.all(value if value is not None and condition_type == "eq" else None)
     if value is not None and condition_type == "like":
         glob = _like(value)
         subscriptions = [s for s in subscriptions if fnmatchcase(s.event_name, glob)]
@@ -306,7 +306,7 @@ def change_subscription(
 ) -> AsyncEvent:
     change = body.asyncEvent
     with backend(request).use() as rt:
-        _visible(rt.store.find_subscription(subscription_id), subscription_id, token)
+        _visible(rt.store.subscriptions.find_subscription(subscription_id), subscription_id, token)
         with rt.store.transaction():
             subscription = subscribing.change(
                 rt.config, rt.store, subscription_id, change.status, change.metadata, change.rate_limit

@@ -109,8 +109,8 @@ def logout(request: Request, user: Admin, csrf: Annotated[str, Form()] = "") -> 
 @router.get("/subscriptions")
 def subscriptions(request: Request, user: Admin) -> Response:
     with backend(request).use() as rt:
-        rows = {s.subscription_id: s for s in rt.store.subscriptions()}
-        counts = {c["subscription_id"]: c for c in rt.store.delivery_counts()}
+        rows = {s.subscription_id: s for s in rt.store.subscriptions.all()}
+        counts = {c["subscription_id"]: c for c in rt.store.log.delivery_counts()}
         states = {h["subscription_id"]: h["state"] for h in subscription_health(rt.config, rt.store)}
     counted = ("attempts", DeliveryState.DELIVERED, DeliveryState.RETRYING, DeliveryState.DEAD_LETTERED)
     grid = [
@@ -125,7 +125,7 @@ def subscription_page(request: Request, subscription_id: int, user: Admin) -> Re
     """One subscription: its settings and everything `ae subscriptions health` says of it."""
     with backend(request).use() as rt:
         try:
-            subscription = rt.store.subscription(subscription_id, reveal=False).public()
+            subscription = rt.store.subscriptions.subscription(subscription_id, reveal=False).public()
         except NotFound as exc:
             return render(request, "error.html", 404, user=user, title="Not found", message=exc.message)
         (health,) = subscription_health(rt.config, rt.store, [subscription_id])
@@ -146,13 +146,13 @@ def subscription_action(
         return back_to("/subscriptions", request, "Select at least one subscription.")
     with backend(request).use() as rt:
         if action in ("enable", "disable"):
-            rt.store.set_status(ids, action == "enable")
+            rt.store.subscriptions.set_status(ids, action == "enable")
             return back_to("/subscriptions", request, f"{action.capitalize()}d {_count(len(ids), 'subscription')}.")
         if action != "replay":
             raise InputError(f"unknown action {action!r}")
         done, problems = [], []
         for subscription_id in ids:
-            uuid = rt.store.last_uuid(subscription_id)
+            uuid = rt.store.log.last_uuid(subscription_id)
             if uuid is None:
                 problems.append(f"{subscription_id}: nothing delivered yet")
                 continue
@@ -179,7 +179,7 @@ def logs(request: Request, user: Admin, q: str = "", page: Annotated[int, Query(
             total, rows, mode = hits.total, hits.rows, hits.mode
         else:
             with backend(request).use() as rt:
-                total, rows = rt.store.log_page(PAGE_SIZE, offset)
+                total, rows = rt.store.log.log_page(PAGE_SIZE, offset)
     except InputError as exc:
         total, rows, error, status = 0, [], exc.message, 400
     except SearchTimedOut as exc:

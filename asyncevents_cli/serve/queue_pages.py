@@ -88,6 +88,6 @@ def make_change(
 def status(request: Request, user: Admin) -> Response:
     with backend(request).use() as rt:
         data = statuses.status(rt.config, rt.store, rt.queue)
-        newest = rt.store.recent_logs(limit=1)  # consumers log every attempt: the newest is their last act
+        newest = rt.store.log.recent_logs(limit=1)  # consumers log every attempt: the newest is their last act
     last_activity = newest[0]["created"][:19] if newest else None
     return render(request, "status.html", user=user, data=data, last_activity=last_activity)

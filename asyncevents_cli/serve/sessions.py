@@ -155,7 +155,7 @@ def sign_in(request: Request, backend: Backend, secret: str) -> ApiToken | None:
     """Check an API token typed into the login form; start a session if it may sign in."""
     with backend.use() as rt:
         token = authenticate(rt.store, secret.strip())
-        rows = rt.store.tokens(token.name) if token else []
+        rows = rt.store.api_tokens.tokens(token.name) if token else []
     if token is None or not rows or not token.unscoped:
         return token
     request.session.clear()
@@ -180,7 +180,7 @@ def current_user(request: Request, backend: Backend) -> ApiToken | None:
         request.session.clear()  # signed out, or from before sessions had ids
         return None
     with backend.use() as rt:
-        rows = rt.store.tokens(name)
+        rows = rt.store.api_tokens.tokens(name)
     if not rows or rows[0]["created"] != since or rows[0]["events"]:
         request.session.clear()  # revoked, replaced, or rescoped since signing in
         return None

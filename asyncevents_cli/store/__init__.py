@@ -1,14 +1,16 @@
 """The store: subscriptions, the delivery log, delivery states, API tokens.
 
-    Store(".ae/ae.db")   the embedded SQLite store (the default)
+    open_store(".ae/ae.db")                    the embedded SQLite store (the default)
+    open_store("postgresql://host/dbname")     PostgreSQL, shared by many hosts
 
-`base.py` holds the rules every backend keeps; one module per table holds
-that table's SQL; `sqlite.py` only connects and runs it. Callers import
-everything from here.
+`factory.py` opens one; `store.py` composes the tables (one object per
+table, each owning its SQL) over a backend; `backend.py` holds the rules
+every backend keeps, and `sqlite.py` / `postgres.py` only connect and run
+SQL. Callers import everything from here.
 """
 
-from .api import Store
-from .base import Result
+from .backend import Result
+from .factory import open_store
 from .records import (
     DISABLED,
     ENABLED,
@@ -24,9 +26,11 @@ from .records import (
     timestamp,
     utcnow,
 )
+from .store import Store
 
 __all__ = [
     "Store",
+    "open_store",
     "Result",
     "Subscription",
     "Attempt",

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .api import Store, is_postgres_url
+from .factory import open_store
 from .schema import SCHEMA_VERSION
 
 
@@ -14,16 +14,17 @@ def schema_status(
     database: str | Path, environ: Mapping[str, str] | None = None, migrate: bool = False
 ) -> dict[str, Any]:
     """Where the store's schema stands (after migrating it, with `migrate`)."""
-    with Store(database, environ, migrate=False) as store:
-        before = store.schema_version()
-        applied = store.migrate() if migrate else []
-        version = store.schema_version()
+    with open_store(database, environ, migrate=False) as store:
+        schema = store.schema
+        before = schema.schema_version()
+        applied = schema.migrate() if migrate else []
+        version = schema.schema_version()
         return {
-            "backend": "postgresql" if is_postgres_url(database) else "sqlite",
+            "backend": store.backend.name,
             "database": store.location,
             "schema_version": version,
             "code_schema_version": SCHEMA_VERSION,
             "previous_version": before,
             "applied": [{"version": m.version, "description": m.description} for m in applied],
-            "pending": [{"version": m.version, "description": m.description} for m in store.pending_migrations()],
+            "pending": [{"version": m.version, "description": m.description} for m in schema.pending_migrations()],
         }

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..redaction import redact_url
 from ..states import DeliveryState, SubscriptionStatus
-from .base import StoreBase
+from .backend import Backend
 from .records import ENABLED, LOG_COLUMNS, Attempt, ChainState, LogCondition, timestamp, utcnow
 
 INSERT_ATTEMPT = (
@@ -54,20 +54,25 @@ def _attempt_row(attempt: Attempt, created: str) -> tuple[Any, ...]:
     )
 
 
-class DeliveryLogTable(StoreBase):
+class DeliveryLogTable:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
     # -- writes --------------------------------------------------------------
 
     def log_attempt(self, attempt: Attempt) -> int:
-        with self.transaction():
-            self._order_log_ids()
-            return int(self._run(INSERT_ATTEMPT + " RETURNING log_id", _attempt_row(attempt, timestamp())).scalar())
+        with self.backend.transaction():
+            self.backend.order_log_ids()
+            return int(
+                self.backend.execute(INSERT_ATTEMPT + " RETURNING log_id", _attempt_row(attempt, timestamp())).scalar()
+            )
 
     def log_attempts(self, attempts: Sequence[Attempt]) -> None:
         """Log many attempts at once (the consumer settles in batches)."""
         now = timestamp()
-        with self.transaction():
-            self._order_log_ids()
-            self._run_many(INSERT_ATTEMPT, [_attempt_row(a, now) for a in attempts])
+        with self.backend.transaction():
+            self.backend.order_log_ids()
+            self.backend.execute_many(INSERT_ATTEMPT, [_attempt_row(a, now) for a in attempts])
 
     def set_delivery_state(
         self,
@@ -91,7 +96,7 @@ class DeliveryLogTable(StoreBase):
         Rows are written in uuid order (stable, so a uuid's later state still wins):
         two writers that lock rows in the same order cannot deadlock."""
         now = timestamp()
-        self._run_many(
+        self.backend.execute_many(
             "INSERT INTO deliveries (uuid, subscription_id, event_name, state, attempts, death_count,"
             " next_attempt_at, updated, generation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(uuid) DO UPDATE SET state = excluded.state,"
@@ -124,12 +129,12 @@ class DeliveryLogTable(StoreBase):
         The chain states go first: removing a finished chain's state leaves it
         prunable, so both statements see the same uuids."""
         cutoff = timestamp(utcnow() - timedelta(days=older_than_days))
-        with self.transaction():
-            self._run(
+        with self.backend.transaction():
+            self.backend.execute(
                 f"DELETE FROM deliveries WHERE state != ? AND uuid IN ({PRUNABLE_UUIDS})",
                 (DeliveryState.RETRYING, cutoff, DeliveryState.RETRYING),
             )
-            removed = self._run(
+            removed = self.backend.execute(
                 f"DELETE FROM delivery_log WHERE uuid IN ({PRUNABLE_UUIDS}) RETURNING log_id",
                 (cutoff, DeliveryState.RETRYING),
             )
@@ -141,7 +146,7 @@ class DeliveryLogTable(StoreBase):
         """True if this queue message was already delivered to this subscription and
         logged: the message came back because its acknowledgement was lost."""
         return (
-            self._run(
+            self.backend.execute(
                 "SELECT 1 FROM delivery_log WHERE message_id = ? AND subscription_id = ? LIMIT 1",
                 (message_id, subscription_id),
             ).first()
@@ -149,17 +154,17 @@ class DeliveryLogTable(StoreBase):
         )
 
     def delivery(self, uuid: str) -> dict[str, Any] | None:
-        rows = self._rows("SELECT * FROM deliveries WHERE uuid = ?", (uuid,))
+        rows = self.backend.rows("SELECT * FROM deliveries WHERE uuid = ?", (uuid,))
         return rows[0] if rows else None
 
     def first_body(self, uuid: str) -> str | None:
         """The body the first logged attempt of a delivery sent (None: none is logged)."""
-        return self._run(
+        return self.backend.execute(
             "SELECT serialized_data FROM delivery_log WHERE uuid = ? ORDER BY log_id LIMIT 1", (uuid,)
         ).scalar()
 
     def attempts(self, uuid: str) -> list[dict[str, Any]]:
-        return self._rows("SELECT * FROM delivery_log WHERE uuid = ? ORDER BY log_id", (uuid,))
+        return self.backend.rows("SELECT * FROM delivery_log WHERE uuid = ? ORDER BY log_id", (uuid,))
 
     def recent_logs(
         self, event_name: str | None = None, failed_only: bool = False, limit: int = 50
@@ -197,22 +202,24 @@ class DeliveryLogTable(StoreBase):
                 params.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         order = "ASC" if after_log_id is not None else "DESC"
-        return self._rows(f"SELECT * FROM delivery_log {where} ORDER BY log_id {order} LIMIT ?", [*params, limit])
+        return self.backend.rows(
+            f"SELECT * FROM delivery_log {where} ORDER BY log_id {order} LIMIT ?", [*params, limit]
+        )
 
     def logs_after(self, log_id: int, limit: int = 1000) -> list[dict[str, Any]]:
         """Log rows past `log_id`, oldest first: how a search index catches up."""
-        return self._rows("SELECT * FROM delivery_log WHERE log_id > ? ORDER BY log_id LIMIT ?", (log_id, limit))
+        return self.backend.rows("SELECT * FROM delivery_log WHERE log_id > ? ORDER BY log_id LIMIT ?", (log_id, limit))
 
     def logs_by_id(self, log_ids: Sequence[int]) -> list[dict[str, Any]]:
         """The log rows of these ids, in no particular order."""
         return [
             row
-            for result in self._in_chunks("SELECT * FROM delivery_log WHERE log_id IN ({marks})", log_ids)
+            for result in self.backend.in_chunks("SELECT * FROM delivery_log WHERE log_id IN ({marks})", log_ids)
             for row in result.dicts()
         ]
 
     def count_logs_after(self, log_id: int) -> int:
-        return int(self._run("SELECT COUNT(*) FROM delivery_log WHERE log_id > ?", (log_id,)).scalar())
+        return int(self.backend.execute("SELECT COUNT(*) FROM delivery_log WHERE log_id > ?", (log_id,)).scalar())
 
     def logs_matching(
         self, conditions: Sequence[LogCondition], limit: int | None = None, offset: int = 0
@@ -229,19 +236,21 @@ class DeliveryLogTable(StoreBase):
             else:
                 pattern = _like(str(c.value))
                 pattern = {"like": pattern, "starts": pattern + "%", "contains": "%" + pattern + "%"}[c.kind]
-                clauses.append(f"{c.column} {self.like_operator} ? ESCAPE '\\'")
+                clauses.append(f"{c.column} {self.backend.like_operator} ? ESCAPE '\\'")
                 params.append(pattern)
         where = " AND ".join(clauses) or "1 = 1"
-        total = self._run(f"SELECT COUNT(*) FROM delivery_log WHERE {where}", params).scalar()
+        total = self.backend.execute(f"SELECT COUNT(*) FROM delivery_log WHERE {where}", params).scalar()
         page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
-        rows = self._rows(f"SELECT * FROM delivery_log WHERE {where} ORDER BY log_id DESC{page}", params)
+        rows = self.backend.rows(f"SELECT * FROM delivery_log WHERE {where} ORDER BY log_id DESC{page}", params)
         return int(total), rows
 
     def uuids_of(self, log_ids: Sequence[int]) -> set[str]:
         """The delivery uuids these attempts belong to."""
         return {
             row[0]
-            for result in self._in_chunks("SELECT DISTINCT uuid FROM delivery_log WHERE log_id IN ({marks})", log_ids)
+            for result in self.backend.in_chunks(
+                "SELECT DISTINCT uuid FROM delivery_log WHERE log_id IN ({marks})", log_ids
+            )
             for row in result.rows
         }
 
@@ -249,7 +258,7 @@ class DeliveryLogTable(StoreBase):
         """The newest attempt of each of these deliveries."""
         return [
             row
-            for result in self._in_chunks(
+            for result in self.backend.in_chunks(
                 "SELECT * FROM delivery_log WHERE log_id IN (SELECT MAX(log_id) FROM delivery_log"
                 " WHERE uuid IN ({marks}) GROUP BY uuid)",
                 uuids,
@@ -257,14 +266,18 @@ class DeliveryLogTable(StoreBase):
             for row in result.dicts()
         ]
 
+    def log_id_high_water(self) -> int:
+        """The largest log id ever handed out, even if pruned since."""
+        return max(self.backend.log_id_sequence(), self.max_log_id())
+
     def max_log_id(self) -> int:
-        return int(self._run("SELECT COALESCE(MAX(log_id), 0) FROM delivery_log").scalar())
+        return int(self.backend.execute("SELECT COALESCE(MAX(log_id), 0) FROM delivery_log").scalar())
 
     def delivered_uuids(self, uuids: Sequence[str]) -> set[str]:
         """Those of `uuids` whose latest chain ended delivered."""
         return {
             row[0]
-            for result in self._in_chunks(
+            for result in self.backend.in_chunks(
                 "SELECT uuid FROM deliveries WHERE state = ? AND uuid IN ({marks})",
                 sorted(set(uuids)),
                 before=(DeliveryState.DELIVERED,),
@@ -274,14 +287,14 @@ class DeliveryLogTable(StoreBase):
 
     def last_uuid(self, subscription_id: int) -> str | None:
         """The uuid of a subscription's latest attempt: what "replay last" replays."""
-        return self._run(
+        return self.backend.execute(
             "SELECT uuid FROM delivery_log WHERE subscription_id = ? ORDER BY log_id DESC LIMIT 1", (subscription_id,)
         ).scalar()
 
     def log_page(self, limit: int, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
         """The admin logs grid: how many attempts there are, and one page of them, newest first."""
-        total = int(self._run("SELECT COUNT(*) FROM delivery_log").scalar())
-        rows = self._rows(
+        total = int(self.backend.execute("SELECT COUNT(*) FROM delivery_log").scalar())
+        rows = self.backend.rows(
             "SELECT log_id, uuid, subscription_id, event_name, success, status_code, created, death_count, duration"
             " FROM delivery_log ORDER BY log_id DESC LIMIT ? OFFSET ?",
             (limit, offset),
@@ -290,7 +303,7 @@ class DeliveryLogTable(StoreBase):
 
     def delivery_counts(self) -> list[dict[str, Any]]:
         """Per subscription: attempts, successes, failures, chains by state, and events filtered out."""
-        return self._rows(
+        return self.backend.rows(
             """
             SELECT s.subscription_id, s.event_name, s.recipient_url,
                    CASE s.status WHEN ? THEN ? ELSE ? END AS status,

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..states import DeliveryState
-from .base import StoreBase
+from .backend import Backend
 from .records import EndpointState, PendingDelivery, timestamp
 
 #: Migration 3, on both backends: additive, and tolerant of a store brought level again
@@ -49,7 +49,10 @@ def _endpoint(row: Sequence[Any]) -> EndpointState:
     return EndpointState(int(sub), int(failures), since, bool(is_open), opened, probe, float(deferred or 0.0))
 
 
-class LaneTable(StoreBase):
+class LaneTable:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
     # -- pending deliveries ----------------------------------------------------
 
     def add_pending(self, rows: Sequence[PendingDelivery], lease_until: float = 0.0) -> None:
@@ -57,8 +60,8 @@ class LaneTable(StoreBase):
         already (a lease that lapses hands them to another). A uuid kept already is updated:
         due again, and no longer leased."""
         created = timestamp()
-        with self.transaction():
-            self._run_many(
+        with self.backend.transaction():
+            self.backend.execute_many(
                 f"INSERT INTO pending_deliveries ({PENDING_COLUMNS}, lease_until, created)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(uuid) DO UPDATE SET due = excluded.due,"
                 " lease_until = excluded.lease_until, death_count = excluded.death_count,"
@@ -84,21 +87,21 @@ class LaneTable(StoreBase):
         """Lease up to `limit` of a subscription's due deliveries, oldest first."""
         if limit <= 0:
             return []
-        skip = " FOR UPDATE SKIP LOCKED" if self.backend == "postgresql" else ""
-        with self.transaction():
-            rows = self._run(
+        skip = " FOR UPDATE SKIP LOCKED" if self.backend.name == "postgresql" else ""
+        with self.backend.transaction():
+            rows = self.backend.execute(
                 f"SELECT {PENDING_COLUMNS} FROM pending_deliveries WHERE subscription_id = ? AND due <= ?"
                 f" AND lease_until <= ? ORDER BY due, uuid LIMIT ?{skip}",
                 (subscription_id, now, now, limit),
             ).rows
-            self._run_many(
+            self.backend.execute_many(
                 "UPDATE pending_deliveries SET lease_until = ? WHERE uuid = ?", [(lease_until, r[0]) for r in rows]
             )
         return [PendingDelivery(*row) for row in rows]
 
     def due_pending(self, now: float) -> dict[int, int]:
         """subscription id -> how many of its deliveries are due and not leased."""
-        rows = self._run(
+        rows = self.backend.execute(
             "SELECT subscription_id, COUNT(*) FROM pending_deliveries WHERE due <= ? AND lease_until <= ?"
             " GROUP BY subscription_id",
             (now, now),
@@ -106,39 +109,39 @@ class LaneTable(StoreBase):
         return {int(sub): int(count) for sub, count in rows}
 
     def extend_pending(self, uuids: Sequence[str], lease_until: float) -> None:
-        with self.transaction():
-            self._run_many(
+        with self.backend.transaction():
+            self.backend.execute_many(
                 "UPDATE pending_deliveries SET lease_until = ? WHERE uuid = ?", [(lease_until, u) for u in uuids]
             )
 
     def release_pending(self, uuids: Sequence[str], due: float) -> None:
         """Give leased deliveries back, due again at `due`."""
-        with self.transaction():
-            self._run_many(
+        with self.backend.transaction():
+            self.backend.execute_many(
                 "UPDATE pending_deliveries SET lease_until = 0, due = ? WHERE uuid = ?", [(due, u) for u in uuids]
             )
 
     def finish_pending(self, uuids: Sequence[str]) -> None:
-        with self.transaction():
-            self._run_many("DELETE FROM pending_deliveries WHERE uuid = ?", [(u,) for u in sorted(uuids)])
+        with self.backend.transaction():
+            self.backend.execute_many("DELETE FROM pending_deliveries WHERE uuid = ?", [(u,) for u in sorted(uuids)])
 
     def pending_uuids(self, uuids: Sequence[str]) -> set[str]:
         """Those of `uuids` waiting in the store (a redelivered trigger must not keep them twice)."""
         found: set[str] = set()
-        for result in self._in_chunks("SELECT uuid FROM pending_deliveries WHERE uuid IN ({marks})", uuids):
+        for result in self.backend.in_chunks("SELECT uuid FROM pending_deliveries WHERE uuid IN ({marks})", uuids):
             found.update(row[0] for row in result.rows)
         return found
 
     def pending_delivery(self, uuid: str) -> PendingDelivery | None:
         """A kept delivery, or None: what `ae trace` shows of one that waits."""
-        row = self._run(f"SELECT {PENDING_COLUMNS} FROM pending_deliveries WHERE uuid = ?", (uuid,)).first()
+        row = self.backend.execute(f"SELECT {PENDING_COLUMNS} FROM pending_deliveries WHERE uuid = ?", (uuid,)).first()
         return None if row is None else PendingDelivery(*row)
 
     def pending_to_attempt(self) -> int:
         """Kept deliveries that will be attempted without anyone's help: not held by an open
         circuit or a disabled subscription (`ae consume --until-empty` waits for these)."""
         return int(
-            self._run(
+            self.backend.execute(
                 "SELECT COUNT(*) FROM pending_deliveries p"
                 " JOIN subscriptions s ON s.subscription_id = p.subscription_id"
                 " LEFT JOIN endpoint_states e ON e.subscription_id = p.subscription_id"
@@ -149,12 +152,14 @@ class LaneTable(StoreBase):
 
     def pending_counts(self) -> dict[int, int]:
         """subscription id -> deliveries waiting in the store (held ones included)."""
-        rows = self._run("SELECT subscription_id, COUNT(*) FROM pending_deliveries GROUP BY subscription_id").rows
+        rows = self.backend.execute(
+            "SELECT subscription_id, COUNT(*) FROM pending_deliveries GROUP BY subscription_id"
+        ).rows
         return {int(sub): int(count) for sub, count in rows}
 
     def held_counts(self) -> dict[int, int]:
         """subscription id -> deliveries held by an open circuit (or a disabled subscription)."""
-        rows = self._run(
+        rows = self.backend.execute(
             "SELECT p.subscription_id, COUNT(*) FROM pending_deliveries p"
             " JOIN subscriptions s ON s.subscription_id = p.subscription_id"
             " LEFT JOIN endpoint_states e ON e.subscription_id = p.subscription_id"
@@ -165,7 +170,7 @@ class LaneTable(StoreBase):
     def mark_pending(self, subscription_id: int, state: DeliveryState) -> None:
         """The chains of a subscription's waiting deliveries are now `state` (HELD when its
         circuit opens, PENDING when it closes)."""
-        self._run(
+        self.backend.execute(
             "UPDATE deliveries SET state = ?, updated = ? WHERE uuid IN"
             " (SELECT uuid FROM pending_deliveries WHERE subscription_id = ?)",
             (state, timestamp(), subscription_id),
@@ -177,13 +182,13 @@ class LaneTable(StoreBase):
         """Every subscription's endpoint state that differs from a healthy one's (or those asked for).
         Inside a transaction on PostgreSQL the rows are locked until it ends."""
         if subscription_ids is None:
-            rows = self._run(f"SELECT {ENDPOINT_COLUMNS} FROM endpoint_states").rows
+            rows = self.backend.execute(f"SELECT {ENDPOINT_COLUMNS} FROM endpoint_states").rows
         else:
             ids = sorted(set(subscription_ids))
-            lock = " FOR UPDATE" if self.backend == "postgresql" and self.in_transaction else ""
+            lock = " FOR UPDATE" if self.backend.name == "postgresql" and self.backend.in_transaction else ""
             rows = [
                 row
-                for result in self._in_chunks(
+                for result in self.backend.in_chunks(
                     f"SELECT {ENDPOINT_COLUMNS} FROM endpoint_states WHERE subscription_id IN ({{marks}})"
                     f" ORDER BY subscription_id{lock}",
                     ids,
@@ -193,8 +198,8 @@ class LaneTable(StoreBase):
         return {state.subscription_id: state for state in map(_endpoint, rows)}
 
     def save_endpoint_states(self, states: Iterable[EndpointState]) -> None:
-        with self.transaction():
-            self._run_many(
+        with self.backend.transaction():
+            self.backend.execute_many(
                 f"INSERT INTO endpoint_states ({ENDPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT(subscription_id) DO UPDATE SET consecutive_failures = excluded.consecutive_failures,"
                 " failing_since = excluded.failing_since, circuit_open = excluded.circuit_open,"
@@ -217,8 +222,8 @@ class LaneTable(StoreBase):
     def claim_probe(self, subscription_id: int, now: float, next_probe: float) -> bool:
         """Whether this consumer may probe an open circuit now: only one consumer wins each
         probe time, whichever process or host it runs on."""
-        with self.transaction():
-            claimed = self._run(
+        with self.backend.transaction():
+            claimed = self.backend.execute(
                 "UPDATE endpoint_states SET next_probe = ? WHERE subscription_id = ? AND circuit_open = 1"
                 " AND next_probe <= ?",
                 (next_probe, subscription_id, now),
@@ -227,18 +232,31 @@ class LaneTable(StoreBase):
 
     def reset_endpoint(self, subscription_id: int) -> None:
         """A fresh start for a subscription enabled again: its circuit closed, its held deliveries due."""
-        with self.transaction():
-            self._run("DELETE FROM endpoint_states WHERE subscription_id = ?", (subscription_id,))
+        with self.backend.transaction():
+            self.backend.execute("DELETE FROM endpoint_states WHERE subscription_id = ?", (subscription_id,))
             self.mark_pending(subscription_id, DeliveryState.PENDING)
+
+    def resume_endpoints(self, subscription_ids: Sequence[int]) -> None:
+        """Inside a transaction, for subscriptions enabled again: a closed circuit, and the
+        deliveries it held due at once."""
+        self.backend.execute_many(
+            "DELETE FROM endpoint_states WHERE subscription_id = ?", [(i,) for i in subscription_ids]
+        )
+        self.backend.execute_many(
+            "UPDATE deliveries SET state = ? WHERE state = ? AND subscription_id = ?",
+            [(DeliveryState.PENDING, DeliveryState.HELD, i) for i in subscription_ids],
+        )
 
     def auto_disable(self, subscription_id: int, reason: str) -> None:
         """Disabled by `ae` itself, with the reason and time `ae subscriptions show` prints;
         no more probes (enabling it again starts afresh)."""
         now = timestamp()
-        with self.transaction():
-            self._run(
+        with self.backend.transaction():
+            self.backend.execute(
                 "UPDATE subscriptions SET status = 0, disabled_reason = ?, disabled_at = ?, modified = ?"
                 " WHERE subscription_id = ?",
                 (reason, now, now, subscription_id),
             )
-            self._run("UPDATE endpoint_states SET next_probe = NULL WHERE subscription_id = ?", (subscription_id,))
+            self.backend.execute(
+                "UPDATE endpoint_states SET next_probe = NULL WHERE subscription_id = ?", (subscription_id,)
+            )

@@ -33,9 +33,7 @@ from typing import Any
 from ..errors import CommitUnknown, DatabaseUnavailable
 from ..redaction import redact_url
 from ..secretbox import KEY_ENV, SecretBox, SecretKeyError
-from .api import Store
-from .base import Result
-from .postgres_schema import MIGRATIONS
+from .backend import Backend, Result
 
 log = logging.getLogger("asyncevents_cli")
 
@@ -57,18 +55,15 @@ def _pyformat(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-class PostgresStore(Store):
-    backend = "postgresql"
+class PostgresBackend(Backend):
+    name = "postgresql"
     like_operator = "ILIKE"
-    migrations = MIGRATIONS
 
-    def __init__(
-        self, database: str, environ: Mapping[str, str] | None = None, migrate: bool = True, pool_size: int = 4
-    ) -> None:
+    def __init__(self, database: str, pool_size: int = 4) -> None:
         import psycopg
         from psycopg_pool import ConnectionPool
 
-        super().__init__(environ)
+        super().__init__()
         self.url = str(database)
         self.missing_table_errors = (psycopg.errors.UndefinedTable,)
         self._owner: int | None = None  # the thread whose transaction holds `_held`
@@ -90,16 +85,6 @@ class PostgresStore(Store):
             # once (the pool itself would keep retrying until its timeout).
             psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_SECONDS).close()
             self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
-        try:
-            if migrate:
-                self.migrate()
-            else:
-                self.check_schema_version()
-            if migrate:
-                self._seal_plaintext_tokens()
-        except BaseException:
-            self.close()
-            raise
 
     # -- the backend's part ----------------------------------------------------
 
@@ -237,19 +222,19 @@ class PostgresStore(Store):
         with suppress(psycopg.Error, DatabaseUnavailable):
             self._end("ROLLBACK")
 
-    def _lock_schema(self) -> None:
+    def lock_schema(self) -> None:
         self._run("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
 
-    def _order_log_ids(self) -> None:
+    def order_log_ids(self) -> None:
         self._run("SELECT pg_advisory_xact_lock(?)", (LOG_ORDER_LOCK,))
 
-    def _log_id_sequence(self) -> int:
+    def log_id_sequence(self) -> int:
         sequence = self._run("SELECT pg_get_serial_sequence('delivery_log', 'log_id')").scalar()
         row = self._run(f"SELECT last_value, is_called FROM {sequence}").first()
         return int(row[0]) if row and row[1] else 0
 
-    def _open_secret_box(self, create: bool) -> SecretBox:
-        env = os.environ if self._environ is None else self._environ
+    def open_secret_box(self, environ: Mapping[str, str] | None, create: bool) -> SecretBox:
+        env = os.environ if environ is None else environ
         if not env.get(KEY_ENV, "").strip():
             raise SecretKeyError(
                 f"the store is PostgreSQL, shared by every host, so the key for subscription secrets comes from"

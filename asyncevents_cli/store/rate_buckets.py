@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from ..pacing import RateLimit, take_tokens
-from .base import StoreBase
+from .backend import Backend
 
 #: Compare-and-set rounds before giving up for now: each lost round means another
 #: consumer took tokens, so after this many the caller simply waits and asks again.
@@ -29,24 +29,27 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 
 
-class RateBucketTable(StoreBase):
+class RateBucketTable:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
     def take_rate_tokens(self, subscription_id: int, rate: RateLimit, want: int, now: datetime) -> tuple[int, float]:
         """Take up to `want` tokens of the subscription's bucket: (granted, seconds until
         the next token). A new bucket starts full (`rate.burst` tokens)."""
         moment = (now - EPOCH) // MICROSECOND
         for _ in range(MAX_ROUNDS):
-            with self.transaction():
-                self._run(
+            with self.backend.transaction():
+                self.backend.execute(
                     "INSERT INTO rate_buckets (subscription_id, tokens, updated, version) VALUES (?, ?, ?, 0)"
                     " ON CONFLICT (subscription_id) DO NOTHING",
                     (subscription_id, float(rate.burst), moment),
                 )
-                tokens, updated, version = self._run(
+                tokens, updated, version = self.backend.execute(
                     "SELECT tokens, updated, version FROM rate_buckets WHERE subscription_id = ?", (subscription_id,)
                 ).rows[0]
                 elapsed = (moment - int(updated)) / 1_000_000
                 granted, left, wait = take_tokens(rate, float(tokens), elapsed, want)
-                written = self._run(
+                written = self.backend.execute(
                     "UPDATE rate_buckets SET tokens = ?, updated = ?, version = ?"
                     " WHERE subscription_id = ? AND version = ?",
                     (left, max(moment, int(updated)), int(version) + 1, subscription_id, version),
@@ -54,3 +57,8 @@ class RateBucketTable(StoreBase):
             if written == 1:
                 return granted, wait
         return 0, 1 / rate.per_second
+
+    def forget(self, subscription_id: int) -> None:
+        """Inside a transaction: the bucket of a subscription that no longer has a limit,
+        or is gone. `ae` deletes only what it created: it made this row."""
+        self.backend.execute("DELETE FROM rate_buckets WHERE subscription_id = ?", (subscription_id,))

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import AeError
-from .base import StoreBase
+from .backend import Backend
 from .records import timestamp
 
 #: The version this code writes and reads; every backend's last migration has it.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 VERSION_TABLE = "schema_migrations"
 CREATE_VERSION_TABLE = (
     f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version INTEGER PRIMARY KEY,"
@@ -35,6 +35,8 @@ FILTER_TABLE = (
     " (subscription_id BIGINT PRIMARY KEY, filtered BIGINT NOT NULL DEFAULT 0)"
 )
 FILTER_DESCRIPTION = "subscription filters and body formats; events filtered out per subscription"
+#: Migration 7 on both backends: the table queue's table, which the queue used to create itself.
+QUEUE_DESCRIPTION = "queue_messages: the table queue (made by the queue itself before version 7)"
 
 
 class StoreTooNew(AeError):
@@ -47,28 +49,31 @@ class Migration:
     description: str
     #: statements run in order, inside the migration's transaction ...
     statements: Sequence[str] = ()
-    #: ... or a function of the store, for steps that must look before they change
+    #: ... or a function of the backend, for steps that must look before they change
     apply: Callable[[Any], None] | None = None
 
 
-class SchemaMixin(StoreBase):
-    """What every backend shares: reading the version, checking and migrating."""
+class SchemaTable:
+    """Table `schema_migrations`: reading the version, checking and migrating, the same
+    on every backend; the backend's own list of migrations is given."""
 
-    migrations: tuple[Migration, ...] = ()
+    def __init__(self, backend: Backend, migrations: Sequence[Migration]) -> None:
+        self.backend = backend
+        self.migrations = tuple(migrations)
 
     def schema_version(self) -> int:
         """The highest migration applied (0: none, or a store from before versions)."""
         try:
-            value = self._run(f"SELECT MAX(version) FROM {VERSION_TABLE}").scalar()
-        except self.missing_table_errors:
+            value = self.backend.execute(f"SELECT MAX(version) FROM {VERSION_TABLE}").scalar()
+        except self.backend.missing_table_errors:
             return 0
         return int(value or 0)
 
     def applied_versions(self) -> set[int]:
         """Every migration recorded as applied."""
         try:
-            rows = self._run(f"SELECT version FROM {VERSION_TABLE}").rows
-        except self.missing_table_errors:
+            rows = self.backend.execute(f"SELECT version FROM {VERSION_TABLE}").rows
+        except self.backend.missing_table_errors:
             return set()
         return {int(row[0]) for row in rows}
 
@@ -83,7 +88,7 @@ class SchemaMixin(StoreBase):
         found = self.schema_version() if found is None else found
         if found > SCHEMA_VERSION:
             raise StoreTooNew(
-                f"the database {self.location} has schema version {found}, newer than this ae understands"
+                f"the database {self.backend.location} has schema version {found}, newer than this ae understands"
                 f" ({SCHEMA_VERSION}): upgrade ae",
             )
 
@@ -93,16 +98,16 @@ class SchemaMixin(StoreBase):
         if not self.pending_migrations():
             return []
         applied: list[Migration] = []
-        with self.transaction():
-            self._lock_schema()
-            self._run(CREATE_VERSION_TABLE)
+        with self.backend.transaction():
+            self.backend.lock_schema()
+            self.backend.execute(CREATE_VERSION_TABLE)
             self.check_schema_version()  # again, under the lock: another process may have won
             for migration in self.pending_migrations():
                 for statement in migration.statements:
-                    self._run(statement)
+                    self.backend.execute(statement)
                 if migration.apply is not None:
-                    migration.apply(self)
-                self._run(
+                    migration.apply(self.backend)
+                self.backend.execute(
                     f"INSERT INTO {VERSION_TABLE} (version, description, applied) VALUES (?, ?, ?)",
                     (migration.version, migration.description, timestamp()),
                 )

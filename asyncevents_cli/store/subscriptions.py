@@ -21,35 +21,62 @@ from ..errors import NotFound
 from ..pacing import RateLimit
 from ..secretbox import PREFIX as SEALED_PREFIX
 from ..secretbox import SecretBox, is_sealed
-from ..states import DeliveryState
-from .base import StoreBase
+from .backend import Backend
+from .lanes import LaneTable
+from .rate_buckets import RateBucketTable
 from .records import DISABLED, ENABLED, MAX_ROWID, Subscription, timestamp
 
 SEALED_PATTERN = SEALED_PREFIX + "%"
 
 
-class SubscriptionTable(StoreBase):
+class SubscriptionTable:
+    """Given the tables a subscription's changes reach: its lane state (enabling one
+    again closes its circuit) and its rate bucket (removing a limit removes it)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        lanes: LaneTable,
+        rate_buckets: RateBucketTable,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.lanes = lanes
+        self.rate_buckets = rate_buckets
+        self._environ = environ
+        self._box: SecretBox | None = None
+
     # -- secrets -----------------------------------------------------------
+
+    @property
+    def secret_box(self) -> SecretBox:
+        """The key for sealed values: made on first use, unless values sealed with
+        some other key are already here (then the missing key is an error)."""
+        if self._box is None:
+            self._box = self.backend.open_secret_box(self._environ, create=not self._holds_sealed_values())
+        return self._box
 
     def _holds_sealed_values(self) -> bool:
         return (
-            self._run("SELECT 1 FROM subscriptions WHERE verification_token LIKE ? LIMIT 1", (SEALED_PATTERN,)).first()
+            self.backend.execute(
+                "SELECT 1 FROM subscriptions WHERE verification_token LIKE ? LIMIT 1", (SEALED_PATTERN,)
+            ).first()
             is not None
         )
 
     def check_secret_key(self) -> None:
         """Raise SecretKeyError now, rather than mid-message, if the key does not open
         this store's secrets (consumers call this before taking any message)."""
-        token = self._run(
+        token = self.backend.execute(
             "SELECT verification_token FROM subscriptions WHERE verification_token LIKE ? LIMIT 1", (SEALED_PATTERN,)
         ).scalar()
         if token is not None:
             self.secret_box.open(token)
 
-    def _seal_plaintext_tokens(self) -> None:
+    def seal_plaintext_tokens(self) -> None:
         """Encrypt secrets stored before encryption at rest (done once, on open): tokens,
         previous tokens and custom header values."""
-        rows = self._run(
+        rows = self.backend.execute(
             "SELECT subscription_id, verification_token, previous_token, custom_headers FROM subscriptions"
             " WHERE verification_token NOT LIKE ? OR previous_token NOT LIKE ? OR custom_headers IS NOT NULL",
             (SEALED_PATTERN, SEALED_PATTERN),
@@ -62,14 +89,14 @@ class SubscriptionTable(StoreBase):
             or any(not is_sealed(value) for _name, value in json.loads(r[3] or "[]"))
         ]
         if plain:
-            with self.transaction():
+            with self.backend.transaction():
                 self._reseal(plain, self.secret_box)
 
     def reseal_secrets(self, box: SecretBox) -> int:
         """Re-encrypt every secret (tokens, previous tokens, header values) with `box`'s first key,
         in one transaction, and use `box` from now on (`ae key rotate`); the number of subscriptions."""
-        with self.transaction():
-            rows = self._run(
+        with self.backend.transaction():
+            rows = self.backend.execute(
                 "SELECT subscription_id, verification_token, previous_token, custom_headers FROM subscriptions"
             ).rows
             self._reseal(rows, box)
@@ -79,7 +106,7 @@ class SubscriptionTable(StoreBase):
     def _reseal(self, rows: Sequence[Sequence[Any]], box: SecretBox) -> None:
         """Rows of (id, token, previous token, headers) opened with the store's box, sealed with `box`."""
         current = self.secret_box
-        self._run_many(
+        self.backend.execute_many(
             "UPDATE subscriptions SET verification_token = ?, previous_token = ?, custom_headers = ?"
             " WHERE subscription_id = ?",
             [
@@ -129,8 +156,8 @@ class SubscriptionTable(StoreBase):
         rate_limit: RateLimit | None = None,
     ) -> Subscription:
         now = timestamp()
-        with self.transaction():
-            new_id = self._run(
+        with self.backend.transaction():
+            new_id = self.backend.execute(
                 "INSERT INTO subscriptions (event_name, recipient_url, verification_token, status,"
                 " subscribed_at, modified, notifier, store_id, signature_scheme, custom_headers,"
                 " payload_filter, body_format, rate_limit)"
@@ -156,7 +183,7 @@ class SubscriptionTable(StoreBase):
     def subscription(self, subscription_id: int, reveal: bool = True) -> Subscription:
         if not 0 < subscription_id <= MAX_ROWID:
             raise NotFound(f"no subscription with id {subscription_id}")
-        rows = self._rows("SELECT * FROM subscriptions WHERE subscription_id = ?", (subscription_id,))
+        rows = self.backend.rows("SELECT * FROM subscriptions WHERE subscription_id = ?", (subscription_id,))
         if not rows:
             raise NotFound(f"no subscription with id {subscription_id}", hint="run `ae subscriptions list` to see them")
         return self._subscription(rows[0], reveal)
@@ -167,14 +194,14 @@ class SubscriptionTable(StoreBase):
         except NotFound:
             return None
 
-    def subscriptions(self, event_name: str | None = None, reveal: bool = True) -> list[Subscription]:
+    def all(self, event_name: str | None = None, reveal: bool = True) -> list[Subscription]:
         where, params = ("WHERE event_name = ?", [event_name]) if event_name else ("", [])
         sql = f"SELECT * FROM subscriptions {where} ORDER BY subscription_id"
-        return [self._subscription(row, reveal) for row in self._rows(sql, params)]
+        return [self._subscription(row, reveal) for row in self.backend.rows(sql, params)]
 
     def subscriptions_for(self, event_name: str, store_id: int) -> list[Subscription]:
         """Enabled subscribers of an event in a store: that store's and store 0's (all stores)."""
-        rows = self._rows(
+        rows = self.backend.rows(
             "SELECT * FROM subscriptions WHERE event_name = ? AND status = ? AND store_id IN (?, 0)"
             " ORDER BY subscription_id",
             (event_name, ENABLED, store_id),
@@ -184,16 +211,16 @@ class SubscriptionTable(StoreBase):
     def has_subscribers(self, event_name: str) -> bool:
         """Whether any enabled subscription takes the event (an operator event is raised only then)."""
         return bool(
-            self._run(
+            self.backend.execute(
                 "SELECT 1 FROM subscriptions WHERE event_name = ? AND status = ? LIMIT 1", (event_name, ENABLED)
             ).rows
         )
 
     def set_custom_headers(self, subscription_id: int, headers: Sequence[tuple[str, str]]) -> Subscription:
         """Replace a subscription's custom headers (an empty sequence removes them)."""
-        with self.transaction():
+        with self.backend.transaction():
             self.subscription(subscription_id, reveal=False)
-            self._run(
+            self.backend.execute(
                 "UPDATE subscriptions SET custom_headers = ?, modified = ? WHERE subscription_id = ?",
                 (self._encode_headers(headers), timestamp(), subscription_id),
             )
@@ -201,9 +228,9 @@ class SubscriptionTable(StoreBase):
 
     def rotate_token(self, subscription_id: int, new_token: str, previous_until: datetime | None) -> Subscription:
         """Make `new_token` current; the old one stays accepted until `previous_until` (None: not at all)."""
-        with self.transaction():
+        with self.backend.transaction():
             old = self.subscription(subscription_id)
-            self._run(
+            self.backend.execute(
                 "UPDATE subscriptions SET verification_token = ?, previous_token = ?, previous_token_expires = ?,"
                 " modified = ? WHERE subscription_id = ?",
                 (
@@ -218,45 +245,37 @@ class SubscriptionTable(StoreBase):
 
     def set_status(self, subscription_ids: Sequence[int], enabled: bool) -> list[Subscription]:
         """Enable or disable several subscriptions; all ids must exist or nothing changes."""
-        with self.transaction():
+        with self.backend.transaction():
             for subscription_id in subscription_ids:
                 self.subscription(subscription_id, reveal=False)
-            self._run_many(
+            self.backend.execute_many(
                 "UPDATE subscriptions SET status = ?, modified = ?, disabled_reason = NULL, disabled_at = NULL"
                 " WHERE subscription_id = ?",
                 [(ENABLED if enabled else DISABLED, timestamp(), i) for i in subscription_ids],
             )
             if enabled:
-                self._resume_endpoints(subscription_ids)
+                self.lanes.resume_endpoints(subscription_ids)
         return [self.subscription(i, reveal=False) for i in subscription_ids]
-
-    def _resume_endpoints(self, subscription_ids: Sequence[int]) -> None:
-        """Enabled again: a closed circuit, and the deliveries it held due at once."""
-        self._run_many("DELETE FROM endpoint_states WHERE subscription_id = ?", [(i,) for i in subscription_ids])
-        self._run_many(
-            "UPDATE deliveries SET state = ? WHERE state = ? AND subscription_id = ?",
-            [(DeliveryState.PENDING, DeliveryState.HELD, i) for i in subscription_ids],
-        )
 
     def update_subscription(self, subscription_id: int, enabled: bool, notifier: str | None = None) -> Subscription:
         """The module's save of an existing subscription: a new status, and a new notifier if given."""
-        with self.transaction():
+        with self.backend.transaction():
             current = self.subscription(subscription_id)
-            self._run(
+            self.backend.execute(
                 "UPDATE subscriptions SET status = ?, notifier = ?, modified = ? WHERE subscription_id = ?",
                 (ENABLED if enabled else DISABLED, notifier or current.notifier, timestamp(), subscription_id),
             )
             if enabled and not current.enabled:
-                self._resume_endpoints([subscription_id])
+                self.lanes.resume_endpoints([subscription_id])
         return self.subscription(subscription_id)
 
     def set_recipient(
         self, subscription_id: int, recipient_url: str | None = None, store_id: int | None = None
     ) -> Subscription:
         """A new recipient and/or store scope for a subscription (None keeps the current one)."""
-        with self.transaction():
+        with self.backend.transaction():
             current = self.subscription(subscription_id, reveal=False)
-            self._run(
+            self.backend.execute(
                 "UPDATE subscriptions SET recipient_url = ?, store_id = ?, modified = ? WHERE subscription_id = ?",
                 (
                     current.recipient_url if recipient_url is None else recipient_url,
@@ -269,9 +288,9 @@ class SubscriptionTable(StoreBase):
 
     def set_delivery_shape(self, subscription_id: int, payload_filter: str | None, body_format: str) -> Subscription:
         """A subscription's filter (None: every event) and body format, both written at once."""
-        with self.transaction():
+        with self.backend.transaction():
             self.subscription(subscription_id, reveal=False)
-            self._run(
+            self.backend.execute(
                 "UPDATE subscriptions SET payload_filter = ?, body_format = ?, modified = ? WHERE subscription_id = ?",
                 (payload_filter, body_format, timestamp(), subscription_id),
             )
@@ -280,7 +299,7 @@ class SubscriptionTable(StoreBase):
     def count_filtered(self, counts: Mapping[int, int]) -> None:
         """Add to each subscription's count of events its filter held back (subscription id -> how many)."""
         if counts:
-            self._run_many(
+            self.backend.execute_many(
                 "INSERT INTO filtered_events (subscription_id, filtered) VALUES (?, ?)"
                 " ON CONFLICT (subscription_id) DO UPDATE SET filtered = filtered_events.filtered + excluded.filtered",
                 sorted(counts.items()),
@@ -288,29 +307,27 @@ class SubscriptionTable(StoreBase):
 
     def filtered_counts(self) -> dict[int, int]:
         """subscription id -> events its filter held back, for the subscriptions that have any."""
-        return {int(sid): int(n) for sid, n in self._run("SELECT subscription_id, filtered FROM filtered_events").rows}
+        return {
+            int(sid): int(n)
+            for sid, n in self.backend.execute("SELECT subscription_id, filtered FROM filtered_events").rows
+        }
 
     def set_rate_limit(self, subscription_id: int, rate_limit: RateLimit | None) -> Subscription:
         """A new rate limit for a subscription; None removes it (and its bucket)."""
-        with self.transaction():
+        with self.backend.transaction():
             self.subscription(subscription_id, reveal=False)
-            self._run(
+            self.backend.execute(
                 "UPDATE subscriptions SET rate_limit = ?, modified = ? WHERE subscription_id = ?",
                 (str(rate_limit) if rate_limit else None, timestamp(), subscription_id),
             )
             if rate_limit is None:
-                self._forget_rate_bucket(subscription_id)
+                self.rate_buckets.forget(subscription_id)
         return self.subscription(subscription_id, reveal=False)
 
     def delete_subscription(self, subscription_id: int) -> Subscription:
-        with self.transaction():
+        with self.backend.transaction():
             subscription = self.subscription(subscription_id, reveal=False)
-            self._run("DELETE FROM subscriptions WHERE subscription_id = ?", (subscription_id,))
-            self._run("DELETE FROM filtered_events WHERE subscription_id = ?", (subscription_id,))
-            self._forget_rate_bucket(subscription_id)
+            self.backend.execute("DELETE FROM subscriptions WHERE subscription_id = ?", (subscription_id,))
+            self.backend.execute("DELETE FROM filtered_events WHERE subscription_id = ?", (subscription_id,))
+            self.rate_buckets.forget(subscription_id)
         return subscription
-
-    def _forget_rate_bucket(self, subscription_id: int) -> None:
-        """Inside a transaction: the bucket (rate_buckets.py) of a subscription that no longer
-        has a limit, or is gone. `ae` deletes only what it created: it made this row."""
-        self._run("DELETE FROM rate_buckets WHERE subscription_id = ?", (subscription_id,))

@@ -1,9 +1,10 @@
-"""The rules every store backend keeps, written once.
+"""A backend: the store's connection and its transaction verbs, written once.
 
 A backend (``sqlite.py``, ``postgres.py``) only opens connections and runs
-SQL: `_run`, `_run_many`, and the three transaction verbs. Everything else,
-the tables' SQL included, lives in the table modules and is written in the
-common subset both engines speak, with ``?`` placeholders.
+SQL: `_run`, `_run_many`, and the three transaction verbs. The tables' SQL
+lives in the table modules, one object per table, each given the backend;
+it is written in the common subset both engines speak, with ``?``
+placeholders.
 
 Transactions: writes that must happen together run inside
 `transaction()`. Nested calls join the outer one; only one thread of a
@@ -15,9 +16,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 from ..errors import AeError
 from ..secretbox import SecretBox
@@ -41,17 +42,15 @@ class Result:
         return [dict(zip(self.columns, row)) for row in self.rows]
 
 
-class StoreBase:
+class Backend:
     #: "sqlite" or "postgresql"
-    backend = ""
+    name = ""
     #: how the backend says "LIKE, ignoring ASCII case" (SQLite's LIKE already does)
     like_operator = "LIKE"
     #: exceptions that mean a table is missing: an older store opened read-only
     missing_table_errors: tuple[type[BaseException], ...] = ()
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self._environ = environ
-        self._box: SecretBox | None = None
+    def __init__(self) -> None:
         self._lock = threading.RLock()
         self._depth = 0
         #: True when the store can be read but not written; every write says why
@@ -79,25 +78,32 @@ class StoreBase:
     def _rollback(self) -> None:
         raise NotImplementedError
 
-    def _open_secret_box(self, create: bool) -> SecretBox:
+    def open_secret_box(self, environ: Mapping[str, str] | None, create: bool) -> SecretBox:
+        """The key for this store's sealed values (where it lives depends on the backend)."""
+        raise NotImplementedError
+
+    def log_id_sequence(self) -> int:
+        """The last log id the backend's id sequence handed out (0 if none)."""
         raise NotImplementedError
 
     def close(self) -> None:
         raise NotImplementedError
 
-    def _order_log_ids(self) -> None:
+    def order_log_ids(self) -> None:
         """Inside a transaction about to log attempts: make log ids commit in the order
         they are handed out (SQLite's one writer already does)."""
 
+    def lock_schema(self) -> None:
+        """Inside a transaction: make other processes' schema changes wait for it
+        (SQLite's BEGIN IMMEDIATE already keeps other writers out)."""
+
+    def opening(self) -> AbstractContextManager[None]:
+        """Around opening the store (migrations included): how its failures are reported."""
+        return nullcontext()
+
     # -- the rules, once ---------------------------------------------------
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _refuse_writes(self) -> None:
+    def refuse_writes(self) -> None:
         if self.read_only:
             raise AeError(
                 f"the database {self.location} is read-only: this command writes, so it cannot run"
@@ -119,7 +125,7 @@ class StoreBase:
                 finally:
                     self._depth -= 1
                 return
-            self._refuse_writes()
+            self.refuse_writes()
             self._begin()
             self._depth = 1
             try:
@@ -132,26 +138,17 @@ class StoreBase:
             finally:
                 self._depth = 0
 
-    # The queue modules keep their own table's SQL, and run it on the store's
-    # connection so it joins the store's transaction: these are for them.
-
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
+        """Run one statement; inside `transaction()` it joins the transaction."""
         return self._run(sql, params)
 
     def execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self._run_many(sql, rows)
 
-    def lock_schema(self) -> None:
-        """Inside a transaction: make other processes' schema changes wait for it."""
-        self._lock_schema()
-
-    def _lock_schema(self) -> None:
-        """SQLite's BEGIN IMMEDIATE already keeps other writers out."""
-
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return self._run(sql, params).dicts()
 
-    def _in_chunks(
+    def in_chunks(
         self, sql: str, values: Sequence[Any], before: Sequence[Any] = (), size: int = 500
     ) -> Iterator[Result]:
         """Run `sql` once per chunk of `values`, with `{marks}` replaced by the chunk's
@@ -159,14 +156,3 @@ class StoreBase:
         for start in range(0, len(values), size):
             chunk = list(values[start : start + size])
             yield self._run(sql.format(marks=",".join("?" * len(chunk))), [*before, *chunk])
-
-    @property
-    def secret_box(self) -> SecretBox:
-        """The key for sealed values: made on first use, unless values sealed with
-        some other key are already here (then the missing key is an error)."""
-        if self._box is None:
-            self._box = self._open_secret_box(create=not self._holds_sealed_values())
-        return self._box
-
-    def _holds_sealed_values(self) -> bool:
-        raise NotImplementedError  # the subscriptions table knows
