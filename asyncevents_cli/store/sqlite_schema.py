@@ -8,10 +8,10 @@ lost is brought level again by running every migration once more.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from .lanes import LANE_COLUMNS, LANE_TABLES, LANES_DESCRIPTION
 from .schema import FILTER_COLUMNS, FILTER_DESCRIPTION, FILTER_TABLE, QUEUE_DESCRIPTION, Migration
+from .sqlite import SqliteBackend
 from .store_info import new_log_generation
 
 DELIVERY_LOG_SQL = """
@@ -64,7 +64,7 @@ ADDED_COLUMNS = (
 )
 
 
-def _first_schema(backend: Any) -> None:
+def _first_schema(backend: SqliteBackend) -> None:
     """Version 1: today's tables on a new file, or any older store brought level."""
     for statement in TABLES:
         backend.execute(statement)
@@ -94,7 +94,7 @@ def _first_schema(backend: Any) -> None:
         )
 
 
-def _filter_schema(backend: Any) -> None:
+def _filter_schema(backend: SqliteBackend) -> None:
     """Version 6 (see `schema.FILTER_COLUMNS`); a column already there is kept, as in version 1."""
     columns = backend.columns("subscriptions")
     for name, definition in FILTER_COLUMNS:
@@ -103,14 +103,14 @@ def _filter_schema(backend: Any) -> None:
     backend.execute(FILTER_TABLE)
 
 
-def _add_column(backend: Any, table: str, name: str, definition: str) -> None:
+def _add_column(backend: SqliteBackend, table: str, name: str, definition: str) -> None:
     """ALTER TABLE ADD COLUMN unless it is there: a store whose version table was lost
     (brought level by migration 1 again) may have it already; SQLite has no IF NOT EXISTS here."""
     if name not in backend.columns(table):
         backend.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
 
 
-def _add_columns(backend: Any, columns: Sequence[tuple[str, str, str]]) -> None:
+def _add_columns(backend: SqliteBackend, columns: Sequence[tuple[str, str, str]]) -> None:
     for table, name, definition in columns:
         _add_column(backend, table, name, definition)
 
