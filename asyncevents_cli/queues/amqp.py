@@ -141,7 +141,10 @@ def connection_parameters(url: str) -> pika.URLParameters:
 
 
 class AmqpQueue(Queue):
-    shares_store_transaction = False
+    #: A retry is published before the store write that placed it commits (see
+    #: `Queue.settle`): a consumer may be handed it a moment before that write is
+    #: visible, so it looks again once after a second before parking it.
+    overtaken_store_waits = (1.0,)
 
     def __init__(
         self,

@@ -9,6 +9,12 @@ Three logical queues, named as the module names them on RabbitMQ:
 A consumer `receive`s an `Envelope`, does its work, and only then `ack`s it.
 A consumer that dies before `ack` leaves the message to be taken again
 (SQLite: after its lease expires; AMQP: when the channel closes).
+
+Settling is each backend's own protocol (`Queue.settle`, `Queue.settle_and_take`):
+the engine and `ae replay` hand over the steps, the queue runs them in the order
+that keeps its crash-safety promise. The table queue lives in the store's
+database and commits the lot in one transaction; a broker publishes first, then
+lets the store commit, then acknowledges.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from ..messages import RetryMessage, TriggerMessage
 
@@ -29,6 +35,15 @@ RETRY_QUEUE = "event.failover.retry"
 DEADLETTER_QUEUE = "event.failover.deadletter"
 
 QUEUE_FOR_KIND = {TRIGGER: TRIGGER_QUEUE, RETRY: RETRY_QUEUE}
+
+T = TypeVar("T")
+
+
+class Runner(Protocol):
+    """Runs one step of a settle, trying it again after a lost database connection
+    (the consumer's `Retrying.call`): a step given to it must be safe to run again."""
+
+    def __call__(self, step: Callable[[], T], /) -> T: ...
 
 
 @dataclass
@@ -74,13 +89,74 @@ class DeadLetter:
     parked_at: float | None = None  # epoch seconds, where the backend knows it
 
 
+class FollowUps(Protocol):
+    """What settling one or more messages puts on the queue: retries, dead letters,
+    messages given back. `placed` is set by the queue once they are on it for good,
+    so a settle tried again after a failure does not place them twice."""
+
+    placed: bool
+
+    def place(self) -> None: ...
+
+
+@dataclass
+class Placement:
+    """`FollowUps` made of one function."""
+
+    action: Callable[[], object]
+    placed: bool = False
+
+    def place(self) -> None:
+        self.action()
+
+
+def run_once(step: Callable[[], T]) -> T:
+    """A `Runner` that runs the step once."""
+    return step()
+
+
 class Queue(ABC):
     """A durable queue backend. Implementations translate their own errors
     into `QueueUnavailable` at this boundary."""
 
-    #: True when `ack` joins the store's open SQLite transaction, so a
-    #: message's logs, its retries and its acknowledgement commit together.
-    shares_store_transaction: bool = False
+    #: The waits after which a consumer looks again for the store write that placed a
+    #: message it was handed: a broker's message can overtake it (its follow-ups are
+    #: published before the store commits). Empty: it cannot.
+    overtaken_store_waits: tuple[float, ...] = ()
+
+    # -- settling: each backend's commit order ----------------------------------
+
+    def settle(
+        self, follow_ups: Sequence[FollowUps], record: Callable[[], None], envelopes: Sequence[Envelope]
+    ) -> None:
+        """Place `follow_ups`, `record` the batch in the store (it commits by itself),
+        and acknowledge `envelopes`: no message is acknowledged before its follow-ups
+        are placed and its attempts recorded.
+
+        Here, for a queue outside the store's database: publish first, then commit
+        the store, then acknowledge. A crash between the publish and the commit
+        repeats an attempt (same uuid) rather than losing a retry, and a slow queue
+        never holds the store's write lock."""
+        for follow_up in follow_ups:
+            follow_up.place()
+            follow_up.placed = True  # on the queue now, whatever happens to the store write
+        record()
+        if envelopes:
+            self.ack_many(envelopes)
+
+    def settle_and_take(
+        self, settle: Callable[[], None], take: Callable[[], list[Envelope]], run: Runner = run_once
+    ) -> list[Envelope]:
+        """`settle` a batch, then `take` the next (a lease of more messages), each step
+        through `run`. Here two steps: the settle may have acknowledged when the take
+        fails, and what was acknowledged must not be settled twice."""
+        run(settle)
+        return run(take)
+
+    def release_without_store(self, envelopes: Sequence[Envelope]) -> None:
+        """Give back what a consumer holds once its store is lost (the consumer stops, and
+        `reconnect` may start another on this same queue object)."""
+        self.release_many(envelopes)
 
     @abstractmethod
     def publish_triggers(
