@@ -89,6 +89,20 @@ class DeadLetter:
     parked_at: float | None = None  # epoch seconds, where the backend knows it
 
 
+class StoreLedger(Protocol):
+    """What a queue outside the store's database keeps in that store (RabbitMQ: its
+    identity, stamped on its messages, and the delay queues its retries have used).
+    Whoever builds such a queue hands it one; the queue never opens a store itself."""
+
+    def identity(self, create: bool = True) -> str | None:
+        """The store's identity; made on first need when `create`, else None until then."""
+        ...
+
+    def record_delay_queue(self, name: str) -> None: ...
+
+    def delay_queue_names(self) -> list[str]: ...
+
+
 class FollowUps(Protocol):
     """What settling one or more messages puts on the queue: retries, dead letters,
     messages given back. `placed` is set by the queue once they are on it for good,

@@ -43,6 +43,7 @@ from .base import (
     Runner,
     run_once,
 )
+from .headers import DEATH_REASON_HEADER, GENERATION_HEADER, ORIGIN_HEADER, RETRY_COUNT_HEADER
 
 DEFAULT_LEASE_SECONDS = 60.0
 PROGRESS_STEP = 500  # triggers written between progress reports
@@ -176,12 +177,12 @@ class TableQueue(Queue):
                 RETRY_QUEUE,
                 message.encode(),
                 self.clock() + max(0.0, delay_seconds),
-                {"x-retry-count": message.death_count, "x-ae-generation": generation},
+                {RETRY_COUNT_HEADER: message.death_count, GENERATION_HEADER: generation},
             )
 
     def dead_letter(self, body: bytes, reason: str, kind: str = RETRY) -> str:
         with self.store.transaction():
-            return self._insert(DEADLETTER_QUEUE, body, NEVER, {"x-death-reason": reason, "x-origin": kind})
+            return self._insert(DEADLETTER_QUEUE, body, NEVER, {DEATH_REASON_HEADER: reason, ORIGIN_HEADER: kind})
 
     def receive(self, kinds: Iterable[str], timeout: float) -> Envelope | None:
         taken = self.receive_many(kinds, 1, timeout)
@@ -279,7 +280,7 @@ class TableQueue(Queue):
             meta = json.loads(headers or "{}")
             letters.append(
                 DeadLetter(
-                    message_id, meta.get("x-origin", RETRY), meta.get("x-death-reason", ""), bytes(body), created
+                    message_id, meta.get(ORIGIN_HEADER, RETRY), meta.get(DEATH_REASON_HEADER, ""), bytes(body), created
                 )
             )
         return letters
@@ -302,7 +303,7 @@ class TableQueue(Queue):
             parked = [
                 (row_id, message_id)
                 for row_id, message_id, headers in rows
-                if json.loads(headers or "{}").get("x-origin") == TRIGGER
+                if json.loads(headers or "{}").get(ORIGIN_HEADER) == TRIGGER
             ]
             self.store.execute_many(
                 "UPDATE queue_messages SET queue = ?, available_at = ?, headers = '{}', lease_token = NULL,"
