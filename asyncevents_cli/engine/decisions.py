@@ -177,7 +177,7 @@ class Settlement:
     park: str | None = None  # the reason, when the message itself is dead-lettered
     stopped: tuple[str, int, str, int, int] | None = None  # uuid, subscription, event, death count, generation
     release: bool = False
-    queued: bool = False  # its follow-ups are on the broker already (a retried settle must not repeat them)
+    placed: bool = False  # its follow-ups are on the broker already (a retried settle must not repeat them)
     filtered: list[int] = field(default_factory=list)  # subscriptions whose filter held the event back
     #: deliveries left to wait in the store (no room in their lane, a Retry-After, an open circuit)
     waiting: list[tuple[PendingDelivery, DeliveryState]] = field(default_factory=list)

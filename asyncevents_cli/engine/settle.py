@@ -42,16 +42,6 @@ class BatchRefused(Exception):
     it is settled again message by message. Whatever the queue could roll back, it did."""
 
 
-def settle(store: Store, queue: Queue, settlements: Sequence[Settlement], endpoints: Endpoints | None = None) -> None:
-    """Release, log, place follow-ups and acknowledge; one transaction for the lot where the queue can."""
-    if not settlements:
-        return
-    try:
-        _settle_batch(store, queue, settlements, endpoints)
-    except BatchRefused:
-        _settle_each(store, queue, settlements, endpoints)
-
-
 def settle_and_take(
     store: Store,
     queue: Queue,
@@ -60,10 +50,11 @@ def settle_and_take(
     endpoints: Endpoints | None = None,
     run: Runner = run_once,
 ) -> list[Envelope]:
-    """`settle`, then `take()` (a lease of more messages), each step through `run`. The
-    queue decides what commits together (`Queue.settle_and_take`): on a table queue
-    both, one fsync for the batch and the next. A batch refused for one message's
-    sake is settled message by message instead, then the take runs on its own."""
+    """Release, log, place follow-ups and acknowledge; then `take()` (a lease of more
+    messages). Each step goes through `run`, and the queue decides what commits
+    together (`Queue.settle_and_take`): on a table queue the lot, one fsync for the
+    batch and the next. A batch refused for one message's sake is settled message by
+    message instead, then the take runs on its own."""
     if not settlements:
         return run(take)
     try:
@@ -112,12 +103,12 @@ class _Released:
 
     @property
     def placed(self) -> bool:
-        return all(s.queued for s in self.settlements)
+        return all(s.placed for s in self.settlements)
 
     @placed.setter
     def placed(self, value: bool) -> None:
         for settlement in self.settlements:
-            settlement.queued = value
+            settlement.placed = value
 
     def place(self) -> None:
         self.queue.release_many([s.envelope for s in self.settlements if s.envelope is not None])
@@ -133,11 +124,11 @@ class _MessageFollowUps:
 
     @property
     def placed(self) -> bool:
-        return self.settlement.queued
+        return self.settlement.placed
 
     @placed.setter
     def placed(self, value: bool) -> None:
-        self.settlement.queued = value
+        self.settlement.placed = value
 
     def place(self) -> None:
         queue, envelope = self.queue, self.settlement.envelope
@@ -158,7 +149,7 @@ def _follow_ups(store: Store, queue: Queue, settlements: Sequence[Settlement]) -
     """What the settlements not yet placed put on the queue: releases first, then each
     message's retries and dead letters (asking the store once whether anyone listens to
     dead letters, and only when there is one)."""
-    waiting = [s for s in settlements if not s.queued]
+    waiting = [s for s in settlements if not s.placed]
     released = [s for s in waiting if s.release]
     follow_ups: list[FollowUps] = [_Released(queue, released)] if released else []
     listens = functools.cache(lambda: store.has_subscribers(DEAD_LETTERED))
