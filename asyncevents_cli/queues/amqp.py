@@ -43,9 +43,12 @@ from .base import (
     TRIGGER_QUEUE,
     DeadLetter,
     Envelope,
+    FollowUps,
     Queue,
     QueueDepths,
+    Runner,
     StoreLedger,
+    run_once,
 )
 from .headers import RELAYED_HEADER
 
@@ -83,6 +86,28 @@ class AmqpQueue(Queue):
     def store_identity(self, create: bool) -> str | None:
         """The identity of this queue's store; made on first need when `create`."""
         return self.ownership.identity(create)
+
+    # -- settling --------------------------------------------------------
+
+    def settle(
+        self, follow_ups: Sequence[FollowUps], record: Callable[[], None], envelopes: Sequence[Envelope]
+    ) -> None:
+        """Publish first (confirmed), then let the store commit, then acknowledge. A crash
+        between the publish and the commit repeats an attempt (same uuid) rather than
+        losing a retry, and a slow broker never holds the store's write lock."""
+        for follow_up in follow_ups:
+            follow_up.place()
+            follow_up.placed = True  # on the broker now, whatever happens to the store write
+        record()
+        if envelopes:
+            self.ack_many(envelopes)
+
+    def settle_and_take(
+        self, settle: Callable[[], None], take: Callable[[], list[Envelope]], run: Runner = run_once
+    ) -> list[Envelope]:
+        """Two units: once the settle has acknowledged, a take that fails must not settle again."""
+        run(settle)
+        return run(take)
 
     # -- publishing ------------------------------------------------------
 

@@ -140,32 +140,22 @@ class Queue(ABC):
 
     # -- settling: each backend's commit order ----------------------------------
 
+    @abstractmethod
     def settle(
         self, follow_ups: Sequence[FollowUps], record: Callable[[], None], envelopes: Sequence[Envelope]
     ) -> None:
         """Place `follow_ups`, `record` the batch in the store (it commits by itself),
-        and acknowledge `envelopes`: no message is acknowledged before its follow-ups
-        are placed and its attempts recorded.
+        and acknowledge `envelopes`, in this backend's crash-safe order: no message is
+        acknowledged before its follow-ups are placed and its attempts recorded, and a
+        follow-up on the queue for good is marked `placed`."""
 
-        Here, for a queue outside the store's database: publish first, then commit
-        the store, then acknowledge. A crash between the publish and the commit
-        repeats an attempt (same uuid) rather than losing a retry, and a slow queue
-        never holds the store's write lock."""
-        for follow_up in follow_ups:
-            follow_up.place()
-            follow_up.placed = True  # on the queue now, whatever happens to the store write
-        record()
-        if envelopes:
-            self.ack_many(envelopes)
-
+    @abstractmethod
     def settle_and_take(
         self, settle: Callable[[], None], take: Callable[[], list[Envelope]], run: Runner = run_once
     ) -> list[Envelope]:
-        """`settle` a batch, then `take` the next (a lease of more messages), each step
-        through `run`. Here two steps: the settle may have acknowledged when the take
-        fails, and what was acknowledged must not be settled twice."""
-        run(settle)
-        return run(take)
+        """`settle` a batch, then `take` the next (a lease of more messages). `run` runs
+        what this backend commits as one unit, and may run it again: a unit must not
+        settle twice."""
 
     def release_without_store(self, envelopes: Sequence[Envelope]) -> None:
         """Give back what a consumer holds once its store is lost (the consumer stops, and
