@@ -86,10 +86,10 @@ def test_a_retry_waiting_under_earlier_settings_is_still_counted(tmp_path: Path,
     those the current back-off names: a settings change must not hide a waiting retry."""
     store = open_store(tmp_path / "ae.db")
     try:
-        before = AmqpQueue(amqp_url, RetryPolicy(max_deaths=5, unit_seconds=10), store=lambda: store)
+        before = AmqpQueue(amqp_url, RetryPolicy(max_deaths=5, unit_seconds=10), store=lambda: store.info)
         with before:
             before.publish_retry(RetryMessage(1, 3, "{}", "u-3"), 90)  # waits in event.delay.9
-        after = AmqpQueue(amqp_url, RetryPolicy(max_deaths=2, exponent=3, unit_seconds=10), store=lambda: store)
+        after = AmqpQueue(amqp_url, RetryPolicy(max_deaths=2, exponent=3, unit_seconds=10), store=lambda: store.info)
         with after:
             assert "event.delay.9" not in [q.name for q in delay_queues(after.policy)]
             assert after.depths().retry_delayed == 1
@@ -167,7 +167,7 @@ def test_a_refused_message_goes_back_untouched_with_those_taken_before_it(tmp_pa
     refuses, and both are back in the queue, the refused one byte for byte as published."""
     theirs, mine = open_store(tmp_path / "theirs.db"), open_store(tmp_path / "mine.db")
     try:
-        with AmqpQueue(amqp_url, store=lambda: theirs) as publisher:
+        with AmqpQueue(amqp_url, store=lambda: theirs.info) as publisher:
             publisher.store_identity(create=True)
             publisher.depths()  # connects: declares the exchanges and queues
             connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
@@ -179,7 +179,7 @@ def test_a_refused_message_goes_back_untouched_with_those_taken_before_it(tmp_pa
                 connection.close()
             publisher.publish_trigger(TriggerMessage(EVENT, {"order": 1}))
         with (
-            AmqpQueue(amqp_url, store=lambda: mine) as consumer,
+            AmqpQueue(amqp_url, store=lambda: mine.info) as consumer,
             pytest.raises(AeError, match="belongs to another ae store"),
         ):
             for _ in range(50):  # the first call may see only the first message

@@ -126,7 +126,7 @@ def test_a_redelivery_logged_by_another_host_is_not_delivered_again(
     ok(a, "subscribe", EVENT, receiver.endpoint("/once"), "--secret", TOKEN)
     with a.runtime() as rt:
         publish(rt.config, rt.queue, EVENT, {"n": 1})
-        queue = AckLostQueue(rt.config.settings.amqp_url, rt.config.retry_policy, store=lambda: rt.store)
+        queue = AckLostQueue(rt.config.settings.amqp_url, rt.config.retry_policy, store=lambda: rt.store.info)
         try:
             assert Consumer(rt.config, rt.store, queue, rt.notifiers).run(max_messages=1) == 1
         finally:
