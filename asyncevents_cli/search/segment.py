@@ -44,7 +44,8 @@ from whoosh.reading import TermNotFound
 from whoosh.system import emptybytes, pack_int, pack_long, pack_ushort
 from whoosh.writing import SegmentWriter
 
-from .fieldterms import NO_LENGTH, PICKLE, positions_value, posting_blocks, term_maker
+from .fieldterms import NO_LENGTH, PICKLE, posting_blocks, term_maker
+from .postings import PostingTables
 
 # Every private whoosh name this module relies on, as (owner, name): the
 # format-compatibility test (tests/test_search_segment.py) checks each exists,
@@ -196,6 +197,27 @@ def inline_terminfo(ids: list[int], freqs: list[int] | None, values: list[bytes]
     return terminfo + dumps((tuple(ids), tuple(weight_list), tuple(values or (emptybytes,) * count)), PICKLE)
 
 
+def term_entry(
+    entry: list[Any], with_positions: bool, fixed_values: bool, post_at: int, block_limit: int, compression: int
+) -> tuple[bytes, bytes]:
+    """One term's entry in the term table, and its posting blocks (none when they
+    are inline), which are to start at `post_at` in the postings file."""
+    if with_positions:
+        ids, freqs, values = entry[0::3], entry[1::3], entry[2::3]
+    else:
+        ids, freqs, values = entry, None, None
+    count = len(ids)
+    if count <= INLINE_LIMIT:
+        # A rare term: its postings go in the term table, not the postings file,
+        # as whoosh's `inlinelimit` would (which whoosh-reloaded 2.7.5 fails on).
+        return inline_terminfo(ids, freqs, values), b""
+    blocks, total_weight, max_weight = posting_blocks(
+        ids, freqs, None if fixed_values else values, block_limit, compression
+    )
+    terminfo = W3TermInfo._struct.pack(False, total_weight, count, NO_LENGTH, NO_LENGTH, max_weight, ids[0], ids[-1])
+    return terminfo + pack_long(post_at) + pack_int(len(blocks)), bytes(blocks)
+
+
 class BulkWriter(SegmentWriter):
     """`add_terms(**doc)` instead of `add_document(**doc)`: see the module docstring.
 
@@ -206,63 +228,37 @@ class BulkWriter(SegmentWriter):
     def __init__(self, ix: Any, merge_below: int = 2_500, **kwargs: Any) -> None:
         super().__init__(ix, **kwargs)
         self.merge_below = merge_below  # see merge_small_segments
-        # field -> {term: [docnum, ...]}, or for positional fields
-        # {term: [docnum, frequency, encoded positions, docnum, ...]}: one flat list
-        # per term, as most terms occur in one document and a list costs 56 bytes.
-        self._plain: dict[str, dict[Any, list[int]]] = {}
-        self._positional: dict[str, dict[str, list[Any]]] = {}
+        self.postings = PostingTables()
         self._term_makers: dict[str, Callable[[Any], list[bytes]]] = {}
 
     def add_terms(self, **doc: Any) -> None:
         self._check_state()
-        schema = self.schema
         perdoc = self.perdocwriter
         docnum = self.docnum
         perdoc.start_doc(docnum)
         for name, value in doc.items():
-            if value is None:
-                continue
-            field = schema[name]
-            length = 0
-            if getattr(field, "prebuilt_terms", False):  # a TermsField (see index)
-                if isinstance(value, dict):
-                    table = self._positional.setdefault(name, {})
-                    for term, positions in value.items():
-                        entry = table.get(term)
-                        if entry is None:
-                            table[term] = [docnum, len(positions), positions_value(positions)]
-                        else:
-                            entry += (docnum, len(positions), positions_value(positions))
-                        length += len(positions)
-                else:
-                    plain = self._plain.setdefault(name, {})
-                    for term in value:
-                        ids = plain.get(term)
-                        if ids is None:
-                            plain[term] = [docnum]
-                        else:
-                            ids.append(docnum)
-                    length = len(value)
-            else:
-                make = self._term_makers.get(name)
-                if make is None:
-                    make = self._term_makers[name] = term_maker(field)
-                terms = make(value)
-                plain = self._plain.setdefault(name, {})
-                for tbytes in terms:
-                    ids = plain.get(tbytes)
-                    if ids is None:
-                        plain[tbytes] = [docnum]
-                    elif ids[-1] != docnum:
-                        ids.append(docnum)
-                    length += 1
-                if field.column_type:
-                    perdoc.add_column_value(name, field.column_type, field.to_column_value(value))
-            if field.scorable or field.stored:  # a length column, or a stored value
-                perdoc.add_field(name, field, value if field.stored else None, length if field.scorable else 0)
+            if value is not None:
+                self._add_field(perdoc, docnum, name, value)
         perdoc.finish_doc()
         self._added = True
         self.docnum += 1
+
+    def _add_field(self, perdoc: Any, docnum: int, name: str, value: Any) -> None:
+        field = self.schema[name]
+        if getattr(field, "prebuilt_terms", False):  # a documents.TermsField
+            if isinstance(value, dict):
+                length = self.postings.add_positions(name, docnum, value)
+            else:
+                length = self.postings.add_terms(name, docnum, value)
+        else:
+            make = self._term_makers.get(name)
+            if make is None:
+                make = self._term_makers[name] = term_maker(field)
+            length = self.postings.add_terms(name, docnum, make(value))
+            if field.column_type:
+                perdoc.add_column_value(name, field.column_type, field.to_column_value(value))
+        if field.scorable or field.stored:  # a length column, or a stored value
+            perdoc.add_field(name, field, value if field.stored else None, length if field.scorable else 0)
 
     # -- writing the segment ------------------------------------------------
 
@@ -285,108 +281,61 @@ class BulkWriter(SegmentWriter):
     def _flush_segment(self) -> None:
         pool = self.pool
         if pool.current or pool.runs:  # a merge added older postings: whoosh writes them all
-            self._into_pool()
+            for posting in self.postings.drain():
+                pool.add(posting)
             super()._flush_segment()
             return
         self.perdocwriter.close()
-        names = sorted(set(self._plain) | set(self._positional))
-        for name in names:
+        for name in self.postings.field_names():
             self._write_field(name)
         self.fieldwriter.close()
 
     def add_postings_to_pool(self, reader: Any, startdoc: int, docmap: dict[int, int] | None) -> None:
         """A merged segment's postings (`add_reader`): into this writer's tables, read a
         block at a time, instead of whoosh's pool one posting at a time."""
+        renumber = (lambda d: docmap[d]) if docmap is not None else (lambda d: startdoc + d)
         for name in reader.indexed_field_names():
             if name not in self.schema:
                 continue
-            field = self.schema[name]
-            positional = field.format.supports("positions")
-            table: dict[Any, list[Any]] = (self._positional if positional else self._plain).setdefault(name, {})
+            positional = self.schema[name].format.supports("positions")
+            table = self.postings.table(name, positional)
             # Keys as the documents added to this writer have them: str for analysed words.
             as_text = bool(table) and not isinstance(next(iter(table)), bytes)
-            renumber = (lambda d: docmap[d]) if docmap is not None else (lambda d: startdoc + d)
             for btext in reader.lexicon(name):
                 key = btext.decode("utf-8") if as_text else btext
-                entry = table.get(key)
                 if positional:
                     found = term_positions(reader, name, btext)
-                    if not found:
-                        continue
-                    if entry is None:
-                        entry = table[key] = []
-                    for docnum in sorted(found):
-                        value = found[docnum]
-                        entry += (renumber(docnum), int.from_bytes(value[:4], "big"), value)  # count, as encoded
+                    postings = [
+                        p for d in sorted(found) for p in (renumber(d), int.from_bytes(found[d][:4], "big"), found[d])
+                    ]  # docnum, count (as encoded), positions
                 else:
-                    ids = term_docs(reader, name, btext)
-                    if not ids:
-                        continue
-                    if entry is None:
-                        entry = table[key] = []
-                    entry.extend(map(renumber, ids))
-
-    def _into_pool(self) -> None:
-        add = self.pool.add
-        for name, plain in self._plain.items():
-            for term, ids in plain.items():
-                tbytes = term if isinstance(term, bytes) else term.encode("utf-8")
-                for docnum in ids:
-                    add((name, tbytes, docnum, 1.0, emptybytes))
-        for name, table in self._positional.items():
-            for term, entry in table.items():
-                tbytes = term.encode("utf-8")
-                for docnum, freq, value in zip(entry[0::3], entry[1::3], entry[2::3]):
-                    add((name, tbytes, docnum, float(freq), value))
-        self._plain.clear()
-        self._positional.clear()
+                    postings = [renumber(d) for d in term_docs(reader, name, btext)]
+                if postings:
+                    table.setdefault(key, []).extend(postings)
 
     def _write_field(self, name: str) -> None:
+        """One field's terms and postings, in the term table and postings file (see the module docstring)."""
         writer = self.fieldwriter
         field = self.schema[name]
         writer.start_field(name, field)  # registers the field's number in the term table
         key_prefix = pack_ushort(writer._fieldid)
-        postfile = writer._postfile
-        tindex = writer._tindex
-        codec = self.codec
-        block_limit, compression = codec._blocklimit, codec._compression
-        # A field's terms are all str or all bytes; sorted str is sorted UTF-8.
-        with_positions = name in self._positional
-        table: dict[Any, list[Any]] = self._positional[name] if with_positions else self._plain[name]
+        postfile, tindex = writer._postfile, writer._tindex
+        block_limit, compression = self.codec._blocklimit, self.codec._compression
+        table, with_positions = self.postings.pop(name)
         fixed_values = field.format.fixed_value_size() == 0
         if not with_positions and not fixed_values:
             raise ValueError(f"field {name!r} stores values per posting: add it with positions")
-
-        posts = bytearray()
-        post_base = postfile.tell()
-        terms = bytearray()
-        term_base = tindex.dbfile.tell()
+        posts, post_base = bytearray(), postfile.tell()
+        terms, term_base = bytearray(), tindex.dbfile.tell()
         buckets = tindex.buckets
         index_positions: list[int] = []  # each term's place in the term table, in order
         last_key = tindex.lastkey
-        for term in sorted(table):
-            entry = table[term]
-            tbytes = term if isinstance(term, bytes) else term.encode("utf-8")
-            if with_positions:
-                ids, freqs, values = entry[0::3], entry[1::3], entry[2::3]
-            else:
-                ids, freqs, values = entry, None, None
-            count = len(ids)
-            if count <= INLINE_LIMIT:
-                # A rare term: its postings go in the term table, not the postings file,
-                # as whoosh's `inlinelimit` would (which whoosh-reloaded 2.7.5 fails on).
-                terminfo = inline_terminfo(ids, freqs, values)
-            else:
-                start = post_base + len(posts)
-                blocks, total_weight, max_weight = posting_blocks(
-                    ids, freqs, None if fixed_values else values, block_limit, compression
-                )
-                posts += blocks
-                terminfo = W3TermInfo._struct.pack(
-                    False, total_weight, count, NO_LENGTH, NO_LENGTH, max_weight, ids[0], ids[-1]
-                )
-                terminfo += pack_long(start) + pack_int(post_base + len(posts) - start)
-            key = key_prefix + tbytes
+        for term in sorted(table):  # a field's terms are all str or all bytes; sorted str is sorted UTF-8
+            terminfo, blocks = term_entry(
+                table[term], with_positions, fixed_values, post_base + len(posts), block_limit, compression
+            )
+            posts += blocks
+            key = key_prefix + (term if isinstance(term, bytes) else term.encode("utf-8"))
             if key <= last_key:
                 raise ValueError(f"terms out of order: {last_key!r}..{key!r}")
             position = term_base + len(terms)
@@ -397,7 +346,7 @@ class BulkWriter(SegmentWriter):
             h = int.from_bytes(md5(key, usedforsecurity=False).digest()[12:], "big")  # filetables.md5_hash
             buckets[h & 255].append((h, position))
             last_key = key
-            if len(posts) > 1 << 20:
+            if len(posts) > 1 << 20:  # written in 1 MB pieces
                 postfile.write(posts)
                 post_base += len(posts)
                 posts.clear()
@@ -409,5 +358,4 @@ class BulkWriter(SegmentWriter):
         tindex.dbfile.write(terms)
         tindex.lastkey = last_key
         tindex.index.extend(index_positions)
-        table.clear()  # written: free it before the next field's
         writer.finish_field()
