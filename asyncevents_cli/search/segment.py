@@ -189,7 +189,9 @@ def log_id_column(reader: Any) -> Callable[[int], int]:
 def inline_terminfo(ids: list[int], freqs: list[int] | None, values: list[bytes] | None) -> bytes:
     """A rare term's entry in the term table, its postings inline (as whoosh's `W3TermInfo` reads them)."""
     count = len(ids)
-    weight_list = [1.0] * count if freqs is None else [float(f) for f in freqs]
+    # Weights (a word's frequency) as whole numbers: pickle spells 1 in 2 bytes and
+    # 1.0 in 9, in the entry of nearly every rare term (whoosh only sums and compares them).
+    weight_list = [1] * count if freqs is None else list(freqs)
     terminfo = W3TermInfo._struct.pack(
         True, sum(weight_list), count, NO_LENGTH, NO_LENGTH, max(weight_list), ids[0], ids[-1]
     )
