@@ -100,3 +100,67 @@ def test_each_private_whoosh_name_is_still_there(owner: Any, name: str) -> None:
     assert hasattr(owner, name), (
         f"whoosh no longer has {owner.__module__}.{owner.__qualname__}.{name}: search/segment.py must follow it"
     )
+
+
+def segments_of(ix: Any) -> int:
+    with ix.reader() as reader:
+        return len(list(reader.leaf_readers()))
+
+
+def test_merge_all_streams_every_segment_into_one(tmp_path: Path) -> None:
+    """`BulkWriter.merge_all` (what a large build ends with) keeps every live posting and
+    drops deleted documents: whoosh's searcher finds the same before and after."""
+    docs = [log_document(row) for row in rows(600)]
+    built = []
+    for name in ("segments", "merged"):
+        (tmp_path / name).mkdir()
+        ix = index.create_in(str(tmp_path / name), build_schema())
+        for first in range(0, len(docs), 50):
+            writer = BulkWriter(ix, codec=LeanCodec(), compound=False)
+            for doc in docs[first : first + 50]:
+                writer.add_terms(**doc)
+            writer.commit(merge=False)
+        deleting = ix.writer()
+        for log_id in (1, 7, 51, 299, 300, 600):
+            deleting.delete_by_term("log_id", log_id)
+        deleting.commit(merge=False)
+        built.append(ix)
+    segments, merged = built
+    BulkWriter(merged, codec=LeanCodec(), compound=False).merge_all()
+    assert segments_of(segments) == 12 and segments_of(merged) == 1
+    assert merged.doc_count() == merged.doc_count_all() == segments.doc_count() == 594
+    for q in [*QUERIES, query.Every()]:
+        assert log_ids(merged, q) == log_ids(segments, q), q
+
+
+def test_a_large_build_ends_as_one_segment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from asyncevents_cli.search import index as search_index
+    from asyncevents_cli.search.index import SearchIndex
+    from asyncevents_cli.store import Store
+
+    store = Store(tmp_path / "ae.db")
+    logged = rows(700)
+    with store.transaction():
+        store.conn.executemany(
+            "INSERT INTO delivery_log (log_id, uuid, subscription_id, event_name, success, status_code,"
+            " response_data, created, serialized_data, death_count, duration, message_id)"
+            " VALUES (?,?,1,?,?,200,'',?,?,0,0.01,'m')",
+            [
+                (r["log_id"], r["uuid"], r["event_name"], int(r["success"]), r["created"], r["serialized_data"])
+                for r in logged
+            ],
+        )
+    monkeypatch.setattr(search_index, "WORKER_ROWS", 50)  # 14 segments from the workers
+    monkeypatch.setattr(search_index, "worker_count", lambda: 2)
+    ix = SearchIndex(tmp_path / "ae.db.index", store)
+    assert ix.rebuild() == 700
+    assert segments_of(ix._open()) == 1
+    bodies = {r["log_id"]: json.loads(r["serialized_data"])["data"] for r in logged}
+    assert ix.matching_log_ids('data.data.note:"back door"') == sorted(
+        (i for i, body in bodies.items() if "back door" in body["note"]), reverse=True
+    )
+    assert ix.matching_log_ids("data.data.grand_total:[10 TO 50]") == sorted(
+        (i for i, body in bodies.items() if 10 <= body["grand_total"] <= 50), reverse=True
+    )
+    ix.close()
+    store.close()

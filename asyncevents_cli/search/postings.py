@@ -9,7 +9,8 @@ list costs 56 bytes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import heapq
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from whoosh.system import emptybytes
@@ -19,6 +20,9 @@ from .fieldterms import positions_value
 Table = dict[Any, list[Any]]
 # (field, term, docnum, weight, value): a posting as whoosh's sorting pool takes it.
 PoolPosting = tuple[str, bytes, int, float, bytes]
+# One segment's terms in order, each with {docnum: encoded positions or None}.
+SegmentTerms = Iterator[tuple[bytes, dict[int, Any]]]
+Renumber = Callable[[int], int]
 
 
 class PostingTables:
@@ -82,3 +86,43 @@ class PostingTables:
                     yield name, tbytes, docnum, float(freq), value
         self.plain.clear()
         self.positional.clear()
+
+
+def renumbering(first: int, docmap: dict[int, int] | None) -> Renumber:
+    """A merged segment's docnum -> the merged one, as whoosh's `add_reader` numbers them:
+    through its docmap when the segment has deletions, else counting on from `first`."""
+    if docmap is not None:
+        return docmap.__getitem__
+    return lambda docnum: first + docnum
+
+
+def entry_of(found: dict[int, Any], renumber: Renumber, positional: bool) -> list[Any]:
+    """One segment's postings of a term, renumbered, as a table entry (see the module docstring)."""
+    if not positional:
+        return [renumber(docnum) for docnum in sorted(found)]
+    # docnum, count (as the encoded positions start), encoded positions
+    return [p for d in sorted(found) for p in (renumber(d), int.from_bytes(found[d][:4], "big"), found[d])]
+
+
+def _tagged(terms: SegmentTerms, k: int) -> Iterator[tuple[bytes, int, dict[int, Any]]]:
+    for btext, found in terms:
+        yield btext, k, found
+
+
+def merged_entries(
+    segments: list[tuple[SegmentTerms, Renumber]], positional: bool
+) -> Iterator[tuple[bytes, list[Any]]]:
+    """The terms of several segments in one order, each with its postings from every
+    segment (renumbered, in segment order, so in docnum order) as one table entry:
+    a merge holds one term's postings at a time."""
+    streams = [_tagged(terms, k) for k, (terms, _) in enumerate(segments)]
+    current = b""
+    entry: list[Any] = []
+    for btext, k, found in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
+        if btext != current and entry:
+            yield current, entry
+            entry = []
+        current = btext
+        entry += entry_of(found, segments[k][1], positional)
+    if entry:
+        yield current, entry
