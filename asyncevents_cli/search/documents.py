@@ -5,7 +5,7 @@ per field, per term and per posting, so payload paths share fields (see
 `analysis` for the terms):
 - `log_id` int (a sortable column: results come newest first), `uuid` and
   `event_name` (one lowercased token each), `success` boolean, `created`
-  datetime (UTC);
+  datetime (UTC, a column only: see `segment.CreatedField`);
 - `data`: every word of the logged body, with positions, for bare terms;
 - `paths`: `<path><mark><word>` for every word, with positions;
 - `prefixes`: the first characters of identifiers, so `CK*` is one term;
