@@ -136,12 +136,12 @@ def test_merge_all_streams_every_segment_into_one(tmp_path: Path) -> None:
 def test_a_large_build_ends_as_one_segment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from asyncevents_cli.search import index as search_index
     from asyncevents_cli.search.index import SearchIndex
-    from asyncevents_cli.store import Store
+    from asyncevents_cli.store import open_store
 
-    store = Store(tmp_path / "ae.db")
+    store = open_store(tmp_path / "ae.db")
     logged = rows(700)
     with store.transaction():
-        store.conn.executemany(
+        store.backend.conn.executemany(
             "INSERT INTO delivery_log (log_id, uuid, subscription_id, event_name, success, status_code,"
             " response_data, created, serialized_data, death_count, duration, message_id)"
             " VALUES (?,?,1,?,?,200,'',?,?,0,0.01,'m')",
