@@ -15,6 +15,11 @@ consumer is stopping, or a cycle runs anyway. More is leased once the messages
 waiting for a slot of the window have run out. An empty queue is looked at
 again every `BUSY_WAIT` while attempts run, never in a tight loop.
 
+Each turn of the loop (`_turn`) starts what may start, then either waits
+(`_wait`) or plans a cycle (`_plan`), runs it on the I/O thread (`_cycle`),
+and applies what came back (`_apply`, `_after_take`). What one `run` has under
+way lives in one object (`_Run`), not in the loop's locals.
+
 Stopping: `should_stop()` (SIGTERM, Ctrl-C) ends the taking; attempts under way
 finish and are settled; messages taken but not yet begun are given back.
 `abort()` (a second Ctrl-C) cancels the attempts in flight at once and gives
@@ -61,6 +66,9 @@ class Aborted(Exception):
 
 
 class Consumer:
+    """The delivery engine over one store, queue and notifiers, run with `options`
+    (by default the settings' own)."""
+
     def __init__(
         self,
         config: Config,
