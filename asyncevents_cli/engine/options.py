@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ..config import BOUNDS, Settings
 from ..errors import InputError
 from ..queues.base import KINDS
+from ..settings import BOUNDS, Settings
 from ..store import utcnow
 
 if TYPE_CHECKING:  # only named in annotations: the options need none of them loaded
