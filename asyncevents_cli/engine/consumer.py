@@ -52,7 +52,7 @@ from .lanes import Lanes
 from .options import Backends, ConsumerOptions
 from .pump import PUMP_EVERY, Pump
 from .retrying import Retrying
-from .settle import settle, settle_and_take
+from .settle import settle_and_take
 
 log = logging.getLogger("asyncevents_cli")
 
@@ -147,11 +147,11 @@ class Consumer:
                 raise
             await self._give_back(run, [])
         except BaseException as exc:
-            if isinstance(exc, DatabaseUnavailable) and not self.queue.shares_store_transaction:
-                # `reconnect` starts a consumer again on this same broker connection: what this
-                # one holds (the settle that failed too) must go back now, or it waits
-                # unacknowledged until the process ends
-                await self._give_back(run, run.settling)
+            if isinstance(exc, DatabaseUnavailable):
+                # `reconnect` starts a consumer again on this same queue object: what this one
+                # holds (the settle that failed too) goes back now where the queue can do that
+                # without the store (a broker: else it waits unacknowledged until the process ends)
+                await self._give_back(run, run.settling, self.queue.release_without_store)
             else:
                 await run.flight.cancel()
                 await self._finish(run.cycle)
@@ -281,13 +281,8 @@ class Consumer:
         def take() -> list[Envelope]:
             return self.queue.receive_many(self.options.kinds, plan.room, plan.timeout) if plan.room > 0 else []
 
-        if self.queue.shares_store_transaction:
-            # one transaction: a failure rolls back the lot, so the lot is tried again
-            envelopes = retry(settle_and_take, self.store, self.queue, plan.settlements, take, self.endpoints)
-        else:
-            # the log may have committed when the lease fails: never settle twice
-            retry(settle, self.store, self.queue, plan.settlements, self.endpoints)
-            envelopes = retry(take)
+        # the queue decides what commits together, and so what `retry` may run again
+        envelopes = settle_and_take(self.store, self.queue, plan.settlements, take, self.endpoints, retry)
         taken = self.pump.take(plan.pump)
         empty = (
             plan.probe_empty
@@ -317,7 +312,12 @@ class Consumer:
             return []  # it never ran, or failed: what it held comes back by lease expiry or requeue
         return cycle.result().envelopes
 
-    async def _give_back(self, run: _Run, settling: list[Envelope]) -> None:
+    async def _give_back(
+        self,
+        run: _Run,
+        settling: list[Envelope],
+        release: Callable[[Sequence[Envelope]], None] | None = None,
+    ) -> None:
         """After an abort: cancel the attempts, and give every held message back unsettled
         (those whose attempts finished but were not settled yet too, those waiting for their
         first copy, and `settling`: those of a settle that failed). Kept deliveries under way
@@ -331,7 +331,7 @@ class Consumer:
         await flight.cancel()
         held += await self._finish(run.cycle)
         try:
-            await run.io.call(self.queue.release_many, held)
+            await run.io.call(release or self.queue.release_many, held)
         except Exception as exc:  # the broker or lease gives them back anyway, a little later
             log.warning("could not give back %d message(s) at once: %s", len(held), exc)
 
