@@ -75,34 +75,45 @@ consume_log = logging.getLogger("asyncevents_cli.consume")
 
 
 class StopFlag:
-    """Set by SIGINT/SIGTERM; a second Ctrl-C calls `abort`."""
+    """Set by SIGINT/SIGTERM; a second Ctrl-C calls `abort`.
+
+    The handler only sets flags: what it has to say is said by the next poll of the flag
+    (the loop asks every turn). A handler that prints can import on first use, and an
+    import inside a signal handler that interrupted another import breaks Python 3.11's
+    import lock bookkeeping (a `KeyError: <thread id>` from importlib)."""
 
     def __init__(self, tell: Callable[[str], None] = note) -> None:
         self.stopping = False
         self.abort: Callable[[], None] | None = None
         self.tell = tell
+        self._untold: list[str] = []
 
     def __call__(self) -> bool:
+        self.flush()
         return self.stopping
+
+    def flush(self) -> None:
+        """Say what the handler noted (the loop's next poll, or the command's way out)."""
+        while self._untold:
+            self.tell(self._untold.pop(0))
 
     def install(self) -> dict[signal.Signals, Any]:
         """Take over SIGINT and SIGTERM; return the previous handlers to restore."""
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-        def handler(signum: int, frame: object) -> None:
-            if self.stopping and signum == signal.SIGINT:
-                self.tell("ae: aborting the deliveries in flight; their messages come back on the next start")
-                if self.abort is None:
-                    raise KeyboardInterrupt
-                self.abort()
-                return
-            if not self.stopping:
-                self.tell("ae: stopping: finishing the deliveries in flight (Ctrl-C again to abort them)")
-            self.stopping = True
-
-        signal.signal(signal.SIGINT, handler)
-        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, self.handle)
+        signal.signal(signal.SIGTERM, self.handle)
         return previous
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.stopping and signum == signal.SIGINT:
+            self._untold.append("ae: aborting the deliveries in flight; their messages come back on the next start")
+            if self.abort is None:
+                raise KeyboardInterrupt
+            self.abort()
+            return
+        if not self.stopping:
+            self._untold.append("ae: stopping: finishing the deliveries in flight (Ctrl-C again to abort them)")
+        self.stopping = True
 
 
 class AttemptLines(logging.Handler):
@@ -236,6 +247,7 @@ def _run(
         except Aborted:
             raise KeyboardInterrupt from None
         finally:
+            stop.flush()
             if relay_thread is not None:
                 relay_thread.stop()
             for sig, old in previous.items():
