@@ -221,6 +221,14 @@ def check_target(url: str, deny_private: bool = False, resolver: Resolver = syst
         resolve_checked(parsed.host or "", port, deny_private, resolver)
 
 
+def check_webhook_url(url: str, deny_private: bool = False) -> str:
+    """An http notifier's recipient, as `HttpNotifier.check_recipient` and so `ae subscribe`
+    check it: a URL both HTTP stacks accept, on a host the SSRF guard allows."""
+    check_recipient_url(url)
+    check_target(url, deny_private)
+    return url
+
+
 def describe_refusal(exc: TargetRefused) -> str:
     """What the delivery log keeps for a refused attempt: the refusal, nothing from the target."""
     return f"TargetRefused: {exc.message}"

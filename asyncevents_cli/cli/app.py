@@ -15,8 +15,8 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperGroup, TyperOption
 
-from .. import __version__
 from ..errors import EXIT_FAILURE, AeError
+from ..version import __version__
 from . import plain_values
 from .help_imports import import_help_renderer
 from .lazy import LazyCommand, LazyCommands

@@ -14,9 +14,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from .. import __version__
 from ..errors import AeError
 from ..runtime import Runtime
+from ..version import __version__
 from . import api, metrics, pages, queue_pages
 from .backend import Backend
 from .errors import ApiError, from_ae_error
