@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from ..config import Config
+from ..database_errors import UNAVAILABLE_NOW
 from ..envelopes import CLOUDEVENTS, is_cloudevent
 from ..errors import AeError, DatabaseUnavailable, QueueUnavailable
 from ..messages import RetryMessage, TriggerMessage
@@ -51,7 +51,7 @@ log = logging.getLogger("asyncevents_cli")
 #: Failures that are not one message's fault: they stop the consumer, and what it
 #: holds comes back (lease expiry, broker requeue).
 #: SecretKeyError too: a wrong key is the operator's to fix, not a reason to park every message.
-INFRASTRUCTURE = (QueueUnavailable, DatabaseUnavailable, sqlite3.OperationalError, SecretKeyError)
+INFRASTRUCTURE = (QueueUnavailable, *UNAVAILABLE_NOW, SecretKeyError)
 #: On a broker, a retry may arrive a moment before the store write that placed it
 #: is visible to this process: look again once after this long before parking it.
 OWNERSHIP_RECHECK_SECONDS = 1.0

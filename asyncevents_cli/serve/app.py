@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,8 +13,10 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from ..errors import AeError
-from ..runtime import Runtime
+from ..database_errors import describe as describe_database_error
+from ..database_errors import driver_errors
+from ..errors import AeError, reveal_causes
+from ..runtime import Runtime, debug_enabled
 from ..version import __version__
 from . import api, metrics, pages, queue_pages
 from .backend import Backend
@@ -118,6 +119,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.exception_handler(AeError)
     def ae_error(request: Request, exc: AeError) -> Response:
+        _log_causes(request, exc)
         answer = from_ae_error(exc)
         return _answer(request, answer.status_code, answer.message)
 
@@ -134,9 +136,12 @@ def create_app(runtime: Runtime) -> FastAPI:
             "Reload the page and try again.",
         )
 
-    @app.exception_handler(sqlite3.Error)
-    async def database_error(request: Request, exc: sqlite3.Error) -> JSONResponse:
-        return JSONResponse({"message": f"database: {exc}"}, 500)
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        _log_causes(request, exc)
+        return JSONResponse({"message": describe_database_error(exc)}, 500)
+
+    for driver_error in driver_errors(load_psycopg=runtime.config.uses_postgres):
+        app.add_exception_handler(driver_error, database_error)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -152,3 +157,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         return _answer(request, exc.status_code, str(exc.detail), exc.headers)
 
     return app
+
+
+def _log_causes(request: Request, exc: Exception) -> None:
+    """Under AE_DEBUG=1 the log shows the whole chain behind an error answer; the client
+    still gets its one line either way."""
+    if debug_enabled():
+        log.error("%s %s: %s", request.method, request.url.path, exc, exc_info=reveal_causes(exc))
