@@ -429,3 +429,48 @@ def test_the_architecture_doc_shows_these_layers() -> None:
     below = [layer for layer, _ in LAYERS_BOTTOM_UP]
     for position, (layer, _, may_import) in enumerate(documented[1:], start=1):
         assert may_import == ", ".join(below[:position][::-1]), f"the '{layer}' row's 'may import' column"
+
+
+def _power_of_two_minus_one(node: ast.AST) -> int | None:
+    """`2**n - 1` written out, as the id bounds are: its n."""
+    if (
+        isinstance(node, ast.BinOp)
+        and isinstance(node.op, ast.Sub)
+        and isinstance(node.right, ast.Constant)
+        and node.right.value == 1
+        and isinstance(node.left, ast.BinOp)
+        and isinstance(node.left.op, ast.Pow)
+        and isinstance(node.left.left, ast.Constant)
+        and node.left.left.value == 2
+        and isinstance(node.left.right, ast.Constant)
+    ):
+        return int(node.left.right.value)
+    return None
+
+
+def test_each_integer_bound_is_written_once() -> None:
+    """The 2^63-1 id bound (and 2^31-1) live in messages.py, the lowest layer that needs them."""
+    written: dict[int, list[str]] = {}
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (power := _power_of_two_minus_one(node)) is not None:
+                written.setdefault(power, []).append(str(path.relative_to(PACKAGE)))
+    assert written[63] == ["messages.py"]
+    assert set(written[31]) == {"messages.py"}
+
+
+def test_urls_are_redacted_in_one_place() -> None:
+    """`redaction.redact_url` is the one function that hides URL credentials, and every
+    module takes it from there (no re-export through config or a queue)."""
+    for path in SOURCES:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        defined = [
+            node.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.lstrip("_").startswith("redact")
+        ]
+        if path.name != "redaction.py":
+            assert not defined, f"{path.name} defines {defined}: use redaction.redact_url"
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and any(a.name == "redact_url" for a in node.names):
+                assert node.module == "redaction", f"{path.name} imports redact_url from {node.module}"
