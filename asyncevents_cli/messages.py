@@ -65,7 +65,7 @@ def _loads(data: str | bytes, what: str) -> Any:
     try:
         return loads(data)
     except JsonRejected as exc:
-        raise MalformedMessage(f"{what}: {exc}") from None
+        raise MalformedMessage(f"{what}: {exc}") from exc
 
 
 @dataclass(frozen=True)

@@ -48,8 +48,8 @@ def check_secret_text(secret: str) -> str:
         raise InputError(f"the secret (--secret) must be at most {MAX_SECRET_LENGTH} printable characters")
     try:
         secret.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InputError("the secret (--secret) is not valid UTF-8") from None
+    except UnicodeEncodeError as exc:
+        raise InputError("the secret (--secret) is not valid UTF-8") from exc
     return secret
 
 
