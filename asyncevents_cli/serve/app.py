@@ -136,12 +136,8 @@ def create_app(runtime: Runtime) -> FastAPI:
             "Reload the page and try again.",
         )
 
-    async def database_error(request: Request, exc: Exception) -> JSONResponse:
-        _log_causes(request, exc)
-        return JSONResponse({"message": describe_database_error(exc)}, 500)
-
     for driver_error in driver_errors(load_psycopg=runtime.config.uses_postgres):
-        app.add_exception_handler(driver_error, database_error)
+        app.add_exception_handler(driver_error, _database_error)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -157,6 +153,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         return _answer(request, exc.status_code, str(exc.detail), exc.headers)
 
     return app
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A database driver's own error (sqlite3 or psycopg) that reached the edge untranslated."""
+    _log_causes(request, exc)
+    return JSONResponse({"message": describe_database_error(exc)}, 500)
 
 
 def _log_causes(request: Request, exc: Exception) -> None:
