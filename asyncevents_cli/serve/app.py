@@ -112,6 +112,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         https_only=False,
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    _add_error_handlers(app, postgres=runtime.config.uses_postgres)
+    return app
+
+
+def _add_error_handlers(app: FastAPI, postgres: bool) -> None:
+    """Every error answers in one shape: JSON `{"message"}` for the API, a page for a browser."""
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:
@@ -136,7 +142,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             "Reload the page and try again.",
         )
 
-    for driver_error in driver_errors(load_psycopg=runtime.config.uses_postgres):
+    for driver_error in driver_errors(load_psycopg=postgres):
         app.add_exception_handler(driver_error, _database_error)
 
     @app.exception_handler(Exception)
@@ -151,8 +157,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         return _answer(request, exc.status_code, str(exc.detail), exc.headers)
-
-    return app
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
