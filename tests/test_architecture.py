@@ -319,13 +319,6 @@ def test_the_checks_find_a_cycle_and_an_upward_import(tmp_path: Path) -> None:
     assert layer_of("metrics.scrape") == 3 and layer_of("metrics.instruments") == 1
 
 
-#: Modules that still change something when imported, with the branch that fixes each:
-#: each is imported on its own first, and checked by an xfail test until it lands.
-SIDE_EFFECTS_PENDING = {
-    # branch `settle` moves the filter on pika's channel logger to where the queue is opened.
-    "queues.amqp",
-}
-
 IMPORT_PROBE = r"""
 import importlib, json, logging, os, sys
 from pathlib import Path
@@ -384,14 +377,8 @@ def import_changes(modules: list[str], tmp_path: Path, path: Path | None = None)
 def test_importing_every_module_changes_nothing_outside_it(tmp_path: Path) -> None:
     """No logging handler or filter, no file, no environment variable: an import only defines.
     (`__main__` runs the CLI by design, and is left out.)"""
-    modules = [m for m in GRAPH if m != "__main__" and m not in SIDE_EFFECTS_PENDING]
+    modules = [m for m in GRAPH if m != "__main__"]
     assert import_changes(modules, tmp_path) == {}
-
-
-@pytest.mark.xfail(reason="branch `settle` moves queues/amqp.py's import-time logging filter", strict=False)
-@pytest.mark.parametrize("module", sorted(SIDE_EFFECTS_PENDING))
-def test_importing_a_pending_module_changes_nothing(module: str, tmp_path: Path) -> None:
-    assert import_changes([module], tmp_path) == {}
 
 
 def test_the_import_probe_sees_a_side_effect(tmp_path: Path) -> None:
