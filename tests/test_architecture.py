@@ -147,10 +147,7 @@ shows this table; `test_the_architecture_doc_shows_these_layers` keeps the two i
 
 #: Cycles that another branch of issue 23 is removing, each with who removes it. Empty it
 #: as they land: `test_every_allowed_cycle_still_exists` fails once one is gone.
-CYCLES_ALLOWED_FOR_NOW: list[set[str]] = [
-    # branch `store`: the Store's `__new__` factory and its backends import each other.
-    {"store.api", "store.postgres", "store.sqlite"},
-]
+CYCLES_ALLOWED_FOR_NOW: list[set[str]] = []
 #: Imports running up the layers that another branch is removing (importer, imported).
 UPWARD_ALLOWED_FOR_NOW: set[tuple[str, str]] = set()
 

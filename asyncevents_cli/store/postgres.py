@@ -108,12 +108,12 @@ class PostgresBackend(Backend):
         try:
             yield
         except PoolTimeout as exc:
-            raise self._unavailable(exc) from None
+            raise self._unavailable(exc) from exc
         except psycopg.OperationalError as exc:
             state = exc.sqlstate
             if not connecting and state is not None and state not in UNREACHABLE_STATES and state[:2] != "08":
                 raise  # e.g. a deadlock or a cancelled query: the statement's fault, not the server's absence
-            raise self._unavailable(exc) from None
+            raise self._unavailable(exc) from exc
 
     def _unavailable(self, exc: BaseException) -> DatabaseUnavailable:
         detail = " ".join(str(exc).split()) or exc.__class__.__name__
@@ -211,7 +211,7 @@ class PostgresBackend(Backend):
             if time.monotonic() + delay > deadline:
                 raise CommitUnknown(
                     f"{lost.message} (during COMMIT; whether it committed is unknown)", hint=lost.hint
-                ) from None
+                ) from lost
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
 

@@ -49,7 +49,7 @@ class SqliteBackend(Backend):
         try:
             yield
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise AeError(f"cannot open database {self.path}: {exc}") from None
+            raise AeError(f"cannot open database {self.path}: {exc}") from exc
 
     def _connect_read_only(self) -> sqlite3.Connection:
         """Open for reading only. A WAL database normally needs its -shm file, which a
