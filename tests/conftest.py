@@ -29,6 +29,8 @@ import pytest
 from typer.testing import CliRunner
 
 from asyncevents_cli.cli import app
+from asyncevents_cli.runtime import Runtime
+from asyncevents_cli.store import Store
 
 
 def expected_signature(body: bytes, token: str) -> str:
@@ -244,6 +246,21 @@ def assert_error(result: Any, exit_code: int, *fragments: str) -> str:
     return lines[0]
 
 
+EVENT = "sales.order.created"
+ORDER = {"increment_id": "CK00000101", "grand_total": 45.5}
+
+
+def db_path(config: Path) -> Path:
+    """The SQLite store of a config that names no `database` (the default place)."""
+    return config.parent / ".ae" / "ae.db"
+
+
+def subscribe(config: Path, url: str, *extra: str, event: str = EVENT) -> int:
+    """`ae subscribe EVENT URL ...`, which must exit 0; the new subscription's id."""
+    result = ok(config, "subscribe", event, url, *extra)
+    return int(result.stdout.strip())
+
+
 def environ_without_ae() -> dict[str, str]:
     """This process's environment minus every AE_* variable: for an `ae` subprocess
     that must see only the settings its test gives it."""
@@ -445,5 +462,42 @@ def backend_environ() -> dict[str, str]:
     return {key: os.environ[key] for key in ("AE_SECRET_KEY",) if key in os.environ}
 
 
+@pytest.fixture
+def make_runtime(tmp_path: Path, backend: dict[str, Any]) -> Iterator[Callable[..., Runtime]]:
+    """Opens Runtimes on the `backend` (settings and `events=` go to `write_config`); closes them after."""
+    opened: list[Runtime] = []
+
+    def make(**settings: Any) -> Runtime:
+        events = settings.pop("events", None)
+        path = write_config(tmp_path, events, **{**backend, **settings})
+        rt = Runtime(path, environ=backend_environ())
+        opened.append(rt)
+        return rt
+
+    yield make
+    for rt in opened:
+        rt.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Store]]:
+    """Opens stores on one shared database (a second one plays another process or host):
+    SQLite on a file in tmp_path, or this module's PostgreSQL database."""
+    from postgres_db import TEST_SECRET_KEY
+
+    database: str | Path = tmp_path / "ae.db" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    opened: list[Store] = []
+
+    def open_(**options: Any) -> Store:
+        opened.append(Store(database, {"AE_SECRET_KEY": TEST_SECRET_KEY}, **options))
+        return opened[-1]
+
+    yield open_
+    for store in opened:
+        store.close()
+
+
 # -- PostgreSQL (see postgres_db.py) ---------------------------------------
+# -- headless chromium (see chromium.py) -----------------------------------
+from chromium import chrome  # noqa: E402,F401  (a fixture)
 from postgres_db import postgres_database, postgres_url  # noqa: E402,F401  (fixtures)

@@ -6,9 +6,8 @@ queued retry and trigger, a search index and a key file), snapshotted before and
 after each case:
 - command lines (publish, subscribe, subscriptions, logs, search, replay, ...);
 - configuration (AE_* variables and events.toml files pointing at that store);
-- raw queue messages, in `RAW_TRIGGERS` / `RAW_RETRIES`: those are not refused
-  but parked with their reason, and the consumer goes on (tested on both backends
-  in `test_parked_messages.py`).
+- raw queue messages (`RAW_TRIGGERS` / `RAW_RETRIES` in `test_parked_messages.py`): those
+  are not refused but parked with their reason, and the consumer goes on (on both backends).
 """
 
 from __future__ import annotations
@@ -21,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ae, ok, write_config
-from test_cli import EVENT
+from conftest import EVENT, ae, ok, write_config
 
 UUID = "6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b"
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -372,54 +370,3 @@ def runner_without_config(*args: str, env: dict[str, str]) -> Any:
     from asyncevents_cli.cli import app
 
     return runner.invoke(app, list(args), env=env)
-
-
-# -- raw queue messages: parked with the reason, never a crash ----------------------
-
-RAW_TRIGGERS = [
-    (b"", "not valid JSON"),
-    (b"\xff\xfe", "not UTF-8"),
-    (b"not json", "not valid JSON"),
-    (b"{}", "must be [event_name"),
-    (b"[]", "must be [event_name"),
-    (b'["sales.order.created"]', "must be [event_name"),
-    (b'[1, "{}", 0]', "must be [event_name"),
-    (b'["sales.order.created", "{}", 1e400]', "too large"),
-    (b'["sales.order.created", "{}", 18446744073709551616]', "store id"),
-    (b'["sales.order.created", "{}", 1180591620717411303424]', "store id"),
-    (b'["sales.order.created", "{}", -1]', "store id"),
-    (b'["sales.order.created", "{}", 1.5]', "store id"),
-    (b'["sales.order.created", "{}", "1e3"]', "store id"),
-    (b'["sales.order.created", "{}", true]', "store id"),
-    (b'["sales.order.created", "{\\"a\\": NaN}", 0]', "NaN"),
-    (b'["sales.order.created", {"a": Infinity}, 0]', "Infinity"),
-    (b'["sales.order.created", "{\\"a\\": \\"\\\\ud800\\"}", 0]', "surrogate"),
-    (b'["sales.order.created", "[1]", 0]', "JSON object"),
-    (b'["sales.order.created", "{", 0]', "not valid JSON"),
-    (DEEP.encode(), "nested deeper"),
-    (b'["sales.order.created", "' + b"[" * 5000 + b'", 0]', "nested deeper"),
-    (b'["customer.deleted", "{}", 0]', "not defined"),
-    (b'["bad name!", "{}", 0]', "invalid event name"),
-]
-RAW_RETRIES = [
-    (b"[]", "JSON object"),
-    (b"{}", "lacks"),
-    (b'{"subscription_id": 1e400, "death_count": 1, "content": "{}", "uuid": "%s"}', "too large"),
-    (b'{"subscription_id": 1.0, "death_count": 1, "content": "{}", "uuid": "%s"}', "subscription_id"),
-    (b'{"subscription_id": 99999999999999999999, "death_count": 1, "content": "{}", "uuid": "%s"}', "subscription_id"),
-    (b'{"subscription_id": 0, "death_count": 1, "content": "{}", "uuid": "%s"}', "subscription_id"),
-    (b'{"subscription_id": 1, "death_count": -5, "content": "{}", "uuid": "%s"}', "death_count"),
-    (b'{"subscription_id": 1, "death_count": "x", "content": "{}", "uuid": "%s"}', "death_count"),
-    (b'{"subscription_id": 1, "death_count": null, "content": "{}", "uuid": "%s"}', "death_count"),
-    (b'{"subscription_id": 1, "death_count": 1, "content": "{}", "uuid": null}', "uuid"),
-    (b'{"subscription_id": 1, "death_count": 1, "content": "{}", "uuid": 5}', "uuid"),
-    (b'{"subscription_id": 1, "death_count": 1, "content": "{}", "uuid": "not-a-uuid"}', "uuid"),
-    (b'{"subscription_id": 1, "death_count": 1, "content": {"a": 1}, "uuid": "%s"}', "content"),
-    (b'{"subscription_id": 1, "death_count": 1, "content": "{\\"a\\": NaN}", "uuid": "%s"}', "NaN"),
-    (b'{"subscription_id": 1, "death_count": 1, "content": "{", "uuid": "%s"}', "not valid JSON"),
-    (b'{"subscription_id": 1, "death_count": 1, "content": "\\"\\\\udc00\\"", "uuid": "%s"}', "surrogate"),
-]
-
-
-def _raw(body: bytes) -> bytes:
-    return body.replace(b"%s", UUID.encode()) if b"%s" in body else body

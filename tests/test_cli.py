@@ -19,14 +19,24 @@ from typing import Any
 
 import pytest
 import typer
-from conftest import Receiver, ae, assert_error, environ_without_ae, ok, ok_json, runner, write_config
+from conftest import (
+    EVENT,
+    ORDER,
+    Receiver,
+    ae,
+    assert_error,
+    db_path,
+    environ_without_ae,
+    ok,
+    ok_json,
+    runner,
+    subscribe,
+    write_config,
+)
 
 from asyncevents_cli.cli import app
 from asyncevents_cli.errors import NotFound
 from asyncevents_cli.operator_events import OPERATOR_EVENTS
-
-EVENT = "sales.order.created"
-ORDER = {"increment_id": "CK00000101", "grand_total": 45.5}
 
 
 @pytest.fixture(autouse=True)
@@ -36,10 +46,6 @@ def _restore_signal_handlers() -> Iterator[None]:
     yield
     for sig, handler in saved.items():
         signal.signal(sig, handler)
-
-
-def db_path(config: Path) -> Path:
-    return config.parent / ".ae" / "ae.db"
 
 
 def row_counts(config: Path) -> dict[str, int] | None:
@@ -53,11 +59,6 @@ def row_counts(config: Path) -> dict[str, int] | None:
         return {t: conn.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in tables}
     finally:
         conn.close()
-
-
-def subscribe(config: Path, url: str, *extra: str, event: str = EVENT) -> int:
-    result = ok(config, "subscribe", event, url, *extra)
-    return int(result.stdout.strip())
 
 
 @pytest.fixture

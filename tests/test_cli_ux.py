@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Receiver, ae, assert_error, ok, ok_json, write_config
-from test_cli import EVENT, ORDER, subscribe
+from conftest import EVENT, ORDER, Receiver, ae, assert_error, ok, ok_json, subscribe, write_config
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$")
 

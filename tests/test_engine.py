@@ -15,7 +15,7 @@ from typing import Any
 
 import pika
 import pytest
-from conftest import Receiver, backend_environ, write_config
+from conftest import Receiver, write_config
 
 from asyncevents_cli.notifiers import HttpNotifier, Notifier, Notifiers, NotifyResult
 from asyncevents_cli.publishing import publish
@@ -27,20 +27,6 @@ from asyncevents_cli.subscribe import subscribe
 from asyncevents_cli.trace import trace
 
 EVENT = "sales.order.created"
-
-
-@pytest.fixture
-def make_runtime(tmp_path: Path, backend: dict[str, Any]):
-    opened: list[Runtime] = []
-
-    def make(**settings: Any) -> Runtime:
-        rt = Runtime(write_config(tmp_path, **{**backend, **settings}), environ=backend_environ())
-        opened.append(rt)
-        return rt
-
-    yield make
-    for rt in opened:
-        rt.close()
 
 
 def sub(rt: Runtime, url: str, **options: Any) -> Subscription:

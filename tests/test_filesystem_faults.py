@@ -15,8 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Receiver, ok, ok_json, write_config
-from test_cli import EVENT
+from conftest import EVENT, Receiver, ok, ok_json, write_config
 
 
 def _namespaces_work() -> str | None:

@@ -5,31 +5,11 @@ A second `Store` on the same database plays another consumer process or host.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
-
-import pytest
-from postgres_db import TEST_SECRET_KEY
+from collections.abc import Callable
 
 from asyncevents_cli.store import EndpointState, PendingDelivery, Store
 
 EVENT = "sales.order.created"
-ENV = {"AE_SECRET_KEY": TEST_SECRET_KEY}
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Store]]:
-    database: str | Path = tmp_path / "ae.db" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    opened: list[Store] = []
-
-    def open_(**options: Any) -> Store:
-        opened.append(Store(database, dict(ENV), **options))
-        return opened[-1]
-
-    yield open_
-    for store in opened:
-        store.close()
 
 
 def kept(n: int, subscription_id: int = 1, due: float = 100.0) -> PendingDelivery:

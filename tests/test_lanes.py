@@ -10,11 +10,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
 
-import pytest
-from conftest import Receiver, backend_environ, write_config
+from conftest import Receiver
 
 from asyncevents_cli.publishing import publish
 from asyncevents_cli.runtime import Runtime
@@ -25,20 +22,6 @@ from asyncevents_cli.subscribe import subscribe
 from asyncevents_cli.trace import trace
 
 EVENT = "sales.order.created"
-
-
-@pytest.fixture
-def make_runtime(tmp_path: Path, backend: dict[str, Any]) -> Iterator[Callable[..., Runtime]]:
-    opened: list[Runtime] = []
-
-    def make(**settings: Any) -> Runtime:
-        rt = Runtime(write_config(tmp_path, **{**backend, **settings}), environ=backend_environ())
-        opened.append(rt)
-        return rt
-
-    yield make
-    for rt in opened:
-        rt.close()
 
 
 def sub(rt: Runtime, url: str) -> Subscription:

@@ -8,8 +8,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from conftest import Receiver, ok, ok_json, write_config
-from test_cli import EVENT
+from conftest import EVENT, Receiver, ok, ok_json, write_config
 
 
 def database(config: Path) -> Path:

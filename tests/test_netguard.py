@@ -7,8 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import Receiver, ae, assert_error, ok, ok_json, write_config
-from test_cli import EVENT
+from conftest import EVENT, Receiver, ae, assert_error, ok, ok_json, write_config
 
 from asyncevents_cli.netguard import TargetRefused, refusal, resolve_checked
 

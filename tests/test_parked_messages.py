@@ -9,9 +9,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import Receiver, ae, ok, ok_json, write_config
-from test_bad_input import RAW_RETRIES, RAW_TRIGGERS, _raw
-from test_cli import EVENT
+from conftest import EVENT, Receiver, ae, ok, ok_json, write_config
+
+UUID = "6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b"
+DEEP = "[" * 100_000 + "]" * 100_000
 
 
 def parked(config: Path, *extra: str) -> list[dict[str, Any]]:
@@ -78,6 +79,57 @@ def test_purge_asks_first_and_honours_before(tmp_path: Path, backend: dict[str, 
     )
     assert parked(config, "--all") == []
     assert ok_json(config, "status")["queues"]["dead_letters"] == 0
+
+
+# -- raw queue messages (the bad-input catalogue's last family): parked, never a crash -----------
+
+RAW_TRIGGERS = [
+    (b"", "not valid JSON"),
+    (b"\xff\xfe", "not UTF-8"),
+    (b"not json", "not valid JSON"),
+    (b"{}", "must be [event_name"),
+    (b"[]", "must be [event_name"),
+    (b'["sales.order.created"]', "must be [event_name"),
+    (b'[1, "{}", 0]', "must be [event_name"),
+    (b'["sales.order.created", "{}", 1e400]', "too large"),
+    (b'["sales.order.created", "{}", 18446744073709551616]', "store id"),
+    (b'["sales.order.created", "{}", 1180591620717411303424]', "store id"),
+    (b'["sales.order.created", "{}", -1]', "store id"),
+    (b'["sales.order.created", "{}", 1.5]', "store id"),
+    (b'["sales.order.created", "{}", "1e3"]', "store id"),
+    (b'["sales.order.created", "{}", true]', "store id"),
+    (b'["sales.order.created", "{\\"a\\": NaN}", 0]', "NaN"),
+    (b'["sales.order.created", {"a": Infinity}, 0]', "Infinity"),
+    (b'["sales.order.created", "{\\"a\\": \\"\\\\ud800\\"}", 0]', "surrogate"),
+    (b'["sales.order.created", "[1]", 0]', "JSON object"),
+    (b'["sales.order.created", "{", 0]', "not valid JSON"),
+    (DEEP.encode(), "nested deeper"),
+    (b'["sales.order.created", "' + b"[" * 5000 + b'", 0]', "nested deeper"),
+    (b'["customer.deleted", "{}", 0]', "not defined"),
+    (b'["bad name!", "{}", 0]', "invalid event name"),
+]
+RAW_RETRIES = [
+    (b"[]", "JSON object"),
+    (b"{}", "lacks"),
+    (b'{"subscription_id": 1e400, "death_count": 1, "content": "{}", "uuid": "%s"}', "too large"),
+    (b'{"subscription_id": 1.0, "death_count": 1, "content": "{}", "uuid": "%s"}', "subscription_id"),
+    (b'{"subscription_id": 99999999999999999999, "death_count": 1, "content": "{}", "uuid": "%s"}', "subscription_id"),
+    (b'{"subscription_id": 0, "death_count": 1, "content": "{}", "uuid": "%s"}', "subscription_id"),
+    (b'{"subscription_id": 1, "death_count": -5, "content": "{}", "uuid": "%s"}', "death_count"),
+    (b'{"subscription_id": 1, "death_count": "x", "content": "{}", "uuid": "%s"}', "death_count"),
+    (b'{"subscription_id": 1, "death_count": null, "content": "{}", "uuid": "%s"}', "death_count"),
+    (b'{"subscription_id": 1, "death_count": 1, "content": "{}", "uuid": null}', "uuid"),
+    (b'{"subscription_id": 1, "death_count": 1, "content": "{}", "uuid": 5}', "uuid"),
+    (b'{"subscription_id": 1, "death_count": 1, "content": "{}", "uuid": "not-a-uuid"}', "uuid"),
+    (b'{"subscription_id": 1, "death_count": 1, "content": {"a": 1}, "uuid": "%s"}', "content"),
+    (b'{"subscription_id": 1, "death_count": 1, "content": "{\\"a\\": NaN}", "uuid": "%s"}', "NaN"),
+    (b'{"subscription_id": 1, "death_count": 1, "content": "{", "uuid": "%s"}', "not valid JSON"),
+    (b'{"subscription_id": 1, "death_count": 1, "content": "\\"\\\\udc00\\"", "uuid": "%s"}', "surrogate"),
+]
+
+
+def _raw(body: bytes) -> bytes:
+    return body.replace(b"%s", UUID.encode()) if b"%s" in body else body
 
 
 def _enqueue_raw(config: Path, messages: list[tuple[str, bytes]]) -> None:

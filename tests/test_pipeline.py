@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
-from typing import Any
 
-import pytest
-from conftest import Receiver, backend_environ, write_config
+from conftest import Receiver
 
 from asyncevents_cli.publishing import publish
 from asyncevents_cli.queues.base import TRIGGER
@@ -23,22 +20,6 @@ from asyncevents_cli.trace import trace
 
 EVENT = "sales.order.created"
 ORDER = {"increment_id": "CK00000001", "customer_email": "roni_cost@example.com", "grand_total": 45.5}
-
-
-@pytest.fixture
-def make_runtime(tmp_path: Path, backend: dict[str, Any]):
-    opened: list[Runtime] = []
-
-    def make(**settings: Any) -> Runtime:
-        events = settings.pop("events", None)
-        path = write_config(tmp_path, events, **{**backend, **settings})
-        rt = Runtime(path, environ=backend_environ())
-        opened.append(rt)
-        return rt
-
-    yield make
-    for rt in opened:
-        rt.close()
 
 
 def sub(rt: Runtime, url: str, event: str = EVENT, store_id: int = 0, secret: str = "tok") -> int:

@@ -10,9 +10,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import Receiver, ae, assert_error, expected_signature, ok, ok_json, write_config
+from conftest import EVENT, Receiver, ae, assert_error, expected_signature, ok, ok_json, write_config
 from cryptography.fernet import Fernet
-from test_cli import EVENT
 
 from asyncevents_cli.errors import ConfigError
 from asyncevents_cli.secretbox import SecretBox, SecretKeyError, is_sealed, key_path_for

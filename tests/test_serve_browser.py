@@ -1,12 +1,10 @@
 """The admin pages in a real headless browser: Debian's chromium driven by Selenium
-through chromium-driver. Skips without them, unless AE_REQUIRE_BROWSER=1 (CI), where
-a missing browser fails instead of passing silently."""
+through chromium-driver (the `chrome` fixture, tests/chromium.py). Skips without them,
+unless AE_REQUIRE_BROWSER=1 (CI), where a missing browser fails instead of passing silently."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,45 +15,6 @@ from serving import start_server
 
 EVENT = "sales.order.created"
 ORDER = {"increment_id": "CK00000101", "customer_email": "roni_cost@example.com", "grand_total": 45.5}
-
-
-def _browser_problem() -> str | None:
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed"
-    for name in ("chromium", "chromedriver"):
-        if not shutil.which(name):
-            return f"{name} is not on PATH (apt-get install chromium chromium-driver)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def chrome() -> Iterator[Any]:
-    problem = _browser_problem()
-    if problem:
-        if os.environ.get("AE_REQUIRE_BROWSER", "") not in ("", "0"):
-            pytest.fail(f"AE_REQUIRE_BROWSER is set but {problem}")
-        pytest.skip(problem)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or ""
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1280,1000",
-        "--disable-extensions",
-        "--no-first-run",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or ""), options=options)
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ import httpx
 import pytest
 from conftest import ok, serving_receiver, write_config
 from serving import start_server
-from test_serve_browser import chrome  # noqa: F401  (the browser fixture)
 
 from asyncevents_cli.messages import TriggerMessage
 from asyncevents_cli.queues.base import TRIGGER
@@ -138,7 +137,7 @@ def page_paths(site: dict[str, Any]) -> list[str]:
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
 def test_no_page_scrolls_sideways(
-    chrome: Any,  # noqa: F811
+    chrome: Any,
     site: dict[str, Any],
     width: int,
     height: int,
@@ -180,7 +179,7 @@ def test_no_page_scrolls_sideways(
 
 
 def test_the_trace_page_shows_whole_values_and_where_an_attempt_went(
-    chrome: Any,  # noqa: F811
+    chrome: Any,
     site: dict[str, Any],
 ) -> None:
     from selenium.webdriver.common.by import By

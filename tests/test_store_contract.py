@@ -9,13 +9,11 @@ tested beside it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from postgres_db import TEST_SECRET_KEY
 
 from asyncevents_cli.errors import AeError, NotFound
 from asyncevents_cli.states import DeliveryState
@@ -29,22 +27,6 @@ from asyncevents_cli.store import (
 from asyncevents_cli.store.schema import SCHEMA_VERSION, StoreTooNew
 
 EVENT = "sales.order.created"
-ENV = {"AE_SECRET_KEY": TEST_SECRET_KEY}
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Store]]:
-    """Opens stores on one shared database (a second one plays another process or host)."""
-    database: str | Path = tmp_path / "ae.db" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    opened: list[Store] = []
-
-    def open_(**options: Any) -> Store:
-        opened.append(Store(database, dict(ENV), **options))
-        return opened[-1]
-
-    yield open_
-    for store in opened:
-        store.close()
 
 
 @pytest.fixture

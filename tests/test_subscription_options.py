@@ -8,9 +8,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import Receiver, ae, assert_error, expected_signature, ok, ok_json
+from conftest import EVENT, ORDER, Receiver, ae, assert_error, db_path, expected_signature, ok, ok_json
 from standardwebhooks import Webhook
-from test_cli import EVENT, ORDER, db_path
 
 TOKEN_VALUE = "Bearer tok-7f3a9c"
 

@@ -2,7 +2,7 @@
 120 columns wide (its size set with TIOCSWINSZ, COLUMNS unset, as a person's terminal), and every
 row must be one line no wider than the terminal, with no trailing spaces and no uuid cut.
 
-The store is the pinned one of test_cli_output, plus what makes tables wide: a long recipient URL,
+The store is the pinned one of test_cli_output (pinned_store.py), plus what makes tables wide: a long recipient URL,
 a long token name, a long payload.
 """
 
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 from conftest import ok
+from pinned_store import UUID_DEAD, build
 from rich.cells import cell_len
-from test_cli_output import UUID_DEAD, build
 
 AE = str(Path(sys.executable).with_name("ae"))
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
