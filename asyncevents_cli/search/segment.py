@@ -1,6 +1,6 @@
 """whoosh's segment format, written in bulk and read a block at a time: the only
 module of `ae` that touches whoosh's private names (`PRIVATE_NAMES` and
-`INSTANCE_NAMES` list them; tests/test_search_segment.py checks each, and
+`INSTANCE_NAMES` list them; tests/unit/test_search_segment.py checks each, and
 compares what is written and read here with whoosh's own writer and reader).
 
 whoosh's own `SegmentWriter.add_document` puts every posting in a sorting pool
@@ -14,7 +14,7 @@ and term as they arrive (the terms come from `analysis`, already built), and
 at commit writes each term's posting blocks and its entry in the term table
 directly, in whoosh 3's file format (as `W3PostingsWriter` and
 `OrderedHashWriter` write it), so whoosh's readers, merges and queries work
-unchanged: tests/test_search_segment.py reads every term and posting back and
+unchanged: tests/unit/test_search_segment.py reads every term and posting back and
 compares them with whoosh's own writer's. (One difference: the encoded
 position of a word that occurs once is one shared bytes object, which pickle
 writes once per block, so the postings file is smaller.)
@@ -47,7 +47,7 @@ from whoosh.writing import SegmentWriter
 from .fieldterms import NO_LENGTH, PICKLE, positions_value, posting_blocks, term_maker
 
 # Every private whoosh name this module relies on, as (owner, name): the
-# format-compatibility test (tests/test_search_segment.py) checks each exists,
+# format-compatibility test (tests/unit/test_search_segment.py) checks each exists,
 # naming the one that moved, and compares what this module writes and reads with
 # whoosh's own writer and reader.
 PRIVATE_NAMES: tuple[tuple[Any, str], ...] = (

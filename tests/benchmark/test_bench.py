@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import rabbitmqctl_works, require_amqp
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SECTIONS = [
     "## Machine",
     "## The sink",

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from asyncevents_cli.cli.reference import render, walk
 
-REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
+REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 
 
 def test_reference_is_up_to_date() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parent.parent / "docs" / "readme_examples.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "readme_examples.py"
 
 
 def load() -> object:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parent.parent / "docs" / "search_examples.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "search_examples.py"
 
 
 def test_search_reference_examples_are_current() -> None:

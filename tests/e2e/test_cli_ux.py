@@ -267,7 +267,7 @@ def test_search_help_lists_the_fields(config: Path) -> None:
 
 # -- ae init and the repository's events.toml ----------------------------------------------------
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def test_init_writes_a_commented_config_with_every_setting_at_its_default(tmp_path: Path) -> None:

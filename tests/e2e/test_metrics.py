@@ -30,7 +30,7 @@ from asyncevents_cli.subscribe import subscribe
 
 EVENT = "sales.order.created"
 TOKEN = "m3trics-t0ken"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
@@ -88,7 +88,7 @@ def test_prometheus_counts_every_attempt_exactly(tmp_path: Path, receiver: Recei
     delivery dead-lettered once."""
     events, max_deaths = 12, 2
     # every failing delivery must run its whole chain to a dead letter: a circuit that
-    # opened after 10 failures in a row would hold the rest instead (tests/test_lanes.py)
+    # opened after 10 failures in a row would hold the rest instead (tests/contract/test_lanes.py)
     config = write_config(tmp_path, max_deaths=max_deaths, circuit_failure_threshold=1000, **backend)
     healthy, failing = set_up(config, receiver, events)
     ports = [free_port(), free_port()]

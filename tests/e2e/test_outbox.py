@@ -27,7 +27,7 @@ from conftest import Receiver, ok, ok_json, write_config
 
 import asyncevents_cli as ae
 
-HERE = Path(__file__).parent
+HELPERS = Path(__file__).resolve().parents[1]  # tests/: outbox_app.py
 AE = str(Path(sys.executable).parent / "ae")  # this tree's console script
 EVENT = "sales.order.created"
 SETUPS = [
@@ -95,7 +95,7 @@ class App:
 
     def __init__(self, setup: Setup, *extra: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(HERE / "outbox_app.py"), str(setup.config), setup.database, *extra],
+            [sys.executable, str(HELPERS / "outbox_app.py"), str(setup.config), setup.database, *extra],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -22,7 +22,7 @@ from serving import Server, start_server
 
 EVENT = "sales.order.created"
 API = "/rest/V1"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))
 
 

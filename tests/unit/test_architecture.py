@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "asyncevents_cli"
+PACKAGE = Path(__file__).resolve().parents[2] / "asyncevents_cli"
 SOURCES = sorted(PACKAGE.rglob("*.py"))
 
 

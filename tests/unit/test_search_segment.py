@@ -250,7 +250,7 @@ def test_every_private_whoosh_name_segment_relies_on_still_exists() -> None:
 def test_no_other_search_module_touches_a_private_whoosh_name() -> None:
     import ast
 
-    folder = Path(__file__).resolve().parent.parent / "asyncevents_cli" / "search"
+    folder = Path(__file__).resolve().parents[2] / "asyncevents_cli" / "search"
     found = []
     for path in sorted(folder.glob("*.py")):
         if path.name == "segment.py":
