@@ -298,10 +298,14 @@ def config_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     """No AE_* variables from the developer's shell leak into a test (those that say
-    which services the suite needs and where they are stay)."""
+    which services the suite needs and where they are stay), and no COLUMNS or LINES:
+    pytest-xdist's workers set COLUMNS=80, which would narrow every table a test reads
+    (a test that wants a width gives it)."""
     for key in set(os.environ) - set(environ_without_ae()):
-        if key not in ("AE_REQUIRE_AMQP", "AE_TEST_AMQP_URL", "AE_REQUIRE_POSTGRES", "AE_TEST_POSTGRES_URL"):
+        if not key.startswith(("AE_REQUIRE_", "AE_TEST_")):  # AE_REQUIRE_PROMETHEUS is read mid-test
             monkeypatch.delenv(key)
+    for key in ("COLUMNS", "LINES"):
+        monkeypatch.delenv(key, raising=False)
     return lambda: None
 
 
@@ -335,9 +339,33 @@ AMQP_EXCHANGES = ("event", "event.failover")
 BACKENDS = ["db", pytest.param("postgres", marks=pytest.mark.postgres), pytest.param("amqp", marks=pytest.mark.amqp)]
 
 
+# -- which tests need a service -------------------------------------------
+# A test that needs a service carries its marker: by hand (a `backend` parameter, a module's
+# `pytestmark`, a test that calls the service itself), or from the fixture it takes, below.
+# Each such test skips when its service is missing, and fails instead under AE_REQUIRE_<NAME>=1.
+SERVICE_MARKERS = {
+    "amqp": "needs a RabbitMQ broker (AE_TEST_AMQP_URL)",
+    "postgres": "needs a PostgreSQL server (AE_TEST_POSTGRES_URL)",
+    "browser": "needs Debian's chromium and chromium-driver",
+    "prometheus": "needs Debian's prometheus and promtool",
+}
+MARKER_OF_FIXTURE = {"amqp_vhost": "amqp", "postgres_database": "postgres", "chrome": "browser"}
+# The README's fast command selects this: every test that needs no service (docs/test_readme_commands.py).
+FAST_SELECTION = "not (" + " or ".join(SERVICE_MARKERS) + ")"
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "amqp: needs a RabbitMQ broker (skipped when none answers)")
-    config.addinivalue_line("markers", "postgres: needs a PostgreSQL server (skipped when none answers)")
+    for name, needs in SERVICE_MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {needs} (skipped when missing)")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by the services its fixtures reach (amqp_url, postgres_url and the
+    fixtures built on them), so `-m` sees what the test needs without a hand-written mark."""
+    for item in items:
+        for fixture in set(getattr(item, "fixturenames", ())) & MARKER_OF_FIXTURE.keys():
+            item.add_marker(MARKER_OF_FIXTURE[fixture])
 
 
 def amqp_base_url() -> str:

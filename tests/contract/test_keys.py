@@ -78,7 +78,7 @@ def test_rotate_replaces_the_key_file_and_deliveries_stay_signed(tmp_path: Path,
     deliver_one(config, receiver)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_rotate_moves_every_secret_to_the_first_key_of_ae_secret_key(
     backend: str, tmp_path: Path, receiver: Receiver, request: pytest.FixtureRequest
 ) -> None:

@@ -81,6 +81,7 @@ def set_up(config: Path, receiver: Receiver, events: int) -> tuple[int, int]:
     return healthy.subscription_id, failing.subscription_id
 
 
+@pytest.mark.prometheus
 def test_prometheus_counts_every_attempt_exactly(tmp_path: Path, receiver: Receiver, backend: dict[str, Any]) -> None:
     """After N events to a healthy and a failing subscriber, the counters Prometheus
     scraped from two consumer processes (each on its own port) read N successes, and
@@ -233,6 +234,7 @@ def test_bad_observing_options_are_one_line_errors(tmp_path: Path) -> None:
     assert_error(result, 2, f"cannot serve metrics on 127.0.0.1:{port}")
 
 
+@pytest.mark.prometheus
 def test_alert_rules_pass_promtool() -> None:
     """docs/alerts.yml is valid Prometheus alerting rules."""
     promtool = require("promtool")
@@ -254,6 +256,7 @@ def test_a_consumer_without_metrics_does_not_import_prometheus_client() -> None:
     assert done.stdout.strip() == "False"
 
 
+@pytest.mark.prometheus
 def test_a_circuit_raises_failing_and_recovered_and_its_gauge_reads_one(
     tmp_path: Path, receiver: Receiver, backend: dict[str, Any]
 ) -> None:

@@ -57,7 +57,7 @@ def test_a_missing_config_suggests_ae_init(tmp_path: Path) -> None:
     assert run_ae("events", "list", cwd=tmp_path).returncode == 0
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_each_attempt_records_where_it_went_and_trace_shows_it_where_it_differs(
     backend: str, tmp_path: Path, receiver: Receiver, request: pytest.FixtureRequest
 ) -> None:
