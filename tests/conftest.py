@@ -525,7 +525,6 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
         store.close()
 
 
-# -- PostgreSQL (see postgres_db.py) ---------------------------------------
-# -- headless chromium (see chromium.py) -----------------------------------
-from chromium import chrome  # noqa: E402,F401  (a fixture)
-from postgres_db import postgres_database, postgres_url  # noqa: E402,F401  (fixtures)
+# -- fixtures from the helper modules: headless chromium (chromium.py), PostgreSQL (postgres_db.py)
+from chromium import chrome  # noqa: E402,F401
+from postgres_db import postgres_database, postgres_url  # noqa: E402,F401
