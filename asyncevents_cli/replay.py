@@ -10,7 +10,7 @@ from .backoff import RetryPolicy
 from .engine.decisions import encode_payload
 from .errors import AeError, NotFound
 from .messages import RetryMessage
-from .queues.base import Queue
+from .queues.base import Placement, Queue
 from .states import DeliveryState
 from .store import Store, utcnow
 from .trace import find_attempts
@@ -43,29 +43,20 @@ def replay(store: Store, queue: Queue, policy: RetryPolicy, uuid: str) -> dict[s
     chain = store.delivery(uuid)
     generation = int(chain["generation"]) + 1 if chain else 1
 
-    def place() -> None:
-        queue.publish_retry(message, delay, generation=generation)
-
     def record() -> None:
-        store.set_delivery_state(
-            uuid,
-            subscription.subscription_id,
-            subscription.event_name,
-            DeliveryState.RETRYING,
-            1,
-            next_attempt_at=due,
-            attempted=False,
-            generation=generation,
-        )
+        with store.transaction():
+            store.set_delivery_state(
+                uuid,
+                subscription.subscription_id,
+                subscription.event_name,
+                DeliveryState.RETRYING,
+                1,
+                next_attempt_at=due,
+                attempted=False,
+                generation=generation,
+            )
 
-    # The consumer's commit rule: one transaction with a queue in the store;
-    # on a broker, publish first and outside the SQLite write lock.
-    if queue.shares_store_transaction:
-        with store.transaction():
-            place()
-            record()
-    else:
-        place()
-        with store.transaction():
-            record()
+    # The queue's settle protocol, as the consumer's: one transaction with a queue in
+    # the store; on a broker, publish first and outside the store's write lock.
+    queue.settle([Placement(lambda: queue.publish_retry(message, delay, generation=generation))], record, [])
     return {"uuid": uuid, "subscription_id": subscription.subscription_id, "next_attempt_at": str(due)}

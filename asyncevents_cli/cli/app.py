@@ -13,13 +13,13 @@ import sys
 from typing import Any, NoReturn
 
 import typer
-from typer.core import TyperGroup, TyperOption
+from typer.core import TyperGroup
 
 from .. import __version__
 from ..errors import EXIT_FAILURE, AeError
-from . import plain_values
-from .help_imports import import_help_renderer
 from .lazy import LazyCommand, LazyCommands
+from .parameters import prepare
+from .typer_hooks import import_help_renderer, is_missing_command
 
 #: Every top-level command, in the order `ae --help` lists them: name -> the module
 #: under `asyncevents_cli.cli` and the attribute there (a command function or a
@@ -81,18 +81,6 @@ COMMANDS: dict[str, LazyCommand] = {
 }
 
 
-def _flag_type_hidden(display: Any) -> Any:
-    """typer 0.29 labels flags `<bool>` in help, as if they took a value; a flag shows no type."""
-
-    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
-        return None if self.is_flag else display(self, ctx)
-
-    return display_type_rich
-
-
-TyperOption.display_type_rich = _flag_type_hidden(TyperOption.display_type_rich)  # type: ignore[method-assign]
-
-
 class AeGroup(TyperGroup):
     """The root group: builds each command on first use (see `COMMANDS`), and turns
     exceptions into one-line messages and exit codes, in one place."""
@@ -102,7 +90,7 @@ class AeGroup(TyperGroup):
         self.lazy_commands = LazyCommands(self.commands, COMMANDS)
         self.commands = self.lazy_commands
         self._listing = False
-        plain_values.install(self, with_subcommands=False)  # --config; the commands' own on loading
+        prepare(self, with_subcommands=False)  # --config; the commands' own on loading
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(self.commands)
@@ -114,6 +102,7 @@ class AeGroup(TyperGroup):
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         import_help_renderer()
+        prepare(self, with_subcommands=False)  # with the completion options, however help was reached
         self._listing = True
         try:
             super().format_help(ctx, formatter)
@@ -132,7 +121,7 @@ class AeGroup(TyperGroup):
         line too, instead of typer's usage block and error panel."""
         call = {"args": args, "prog_name": prog_name, "complete_var": complete_var, **extra}
         # Again here: typer adds --install-completion and --show-completion after __init__.
-        plain_values.install(self, with_subcommands=False)
+        prepare(self, with_subcommands=False)
         if not standalone_mode:
             return super().main(standalone_mode=False, **call)
         try:
@@ -183,7 +172,7 @@ class AeGroup(TyperGroup):
 def _usage_message(exc: Any) -> str:
     """What a usage error says. A group run without its command (bare `ae`, `ae consume`) has
     printed its help already (rich renders it straight to the terminal): the line names what is missing."""
-    if type(exc).__name__ == "NoArgsIsHelpError":  # by name: typer keeps click's classes private
+    if is_missing_command(exc):
         if exc.format_message():  # a plain-text help, returned rather than printed
             print(exc.format_message())
         return "a command is missing: give one of the commands listed above"

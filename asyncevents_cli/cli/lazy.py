@@ -20,7 +20,7 @@ from typing import Any
 import typer
 from typer.core import TyperCommand
 
-from . import plain_values
+from .parameters import prepare
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class LazyCommand:
         else:
             holder.command(name)(target)
         command = typer.main.get_group(holder).commands[name]
-        plain_values.install(command)
+        prepare(command)
         return command
 
     def placeholder(self, name: str) -> TyperCommand:

@@ -69,34 +69,41 @@ class Outcome(StrEnum):
     failed = "failed"
 
 
+SINCE_OPTION = typer.Option(
+    None, "--since", help="Only attempts at or after this UTC date or time (e.g. 2026-03-01 or 2026-03-01T22:00)."
+)
+UNTIL_OPTION = typer.Option(
+    None, "--until", help="Only attempts before this UTC date or time; a date alone includes that day."
+)
+WITH_RESPONSE_OPTION = typer.Option(
+    False, "--with-response", help="With --json: include each attempt's response (or error)."
+)
+FOLLOW_OPTION = typer.Option(
+    False,
+    "--follow",
+    "-f",
+    help="Print the last --limit attempts, then each new one as "
+    "it is logged, one line each, until Ctrl-C (like tail -f).",
+)
+INTERVAL_OPTION = typer.Option(
+    1.0, "--interval", min=0.05, max=3600, help="With --follow: seconds between looks at the log."
+)
+
+
 @logs_app.callback(invoke_without_command=True)
 def logs(
     ctx: typer.Context,
     event: str | None = typer.Option(None, "--event", help="Only this event."),
     subscription: int | None = typer.Option(None, "--subscription", help="Only this subscription id."),
     uuid: str | None = typer.Option(None, "--uuid", help="Only this delivery (any case)."),
-    since: str | None = typer.Option(
-        None, "--since", help="Only attempts at or after this UTC date or time (e.g. 2026-03-01 or 2026-03-01T22:00)."
-    ),
-    until: str | None = typer.Option(
-        None, "--until", help="Only attempts before this UTC date or time; a date alone includes that day."
-    ),
+    since: str | None = SINCE_OPTION,
+    until: str | None = UNTIL_OPTION,
     status: Outcome | None = typer.Option(None, "--status", help="Only successful or only failed attempts."),
     failed: bool = typer.Option(False, "--failed", help="Only failed attempts (same as --status failed)."),
     limit: int = typer.Option(50, "--limit", min=1, help="How many attempts, newest first."),
-    with_response: bool = typer.Option(
-        False, "--with-response", help="With --json: include each attempt's response (or error)."
-    ),
-    follow: bool = typer.Option(
-        False,
-        "--follow",
-        "-f",
-        help="Print the last --limit attempts, then each new one as "
-        "it is logged, one line each, until Ctrl-C (like tail -f).",
-    ),
-    interval: float = typer.Option(
-        1.0, "--interval", min=0.05, max=3600, help="With --follow: seconds between looks at the log."
-    ),
+    with_response: bool = WITH_RESPONSE_OPTION,
+    follow: bool = FOLLOW_OPTION,
+    interval: float = INTERVAL_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The delivery log: recent attempts, and pruning old ones.
@@ -113,12 +120,39 @@ def logs(
     """
     if ctx.invoked_subcommand is not None:
         return
+    _check_options(event, status, failed, with_response, as_json)
+    filters = _filters(event, subscription, uuid, status, failed, since, until)
+    columns = [*LOG_COLUMNS, "response_data"] if with_response else LOG_COLUMNS
+    store = runtime(ctx).store
+    rows = [
+        {k: bool(r[k]) if k == "success" else r[k] for k in columns} for r in store.find_logs(**filters, limit=limit)
+    ]
+    if follow:
+        _follow(store, filters, list(reversed(rows)), interval, as_json)
+        return
+    emit(rows, as_json, _render_attempts)
+
+
+def _check_options(event: str | None, status: Outcome | None, failed: bool, with_response: bool, as_json: bool) -> None:
+    """Refuse options that cannot go together, before anything is read."""
     if event is not None:
         check_event_name(event)
     if failed and status == Outcome.ok:
         raise InputError("--failed and --status ok contradict each other")
     if with_response and not as_json:
         raise InputError("--with-response goes with --json (tables show no response bodies)")
+
+
+def _filters(
+    event: str | None,
+    subscription: int | None,
+    uuid: str | None,
+    status: Outcome | None,
+    failed: bool,
+    since: str | None,
+    until: str | None,
+) -> dict[str, Any]:
+    """The options as `Store.find_logs` filters; --since and --until parsed as UTC moments."""
     from ..moments import parse_moment
 
     filters: dict[str, Any] = {
@@ -131,21 +165,11 @@ def logs(
     }
     if filters["since"] and filters["until"] and filters["since"] >= filters["until"]:
         raise InputError("--since must be before --until")
-    columns = [*LOG_COLUMNS, "response_data"] if with_response else LOG_COLUMNS
-    store = runtime(ctx).store
+    return filters
 
-    def shape(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{k: bool(r[k]) if k == "success" else r[k] for k in columns} for r in rows]
 
-    rows = shape(store.find_logs(**filters, limit=limit))
-    if follow:
-        _follow(store, filters, list(reversed(rows)), interval, as_json)
-        return
-
-    def render(data: list[dict[str, Any]]) -> None:
-        table(ATTEMPT_COLUMNS, [attempt_cells(r) for r in data], empty="No delivery attempts match.")
-
-    emit(rows, as_json, render)
+def _render_attempts(data: list[dict[str, Any]]) -> None:
+    table(ATTEMPT_COLUMNS, [attempt_cells(r) for r in data], empty="No delivery attempts match.")
 
 
 def _follow(store: Any, filters: dict[str, Any], backlog: list[dict[str, Any]], interval: float, as_json: bool) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -11,6 +11,9 @@ from ..errors import EXIT_FAILURE, InputError
 from ..states import SubscriptionStatus
 from .context import JSON_OPTION, confirm, runtime
 from .output import Col, emit, note, progress_bar, say, table, time_utc, yes_no
+
+if TYPE_CHECKING:  # imported when --query runs: it loads whoosh
+    from ..search_replay import BulkResult
 
 # Replaying more than this many deliveries asks first (unless --yes).
 CONFIRM_ABOVE = 10
@@ -75,40 +78,8 @@ def bulk_replay(
 
     rt = runtime(ctx)
     candidates = select(rt.config, rt.store, query, since, until)
-    rows = [candidate_row(c) for c in candidates]
     if dry_run:
-
-        def render(data: list[dict[str, Any]]) -> None:
-            table(
-                [
-                    Col("uuid", whole=True),
-                    Col("event"),
-                    Col("sub", whole=True, justify="right"),
-                    Col("status", whole=True),
-                    Col("ok", whole=True),
-                    Col("last attempt (UTC)", whole=True, drop=1),
-                ],
-                [
-                    (
-                        r["uuid"],
-                        r["event_name"],
-                        r["subscription_id"],
-                        r["subscription_status"],
-                        yes_no(r["success"]),
-                        time_utc(r["last_attempt"]),
-                    )
-                    for r in data
-                ],
-                title="Would replay (dry run)",
-                empty="No delivery's latest attempt matches.",
-            )
-            skip = sum(1 for r in data if r["subscription_status"] != SubscriptionStatus.ENABLED)
-            note(
-                f"{len(data) - skip} would be replayed, {skip} skipped (subscription disabled or deleted); "
-                "nothing was changed"
-            )
-
-        emit(rows, as_json, render)
+        emit([candidate_row(c) for c in candidates], as_json, _render_dry_run)
         return
     if not candidates:
         note("no delivery's latest attempt matches; nothing to replay")
@@ -118,6 +89,43 @@ def bulk_replay(
         confirm(f"Replay {len(candidates)} deliveries?", yes)
     with progress_bar("replaying", len(candidates), not as_json) as advance:
         result = replay_all(rt.store, rt.queue, rt.config.retry_policy, candidates, advance)
+    _report(result, as_json)
+    if result.failed:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _render_dry_run(data: list[dict[str, Any]]) -> None:
+    table(
+        [
+            Col("uuid", whole=True),
+            Col("event"),
+            Col("sub", whole=True, justify="right"),
+            Col("status", whole=True),
+            Col("ok", whole=True),
+            Col("last attempt (UTC)", whole=True, drop=1),
+        ],
+        [
+            (
+                r["uuid"],
+                r["event_name"],
+                r["subscription_id"],
+                r["subscription_status"],
+                yes_no(r["success"]),
+                time_utc(r["last_attempt"]),
+            )
+            for r in data
+        ],
+        title="Would replay (dry run)",
+        empty="No delivery's latest attempt matches.",
+    )
+    skip = sum(1 for r in data if r["subscription_status"] != SubscriptionStatus.ENABLED)
+    note(
+        f"{len(data) - skip} would be replayed, {skip} skipped (subscription disabled or deleted); nothing was changed"
+    )
+
+
+def _report(result: BulkResult, as_json: bool) -> None:
+    """What a bulk replay did: a line on stderr per skipped or failed delivery, then the counts (or JSON)."""
     for uuid, why in result.skipped:
         note(f"skipped {uuid}: {why}")
     for uuid, error in result.failed:
@@ -135,5 +143,3 @@ def bulk_replay(
             f"skipped {len(d['skipped'])} (subscription disabled or deleted), failed {len(d['failed'])}"
         ),
     )
-    if result.failed:
-        raise typer.Exit(EXIT_FAILURE)

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from ..errors import InputError
-from ..search import check_syntax, index_path, open_index, search_logs
+from ..search import Hits, check_syntax, index_path, open_index, search_logs
 from .context import JSON_OPTION, runtime
 from .output import Col, emit, note, progress_bar, say, table, time_utc, yes_no
 
@@ -58,20 +58,7 @@ def search(
 
       ae search 'event_name:sales.* AND success:false' --limit 20 --json
     """
-    rt = runtime(ctx)
-    if rt.config.settings.indexing and not rt.store.read_only:
-        check_syntax(query)  # a malformed query exits 2 before the index is touched
-        ix = _index(ctx)
-        try:
-            ix.check_folder()  # a folder ae did not create is refused before any progress shows
-            behind = ix.behind()
-            with progress_bar("indexing the delivery log", behind, behind >= PROGRESS_THRESHOLD) as advance:
-                ix.catch_up(advance)
-            hits = ix.search(query, limit, offset)
-        finally:
-            ix.close()
-    else:
-        hits = search_logs(rt.config, rt.store, query, limit, offset)
+    hits = _hits(ctx, query, limit, offset)
     data = {
         "query": query,
         "mode": hits.mode,
@@ -80,30 +67,48 @@ def search(
         "limit": limit,
         "results": hits.rows,
     }
+    emit(data, as_json, _render_results)
 
-    def render(data: dict[str, Any]) -> None:
-        rows = data["results"]
-        table(
-            [
-                Col("uuid", whole=True),
-                Col("event"),
-                Col("ok", whole=True),
-                Col("time (UTC)", whole=True, drop=1),
-                Col("payload", drop=2),
-                Col("log id", whole=True, drop=3, justify="right"),
-            ],
-            [
-                (r["uuid"], r["event_name"], yes_no(r["success"]), time_utc(r["created"]), r["excerpt"], r["log_id"])
-                for r in rows
-            ],
-            empty="No delivery attempts match.",
-        )
-        shown = f"{offset + 1}-{offset + len(rows)}" if rows else "none"
-        more = f"; --offset {offset + len(rows)} for more" if offset + len(rows) < data["total"] else ""
-        via = "" if data["mode"] == "index" else " (substring match: indexing is off)"
-        note(f"{data['total']} match{'es' if data['total'] != 1 else ''}, showing {shown}{more}{via}")
 
-    emit(data, as_json, render)
+def _hits(ctx: typer.Context, query: str, limit: int, offset: int) -> Hits:
+    """One page of results: from the index (brought up to date first), or, with indexing off
+    or a read-only store, by substring over the log."""
+    rt = runtime(ctx)
+    if not rt.config.settings.indexing or rt.store.read_only:
+        return search_logs(rt.config, rt.store, query, limit, offset)
+    check_syntax(query)  # a malformed query exits 2 before the index is touched
+    ix = _index(ctx)
+    try:
+        ix.check_folder()  # a folder ae did not create is refused before any progress shows
+        behind = ix.behind()
+        with progress_bar("indexing the delivery log", behind, behind >= PROGRESS_THRESHOLD) as advance:
+            ix.catch_up(advance)
+        return ix.search(query, limit, offset)
+    finally:
+        ix.close()
+
+
+def _render_results(data: dict[str, Any]) -> None:
+    rows, offset = data["results"], data["offset"]
+    table(
+        [
+            Col("uuid", whole=True),
+            Col("event"),
+            Col("ok", whole=True),
+            Col("time (UTC)", whole=True, drop=1),
+            Col("payload", drop=2),
+            Col("log id", whole=True, drop=3, justify="right"),
+        ],
+        [
+            (r["uuid"], r["event_name"], yes_no(r["success"]), time_utc(r["created"]), r["excerpt"], r["log_id"])
+            for r in rows
+        ],
+        empty="No delivery attempts match.",
+    )
+    shown = f"{offset + 1}-{offset + len(rows)}" if rows else "none"
+    more = f"; --offset {offset + len(rows)} for more" if offset + len(rows) < data["total"] else ""
+    via = "" if data["mode"] == "index" else " (substring match: indexing is off)"
+    note(f"{data['total']} match{'es' if data['total'] != 1 else ''}, showing {shown}{more}{via}")
 
 
 @index_app.command("status")

@@ -92,6 +92,40 @@ HEADER_HELP = (
 )
 
 
+#: `ae subscribe`'s arguments and longer options, in the order its help lists them.
+EVENT_ARGUMENT = typer.Argument(..., help="A defined event name, e.g. sales.order.created.")
+URL_ARGUMENT = typer.Argument(
+    ..., help="The recipient: an http(s) URL for http, an event bus name or ARN for eventbridge."
+)
+SECRET_OPTION = typer.Option(
+    None,
+    "--secret",
+    help="Verification token used to sign deliveries (generated if omitted; "
+    "standard-webhooks wants whsec_ + base64); - reads it from stdin, so it shows neither in `ps`"
+    " nor in the shell history.",
+)
+SECRET_FILE_OPTION = typer.Option(
+    None,
+    "--secret-file",
+    help="Read the verification token from this file (one line).",
+)
+NOTIFIER_OPTION = typer.Option(
+    "http", "--notifier", help="How to deliver: http, eventbridge, or another installed notifier."
+)
+SIGNATURE_OPTION = typer.Option(
+    None,
+    "--signature",
+    help="Signature scheme for http: magento (default) or standard-webhooks.",
+    show_default=False,
+)
+FORCE_OPTION = typer.Option(
+    False, "--force", help="Subscribe even if the event already has a subscription to this recipient."
+)
+NEW_AS_JSON_OPTION = typer.Option(
+    False, "--json", help="Print the new subscription as JSON (with the generated secret, if any)."
+)
+
+
 def _read_secret(secret: str | None, secret_file: Path | None) -> str | None:
     """The secret from --secret, --secret - (stdin) or --secret-file, without its line end."""
     if secret is not None and secret_file is not None:
@@ -108,42 +142,19 @@ def _read_secret(secret: str | None, secret_file: Path | None) -> str | None:
 
 def subscribe(
     ctx: typer.Context,
-    event: str = typer.Argument(..., help="A defined event name, e.g. sales.order.created."),
-    url: str = typer.Argument(
-        ..., help="The recipient: an http(s) URL for http, an event bus name or ARN for eventbridge."
-    ),
-    secret: str | None = typer.Option(
-        None,
-        "--secret",
-        help="Verification token used to sign deliveries (generated if omitted; "
-        "standard-webhooks wants whsec_ + base64); - reads it from stdin, so it shows neither in `ps`"
-        " nor in the shell history.",
-    ),
-    secret_file: Path | None = typer.Option(
-        None,
-        "--secret-file",
-        help="Read the verification token from this file (one line).",
-    ),
-    notifier: str = typer.Option(
-        "http", "--notifier", help="How to deliver: http, eventbridge, or another installed notifier."
-    ),
+    event: str = EVENT_ARGUMENT,
+    url: str = URL_ARGUMENT,
+    secret: str | None = SECRET_OPTION,
+    secret_file: Path | None = SECRET_FILE_OPTION,
+    notifier: str = NOTIFIER_OPTION,
     store_id: int = typer.Option(0, "--store", help="Store scope; 0 means all stores."),
-    signature: str | None = typer.Option(
-        None,
-        "--signature",
-        help="Signature scheme for http: magento (default) or standard-webhooks.",
-        show_default=False,
-    ),
+    signature: str | None = SIGNATURE_OPTION,
     headers: list[str] | None = typer.Option(None, "--header", help=HEADER_HELP, show_default=False),
     payload_filter: str | None = typer.Option(None, "--filter", help=FILTER_HELP, show_default=False),
     body_format: str = typer.Option("data", "--format", help=FORMAT_HELP),
     rate_limit: str | None = typer.Option(None, "--rate-limit", help=RATE_LIMIT_HELP, show_default=False),
-    force: bool = typer.Option(
-        False, "--force", help="Subscribe even if the event already has a subscription to this recipient."
-    ),
-    as_json: bool = typer.Option(
-        False, "--json", help="Print the new subscription as JSON (with the generated secret, if any)."
-    ),
+    force: bool = FORCE_OPTION,
+    as_json: bool = NEW_AS_JSON_OPTION,
 ) -> None:
     """Subscribe a recipient to an event; prints the new subscription id.
 
@@ -175,6 +186,11 @@ def subscribe(
         body_format=body_format,
         rate_limit=rate_limit,
     )
+    _print_new(subscription, generated, as_json)
+
+
+def _print_new(subscription: Subscription, generated: str | None, as_json: bool) -> None:
+    """The new subscription's id (or JSON), and a secret ae generated, which is shown this once."""
     if as_json:
         emit({**subscription.public(), "secret": generated}, True, lambda d: None)
     else:

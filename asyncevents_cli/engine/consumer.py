@@ -46,7 +46,7 @@ from .io import IoThread
 from .lanes import Lanes
 from .pump import PUMP_EVERY, Pump, PumpRequest, Taken
 from .retrying import Retrying
-from .settle import settle, settle_and_take
+from .settle import settle_and_take
 
 log = logging.getLogger("asyncevents_cli")
 
@@ -196,11 +196,11 @@ class Consumer:
                 raise
             await self._give_back(io, flight, cycle, [])
         except BaseException as exc:
-            if isinstance(exc, DatabaseUnavailable) and not self.queue.shares_store_transaction:
-                # `reconnect` starts a consumer again on this same broker connection: what this
-                # one holds (the settle that failed too) must go back now, or it waits
-                # unacknowledged until the process ends
-                await self._give_back(io, flight, cycle, settling)
+            if isinstance(exc, DatabaseUnavailable):
+                # `reconnect` starts a consumer again on this same queue object: what this one
+                # holds (the settle that failed too) goes back now where the queue can do that
+                # without the store (a broker: else it waits unacknowledged until the process ends)
+                await self._give_back(io, flight, cycle, settling, self.queue.release_without_store)
             else:
                 await flight.cancel()
                 await self._finish(cycle)
@@ -283,13 +283,8 @@ class Consumer:
         def take() -> list[Envelope]:
             return self.queue.receive_many(self.kinds, plan.room, plan.timeout) if plan.room > 0 else []
 
-        if self.queue.shares_store_transaction:
-            # one transaction: a failure rolls back the lot, so the lot is tried again
-            envelopes = retry(settle_and_take, self.store, self.queue, plan.settlements, take, self.endpoints)
-        else:
-            # the log may have committed when the lease fails: never settle twice
-            retry(settle, self.store, self.queue, plan.settlements, self.endpoints)
-            envelopes = retry(take)
+        # the queue decides what commits together, and so what `retry` may run again
+        envelopes = settle_and_take(self.store, self.queue, plan.settlements, take, self.endpoints, retry)
         taken = self.pump.take(plan.pump)
         empty = (
             plan.probe_empty
@@ -325,6 +320,7 @@ class Consumer:
         flight: Flight,
         cycle: concurrent.futures.Future[CycleResult] | None,
         settling: list[Envelope],
+        release: Callable[[Sequence[Envelope]], None] | None = None,
     ) -> None:
         """After an abort: cancel the attempts, and give every held message back unsettled
         (those whose attempts finished but were not settled yet too, those waiting for their
@@ -338,7 +334,7 @@ class Consumer:
         await flight.cancel()
         held += await self._finish(cycle)
         try:
-            await io.call(self.queue.release_many, held)
+            await io.call(release or self.queue.release_many, held)
         except Exception as exc:  # the broker or lease gives them back anyway, a little later
             log.warning("could not give back %d message(s) at once: %s", len(held), exc)
 

@@ -17,6 +17,7 @@ from ..backoff import RetryPolicy
 from ..messages import RetryMessage
 from ..notifiers import NotifyResult
 from ..queues.base import Envelope
+from ..queues.headers import GENERATION_HEADER
 from ..states import DeliveryState
 from ..store import PendingDelivery, Subscription
 
@@ -25,8 +26,6 @@ from ..store import PendingDelivery, Subscription
 # Idempotency-Key header, and the trace keeps one chain.
 UUID_NAMESPACE = uuidlib.UUID("5b0e2f4c-8a51-4c35-9d1b-6f0d3e7a9c21")
 
-#: The header a retry carries its chain's generation in; a replay starts a new one.
-GENERATION_HEADER = "x-ae-generation"
 #: Largest id or count a message may carry: what SQLite stores as an integer.
 MAX_INTEGER = 2**63 - 1
 
@@ -178,7 +177,7 @@ class Settlement:
     park: str | None = None  # the reason, when the message itself is dead-lettered
     stopped: tuple[str, int, str, int, int] | None = None  # uuid, subscription, event, death count, generation
     release: bool = False
-    queued: bool = False  # its follow-ups are on the broker already (a retried settle must not repeat them)
+    placed: bool = False  # its follow-ups are on the broker already (a retried settle must not repeat them)
     filtered: list[int] = field(default_factory=list)  # subscriptions whose filter held the event back
     #: deliveries left to wait in the store (no room in their lane, a Retry-After, an open circuit)
     waiting: list[tuple[PendingDelivery, DeliveryState]] = field(default_factory=list)

@@ -14,17 +14,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from ..config import Config
 from ..envelopes import CLOUDEVENTS, is_cloudevent
-from ..errors import AeError, DatabaseUnavailable, QueueUnavailable
+from ..errors import AeError, DatabaseUnavailable
 from ..messages import RetryMessage, TriggerMessage
 from ..notifiers import Notifiers
 from ..queues.base import RETRY, TRIGGER, Envelope, Queue
-from ..secretbox import SecretKeyError
 from ..states import DeliveryState
 from ..store import PendingDelivery, Store, Subscription
 from .attempts import Attempter, Delivery, NotStarted, Work, describe
@@ -40,6 +38,7 @@ from .decisions import (
     retry_problem,
     serialize_body,
 )
+from .faults import INFRASTRUCTURE
 from .io import IoThread
 from .lanes import Lanes
 from .services import ServiceRunner
@@ -47,14 +46,6 @@ from .shaping import EventBodies, split_wanted
 from .subscriptions import SubscriptionCache
 
 log = logging.getLogger("asyncevents_cli")
-
-#: Failures that are not one message's fault: they stop the consumer, and what it
-#: holds comes back (lease expiry, broker requeue).
-#: SecretKeyError too: a wrong key is the operator's to fix, not a reason to park every message.
-INFRASTRUCTURE = (QueueUnavailable, DatabaseUnavailable, sqlite3.OperationalError, SecretKeyError)
-#: On a broker, a retry may arrive a moment before the store write that placed it
-#: is visible to this process: look again once after this long before parking it.
-OWNERSHIP_RECHECK_SECONDS = 1.0
 
 
 class Handler:
@@ -202,8 +193,10 @@ class Handler:
         if problem:
             return self._park(envelope, problem)
         chain = await self.io.call(self.store.delivery, message.uuid)
-        if ownership_problem(message, chain) and not self.queue.shares_store_transaction:
-            await asyncio.sleep(OWNERSHIP_RECHECK_SECONDS)
+        for wait in self.queue.overtaken_store_waits:  # the retry may be ahead of the write that placed it
+            if ownership_problem(message, chain) is None:
+                break
+            await asyncio.sleep(wait)
             chain = await self.io.call(self.store.delivery, message.uuid)
         problem = ownership_problem(message, chain)
         if problem or chain is None:

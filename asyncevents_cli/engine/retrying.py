@@ -5,7 +5,7 @@ A PostgreSQL server that kills a backend, or refuses connections for a few
 seconds (a restart, a failover), fails the statement or transaction under way
 with `DatabaseUnavailable`; the server rolled that transaction back, so running
 the same call again is safe (a settle places its broker follow-ups once, see
-`settle._place`). A connection lost during COMMIT is the exception: the store
+`Queue.settle`). A connection lost during COMMIT is the exception: the store
 asks the server how that transaction ended (`PostgresStore._commit`), so a
 committed one is never run twice; when it cannot learn that (`CommitUnknown`),
 the call is not tried again here. The pool replaces broken connections on the next

@@ -1,11 +1,12 @@
 """Applying settlements to the queue and the store, many messages per transaction.
 
 The durability rule: a message is acknowledged only after its attempts are
-logged and its follow-up retries placed. On SQLite the three commit in one
-transaction. On a broker, follow-ups are published before the log commits and
-outside the SQLite write lock: a crash in between repeats an attempt (same
-uuid) rather than losing a retry, and a slow broker never holds up other
-writers; acknowledgements go out once the batch has committed.
+logged and its follow-up retries placed. How that is committed is the queue's
+own protocol (`Queue.settle`): on a table queue the three commit in one
+transaction; on a broker, follow-ups are published before the log commits and
+outside the store's write lock (a crash in between repeats an attempt, same
+uuid, rather than losing a retry), and acknowledgements go out once the batch
+has committed. This module only says what the steps are.
 
 A batch that fails for one message's sake (a value SQLite cannot store, say)
 is settled again message by message, and the message that still fails is
@@ -15,6 +16,7 @@ propagate and stop the consumer.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -22,37 +24,22 @@ from collections.abc import Callable, Sequence
 from ..errors import AeError
 from ..metrics import instruments as metrics
 from ..operator_events import DEAD_LETTERED, dead_lettered_payload, operator_trigger, raises_about
-from ..queues.base import RETRY, Envelope, Queue
+from ..queues.base import RETRY, Envelope, FollowUps, Queue, Runner, run_once
 from ..states import DeliveryState
 from ..store import Attempt, ChainState, PendingDelivery, Store, utcnow
 from .attempts import describe
 from .decisions import Outcome, Settlement
 from .endpoints import Endpoints
-from .handling import INFRASTRUCTURE
+from .faults import INFRASTRUCTURE
 
 log = logging.getLogger("asyncevents_cli")
 #: One INFO record per logged attempt, carrying it as a dict in `record.attempt`: what `ae consume -v` prints.
 attempt_log = logging.getLogger("asyncevents_cli.attempts")
 
 
-def settle(store: Store, queue: Queue, settlements: Sequence[Settlement], endpoints: Endpoints | None = None) -> None:
-    """Release, log, place follow-ups and acknowledge; one transaction for the lot where possible."""
-    released = [s.envelope for s in settlements if s.release and s.envelope is not None]
-    if released:
-        queue.release_many(released)
-    done = [s for s in settlements if not s.release]
-    if not done:
-        return
-    try:
-        _apply(store, queue, done, endpoints)
-    except (*INFRASTRUCTURE, AeError):
-        raise
-    except Exception:
-        if len(done) == 1:
-            _settle_alone(store, queue, done[0], endpoints)
-            return
-        for settlement in done:
-            _settle_alone(store, queue, settlement, endpoints)
+class BatchRefused(Exception):
+    """A batch failed for one of its messages' sake (not the store's or the queue's):
+    it is settled again message by message. Whatever the queue could roll back, it did."""
 
 
 def settle_and_take(
@@ -61,26 +48,34 @@ def settle_and_take(
     settlements: Sequence[Settlement],
     take: Callable[[], list[Envelope]],
     endpoints: Endpoints | None = None,
+    run: Runner = run_once,
 ) -> list[Envelope]:
-    """`settle`, then `take()` (a lease of more messages). Where the queue shares the
-    store's transaction both commit together: one fsync for the batch and the next.
-    A batch that fails there is rolled back whole and settled by `settle` instead."""
-    if queue.shares_store_transaction and settlements:
-        try:
-            with store.transaction():
-                released = [s.envelope for s in settlements if s.release and s.envelope is not None]
-                if released:
-                    queue.release_many(released)
-                done = [s for s in settlements if not s.release]
-                if done:
-                    _apply(store, queue, done, endpoints)
-                return take()
-        except (*INFRASTRUCTURE, AeError):
-            raise
-        except Exception:  # one message's doing, most likely: nothing of it was committed
-            pass
-    settle(store, queue, settlements, endpoints)
-    return take()
+    """Release, log, place follow-ups and acknowledge; then `take()` (a lease of more
+    messages). Each step goes through `run`, and the queue decides what commits
+    together (`Queue.settle_and_take`): on a table queue the lot, one fsync for the
+    batch and the next. A batch refused for one message's sake is settled message by
+    message instead, then the take runs on its own."""
+    if not settlements:
+        return run(take)
+    try:
+        return queue.settle_and_take(lambda: _settle_batch(store, queue, settlements, endpoints), take, run)
+    except BatchRefused:
+        run(lambda: _settle_each(store, queue, settlements, endpoints))
+        return run(take)
+
+
+def _settle_batch(store: Store, queue: Queue, settlements: Sequence[Settlement], endpoints: Endpoints | None) -> None:
+    try:
+        _apply(store, queue, settlements, endpoints)
+    except (*INFRASTRUCTURE, AeError):
+        raise
+    except Exception as exc:
+        raise BatchRefused(describe(exc)) from exc
+
+
+def _settle_each(store: Store, queue: Queue, settlements: Sequence[Settlement], endpoints: Endpoints | None) -> None:
+    for settlement in settlements:
+        _settle_alone(store, queue, settlement, endpoints)
 
 
 def _settle_alone(store: Store, queue: Queue, settlement: Settlement, endpoints: Endpoints | None) -> None:
@@ -99,27 +94,67 @@ def _settle_alone(store: Store, queue: Queue, settlement: Settlement, endpoints:
         _apply(store, queue, [Settlement(envelope, park=reason)], None)
 
 
-def _place(store: Store, queue: Queue, settlements: Sequence[Settlement]) -> None:
-    """Publish each message's follow-ups (retries, dead letters) or park it."""
-    dead = any(f.state == DeliveryState.DEAD_LETTERED for s in settlements for _, f in s.attempts if not s.queued)
-    operator_listens = dead and store.has_subscribers(DEAD_LETTERED)
-    for settlement in settlements:
-        if settlement.queued:
-            continue
-        envelope = settlement.envelope
-        if settlement.park is not None and envelope is not None:
-            queue.dead_letter(envelope.body, settlement.park, envelope.kind)
-        for outcome, follow in settlement.attempts:
+class _Released:
+    """The messages given back untouched: placed back on their queue."""
+
+    def __init__(self, queue: Queue, settlements: Sequence[Settlement]) -> None:
+        self.queue = queue
+        self.settlements = settlements
+
+    @property
+    def placed(self) -> bool:
+        return all(s.placed for s in self.settlements)
+
+    @placed.setter
+    def placed(self, value: bool) -> None:
+        for settlement in self.settlements:
+            settlement.placed = value
+
+    def place(self) -> None:
+        self.queue.release_many([s.envelope for s in self.settlements if s.envelope is not None])
+
+
+class _MessageFollowUps:
+    """One message's retries and dead letters (the message itself, when parked)."""
+
+    def __init__(self, queue: Queue, settlement: Settlement, operator_listens: Callable[[], bool]) -> None:
+        self.queue = queue
+        self.settlement = settlement
+        self.operator_listens = operator_listens
+
+    @property
+    def placed(self) -> bool:
+        return self.settlement.placed
+
+    @placed.setter
+    def placed(self, value: bool) -> None:
+        self.settlement.placed = value
+
+    def place(self) -> None:
+        queue, envelope = self.queue, self.settlement.envelope
+        if self.settlement.park is not None and envelope is not None:
+            queue.dead_letter(envelope.body, self.settlement.park, envelope.kind)
+        for outcome, follow in self.settlement.attempts:
             if follow.retry is None:
                 continue  # delivered
             if follow.state == DeliveryState.RETRYING:
                 queue.publish_retry(follow.retry, follow.delay, generation=outcome.generation)
             else:
                 queue.dead_letter(follow.retry.encode(), follow.reason, RETRY)
-                if operator_listens:
+                if self.operator_listens():
                     _raise_dead_lettered(queue, outcome, follow.reason)
-        if not queue.shares_store_transaction:
-            settlement.queued = True  # on the broker now, whatever happens to the store write
+
+
+def _follow_ups(store: Store, queue: Queue, settlements: Sequence[Settlement]) -> list[FollowUps]:
+    """What the settlements not yet placed put on the queue: releases first, then each
+    message's retries and dead letters (asking the store once whether anyone listens to
+    dead letters, and only when there is one)."""
+    waiting = [s for s in settlements if not s.placed]
+    released = [s for s in waiting if s.release]
+    follow_ups: list[FollowUps] = [_Released(queue, released)] if released else []
+    listens = functools.cache(lambda: store.has_subscribers(DEAD_LETTERED))
+    follow_ups += [_MessageFollowUps(queue, s, listens) for s in waiting if not s.release]
+    return follow_ups
 
 
 def _raise_dead_lettered(queue: Queue, outcome: Outcome, reason: str | None) -> None:
@@ -244,16 +279,13 @@ def _record(store: Store, settlements: Sequence[Settlement], endpoints: Endpoint
 
 
 def _apply(store: Store, queue: Queue, settlements: Sequence[Settlement], endpoints: Endpoints | None) -> None:
-    envelopes = [s.envelope for s in settlements if s.envelope is not None]
-    if queue.shares_store_transaction:
-        with store.transaction():
-            _place(store, queue, settlements)
-            _record(store, settlements, endpoints)
-            queue.ack_many(envelopes)
-    else:
-        _place(store, queue, settlements)
-        with store.transaction():
-            _record(store, settlements, endpoints)
-        if envelopes:
-            queue.ack_many(envelopes)
-    _report(settlements)
+    done = [s for s in settlements if not s.release]
+    envelopes = [s.envelope for s in done if s.envelope is not None]
+
+    def record() -> None:
+        if done:
+            with store.transaction():
+                _record(store, done, endpoints)
+
+    queue.settle(_follow_ups(store, queue, settlements), record, envelopes)
+    _report(done)

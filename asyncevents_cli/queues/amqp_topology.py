@@ -49,8 +49,6 @@ RETRY_ROUTING_KEY = "event.retry"
 KILL_ROUTING_KEY = "event.retry.kill"
 INIT_QUEUE = "event.retry.init"
 INIT_ROUTING_KEY = "event.retry.init"
-#: The identity of the store a message belongs to (see `Store.identity`).
-STORE_HEADER = "x-ae-store"
 
 #: (queue, exchange, routing key) for the queues that always exist.
 STATIC_QUEUES: tuple[tuple[str, str, str], ...] = (

@@ -9,6 +9,12 @@ Three logical queues, named as the module names them on RabbitMQ:
 A consumer `receive`s an `Envelope`, does its work, and only then `ack`s it.
 A consumer that dies before `ack` leaves the message to be taken again
 (SQLite: after its lease expires; AMQP: when the channel closes).
+
+Settling is each backend's own protocol (`Queue.settle`, `Queue.settle_and_take`):
+the engine and `ae replay` hand over the steps, the queue runs them in the order
+that keeps its crash-safety promise. The table queue lives in the store's
+database and commits the lot in one transaction; a broker publishes first, then
+lets the store commit, then acknowledges.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from ..messages import RetryMessage, TriggerMessage
 
@@ -29,6 +35,15 @@ RETRY_QUEUE = "event.failover.retry"
 DEADLETTER_QUEUE = "event.failover.deadletter"
 
 QUEUE_FOR_KIND = {TRIGGER: TRIGGER_QUEUE, RETRY: RETRY_QUEUE}
+
+T = TypeVar("T")
+
+
+class Runner(Protocol):
+    """Runs one step of a settle, trying it again after a lost database connection
+    (the consumer's `Retrying.call`): a step given to it must be safe to run again."""
+
+    def __call__(self, step: Callable[[], T], /) -> T: ...
 
 
 @dataclass
@@ -74,13 +89,78 @@ class DeadLetter:
     parked_at: float | None = None  # epoch seconds, where the backend knows it
 
 
+class StoreLedger(Protocol):
+    """What a queue outside the store's database keeps in that store (RabbitMQ: its
+    identity, stamped on its messages, and the delay queues its retries have used).
+    Whoever builds such a queue hands it one; the queue never opens a store itself."""
+
+    def identity(self, create: bool = True) -> str | None:
+        """The store's identity; made on first need when `create`, else None until then."""
+        ...
+
+    def record_delay_queue(self, name: str) -> None: ...
+
+    def delay_queue_names(self) -> list[str]: ...
+
+
+class FollowUps(Protocol):
+    """What settling one or more messages puts on the queue: retries, dead letters,
+    messages given back. `placed` is set by the queue once they are on it for good,
+    so a settle tried again after a failure does not place them twice."""
+
+    placed: bool
+
+    def place(self) -> None: ...
+
+
+@dataclass
+class Placement:
+    """`FollowUps` made of one function."""
+
+    action: Callable[[], object]
+    placed: bool = False
+
+    def place(self) -> None:
+        self.action()
+
+
+def run_once(step: Callable[[], T]) -> T:
+    """A `Runner` that runs the step once."""
+    return step()
+
+
 class Queue(ABC):
     """A durable queue backend. Implementations translate their own errors
     into `QueueUnavailable` at this boundary."""
 
-    #: True when `ack` joins the store's open SQLite transaction, so a
-    #: message's logs, its retries and its acknowledgement commit together.
-    shares_store_transaction: bool = False
+    #: The waits after which a consumer looks again for the store write that placed a
+    #: message it was handed: a broker's message can overtake it (its follow-ups are
+    #: published before the store commits). Empty: it cannot.
+    overtaken_store_waits: tuple[float, ...] = ()
+
+    # -- settling: each backend's commit order ----------------------------------
+
+    @abstractmethod
+    def settle(
+        self, follow_ups: Sequence[FollowUps], record: Callable[[], None], envelopes: Sequence[Envelope]
+    ) -> None:
+        """Place `follow_ups`, `record` the batch in the store (it commits by itself),
+        and acknowledge `envelopes`, in this backend's crash-safe order: no message is
+        acknowledged before its follow-ups are placed and its attempts recorded, and a
+        follow-up on the queue for good is marked `placed`."""
+
+    @abstractmethod
+    def settle_and_take(
+        self, settle: Callable[[], None], take: Callable[[], list[Envelope]], run: Runner = run_once
+    ) -> list[Envelope]:
+        """`settle` a batch, then `take` the next (a lease of more messages). `run` runs
+        what this backend commits as one unit, and may run it again: a unit must not
+        settle twice."""
+
+    def release_without_store(self, envelopes: Sequence[Envelope]) -> None:
+        """Give back what a consumer holds once its store is lost (the consumer stops, and
+        `reconnect` may start another on this same queue object)."""
+        self.release_many(envelopes)
 
     @abstractmethod
     def publish_triggers(

@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ..config import Config, redact_url
+from ..config import Config
 from ..errors import AeError, InputError
+from ..redaction import redact_url
 from ..store import Store
 from .base import TRIGGER_QUEUE
 

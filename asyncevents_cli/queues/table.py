@@ -8,7 +8,9 @@ simply lets it run out, and the row becomes due again.
 
 Because the table lives in the store's database, every write joins the
 store's open transaction: a message's attempt logs, its retries and its
-removal commit together or not at all, on SQLite and on PostgreSQL alike.
+removal commit together or not at all, on SQLite and on PostgreSQL alike
+(`settle`), and a consumer's settle and its next lease share one commit
+(`settle_and_take`).
 
 The rules live here once; a backend (`sqlite.py`, `postgres.py`) only creates
 the table and leases due rows (`_take`), the one step each engine does its
@@ -35,9 +37,13 @@ from .base import (
     TRIGGER_QUEUE,
     DeadLetter,
     Envelope,
+    FollowUps,
     Queue,
     QueueDepths,
+    Runner,
+    run_once,
 )
+from .headers import DEATH_REASON_HEADER, GENERATION_HEADER, ORIGIN_HEADER, RETRY_COUNT_HEADER
 
 DEFAULT_LEASE_SECONDS = 60.0
 PROGRESS_STEP = 500  # triggers written between progress reports
@@ -46,7 +52,6 @@ KIND_FOR_QUEUE = {queue: kind for kind, queue in QUEUE_FOR_KIND.items()}
 
 
 class TableQueue(Queue):
-    shares_store_transaction = True
     #: the store backend whose database holds this queue's table
     backend = ""
 
@@ -78,6 +83,34 @@ class TableQueue(Queue):
         raise NotImplementedError
 
     # -- the rules, once -----------------------------------------------------------
+
+    def settle(
+        self, follow_ups: Sequence[FollowUps], record: Callable[[], None], envelopes: Sequence[Envelope]
+    ) -> None:
+        """One transaction: the follow-ups, the store's records and the acknowledgements
+        commit together or not at all (so a settle tried again places nothing twice)."""
+        with self.store.transaction():
+            for follow_up in follow_ups:
+                follow_up.place()
+            record()
+            if envelopes:
+                self.ack_many(envelopes)
+
+    def settle_and_take(
+        self, settle: Callable[[], None], take: Callable[[], list[Envelope]], run: Runner = run_once
+    ) -> list[Envelope]:
+        """One transaction for the batch and the next lease: one fsync for both. A failure
+        rolls back the lot, so the lot is what `run` tries again."""
+
+        def together() -> list[Envelope]:
+            with self.store.transaction():
+                settle()
+                return take()
+
+        return run(together)
+
+    def release_without_store(self, envelopes: Sequence[Envelope]) -> None:
+        """Nothing to do: the leases are rows in the lost database, and they lapse by themselves."""
 
     def _envelope(
         self,
@@ -144,12 +177,12 @@ class TableQueue(Queue):
                 RETRY_QUEUE,
                 message.encode(),
                 self.clock() + max(0.0, delay_seconds),
-                {"x-retry-count": message.death_count, "x-ae-generation": generation},
+                {RETRY_COUNT_HEADER: message.death_count, GENERATION_HEADER: generation},
             )
 
     def dead_letter(self, body: bytes, reason: str, kind: str = RETRY) -> str:
         with self.store.transaction():
-            return self._insert(DEADLETTER_QUEUE, body, NEVER, {"x-death-reason": reason, "x-origin": kind})
+            return self._insert(DEADLETTER_QUEUE, body, NEVER, {DEATH_REASON_HEADER: reason, ORIGIN_HEADER: kind})
 
     def receive(self, kinds: Iterable[str], timeout: float) -> Envelope | None:
         taken = self.receive_many(kinds, 1, timeout)
@@ -247,7 +280,7 @@ class TableQueue(Queue):
             meta = json.loads(headers or "{}")
             letters.append(
                 DeadLetter(
-                    message_id, meta.get("x-origin", RETRY), meta.get("x-death-reason", ""), bytes(body), created
+                    message_id, meta.get(ORIGIN_HEADER, RETRY), meta.get(DEATH_REASON_HEADER, ""), bytes(body), created
                 )
             )
         return letters
@@ -270,7 +303,7 @@ class TableQueue(Queue):
             parked = [
                 (row_id, message_id)
                 for row_id, message_id, headers in rows
-                if json.loads(headers or "{}").get("x-origin") == TRIGGER
+                if json.loads(headers or "{}").get(ORIGIN_HEADER) == TRIGGER
             ]
             self.store.execute_many(
                 "UPDATE queue_messages SET queue = ?, available_at = ?, headers = '{}', lease_token = NULL,"

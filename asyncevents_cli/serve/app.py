@@ -111,6 +111,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         https_only=False,
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    _add_error_handlers(app)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error answers in one shape: JSON `{"message"}` for the API, a page for a browser."""
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:
@@ -150,5 +156,3 @@ def create_app(runtime: Runtime) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         return _answer(request, exc.status_code, str(exc.detail), exc.headers)
-
-    return app

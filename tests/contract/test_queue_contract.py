@@ -11,19 +11,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from postgres_db import TEST_SECRET_KEY
 
 from asyncevents_cli.backoff import RetryPolicy
 from asyncevents_cli.messages import RetryMessage, TriggerMessage
-from asyncevents_cli.queues.base import RETRY, TRIGGER, Queue
+from asyncevents_cli.queues.base import RETRY, TRIGGER, Envelope, Placement, Queue
 from asyncevents_cli.queues.sqlite import SqliteQueue
 from asyncevents_cli.store import Store
 
 POLICY = RetryPolicy(max_deaths=3, unit_seconds=0.05)  # death count 2 waits 4 units = 200 ms
 LEASE_SECONDS = 0.5
 BOTH = (TRIGGER, RETRY)
+T = TypeVar("T")
 
 
 @pytest.fixture(
@@ -239,3 +241,89 @@ def test_every_message_gets_a_unique_id(queue: Queue) -> None:
     assert all(isinstance(i, str) and i for i in ids)
     received = {e.message_id for e in drain(queue)}
     assert received == set(ids[:8])
+
+
+# -- the settle protocol: each backend commits in its own order, with the same promises --
+
+
+class StoreWriteFailed(Exception):
+    pass
+
+
+def fail_store_write() -> None:
+    raise StoreWriteFailed("the store write failed")
+
+
+def taken_trigger(queue: Queue) -> Envelope:
+    queue.publish_trigger(TriggerMessage("sales.order.created", {"id": 1}))
+    envelope = queue.receive([TRIGGER], timeout=2)
+    assert envelope is not None
+    return envelope
+
+
+def test_settle_places_records_and_acknowledges(queue: Queue) -> None:
+    envelope = taken_trigger(queue)
+    recorded: list[str] = []
+    follow_up = Placement(lambda: queue.publish_retry(retry(), 0))
+
+    queue.settle([follow_up], lambda: recorded.append("logged"), [envelope])
+
+    assert recorded == ["logged"]
+    assert [e.kind for e in drain(queue)] == [RETRY]  # the retry placed; the trigger acknowledged
+
+
+def test_a_settle_whose_store_write_fails_acknowledges_nothing_and_places_nothing_twice(queue: Queue) -> None:
+    """The table queue rolls the retry back with the store write; a broker has published it
+    already and says so (`placed`), so the settle tried again does not publish it twice."""
+    envelope = taken_trigger(queue)
+    follow_up = Placement(lambda: queue.publish_retry(retry(), 0))
+
+    with pytest.raises(StoreWriteFailed):
+        queue.settle([follow_up], fail_store_write, [envelope])
+    assert queue.depths().retry_due == (1 if follow_up.placed else 0)
+    assert queue.depths().in_flight == 1  # the trigger is still held: not acknowledged
+
+    queue.settle([f for f in [follow_up] if not f.placed], lambda: None, [envelope])
+    assert [e.kind for e in drain(queue)] == [RETRY]
+    assert queue.is_empty(BOTH)
+
+
+def test_settle_and_take_runs_each_step_so_that_running_it_again_is_safe(queue: Queue) -> None:
+    """`run` tries a step again after a lost connection (here: the take fails once). What it
+    runs again must not settle twice: one retry placed, the settled trigger gone."""
+    envelope = taken_trigger(queue)
+    queue.publish_trigger(TriggerMessage("customer.created", {"id": 2}))
+    follow_up = Placement(lambda: queue.publish_retry(retry(), 0))
+    takes: list[int] = []
+
+    def settle() -> None:
+        queue.settle([f for f in [follow_up] if not f.placed], lambda: None, [envelope])
+
+    def take() -> list[Envelope]:
+        takes.append(1)
+        if len(takes) == 1:
+            raise StoreWriteFailed("connection lost")
+        return queue.receive_many([TRIGGER], 5, 2)
+
+    def run(step: Callable[[], T]) -> T:
+        try:
+            return step()
+        except StoreWriteFailed:
+            return step()
+
+    taken = queue.settle_and_take(settle, take, run)
+
+    assert [TriggerMessage.decode(e.body).event_name for e in taken] == ["customer.created"]
+    queue.ack_many(taken)
+    assert [e.kind for e in drain(queue)] == [RETRY]
+    assert queue.is_empty(BOTH)
+
+
+def test_what_a_consumer_holds_comes_back_after_its_store_is_lost(queue: Queue) -> None:
+    """At once on a broker; on the table queue, whose leases are rows in the lost
+    database, when the lease runs out."""
+    envelope = taken_trigger(queue)
+    queue.release_without_store([envelope])
+    again = queue.receive([TRIGGER], timeout=LEASE_SECONDS + 3)
+    assert again is not None and again.message_id == envelope.message_id
+    queue.ack(again)

@@ -265,8 +265,8 @@ def test_reconnects_after_the_broker_closes_the_connection(amqp_url: str) -> Non
     """A publisher whose connection was closed under it reconnects instead of failing."""
     with AmqpQueue(amqp_url) as queue:
         queue.publish_trigger(TriggerMessage(EVENT, {"n": 1}))
-        assert queue._conn is not None
-        queue._conn.close()  # as if the broker had gone away between two calls
+        assert queue.connection.conn is not None
+        queue.connection.conn.close()  # as if the broker had gone away between two calls
         queue.publish_trigger(TriggerMessage(EVENT, {"n": 2}))
         assert queue.depths().trigger == 2
 

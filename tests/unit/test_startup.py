@@ -69,8 +69,8 @@ def test_ae_help_imports_no_command_module_and_no_heavy_library() -> None:
         "asyncevents_cli.cli",
         "asyncevents_cli.cli.app",
         "asyncevents_cli.cli.lazy",
-        "asyncevents_cli.cli.plain_values",
-        "asyncevents_cli.cli.help_imports",
+        "asyncevents_cli.cli.parameters",
+        "asyncevents_cli.cli.typer_hooks",
         "asyncevents_cli.errors",
     }
     commands = sorted(m for m in loaded if m.startswith("asyncevents_cli.") and m not in needed)
@@ -160,16 +160,14 @@ def outcome(runtime_param: Any, value: Any, param: Any) -> tuple[str, Any]:
 
 
 def test_plain_values_come_out_as_typer_itself_would_convert_them() -> None:
-    from typer._coercion import build_runtime_param
-
-    from asyncevents_cli.cli.plain_values import PlainValues
+    from asyncevents_cli.cli.typer_hooks import PlainValues, typer_conversion
 
     covered = 0
     for name, param in every_parameter():
         if not PlainValues.applies_to(param):
             continue
         covered += 1
-        typer_own = build_runtime_param(param.type_descriptor)
+        typer_own = typer_conversion(param)
         for value in samples(param):
             ours, theirs = outcome(PlainValues(param), value, param), outcome(typer_own, value, param)
             assert ours == theirs and type(ours[1]) is type(theirs[1]), (name, value)
@@ -234,7 +232,7 @@ def test_help_looks_the_same_with_the_renderer_imported_as_typer_does_it() -> No
 def test_the_stand_ins_give_the_real_classes_and_leave_nothing_behind() -> None:
     code = (
         "import sys\n"
-        "from asyncevents_cli.cli.help_imports import DEFERRED, import_help_renderer\n"
+        "from asyncevents_cli.cli.typer_hooks import DEFERRED, import_help_renderer\n"
         "import_help_renderer()\n"
         "print(sorted(set(DEFERRED) & set(sys.modules)))\n"
         "import typer.rich_utils as renderer\n"
