@@ -18,7 +18,7 @@ from typing import Any
 
 from whoosh import query
 
-from .segment import compiled_range, range_terms, term_docs, term_positions
+from .segment import column_values, compiled_range, range_terms, term_docs, term_positions
 
 DocSet = set[int]
 
@@ -46,6 +46,8 @@ class SegmentMatcher:
     def docs(self, q: query.Query) -> DocSet:
         if q is query.NullQuery:
             return set()
+        if getattr(q, "fieldname", None) == "created":  # a column, not terms (documents.build_schema)
+            return self._created(q)
         method: Callable[[Any], DocSet] | None = getattr(self, "_" + type(q).__name__, None)
         if method is not None:
             return method(q)
@@ -54,6 +56,26 @@ class SegmentMatcher:
         if isinstance(q, query.MultiTerm):  # Prefix, Wildcard, TermRange, ...
             return _union(self.reader, q.fieldname, range_terms(q, self.reader))
         return set(q.docs(self.searcher))  # phrases and anything else: whoosh's own matching
+
+    def _created(self, q: query.Query) -> DocSet:
+        """A query on `created`, answered from its column as its numeric terms would
+        answer it (whoosh's tiered ranges cover exactly [start, end], less excluded ends)."""
+        field = self.reader.schema["created"]
+        if isinstance(q, query.Every):
+            return set(self.all_docs())
+        if isinstance(q, query.Term):  # a full timestamp (the parser reads partial dates as ranges)
+            low = high = field.prepare_number(q.text)
+        elif isinstance(q, query.NumericRange):
+            low = None if q.start is None else field.prepare_number(q.start) + q.startexcl
+            high = None if q.end is None else field.prepare_number(q.end) - q.endexcl
+        else:
+            return set(q.docs(self.searcher))  # anything else: whoosh's own matching
+        values = column_values(self.reader, "created")
+        return {
+            docnum
+            for docnum in self.all_docs()
+            if (low is None or values[docnum] >= low) and (high is None or values[docnum] <= high)
+        }
 
     def _Phrase(self, q: query.Phrase) -> DocSet:  # noqa: N802
         """Words at consecutive positions: the documents holding every word, by set

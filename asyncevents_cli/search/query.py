@@ -91,6 +91,32 @@ def _check_value(field: str, value: str, pos: int, text: str) -> None:
         raise malformed(f"created needs a date like 2026-01-31 or 2026-01-31T10:00:00, got {value!r}", pos, text)
 
 
+def _range(text: str, i: int, field: str | None) -> _Token:
+    """The range that starts at `i` (`[a TO b]` or `{a TO b}`), its bounds checked for `field`."""
+    # Both searches stop at the first bracket, so scanning every range stays linear.
+    found_close = RANGE_CLOSE.search(text, i)
+    closing = found_close.start() if found_close else -1
+    if closing < 0 or RANGE_OPEN.search(text, i + 1, closing):
+        raise malformed(f"unclosed range '{text[i]}'", i, text)
+    match = RANGE_TO.match(text[i + 1 : closing])
+    if not match:
+        raise malformed("a range needs TO, as in [10 TO 20]", i, text)
+    if field:
+        for bound in (match["start"], match["end"]):
+            _check_value(field, bound.strip().strip("'"), i, text)
+    return _Token("term", text[i : closing + 1], i)
+
+
+def _field(match: re.Match[str], text: str) -> _Token:
+    """A field name and its colon, checked: a known field, with a value after it."""
+    name, i = match["text"], match.start()
+    if name not in TOP_FIELDS and not is_payload_field(name):
+        raise malformed(f"unknown field {name!r} (searchable: {', '.join(TOP_FIELDS)}, data.<json.path>)", i, text)
+    if match.end() >= len(text) or text[match.end()] in ")":
+        raise malformed(f"missing value after '{name}:'", i, text)
+    return _Token("field", name, i)
+
+
 def _tokens(text: str) -> list[_Token]:
     """Scan the query, checking what whoosh would silently forgive."""
     tokens: list[_Token] = []
@@ -120,19 +146,8 @@ def _tokens(text: str) -> list[_Token]:
             tokens.append(_Token("close", c, i))
             i += 1
         elif c in "[{":
-            # Both searches stop at the first bracket, so scanning every range stays linear.
-            found_close = RANGE_CLOSE.search(text, i)
-            closing = found_close.start() if found_close else -1
-            if closing < 0 or RANGE_OPEN.search(text, i + 1, closing):
-                raise malformed(f"unclosed range '{c}'", i, text)
-            match = RANGE_TO.match(text[i + 1 : closing])
-            if not match:
-                raise malformed("a range needs TO, as in [10 TO 20]", i, text)
-            if field:
-                for bound in (match["start"], match["end"]):
-                    _check_value(field[0], bound.strip().strip("'"), i, text)
-            tokens.append(_Token("term", text[i : closing + 1], i))
-            i = closing + 1
+            tokens.append(_range(text, i, field[0] if field else None))
+            i += len(tokens[-1].text)
         elif c in "]}":
             raise malformed(f"unbalanced '{c}'", i, text)
         elif c in "+-" and (i == 0 or text[i - 1].isspace() or text[i - 1] == "("):
@@ -140,15 +155,8 @@ def _tokens(text: str) -> list[_Token]:
             i += 1
             continue
         elif (match := FIELD_RE.match(text, i)) and not field:
-            name = match["text"]
-            if name not in TOP_FIELDS and not is_payload_field(name):
-                raise malformed(
-                    f"unknown field {name!r} (searchable: {', '.join(TOP_FIELDS)}, data.<json.path>)", i, text
-                )
-            if match.end() >= n or text[match.end()] in ")":
-                raise malformed(f"missing value after '{name}:'", i, text)
-            tokens.append(_Token("field", name, i))
-            field = (name, i)
+            tokens.append(_field(match, text))
+            field = (match["text"], i)
             i = match.end()
             continue
         else:
