@@ -1,7 +1,7 @@
 """Credentials out of every output: the one function that makes a URL fit to show.
 
 Every listing, JSON answer, REST answer, page, log line and error message that
-includes a URL passes it through `redact_url` (tests/test_secrets.py walks each
+includes a URL passes it through `redact_url` (tests/unit/test_secrets.py walks each
 output path). Two kinds of URL, one rule:
 
 - a recipient URL (`keep_user=False`, the default): the whole user-info goes, since

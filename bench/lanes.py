@@ -30,7 +30,7 @@ Every phase is bounded in time. Settings and options the `ae` under test does
 not know (an older tree: `service_timeout_seconds`, `--rate-limit`, the
 circuit's settings) are left out rather than refused, so the same command
 measures the tree before and after. `--quick` runs every scenario at a tiny
-size in well under a minute (tests/test_bench.py): it checks the harness, its
+size in well under a minute (tests/benchmark/test_bench.py): it checks the harness, its
 figures mean nothing.
 """
 

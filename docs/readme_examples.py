@@ -13,7 +13,7 @@ published orders, the consumers, `ae logs`, `ae status`, `ae trace` and
 what they print (stdout, then stderr), at 120 columns.
 
 uuids, message ids, secrets, times and durations differ from run to run, so the
-test (tests/test_readme_examples.py) compares the README with a fresh run after
+test (tests/docs/test_readme_examples.py) compares the README with a fresh run after
 masking those; everything else (commands, columns, headers, words, row counts)
 must match exactly.
 """

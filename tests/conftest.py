@@ -29,6 +29,9 @@ import pytest
 from typer.testing import CliRunner
 
 from asyncevents_cli.cli import app
+from asyncevents_cli.runtime import Runtime
+from asyncevents_cli.store import Store
+from asyncevents_cli.store import open_store as open_store_at
 
 
 def expected_signature(body: bytes, token: str) -> str:
@@ -244,6 +247,21 @@ def assert_error(result: Any, exit_code: int, *fragments: str) -> str:
     return lines[0]
 
 
+EVENT = "sales.order.created"
+ORDER = {"increment_id": "CK00000101", "grand_total": 45.5}
+
+
+def db_path(config: Path) -> Path:
+    """The SQLite store of a config that names no `database` (the default place)."""
+    return config.parent / ".ae" / "ae.db"
+
+
+def subscribe(config: Path, url: str, *extra: str, event: str = EVENT) -> int:
+    """`ae subscribe EVENT URL ...`, which must exit 0; the new subscription's id."""
+    result = ok(config, "subscribe", event, url, *extra)
+    return int(result.stdout.strip())
+
+
 def environ_without_ae() -> dict[str, str]:
     """This process's environment minus every AE_* variable: for an `ae` subprocess
     that must see only the settings its test gives it."""
@@ -281,10 +299,14 @@ def config_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     """No AE_* variables from the developer's shell leak into a test (those that say
-    which services the suite needs and where they are stay)."""
+    which services the suite needs and where they are stay), and no COLUMNS or LINES:
+    pytest-xdist's workers set COLUMNS=80, which would narrow every table a test reads
+    (a test that wants a width gives it)."""
     for key in set(os.environ) - set(environ_without_ae()):
-        if key not in ("AE_REQUIRE_AMQP", "AE_TEST_AMQP_URL", "AE_REQUIRE_POSTGRES", "AE_TEST_POSTGRES_URL"):
+        if not key.startswith(("AE_REQUIRE_", "AE_TEST_")):  # AE_REQUIRE_PROMETHEUS is read mid-test
             monkeypatch.delenv(key)
+    for key in ("COLUMNS", "LINES"):
+        monkeypatch.delenv(key, raising=False)
     return lambda: None
 
 
@@ -318,9 +340,33 @@ AMQP_EXCHANGES = ("event", "event.failover")
 BACKENDS = ["db", pytest.param("postgres", marks=pytest.mark.postgres), pytest.param("amqp", marks=pytest.mark.amqp)]
 
 
+# -- which tests need a service -------------------------------------------
+# A test that needs a service carries its marker: by hand (a `backend` parameter, a module's
+# `pytestmark`, a test that calls the service itself), or from the fixture it takes, below.
+# Each such test skips when its service is missing, and fails instead under AE_REQUIRE_<NAME>=1.
+SERVICE_MARKERS = {
+    "amqp": "needs a RabbitMQ broker (AE_TEST_AMQP_URL)",
+    "postgres": "needs a PostgreSQL server (AE_TEST_POSTGRES_URL)",
+    "browser": "needs Debian's chromium and chromium-driver",
+    "prometheus": "needs Debian's prometheus and promtool",
+}
+MARKER_OF_FIXTURE = {"amqp_vhost": "amqp", "postgres_database": "postgres", "chrome": "browser"}
+# The README's fast command selects this: every test that needs no service (docs/test_readme_commands.py).
+FAST_SELECTION = "not (" + " or ".join(SERVICE_MARKERS) + ")"
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "amqp: needs a RabbitMQ broker (skipped when none answers)")
-    config.addinivalue_line("markers", "postgres: needs a PostgreSQL server (skipped when none answers)")
+    for name, needs in SERVICE_MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {needs} (skipped when missing)")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by the services its fixtures reach (amqp_url, postgres_url and the
+    fixtures built on them), so `-m` sees what the test needs without a hand-written mark."""
+    for item in items:
+        for fixture in set(getattr(item, "fixturenames", ())) & MARKER_OF_FIXTURE.keys():
+            item.add_marker(MARKER_OF_FIXTURE[fixture])
 
 
 def amqp_base_url() -> str:
@@ -445,5 +491,41 @@ def backend_environ() -> dict[str, str]:
     return {key: os.environ[key] for key in ("AE_SECRET_KEY",) if key in os.environ}
 
 
-# -- PostgreSQL (see postgres_db.py) ---------------------------------------
-from postgres_db import postgres_database, postgres_url  # noqa: E402,F401  (fixtures)
+@pytest.fixture
+def make_runtime(tmp_path: Path, backend: dict[str, Any]) -> Iterator[Callable[..., Runtime]]:
+    """Opens Runtimes on the `backend` (settings and `events=` go to `write_config`); closes them after."""
+    opened: list[Runtime] = []
+
+    def make(**settings: Any) -> Runtime:
+        events = settings.pop("events", None)
+        path = write_config(tmp_path, events, **{**backend, **settings})
+        rt = Runtime(path, environ=backend_environ())
+        opened.append(rt)
+        return rt
+
+    yield make
+    for rt in opened:
+        rt.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Store]]:
+    """Opens stores on one shared database (a second one plays another process or host):
+    SQLite on a file in tmp_path, or this module's PostgreSQL database."""
+    from postgres_db import TEST_SECRET_KEY
+
+    database: str | Path = tmp_path / "ae.db" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    opened: list[Store] = []
+
+    def open_(**options: Any) -> Store:
+        opened.append(open_store_at(database, {"AE_SECRET_KEY": TEST_SECRET_KEY}, **options))
+        return opened[-1]
+
+    yield open_
+    for store in opened:
+        store.close()
+
+
+# -- fixtures from the helper modules: headless chromium (chromium.py), PostgreSQL (postgres_db.py)
+from chromium import chrome  # noqa: E402,F401
+from postgres_db import postgres_database, postgres_url  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""Services for tests/test_services.py: what `service = "payload_services:..."` names."""
+"""Services for tests/contract/test_services.py: what `service = "payload_services:..."` names."""
 
 import threading
 from typing import Any

@@ -2,7 +2,7 @@
 
 typer documents no way to do these three things, and each is worth its cost
 (bench/RESULTS.md has the figures). Each hook is listed in `HOOKS`, and
-tests/test_typer_hooks.py checks every one against the installed typer and
+tests/unit/test_typer_hooks.py checks every one against the installed typer and
 fails naming it when typer changes. Without a hook `ae` still works, only
 slower: each use falls back to what typer does itself.
 
@@ -36,7 +36,7 @@ import sys
 import types
 from typing import Any
 
-#: hook -> what `ae` uses it for. tests/test_typer_hooks.py checks each one.
+#: hook -> what `ae` uses it for. tests/unit/test_typer_hooks.py checks each one.
 HOOKS: dict[str, str] = {
     "typer.core._TyperParameter._runtime_param": "plain values: the conversion typer calls for a parameter's value",
     "typer._coercion.build_runtime_param": "plain values: typer's own conversion, for values that are not plain",

@@ -7,7 +7,7 @@ instead of reading posting lists, its leaves are answered from the terms
 `index.number_terms`). The same tokenising, case folding, compound-word
 parts, key spaces, numeric encoding and range bounds serve both, so a filter
 passes a body exactly when `ae search` would find its logged delivery
-(tests/test_filters.py runs one table of queries both ways).
+(tests/contract/test_filters.py runs one table of queries both ways).
 
 One difference, on purpose: the index keeps only the first
 `documents.MAX_INDEXED_CHARS` (16 KiB) of a body, while a filter reads the

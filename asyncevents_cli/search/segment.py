@@ -1,6 +1,6 @@
 """whoosh's segment format, written in bulk and read a block at a time: the only
 module of `ae` that touches whoosh's private names (`PRIVATE_NAMES`,
-`INSTANCE_NAMES`). tests/test_search_format.py checks each name, naming the one
+`INSTANCE_NAMES`). tests/unit/test_search_format.py checks each name, naming the one
 that moved, and has whoosh's own public searcher read what is written here.
 
 whoosh's `SegmentWriter.add_document` replays every posting through a sorting

@@ -1,5 +1,5 @@
 """uvicorn's h11 protocol with two changes, kept in this one module because they
-use uvicorn's internals (tests/test_serve_limits.py names each one and fails
+use uvicorn's internals (tests/e2e/test_serve_limits.py names each one and fails
 loudly when it moves):
 
 - A request head must arrive within `serve_read_timeout_seconds` of the
