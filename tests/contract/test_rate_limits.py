@@ -113,9 +113,9 @@ print(json.dumps(granted))
 """
 
 
-def most_in_one_second(moments: list[float]) -> int:
+def most_within(moments: list[float], seconds: float) -> int:
     moments = sorted(moments)
-    return max(sum(1 for m in moments[i:] if m < start + 1.0) for i, start in enumerate(moments))
+    return max(sum(1 for m in moments[i:] if m < start + seconds) for i, start in enumerate(moments))
 
 
 def test_two_processes_share_one_limit(open_store: Callable[[], Store], database: str) -> None:
@@ -129,7 +129,11 @@ def test_two_processes_share_one_limit(open_store: Callable[[], Store], database
     # 2 to start with, then 20 a second: at most 22 in any one second, and over the
     # whole span (the processes start apart, so it is a little over 3 s) 2 + 20/s
     span = max(granted) - min(granted)
-    assert most_in_one_second(granted) <= 22
+    # Each moment is read after its take returns, up to a scheduling delay late on a
+    # loaded machine; granting 22 per second (burst 2 + 20) means at most 22 in any 0.9 s
+    # of these moments for delays up to a tenth of a second (the 0.9 s plus the delay
+    # span at most 1 s of the bucket's own time).
+    assert most_within(granted, 0.9) <= 22
     assert len(granted) <= 2 + 20 * span + 1
     assert len(granted) >= 0.8 * 20 * seconds  # and the limit is used, not starved
 

@@ -47,7 +47,7 @@ def parked_reasons(rt: Runtime) -> list[str]:
 def test_a_hanging_service_delays_no_other_event(
     tmp_path: Path, backend: dict[str, Any], receiver: Receiver, released: None
 ) -> None:
-    with runtime(tmp_path, backend, "hang", service_timeout_seconds=2) as rt:
+    with runtime(tmp_path, backend, "hang", service_timeout_seconds=3) as rt:
         subscribe(rt.config, rt.store, SERVICED, receiver.endpoint("/serviced"), secret="s")
         subscribe(rt.config, rt.store, EVENT, receiver.endpoint("/plain"), secret="s")
         publish(rt.config, rt.queue, SERVICED, {"sku": "MB01"})
@@ -58,12 +58,13 @@ def test_a_hanging_service_delays_no_other_event(
         finished = time.monotonic()
         plain = receiver.to("/plain")
         assert sorted(r.json["data"]["n"] for r in plain) == list(range(20))
-        # all 20 were delivered long before the service's 2 s ran out
-        assert max(r.at for r in plain) - started < 1.0
-        assert finished - started >= 2.0
+        # all 20 were delivered well before the service's 3 s ran out (they take a tenth
+        # of a second on a quiet machine; the margin is for a loaded one)
+        assert max(r.at for r in plain) - started < 2.0
+        assert finished - started >= 3.0
         assert receiver.to("/serviced") == []
         [reason] = parked_reasons(rt)
-        assert reason == "service payload_services:hang gave no result within 2 s (service_timeout_seconds)"
+        assert reason == "service payload_services:hang gave no result within 3 s (service_timeout_seconds)"
 
 
 @pytest.mark.parametrize(

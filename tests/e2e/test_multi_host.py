@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,16 @@ def ok(host: Host, *args: str) -> str:
     done = host.ae(*args)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def finish_late_starter(consumer: subprocess.Popen) -> None:
+    """A's second consumer may still be starting (Python and its imports take a second on
+    a loaded machine) when the work is done and SIGTERM comes. Before `ae consume` takes
+    SIGTERM over, the signal ends the process as it ends any process, having taken
+    nothing; after, it stops cleanly. Either way it says nothing on stderr."""
+    _, stderr = consumer.communicate(timeout=60)
+    assert consumer.returncode in (0, -signal.SIGTERM), stderr
+    assert "error" not in stderr and "Traceback" not in stderr, stderr
 
 
 def test_two_hosts_are_one_system(tmp_path: Path, receiver: Receiver, hosts: tuple[Host, Host]) -> None:
@@ -86,7 +97,8 @@ def test_two_hosts_are_one_system(tmp_path: Path, receiver: Receiver, hosts: tup
             wait_until(lambda: len(successes_by_uuid(rt)) == events + 1, what="every delivery logged")
         for consumer in consumers:
             consumer.send_signal(signal.SIGTERM)
-        outputs = [finish(consumer) for consumer in consumers]
+        outputs = [finish(consumer) for consumer in consumers[:2]]
+        finish_late_starter(consumers[2])
     finally:
         for consumer in [*consumers, doomed]:
             if consumer.poll() is None:

@@ -155,9 +155,9 @@ def test_an_index_made_readable_by_others_is_made_private_again(tmp_path: Path, 
 def test_a_100_kb_query_is_refused_quickly_with_one_line(tmp_path: Path, receiver: Any) -> None:
     config = delivered(tmp_path, receiver, ORDER)
     query = "roni " * 20_000
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: what the query costs, not what other processes take
     result = ae(config, "search", query)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert result.exit_code == 2
     assert result.stderr == f"ae: error: query too long: 100,000 characters, at most {MAX_QUERY_CHARS:,}\n"
     assert elapsed < 0.1, elapsed
@@ -170,12 +170,14 @@ def test_a_long_run_without_spaces_is_refused_with_its_position() -> None:
 
 
 def best_time(text: str) -> float:
+    """The parse's CPU time, best of 5: a loaded machine (other processes, other test
+    workers) stretches wall time, not the work this process does."""
     schema = parser_schema()
     times = []
     for _ in range(5):
-        started = time.perf_counter()
+        started = time.process_time()
         parse(text, schema)
-        times.append(time.perf_counter() - started)
+        times.append(time.process_time() - started)
     return min(times)
 
 
