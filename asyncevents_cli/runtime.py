@@ -7,14 +7,14 @@ and `ae subscribe` never connects to RabbitMQ.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .config import Config, load_config
 
 if TYPE_CHECKING:  # imported where used, so a command loads only what it opens (`ae trace`: the store)
-    from .engine import Consumer
+    from .engine import Consumer, ConsumerOptions
     from .notifiers import Notifiers
     from .queues import Queue
     from .store import Store
@@ -76,16 +76,46 @@ class Runtime:
             self._notifiers = Notifiers(self.config)
         return self._notifiers
 
-    def consumer(self, kinds: tuple[str, ...] | None = None, **options: Any) -> Consumer:
-        """A delivery engine over this runtime's store, queue and notifiers; `kinds`
-        defaults to every queue (trigger and retry)."""
+    def consumer_options(
+        self,
+        kinds: Sequence[str] | None = None,
+        *,
+        concurrency: int | None = None,
+        per_subscription: int | None = None,
+        poll_timeout: float | None = None,
+    ) -> ConsumerOptions:
+        """A consumer's options: the settings, each overridden by a flag given (None: not given).
+        `kinds` defaults to every queue (trigger and retry). Out of range: `InputError`."""
+        from .engine import ConsumerOptions
+
+        return ConsumerOptions.from_settings(
+            self.config.settings,
+            kinds,
+            concurrency=concurrency,
+            per_subscription=per_subscription,
+            poll_timeout=poll_timeout,
+        )
+
+    def consumer(
+        self,
+        kinds: Sequence[str] | None = None,
+        *,
+        concurrency: int | None = None,
+        per_subscription: int | None = None,
+        poll_timeout: float | None = None,
+    ) -> Consumer:
+        """A delivery engine over this runtime's store, queue and notifiers (see `consumer_options`)."""
+        options = self.consumer_options(
+            kinds, concurrency=concurrency, per_subscription=per_subscription, poll_timeout=poll_timeout
+        )
+        return self.consumer_for(options)
+
+    def consumer_for(self, options: ConsumerOptions) -> Consumer:
+        """A delivery engine with options built before (once per command, not once per reconnect)."""
         from .engine import Consumer
-        from .queues.base import KINDS
 
         self.store.check_secret_key()  # a wrong key stops here, before a message is taken
-        return Consumer(
-            self.config, self.store, self.queue, self.notifiers, KINDS if kinds is None else kinds, **options
-        )
+        return Consumer(self.config, self.store, self.queue, self.notifiers, options)
 
     def close(self) -> None:
         for resource in (self._notifiers, self._queue, self._store):

@@ -198,6 +198,13 @@ COMMANDS = [
     (["deadletters", "purge", "--before", "nope", "--yes"], 2, "--before"),
     (["deadletters", "purge", "--before", "2026-13-45", "--yes"], 2, "--before"),
     (["consume", "all", "--max-messages", "0"], 2, "--max-messages"),
+    # issue 23: the consumer's options out of range are refused, never clamped
+    (["consume", "all", "--max-messages", "-1"], 2, "--max-messages"),
+    (["consume", "all", "--concurrency", "0"], 2, "--concurrency"),
+    (["consume", "trigger", "--concurrency", "-5"], 2, "--concurrency"),
+    (["consume", "retry", "--concurrency", "10001"], 2, "--concurrency"),
+    (["consume", "all", "--metrics-port", "65536"], 2, "--metrics-port"),
+    (["consume", "all", "--metrics-port", "0"], 2, "--metrics-port"),
     (["consume", "nothing"], 2, "nothing"),
 ]
 
@@ -257,6 +264,12 @@ ENVIRONMENTS = [
     ({"AE_SERVE_MAX_BODY_BYTES": "2MiB"}, "serve_max_body_bytes"),
     ({"AE_SERVE_READ_TIMEOUT_SECONDS": "0"}, "serve_read_timeout_seconds"),
     ({"AE_SERVE_SEARCH_SECONDS": "inf"}, "serve_search_seconds"),
+    # issue 23: the consumer's settings out of range are refused, never clamped
+    ({"AE_CONCURRENCY": "0"}, "concurrency"),
+    ({"AE_CONCURRENCY": "10001"}, "concurrency"),
+    ({"AE_SUBSCRIPTION_CONCURRENCY": "0"}, "subscription_concurrency"),
+    ({"AE_SUBSCRIPTION_CONCURRENCY": "-1"}, "subscription_concurrency"),
+    ({"AE_METRICS_PORT": "65536"}, "metrics_port"),
 ]
 
 
@@ -296,6 +309,8 @@ FILES = [
     ("[settings]\nbackoff_exponent = 1e308\n", "backoff_exponent"),
     ('[settings]\namqp_url = "notaurl"\n', "amqp_url"),
     ('[settings]\nqueue = "kafka"\n', "queue"),
+    ("[settings]\nconcurrency = 0\n", "concurrency"),
+    ("[settings]\nsubscription_concurrency = 100000\n", "subscription_concurrency"),
     ("[settings]\nindexing = 1\n", "indexing"),
     ('[settings]\ndeny_private_targets = "yes"\n', "deny_private_targets"),
     ('settings = "x"\n', "[settings]"),

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ..config import LOG_FORMATS
+from ..config import LOG_FORMATS, MAX_CONCURRENCY
 from ..errors import DatabaseUnavailable, InputError, QueueUnavailable
 from ..jsonlog import json_handler
 from ..queues.base import KINDS, RETRY, TRIGGER
@@ -28,12 +28,13 @@ from .context import runtime
 from .output import attempt_line, backlog_display, is_terminal, note, say
 
 if TYPE_CHECKING:
+    from ..engine import Consumer, ConsumerOptions
     from ..relay import RelayThread
     from ..runtime import Runtime
 
 consume_app = typer.Typer(help="Run consumers that deliver queued events.", no_args_is_help=True)
 
-MAX_OPTION = typer.Option(None, "--max-messages", min=1, help="Stop after handling N messages.")
+MAX_OPTION = typer.Option(None, "--max-messages", min=1, help="Stop after handling N messages (N >= 1).")
 UNTIL_EMPTY_OPTION = typer.Option(
     False, "--until-empty", help="Exit once nothing is queued, due or delayed (for scripts and tests)."
 )
@@ -47,8 +48,8 @@ CONCURRENCY_OPTION = typer.Option(
     None,
     "--concurrency",
     min=1,
-    max=10_000,
-    help="Deliveries in flight at once (default: the `concurrency` setting, 64).",
+    max=MAX_CONCURRENCY,
+    help=f"Deliveries in flight at once, 1 to {MAX_CONCURRENCY} (default: the `concurrency` setting, 64).",
 )
 
 
@@ -57,7 +58,8 @@ METRICS_PORT_OPTION = typer.Option(
     "--metrics-port",
     min=1,
     max=65535,
-    help="Serve /metrics, /healthz and /readyz on this port (default: the `metrics_port` setting; 0 there: off).",
+    help="Serve /metrics, /healthz and /readyz on this port, 1 to 65535"
+    " (default: the `metrics_port` setting; 0 there: off).",
 )
 METRICS_HOST_OPTION = typer.Option(
     None, "--metrics-host", help="Address for --metrics-port (default: the `metrics_host` setting, 127.0.0.1)."
@@ -73,34 +75,45 @@ consume_log = logging.getLogger("asyncevents_cli.consume")
 
 
 class StopFlag:
-    """Set by SIGINT/SIGTERM; a second Ctrl-C calls `abort`."""
+    """Set by SIGINT/SIGTERM; a second Ctrl-C calls `abort`.
+
+    The handler only sets flags: what it has to say is said by the next poll of the flag
+    (the loop asks every turn). A handler that prints can import on first use, and an
+    import inside a signal handler that interrupted another import breaks Python 3.11's
+    import lock bookkeeping (a `KeyError: <thread id>` from importlib)."""
 
     def __init__(self, tell: Callable[[str], None] = note) -> None:
         self.stopping = False
         self.abort: Callable[[], None] | None = None
         self.tell = tell
+        self._untold: list[str] = []
 
     def __call__(self) -> bool:
+        self.flush()
         return self.stopping
+
+    def flush(self) -> None:
+        """Say what the handler noted (the loop's next poll, or the command's way out)."""
+        while self._untold:
+            self.tell(self._untold.pop(0))
 
     def install(self) -> dict[signal.Signals, Any]:
         """Take over SIGINT and SIGTERM; return the previous handlers to restore."""
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-        def handler(signum: int, frame: object) -> None:
-            if self.stopping and signum == signal.SIGINT:
-                self.tell("ae: aborting the deliveries in flight; their messages come back on the next start")
-                if self.abort is None:
-                    raise KeyboardInterrupt
-                self.abort()
-                return
-            if not self.stopping:
-                self.tell("ae: stopping: finishing the deliveries in flight (Ctrl-C again to abort them)")
-            self.stopping = True
-
-        signal.signal(signal.SIGINT, handler)
-        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, self.handle)
+        signal.signal(signal.SIGTERM, self.handle)
         return previous
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.stopping and signum == signal.SIGINT:
+            self._untold.append("ae: aborting the deliveries in flight; their messages come back on the next start")
+            if self.abort is None:
+                raise KeyboardInterrupt
+            self.abort()
+            return
+        if not self.stopping:
+            self._untold.append("ae: stopping: finishing the deliveries in flight (Ctrl-C again to abort them)")
+        self.stopping = True
 
 
 class AttemptLines(logging.Handler):
@@ -177,7 +190,7 @@ def _logging(verbose: bool, json_lines: bool) -> Iterator[Callable[[str], None]]
 
 @contextmanager
 def _metrics(
-    ctx: typer.Context, observing: Observing, current: list[Any], tell: Callable[[str], None]
+    ctx: typer.Context, observing: Observing, current: list[Consumer], tell: Callable[[str], None]
 ) -> Iterator[None]:
     """Serve /metrics, /healthz and /readyz while the consumer runs, if a port was chosen."""
     if not observing.metrics_port:
@@ -196,10 +209,9 @@ def _metrics(
 
 def _run(
     ctx: typer.Context,
-    kinds: tuple[str, ...],
+    options: ConsumerOptions,
     max_messages: int | None,
     until_empty: bool,
-    concurrency: int | None,
     verbose: bool = False,
     observing: Observing | None = None,
 ) -> None:
@@ -209,12 +221,13 @@ def _run(
     observing = observing or Observing(0, "", "text")
     json_lines = observing.log_format == "json"
     rt = runtime(ctx)
-    current: list[Any] = []  # the consumer of the moment (a new one after a reconnect)
+    kinds = options.kinds
+    current: list[Consumer] = []  # the consumer of the moment (a new one after a reconnect)
     with _logging(verbose, json_lines) as tell, _metrics(ctx, observing, current, tell):
         stop = StopFlag(tell)
         previous = stop.install()
 
-        def watch(consumer: Any) -> None:
+        def watch(consumer: Consumer) -> None:
             stop.abort = consumer.abort
             current[:] = [consumer]
 
@@ -224,7 +237,7 @@ def _run(
         try:
             with backlog_display(_backlog(ctx, kinds) if show_progress else 0, show_progress) as advance:
                 handled = run_reconnecting(
-                    lambda: rt.consumer(kinds, concurrency=concurrency),
+                    lambda: rt.consumer_for(options),
                     max_messages,
                     until_empty,
                     stop,
@@ -234,6 +247,7 @@ def _run(
         except Aborted:
             raise KeyboardInterrupt from None
         finally:
+            stop.flush()
             if relay_thread is not None:
                 relay_thread.stop()
             for sig, old in previous.items():
@@ -269,7 +283,8 @@ def consume_trigger(
 ) -> None:
     """Fan published events out to their subscribers."""
     observing = Observing.chosen(ctx, metrics_port, metrics_host, log_format)
-    _run(ctx, (TRIGGER,), max_messages, until_empty, concurrency, verbose, observing)
+    options = runtime(ctx).consumer_options((TRIGGER,), concurrency=concurrency)
+    _run(ctx, options, max_messages, until_empty, verbose, observing)
 
 
 @consume_app.command("retry")
@@ -285,7 +300,8 @@ def consume_retry(
 ) -> None:
     """Attempt failed deliveries again as their back-off comes due."""
     observing = Observing.chosen(ctx, metrics_port, metrics_host, log_format)
-    _run(ctx, (RETRY,), max_messages, until_empty, concurrency, verbose, observing)
+    options = runtime(ctx).consumer_options((RETRY,), concurrency=concurrency)
+    _run(ctx, options, max_messages, until_empty, verbose, observing)
 
 
 @consume_app.command("all")
@@ -311,4 +327,5 @@ def consume_all(
       ae consume all --until-empty -v
     """
     observing = Observing.chosen(ctx, metrics_port, metrics_host, log_format)
-    _run(ctx, KINDS, max_messages, until_empty, concurrency, verbose, observing)
+    options = runtime(ctx).consumer_options(KINDS, concurrency=concurrency)
+    _run(ctx, options, max_messages, until_empty, verbose, observing)

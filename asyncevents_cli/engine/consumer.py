@@ -15,6 +15,11 @@ consumer is stopping, or a cycle runs anyway. More is leased once the messages
 waiting for a slot of the window have run out. An empty queue is looked at
 again every `BUSY_WAIT` while attempts run, never in a tight loop.
 
+Each turn of the loop (`_turn`) starts what may start, then either waits
+(`_wait`) or plans a cycle (`_plan`), runs it on the I/O thread (`_cycle`),
+and applies what came back (`_apply`, `_after_take`). What one `run` has under
+way lives in one object (`_Run`), not in the loop's locals.
+
 Stopping: `should_stop()` (SIGTERM, Ctrl-C) ends the taking; attempts under way
 finish and are settled; messages taken but not yet begun are given back.
 `abort()` (a second Ctrl-C) cancels the attempts in flight at once and gives
@@ -27,24 +32,25 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from ..config import Config
 from ..errors import DatabaseUnavailable
 from ..notifiers import Notifiers
-from ..queues.base import KINDS, Envelope, Queue
-from ..store import Store, utcnow
+from ..queues.base import Envelope, Queue
+from ..store import PendingDelivery, Store
 from .attempts import LEASE_SECONDS
 from .circuit import CircuitRules
+from .cycle import CycleResult, Pace, Plan
 from .decisions import Settlement
 from .endpoints import Endpoints
 from .flight import Flight
 from .handling import Handler
 from .io import IoThread
 from .lanes import Lanes
-from .pump import PUMP_EVERY, Pump, PumpRequest, Taken
+from .options import Backends, ConsumerOptions
+from .pump import PUMP_EVERY, Pump
 from .retrying import Retrying
 from .settle import settle_and_take
 
@@ -60,33 +66,24 @@ class Aborted(Exception):
 
 
 class Consumer:
+    """The delivery engine over one store, queue and notifiers, run with `options`
+    (by default the settings' own)."""
+
     def __init__(
         self,
         config: Config,
         store: Store,
         queue: Queue,
         notifiers: Notifiers,
-        kinds: Sequence[str] = KINDS,
-        concurrency: int | None = None,
-        per_subscription: int | None = None,
-        poll_timeout: float = 0.25,
-        now: Callable[[], datetime] = utcnow,
+        options: ConsumerOptions | None = None,
     ) -> None:
-        unknown = set(kinds) - set(KINDS)
-        if unknown:
-            raise ValueError(f"unknown queue kind(s): {sorted(unknown)}")
+        #: checked when built: the window is exactly what was asked for
+        self.options = options or ConsumerOptions.from_settings(config.settings)
+        self.backends = Backends(config, store, queue, notifiers)
         self.config = config
         self.store = store
         self.queue = queue
         self.notifiers = notifiers
-        self.kinds = tuple(kinds)
-        self.concurrency = max(1, concurrency or config.settings.concurrency)
-        self.per_subscription = max(1, per_subscription or config.settings.subscription_concurrency)
-        #: messages held unsettled at once: twice the window, so finished attempts
-        #: waiting for the next settle batch do not leave the window idle
-        self.held_limit = 2 * self.concurrency
-        self.poll_timeout = poll_timeout
-        self.now = now
         self.processed = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task | None = None
@@ -95,7 +92,7 @@ class Consumer:
         self.retrying = Retrying()
         settings = config.settings
         #: per-endpoint state: the lanes on the loop, their store edge on the I/O thread
-        self.lanes = Lanes(self.per_subscription)
+        self.lanes = Lanes(self.options.per_subscription)
         self.endpoints = Endpoints(
             CircuitRules(
                 settings.circuit_failure_threshold,
@@ -104,7 +101,7 @@ class Consumer:
             ),
             raise_event=queue.publish_trigger,
         )
-        self.pump = Pump(store, self.lanes, self.endpoints, self.concurrency, self.retrying.call, LEASE_SECONDS)
+        self.pump = Pump(store, self.lanes, self.endpoints, self.options.concurrency, self.retrying.call, LEASE_SECONDS)
 
     @property
     def in_flight(self) -> int:
@@ -124,7 +121,7 @@ class Consumer:
         delayed or in flight: delayed retries are waited for. Raises `Aborted`
         after `abort()`.
         """
-        asyncio.run(self._run(max_messages, until_empty, should_stop, on_message))
+        asyncio.run(self._run(_Ask(max_messages, until_empty, should_stop, on_message)))
         if self._aborted:
             raise Aborted("aborted: attempts in flight were cancelled; their messages come back on the next start")
         return self.processed
@@ -135,101 +132,71 @@ class Consumer:
         if self._loop is not None and self._main is not None:
             self._loop.call_soon_threadsafe(self._main.cancel)
 
-    async def _run(
-        self,
-        max_messages: int | None,
-        until_empty: bool,
-        should_stop: Callable[[], bool],
-        on_message: Callable[[int], None] | None,
-    ) -> None:
-        self._loop = loop = asyncio.get_running_loop()
+    async def _run(self, ask: _Ask) -> None:
+        self._loop = asyncio.get_running_loop()
         self._main = asyncio.current_task()
-        io = IoThread()
-        handler = Handler(
-            self.config,
-            self.store,
-            self.queue,
-            self.notifiers,
-            self.concurrency,
-            self.lanes,
-            self.now,
-            io,
-            lambda attempt, row: flight.start_kept(attempt, row),
-        )
-        flight = Flight(loop, handler.handle)
-        cycle: concurrent.futures.Future[CycleResult] | None = None
-        settling: list[Envelope] = []  # the messages the cycle under way is settling
+        run = _Run(self, ask, IoThread())
         try:
             if self._aborted:
                 return
-            await io.call(self.retrying.call, self.queue.reserve, self.held_limit)
-            pace = _Pace()
-            while True:
-                stopping = should_stop()
-                handler.stopping = stopping
-                taking = not stopping and (max_messages is None or pace.taken < max_messages)
-                flight.start_deferred()
-                self.lanes.shed_stalled()
-                if not taking and not flight.tasks and not flight.finished and not flight.deferred:
-                    break
-                plan = self._plan(flight, pace, taking, max_messages, until_empty)
-                if plan is None:
-                    # until some work finishes, the settle is due, or it is time to look again
-                    now = time.monotonic()
-                    wait = min(BUSY_WAIT, flight.settle_by - now) if flight.finished else BUSY_WAIT
-                    await flight.doorbell.wait(max(wait, 0.001))
-                    continue
-                settling = [s.envelope for s in plan.settlements if s.envelope is not None]
-                cycle = io.submit(self._cycle, plan)
-                result = await asyncio.wrap_future(cycle)
-                cycle, settling = None, []
-                self._count(plan.settlements, on_message)
-                flight.settled(plan.settlements)
-                self.pump.note_kept(plan.settlements)
-                self.pump.apply(plan.pump, result.taken)
-                for row, probe in result.taken.kept:
-                    flight.start_kept(handler.handle_pending(row, probe), row)
-                if self._after_take(flight, pace, plan, result):
-                    break
+            await run.io.call(self.retrying.call, self.queue.reserve, self.options.held_limit)
+            while await self._turn(run):
+                pass
         except asyncio.CancelledError:
             if not self._aborted:
                 raise
-            await self._give_back(io, flight, cycle, [])
+            await self._give_back(run, [])
         except BaseException as exc:
             if isinstance(exc, DatabaseUnavailable):
                 # `reconnect` starts a consumer again on this same queue object: what this one
                 # holds (the settle that failed too) goes back now where the queue can do that
                 # without the store (a broker: else it waits unacknowledged until the process ends)
-                await self._give_back(io, flight, cycle, settling, self.queue.release_without_store)
+                await self._give_back(run, run.settling, self.queue.release_without_store)
             else:
-                await flight.cancel()
-                await self._finish(cycle)
+                await run.flight.cancel()
+                await self._finish(run.cycle)
             raise
         finally:
             try:
                 await self.notifiers.aclose()
             finally:
-                io.close()
+                run.io.close()
 
-    def _plan(
-        self, flight: Flight, pace: _Pace, taking: bool, max_messages: int | None, until_empty: bool
-    ) -> Plan | None:
+    async def _turn(self, run: _Run) -> bool:
+        """One turn of the loop: start what may start, then wait, or run a cycle; False once done."""
+        stopping = run.ask.should_stop()
+        run.handler.stopping = stopping
+        taking = not stopping and (run.ask.max_messages is None or run.pace.taken < run.ask.max_messages)
+        flight = run.flight
+        flight.start_deferred()
+        self.lanes.shed_stalled()
+        if not taking and not flight.tasks and not flight.finished and not flight.deferred:
+            return False
+        plan = self._plan(run, taking)
+        if plan is None:
+            await self._wait(flight)
+            return True
+        result = await self._cycle_on_io(run, plan)
+        self._apply(run, plan, result)
+        return not self._after_take(run, plan, result)
+
+    @staticmethod
+    async def _wait(flight: Flight) -> None:
+        """Until some work finishes, the settle is due, or it is time to look again."""
+        wait = min(BUSY_WAIT, flight.settle_by - time.monotonic()) if flight.finished else BUSY_WAIT
+        await flight.doorbell.wait(max(wait, 0.001))
+
+    def _plan(self, run: _Run, taking: bool) -> Plan | None:
         """What the next cycle does, or None when nothing is due yet."""
+        flight, pace = run.flight, run.pace
         now = time.monotonic()
-        room = 0
-        if taking and flight.messages <= self.concurrency:  # the messages waiting for a slot ran out
-            # what finished is settled first, in the same cycle
-            room = self.held_limit - flight.messages - len(flight.deferred)
-            if max_messages is not None:
-                room = min(room, max_messages - pace.taken)
-            if flight.tasks and pace.looked_empty_at is not None and now - pace.looked_empty_at < BUSY_WAIT:
-                room = 0  # the queue was empty a moment ago: do not look again yet
+        room = self._room(run, taking, now)
         finished = flight.finished
         settle_now = bool(finished) and (
             room > 0
             or not flight.tasks
             or not taking
-            or len(finished) * 2 >= self.concurrency
+            or len(finished) * 2 >= self.options.concurrency
             or now >= flight.settle_by
         )
         extend = bool(flight.tasks) and now - pace.last_extend > EXTEND_EVERY
@@ -248,13 +215,44 @@ class Consumer:
             held=flight.held_envelopes() if extend else [],
             kept=list(flight.kept.values()) if extend else [],
             room=room,
-            timeout=0.0 if busy else (QUICK_LOOK if pace.just_worked else self.poll_timeout),
-            probe_empty=until_empty and not busy,
+            timeout=0.0 if busy else (QUICK_LOOK if pace.just_worked else self.options.poll_timeout),
+            probe_empty=run.ask.until_empty and not busy,
             pump=self.pump.request() if pump else None,
         )
 
-    def _after_take(self, flight: Flight, pace: _Pace, plan: Plan, result: CycleResult) -> bool:
-        """Start what was taken; whether the loop is done (`until_empty` and nothing left)."""
+    def _room(self, run: _Run, taking: bool, now: float) -> int:
+        """How many more messages the next cycle leases: none while messages still wait for
+        a slot of the window (what finished is settled first, in the same cycle)."""
+        flight, pace = run.flight, run.pace
+        if not taking or flight.messages > self.options.concurrency:
+            return 0
+        room = self.options.held_limit - flight.messages - len(flight.deferred)
+        if run.ask.max_messages is not None:
+            room = min(room, run.ask.max_messages - pace.taken)
+        if flight.tasks and pace.looked_empty_at is not None and now - pace.looked_empty_at < BUSY_WAIT:
+            return 0  # the queue was empty a moment ago: do not look again yet
+        return room
+
+    async def _cycle_on_io(self, run: _Run, plan: Plan) -> CycleResult:
+        """Run `plan` on the I/O thread; the loop keeps delivering meanwhile."""
+        run.settling = [s.envelope for s in plan.settlements if s.envelope is not None]
+        run.cycle = run.io.submit(self._cycle, plan)
+        result = await asyncio.wrap_future(run.cycle)
+        run.cycle, run.settling = None, []
+        return result
+
+    def _apply(self, run: _Run, plan: Plan, result: CycleResult) -> None:
+        """Back on the loop: count what was settled, and start the kept deliveries taken."""
+        self._count(plan.settlements, run.ask.on_message)
+        run.flight.settled(plan.settlements)
+        self.pump.note_kept(plan.settlements)
+        self.pump.apply(plan.pump, result.taken)
+        for row, probe in result.taken.kept:
+            run.flight.start_kept(run.handler.handle_pending(row, probe), row)
+
+    def _after_take(self, run: _Run, plan: Plan, result: CycleResult) -> bool:
+        """Start the messages taken; whether the loop is done (`until_empty` and nothing left)."""
+        flight, pace = run.flight, run.pace
         if result.envelopes:
             pace.just_worked = True
             pace.looked_empty_at = None
@@ -281,7 +279,7 @@ class Consumer:
             retry(self.store.extend_pending, plan.kept, time.time() + LEASE_SECONDS)
 
         def take() -> list[Envelope]:
-            return self.queue.receive_many(self.kinds, plan.room, plan.timeout) if plan.room > 0 else []
+            return self.queue.receive_many(self.options.kinds, plan.room, plan.timeout) if plan.room > 0 else []
 
         # the queue decides what commits together, and so what `retry` may run again
         envelopes = settle_and_take(self.store, self.queue, plan.settlements, take, self.endpoints, retry)
@@ -291,7 +289,7 @@ class Consumer:
             and plan.room > 0
             and not envelopes
             and not taken.kept
-            and retry(self.queue.is_empty, self.kinds)
+            and retry(self.queue.is_empty, self.options.kinds)
             and retry(self.store.pending_to_attempt) == 0
         )
         return CycleResult(envelopes, bool(empty), taken)
@@ -316,9 +314,7 @@ class Consumer:
 
     async def _give_back(
         self,
-        io: IoThread,
-        flight: Flight,
-        cycle: concurrent.futures.Future[CycleResult] | None,
+        run: _Run,
         settling: list[Envelope],
         release: Callable[[Sequence[Envelope]], None] | None = None,
     ) -> None:
@@ -326,45 +322,43 @@ class Consumer:
         (those whose attempts finished but were not settled yet too, those waiting for their
         first copy, and `settling`: those of a settle that failed). Kept deliveries under way
         stay leased in the store; they are taken again once their lease lapses."""
+        flight = run.flight
         held = flight.held_envelopes() + settling
         for task in flight.finished:
             envelope = None if task.cancelled() or task.exception() else task.result().envelope
             if envelope is not None:
                 held.append(envelope)
         await flight.cancel()
-        held += await self._finish(cycle)
+        held += await self._finish(run.cycle)
         try:
-            await io.call(release or self.queue.release_many, held)
+            await run.io.call(release or self.queue.release_many, held)
         except Exception as exc:  # the broker or lease gives them back anyway, a little later
             log.warning("could not give back %d message(s) at once: %s", len(held), exc)
 
 
-@dataclass
-class _Pace:
-    """When the loop last did what it does now and then."""
-
-    taken: int = 0
-    just_worked: bool = False
-    looked_empty_at: float | None = None  # the last lease that found nothing
-    last_extend: float = field(default_factory=time.monotonic)
-    last_pump: float = 0.0
-
-
 @dataclass(frozen=True)
-class Plan:
-    """One cycle's work for the I/O thread."""
+class _Ask:
+    """What one `Consumer.run` was asked to do."""
 
-    settlements: list[Settlement]
-    held: list[Envelope]  # messages whose leases to renew
-    kept: list[str]  # kept deliveries (uuids) whose leases to renew
-    room: int  # messages to lease at most
-    timeout: float  # how long to wait for one
-    probe_empty: bool  # say whether nothing at all is left
-    pump: PumpRequest | None  # kept deliveries to take for lanes with room, circuits to probe
+    max_messages: int | None
+    until_empty: bool
+    should_stop: Callable[[], bool]
+    on_message: Callable[[int], None] | None
 
 
-@dataclass(frozen=True)
-class CycleResult:
-    envelopes: list[Envelope]
-    empty: bool
-    taken: Taken  # kept deliveries taken for their lanes
+class _Run:
+    """One `Consumer.run`: what it was asked, and what it has under way."""
+
+    def __init__(self, consumer: Consumer, ask: _Ask, io: IoThread) -> None:
+        self.ask = ask
+        self.io = io
+        self.handler = Handler(consumer.backends, consumer.options, consumer.lanes, io, self._detach)
+        self.flight = Flight(asyncio.get_running_loop(), self.handler.handle)
+        self.pace = Pace()
+        #: the cycle under way on the I/O thread, and the messages it is settling
+        self.cycle: concurrent.futures.Future[CycleResult] | None = None
+        self.settling: list[Envelope] = []
+
+    def _detach(self, attempt: Awaitable[Settlement], row: PendingDelivery) -> None:
+        """A trigger's attempt still under way when the trigger is settled runs on as a kept delivery."""
+        self.flight.start_kept(attempt, row)

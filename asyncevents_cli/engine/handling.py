@@ -17,14 +17,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from ..config import Config
 from ..envelopes import CLOUDEVENTS, is_cloudevent
 from ..errors import AeError, DatabaseUnavailable
 from ..messages import RetryMessage, TriggerMessage
-from ..notifiers import Notifiers
-from ..queues.base import RETRY, TRIGGER, Envelope, Queue
+from ..queues.base import RETRY, TRIGGER, Envelope
 from ..states import DeliveryState
-from ..store import PendingDelivery, Store, Subscription
+from ..store import PendingDelivery, Subscription
 from .attempts import Attempter, Delivery, NotStarted, Work, describe
 from .decisions import (
     Settlement,
@@ -41,6 +39,7 @@ from .decisions import (
 from .faults import INFRASTRUCTURE
 from .io import IoThread
 from .lanes import Lanes
+from .options import Backends, ConsumerOptions
 from .services import ServiceRunner
 from .shaping import EventBodies, split_wanted
 from .subscriptions import SubscriptionCache
@@ -53,22 +52,19 @@ class Handler:
 
     def __init__(
         self,
-        config: Config,
-        store: Store,
-        queue: Queue,
-        notifiers: Notifiers,
-        concurrency: int,
+        backends: Backends,
+        options: ConsumerOptions,
         lanes: Lanes,
-        now: Callable[[], datetime],
         io: IoThread,
         detach: Callable[[Awaitable[Settlement], PendingDelivery], None],
     ) -> None:
+        config, store = backends.config, backends.store
         self.config = config
         self.store = store
-        self.queue = queue
-        self.notifiers = notifiers
+        self.queue = backends.queue
+        self.notifiers = backends.notifiers
         self.policy = config.retry_policy
-        self.now = now
+        self.now = options.now
         self.io = io
         self.subscriptions = SubscriptionCache(store, io)
         self.lanes = lanes
@@ -76,11 +72,11 @@ class Handler:
         #: set when the consumer stops taking messages: work not yet begun is given back
         self.stopping = False
         self.attempter = Attempter(
-            notifiers,
+            backends.notifiers,
             lanes,
-            asyncio.Semaphore(concurrency),
+            asyncio.Semaphore(options.concurrency),
             lambda outcome, moment, defer, held: follow_up(self.policy, outcome, moment, defer, held),
-            now,
+            options.now,
             detach,
             lambda: self.stopping,
             config.settings.retry_after_max_seconds,
