@@ -22,11 +22,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import AeError, ConfigError, DatabaseUnavailable, InputError, NotFound, QueueUnavailable
+from .version import __version__
 
 if TYPE_CHECKING:
     from .client import Client
 
-__version__ = "0.1.0"
 __all__ = [
     "AeError",
     "Client",

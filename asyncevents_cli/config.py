@@ -126,8 +126,8 @@ class Config:
             return EventDefinition(name, OPERATOR_EVENTS[name])
         try:
             return self.events[name]
-        except KeyError:
-            raise InputError(f"event {name!r} is not defined in {self.path}", hint=self._event_hint(name)) from None
+        except KeyError as exc:
+            raise InputError(f"event {name!r} is not defined in {self.path}", hint=self._event_hint(name)) from exc
 
     def _event_hint(self, name: str) -> str:
         """'did you mean' the closest defined names (difflib: a typo, a swapped letter), else the listing."""
@@ -154,8 +154,8 @@ def _coerce(setting: Setting, value: Any, where: str, parse: bool = False) -> An
             if not is_ascii_number(text, kind):  # int() takes "５" and "5_0"; nobody means those
                 raise ValueError(value)
             return kind(text)
-        except ValueError:
-            raise ConfigError(f"{where}: {setting.name} must be {kind.__name__}, got {value!r}") from None
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {setting.name} must be {kind.__name__}, got {value!r}") from exc
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
@@ -194,17 +194,17 @@ def _config_path(chosen: str | os.PathLike[str]) -> Path:
 def _read_toml(config_path: Path) -> dict[str, Any]:
     try:
         text = read_config_text(config_path)
-    except FileNotFoundError:
+    except FileNotFoundError as error:
         raise ConfigError(
             f"config file {config_path} not found",
             hint="run `ae init` to write one here, or point --config / AE_CONFIG at one",
-        ) from None
+        ) from error
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {config_path}: {exc}") from None
+        raise ConfigError(f"cannot read config file {config_path}: {exc}") from exc
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{config_path}: invalid TOML: {exc}") from None
+        raise ConfigError(f"{config_path}: invalid TOML: {exc}") from exc
 
 
 def _settings_table(raw: dict[str, Any], config_path: Path) -> dict[str, Any]:

@@ -57,7 +57,7 @@ def read_config_text(path: Path) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
 
 
 def unknown_variables(environ: Mapping[str, str], settings: Iterable[str]) -> list[str]:

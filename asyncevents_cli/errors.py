@@ -10,7 +10,9 @@
 
 The core raises these and nothing else for expected failures; the CLI turns
 them into one line on stderr and the exit code (see `cli/app.py`). Library
-exceptions (sqlite3, psycopg, pika, aiohttp) are translated where they are caught.
+exceptions (sqlite3, psycopg, pika, aiohttp) are translated where they are caught,
+`raise ... from exc`, so that under AE_DEBUG=1 the traceback shows the cause too
+(`reveal_causes` shows it even where a `from None` hid it).
 """
 
 from __future__ import annotations
@@ -57,3 +59,15 @@ class CommitUnknown(DatabaseUnavailable):
     """The connection was lost while COMMIT's reply was on its way, and the server
     could not be asked afterwards whether it committed: running the transaction
     again might do its work twice, so it must not be retried in place."""
+
+
+def reveal_causes(exc: BaseException) -> BaseException:
+    """`exc`, with every exception behind it shown when its traceback is printed, even one
+    raised `from None`: under AE_DEBUG=1 the CLI and the web app show why, not only what."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        link.__suppress_context__ = False
+        link = link.__cause__ or link.__context__
+    return exc

@@ -39,7 +39,7 @@ class EventDefinition:
             for part in attribute.split("."):
                 target = getattr(target, part)
         except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"event {self.name!r}: cannot import service {self.service!r}: {exc}") from None
+            raise ConfigError(f"event {self.name!r}: cannot import service {self.service!r}: {exc}") from exc
         if not callable(target):
             raise ConfigError(f"event {self.name!r}: service {self.service!r} is not callable")
         return target

@@ -25,7 +25,9 @@ from .strict_json import JsonRejected, loads
 #: Store ids are Magento's `smallint unsigned`-or-wider store ids; 2^31-1 keeps
 #: them inside every integer column and every language's int.
 MAX_STORE_ID = 2**31 - 1
-#: Subscription ids are SQLite rowids; death counts never get near this.
+#: The largest id or count anything stores or carries (subscription ids, log ids, a
+#: message's generation and death count): a signed 64-bit integer, what SQLite's INTEGER
+#: and PostgreSQL's BIGINT hold. Written here only; the store, the engine and the API import it.
 MAX_ID = 2**63 - 1
 MAX_DEATH_COUNT = 2**31 - 1
 UUID_TEXT = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -63,7 +65,7 @@ def _loads(data: str | bytes, what: str) -> Any:
     try:
         return loads(data)
     except JsonRejected as exc:
-        raise MalformedMessage(f"{what}: {exc}") from None
+        raise MalformedMessage(f"{what}: {exc}") from exc
 
 
 @dataclass(frozen=True)

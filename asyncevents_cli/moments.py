@@ -17,10 +17,10 @@ def parse_moment(text: str, option: str, end: bool = False) -> str:
     value = text.strip()
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+    except ValueError as exc:
         raise InputError(
             f"{option}: expected an ISO date or datetime like 2026-03-01 or 2026-03-01T22:00:00, got {text!r}"
-        ) from None
+        ) from exc
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     if end and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):

@@ -89,7 +89,7 @@ def _check_dns_name(url: str, host: str) -> None:
             if label.startswith("xn--"):
                 idna.decode(label)  # an A-label must decode and round-trip
     except (idna.IDNAError, UnicodeError) as exc:
-        raise _bad(url, f"host is not a valid internationalised domain name ({exc})") from None
+        raise _bad(url, f"host is not a valid internationalised domain name ({exc})") from exc
     labels = ascii_host.rstrip(".").split(".")
     if len(ascii_host) > 253 or not all(LABEL.match(label) for label in labels):
         raise _bad(url, "host is not a valid domain name")
@@ -111,7 +111,7 @@ def check_recipient_url(url: str) -> str:
         host, port = parsed.host, parsed.explicit_port  # yarl decodes the host on first use
         bracketed = "[" in urlsplit(url).netloc  # yarl drops the brackets of [v1.x] too
     except Exception as exc:  # yarl raises several kinds (ValueError, TypeError, UnicodeError) for bad URLs
-        raise _bad(url, str(exc) or exc.__class__.__name__) from None
+        raise _bad(url, str(exc) or exc.__class__.__name__) from exc
     if parsed.scheme not in ("http", "https"):
         raise _bad(url, "must be an http or https URL")
     if not host:
@@ -219,6 +219,14 @@ def check_target(url: str, deny_private: bool = False, resolver: Resolver = syst
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     with contextlib.suppress(OSError):  # unresolvable today; the delivery-time check decides
         resolve_checked(parsed.host or "", port, deny_private, resolver)
+
+
+def check_webhook_url(url: str, deny_private: bool = False) -> str:
+    """An http notifier's recipient, as `HttpNotifier.check_recipient` and so `ae subscribe`
+    check it: a URL both HTTP stacks accept, on a host the SSRF guard allows."""
+    check_recipient_url(url)
+    check_target(url, deny_private)
+    return url
 
 
 def describe_refusal(exc: TargetRefused) -> str:

@@ -23,7 +23,7 @@ def parse_data(text: str, where: str = "--data") -> dict[str, Any]:
     try:
         value = loads(text) if text.strip() else {}
     except JsonRejected as exc:
-        raise InputError(f"{where}: {exc}") from None
+        raise InputError(f"{where}: {exc}") from exc
     if not isinstance(value, dict):
         raise InputError(f"{where}: data must be a JSON object, got {type(value).__name__}")
     return value
@@ -47,7 +47,7 @@ def read_batch(path: Path | str) -> list[dict[str, Any]]:
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read batch file {path}: {exc}") from None
+        raise InputError(f"cannot read batch file {path}: {exc}") from exc
     return [parse_data(line, f"{path}:{n}") for n, line in enumerate(lines, 1) if line.strip()]
 
 

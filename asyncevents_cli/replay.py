@@ -33,8 +33,8 @@ def replay(store: Store, queue: Queue, policy: RetryPolicy, uuid: str) -> dict[s
         )
     try:
         payload = json.loads(last["serialized_data"])["data"]
-    except (ValueError, KeyError, TypeError):
-        raise AeError(f"logged data of {uuid} is not an event body; cannot replay") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AeError(f"logged data of {uuid} is not an event body; cannot replay") from exc
     delay = policy.delay_seconds(1)
     message = RetryMessage(subscription.subscription_id, 1, encode_payload(payload), uuid)
     due = utcnow() + timedelta(seconds=delay)

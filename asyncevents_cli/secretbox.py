@@ -57,7 +57,7 @@ def read_key_file(path: Path) -> list[bytes]:
     try:
         text = path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
-        raise SecretKeyError(f"cannot read the key file {path}: {exc}") from None
+        raise SecretKeyError(f"cannot read the key file {path}: {exc}") from exc
     return [line.strip().encode() for line in text.splitlines() if line.strip()]
 
 
@@ -84,11 +84,11 @@ class SecretBox:
 
         try:
             self._fernet = MultiFernet([Fernet(key) for key in keys])
-        except (ValueError, TypeError):
+        except (ValueError, TypeError) as exc:
             raise SecretKeyError(
                 f"the secret key from {source} is not a Fernet key (32 url-safe base64-encoded bytes)",
                 hint="`ae key generate` prints a new one",
-            ) from None
+            ) from exc
         #: where the key came from, for error messages: "AE_SECRET_KEY" or the key file
         self.source = source
 
@@ -131,9 +131,9 @@ class SecretBox:
 
         try:
             return self._fernet.decrypt(sealed[len(PREFIX) :].encode("ascii")).decode("utf-8")
-        except (InvalidToken, UnicodeError):
+        except (InvalidToken, UnicodeError) as exc:
             raise SecretKeyError(
                 f"cannot decrypt subscription secrets with the key from {self.source}: it is not the key"
                 " they were encrypted with",
                 hint=f"set {KEY_ENV} to the original key, or restore the original key file",
-            ) from None
+            ) from exc

@@ -82,10 +82,10 @@ def parse_moment(text: str) -> float:
     """`--before`: an ISO date or date-time (UTC unless it says otherwise), as epoch seconds."""
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
+    except ValueError as exc:
         raise InputError(
             f"--before: {text!r} is not a date or date-time such as 2026-01-31 or 2026-01-31T10:00"
-        ) from None
+        ) from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()

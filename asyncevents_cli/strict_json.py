@@ -60,10 +60,10 @@ def check_encodable(value: Any) -> None:
     (a lone surrogate does not)."""
     try:
         json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise JsonRejected("contains a lone surrogate (\\ud800-\\udfff), which is not valid UTF-8") from None
+    except UnicodeEncodeError as error:
+        raise JsonRejected("contains a lone surrogate (\\ud800-\\udfff), which is not valid UTF-8") from error
     except (ValueError, TypeError, RecursionError) as exc:
-        raise JsonRejected(f"cannot be serialised as JSON: {exc}") from None
+        raise JsonRejected(f"cannot be serialised as JSON: {exc}") from exc
 
 
 def loads(data: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
@@ -72,15 +72,15 @@ def loads(data: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
         try:
             data = bytes(data).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise JsonRejected(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+            raise JsonRejected(f"not UTF-8: {exc.reason} at byte {exc.start}") from exc
     try:
         value = json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float)
     except JsonRejected:
         raise
-    except RecursionError:
-        raise JsonRejected(f"nested deeper than {max_depth} levels") from None
+    except RecursionError as error:
+        raise JsonRejected(f"nested deeper than {max_depth} levels") from error
     except ValueError as exc:  # JSONDecodeError, and int() of a number too long to convert
-        raise JsonRejected(f"not valid JSON: {exc}") from None
+        raise JsonRejected(f"not valid JSON: {exc}") from exc
     if isinstance(value, (dict, list)):
         if data.count("[") + data.count("{") > max_depth:  # fewer brackets cannot nest that deep
             check_depth(value, max_depth)

@@ -15,7 +15,6 @@ from .config import Config
 from .envelopes import CLOUDEVENTS, DATA, check_format
 from .errors import InputError
 from .messages import check_store_id
-from .netguard import check_recipient_url, check_target
 from .notifiers import find
 from .notifiers.custom_headers import check_headers
 from .notifiers.signing import MAGENTO, UNSIGNED, check_scheme, check_secret, generate_secret
@@ -33,7 +32,6 @@ __all__ = [
     "check_filter",
     "parse_duration",
     "parse_rate_limit",
-    "check_url",
     "generate_secret",
 ]
 
@@ -50,17 +48,9 @@ def check_secret_text(secret: str) -> str:
         raise InputError(f"the secret (--secret) must be at most {MAX_SECRET_LENGTH} printable characters")
     try:
         secret.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InputError("the secret (--secret) is not valid UTF-8") from None
+    except UnicodeEncodeError as exc:
+        raise InputError("the secret (--secret) is not valid UTF-8") from exc
     return secret
-
-
-def check_url(url: str, config: Config | None = None) -> str:
-    """An http notifier's recipient (`HttpNotifier.check_recipient` asks here): a URL
-    both HTTP stacks accept, on a host the SSRF guard allows (see `netguard`)."""
-    check_recipient_url(url)
-    check_target(url, bool(config and config.settings.deny_private_targets))
-    return url
 
 
 def parse_duration(text: str) -> float:

@@ -47,7 +47,7 @@ def test_importing_the_package_opens_nothing_and_imports_nothing_heavy() -> None
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     loaded = set(json.loads(done.stdout))
     ours = sorted(m for m in loaded if m.startswith("asyncevents_cli"))
-    assert ours == ["asyncevents_cli", "asyncevents_cli.errors"]
+    assert ours == ["asyncevents_cli", "asyncevents_cli.errors", "asyncevents_cli.version"]
     heavy = {"pika", "psycopg", "sqlite3", "sqlite_utils", "whoosh", "typer", "rich", "asyncio", "aiohttp"}
     assert sorted(heavy & {m.split(".")[0] for m in loaded}) == []
 

@@ -8,15 +8,14 @@ the traceback.
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from typing import Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
 
-from .. import __version__
-from ..errors import EXIT_FAILURE, AeError
+from ..errors import EXIT_FAILURE, AeError, reveal_causes
+from ..version import __version__
 from .lazy import LazyCommand, LazyCommands
 from .parameters import prepare
 from .typer_hooks import import_help_renderer, is_missing_command
@@ -141,32 +140,30 @@ class AeGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
-        except AeError as exc:
-            if debug_enabled():
-                raise
-            from .output import error_line
-
-            _fail(error_line(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail("ae: interrupted", 130)
-        except sqlite3.Error as exc:
-            if debug_enabled():
-                raise
-            _fail(f"ae: error: database: {exc}", EXIT_FAILURE)
-        except OSError as exc:  # a full disk or a read-only folder, e.g. under the search index
-            if debug_enabled():
-                raise
-            where = f" {exc.filename}" if exc.filename else ""
-            _fail(f"ae: error: cannot write{where}: {exc.strerror or exc} (errno {exc.errno})", EXIT_FAILURE)
         except Exception as exc:
-            if debug_enabled():
+            if debug_enabled():  # the whole chain, causes included, as a traceback
+                reveal_causes(exc)
                 raise
-            if type(exc).__module__.startswith("psycopg"):  # not imported here: `ae --help` stays light
-                _fail(f"ae: error: database: {' '.join(str(exc).split())}", EXIT_FAILURE)
-            _fail(
-                f"ae: unexpected error: {exc.__class__.__name__}: {exc} (set AE_DEBUG=1 for the traceback)",
-                EXIT_FAILURE,
-            )
+            _fail(*_error_line(exc))
+
+
+def _error_line(exc: Exception) -> tuple[str, int]:
+    """The one line (and exit code) an error is shown as without AE_DEBUG=1."""
+    from ..database_errors import describe as describe_database_error
+    from ..database_errors import is_driver_error
+
+    if isinstance(exc, AeError):
+        from .output import error_line
+
+        return error_line(exc), exc.exit_code
+    if is_driver_error(exc):
+        return f"ae: error: {describe_database_error(exc)}", EXIT_FAILURE
+    if isinstance(exc, OSError):  # a full disk or a read-only folder, e.g. under the search index
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"ae: error: cannot write{where}: {exc.strerror or exc} (errno {exc.errno})", EXIT_FAILURE
+    return f"ae: unexpected error: {exc.__class__.__name__}: {exc} (set AE_DEBUG=1 for the traceback)", EXIT_FAILURE
 
 
 def _usage_message(exc: Any) -> str:

@@ -244,8 +244,8 @@ def _run(
                     watch,
                     on_message=advance,
                 )
-        except Aborted:
-            raise KeyboardInterrupt from None
+        except Aborted as exc:
+            raise KeyboardInterrupt from exc
         finally:
             stop.flush()
             if relay_thread is not None:

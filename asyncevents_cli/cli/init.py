@@ -36,6 +36,6 @@ def init(
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(render(), encoding="utf-8")
     except OSError as exc:
-        raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot write {target}: {exc.strerror or exc}") from exc
     say(str(target))
     note("Next: `ae events list`, then `ae subscribe EVENT URL`; `ae config show` lists the settings.")

@@ -68,7 +68,7 @@ def _secret(secret: str | None, secret_file: Path | None) -> str | None:
         try:
             lines = secret_file.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read --secret-file {secret_file}: {exc}") from None
+            raise InputError(f"cannot read --secret-file {secret_file}: {exc}") from exc
         secret = lines[0].strip() if lines else ""
     if secret is not None and not secret.strip():
         raise InputError("the secret must not be empty")

@@ -34,7 +34,7 @@ def _read_data(data: str | None, data_file: Path | None, stdin: str | None) -> d
         try:
             text = data_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read --data-file {data_file}: {exc}") from None
+            raise InputError(f"cannot read --data-file {data_file}: {exc}") from exc
         return publishing.parse_data(text, str(data_file))
     if data is not None:
         return publishing.parse_data(data, "--data")

@@ -134,7 +134,7 @@ def _read_secret(secret: str | None, secret_file: Path | None) -> str | None:
         try:
             return secret_file.read_text(encoding="utf-8").rstrip("\r\n")
         except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read --secret-file {secret_file}: {exc}") from None
+            raise InputError(f"cannot read --secret-file {secret_file}: {exc}") from exc
     if secret == "-":
         return sys.stdin.readline().rstrip("\r\n")
     return secret

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..backoff import RetryPolicy
-from ..messages import RetryMessage
+from ..messages import MAX_ID, RetryMessage
 from ..notifiers import NotifyResult
 from ..queues.base import Envelope
 from ..queues.headers import GENERATION_HEADER
@@ -25,10 +25,6 @@ from ..store import PendingDelivery, Subscription
 # a consumer died mid-way, reuses them: receivers can de-duplicate on the
 # Idempotency-Key header, and the trace keeps one chain.
 UUID_NAMESPACE = uuidlib.UUID("5b0e2f4c-8a51-4c35-9d1b-6f0d3e7a9c21")
-
-#: Largest id or count a message may carry: what SQLite stores as an integer.
-MAX_INTEGER = 2**63 - 1
-
 
 _NAMESPACE_BYTES = UUID_NAMESPACE.bytes
 
@@ -64,14 +60,14 @@ def body_of(content: str) -> bytes:
 def message_generation(envelope: Envelope) -> int:
     """The chain generation a retry was placed in; 0 when it carries none (or nonsense)."""
     value = envelope.headers.get(GENERATION_HEADER, 0)
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INTEGER else 0
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID else 0
 
 
 def retry_problem(message: RetryMessage) -> str | None:
     """Why a decoded retry cannot be attempted at all, or None."""
-    if not 1 <= message.subscription_id <= MAX_INTEGER:
+    if not 1 <= message.subscription_id <= MAX_ID:
         return f"retry subscription_id {message.subscription_id} is out of range"
-    if not 1 <= message.death_count <= MAX_INTEGER:
+    if not 1 <= message.death_count <= MAX_ID:
         return f"retry death_count {message.death_count} is out of range (a retry's starts at 1)"
     return None
 

@@ -82,11 +82,11 @@ class ServiceRunner:
             try:
                 async with asyncio.timeout(self.timeout):
                     ok, value = await done
-            except TimeoutError:
+            except TimeoutError as exc:
                 self._abandon(call, event.service)
                 raise PayloadError(
                     f"service {event.service} gave no result within {self.timeout:g} s (service_timeout_seconds)"
-                ) from None
+                ) from exc
         if not ok:
             raise PayloadError(value)
         return value

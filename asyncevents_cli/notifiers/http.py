@@ -19,12 +19,12 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__
 from ..config import Config
 from ..envelopes import content_type
-from ..netguard import TargetRefused, check_addresses, check_name, describe_refusal, parse_ip
+from ..netguard import TargetRefused, check_addresses, check_name, check_webhook_url, describe_refusal, parse_ip
 from ..redaction import redact_url
 from ..store import Subscription, utcnow
+from ..version import __version__
 from .base import RESPONSE_LIMIT, Notifier, NotifyResult, clip
 from .signing import MAGENTO_HEADER, magento_signature, secrets_in_use, signature_headers
 
@@ -126,9 +126,7 @@ class HttpNotifier(Notifier):
 
     @classmethod
     def check_recipient(cls, recipient: str, config: Config | None = None) -> str:
-        from ..subscribe import check_url  # the URL rules live with the other subscription checks
-
-        return check_url(recipient, config)
+        return check_webhook_url(recipient, bool(config and config.settings.deny_private_targets))
 
     def __init__(
         self, connect_timeout: float = 5.0, total_timeout: float = 15.0, deny_private_targets: bool = False

@@ -67,8 +67,8 @@ def check_secret(scheme: str, secret: str) -> str:
             raise InputError(f"a standard-webhooks secret must start with {SECRET_PREFIX!r} followed by base64")
         try:
             key = _standard_key(secret)
-        except (binascii.Error, ValueError):
-            raise InputError(f"a standard-webhooks secret must be {SECRET_PREFIX!r} followed by base64") from None
+        except (binascii.Error, ValueError) as exc:
+            raise InputError(f"a standard-webhooks secret must be {SECRET_PREFIX!r} followed by base64") from exc
         if not KEY_BYTES_MIN <= len(key) <= KEY_BYTES_MAX:
             raise InputError(
                 f"a standard-webhooks secret must hold {KEY_BYTES_MIN} to {KEY_BYTES_MAX} bytes, got {len(key)}"

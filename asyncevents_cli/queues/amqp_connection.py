@@ -81,7 +81,7 @@ def connection_parameters(url: str) -> pika.URLParameters:
     try:
         params = pika.URLParameters(url)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"amqp_url {redact_url(url, keep_user=True)!r} is not a valid AMQP URL: {exc}") from None
+        raise ConfigError(f"amqp_url {redact_url(url, keep_user=True)!r} is not a valid AMQP URL: {exc}") from exc
     given = parse_qs(urlsplit(url).query)
     for name, value in URL_DEFAULTS.items():
         if name not in given:
@@ -147,7 +147,7 @@ class Connection:
             raise AeError(
                 f"RabbitMQ at {self.shown_url} refused the event exchanges/queues: {exc.reply_text}",
                 hint="an exchange or queue of the same name exists with other settings",
-            ) from None
+            ) from exc
 
     def drop(self) -> None:
         """Forget the connection; the broker requeues whatever was unacknowledged."""
@@ -209,13 +209,13 @@ class Connection:
                 lost = isinstance(exc, CONNECTION_ERRORS) or not self.is_open
                 self.drop()
                 if not lost:  # the broker refused this operation; retrying would not help
-                    raise AeError(f"RabbitMQ at {self.shown_url} refused an operation: {describe(exc)}") from None
+                    raise AeError(f"RabbitMQ at {self.shown_url} refused an operation: {describe(exc)}") from exc
                 if not self._connected_once:
-                    raise self.unavailable(exc) from None
+                    raise self.unavailable(exc) from exc
                 now = time.monotonic()
                 deadline = deadline or now + self.reconnect_seconds
                 if now + delay > deadline:
-                    raise self.unavailable(exc) from None
+                    raise self.unavailable(exc) from exc
                 log.warning("RabbitMQ connection lost (%s); reconnecting in %.1fs", describe(exc), delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)

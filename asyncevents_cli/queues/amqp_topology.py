@@ -141,10 +141,10 @@ def declare_delay_queue(channel: Callable[[], BlockingChannel], queue: DelayQueu
             raise
         try:
             channel().queue_delete(queue.name, if_empty=True)
-        except pika.exceptions.ChannelClosedByBroker:
+        except pika.exceptions.ChannelClosedByBroker as error:
             raise AeError(
                 f"delay queue {queue.name} exists with other arguments and still holds retries",
                 hint="backoff settings changed; the old retries drain within its TTL, then retry",
-            ) from None
+            ) from error
         channel().queue_declare(queue.name, durable=True, arguments=queue.arguments)
     channel().queue_bind(queue.name, FAILOVER_EXCHANGE, routing_key=queue.routing_key)

@@ -20,11 +20,11 @@ own way.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 
+from ..database_errors import UNTRANSLATED_BUSY
 from ..errors import AeError
 from ..messages import RetryMessage, TriggerMessage
 from ..store import Store
@@ -194,8 +194,8 @@ class TableQueue(Queue):
         while True:
             try:
                 taken = self._take(queues, max(1, limit))
-            except sqlite3.OperationalError as exc:  # e.g. locked past busy_timeout
-                raise AeError(f"queue database error: {exc}") from None
+            except UNTRANSLATED_BUSY as exc:  # e.g. locked past busy_timeout
+                raise AeError(f"queue database error: {exc}") from exc
             if taken:
                 return taken
             remaining = deadline - time.monotonic()

@@ -23,15 +23,12 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from .. import publishing
 from .. import subscribe as subscribing
+from ..messages import MAX_ID, MAX_STORE_ID
 from ..redaction import redact_url
 from ..store import Subscription
 from ..tokens import ApiToken
 from .auth import api_token, backend, require_event
 from .errors import ApiError
-
-MAX_ID = 2**63 - 1  # SQLite's INTEGER
-MAX_STORE_ID = 2**31 - 1
-
 
 FILTER_DESCRIPTION = (
     "Beyond the module: send only events whose body matches this `ae search` query,"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,9 +13,11 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from .. import __version__
-from ..errors import AeError
-from ..runtime import Runtime
+from ..database_errors import describe as describe_database_error
+from ..database_errors import driver_errors
+from ..errors import AeError, reveal_causes
+from ..runtime import Runtime, debug_enabled
+from ..version import __version__
 from . import api, metrics, pages, queue_pages
 from .backend import Backend
 from .errors import ApiError, from_ae_error
@@ -111,11 +112,11 @@ def create_app(runtime: Runtime) -> FastAPI:
         https_only=False,
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    _add_error_handlers(app)
+    _add_error_handlers(app, postgres=runtime.config.uses_postgres)
     return app
 
 
-def _add_error_handlers(app: FastAPI) -> None:
+def _add_error_handlers(app: FastAPI, postgres: bool) -> None:
     """Every error answers in one shape: JSON `{"message"}` for the API, a page for a browser."""
 
     @app.exception_handler(ApiError)
@@ -124,6 +125,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AeError)
     def ae_error(request: Request, exc: AeError) -> Response:
+        _log_causes(request, exc)
         answer = from_ae_error(exc)
         return _answer(request, answer.status_code, answer.message)
 
@@ -140,9 +142,8 @@ def _add_error_handlers(app: FastAPI) -> None:
             "Reload the page and try again.",
         )
 
-    @app.exception_handler(sqlite3.Error)
-    async def database_error(request: Request, exc: sqlite3.Error) -> JSONResponse:
-        return JSONResponse({"message": f"database: {exc}"}, 500)
+    for driver_error in driver_errors(load_psycopg=postgres):
+        app.add_exception_handler(driver_error, _database_error)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -156,3 +157,16 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         return _answer(request, exc.status_code, str(exc.detail), exc.headers)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A database driver's own error (sqlite3 or psycopg) that reached the edge untranslated."""
+    _log_causes(request, exc)
+    return JSONResponse({"message": describe_database_error(exc)}, 500)
+
+
+def _log_causes(request: Request, exc: Exception) -> None:
+    """Under AE_DEBUG=1 the log shows the whole chain behind an error answer; the client
+    still gets its one line either way."""
+    if debug_enabled():
+        log.error("%s %s: %s", request.method, request.url.path, exc, exc_info=reveal_causes(exc))

@@ -48,12 +48,12 @@ class Backend:
         future = self._search_lane.submit(self._search, text, limit, offset)
         try:
             return future.result(timeout=budget)
-        except FutureTimeout:
+        except FutureTimeout as exc:
             future.cancel()  # if it is still queued behind another search, it never starts
             raise SearchTimedOut(
                 f"the search did not finish within {budget:g} s (serve_search_seconds)",
                 hint="narrow the query, or try again in a moment",
-            ) from None
+            ) from exc
 
     def _search(self, text: str, limit: int, offset: int) -> Hits:
         if self._search_runtime is None:

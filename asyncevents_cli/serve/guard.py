@@ -133,9 +133,9 @@ class RequestGuard:
                     chunks.append(chunk)
                     if not message.get("more_body", False):
                         return b"".join(chunks)
-        except TimeoutError:
+        except TimeoutError as exc:
             why = f"the request body did not arrive within {self.read_timeout:g} s"
-            raise Refused(408, why, [(b"connection", b"close")]) from None
+            raise Refused(408, why, [(b"connection", b"close")]) from exc
 
     def _too_large(self) -> str:
         return f"the request body is larger than {self.max_body} bytes (serve_max_body_bytes)"

@@ -62,7 +62,7 @@ def listen(host: str, port: int) -> socket.socket:
         sock.bind(address)
         sock.listen(128)
     except OSError as exc:
-        raise AeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise AeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     return sock
 
 

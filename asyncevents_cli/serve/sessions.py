@@ -66,9 +66,7 @@ def signing_key(config: Config) -> str:
                 raise AeError(f"session key file {path} is damaged", hint="delete it; a new one is made")
         return key
     except (OSError, UnicodeDecodeError) as exc:
-        raise AeError(
-            f"cannot read or create the session key {path}: {getattr(exc, 'strerror', None) or exc}"
-        ) from None
+        raise AeError(f"cannot read or create the session key {path}: {getattr(exc, 'strerror', None) or exc}") from exc
 
 
 class SignedOut:

@@ -10,12 +10,13 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..messages import MAX_ID
 from ..pacing import RateLimit
 from ..redaction import redact_url
 from ..states import DeliveryState, SubscriptionStatus
 
 ENABLED, DISABLED = 1, 0  # the `subscriptions.status` column, as the module stores it
-MAX_ROWID = 2**63 - 1
+MAX_ROWID = MAX_ID  # the one id bound, written in messages.py, under the store's name for it
 
 
 def utcnow() -> datetime:
