@@ -343,10 +343,10 @@ def parse(text: str, schema: Schema) -> query.Query:
     checked = check_syntax(text)
     try:
         q = _parser(schema).parse(checked)
-    except Exception:  # parsing is pure: any failure is the query's
+    except Exception as exc:  # parsing is pure: any failure is the query's
         # whoosh's parser raises on a few inputs the syntax check lets by, such as
         # a phrase on a boolean field (`success:""`) or `NOT NOT x`.
-        raise InputError(f"malformed query: whoosh cannot parse it: {one_line(text)}") from None
+        raise InputError(f"malformed query: whoosh cannot parse it: {one_line(text)}") from exc
     for error in _errors(q):
         raise InputError(f"malformed query: {error}: {one_line(text)}")
     return q

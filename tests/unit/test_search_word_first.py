@@ -15,7 +15,7 @@ import pytest
 
 from asyncevents_cli.search.filtering import BodyView, compile_filter
 from asyncevents_cli.search.index import SearchIndex
-from asyncevents_cli.store import Store
+from asyncevents_cli.store.factory import open_store
 
 WORDS = ["alpha", "beta", "gamma", "delta", "ck0042", "ws12-m-orange", "45.5", "2026-04-09"]
 BARE_QUERIES = [
@@ -65,10 +65,10 @@ def make_rows(count: int) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory: pytest.TempPathFactory) -> Any:
     folder = tmp_path_factory.mktemp("wordfirst")
-    store = Store(folder / "ae.db")
+    store = open_store(folder / "ae.db")
     rows = make_rows(400)
     with store.transaction():
-        store.conn.executemany(
+        store.backend.conn.executemany(
             "INSERT INTO delivery_log (log_id, uuid, subscription_id, event_name, success, status_code,"
             " response_data, created, serialized_data, death_count, duration, message_id)"
             " VALUES (?,?,1,'x.y',1,200,'','2026-03-01 10:00:00.000000',?,0,0.01,'m')",
