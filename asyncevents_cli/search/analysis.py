@@ -14,18 +14,22 @@ Positions: the words of one value are consecutive; between two values (two
 items of a list, or two fields) the position jumps by `VALUE_GAP`, as
 Elasticsearch's position_increment_gap does, so a phrase never spans values.
 
-Payload paths share one whoosh field: the term of word `w` at path `p` is
-`p` + a class mark + `w`, the mark saying what kind of word it is:
-- `:` words without a digit (`data.data.status:pending`);
-- `#` identifiers, words with a digit that are not numbers (`...increment_id#ck00000042`);
-- `=` numbers as written (`...grand_total=92.0`).
-Splitting them lets a prefix query such as `CK*` read one posting list: every
-identifier that starts with a letter (`ck00000042`, `ws12-m-orange`, `mb01`
-inside `24-mb01`) also gets its first 1..`MAX_PREFIX` characters as terms of
-a separate prefix field, while a prefix without digits (`comp*`) only walks
-the few `:` words. A prefix that starts with a digit walks the `#` and `=`
-words (dates, numbers, `24-mb01`). Numbers also get numeric terms, so ranges
-compare numbers.
+Payload paths share one whoosh field, keyed word first: the term of word `w`
+at path `p` is a class mark + `w` + `SEP` + `p`, the mark saying what kind of
+word it is:
+- `:` words without a digit (`:pending data.data.status`);
+- `#` identifiers, words with a digit that are not numbers (`#ck00000042 data.data.increment_id`);
+- `=` numbers as written (`=92.0 data.data.grand_total`).
+A bare word (any path) is then one prefix of this field (`:pending `), so the
+index keeps no separate field of words without paths. A body that is not JSON
+keeps its words at the empty path (`:pending `). Splitting the marks lets a
+prefix query such as `CK*` read one posting list: every identifier that starts
+with a letter (`ck00000042`, `ws12-m-orange`, `mb01` inside `24-mb01`) also
+gets its first 1..`MAX_PREFIX` characters as terms of a separate prefix field
+(path first: `data.data.increment_id:ck`), while a prefix without digits
+(`comp*`) only walks the few `:` words. A prefix that starts with a digit walks
+the `#` and `=` words (dates, numbers, `24-mb01`). Numbers also get numeric
+terms, so ranges compare numbers.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ VALUE_GAP = 100
 MAX_PREFIX = 6
 WORD, IDENTIFIER, NUMBER = ":", "#", "="
 MARKS = (WORD, IDENTIFIER, NUMBER)
+# Between a word and its path in a `paths` term: below every character a word or
+# a path holds, so a word's terms sort together, right after the word itself.
+SEP = " "
 
 
 def words(text: str) -> list[str]:
@@ -83,7 +90,13 @@ def mark(word: str) -> str:
 
 
 def path_term(path: str, word: str) -> str:
-    return path + mark(word) + word
+    """The `paths` term of `word` at `path` (see the module docstring)."""
+    return mark(word) + word + SEP + path
+
+
+def word_terms(word: str) -> str:
+    """What every `paths` term of `word`, at any path, starts with."""
+    return mark(word) + word + SEP
 
 
 _field_names: dict[Any, str] = {}
@@ -185,7 +198,7 @@ class BodyTerms:
             pieces, word_prefixes = expand(word)
             for piece, kind in pieces:
                 data.setdefault(piece, []).append(position)
-                paths.setdefault(path + kind + piece, []).append(position)
+                paths.setdefault(kind + piece + SEP + path, []).append(position)
             for prefix in word_prefixes:
                 prefixes.add(path + WORD + prefix)
             position += 1
@@ -218,3 +231,19 @@ def plain_text_terms(text: str) -> BodyTerms:
         for piece in (word, *parts(word)):
             terms.data.setdefault(piece, []).append(position)
     return terms
+
+
+def phrase_matches(positions: list[list[int]], slop: int) -> bool:
+    """Whether words at these positions (one list per word) stand in order, each at most
+    `slop` positions after the one before (whoosh's SpanNear2 with mindist 1; slop 1 is
+    consecutive)."""
+    if not all(positions):
+        return False
+    later = [set(p) for p in positions[1:]]
+
+    def follows(position: int, k: int) -> bool:
+        if k == len(later):
+            return True
+        return any(position + step in later[k] and follows(position + step, k + 1) for step in range(1, slop + 1))
+
+    return any(follows(start, 0) for start in positions[0])

@@ -40,7 +40,20 @@ from typing import Any
 from whoosh import query
 
 from ..errors import InputError
-from .analysis import WORD, BodyTerms, as_number, as_text, body_terms, expand, field_name, plain_text_terms, words
+from .analysis import (
+    SEP,
+    WORD,
+    BodyTerms,
+    as_number,
+    as_text,
+    body_terms,
+    expand,
+    field_name,
+    phrase_matches,
+    plain_text_terms,
+    words,
+)
+from .pathqueries import AtPath
 from .query import is_payload_field, malformed, parse, rewrite
 
 #: The only fields a filter may read: the body's.
@@ -226,35 +239,34 @@ def _in_range(term: Any, start: Any, end: Any, startexcl: bool, endexcl: bool) -
 
 
 def _phrase(held: Any, words: list[str], slop: int) -> bool:
-    """Words in order, each at most `slop` positions after the one before (whoosh's
-    SpanNear2 with mindist 1; slop 1 is consecutive)."""
+    """Words in order, each at most `slop` positions after the one before (`analysis.phrase_matches`)."""
     if not isinstance(held, dict):
         return False
-    positions: list[list[int]] = [held.get(word) or [] for word in words]
-    if not all(positions):
-        return False
-    later = [set(p) for p in positions[1:]]
-
-    def follows(position: int, k: int) -> bool:
-        if k == len(later):
-            return True
-        return any(position + step in later[k] and follows(position + step, k + 1) for step in range(1, slop + 1))
-
-    return any(follows(start, 0) for start in positions[0])
+    return phrase_matches([held.get(word) or [] for word in words], slop)
 
 
 def _needles(q: query.Query, path: str | None) -> list[str]:
     """Text a body's values at `path` must contain (lowercased) for the leaf to match: every
     word, part and prefix the index stores is a piece of the lowercased value, so a leaf
     whose words are absent is answered without analysing anything."""
-    if path is None or q.fieldname not in ("paths", "prefixes"):
+    if path is None:
         return []
-    start = len(path) + 1  # a term is path + mark + word
+    if isinstance(q, AtPath):
+        q = q.inner
+    if q.fieldname == "prefixes" and isinstance(q, query.Term):
+        return [str(q.text)[len(path) + 1 :]]  # path + mark + prefix
+    if q.fieldname != "paths":
+        return []
     if isinstance(q, query.Phrase):
-        return [str(word)[start:] for word in q.words]
+        return [_word_of(str(word)) for word in q.words]
     if isinstance(q, (query.Term, query.Prefix)):
-        return [str(q.text)[start:]]
+        return [_word_of(str(q.text))]
     return []
+
+
+def _word_of(term: str) -> str:
+    """The word (or word prefix) of a `paths` term: mark + word + SEP + path."""
+    return term[1:].split(SEP, 1)[0]
 
 
 def _leaf(q: query.Query, path: str | None, text: str) -> Check:
@@ -269,6 +281,8 @@ def _leaf(q: query.Query, path: str | None, text: str) -> Check:
 
 def _exact_leaf(q: query.Query, path: str | None, text: str) -> Check:
     """One leaf of a rewritten query, on an index field, for a payload `path` (None: the whole body)."""
+    if isinstance(q, AtPath):  # the body's terms at `path` are all at that path
+        return _exact_leaf(q.inner, path, text)
     name = q.fieldname
     if name not in INDEX_FIELDS:
         raise InputError(f"malformed query: {q} is not supported in a filter: {text}")

@@ -44,8 +44,9 @@ from .segment import BulkWriter, log_id_column, read_toc
 
 log = logging.getLogger("asyncevents_cli")
 
-SCHEMA_VERSION = 5  # 4: only the first documents.MAX_INDEXED_CHARS of a body are indexed;
-# 5: payload numbers in 2 tiers, compressed posting blocks (see documents)
+SCHEMA_VERSION = 6  # 4: only the first documents.MAX_INDEXED_CHARS of a body are indexed;
+# 5: payload numbers in 2 tiers, compressed posting blocks (see documents);
+# 6: `paths` keyed word first, no `data` field, `uuid` a column only (see documents)
 # What reading a damaged or truncated index folder raises (whoosh's own errors,
 # and those of the files, structs and pickles it reads): a reason to rebuild.
 # Anything else propagates, so a whoosh that changed shows as an error.

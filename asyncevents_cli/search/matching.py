@@ -13,11 +13,15 @@ are matched by whoosh itself, within the same segment.
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from whoosh import query
 
+from .analysis import phrase_matches, word_terms
+from .pathqueries import AnyPathPhrase, AtPath
 from .segment import column_values, compiled_range, range_terms, term_docs, term_positions
 
 DocSet = set[int]
@@ -28,6 +32,30 @@ def _union(reader: Any, fieldname: str, btexts: Iterable[Any]) -> DocSet:
     for btext in btexts:
         found.update(term_docs(reader, fieldname, btext))
     return found
+
+
+def column_term_test(q: query.Query, field: Any) -> Callable[[bytes], bool] | None:
+    """Whether a document's one term (here, a column value) is one `q` expands to, as
+    whoosh expands a term, prefix, wildcard or term range over a field's terms."""
+    if isinstance(q, query.Every):
+        return lambda value: True
+    if isinstance(q, query.Term):
+        wanted = field.to_bytes(q.text)
+        return lambda value: value == wanted
+    if isinstance(q, query.Prefix):
+        prefix = field.to_bytes(q.text)
+        return lambda value: value.startswith(prefix)
+    if isinstance(q, query.Wildcard):
+        pattern = re.compile(fnmatch.translate(q.text))
+        return lambda value: bool(pattern.match(value.decode("utf-8")))
+    if isinstance(q, query.TermRange):  # TermRange._btexts' bounds
+        start = b"" if q.start is None else field.to_bytes(q.start)
+        end = b"\xff\xff\xff\xff" if q.end is None else field.to_bytes(q.end)
+        startexcl, endexcl = q.startexcl, q.endexcl
+        return lambda value: (
+            (start < value or (value == start and not startexcl)) and (value < end or (value == end and not endexcl))
+        )
+    return None
 
 
 class SegmentMatcher:
@@ -48,6 +76,8 @@ class SegmentMatcher:
             return set()
         if getattr(q, "fieldname", None) == "created":  # a column, not terms (documents.build_schema)
             return self._created(q)
+        if getattr(q, "fieldname", None) == "uuid":  # likewise
+            return self._uuid(q)
         method: Callable[[Any], DocSet] | None = getattr(self, "_" + type(q).__name__, None)
         if method is not None:
             return method(q)
@@ -77,6 +107,14 @@ class SegmentMatcher:
             if (low is None or values[docnum] >= low) and (high is None or values[docnum] <= high)
         }
 
+    def _uuid(self, q: query.Query) -> DocSet:
+        """A query on `uuid`, answered from its column as its one term would answer it."""
+        test = column_term_test(q, self.reader.schema["uuid"])
+        if test is None:
+            return set(q.docs(self.searcher))  # anything else: whoosh's own matching
+        values = self.reader.column_reader("uuid", translate=False)
+        return {docnum for docnum in self.all_docs() if test(values[docnum])}
+
     def _Phrase(self, q: query.Phrase) -> DocSet:  # noqa: N802
         """Words at consecutive positions: the documents holding every word, by set
         intersection, then their positions compared (whoosh's span matcher does the
@@ -101,6 +139,32 @@ class SegmentMatcher:
             if any(all(start + k in positions for k, positions in enumerate(later, 1)) for start in first):
                 found.add(docnum)
         return found
+
+    def _AtPath(self, q: AtPath) -> DocSet:  # noqa: N802
+        return _union(self.reader, q.fieldname, filter(q.at_path, range_terms(q.inner, self.reader)))
+
+    def _AnyPathPhrase(self, q: AnyPathPhrase) -> DocSet:  # noqa: N802
+        """Bare words in order: each word's encoded positions at every path it is at, for
+        the documents holding every word, then their positions compared."""
+        postings: list[dict[int, list[bytes]]] = []
+        for word in q.words:
+            held: dict[int, list[bytes]] = {}
+            for btext in range_terms(query.Prefix(q.fieldname, word_terms(word)), self.reader):
+                for docnum, value in term_positions(self.reader, q.fieldname, btext).items():
+                    held.setdefault(docnum, []).append(value)
+            if not held:
+                return set()
+            postings.append(held)
+        smallest = min(postings, key=len)
+        candidates: DocSet = set(smallest)
+        for held in postings:
+            candidates.intersection_update(held)
+        decode = self.reader.schema[q.fieldname].format.decode_positions
+        return {
+            docnum
+            for docnum in candidates
+            if phrase_matches([[p for value in held[docnum] for p in decode(value)] for held in postings], q.slop)
+        }
 
     def _Term(self, q: query.Term) -> DocSet:  # noqa: N802
         return set(term_docs(self.reader, q.fieldname, q.text))

@@ -69,11 +69,11 @@ class Worker:
         assert self.process.stdout is not None
         try:
             ok, value = pickle.load(self.process.stdout)
-        except EOFError:
+        except EOFError as exc:
             raise AeError(
                 f"a search index worker exited with code {self.process.wait()}",
                 hint="run `ae index rebuild` again; AE_DEBUG=1 shows why",
-            ) from None
+            ) from exc
         self.busy = 0
         if not ok:
             if isinstance(value, (OSError, AeError)):

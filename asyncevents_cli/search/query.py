@@ -13,7 +13,7 @@ steps here:
    term, `*` as an open range end);
 3. `rewrite` maps the parsed query onto the index's lean schema (payload
    fields become terms of the shared `paths`, `prefixes` and `numbers` fields,
-   see `analysis`), so `data.data.grand_total:[10 TO 50]` is a numeric range
+   see `analysis`, and so do bare words: `pathqueries`), so `data.data.grand_total:[10 TO 50]` is a numeric range
    and `data.data.increment_id:CK*` reads one posting list; and it turns
    `a -b` (whoosh's AndNot, whose matcher lets some documents through that
    match both) into `a AND NOT b`.
@@ -33,8 +33,9 @@ from whoosh.fields import Schema
 from whoosh.qparser import FieldsPlugin, PlusMinusPlugin, QueryParser, SingleQuotePlugin
 
 from ..errors import InputError
-from .analysis import IDENTIFIER, MARKS, MAX_PREFIX, NUMBER, NUMBER_RE, WORD, mark, path_term
+from .analysis import IDENTIFIER, MARKS, MAX_PREFIX, NUMBER, NUMBER_RE, SEP, WORD, mark, path_term
 from .documents import NUMBER_CODEC
+from .pathqueries import AtPath, on_any_path, word_ranges
 from .quotes import SingleQuotes
 
 TOP_FIELDS = ("log_id", "uuid", "event_name", "success", "created", "data")
@@ -263,24 +264,19 @@ def _numbers(
     return query.Or(parts) if parts else query.NullQuery
 
 
-def _space_end(path: str, space: str) -> str:
-    """A bound after every term of one key space of a path (exclusive)."""
-    return path + chr(ord(space) + 1)
-
-
 def _prefix(path: str, text: str) -> query.Query:
     """`path:text*` over the three key spaces (see `analysis`)."""
     if not text:
-        return query.Or([query.Prefix("paths", path + space) for space in MARKS])
+        return query.Or([AtPath(query.Prefix("paths", space), path) for space in MARKS])
     if text[0].isdigit() or text[0] in "+-.":  # identifiers and numbers that start with a digit
-        return query.Or([query.Prefix("paths", path + IDENTIFIER + text), query.Prefix("paths", path + NUMBER + text)])
+        return query.Or([AtPath(query.Prefix("paths", space + text), path) for space in (IDENTIFIER, NUMBER)])
     parts: list[query.Query] = []
     if len(text) <= MAX_PREFIX:
         parts.append(query.Term("prefixes", path + WORD + text))  # every identifier, one posting list
     else:
-        parts.append(query.Prefix("paths", path + IDENTIFIER + text))
+        parts.append(AtPath(query.Prefix("paths", IDENTIFIER + text), path))
     if mark(text) == WORD:
-        parts.append(query.Prefix("paths", path + WORD + text))
+        parts.append(AtPath(query.Prefix("paths", WORD + text), path))
     return query.Or(parts)
 
 
@@ -297,19 +293,14 @@ def _payload(q: query.Query) -> query.Query:
     if isinstance(q, query.Prefix):
         return _prefix(path, str(q.text))
     if isinstance(q, query.Wildcard):
-        return query.Or([query.Wildcard("paths", path + space + str(q.text)) for space in MARKS])
+        return query.Or([query.Wildcard("paths", space + str(q.text) + SEP + path) for space in MARKS])
     if isinstance(q, query.TermRange):
         start, end = _number(q.start), _number(q.end)
         start_ok = start is not None or q.start in (None, "")
         end_ok = end is not None or q.end in (None, "")
         if start_ok and end_ok and (start is not None or end is not None):
             return _numbers(path, start, end, q.startexcl, q.endexcl)
-        ranges = []
-        for space in MARKS:
-            low = path + space + (str(q.start) if q.start else "")
-            high, endexcl = (path + space + str(q.end), q.endexcl) if q.end else (_space_end(path, space), True)
-            ranges.append(query.TermRange("paths", low, high, startexcl=q.startexcl and bool(q.start), endexcl=endexcl))
-        return query.Or(ranges)
+        return query.Or([AtPath(words, path) for words in word_ranges(q)])
     if isinstance(q, query.Every):
         return _prefix(path, "")
     raise InputError(f"malformed query: {q} is not supported on a payload field")
@@ -319,8 +310,11 @@ def rewrite(q: query.Query) -> query.Query:
     """The parsed query, on the index's lean schema, with `a -b` made `a AND NOT b`."""
     if isinstance(q, query.AndNot):
         return query.And([rewrite(q.a), query.Not(rewrite(q.b))])
-    if getattr(q, "fieldname", None) and is_payload_field(q.fieldname) and q.is_leaf():
-        return _payload(q)
+    if getattr(q, "fieldname", None) and q.is_leaf():
+        if is_payload_field(q.fieldname):
+            return _payload(q)
+        if q.fieldname == "data":
+            return on_any_path(q)
     return q.apply(rewrite)
 
 
@@ -349,10 +343,10 @@ def parse(text: str, schema: Schema) -> query.Query:
     checked = check_syntax(text)
     try:
         q = _parser(schema).parse(checked)
-    except Exception:  # parsing is pure: any failure is the query's
+    except Exception as exc:  # parsing is pure: any failure is the query's
         # whoosh's parser raises on a few inputs the syntax check lets by, such as
         # a phrase on a boolean field (`success:""`) or `NOT NOT x`.
-        raise InputError(f"malformed query: whoosh cannot parse it: {one_line(text)}") from None
+        raise InputError(f"malformed query: whoosh cannot parse it: {one_line(text)}") from exc
     for error in _errors(q):
         raise InputError(f"malformed query: {error}: {one_line(text)}")
     return q

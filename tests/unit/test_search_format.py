@@ -72,11 +72,11 @@ def log_ids(ix: Any, q: query.Query) -> list[int]:
 
 
 QUERIES = [
-    query.Term("paths", "data.data.items.sku#ws12-m-orange"),
-    query.Term("data", "kit"),
-    query.Prefix("paths", "data.data.increment_id#ck0000001"),
-    query.Phrase("paths", ["data.data.note:back", "data.data.note:door"]),
-    query.Phrase("data", ["electra", "bra", "top"]),
+    query.Term("paths", "#ws12-m-orange data.data.items.sku"),
+    query.Prefix("paths", ":kit "),  # a bare word: at any path
+    query.Prefix("paths", "#ck0000001"),
+    query.Phrase("paths", [":back data.data.note", ":door data.data.note"]),
+    query.Phrase("paths", [":electra data.data.items.name", ":bra data.data.items.name", ":top data.data.items.name"]),
     query.Term("prefixes", "data.data.increment_id:so"),
     query.NumericRange("log_id", 100, 420),
     query.And([query.Term("success", True), query.Term("event_name", "sales.order.created")]),
